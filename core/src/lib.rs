@@ -1,0 +1,39 @@
+//! tasker: see what a data pipeline is doing.
+//!
+//! Programs report stages, tasks (runs) and subtasks with their progress through a
+//! [`Tracker`]; anyone can query the same database for status, history and progress.
+//! Progress calls cost nanoseconds (memory only, written by a background thread);
+//! transitions are durable when they return. See DESIGN.md for the map.
+//!
+//! ```no_run
+//! use tasker::{Tracker, Config, RunOptions, SubtaskOptions};
+//! let tracker = Tracker::open(Config::sqlite("pipeline.db"))?;
+//! let run = tracker.task_start("ingest", "download", RunOptions::default())?;
+//! let n = run.subtask_start("files", SubtaskOptions { items_total: Some(100), ..Default::default() })?;
+//! for _ in 0..100 {
+//!     run.subtask_increment(n, 1)?;
+//! }
+//! run.subtask_complete(n, None)?;
+//! run.complete(Some("done"))?;
+//! # Ok::<(), tasker::Error>(())
+//! ```
+
+pub mod config;
+pub mod error;
+pub mod ffi;
+pub mod model;
+pub mod process;
+mod progress;
+pub mod query;
+pub mod store;
+mod tracker;
+mod writer;
+
+pub use config::{Config, ConfigArgs, Location};
+pub use error::{Error, ErrorKind, Result};
+pub use model::{
+    RunOptions, RunProgress, Status, SubtaskOptions, SubtaskProgress, TaskSpec, TransitionInfo,
+};
+pub use query::{EventRow, HistoryFilter, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow};
+pub use store::RunSelector;
+pub use tracker::{flush_all, Listener, RunHandle, Tracker, TransitionEvent};

@@ -1,0 +1,310 @@
+//! The read side: filters and the result rows every binding returns, plus the
+//! values derived after reading (lost flag, percent, ETA). The SQL that fills
+//! these rows lives in the store; nothing here touches a database.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::Status;
+
+/// Filters of `task_status` (latest run of every registered task).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatusFilter {
+    pub stage: Option<String>,
+    pub task: Option<String>,
+    pub status: Option<Status>,
+    pub limit: Option<usize>,
+}
+
+/// Filters of `history` (runs, newest first). `limit` defaults to 100.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryFilter {
+    pub stage: Option<String>,
+    pub task: Option<String>,
+    pub status: Option<Status>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: Option<usize>,
+}
+
+pub const DEFAULT_HISTORY_LIMIT: usize = 100;
+
+/// One run (or, in `task_status`, a registered task that never ran: then every
+/// run field is empty and `status` is NOT_STARTED). Column names follow the
+/// existing R package so data frames keep their shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRow {
+    pub run_id: Option<String>,
+    pub stage_name: String,
+    pub stage_order: Option<i64>,
+    pub task_name: String,
+    pub task_type: Option<String>,
+    pub task_order: Option<i64>,
+    pub status: Status,
+    pub hostname: Option<String>,
+    pub process_id: Option<i64>,
+    pub parent_pid: Option<i64>,
+    pub process_start_time: Option<DateTime<Utc>>,
+    pub user_name: Option<String>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub last_update: Option<DateTime<Utc>>,
+    pub heartbeat_time: Option<DateTime<Utc>>,
+    pub total_subtasks: Option<i64>,
+    pub current_subtask: Option<i64>,
+    /// Given by the run, else derived from its subtasks (100 once COMPLETED).
+    pub overall_percent_complete: Option<f64>,
+    pub overall_progress_message: Option<String>,
+    pub version: Option<String>,
+    pub git_commit: Option<String>,
+    pub script_path: Option<String>,
+    pub script_filename: Option<String>,
+    pub log_path: Option<String>,
+    pub log_filename: Option<String>,
+    pub error_message: Option<String>,
+    pub error_detail: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+    /// Subtasks of this run that reached COMPLETED or SKIPPED.
+    pub subtasks_completed: i64,
+    /// Derived: an active run whose process is gone or whose heartbeat is too old.
+    pub lost: bool,
+    /// Seconds from start to end (or to now while active).
+    pub duration_seconds: Option<f64>,
+    /// Percent given explicitly with `task_update` (before derivation).
+    #[serde(skip)]
+    pub explicit_percent: Option<f64>,
+    /// Sum over subtasks of their done fraction (0..=1 each), for derivation.
+    #[serde(skip)]
+    pub subtask_fraction_sum: f64,
+    #[serde(skip)]
+    pub subtask_count: i64,
+}
+
+/// One subtask of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubtaskRow {
+    pub run_id: String,
+    pub subtask_number: i64,
+    pub subtask_name: String,
+    pub status: Status,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub last_update: Option<DateTime<Utc>>,
+    pub items_total: Option<i64>,
+    pub items_complete: i64,
+    /// Derived from the items when `items_total` is known, else as last set.
+    pub percent_complete: Option<f64>,
+    pub progress_message: Option<String>,
+    pub error_message: Option<String>,
+    /// Items per second since the subtask started.
+    pub rate_per_second: Option<f64>,
+    /// Seconds left at that rate, while active and the total is known.
+    pub eta_seconds: Option<f64>,
+    #[serde(skip)]
+    pub stored_percent: Option<f64>,
+}
+
+/// A registered task with its stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskRow {
+    pub stage_id: i64,
+    pub stage_name: String,
+    pub stage_order: Option<i64>,
+    pub task_id: i64,
+    pub task_name: String,
+    pub task_type: Option<String>,
+    pub task_order: Option<i64>,
+    pub description: Option<String>,
+    pub script_path: Option<String>,
+    pub script_filename: Option<String>,
+    pub log_path: Option<String>,
+    pub log_filename: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageRow {
+    pub stage_id: i64,
+    pub stage_name: String,
+    pub stage_order: Option<i64>,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One transition, as appended to the events table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventRow {
+    pub event_id: i64,
+    pub time: DateTime<Utc>,
+    pub run_id: String,
+    pub stage_name: String,
+    pub task_name: String,
+    /// `None` for an event of the run itself.
+    pub subtask_number: Option<i64>,
+    /// `run`, `subtask` or `reset`.
+    pub kind: String,
+    pub old_status: Option<Status>,
+    pub new_status: Status,
+    pub message: Option<String>,
+}
+
+/// What the lost check needs to know about where it runs.
+#[derive(Clone, Debug)]
+pub struct LostRule {
+    pub now: DateTime<Utc>,
+    pub this_host: String,
+    pub lost_after: chrono::Duration,
+}
+
+impl RunRow {
+    /// Fills the derived fields: percent, duration and the lost flag.
+    pub fn derive(&mut self, rule: &LostRule) {
+        self.overall_percent_complete = self.derived_percent();
+        self.duration_seconds = self.start_time.map(|s| {
+            let end = self.end_time.unwrap_or(rule.now);
+            (end - s).num_milliseconds() as f64 / 1000.0
+        });
+        self.lost = self.is_lost(rule);
+    }
+
+    fn derived_percent(&self) -> Option<f64> {
+        if self.run_id.is_none() {
+            return None;
+        }
+        if self.status == Status::Completed {
+            return Some(100.0);
+        }
+        if let Some(p) = self.explicit_percent {
+            return Some(p);
+        }
+        let denominator = match self.total_subtasks {
+            Some(t) if t > 0 => t.max(self.subtask_count) as f64,
+            _ if self.subtask_count > 0 => self.subtask_count as f64,
+            _ => return None,
+        };
+        Some((100.0 * self.subtask_fraction_sum / denominator).clamp(0.0, 100.0))
+    }
+
+    fn is_lost(&self, rule: &LostRule) -> bool {
+        if !self.status.is_active() {
+            return false;
+        }
+        if self.hostname.as_deref() == Some(rule.this_host.as_str()) {
+            if let Some(pid) = self.process_id.and_then(|p| u32::try_from(p).ok()) {
+                if let Some(alive) = crate::process::is_alive(pid, self.process_start_time) {
+                    return !alive;
+                }
+            }
+        }
+        match self.heartbeat_time.or(self.last_update) {
+            Some(beat) => rule.now - beat > rule.lost_after,
+            None => false,
+        }
+    }
+}
+
+impl SubtaskRow {
+    pub fn derive(&mut self, now: DateTime<Utc>) {
+        self.percent_complete = match self.items_total {
+            Some(t) if t > 0 => Some((100.0 * self.items_complete as f64 / t as f64).min(100.0)),
+            _ if self.status == Status::Completed => Some(100.0),
+            _ => self.stored_percent,
+        };
+        let elapsed = self
+            .start_time
+            .map(|s| (self.end_time.unwrap_or(now) - s).num_milliseconds() as f64 / 1000.0);
+        self.rate_per_second = match elapsed {
+            Some(e) if e > 0.0 && self.items_complete > 0 => Some(self.items_complete as f64 / e),
+            _ => None,
+        };
+        self.eta_seconds = match (
+            self.status.is_active(),
+            self.items_total,
+            self.rate_per_second,
+        ) {
+            (true, Some(t), Some(r)) if r > 0.0 => {
+                Some(((t - self.items_complete).max(0) as f64) / r)
+            }
+            _ => None,
+        };
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn run(status: Status) -> RunRow {
+        RunRow {
+            run_id: Some("r".into()),
+            stage_name: "s".into(),
+            stage_order: None,
+            task_name: "t".into(),
+            task_type: None,
+            task_order: None,
+            status,
+            hostname: Some("elsewhere".into()),
+            process_id: Some(1),
+            parent_pid: None,
+            process_start_time: None,
+            user_name: None,
+            start_time: Some(Utc::now()),
+            end_time: None,
+            last_update: Some(Utc::now()),
+            heartbeat_time: Some(Utc::now()),
+            total_subtasks: Some(4),
+            current_subtask: None,
+            overall_percent_complete: None,
+            overall_progress_message: None,
+            version: None,
+            git_commit: None,
+            script_path: None,
+            script_filename: None,
+            log_path: None,
+            log_filename: None,
+            error_message: None,
+            error_detail: None,
+            metadata: None,
+            subtasks_completed: 0,
+            lost: false,
+            duration_seconds: None,
+            explicit_percent: None,
+            subtask_fraction_sum: 1.5,
+            subtask_count: 2,
+        }
+    }
+
+    #[test]
+    fn percent_is_derived_from_subtasks_over_the_announced_total() {
+        let rule = LostRule {
+            now: Utc::now(),
+            this_host: "here".into(),
+            lost_after: chrono::Duration::seconds(60),
+        };
+        let mut r = run(Status::Running);
+        r.derive(&rule);
+        assert_eq!(r.overall_percent_complete, Some(37.5));
+        assert!(!r.lost);
+    }
+
+    #[test]
+    fn an_old_heartbeat_on_another_host_is_lost() {
+        let rule = LostRule {
+            now: Utc::now(),
+            this_host: "here".into(),
+            lost_after: chrono::Duration::seconds(60),
+        };
+        let mut r = run(Status::Running);
+        r.heartbeat_time = Some(Utc::now() - chrono::Duration::seconds(61));
+        r.derive(&rule);
+        assert!(r.lost);
+        let mut done = run(Status::Completed);
+        done.heartbeat_time = r.heartbeat_time;
+        done.derive(&rule);
+        assert!(!done.lost);
+        assert_eq!(done.overall_percent_complete, Some(100.0));
+    }
+}

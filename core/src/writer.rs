@@ -1,0 +1,72 @@
+//! The one background writer thread of an open database in a process. Every
+//! `flush_interval` it writes all dirty progress in one transaction, and every
+//! `heartbeat_interval` it refreshes the heartbeat of the runs this process
+//! started. Transitions do not wait for it: they flush on the caller's thread
+//! under the same store lock, which keeps the order of writes.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Weak;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::tracker::TrackerInner;
+
+/// Handle to a running writer; dropping it does not stop the thread, `stop` does.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    stop: mpsc::Sender<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    pub(crate) fn spawn(
+        tracker: Weak<TrackerInner>,
+        flush_interval: Duration,
+        heartbeat_interval: Duration,
+    ) -> Writer {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("tasker-writer".into())
+            .spawn(move || run(tracker, stopped, flush_interval, heartbeat_interval))
+            .expect("the OS refused to start the tasker writer thread");
+        Writer {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the thread and waits for it (it makes one last flush on its way out).
+    pub(crate) fn stop(mut self) {
+        let _ = self.stop.send(());
+        if let Some(t) = self.thread.take() {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+fn run(
+    tracker: Weak<TrackerInner>,
+    stopped: mpsc::Receiver<()>,
+    flush_interval: Duration,
+    heartbeat_interval: Duration,
+) {
+    let mut next_heartbeat = Instant::now() + heartbeat_interval;
+    loop {
+        let stop = match stopped.recv_timeout(flush_interval) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+            Err(RecvTimeoutError::Timeout) => false,
+        };
+        let Some(t) = tracker.upgrade() else { return };
+        let beat = Instant::now() >= next_heartbeat;
+        if beat {
+            next_heartbeat = Instant::now() + heartbeat_interval;
+        }
+        // Errors are reported (once per outage) and the progress kept inside flush.
+        let _ = t.flush_in_background(beat);
+        if stop {
+            return;
+        }
+    }
+}
