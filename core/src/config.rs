@@ -415,7 +415,19 @@ fn build(levels: Vec<Level>, env: &HashMap<String, String>) -> Result<Config> {
             macro_rules! fill {
                 ($($f:ident),*) => {$( if db.$f.is_none() { db.$f = d.$f.clone(); } )*};
             }
-            fill!(url, driver, path, host, port, dbname, user, password, schema, sslmode, sslrootcert);
+            fill!(
+                url,
+                driver,
+                path,
+                host,
+                port,
+                dbname,
+                user,
+                password,
+                schema,
+                sslmode,
+                sslrootcert
+            );
             if names_location {
                 db_source = Some(level.source.clone());
                 sqlite_base = level.base_dir.clone();

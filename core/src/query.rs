@@ -171,9 +171,7 @@ impl RunRow {
     }
 
     fn derived_percent(&self) -> Option<f64> {
-        if self.run_id.is_none() {
-            return None;
-        }
+        self.run_id.as_ref()?;
         if self.status == Status::Completed {
             return Some(100.0);
         }

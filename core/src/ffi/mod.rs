@@ -422,10 +422,13 @@ pub unsafe extern "C" fn tasker_register_task(
     guard(|| {
         // SAFETY: caller contract for every pointer.
         let t = unsafe { tasker_tracker::borrow(tracker, "tracker") }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         let mut spec = TaskSpec::new(unsafe { req_str(stage, "stage") }?, unsafe {
             req_str(task, "task")
         }?);
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         spec.task_type = unsafe { opt_str(task_type, "type") }?.map(str::to_string);
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         spec.description = unsafe { opt_str(description, "description") }?.map(str::to_string);
         t.register_task(&spec)?;
         Ok(())
@@ -511,7 +514,9 @@ pub unsafe extern "C" fn tasker_run_options_set(
     guard(|| {
         // SAFETY: caller contract for every pointer.
         let o = unsafe { tasker_run_options::borrow_mut(options, "options") }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         let key = unsafe { req_str(key, "key") }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         let value = unsafe { req_str(value, "value") }?.to_string();
         let slot = match key {
             "message" => &mut o.message,
@@ -559,7 +564,9 @@ pub unsafe extern "C" fn tasker_task_start(
     guard(|| {
         // SAFETY: caller contract for every pointer.
         let t = unsafe { tasker_tracker::borrow(tracker, "tracker") }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         let stage = unsafe { req_str(stage, "stage") }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         let task = unsafe { req_str(task, "task") }?;
         let opts = if options.is_null() {
             RunOptions::default()
@@ -594,6 +601,7 @@ pub unsafe extern "C" fn tasker_run_attach(
     guard(|| {
         // SAFETY: caller contract for every pointer.
         let t = unsafe { tasker_tracker::borrow(tracker, "tracker") }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         let run_id = unsafe { req_str(run_id, "run_id") }?;
         if out.is_null() {
             return Err(FfiError::Null("out"));
@@ -654,6 +662,7 @@ pub unsafe extern "C" fn tasker_subtask_start(
     guard(|| {
         // SAFETY: caller contract for every pointer.
         let r = unsafe { run_ref(run) }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         let name = unsafe { req_str(name, "name") }?;
         let opts = SubtaskOptions {
             items_total: items_total(items_total_or_negative),
@@ -684,6 +693,7 @@ pub unsafe extern "C" fn tasker_subtask_start_at(
     guard(|| {
         // SAFETY: caller contract for every pointer.
         let r = unsafe { run_ref(run) }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         let name = unsafe { req_str(name, "name") }?;
         let opts = SubtaskOptions {
             number: Some(number),
@@ -784,6 +794,7 @@ pub unsafe extern "C" fn tasker_subtask_set_message(
     guard(|| {
         // SAFETY: caller contract for every pointer.
         let r = unsafe { run_ref(run) }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         let m = unsafe { req_str(message, "message") }?;
         let p = SubtaskProgress {
             message: Some(m.to_string()),
@@ -806,6 +817,7 @@ pub unsafe extern "C" fn tasker_subtask_complete(
     guard(|| {
         // SAFETY: caller contract for every pointer.
         let r = unsafe { run_ref(run) }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         Ok(r.subtask_complete(number, unsafe { opt_str(message, "message") }?)?)
     })
 }
@@ -824,7 +836,9 @@ pub unsafe extern "C" fn tasker_subtask_fail(
     guard(|| {
         // SAFETY: caller contract for every pointer.
         let r = unsafe { run_ref(run) }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         let msg = unsafe { req_str(error_message, "error_message") }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         let detail = unsafe { opt_str(error_detail, "error_detail") }?;
         Ok(r.subtask_fail(number, msg, detail)?)
     })
@@ -843,6 +857,7 @@ pub unsafe extern "C" fn tasker_subtask_skip(
     guard(|| {
         // SAFETY: caller contract for every pointer.
         let r = unsafe { run_ref(run) }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         Ok(r.subtask_skip(number, unsafe { opt_str(message, "message") }?)?)
     })
 }
@@ -879,6 +894,7 @@ pub unsafe extern "C" fn tasker_task_set_message(
     guard(|| {
         // SAFETY: caller contract for every pointer.
         let r = unsafe { run_ref(run) }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         let m = unsafe { req_str(message, "message") }?;
         Ok(r.update(&RunProgress {
             message: Some(m.to_string()),
@@ -903,6 +919,7 @@ pub unsafe extern "C" fn tasker_task_set_status(
         let r = unsafe { run_ref(run) }?;
         let to = Status::from_code(state)
             .ok_or_else(|| Error::invalid("state", state, "must be a tasker_state value (0..7)"))?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         let m = unsafe { opt_str(message, "message") }?;
         r.set_status(to, TransitionInfo::message(m))?;
         Ok(())
@@ -921,6 +938,7 @@ pub unsafe extern "C" fn tasker_task_complete(
     guard(|| {
         // SAFETY: caller contract for every pointer.
         let r = unsafe { run_ref(run) }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         Ok(r.complete(unsafe { opt_str(message, "message") }?)?)
     })
 }
@@ -939,7 +957,9 @@ pub unsafe extern "C" fn tasker_task_fail(
     guard(|| {
         // SAFETY: caller contract for every pointer.
         let r = unsafe { run_ref(run) }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         let msg = unsafe { req_str(error_message, "error_message") }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         Ok(r.fail(msg, unsafe { opt_str(error_detail, "error_detail") }?)?)
     })
 }
@@ -962,7 +982,9 @@ pub unsafe extern "C" fn tasker_query_json(
     guard(|| {
         // SAFETY: caller contract for every pointer.
         let t = unsafe { tasker_tracker::borrow(tracker, "tracker") }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         let query = unsafe { req_str(query, "query") }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
         let params = unsafe { opt_str(params_json, "params_json") }?.unwrap_or("{}");
         if out_json.is_null() {
             return Err(FfiError::Null("out_json"));

@@ -196,6 +196,10 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one argument per column of the events table"
+)]
 fn insert_event(
     tx: &Transaction<'_>,
     now: &str,

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The main job: builds tasker, runs a real tracked demo pipeline on the embedded
+# default database (SQLite under $XDG_DATA_HOME/tasker, or the database your
+# TASKER_DB_URL / .tasker.yml names), then shows what it recorded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v cargo >/dev/null || { echo "demo: install Rust first (https://rustup.rs)" >&2; exit 1; }
+command -v cc >/dev/null || { echo "demo: a C compiler is needed (apt-get install build-essential)" >&2; exit 1; }
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+echo "demo: building libtasker and the tasker command (first time: about a minute)"
+cargo build -q -p tasker-core -p tasker-cli
+LIB="$CARGO_TARGET_DIR/debug"
+mkdir -p build/c
+cc -std=c11 -Iinclude examples/c/pipeline.c -L"$LIB" -ltasker -Wl,-rpath,"$LIB" -o build/c/pipeline
+
+echo "demo: running the C pipeline (a million tracked items, a handled failure)"
+build/c/pipeline > build/c/pipeline.out
+head -n 1 build/c/pipeline.out
+
+if [ -f examples/python/pipeline.py ] && [ -x .venv/bin/python ] && .venv/bin/python -c "import tasker" 2>/dev/null; then
+    echo "demo: running the Python pipeline"
+    .venv/bin/python examples/python/pipeline.py
+fi
+
+echo
+"$CARGO_TARGET_DIR/debug/tasker" status || true
+cat <<MSG
+
+Next:
+  $CARGO_TARGET_DIR/debug/tasker watch        live view of running tasks
+  $CARGO_TARGET_DIR/debug/tasker serve        dashboard at http://127.0.0.1:8750
+MSG

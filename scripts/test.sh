@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test of the project: sets up what is missing (scripts/setup.sh), then each
+# layer's script (scripts/test-<layer>.sh) in turn, and prints one summary line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh || { echo "setup failed"; exit 1; }
+export CARGO_TARGET_DIR="$PWD/target"
+export CARGO_TERM_COLOR=never
+
+layers=(rust c python r cli postgres)
+passed=0
+failed=0
+failed_layers=()
+for layer in "${layers[@]}"; do
+    script="scripts/test-$layer.sh"
+    [ -f "$script" ] || continue
+    echo "=== $layer ==="
+    start=$SECONDS
+    if bash "$script"; then
+        passed=$((passed + 1))
+        echo "=== $layer: ok ($((SECONDS - start)) s) ==="
+    else
+        failed=$((failed + 1))
+        failed_layers+=("$layer")
+        echo "=== $layer: FAILED ($((SECONDS - start)) s) ==="
+    fi
+done
+[ "$failed" = 0 ] || echo "failed layers: ${failed_layers[*]}"
+echo "layers: $passed passed, $failed failed"
+[ "$failed" = 0 ]
