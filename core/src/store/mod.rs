@@ -9,11 +9,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Config, Location};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{RunOptions, Status, SubtaskOptions, TaskSpec, TransitionInfo};
 use crate::process::ProcessFacts;
 use crate::query::{EventRow, HistoryFilter, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow};
 
+pub mod postgres;
 pub mod sqlite;
 
 /// A new run, with its client-generated id.
@@ -134,9 +135,8 @@ pub trait Store: Send {
 pub fn open(config: &Config) -> Result<Box<dyn Store>> {
     match &config.location {
         Location::Sqlite { path } => Ok(Box::new(sqlite::SqliteStore::open(path, config)?)),
-        Location::Postgres { .. } => Err(Error::Config(format!(
-            "{}: PostgreSQL support is not built into this version of tasker yet",
-            config.location.describe()
-        ))),
+        Location::Postgres { conninfo, schema } => Ok(Box::new(
+            self::postgres::PostgresStore::open(conninfo, schema, config)?,
+        )),
     }
 }

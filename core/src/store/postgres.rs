@@ -1,0 +1,2000 @@
+//! PostgreSQL: one server that the workers of many hosts report to.
+//!
+//! Everything lives in one schema (default `tasker`), created on first use.
+//! Behaviour mirrors the SQLite store statement for statement: the same
+//! validation inside the same transaction, the same events, the same rows.
+//! What differs is how concurrency is made safe across hosts:
+//!
+//! - migrations run inside a transaction holding an advisory lock, so many
+//!   processes opening a new database at once apply each migration once;
+//! - every write transaction locks the rows of the runs it touches
+//!   (`SELECT ... FOR UPDATE`, in run-id order) before anything else, so a
+//!   transition is checked against a status nobody else can change meanwhile,
+//!   the next free subtask number is race-free, and writers never deadlock;
+//! - writers take an advisory lock before appending events, so event ids are
+//!   handed out in commit order and `events_after` never skips one;
+//! - increments are deltas (`items_complete = items_complete + $n`).
+//!
+//! The `postgres` crate is synchronous (it runs a small tokio runtime of its
+//! own): do not call this store on a tokio worker thread.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::postgres::error::SqlState;
+use ::postgres::types::{Json, ToSql};
+use ::postgres::{Client, GenericClient, NoTls, Row, Statement};
+use chrono::{DateTime, SubsecRound, Utc};
+
+use crate::config::{Config, Secret};
+use crate::error::{Error, Result};
+use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
+use crate::query::{
+    EventRow, HistoryFilter, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
+    DEFAULT_HISTORY_LIMIT,
+};
+
+use super::{NewRun, ProgressUpdate, RunSelector, Store};
+
+/// Migrations in order; index + 1 is the schema version.
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "initial schema",
+    include_str!("migrations/postgres/0001_initial.sql"),
+)];
+
+const BACKEND: &str = "postgresql";
+
+/// Used when the connection string sets no `connect_timeout`, so that an
+/// unreachable server fails a call instead of hanging it for minutes.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a transaction aborted by a deadlock or serialization failure is retried.
+const MAX_RETRIES: u32 = 10;
+
+/// Timestamps are stored with microsecond precision; truncating first makes a
+/// value read back equal to the value written (and to what SQLite stores).
+fn ts(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+/// An error inside a store operation: from the database (maybe worth a retry)
+/// or from tasker's own checks (never retried).
+#[derive(Debug)]
+enum Fail {
+    Db(::postgres::Error),
+    App(Error),
+}
+
+impl From<::postgres::Error> for Fail {
+    fn from(e: ::postgres::Error) -> Fail {
+        Fail::Db(e)
+    }
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Fail {
+        Fail::App(e)
+    }
+}
+
+type R<T> = std::result::Result<T, Fail>;
+
+impl Fail {
+    fn retriable(&self) -> bool {
+        match self {
+            Fail::Db(e) => matches!(
+                e.code(),
+                Some(&SqlState::T_R_DEADLOCK_DETECTED | &SqlState::T_R_SERIALIZATION_FAILURE)
+            ),
+            Fail::App(_) => false,
+        }
+    }
+
+    fn into_error(self) -> Error {
+        match self {
+            Fail::Db(e) => Error::storage(BACKEND, pg_message(&e)),
+            Fail::App(e) => e,
+        }
+    }
+}
+
+/// A readable message for a database error: the server's message with its
+/// SQLSTATE, detail and hint, or the client's error with its causes.
+fn pg_message(e: &::postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut m = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(d) = db.detail() {
+            m.push_str(&format!("; {d}"));
+        }
+        if let Some(h) = db.hint() {
+            m.push_str(&format!("; hint: {h}"));
+        }
+        return m;
+    }
+    let mut m = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !m.contains(&text) {
+            m.push_str(&format!(": {text}"));
+        }
+        source = cause.source();
+    }
+    if e.is_closed() && !m.contains("closed") {
+        m.push_str(" (the connection to the server was closed)");
+    }
+    m
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn status_of(s: &str) -> R<Status> {
+    Ok(s.parse::<Status>()?)
+}
+
+fn i64_of(v: u64) -> i64 {
+    v.min(i64::MAX as u64) as i64
+}
+
+/// Prepared statements of one connection, keyed by their template. Templates
+/// write tables as `@.name`; `@.` becomes the quoted schema.
+struct Statements {
+    prefix: String,
+    map: HashMap<String, Statement>,
+}
+
+impl Statements {
+    fn prepare(&mut self, c: &mut impl GenericClient, sql: &str) -> R<Statement> {
+        if let Some(s) = self.map.get(sql) {
+            return Ok(s.clone());
+        }
+        let st = c.prepare(&sql.replace("@.", &self.prefix))?;
+        self.map.insert(sql.to_string(), st.clone());
+        Ok(st)
+    }
+
+    fn exec(&mut self, c: &mut impl GenericClient, sql: &str, p: &[Param<'_>]) -> R<u64> {
+        let st = self.prepare(c, sql)?;
+        Ok(c.execute(&st, p)?)
+    }
+
+    fn one(&mut self, c: &mut impl GenericClient, sql: &str, p: &[Param<'_>]) -> R<Row> {
+        let st = self.prepare(c, sql)?;
+        Ok(c.query_one(&st, p)?)
+    }
+
+    fn opt(&mut self, c: &mut impl GenericClient, sql: &str, p: &[Param<'_>]) -> R<Option<Row>> {
+        let st = self.prepare(c, sql)?;
+        Ok(c.query_opt(&st, p)?)
+    }
+
+    fn all(&mut self, c: &mut impl GenericClient, sql: &str, p: &[Param<'_>]) -> R<Vec<Row>> {
+        let st = self.prepare(c, sql)?;
+        Ok(c.query(&st, p)?)
+    }
+}
+
+/// sslmode values of libpq that tasker understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+/// What `connect` needs: the parsed connection settings and the TLS choice.
+struct ConnSpec {
+    config: ::postgres::Config,
+    ssl: SslMode,
+    root_cert: Option<PathBuf>,
+    client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl std::fmt::Debug for ConnSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl ConnSpec {
+    /// Parses a libpq connection string (URL or `key=value` pairs). The TLS
+    /// settings the client library does not know (`verify-ca`, `verify-full`,
+    /// `sslrootcert`, `sslcert`, `sslkey`) are taken out and handled here.
+    fn parse(conninfo: &Secret) -> Result<ConnSpec> {
+        let (rest, tls) = split_tls_params(conninfo.expose())?;
+        let mut config: ::postgres::Config = rest.parse().map_err(|e: ::postgres::Error| {
+            Error::Config(format!(
+                "invalid PostgreSQL connection string {}: {e}",
+                crate::config::redact(conninfo.expose())
+            ))
+        })?;
+        let mut ssl = SslMode::Prefer;
+        let mut root_cert = None;
+        let (mut cert, mut key) = (None, None);
+        for (k, v) in tls {
+            match k.as_str() {
+                "sslmode" => {
+                    ssl = match v.as_str() {
+                        "disable" => SslMode::Disable,
+                        "allow" | "prefer" => SslMode::Prefer,
+                        "require" => SslMode::Require,
+                        "verify-ca" => SslMode::VerifyCa,
+                        "verify-full" => SslMode::VerifyFull,
+                        other => {
+                            return Err(Error::Config(format!(
+                                "unknown sslmode {other:?}: use disable, prefer, require, verify-ca or verify-full"
+                            )))
+                        }
+                    }
+                }
+                "sslrootcert" => root_cert = Some(PathBuf::from(v)),
+                "sslcert" => cert = Some(PathBuf::from(v)),
+                "sslkey" => key = Some(PathBuf::from(v)),
+                _ => {}
+            }
+        }
+        // libpq: with a root certificate given, `require` verifies the chain too.
+        if ssl == SslMode::Require && root_cert.is_some() {
+            ssl = SslMode::VerifyCa;
+        }
+        if matches!(ssl, SslMode::VerifyCa | SslMode::VerifyFull) && root_cert.is_none() {
+            let default = std::env::var_os("HOME")
+                .map(|h| Path::new(&h).join(".postgresql/root.crt"))
+                .filter(|p| p.is_file());
+            root_cert = Some(default.ok_or_else(|| {
+                Error::Config(
+                    "sslmode verify-ca / verify-full needs the CA certificate that signed the \
+                     server's certificate: set sslrootcert=/path/to/ca.pem"
+                        .into(),
+                )
+            })?);
+        }
+        let client_cert = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(Error::Config(
+                    "a client certificate needs both sslcert and sslkey".into(),
+                ))
+            }
+        };
+        config.ssl_mode(match ssl {
+            SslMode::Disable => ::postgres::config::SslMode::Disable,
+            SslMode::Prefer => ::postgres::config::SslMode::Prefer,
+            _ => ::postgres::config::SslMode::Require,
+        });
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("tasker");
+        }
+        Ok(ConnSpec {
+            config,
+            ssl,
+            root_cert,
+            client_cert,
+        })
+    }
+
+    /// Where we connect, without the password.
+    fn describe(&self) -> String {
+        use ::postgres::config::Host;
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                Host::Tcp(s) => s.clone(),
+                Host::Unix(p) => p.display().to_string(),
+            })
+            .collect();
+        let ports: Vec<String> = self.config.get_ports().iter().map(u16::to_string).collect();
+        let mut s = format!(
+            "host={}",
+            if hosts.is_empty() {
+                "localhost".into()
+            } else {
+                hosts.join(",")
+            }
+        );
+        s.push_str(&format!(
+            " port={}",
+            if ports.is_empty() {
+                "5432".into()
+            } else {
+                ports.join(",")
+            }
+        ));
+        if let Some(d) = self.config.get_dbname() {
+            s.push_str(&format!(" dbname={d}"));
+        }
+        if let Some(u) = self.config.get_user() {
+            s.push_str(&format!(" user={u}"));
+        }
+        s
+    }
+
+    fn connect(&self) -> Result<Client> {
+        let fail = |what: String| {
+            Error::storage(
+                BACKEND,
+                format!("cannot connect to PostgreSQL ({}): {what}", self.describe()),
+            )
+        };
+        let res = match self.ssl {
+            SslMode::Disable => self.config.connect(NoTls),
+            _ => {
+                let tls = tls::connector(self).map_err(|e| {
+                    Error::Config(format!("TLS setup for {}: {e}", self.describe()))
+                })?;
+                self.config.connect(tls)
+            }
+        };
+        res.map_err(|e| fail(connect_message(&e)))
+    }
+}
+
+/// Explains a failed connection: which part is wrong, never the password.
+fn connect_message(e: &::postgres::Error) -> String {
+    let m = pg_message(e);
+    if let Some(db) = e.as_db_error() {
+        let hint = match *db.code() {
+            SqlState::INVALID_PASSWORD => " (wrong password for this user)",
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+                " (the server refuses this user, host or database: check pg_hba.conf and the user name)"
+            }
+            SqlState::INVALID_CATALOG_NAME => " (the database does not exist)",
+            _ => "",
+        };
+        return format!("{m}{hint}");
+    }
+    let lower = m.to_ascii_lowercase();
+    let hint = if lower.contains("lookup address") || lower.contains("name or service not known") {
+        " (unknown host name)"
+    } else if lower.contains("connection refused") {
+        " (no server listening there: is PostgreSQL running, and are host and port right?)"
+    } else if lower.contains("timed out") {
+        " (the server did not answer in time)"
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("ssl") {
+        " (TLS: check sslmode, sslrootcert and the host name in the server's certificate)"
+    } else if lower.contains("password missing") {
+        " (the server asks for a password and none was given)"
+    } else {
+        ""
+    };
+    format!("{m}{hint}")
+}
+
+/// Takes the TLS parameters tasker handles itself out of a connection string
+/// (URL query or `key=value` pairs) and returns the rest unchanged.
+fn split_tls_params(conninfo: &str) -> Result<(String, Vec<(String, String)>)> {
+    const OURS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
+    let s = conninfo.trim();
+    let mut taken = Vec::new();
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        let Some((base, query)) = s.split_once('?') else {
+            return Ok((s.to_string(), taken));
+        };
+        let mut kept = Vec::new();
+        for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            if OURS.contains(&k) {
+                taken.push((k.to_string(), percent_decode(v)));
+            } else {
+                kept.push(kv);
+            }
+        }
+        let rest = if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        return Ok((rest, taken));
+    }
+    let pairs = parse_keyword_pairs(s)?;
+    let mut kept = Vec::new();
+    for (k, v) in pairs {
+        if OURS.contains(&k.as_str()) {
+            taken.push((k, v));
+        } else {
+            kept.push(format!(
+                "{k}='{}'",
+                v.replace('\\', "\\\\").replace('\'', "\\'")
+            ));
+        }
+    }
+    Ok((kept.join(" "), taken))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses libpq `key=value` pairs; values may be single-quoted with `\'` and `\\`.
+fn parse_keyword_pairs(s: &str) -> Result<Vec<(String, String)>> {
+    let bad = |why: &str| {
+        Error::Config(format!(
+            "invalid PostgreSQL connection string {}: {why}",
+            crate::config::redact(s)
+        ))
+    };
+    let mut out = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            return Err(bad(&format!("expected '=' after {key:?}")));
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'\'') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    None => return Err(bad("unterminated quoted value")),
+                    Some('\'') => break,
+                    Some('\\') => match chars.next() {
+                        Some(c) => value.push(c),
+                        None => return Err(bad("unterminated quoted value")),
+                    },
+                    Some(c) => value.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                chars.next();
+                if c == '\\' {
+                    if let Some(n) = chars.next() {
+                        value.push(n);
+                    }
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+mod tls {
+    //! rustls (with the ring provider) for the libpq sslmodes.
+
+    use std::sync::Arc;
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+    use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
+    use tokio_postgres_rustls::MakeRustlsConnect;
+
+    use super::{ConnSpec, SslMode};
+
+    pub(super) fn connector(spec: &ConnSpec) -> Result<MakeRustlsConnect, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?;
+        let verifier: Arc<dyn ServerCertVerifier> = match spec.ssl {
+            SslMode::Disable | SslMode::Prefer | SslMode::Require => {
+                Arc::new(AcceptAny(Arc::clone(&provider)))
+            }
+            SslMode::VerifyCa | SslMode::VerifyFull => {
+                let path = spec.root_cert.as_ref().expect("checked when parsing");
+                let mut roots = RootCertStore::empty();
+                let certs = CertificateDer::pem_file_iter(path)
+                    .map_err(|e| format!("cannot read sslrootcert {}: {e}", path.display()))?;
+                for c in certs {
+                    let c =
+                        c.map_err(|e| format!("cannot read sslrootcert {}: {e}", path.display()))?;
+                    roots.add(c).map_err(|e| {
+                        format!("bad certificate in sslrootcert {}: {e}", path.display())
+                    })?;
+                }
+                if roots.is_empty() {
+                    return Err(format!(
+                        "sslrootcert {} holds no certificate",
+                        path.display()
+                    ));
+                }
+                let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                if spec.ssl == SslMode::VerifyFull {
+                    inner
+                } else {
+                    Arc::new(AnyName(inner))
+                }
+            }
+        };
+        let builder = builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let config = match &spec.client_cert {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                    .and_then(|it| it.collect())
+                    .map_err(|e| format!("cannot read sslcert {}: {e}", cert.display()))?;
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| format!("cannot read sslkey {}: {e}", key.display()))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| format!("client certificate: {e}"))?
+            }
+        };
+        Ok(MakeRustlsConnect::new(config))
+    }
+
+    /// `require`: encrypt, but trust any certificate (as libpq does).
+    #[derive(Debug)]
+    struct AcceptAny(Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for AcceptAny {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    /// `verify-ca`: the chain must lead to the given CA; the host name is not checked.
+    #[derive(Debug)]
+    struct AnyName(Arc<WebPkiServerVerifier>);
+
+    impl ServerCertVerifier for AnyName {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp_response: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            match self.0.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ) {
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
+                )) => Ok(ServerCertVerified::assertion()),
+                other => other,
+            }
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.supported_verify_schemes()
+        }
+    }
+}
+
+/// A connection to one PostgreSQL server, in one schema.
+pub struct PostgresStore {
+    /// `None` after the connection broke; the next call connects again.
+    client: Option<Client>,
+    spec: ConnSpec,
+    schema: String,
+    stmts: Statements,
+    /// Advisory lock keys: (namespace, schema hash) for migrations and events.
+    migrate_key: (i32, i32),
+    events_key: (i32, i32),
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("server", &self.spec.describe())
+            .field("schema", &self.schema)
+            .field("connected", &self.client.is_some())
+            .finish()
+    }
+}
+
+/// A stable 32-bit hash (FNV-1a) of a schema name, for advisory lock keys.
+fn key_of(s: &str) -> i32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in s.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h as i32
+}
+
+/// Advisory lock namespaces ("tkmg", "tkev").
+const LOCK_MIGRATE: i32 = 0x746b_6d67;
+const LOCK_EVENTS: i32 = 0x746b_6576;
+
+impl PostgresStore {
+    /// Connects, creates the schema if it is missing, and applies migrations.
+    pub fn open(conninfo: &Secret, schema: &str, _config: &Config) -> Result<PostgresStore> {
+        if schema.trim().is_empty() || schema.contains('\0') || schema.len() > 63 {
+            return Err(Error::Config(format!(
+                "invalid PostgreSQL schema name {schema:?}: it must be 1 to 63 bytes, without NUL"
+            )));
+        }
+        let spec = ConnSpec::parse(conninfo)?;
+        let mut store = PostgresStore {
+            client: Some(spec.connect()?),
+            spec,
+            schema: schema.to_string(),
+            stmts: Statements {
+                prefix: format!("{}.", quote_ident(schema)),
+                map: HashMap::new(),
+            },
+            migrate_key: (LOCK_MIGRATE, key_of(schema)),
+            events_key: (LOCK_EVENTS, key_of(schema)),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The schema that holds tasker's tables.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&mut self) -> Result<i64> {
+        self.read(|c, st| {
+            Ok(st
+                .one(c, "SELECT MAX(version) FROM @.schema_version", &[])?
+                .try_get(0)?)
+        })
+    }
+
+    /// Connects again if the last connection broke.
+    fn ensure_connected(&mut self) -> Result<()> {
+        if self.client.as_ref().is_some_and(Client::is_closed) {
+            self.client = None;
+        }
+        if self.client.is_none() {
+            let c = self.spec.connect()?;
+            self.stmts.map.clear();
+            self.client = Some(c);
+        }
+        Ok(())
+    }
+
+    /// Drops a connection that failed, so the next call starts afresh.
+    fn after_failure(&mut self, f: &Fail) {
+        if let Fail::Db(e) = f {
+            if e.is_closed() || e.as_db_error().is_none() {
+                self.client = None;
+                self.stmts.map.clear();
+            }
+        }
+    }
+
+    /// Runs `f` in one transaction and commits, retrying after a deadlock or a
+    /// serialization failure (the transaction was rolled back, so it is safe).
+    fn write<T>(
+        &mut self,
+        mut f: impl FnMut(&mut ::postgres::Transaction<'_>, &mut Statements, (i32, i32)) -> R<T>,
+    ) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            self.ensure_connected()?;
+            let events_key = self.events_key;
+            let PostgresStore { client, stmts, .. } = self;
+            let client = client.as_mut().expect("connected");
+            let res = (|| -> R<T> {
+                let mut tx = client.transaction()?;
+                let v = f(&mut tx, stmts, events_key)?;
+                tx.commit()?;
+                Ok(v)
+            })();
+            match res {
+                Ok(v) => return Ok(v),
+                Err(e) if e.retriable() && attempt < MAX_RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(
+                        u64::from(attempt) * 3 + u64::from(std::process::id() % 7),
+                    ));
+                }
+                Err(e) => {
+                    self.after_failure(&e);
+                    return Err(e.into_error());
+                }
+            }
+        }
+    }
+
+    /// Runs a read outside any explicit transaction.
+    fn read<T>(&mut self, f: impl FnOnce(&mut Client, &mut Statements) -> R<T>) -> Result<T> {
+        self.ensure_connected()?;
+        let PostgresStore { client, stmts, .. } = self;
+        let res = f(client.as_mut().expect("connected"), stmts);
+        res.map_err(|e| {
+            self.after_failure(&e);
+            e.into_error()
+        })
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let schema = self.schema.clone();
+        let q = quote_ident(&schema);
+        let target = MIGRATIONS.len() as i64;
+        let migrate_key = self.migrate_key;
+        self.ensure_connected()?;
+        let client = self.client.as_mut().expect("connected");
+        let fail = |what: &str, e: ::postgres::Error| {
+            Error::storage(BACKEND, format!("{what}: {}", pg_message(&e)))
+        };
+        // Fast path: the schema exists, we may use it, and it is up to date.
+        let row = client
+            .query_one(
+                "SELECT current_user::text, current_database()::text,
+                        (SELECT has_schema_privilege(n.oid, 'USAGE') FROM pg_namespace n WHERE n.nspname = $1)",
+                &[&schema],
+            )
+            .map_err(|e| fail("cannot read the server's catalog", e))?;
+        let user: String = row.get(0);
+        let database: String = row.get(1);
+        let usage: Option<bool> = row.get(2);
+        if usage == Some(false) {
+            return Err(Error::storage(
+                BACKEND,
+                format!(
+                    "permission denied: user {user:?} may not use schema {schema:?} in database {database:?}; \
+                     ask an administrator to GRANT USAGE, CREATE ON SCHEMA {q} TO {} \
+                     (or choose another schema)",
+                    quote_ident(&user)
+                ),
+            ));
+        }
+        if usage == Some(true) {
+            let exists: bool = client
+                .query_one(
+                    "SELECT to_regclass($1) IS NOT NULL",
+                    &[&format!("{q}.schema_version")],
+                )
+                .map_err(|e| fail("cannot read the server's catalog", e))?
+                .get(0);
+            if exists {
+                let v: i64 = client
+                    .query_one(
+                        &format!("SELECT COALESCE(MAX(version), 0) FROM {q}.schema_version"),
+                        &[],
+                    )
+                    .map_err(|e| {
+                        fail(
+                            &format!("cannot read the schema version in schema {schema:?}"),
+                            e,
+                        )
+                    })?
+                    .get(0);
+                if v > target {
+                    return Err(newer_schema(v, target));
+                }
+                if v == target {
+                    return Ok(());
+                }
+            }
+        }
+        // Slow path: one process at a time creates the schema and migrates.
+        let mut tx = client
+            .transaction()
+            .map_err(|e| fail("cannot begin the migration", e))?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&migrate_key.0, &migrate_key.1],
+        )
+        .map_err(|e| fail("cannot take the migration lock", e))?;
+        if usage.is_none() {
+            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {q}"))
+                .map_err(|e| {
+                    if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+                        Error::storage(
+                            BACKEND,
+                            format!(
+                                "permission denied: schema {schema:?} does not exist and user {user:?} may not create it \
+                                 in database {database:?} ({}); ask an administrator to run \
+                                 CREATE SCHEMA {q} AUTHORIZATION {} (or to GRANT CREATE ON DATABASE {} TO {}), \
+                                 or choose a schema you may use",
+                                pg_message(&e),
+                                quote_ident(&user),
+                                quote_ident(&database),
+                                quote_ident(&user)
+                            ),
+                        )
+                    } else {
+                        fail(&format!("cannot create schema {schema:?}"), e)
+                    }
+                })?;
+        }
+        let denied = |e: ::postgres::Error| {
+            if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+                Error::storage(
+                    BACKEND,
+                    format!(
+                        "permission denied: user {user:?} may not create tasker's tables in schema {schema:?} ({}); \
+                         ask an administrator to GRANT CREATE ON SCHEMA {q} TO {}, or to open the database once as its owner",
+                        pg_message(&e),
+                        quote_ident(&user)
+                    ),
+                )
+            } else {
+                fail(&format!("cannot migrate schema {schema:?}"), e)
+            }
+        };
+        tx.batch_execute(&format!(
+            "SET LOCAL search_path TO {q};
+             CREATE TABLE IF NOT EXISTS schema_version (
+                 version bigint PRIMARY KEY,
+                 description text NOT NULL,
+                 applied_at timestamptz NOT NULL)"
+        ))
+        .map_err(denied)?;
+        let current: i64 = tx
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])
+            .map_err(denied)?
+            .get(0);
+        if current > target {
+            return Err(newer_schema(current, target));
+        }
+        for (i, (description, sql)) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            tx.batch_execute(sql).map_err(denied)?;
+            tx.execute(
+                "INSERT INTO schema_version(version, description, applied_at) VALUES ($1, $2, $3)",
+                &[&(i as i64 + 1), description, &ts(Utc::now())],
+            )
+            .map_err(denied)?;
+        }
+        tx.commit()
+            .map_err(|e| fail("cannot commit the migration", e))
+    }
+}
+
+fn newer_schema(v: i64, known: i64) -> Error {
+    Error::storage(
+        BACKEND,
+        format!("database schema version {v} is newer than this tasker understands ({known}); upgrade tasker"),
+    )
+}
+
+/// Locks a run's row for the rest of the transaction and returns its status.
+fn lock_run(tx: &mut impl GenericClient, st: &mut Statements, run_id: &str) -> R<Status> {
+    let row = st.opt(
+        tx,
+        "SELECT status FROM @.runs WHERE run_id = $1 FOR UPDATE",
+        &[&run_id],
+    )?;
+    match row {
+        Some(r) => status_of(r.try_get(0)?),
+        None => Err(Error::not_found("run", run_id).into()),
+    }
+}
+
+/// Before the first event of a transaction: events get ids in commit order.
+fn lock_events(tx: &mut impl GenericClient, st: &mut Statements, key: (i32, i32)) -> R<()> {
+    st.exec(
+        tx,
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&key.0, &key.1],
+    )?;
+    Ok(())
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one argument per column of the events table"
+)]
+fn insert_event(
+    tx: &mut impl GenericClient,
+    st: &mut Statements,
+    now: &DateTime<Utc>,
+    run_id: &str,
+    subtask: Option<u32>,
+    kind: &str,
+    old: Option<Status>,
+    new: Status,
+    message: Option<&str>,
+) -> R<()> {
+    st.exec(
+        tx,
+        "INSERT INTO @.events(time, run_id, subtask_number, kind, old_status, new_status, message)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            now,
+            &run_id,
+            &subtask.map(i64::from),
+            &kind,
+            &old.map(Status::as_str),
+            &new.as_str(),
+            &message,
+        ],
+    )?;
+    Ok(())
+}
+
+fn stored_subtask_status(
+    tx: &mut impl GenericClient,
+    st: &mut Statements,
+    run_id: &str,
+    number: u32,
+) -> R<Option<Status>> {
+    let row = st.opt(
+        tx,
+        "SELECT status FROM @.subtasks WHERE run_id = $1 AND subtask_number = $2",
+        &[&run_id, &i64::from(number)],
+    )?;
+    row.map(|r| status_of(r.try_get(0)?)).transpose()
+}
+
+/// Finds or creates the stage and task of a run (names only; nothing else changes).
+/// Looks first, so that the common case burns no identity values.
+fn ensure_task(
+    tx: &mut impl GenericClient,
+    st: &mut Statements,
+    stage: &str,
+    task: &str,
+    now: &DateTime<Utc>,
+) -> R<i64> {
+    const FIND: &str = "SELECT t.task_id FROM @.tasks t JOIN @.stages s ON s.stage_id = t.stage_id
+         WHERE s.stage_name = $1 AND t.task_name = $2";
+    if let Some(r) = st.opt(tx, FIND, &[&stage, &task])? {
+        return Ok(r.try_get(0)?);
+    }
+    if st
+        .opt(
+            tx,
+            "SELECT stage_id FROM @.stages WHERE stage_name = $1",
+            &[&stage],
+        )?
+        .is_none()
+    {
+        st.exec(
+            tx,
+            "INSERT INTO @.stages(stage_name, created_at, updated_at) VALUES ($1, $2, $2)
+             ON CONFLICT (stage_name) DO NOTHING",
+            &[&stage, now],
+        )?;
+    }
+    st.exec(
+        tx,
+        "INSERT INTO @.tasks(stage_id, task_name, created_at, updated_at)
+         SELECT stage_id, $2, $3, $3 FROM @.stages WHERE stage_name = $1
+         ON CONFLICT (stage_id, task_name) DO NOTHING",
+        &[&stage, &task, now],
+    )?;
+    Ok(st.one(tx, FIND, &[&stage, &task])?.try_get(0)?)
+}
+
+/// Columns of a run row, in the order `map_run` reads them. `r` may be NULL
+/// (a registered task that never ran) in `task_status`.
+const RUN_COLUMNS: &str = "
+    r.run_id, s.stage_name, s.stage_order, t.task_name, t.task_type, t.task_order,
+    COALESCE(r.status, 'NOT_STARTED'), r.hostname, r.process_id, r.parent_pid,
+    r.process_start_time, r.user_name, r.start_time, r.end_time, r.last_update,
+    r.heartbeat_time, r.total_subtasks, r.current_subtask, r.overall_percent, r.message,
+    r.version, r.git_commit,
+    COALESCE(r.script_path, t.script_path), COALESCE(r.script_filename, t.script_filename),
+    COALESCE(r.log_path, t.log_path), COALESCE(r.log_filename, t.log_filename),
+    r.error_message, r.error_detail, r.metadata,
+    (SELECT COUNT(*) FROM @.subtasks x WHERE x.run_id = r.run_id AND x.status IN ('COMPLETED','SKIPPED')),
+    (SELECT COALESCE(SUM(CASE
+        WHEN x.status IN ('COMPLETED','SKIPPED') THEN 1.0::float8
+        WHEN x.items_total > 0 THEN LEAST(1.0::float8, x.items_complete::float8 / x.items_total::float8)
+        WHEN x.percent IS NOT NULL THEN x.percent / 100.0::float8
+        ELSE 0.0::float8 END), 0.0::float8) FROM @.subtasks x WHERE x.run_id = r.run_id),
+    (SELECT COUNT(*) FROM @.subtasks x WHERE x.run_id = r.run_id)";
+
+const RUN_FROM: &str =
+    "FROM @.runs r JOIN @.tasks t ON t.task_id = r.task_id JOIN @.stages s ON s.stage_id = t.stage_id";
+
+/// Names sort by bytes, as in SQLite, whatever the database's collation.
+const STAGE_TASK_ORDER: &str = "COALESCE(s.stage_order, 2147483647), s.stage_name COLLATE \"C\", COALESCE(t.task_order, 2147483647), t.task_name COLLATE \"C\"";
+
+fn map_run(row: &Row) -> R<RunRow> {
+    let metadata: Option<serde_json::Value> = row.try_get(28)?;
+    Ok(RunRow {
+        run_id: row.try_get(0)?,
+        stage_name: row.try_get(1)?,
+        stage_order: row.try_get(2)?,
+        task_name: row.try_get(3)?,
+        task_type: row.try_get(4)?,
+        task_order: row.try_get(5)?,
+        status: status_of(row.try_get(6)?)?,
+        hostname: row.try_get(7)?,
+        process_id: row.try_get(8)?,
+        parent_pid: row.try_get(9)?,
+        process_start_time: row.try_get(10)?,
+        user_name: row.try_get(11)?,
+        start_time: row.try_get(12)?,
+        end_time: row.try_get(13)?,
+        last_update: row.try_get(14)?,
+        heartbeat_time: row.try_get(15)?,
+        total_subtasks: row.try_get(16)?,
+        current_subtask: row.try_get(17)?,
+        overall_percent_complete: None,
+        explicit_percent: row.try_get(18)?,
+        overall_progress_message: row.try_get(19)?,
+        version: row.try_get(20)?,
+        git_commit: row.try_get(21)?,
+        script_path: row.try_get(22)?,
+        script_filename: row.try_get(23)?,
+        log_path: row.try_get(24)?,
+        log_filename: row.try_get(25)?,
+        error_message: row.try_get(26)?,
+        error_detail: row.try_get(27)?,
+        metadata,
+        subtasks_completed: row.try_get(29)?,
+        subtask_fraction_sum: row.try_get(30)?,
+        subtask_count: row.try_get(31)?,
+        lost: false,
+        duration_seconds: None,
+    })
+}
+
+fn map_subtask(row: &Row) -> R<SubtaskRow> {
+    Ok(SubtaskRow {
+        run_id: row.try_get(0)?,
+        subtask_number: row.try_get(1)?,
+        subtask_name: row.try_get(2)?,
+        status: status_of(row.try_get(3)?)?,
+        start_time: row.try_get(4)?,
+        end_time: row.try_get(5)?,
+        last_update: row.try_get(6)?,
+        items_total: row.try_get(7)?,
+        items_complete: row.try_get(8)?,
+        stored_percent: row.try_get(9)?,
+        percent_complete: None,
+        progress_message: row.try_get(10)?,
+        error_message: row.try_get(11)?,
+        rate_per_second: None,
+        eta_seconds: None,
+    })
+}
+
+fn limit_param(limit: Option<usize>) -> Option<i64> {
+    limit.map(|l| l.min(i64::MAX as usize) as i64)
+}
+
+fn file_name(path: &str) -> Option<String> {
+    Path::new(path)
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+}
+
+/// JSONB cannot hold the NUL character; say so instead of failing in the server.
+fn check_metadata(m: &serde_json::Value) -> Result<()> {
+    fn has_nul(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(a) => a.iter().any(has_nul),
+            serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    if has_nul(m) {
+        return Err(Error::invalid(
+            "metadata",
+            m,
+            "must not contain NUL characters",
+        ));
+    }
+    Ok(())
+}
+
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn register_tasks(&mut self, specs: &[TaskSpec], now: DateTime<Utc>) -> Result<Vec<i64>> {
+        let now = ts(now);
+        self.write(|tx, st, _| {
+            let mut ids = Vec::with_capacity(specs.len());
+            for spec in specs {
+                // Update first, insert only when new: no identity value is burnt.
+                let stage_id: i64 = match st.opt(
+                    tx,
+                    "UPDATE @.stages SET stage_order = COALESCE($2, stage_order), updated_at = $3
+                     WHERE stage_name = $1 RETURNING stage_id",
+                    &[&spec.stage, &spec.stage_order, &now],
+                )? {
+                    Some(r) => r.try_get(0)?,
+                    None => st
+                        .one(
+                            tx,
+                            "INSERT INTO @.stages AS x (stage_name, stage_order, created_at, updated_at)
+                             VALUES ($1, $2, $3, $3)
+                             ON CONFLICT (stage_name) DO UPDATE SET
+                                stage_order = COALESCE(EXCLUDED.stage_order, x.stage_order),
+                                updated_at = EXCLUDED.updated_at
+                             RETURNING stage_id",
+                            &[&spec.stage, &spec.stage_order, &now],
+                        )?
+                        .try_get(0)?,
+                };
+                let script_filename = spec.effective_script_filename();
+                let log_filename = spec.effective_log_filename();
+                let params: [Param<'_>; 10] = [
+                    &stage_id,
+                    &spec.name,
+                    &spec.task_type,
+                    &spec.task_order,
+                    &spec.description,
+                    &spec.script_path,
+                    &script_filename,
+                    &spec.log_path,
+                    &log_filename,
+                    &now,
+                ];
+                let task_id: i64 = match st.opt(
+                    tx,
+                    "UPDATE @.tasks SET
+                        task_type = COALESCE($3, task_type),
+                        task_order = COALESCE($4, task_order),
+                        description = COALESCE($5, description),
+                        script_path = COALESCE($6, script_path),
+                        script_filename = COALESCE($7, script_filename),
+                        log_path = COALESCE($8, log_path),
+                        log_filename = COALESCE($9, log_filename),
+                        updated_at = $10
+                     WHERE stage_id = $1 AND task_name = $2 RETURNING task_id",
+                    &params,
+                )? {
+                    Some(r) => r.try_get(0)?,
+                    None => st
+                        .one(
+                            tx,
+                            "INSERT INTO @.tasks AS x (stage_id, task_name, task_type, task_order, description,
+                                script_path, script_filename, log_path, log_filename, created_at, updated_at)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+                             ON CONFLICT (stage_id, task_name) DO UPDATE SET
+                                task_type = COALESCE(EXCLUDED.task_type, x.task_type),
+                                task_order = COALESCE(EXCLUDED.task_order, x.task_order),
+                                description = COALESCE(EXCLUDED.description, x.description),
+                                script_path = COALESCE(EXCLUDED.script_path, x.script_path),
+                                script_filename = COALESCE(EXCLUDED.script_filename, x.script_filename),
+                                log_path = COALESCE(EXCLUDED.log_path, x.log_path),
+                                log_filename = COALESCE(EXCLUDED.log_filename, x.log_filename),
+                                updated_at = EXCLUDED.updated_at
+                             RETURNING task_id",
+                            &params,
+                        )?
+                        .try_get(0)?,
+                };
+                ids.push(task_id);
+            }
+            Ok(ids)
+        })
+    }
+
+    fn start_run(&mut self, run: &NewRun) -> Result<()> {
+        if let Some(m) = &run.options.metadata {
+            check_metadata(m)?;
+        }
+        let now = ts(run.start_time);
+        let o = &run.options;
+        let script_filename = o
+            .script_filename
+            .clone()
+            .or_else(|| o.script_path.as_deref().and_then(file_name));
+        let log_filename = o
+            .log_filename
+            .clone()
+            .or_else(|| o.log_path.as_deref().and_then(file_name));
+        let metadata = o.metadata.as_ref().map(Json);
+        let pid = i64::from(run.facts.pid);
+        let ppid = run.facts.parent_pid.map(i64::from);
+        let pstart = run.facts.process_start.map(ts);
+        self.write(|tx, st, events| {
+            let task_id = ensure_task(tx, st, &run.stage, &run.task, &now)?;
+            let inserted = st.exec(
+                tx,
+                "INSERT INTO @.runs(run_id, task_id, hostname, process_id, parent_pid, process_start_time,
+                    user_name, status, start_time, last_update, heartbeat_time, total_subtasks,
+                    message, version, git_commit, script_path, script_filename, log_path,
+                    log_filename, metadata)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'STARTED', $8, $8, $8, $9, $10, $11, $12,
+                    $13, $14, $15, $16, $17)
+                 ON CONFLICT (run_id) DO NOTHING",
+                &[
+                    &run.run_id,
+                    &task_id,
+                    &run.facts.hostname,
+                    &pid,
+                    &ppid,
+                    &pstart,
+                    &run.facts.user,
+                    &now,
+                    &o.total_subtasks,
+                    &o.message,
+                    &o.version,
+                    &o.git_commit,
+                    &o.script_path,
+                    &script_filename,
+                    &o.log_path,
+                    &log_filename,
+                    &metadata,
+                ],
+            )?;
+            if inserted == 0 {
+                return Err(Error::AlreadyExists {
+                    what: "run".into(),
+                    key: run.run_id.clone(),
+                }
+                .into());
+            }
+            lock_events(tx, st, events)?;
+            insert_event(
+                tx,
+                st,
+                &now,
+                &run.run_id,
+                None,
+                "run",
+                Some(Status::NotStarted),
+                Status::Started,
+                o.message.as_deref(),
+            )
+        })
+    }
+
+    fn run_transition(
+        &mut self,
+        run_id: &str,
+        to: Status,
+        info: &TransitionInfo,
+        now: DateTime<Utc>,
+    ) -> Result<Status> {
+        let now = ts(now);
+        self.write(|tx, st, events| {
+            let from = lock_run(tx, st, run_id)?;
+            if !info.reset {
+                from.check_transition(to, &format!("run {run_id}"))?;
+            } else if to == Status::NotStarted {
+                return Err(Error::invalid(
+                    "status",
+                    to.as_str(),
+                    "a run can be reset to STARTED or RUNNING, not NOT_STARTED",
+                )
+                .into());
+            }
+            lock_events(tx, st, events)?;
+            if to.is_terminal() {
+                // Close the run's open subtasks with the same status, recording each.
+                let sub_message = match to {
+                    Status::Failed => Some("task failed - subtask terminated"),
+                    _ => None,
+                };
+                st.exec(
+                    tx,
+                    "INSERT INTO @.events(time, run_id, subtask_number, kind, old_status, new_status, message)
+                     SELECT $1, run_id, subtask_number, 'subtask', status, $3, $4 FROM @.subtasks
+                     WHERE run_id = $2 AND status IN ('NOT_STARTED','STARTED','RUNNING','PAUSED')
+                     ORDER BY subtask_number",
+                    &[&now, &run_id, &to.as_str(), &sub_message],
+                )?;
+                st.exec(
+                    tx,
+                    "UPDATE @.subtasks SET status = $3, end_time = $1, last_update = $1,
+                        error_message = COALESCE(error_message, $4)
+                     WHERE run_id = $2 AND status IN ('NOT_STARTED','STARTED','RUNNING','PAUSED')",
+                    &[&now, &run_id, &to.as_str(), &sub_message],
+                )?;
+            }
+            let end_time = to.is_terminal().then_some(now);
+            st.exec(
+                tx,
+                "UPDATE @.runs SET status = $2, last_update = $3, heartbeat_time = $3, end_time = $4,
+                    message = COALESCE($5, message),
+                    error_message = CASE WHEN $8 THEN $6 ELSE COALESCE($6, error_message) END,
+                    error_detail = CASE WHEN $8 THEN $7 ELSE COALESCE($7, error_detail) END
+                 WHERE run_id = $1",
+                &[
+                    &run_id,
+                    &to.as_str(),
+                    &now,
+                    &end_time,
+                    &info.message,
+                    &info.error_message,
+                    &info.error_detail,
+                    &info.reset,
+                ],
+            )?;
+            let kind = if info.reset { "reset" } else { "run" };
+            let msg = info.error_message.as_deref().or(info.message.as_deref());
+            insert_event(tx, st, &now, run_id, None, kind, Some(from), to, msg)?;
+            Ok(from)
+        })
+    }
+
+    fn subtask_start(
+        &mut self,
+        run_id: &str,
+        name: &str,
+        opts: &SubtaskOptions,
+        now: DateTime<Utc>,
+    ) -> Result<u32> {
+        let now = ts(now);
+        let items_total = opts.items_total.map(i64_of);
+        self.write(|tx, st, events| {
+            // The run's row lock makes "next free number" race-free across hosts.
+            let run_status = lock_run(tx, st, run_id)?;
+            if run_status.is_terminal() {
+                return Err(Error::InvalidTransition {
+                    what: format!("run {run_id} (starting subtask {name:?})"),
+                    from: run_status,
+                    to: Status::Running,
+                }
+                .into());
+            }
+            let (number, previous) = match opts.number {
+                Some(n) => (n, stored_subtask_status(tx, st, run_id, n)?),
+                None => {
+                    let n: i64 = st
+                        .one(
+                            tx,
+                            "SELECT COALESCE(MAX(subtask_number), 0) + 1 FROM @.subtasks WHERE run_id = $1",
+                            &[&run_id],
+                        )?
+                        .try_get(0)?;
+                    let n = u32::try_from(n)
+                        .map_err(|_| Error::invalid("subtask_number", n, "is out of range"))?;
+                    (n, None)
+                }
+            };
+            let number_param = i64::from(number);
+            match previous {
+                Some(_) if !opts.restart => {
+                    return Err(Error::AlreadyExists {
+                        what: "subtask".into(),
+                        key: format!(
+                            "{number} of run {run_id} (pass restart to start it again from zero)"
+                        ),
+                    }
+                    .into())
+                }
+                Some(_) => {
+                    st.exec(
+                        tx,
+                        "UPDATE @.subtasks SET subtask_name = $3, status = 'STARTED', start_time = $4,
+                            end_time = NULL, last_update = $4, items_total = $5, items_complete = 0,
+                            percent = NULL, message = $6, error_message = NULL
+                         WHERE run_id = $1 AND subtask_number = $2",
+                        &[&run_id, &number_param, &name, &now, &items_total, &opts.message],
+                    )?;
+                }
+                None => {
+                    st.exec(
+                        tx,
+                        "INSERT INTO @.subtasks(run_id, subtask_number, subtask_name, status, start_time,
+                            last_update, items_total, message)
+                         VALUES ($1, $2, $3, 'STARTED', $4, $4, $5, $6)",
+                        &[&run_id, &number_param, &name, &now, &items_total, &opts.message],
+                    )?;
+                }
+            }
+            lock_events(tx, st, events)?;
+            let kind = if previous.is_some() {
+                "reset"
+            } else {
+                "subtask"
+            };
+            insert_event(
+                tx,
+                st,
+                &now,
+                run_id,
+                Some(number),
+                kind,
+                Some(previous.unwrap_or(Status::NotStarted)),
+                Status::Started,
+                Some(name),
+            )?;
+            st.exec(
+                tx,
+                "UPDATE @.runs SET current_subtask = $2, last_update = $3 WHERE run_id = $1",
+                &[&run_id, &number_param, &now],
+            )?;
+            if run_status == Status::Started {
+                st.exec(
+                    tx,
+                    "UPDATE @.runs SET status = 'RUNNING' WHERE run_id = $1",
+                    &[&run_id],
+                )?;
+                insert_event(
+                    tx,
+                    st,
+                    &now,
+                    run_id,
+                    None,
+                    "run",
+                    Some(Status::Started),
+                    Status::Running,
+                    None,
+                )?;
+            }
+            Ok(number)
+        })
+    }
+
+    fn subtask_transition(
+        &mut self,
+        run_id: &str,
+        number: u32,
+        to: Status,
+        info: &TransitionInfo,
+        now: DateTime<Utc>,
+    ) -> Result<Status> {
+        let now = ts(now);
+        self.write(|tx, st, events| {
+            lock_run(tx, st, run_id)?;
+            let from = stored_subtask_status(tx, st, run_id, number)?
+                .ok_or_else(|| Error::not_found("subtask", format!("{number} of run {run_id}")))?;
+            if !info.reset {
+                from.check_transition(to, &format!("subtask {number} of run {run_id}"))?;
+            }
+            let end_time = to.is_terminal().then_some(now);
+            st.exec(
+                tx,
+                "UPDATE @.subtasks SET status = $3, last_update = $4, end_time = $5,
+                    message = COALESCE($6, message),
+                    error_message = CASE WHEN $8 THEN $7 ELSE COALESCE($7, error_message) END
+                 WHERE run_id = $1 AND subtask_number = $2",
+                &[
+                    &run_id,
+                    &i64::from(number),
+                    &to.as_str(),
+                    &now,
+                    &end_time,
+                    &info.message,
+                    &info.error_message,
+                    &info.reset,
+                ],
+            )?;
+            st.exec(
+                tx,
+                "UPDATE @.runs SET last_update = $2 WHERE run_id = $1",
+                &[&run_id, &now],
+            )?;
+            lock_events(tx, st, events)?;
+            let kind = if info.reset { "reset" } else { "subtask" };
+            let msg = info.error_message.as_deref().or(info.message.as_deref());
+            insert_event(
+                tx,
+                st,
+                &now,
+                run_id,
+                Some(number),
+                kind,
+                Some(from),
+                to,
+                msg,
+            )?;
+            Ok(from)
+        })
+    }
+
+    fn apply_progress(
+        &mut self,
+        batch: &[ProgressUpdate],
+        heartbeats: &[Arc<str>],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if batch.is_empty() && heartbeats.is_empty() {
+            return Ok(());
+        }
+        let now = ts(now);
+        // Every run this flush touches, locked in one order by every process.
+        let mut runs: Vec<&str> = batch
+            .iter()
+            .map(|u| &*u.run_id)
+            .chain(heartbeats.iter().map(|h| &**h))
+            .collect();
+        runs.sort_unstable();
+        runs.dedup();
+        self.write(|tx, st, events| {
+            st.all(
+                tx,
+                "SELECT run_id FROM @.runs WHERE run_id = ANY($1) ORDER BY run_id COLLATE \"C\" FOR UPDATE",
+                &[&runs],
+            )?;
+            let mut events_locked = false;
+            for u in batch {
+                let run_id: &str = &u.run_id;
+                match u.subtask {
+                    Some(number) => {
+                        let number = i64::from(number);
+                        st.exec(
+                            tx,
+                            "UPDATE @.subtasks SET
+                                items_complete = COALESCE($3, items_complete) + $4,
+                                items_total = COALESCE($5, items_total),
+                                percent = COALESCE($6, percent),
+                                message = COALESCE($7, message),
+                                last_update = $8
+                             WHERE run_id = $1 AND subtask_number = $2",
+                            &[
+                                &run_id,
+                                &number,
+                                &u.items_set.map(i64_of),
+                                &i64_of(u.items_delta),
+                                &u.items_total.map(i64_of),
+                                &u.percent,
+                                &u.message,
+                                &now,
+                            ],
+                        )?;
+                        let moved = st.exec(
+                            tx,
+                            "UPDATE @.subtasks SET status = 'RUNNING'
+                             WHERE run_id = $1 AND subtask_number = $2 AND status = 'STARTED'",
+                            &[&run_id, &number],
+                        )?;
+                        if moved > 0 {
+                            if !events_locked {
+                                lock_events(tx, st, events)?;
+                                events_locked = true;
+                            }
+                            insert_event(
+                                tx,
+                                st,
+                                &now,
+                                run_id,
+                                u.subtask,
+                                "subtask",
+                                Some(Status::Started),
+                                Status::Running,
+                                None,
+                            )?;
+                        }
+                        st.exec(
+                            tx,
+                            "UPDATE @.runs SET last_update = $2 WHERE run_id = $1",
+                            &[&run_id, &now],
+                        )?;
+                    }
+                    None => {
+                        st.exec(
+                            tx,
+                            "UPDATE @.runs SET
+                                current_subtask = COALESCE($2, current_subtask),
+                                overall_percent = COALESCE($3, overall_percent),
+                                message = COALESCE($4, message),
+                                last_update = $5
+                             WHERE run_id = $1",
+                            &[
+                                &run_id,
+                                &u.current_subtask.map(i64::from),
+                                &u.percent,
+                                &u.message,
+                                &now,
+                            ],
+                        )?;
+                    }
+                }
+                let moved = st.exec(
+                    tx,
+                    "UPDATE @.runs SET status = 'RUNNING' WHERE run_id = $1 AND status = 'STARTED'",
+                    &[&run_id],
+                )?;
+                if moved > 0 {
+                    if !events_locked {
+                        lock_events(tx, st, events)?;
+                        events_locked = true;
+                    }
+                    insert_event(
+                        tx,
+                        st,
+                        &now,
+                        run_id,
+                        None,
+                        "run",
+                        Some(Status::Started),
+                        Status::Running,
+                        None,
+                    )?;
+                }
+            }
+            if !heartbeats.is_empty() {
+                let beats: Vec<&str> = heartbeats.iter().map(|h| &**h).collect();
+                st.exec(
+                    tx,
+                    "UPDATE @.runs SET heartbeat_time = $2 WHERE run_id = ANY($1)",
+                    &[&beats, &now],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn run_status(&mut self, run_id: &str) -> Result<Option<Status>> {
+        self.read(|c, st| {
+            st.opt(c, "SELECT status FROM @.runs WHERE run_id = $1", &[&run_id])?
+                .map(|r| status_of(r.try_get(0)?))
+                .transpose()
+        })
+    }
+
+    fn subtask_state(
+        &mut self,
+        run_id: &str,
+        number: u32,
+    ) -> Result<Option<(Status, Option<i64>)>> {
+        self.read(|c, st| {
+            st.opt(
+                c,
+                "SELECT status, items_total FROM @.subtasks WHERE run_id = $1 AND subtask_number = $2",
+                &[&run_id, &i64::from(number)],
+            )?
+            .map(|r| Ok((status_of(r.try_get(0)?)?, r.try_get(1)?)))
+            .transpose()
+        })
+    }
+
+    fn delete_runs(&mut self, which: &RunSelector) -> Result<usize> {
+        let before = which.before.map(ts);
+        self.write(|tx, st, _| {
+            let n = st.exec(
+                tx,
+                "DELETE FROM @.runs WHERE run_id IN (
+                    SELECT r.run_id FROM @.runs r JOIN @.tasks t ON t.task_id = r.task_id
+                    JOIN @.stages s ON s.stage_id = t.stage_id
+                    WHERE ($1::text IS NULL OR s.stage_name = $1) AND ($2::text IS NULL OR t.task_name = $2)
+                      AND ($3::text IS NULL OR r.run_id = $3)
+                      AND ($4::timestamptz IS NULL OR COALESCE(r.end_time, r.start_time) < $4)
+                      AND (NOT $5::bool OR r.status <> 'FAILED'))",
+                &[
+                    &which.stage,
+                    &which.task,
+                    &which.run_id,
+                    &before,
+                    &which.keep_failed,
+                ],
+            )?;
+            Ok(n as usize)
+        })
+    }
+
+    fn task_status(&mut self, filter: &StatusFilter) -> Result<Vec<RunRow>> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS}
+             FROM @.tasks t JOIN @.stages s ON s.stage_id = t.stage_id
+             LEFT JOIN @.runs r ON r.run_id = (
+                SELECT r2.run_id FROM @.runs r2 WHERE r2.task_id = t.task_id
+                ORDER BY r2.start_time DESC, r2.run_id COLLATE \"C\" DESC LIMIT 1)
+             WHERE ($1::text IS NULL OR s.stage_name = $1) AND ($2::text IS NULL OR t.task_name = $2)
+               AND ($3::text IS NULL OR COALESCE(r.status, 'NOT_STARTED') = $3)
+             ORDER BY {STAGE_TASK_ORDER}
+             LIMIT $4"
+        );
+        let status = filter.status.map(Status::as_str);
+        let limit = limit_param(filter.limit);
+        self.read(|c, st| {
+            st.all(c, &sql, &[&filter.stage, &filter.task, &status, &limit])?
+                .iter()
+                .map(map_run)
+                .collect()
+        })
+    }
+
+    fn active_runs(&mut self) -> Result<Vec<RunRow>> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} {RUN_FROM}
+             WHERE r.status IN ('STARTED','RUNNING','PAUSED')
+             ORDER BY {STAGE_TASK_ORDER}, r.start_time"
+        );
+        self.read(|c, st| st.all(c, &sql, &[])?.iter().map(map_run).collect())
+    }
+
+    fn history(&mut self, filter: &HistoryFilter) -> Result<Vec<RunRow>> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} {RUN_FROM}
+             WHERE ($1::text IS NULL OR s.stage_name = $1) AND ($2::text IS NULL OR t.task_name = $2)
+               AND ($3::text IS NULL OR r.status = $3) AND ($4::timestamptz IS NULL OR r.start_time >= $4)
+             ORDER BY r.start_time DESC, r.run_id COLLATE \"C\" DESC
+             LIMIT $5"
+        );
+        let limit = limit_param(Some(filter.limit.unwrap_or(DEFAULT_HISTORY_LIMIT)));
+        let status = filter.status.map(Status::as_str);
+        let since = filter.since.map(ts);
+        self.read(|c, st| {
+            st.all(
+                c,
+                &sql,
+                &[&filter.stage, &filter.task, &status, &since, &limit],
+            )?
+            .iter()
+            .map(map_run)
+            .collect()
+        })
+    }
+
+    fn run(&mut self, run_id: &str) -> Result<Option<RunRow>> {
+        let sql = format!("SELECT {RUN_COLUMNS} {RUN_FROM} WHERE r.run_id = $1");
+        self.read(|c, st| {
+            st.opt(c, &sql, &[&run_id])?
+                .as_ref()
+                .map(map_run)
+                .transpose()
+        })
+    }
+
+    fn subtasks(&mut self, run_id: &str) -> Result<Vec<SubtaskRow>> {
+        self.read(|c, st| {
+            st.all(
+                c,
+                "SELECT run_id, subtask_number, subtask_name, status, start_time, end_time,
+                    last_update, items_total, items_complete, percent, message, error_message
+                 FROM @.subtasks WHERE run_id = $1 ORDER BY subtask_number",
+                &[&run_id],
+            )?
+            .iter()
+            .map(map_subtask)
+            .collect()
+        })
+    }
+
+    fn registered_tasks(
+        &mut self,
+        stage: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<Vec<TaskRow>> {
+        let sql = format!(
+            "SELECT s.stage_id, s.stage_name, s.stage_order, t.task_id, t.task_name, t.task_type,
+                t.task_order, t.description, t.script_path, t.script_filename, t.log_path,
+                t.log_filename, t.created_at, t.updated_at
+             FROM @.tasks t JOIN @.stages s ON s.stage_id = t.stage_id
+             WHERE ($1::text IS NULL OR s.stage_name = $1) AND ($2::text IS NULL OR t.task_name = $2)
+             ORDER BY {STAGE_TASK_ORDER}"
+        );
+        self.read(|c, st| {
+            st.all(c, &sql, &[&stage, &name])?
+                .iter()
+                .map(|r| {
+                    Ok(TaskRow {
+                        stage_id: r.try_get(0)?,
+                        stage_name: r.try_get(1)?,
+                        stage_order: r.try_get(2)?,
+                        task_id: r.try_get(3)?,
+                        task_name: r.try_get(4)?,
+                        task_type: r.try_get(5)?,
+                        task_order: r.try_get(6)?,
+                        description: r.try_get(7)?,
+                        script_path: r.try_get(8)?,
+                        script_filename: r.try_get(9)?,
+                        log_path: r.try_get(10)?,
+                        log_filename: r.try_get(11)?,
+                        created_at: r.try_get(12)?,
+                        updated_at: r.try_get(13)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn stages(&mut self) -> Result<Vec<StageRow>> {
+        self.read(|c, st| {
+            st.all(
+                c,
+                "SELECT stage_id, stage_name, stage_order, description, created_at, updated_at
+                 FROM @.stages ORDER BY COALESCE(stage_order, 2147483647), stage_name COLLATE \"C\"",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(StageRow {
+                    stage_id: r.try_get(0)?,
+                    stage_name: r.try_get(1)?,
+                    stage_order: r.try_get(2)?,
+                    description: r.try_get(3)?,
+                    created_at: r.try_get(4)?,
+                    updated_at: r.try_get(5)?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn events_after(
+        &mut self,
+        after: i64,
+        run_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<EventRow>> {
+        let limit = limit_param(Some(limit));
+        self.read(|c, st| {
+            st.all(
+                c,
+                "SELECT e.event_id, e.time, e.run_id, s.stage_name, t.task_name, e.subtask_number,
+                    e.kind, e.old_status, e.new_status, e.message
+                 FROM @.events e JOIN @.runs r ON r.run_id = e.run_id
+                 JOIN @.tasks t ON t.task_id = r.task_id JOIN @.stages s ON s.stage_id = t.stage_id
+                 WHERE e.event_id > $1 AND ($2::text IS NULL OR e.run_id = $2)
+                 ORDER BY e.event_id LIMIT $3",
+                &[&after, &run_id, &limit],
+            )?
+            .iter()
+            .map(|r| {
+                let old: Option<String> = r.try_get(7)?;
+                Ok(EventRow {
+                    event_id: r.try_get(0)?,
+                    time: r.try_get(1)?,
+                    run_id: r.try_get(2)?,
+                    stage_name: r.try_get(3)?,
+                    task_name: r.try_get(4)?,
+                    subtask_number: r.try_get(5)?,
+                    kind: r.try_get(6)?,
+                    old_status: old.as_deref().map(status_of).transpose()?,
+                    new_status: status_of(r.try_get(8)?)?,
+                    message: r.try_get(9)?,
+                })
+            })
+            .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn tls_parameters_are_taken_out_of_key_value_strings() {
+        let (rest, tls) = split_tls_params(
+            "host=db port=5433 password='a b\\'c' sslmode=verify-full sslrootcert='/x y/ca.pem'",
+        )
+        .unwrap();
+        assert_eq!(rest, "host='db' port='5433' password='a b\\'c'");
+        assert_eq!(
+            tls,
+            vec![
+                ("sslmode".to_string(), "verify-full".to_string()),
+                ("sslrootcert".to_string(), "/x y/ca.pem".to_string())
+            ]
+        );
+        let c: ::postgres::Config = rest.parse().unwrap();
+        assert_eq!(c.get_password(), Some(&b"a b'c"[..]));
+    }
+
+    #[test]
+    fn tls_parameters_are_taken_out_of_urls() {
+        let (rest, tls) = split_tls_params(
+            "postgresql://u:p@db:5433/x?sslmode=require&connect_timeout=3&sslrootcert=%2Ftmp%2Fca.pem",
+        )
+        .unwrap();
+        assert_eq!(rest, "postgresql://u:p@db:5433/x?connect_timeout=3");
+        assert_eq!(tls[1], ("sslrootcert".into(), "/tmp/ca.pem".into()));
+    }
+
+    #[test]
+    fn verify_modes_need_a_ca_and_errors_never_show_the_password() {
+        let spec = ConnSpec::parse(&Secret::new(
+            "host=db user=u password=hunter2 sslmode=require sslrootcert=/ca.pem",
+        ))
+        .unwrap();
+        assert_eq!(spec.ssl, SslMode::VerifyCa);
+        assert!(!format!("{spec:?}").contains("hunter2"));
+        let err = ConnSpec::parse(&Secret::new(
+            "host=db sslmode=verify-everything password=hunter2",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("verify-everything") && !err.contains("hunter2"),
+            "{err}"
+        );
+        let err = ConnSpec::parse(&Secret::new("host=db bogus=1 password=hunter2"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bogus") && !err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn lock_keys_are_stable() {
+        assert_eq!(key_of("tasker"), key_of("tasker"));
+        assert_ne!(key_of("tasker"), key_of("tasker2"));
+    }
+}
