@@ -1,0 +1,1170 @@
+//! One store test suite, two backends. Every scenario below runs on SQLite (always,
+//! in a temporary file) and on PostgreSQL when `TASKER_PG_URL` names a server
+//! (`scripts/test-postgres.sh` starts a throwaway one); each PostgreSQL test uses
+//! a schema of its own. Times are fixed, so the rows of both backends can be
+//! compared for equality, field by field.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use tasker::config::{Config, Location, Secret};
+use tasker::process::ProcessFacts;
+use tasker::query::LostRule;
+use tasker::store::{self, NewRun, ProgressUpdate, RunSelector, Store};
+use tasker::{
+    ErrorKind, HistoryFilter, RunOptions, RunRow, Status, StatusFilter, SubtaskOptions, TaskSpec,
+    TransitionInfo,
+};
+
+struct Db {
+    s: Box<dyn Store>,
+    backend: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn sqlite() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store::open(&Config::sqlite(dir.path().join("suite.db"))).unwrap();
+    Db {
+        s,
+        backend: "sqlite",
+        _dir: Some(dir),
+    }
+}
+
+static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
+
+/// A store on the test server in a fresh schema, or `None` without a server.
+fn postgres(test: &str) -> Option<Db> {
+    let Ok(url) = std::env::var("TASKER_PG_URL") else {
+        eprintln!("TASKER_PG_URL is not set: PostgreSQL part of {test} skipped");
+        return None;
+    };
+    let schema = format!(
+        "suite_{}_{}_{}",
+        &test[..test.len().min(30)],
+        std::process::id(),
+        SCHEMAS.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut config = Config::sqlite("");
+    config.location = Location::Postgres {
+        conninfo: Secret::new(url),
+        schema,
+    };
+    Some(Db {
+        s: store::open(&config).unwrap(),
+        backend: "postgresql",
+        _dir: None,
+    })
+}
+
+/// Defines each scenario as two tests: `on_sqlite::NAME` and `on_postgres::NAME`.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $( #[test] fn $name() { super::$name(&mut super::sqlite()); } )*
+        }
+        mod on_postgres {
+            $( #[test] fn $name() {
+                if let Some(mut db) = super::postgres(stringify!($name)) { super::$name(&mut db); }
+            } )*
+        }
+    };
+}
+
+suite!(
+    registration_upserts_and_null_never_clears,
+    a_run_registers_its_stage_and_task_and_records_its_facts,
+    run_transitions_are_checked_and_reset_is_explicit,
+    subtasks_are_numbered_and_never_silently_overwritten,
+    progress_adds_deltas_and_moves_started_to_running_once,
+    run_progress_moves_a_started_run_to_running,
+    a_terminal_run_closes_its_open_subtasks,
+    task_status_lists_never_run_tasks_and_the_latest_run,
+    several_active_runs_of_one_task_are_all_listed,
+    history_is_newest_first_and_filters,
+    events_after_pages_through_transitions,
+    delete_runs_cascades_and_honours_its_selector,
+    hostile_strings_come_back_verbatim,
+    store_errors_name_what_is_wrong,
+);
+
+fn t(sec: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
+        + Duration::seconds(sec)
+        + Duration::microseconds(123_456)
+}
+
+fn facts(host: &str) -> ProcessFacts {
+    ProcessFacts {
+        hostname: host.into(),
+        pid: 4_000_000,
+        parent_pid: Some(1),
+        process_start: Some(t(-100)),
+        user: Some("alice".into()),
+    }
+}
+
+fn new_run(id: &str, stage: &str, task: &str, at: i64) -> NewRun {
+    NewRun {
+        run_id: id.into(),
+        stage: stage.into(),
+        task: task.into(),
+        facts: facts("host-a"),
+        options: RunOptions::default(),
+        start_time: t(at),
+    }
+}
+
+fn none() -> TransitionInfo {
+    TransitionInfo::default()
+}
+
+fn inc(run: &str, n: u32, delta: u64) -> ProgressUpdate {
+    ProgressUpdate {
+        run_id: Arc::from(run),
+        subtask: Some(n),
+        items_delta: delta,
+        ..ProgressUpdate::default()
+    }
+}
+
+fn sub(number: Option<u32>, total: Option<u64>) -> SubtaskOptions {
+    SubtaskOptions {
+        number,
+        items_total: total,
+        ..SubtaskOptions::default()
+    }
+}
+
+fn rule() -> LostRule {
+    LostRule {
+        now: t(100_000),
+        this_host: "no-such-host-here".into(),
+        lost_after: Duration::seconds(60),
+    }
+}
+
+fn derived(mut rows: Vec<RunRow>) -> Vec<RunRow> {
+    for r in &mut rows {
+        r.derive(&rule());
+    }
+    rows
+}
+
+fn kind_of<T: std::fmt::Debug>(r: tasker::Result<T>) -> ErrorKind {
+    r.expect_err("expected an error").kind()
+}
+
+fn registration_upserts_and_null_never_clears(db: &mut Db) {
+    let s = &mut db.s;
+    let mut full = TaskSpec::new("ingest", "download");
+    full.task_type = Some("python".into());
+    full.description = Some("fetch files".into());
+    full.stage_order = Some(1);
+    full.task_order = Some(2);
+    full.script_path = Some("/pipe/download.py".into());
+    full.log_path = Some("/logs/download.log".into());
+    let other = TaskSpec::new("ingest", "unpack");
+    let ids = s.register_tasks(&[full.clone(), other], t(0)).unwrap();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+
+    // Registering again with nothing set changes nothing but updated_at.
+    let again = s
+        .register_tasks(&[TaskSpec::new("ingest", "download")], t(5))
+        .unwrap();
+    assert_eq!(again, vec![ids[0]]);
+    let row = &s
+        .registered_tasks(Some("ingest"), Some("download"))
+        .unwrap()[0];
+    assert_eq!(row.task_id, ids[0]);
+    assert_eq!(row.task_type.as_deref(), Some("python"));
+    assert_eq!(row.description.as_deref(), Some("fetch files"));
+    assert_eq!(row.stage_order, Some(1));
+    assert_eq!(row.task_order, Some(2));
+    assert_eq!(row.script_filename.as_deref(), Some("download.py"));
+    assert_eq!(row.log_filename.as_deref(), Some("download.log"));
+    assert_eq!(row.created_at, t(0));
+    assert_eq!(row.updated_at, t(5));
+
+    // New values replace old ones.
+    let mut changed = TaskSpec::new("ingest", "download");
+    changed.description = Some("fetch more files".into());
+    changed.stage_order = Some(7);
+    s.register_tasks(&[changed], t(6)).unwrap();
+    let row = &s.registered_tasks(None, Some("download")).unwrap()[0];
+    assert_eq!(row.description.as_deref(), Some("fetch more files"));
+    assert_eq!(row.task_type.as_deref(), Some("python"));
+    assert_eq!(row.stage_order, Some(7));
+
+    let stages = s.stages().unwrap();
+    assert_eq!(stages.len(), 1);
+    assert_eq!(stages[0].stage_name, "ingest");
+    assert_eq!(stages[0].stage_order, Some(7));
+    assert_eq!(stages[0].created_at, t(0));
+    assert_eq!(stages[0].updated_at, t(6));
+    // Ordered by task_order (NULL last), then name.
+    let names: Vec<String> = s
+        .registered_tasks(Some("ingest"), None)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.task_name)
+        .collect();
+    assert_eq!(names, ["download", "unpack"]);
+    assert!(s.registered_tasks(Some("nope"), None).unwrap().is_empty());
+}
+
+fn a_run_registers_its_stage_and_task_and_records_its_facts(db: &mut Db) {
+    let s = &mut db.s;
+    let mut run = new_run("r1", "fresh stage", "fresh task", 10);
+    run.options = RunOptions {
+        total_subtasks: Some(3),
+        message: Some("go".into()),
+        version: Some("1.2.3".into()),
+        git_commit: Some("abc123".into()),
+        script_path: Some("/x/y/run.R".into()),
+        log_path: Some("/var/log/run.log".into()),
+        metadata: Some(
+            serde_json::json!({"n": 3, "f": 0.25, "tags": ["a", "b"], "nested": {"ok": true, "none": null}}),
+        ),
+        ..RunOptions::default()
+    };
+    s.start_run(&run).unwrap();
+    assert_eq!(
+        kind_of(s.start_run(&run)),
+        ErrorKind::AlreadyExists,
+        "a run id is never reused"
+    );
+    assert_eq!(s.run_status("r1").unwrap(), Some(Status::Started));
+    assert_eq!(s.run_status("nope").unwrap(), None);
+    let r = s.run("r1").unwrap().unwrap();
+    assert_eq!(r.run_id.as_deref(), Some("r1"));
+    assert_eq!(r.stage_name, "fresh stage");
+    assert_eq!(r.task_name, "fresh task");
+    assert_eq!(r.status, Status::Started);
+    assert_eq!(r.hostname.as_deref(), Some("host-a"));
+    assert_eq!(r.process_id, Some(4_000_000));
+    assert_eq!(r.parent_pid, Some(1));
+    assert_eq!(r.process_start_time, Some(t(-100)));
+    assert_eq!(r.user_name.as_deref(), Some("alice"));
+    assert_eq!(r.start_time, Some(t(10)));
+    assert_eq!(r.last_update, Some(t(10)));
+    assert_eq!(r.heartbeat_time, Some(t(10)));
+    assert_eq!(r.end_time, None);
+    assert_eq!(r.total_subtasks, Some(3));
+    assert_eq!(r.overall_progress_message.as_deref(), Some("go"));
+    assert_eq!(r.version.as_deref(), Some("1.2.3"));
+    assert_eq!(r.git_commit.as_deref(), Some("abc123"));
+    assert_eq!(r.script_filename.as_deref(), Some("run.R"));
+    assert_eq!(r.log_filename.as_deref(), Some("run.log"));
+    assert_eq!(r.metadata, run.options.metadata);
+    assert_eq!(r.subtask_count, 0);
+    assert!(s.run("nope").unwrap().is_none());
+    let tasks = s.registered_tasks(Some("fresh stage"), None).unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(
+        tasks[0].script_filename, None,
+        "a run's script is its own, not the task's"
+    );
+    let ev = s.events_after(0, Some("r1"), 100).unwrap();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(
+        (ev[0].old_status, ev[0].new_status, ev[0].kind.as_str()),
+        (Some(Status::NotStarted), Status::Started, "run")
+    );
+    assert_eq!(ev[0].message.as_deref(), Some("go"));
+    assert_eq!(ev[0].time, t(10));
+
+    // A registered script is what a run without its own shows.
+    let mut spec = TaskSpec::new("fresh stage", "fresh task");
+    spec.script_path = Some("/registered/job.py".into());
+    s.register_tasks(&[spec], t(11)).unwrap();
+    s.start_run(&new_run("r2", "fresh stage", "fresh task", 12))
+        .unwrap();
+    let r2 = s.run("r2").unwrap().unwrap();
+    assert_eq!(r2.script_filename.as_deref(), Some("job.py"));
+    assert_eq!(r2.script_path.as_deref(), Some("/registered/job.py"));
+    assert_eq!(r2.metadata, None);
+}
+
+fn run_transitions_are_checked_and_reset_is_explicit(db: &mut Db) {
+    let s = &mut db.s;
+    s.start_run(&new_run("r", "st", "tk", 0)).unwrap();
+    assert_eq!(
+        s.run_transition("r", Status::Running, &none(), t(1))
+            .unwrap(),
+        Status::Started
+    );
+    assert_eq!(
+        kind_of(s.run_transition("r", Status::Started, &none(), t(2))),
+        ErrorKind::InvalidTransition
+    );
+    s.run_transition(
+        "r",
+        Status::Paused,
+        &TransitionInfo::message(Some("coffee")),
+        t(3),
+    )
+    .unwrap();
+    s.run_transition("r", Status::Running, &none(), t(4))
+        .unwrap();
+    s.run_transition(
+        "r",
+        Status::Failed,
+        &TransitionInfo::error("boom", Some("trace\nline 2")),
+        t(5),
+    )
+    .unwrap();
+    let r = s.run("r").unwrap().unwrap();
+    assert_eq!(r.status, Status::Failed);
+    assert_eq!(r.end_time, Some(t(5)));
+    assert_eq!(r.error_message.as_deref(), Some("boom"));
+    assert_eq!(r.error_detail.as_deref(), Some("trace\nline 2"));
+    assert_eq!(r.overall_progress_message.as_deref(), Some("coffee"));
+    for to in [Status::Running, Status::Completed, Status::Failed] {
+        let e = s.run_transition("r", to, &none(), t(6)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidTransition, "{to}");
+        assert!(e.to_string().contains("FAILED"), "{e}");
+    }
+    // A reset leaves a terminal state, clears the error and is recorded as such.
+    let reset = TransitionInfo {
+        reset: true,
+        ..TransitionInfo::default()
+    };
+    assert_eq!(
+        kind_of(s.run_transition("r", Status::NotStarted, &reset, t(7))),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        s.run_transition("r", Status::Running, &reset, t(8))
+            .unwrap(),
+        Status::Failed
+    );
+    let r = s.run("r").unwrap().unwrap();
+    assert_eq!(r.status, Status::Running);
+    assert_eq!(r.end_time, None);
+    assert_eq!(r.error_message, None);
+    assert_eq!(r.error_detail, None);
+    s.run_transition("r", Status::Completed, &none(), t(9))
+        .unwrap();
+    assert_eq!(
+        kind_of(s.run_transition("nope", Status::Running, &none(), t(9))),
+        ErrorKind::NotFound
+    );
+    let kinds: Vec<(String, Option<Status>, Status)> = s
+        .events_after(0, Some("r"), 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.old_status, e.new_status))
+        .collect();
+    use Status::*;
+    assert_eq!(
+        kinds,
+        vec![
+            ("run".into(), Some(NotStarted), Started),
+            ("run".into(), Some(Started), Running),
+            ("run".into(), Some(Running), Paused),
+            ("run".into(), Some(Paused), Running),
+            ("run".into(), Some(Running), Failed),
+            ("reset".into(), Some(Failed), Running),
+            ("run".into(), Some(Running), Completed),
+        ]
+    );
+}
+
+fn subtasks_are_numbered_and_never_silently_overwritten(db: &mut Db) {
+    let s = &mut db.s;
+    s.start_run(&new_run("r", "st", "tk", 0)).unwrap();
+    assert_eq!(
+        s.subtask_start("r", "one", &sub(None, Some(10)), t(1))
+            .unwrap(),
+        1
+    );
+    // The first subtask moves the run to RUNNING, with an event.
+    assert_eq!(s.run_status("r").unwrap(), Some(Status::Running));
+    assert_eq!(
+        s.subtask_start("r", "two", &sub(None, None), t(2)).unwrap(),
+        2
+    );
+    assert_eq!(
+        s.subtask_start("r", "five", &sub(Some(5), None), t(3))
+            .unwrap(),
+        5
+    );
+    assert_eq!(
+        s.subtask_start("r", "six", &sub(None, None), t(4)).unwrap(),
+        6
+    );
+    let e = s
+        .subtask_start("r", "again", &sub(Some(1), None), t(5))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+    assert!(e.to_string().contains("restart"), "{e}");
+    s.apply_progress(&[inc("r", 1, 7)], &[], t(6)).unwrap();
+    s.subtask_transition(
+        "r",
+        1,
+        Status::Failed,
+        &TransitionInfo::error("bad row", None),
+        t(7),
+    )
+    .unwrap();
+    // Restart: same number, progress and error cleared, recorded as a reset.
+    let restart = SubtaskOptions {
+        number: Some(1),
+        items_total: Some(20),
+        message: Some("second try".into()),
+        restart: true,
+    };
+    assert_eq!(
+        s.subtask_start("r", "one again", &restart, t(8)).unwrap(),
+        1
+    );
+    let st = &s.subtasks("r").unwrap()[0];
+    assert_eq!(st.subtask_name, "one again");
+    assert_eq!(st.status, Status::Started);
+    assert_eq!(st.items_complete, 0);
+    assert_eq!(st.items_total, Some(20));
+    assert_eq!(st.error_message, None);
+    assert_eq!(st.end_time, None);
+    assert_eq!(st.start_time, Some(t(8)));
+    assert_eq!(st.progress_message.as_deref(), Some("second try"));
+    assert_eq!(
+        s.subtask_state("r", 1).unwrap(),
+        Some((Status::Started, Some(20)))
+    );
+    assert_eq!(s.subtask_state("r", 3).unwrap(), None);
+    let numbers: Vec<i64> = s
+        .subtasks("r")
+        .unwrap()
+        .iter()
+        .map(|x| x.subtask_number)
+        .collect();
+    assert_eq!(numbers, [1, 2, 5, 6]);
+    assert_eq!(s.run("r").unwrap().unwrap().current_subtask, Some(1));
+    // Subtask transitions are checked too.
+    s.subtask_transition("r", 2, Status::Completed, &none(), t(9))
+        .unwrap();
+    assert_eq!(
+        kind_of(s.subtask_transition("r", 2, Status::Running, &none(), t(10))),
+        ErrorKind::InvalidTransition
+    );
+    assert_eq!(
+        kind_of(s.subtask_transition("r", 9, Status::Running, &none(), t(10))),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        kind_of(s.subtask_transition("nope", 1, Status::Running, &none(), t(10))),
+        ErrorKind::NotFound
+    );
+    // No subtask starts in a finished run.
+    s.run_transition("r", Status::Completed, &none(), t(11))
+        .unwrap();
+    assert_eq!(
+        kind_of(s.subtask_start("r", "late", &sub(None, None), t(12))),
+        ErrorKind::InvalidTransition
+    );
+    assert_eq!(
+        kind_of(s.subtask_start("nope", "x", &sub(None, None), t(12))),
+        ErrorKind::NotFound
+    );
+    let reset_events: Vec<_> = s
+        .events_after(0, Some("r"), 100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "reset")
+        .collect();
+    assert_eq!(reset_events.len(), 1);
+    assert_eq!(reset_events[0].subtask_number, Some(1));
+    assert_eq!(reset_events[0].old_status, Some(Status::Failed));
+    assert_eq!(reset_events[0].message.as_deref(), Some("one again"));
+}
+
+fn progress_adds_deltas_and_moves_started_to_running_once(db: &mut Db) {
+    let s = &mut db.s;
+    s.start_run(&new_run("r", "st", "tk", 0)).unwrap();
+    s.subtask_start("r", "items", &sub(None, Some(100)), t(1))
+        .unwrap();
+    let before = s.events_after(0, Some("r"), 100).unwrap().len();
+    s.apply_progress(&[inc("r", 1, 5)], &[], t(2)).unwrap();
+    s.apply_progress(&[inc("r", 1, 7), inc("r", 1, 1)], &[], t(3))
+        .unwrap();
+    let st = &s.subtasks("r").unwrap()[0];
+    assert_eq!(st.items_complete, 13);
+    assert_eq!(st.status, Status::Running);
+    assert_eq!(st.last_update, Some(t(3)));
+    let ev = s.events_after(0, Some("r"), 100).unwrap();
+    assert_eq!(ev.len(), before + 1, "STARTED -> RUNNING is recorded once");
+    let last = ev.last().unwrap();
+    assert_eq!(
+        (
+            last.subtask_number,
+            last.old_status,
+            last.new_status,
+            last.kind.as_str()
+        ),
+        (Some(1), Some(Status::Started), Status::Running, "subtask")
+    );
+    // An absolute value replaces the count, and a delta in the same update adds to it.
+    let set = ProgressUpdate {
+        run_id: Arc::from("r"),
+        subtask: Some(1),
+        items_set: Some(50),
+        items_delta: 2,
+        items_total: Some(200),
+        percent: Some(12.5),
+        message: Some("half".into()),
+        current_subtask: None,
+    };
+    s.apply_progress(&[set], &[], t(4)).unwrap();
+    let st = &s.subtasks("r").unwrap()[0];
+    assert_eq!(st.items_complete, 52);
+    assert_eq!(st.items_total, Some(200));
+    assert_eq!(st.stored_percent, Some(12.5));
+    assert_eq!(st.progress_message.as_deref(), Some("half"));
+    // Progress never changes a terminal or paused status.
+    s.subtask_transition("r", 1, Status::Paused, &none(), t(5))
+        .unwrap();
+    s.apply_progress(&[inc("r", 1, 1)], &[], t(6)).unwrap();
+    assert_eq!(s.subtasks("r").unwrap()[0].status, Status::Paused);
+    assert_eq!(s.subtasks("r").unwrap()[0].items_complete, 53);
+    // Heartbeats refresh only the heartbeat.
+    s.apply_progress(&[], &[Arc::from("r")], t(30)).unwrap();
+    let r = s.run("r").unwrap().unwrap();
+    assert_eq!(r.heartbeat_time, Some(t(30)));
+    assert_eq!(r.last_update, Some(t(6)));
+    assert_eq!(r.subtask_count, 1);
+    assert!((r.subtask_fraction_sum - 53.0 / 200.0).abs() < 1e-12);
+    // An empty flush is a no-op; progress of an unknown run or subtask is ignored.
+    s.apply_progress(&[], &[], t(31)).unwrap();
+    s.apply_progress(&[inc("nope", 1, 1), inc("r", 9, 1)], &[], t(32))
+        .unwrap();
+    assert_eq!(s.subtasks("r").unwrap().len(), 1);
+}
+
+fn run_progress_moves_a_started_run_to_running(db: &mut Db) {
+    let s = &mut db.s;
+    s.start_run(&new_run("r", "st", "tk", 0)).unwrap();
+    let p = ProgressUpdate {
+        run_id: Arc::from("r"),
+        subtask: None,
+        percent: Some(40.0),
+        message: Some("warming up".into()),
+        current_subtask: Some(2),
+        ..ProgressUpdate::default()
+    };
+    s.apply_progress(&[p], &[], t(1)).unwrap();
+    let r = s.run("r").unwrap().unwrap();
+    assert_eq!(r.status, Status::Running);
+    assert_eq!(r.explicit_percent, Some(40.0));
+    assert_eq!(r.current_subtask, Some(2));
+    assert_eq!(r.overall_progress_message.as_deref(), Some("warming up"));
+    assert_eq!(r.last_update, Some(t(1)));
+    let ev = s.events_after(0, Some("r"), 100).unwrap();
+    assert_eq!(ev.len(), 2);
+    assert_eq!(
+        (ev[1].old_status, ev[1].new_status, ev[1].subtask_number),
+        (Some(Status::Started), Status::Running, None)
+    );
+    let mut rows = derived(vec![r]);
+    assert_eq!(rows[0].overall_percent_complete, Some(40.0));
+    assert!(rows[0].lost, "no heartbeat for a day: lost");
+    rows[0].status = Status::Completed;
+    rows[0].derive(&rule());
+    assert!(!rows[0].lost);
+}
+
+fn a_terminal_run_closes_its_open_subtasks(db: &mut Db) {
+    let s = &mut db.s;
+    s.start_run(&new_run("r", "st", "tk", 0)).unwrap();
+    for name in ["a", "b", "c"] {
+        s.subtask_start("r", name, &sub(None, None), t(1)).unwrap();
+    }
+    s.subtask_transition("r", 1, Status::Completed, &none(), t(2))
+        .unwrap();
+    s.subtask_transition("r", 3, Status::Paused, &none(), t(3))
+        .unwrap();
+    let last = s
+        .events_after(0, None, 1000)
+        .unwrap()
+        .last()
+        .unwrap()
+        .event_id;
+    s.run_transition(
+        "r",
+        Status::Failed,
+        &TransitionInfo::error("disk full", None),
+        t(4),
+    )
+    .unwrap();
+    let subs = s.subtasks("r").unwrap();
+    let st: Vec<(Status, Option<&str>)> = subs
+        .iter()
+        .map(|x| (x.status, x.error_message.as_deref()))
+        .collect();
+    assert_eq!(
+        st,
+        vec![
+            (Status::Completed, None),
+            (Status::Failed, Some("task failed - subtask terminated")),
+            (Status::Failed, Some("task failed - subtask terminated")),
+        ]
+    );
+    assert_eq!(subs[1].end_time, Some(t(4)));
+    assert_eq!(subs[0].end_time, Some(t(2)));
+    let ev = s.events_after(last, None, 100).unwrap();
+    let seen: Vec<(Option<i64>, Option<Status>, Status)> = ev
+        .iter()
+        .map(|e| (e.subtask_number, e.old_status, e.new_status))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (Some(2), Some(Status::Started), Status::Failed),
+            (Some(3), Some(Status::Paused), Status::Failed),
+            (None, Some(Status::Running), Status::Failed),
+        ]
+    );
+    let r = s.run("r").unwrap().unwrap();
+    assert_eq!(r.subtasks_completed, 1);
+    assert_eq!(r.subtask_count, 3);
+    // Cancel closes with CANCELLED and no message.
+    s.start_run(&new_run("q", "st", "tk", 10)).unwrap();
+    s.subtask_start("q", "x", &sub(None, None), t(11)).unwrap();
+    s.run_transition("q", Status::Cancelled, &none(), t(12))
+        .unwrap();
+    let x = &s.subtasks("q").unwrap()[0];
+    assert_eq!(
+        (x.status, x.error_message.as_deref()),
+        (Status::Cancelled, None)
+    );
+}
+
+fn task_status_lists_never_run_tasks_and_the_latest_run(db: &mut Db) {
+    let s = &mut db.s;
+    let mut a = TaskSpec::new("s1", "a");
+    a.stage_order = Some(1);
+    a.task_order = Some(1);
+    let mut b = TaskSpec::new("s1", "b");
+    b.task_order = Some(2);
+    let mut c = TaskSpec::new("s2", "c");
+    c.stage_order = Some(2);
+    s.register_tasks(&[c, b, a], t(0)).unwrap();
+    s.start_run(&new_run("a-old", "s1", "a", 1)).unwrap();
+    s.run_transition("a-old", Status::Completed, &none(), t(2))
+        .unwrap();
+    s.start_run(&new_run("a-new", "s1", "a", 3)).unwrap();
+    s.subtask_start("a-new", "x", &sub(None, Some(4)), t(4))
+        .unwrap();
+    s.apply_progress(&[inc("a-new", 1, 1)], &[], t(5)).unwrap();
+    let rows = derived(s.task_status(&StatusFilter::default()).unwrap());
+    let seen: Vec<(&str, &str, Status, Option<&str>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.stage_name.as_str(),
+                r.task_name.as_str(),
+                r.status,
+                r.run_id.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("s1", "a", Status::Running, Some("a-new")),
+            ("s1", "b", Status::NotStarted, None),
+            ("s2", "c", Status::NotStarted, None),
+        ]
+    );
+    assert_eq!(rows[0].overall_percent_complete, Some(25.0));
+    assert_eq!(rows[1].overall_percent_complete, None);
+    assert_eq!(rows[1].start_time, None);
+    assert!(!rows[1].lost);
+    let only = |f: StatusFilter, s: &mut Box<dyn Store>| -> Vec<String> {
+        s.task_status(&f)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.task_name)
+            .collect()
+    };
+    assert_eq!(
+        only(
+            StatusFilter {
+                status: Some(Status::NotStarted),
+                ..Default::default()
+            },
+            s
+        ),
+        ["b", "c"]
+    );
+    assert_eq!(
+        only(
+            StatusFilter {
+                stage: Some("s2".into()),
+                ..Default::default()
+            },
+            s
+        ),
+        ["c"]
+    );
+    assert_eq!(
+        only(
+            StatusFilter {
+                task: Some("a".into()),
+                ..Default::default()
+            },
+            s
+        ),
+        ["a"]
+    );
+    assert_eq!(
+        only(
+            StatusFilter {
+                limit: Some(2),
+                ..Default::default()
+            },
+            s
+        ),
+        ["a", "b"]
+    );
+    assert!(only(
+        StatusFilter {
+            status: Some(Status::Failed),
+            ..Default::default()
+        },
+        s
+    )
+    .is_empty());
+}
+
+fn several_active_runs_of_one_task_are_all_listed(db: &mut Db) {
+    let s = &mut db.s;
+    for (i, host) in ["h1", "h2", "h3", "h4"].iter().enumerate() {
+        let mut run = new_run(&format!("run-{i}"), "par", "shard", i as i64);
+        run.facts = facts(host);
+        run.facts.pid = 100 + i as u32;
+        s.start_run(&run).unwrap();
+    }
+    s.run_transition("run-1", Status::Paused, &none(), t(10))
+        .unwrap();
+    s.run_transition("run-3", Status::Completed, &none(), t(10))
+        .unwrap();
+    s.start_run(&new_run("other", "par", "another", 20))
+        .unwrap();
+    let active = s.active_runs().unwrap();
+    let seen: Vec<(&str, &str, Status, Option<&str>)> = active
+        .iter()
+        .map(|r| {
+            (
+                r.task_name.as_str(),
+                r.run_id.as_deref().unwrap(),
+                r.status,
+                r.hostname.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("another", "other", Status::Started, Some("host-a")),
+            ("shard", "run-0", Status::Started, Some("h1")),
+            ("shard", "run-1", Status::Paused, Some("h2")),
+            ("shard", "run-2", Status::Started, Some("h3")),
+        ]
+    );
+    // task_status shows the latest run only.
+    let latest = s
+        .task_status(&StatusFilter {
+            task: Some("shard".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0].run_id.as_deref(), Some("run-3"));
+}
+
+fn history_is_newest_first_and_filters(db: &mut Db) {
+    let s = &mut db.s;
+    for i in 0..5 {
+        s.start_run(&new_run(
+            &format!("h{i}"),
+            "st",
+            if i % 2 == 0 { "even" } else { "odd" },
+            i,
+        ))
+        .unwrap();
+    }
+    s.run_transition(
+        "h1",
+        Status::Failed,
+        &TransitionInfo::error("x", None),
+        t(9),
+    )
+    .unwrap();
+    let ids = |f: HistoryFilter, s: &mut Box<dyn Store>| -> Vec<String> {
+        s.history(&f)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.run_id.unwrap())
+            .collect()
+    };
+    assert_eq!(
+        ids(HistoryFilter::default(), s),
+        ["h4", "h3", "h2", "h1", "h0"]
+    );
+    assert_eq!(
+        ids(
+            HistoryFilter {
+                task: Some("even".into()),
+                ..Default::default()
+            },
+            s
+        ),
+        ["h4", "h2", "h0"]
+    );
+    assert_eq!(
+        ids(
+            HistoryFilter {
+                status: Some(Status::Failed),
+                ..Default::default()
+            },
+            s
+        ),
+        ["h1"]
+    );
+    assert_eq!(
+        ids(
+            HistoryFilter {
+                since: Some(t(3)),
+                ..Default::default()
+            },
+            s
+        ),
+        ["h4", "h3"]
+    );
+    assert_eq!(
+        ids(
+            HistoryFilter {
+                limit: Some(2),
+                stage: Some("st".into()),
+                ..Default::default()
+            },
+            s
+        ),
+        ["h4", "h3"]
+    );
+    assert!(ids(
+        HistoryFilter {
+            stage: Some("none".into()),
+            ..Default::default()
+        },
+        s
+    )
+    .is_empty());
+}
+
+fn events_after_pages_through_transitions(db: &mut Db) {
+    let s = &mut db.s;
+    s.start_run(&new_run("a", "st", "tk", 0)).unwrap();
+    s.start_run(&new_run("b", "st", "tk2", 1)).unwrap();
+    s.subtask_start("a", "one", &sub(None, None), t(2)).unwrap();
+    s.run_transition(
+        "b",
+        Status::Completed,
+        &TransitionInfo::message(Some("fine")),
+        t(3),
+    )
+    .unwrap();
+    let all = s.events_after(0, None, 100).unwrap();
+    assert_eq!(all.len(), 5);
+    assert!(all.windows(2).all(|w| w[0].event_id < w[1].event_id));
+    assert_eq!(all[0].run_id, "a");
+    assert_eq!(all[0].stage_name, "st");
+    assert_eq!(all[0].task_name, "tk");
+    let page1 = s.events_after(0, None, 2).unwrap();
+    let page2 = s.events_after(page1[1].event_id, None, 2).unwrap();
+    let page3 = s.events_after(page2[1].event_id, None, 2).unwrap();
+    assert_eq!(page3.len(), 1);
+    let paged: Vec<i64> = page1
+        .iter()
+        .chain(&page2)
+        .chain(&page3)
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(paged, all.iter().map(|e| e.event_id).collect::<Vec<_>>());
+    let b = s.events_after(0, Some("b"), 100).unwrap();
+    assert_eq!(b.len(), 2);
+    assert_eq!(b[1].message.as_deref(), Some("fine"));
+    assert_eq!(b[1].time, t(3));
+    assert!(s
+        .events_after(all.last().unwrap().event_id, None, 100)
+        .unwrap()
+        .is_empty());
+}
+
+fn delete_runs_cascades_and_honours_its_selector(db: &mut Db) {
+    let s = &mut db.s;
+    for (id, task, at) in [
+        ("d1", "x", 0),
+        ("d2", "x", 10),
+        ("d3", "y", 20),
+        ("d4", "y", 30),
+    ] {
+        s.start_run(&new_run(id, "st", task, at)).unwrap();
+        s.subtask_start(id, "sub", &sub(None, None), t(at + 1))
+            .unwrap();
+    }
+    s.run_transition(
+        "d1",
+        Status::Failed,
+        &TransitionInfo::error("e", None),
+        t(2),
+    )
+    .unwrap();
+    s.run_transition("d2", Status::Completed, &none(), t(12))
+        .unwrap();
+    // Before t(15), keeping failed runs: only d2 (ended at 12) goes.
+    let n = s
+        .delete_runs(&RunSelector {
+            before: Some(t(15)),
+            keep_failed: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(s.run("d2").unwrap().is_none());
+    assert!(s.subtasks("d2").unwrap().is_empty());
+    assert!(s.events_after(0, Some("d2"), 100).unwrap().is_empty());
+    assert_eq!(
+        s.delete_runs(&RunSelector {
+            run_id: Some("d1".into()),
+            ..Default::default()
+        })
+        .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.delete_runs(&RunSelector {
+            stage: Some("st".into()),
+            task: Some("y".into()),
+            ..Default::default()
+        })
+        .unwrap(),
+        2
+    );
+    assert!(s.history(&HistoryFilter::default()).unwrap().is_empty());
+    assert!(s.events_after(0, None, 100).unwrap().is_empty());
+    // Tasks stay registered.
+    assert_eq!(s.registered_tasks(None, None).unwrap().len(), 2);
+    assert_eq!(
+        s.delete_runs(&RunSelector {
+            run_id: Some("nope".into()),
+            ..Default::default()
+        })
+        .unwrap(),
+        0
+    );
+}
+
+fn hostile_strings_come_back_verbatim(db: &mut Db) {
+    let s = &mut db.s;
+    let hostile = [
+        "'; DROP TABLE runs; --",
+        "Robert'); DELETE FROM tasks WHERE ('1'='1",
+        "\"double\" `back` \\backslash\\ $1 ?1 %s %_ @.runs",
+        "<script>alert('x')</script> &amp; <b>",
+        "ünïcödé — 漢字 — 🚀 — \u{202e}rtl",
+        "line1\nline2\r\n\ttab",
+        "   leading and trailing spaces   ",
+    ];
+    for (i, h) in hostile.iter().enumerate() {
+        let mut spec = TaskSpec::new(*h, *h);
+        spec.description = Some(h.to_string());
+        spec.script_path = Some(format!("/tmp/{h}"));
+        s.register_tasks(&[spec], t(0)).unwrap();
+        let id = format!("run {h} {i}");
+        let mut run = new_run(&id, h, h, i as i64);
+        run.facts.hostname = h.to_string();
+        run.facts.user = Some(h.to_string());
+        run.options.message = Some(h.to_string());
+        run.options.version = Some(h.to_string());
+        run.options.metadata = Some(serde_json::json!({ *h: [h, {"k": h}], "n": -1.5e-7 }));
+        s.start_run(&run).unwrap();
+        assert_eq!(s.subtask_start(&id, h, &sub(None, None), t(1)).unwrap(), 1);
+        s.apply_progress(
+            &[ProgressUpdate {
+                message: Some(h.to_string()),
+                ..inc(&id, 1, 1)
+            }],
+            &[],
+            t(2),
+        )
+        .unwrap();
+        s.run_transition(
+            &id,
+            Status::Failed,
+            &TransitionInfo::error(h, Some(h)),
+            t(3),
+        )
+        .unwrap();
+        let r = s.run(&id).unwrap().unwrap();
+        assert_eq!(r.run_id.as_deref(), Some(id.as_str()));
+        assert_eq!(r.stage_name, *h);
+        assert_eq!(r.task_name, *h);
+        assert_eq!(r.hostname.as_deref(), Some(*h));
+        assert_eq!(r.user_name.as_deref(), Some(*h));
+        assert_eq!(r.version.as_deref(), Some(*h));
+        assert_eq!(r.error_message.as_deref(), Some(*h));
+        assert_eq!(r.error_detail.as_deref(), Some(*h));
+        assert_eq!(r.metadata, run.options.metadata);
+        let st = &s.subtasks(&id).unwrap()[0];
+        assert_eq!(st.subtask_name, *h);
+        assert_eq!(st.progress_message.as_deref(), Some(*h));
+        let task = &s.registered_tasks(Some(h), Some(h)).unwrap()[0];
+        assert_eq!(task.description.as_deref(), Some(*h));
+        let ev = s.events_after(0, Some(&id), 100).unwrap();
+        assert_eq!(ev.last().unwrap().message.as_deref(), Some(*h));
+        assert_eq!(ev[0].stage_name, *h);
+    }
+    // Wildcards are not wildcards.
+    assert!(s.registered_tasks(Some("%"), None).unwrap().is_empty());
+    assert!(s.registered_tasks(Some("_"), None).unwrap().is_empty());
+    // A huge message (4 MiB) comes back whole.
+    let huge = "x\u{e9}".repeat(2 << 20);
+    let mut run = new_run("huge", "st", "tk", 0);
+    run.options.message = Some(huge.clone());
+    s.start_run(&run).unwrap();
+    assert_eq!(
+        s.run("huge")
+            .unwrap()
+            .unwrap()
+            .overall_progress_message
+            .as_deref(),
+        Some(huge.as_str())
+    );
+    assert_eq!(
+        s.registered_tasks(None, None).unwrap().len(),
+        hostile.len() + 1
+    );
+}
+
+fn store_errors_name_what_is_wrong(db: &mut Db) {
+    let s = &mut db.s;
+    let e = s
+        .run_transition("missing-run", Status::Completed, &none(), t(0))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("missing-run"), "{e}");
+    s.start_run(&new_run("r", "st", "tk", 0)).unwrap();
+    let e = s.start_run(&new_run("r", "st", "tk", 0)).unwrap_err();
+    assert!(e.to_string().contains("run already exists: r"), "{e}");
+    assert_eq!(s.backend(), db.backend);
+}
+
+/// The same scenario on both backends gives equal rows (derived values included)
+/// and equal JSON renderings (the column names and value types bindings see).
+#[test]
+fn both_backends_return_identical_rows() {
+    let Some(mut pg) = postgres("identical") else {
+        return;
+    };
+    let mut lite = sqlite();
+    let a = scenario(&mut *lite.s);
+    let b = scenario(&mut *pg.s);
+    assert_eq!(a.len(), b.len());
+    for ((what, x), (_, y)) in a.iter().zip(&b) {
+        assert_eq!(x, y, "{what} differs between SQLite and PostgreSQL");
+    }
+}
+
+fn scenario(s: &mut dyn Store) -> Vec<(&'static str, serde_json::Value)> {
+    let mut spec = TaskSpec::new("prep", "clean");
+    spec.stage_order = Some(1);
+    spec.task_order = Some(1);
+    spec.task_type = Some("R".into());
+    spec.script_path = Some("/p/clean.R".into());
+    s.register_tasks(&[spec, TaskSpec::new("prep", "never run")], t(0))
+        .unwrap();
+    let mut run = new_run("run-1", "prep", "clean", 1);
+    run.options.total_subtasks = Some(4);
+    run.options.metadata = Some(serde_json::json!({"rows": 120000, "ratio": 0.75, "who": "ü"}));
+    s.start_run(&run).unwrap();
+    s.subtask_start("run-1", "load", &sub(None, Some(3)), t(2))
+        .unwrap();
+    s.subtask_start("run-1", "fit", &sub(None, None), t(3))
+        .unwrap();
+    s.apply_progress(
+        &[
+            inc("run-1", 1, 1),
+            ProgressUpdate {
+                percent: Some(30.0),
+                ..inc("run-1", 2, 0)
+            },
+        ],
+        &[Arc::from("run-1")],
+        t(4),
+    )
+    .unwrap();
+    s.subtask_transition("run-1", 1, Status::Completed, &none(), t(5))
+        .unwrap();
+    let mut other = new_run("run-2", "model", "fit", 6);
+    other.facts = facts("host-b");
+    s.start_run(&other).unwrap();
+    s.run_transition(
+        "run-2",
+        Status::Failed,
+        &TransitionInfo::error("oom", Some("killed")),
+        t(7),
+    )
+    .unwrap();
+    let j = |v: &dyn AsJson| v.json();
+    vec![
+        (
+            "task_status",
+            j(&derived(s.task_status(&StatusFilter::default()).unwrap())),
+        ),
+        ("active_runs", j(&derived(s.active_runs().unwrap()))),
+        (
+            "history",
+            j(&derived(s.history(&HistoryFilter::default()).unwrap())),
+        ),
+        ("run", j(&derived(vec![s.run("run-1").unwrap().unwrap()]))),
+        (
+            "raw rows",
+            serde_json::Value::String(format!(
+                "{:?}",
+                s.history(&HistoryFilter::default()).unwrap()
+            )),
+        ),
+        (
+            "subtasks",
+            j(&{
+                let mut v = s.subtasks("run-1").unwrap();
+                v.iter_mut().for_each(|x| x.derive(t(10)));
+                v
+            }),
+        ),
+        (
+            "registered_tasks",
+            j(&s.registered_tasks(None, None).unwrap()),
+        ),
+        ("stages", j(&s.stages().unwrap())),
+        ("events", j(&s.events_after(0, None, 1000).unwrap())),
+        ("run_status", j(&s.run_status("run-2").unwrap())),
+        ("subtask_state", j(&s.subtask_state("run-1", 1).unwrap())),
+    ]
+}
+
+/// Serializes any query result for comparison.
+trait AsJson {
+    fn json(&self) -> serde_json::Value;
+}
+
+impl<T: serde::Serialize> AsJson for T {
+    fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap()
+    }
+}
