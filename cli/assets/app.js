@@ -1,0 +1,567 @@
+// tasker dashboard. No framework, no build step. Every stored string reaches the
+// page through textContent or an attribute set with setAttribute: never as markup.
+"use strict";
+
+const S = {
+  status: null,          // the latest /api/v1/status payload
+  receivedAt: 0,         // Date.now() when it arrived
+  serverOffset: 0,       // server time - browser time, in ms
+  runDetail: null,
+  lastRunFetch: 0,
+  lastTimelineFetch: 0,
+  lastMessage: 0,
+};
+
+// ------------------------------------------------------------------ helpers
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else if (k.startsWith("data-")) e.setAttribute(k, String(v));
+    else if (k === "onclick" || k === "onchange") e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    e.appendChild(typeof c === "string" || typeof c === "number" ? document.createTextNode(String(c)) : c);
+  }
+  return e;
+}
+
+const svgNS = "http://www.w3.org/2000/svg";
+function svg(tag, attrs) {
+  const e = document.createElementNS(svgNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+  return e;
+}
+
+function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); return node; }
+const $ = (id) => document.getElementById(id);
+
+function duration(secs) {
+  if (secs === null || secs === undefined || !isFinite(secs) || secs < 0) return "";
+  if (secs < 10) return secs.toFixed(1) + "s";
+  const s = Math.round(secs);
+  const d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24, m = Math.floor(s / 60) % 60, r = s % 60;
+  const p2 = (n) => String(n).padStart(2, "0");
+  if (d) return `${d}d ${h}h`;
+  if (h) return `${h}h ${p2(m)}m`;
+  if (m) return `${m}m ${p2(r)}s`;
+  return `${r}s`;
+}
+
+function count(n) {
+  if (n === null || n === undefined) return "";
+  const a = Math.abs(n);
+  if (a < 10000) return String(n);
+  if (a < 1e6) return (n / 1e3).toFixed(1) + "k";
+  if (a < 1e9) return (n / 1e6).toFixed(1) + "M";
+  return (n / 1e9).toFixed(1) + "G";
+}
+
+function localTime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+function serverNow() { return Date.now() + S.serverOffset; }
+
+function badge(status, lost) {
+  const label = lost ? status + " (LOST)" : status;
+  return el("span", { class: "badge s-" + (lost ? "LOST" : status), "data-status": status, text: label });
+}
+
+function bar(percent, opts) {
+  opts = opts || {};
+  const p = percent === null || percent === undefined || !isFinite(percent) ? null : Math.max(0, Math.min(100, percent));
+  const cls = "bar" + (opts.thin ? " thin" : "") + (opts.status === "COMPLETED" ? " done" : "") + (opts.status === "FAILED" ? " failed" : "");
+  const fill = el("div", { class: "fill" });
+  fill.style.width = (p === null ? 0 : p) + "%";
+  const b = el("div", { class: cls, "data-percent": p === null ? "" : p.toFixed(2), title: opts.title || null }, fill);
+  if (!opts.thin) b.appendChild(el("span", { class: "label", text: (p === null ? "–" : Math.floor(p) + "%") + (opts.label ? "  " + opts.label : "") }));
+  return b;
+}
+
+function items(s) {
+  if (!s) return "";
+  if (s.items_total !== null && s.items_total !== undefined) return `${count(s.items_complete)}/${count(s.items_total)}`;
+  return s.items_complete ? count(s.items_complete) : "";
+}
+
+function etaText(e) {
+  if (!e) return "";
+  if (e.seconds === 0) return "0s";
+  return `${duration(e.seconds)} (${Math.round(e.level * 100)}% CI ${duration(e.low)}–${duration(e.high)})`;
+}
+
+function hostPid(r) {
+  if (!r.hostname) return "";
+  return r.process_id !== null && r.process_id !== undefined ? `${r.hostname}:${r.process_id}` : r.hostname;
+}
+
+function runLink(id, text) {
+  if (!id) return "";
+  return el("a", { href: "#/run/" + encodeURIComponent(id), "data-run-link": id, text: text || id.slice(0, 13) + "…" });
+}
+
+function elapsedCell(r) {
+  const attrs = { class: "num elapsed" };
+  if (r.start_time && !r.end_time && r.status && ["STARTED", "RUNNING", "PAUSED"].includes(r.status)) attrs["data-start"] = r.start_time;
+  return el("td", attrs, duration(r.duration_seconds));
+}
+
+// ------------------------------------------------------------------ routing and filters
+
+function route() {
+  const h = location.hash.replace(/^#/, "") || "/";
+  const [path, query] = h.split("?");
+  return { path: path || "/", params: new URLSearchParams(query || "") };
+}
+
+function filters() {
+  return { stage: $("filter-stage").value, status: $("filter-status").value, host: $("filter-host").value };
+}
+
+function setHashParams() {
+  const r = route();
+  const f = filters();
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(f)) if (v) p.set(k, v);
+  const qs = p.toString();
+  const next = "#" + r.path + (qs ? "?" + qs : "");
+  if (next !== location.hash) history.replaceState(null, "", next);
+}
+
+function keeps(r, f) {
+  if (f.stage && r.stage_name !== f.stage) return false;
+  if (f.host && r.hostname !== f.host) return false;
+  if (f.status) {
+    const ok = f.status.split(",").some((s) => {
+      if (s === "active") return ["STARTED", "RUNNING", "PAUSED"].includes(r.status);
+      if (s === "lost") return !!r.lost;
+      return r.status === s;
+    });
+    if (!ok) return false;
+  }
+  return true;
+}
+
+function fillSelect(sel, values, labels) {
+  const cur = sel.value;
+  const want = [""].concat(values);
+  const have = Array.from(sel.options).map((o) => o.value);
+  if (want.length === have.length && want.every((v, i) => v === have[i])) return;
+  clear(sel);
+  sel.appendChild(el("option", { value: "", text: "all" }));
+  values.forEach((v, i) => sel.appendChild(el("option", { value: v, text: labels ? labels[i] : v })));
+  sel.value = want.includes(cur) ? cur : "";
+}
+
+function syncFilterOptions() {
+  const p = S.status;
+  if (!p) return;
+  const r = route();
+  const stages = p.stages.map((s) => s.stage_name);
+  fillSelect($("filter-stage"), stages);
+  const hosts = p.hosts.slice();
+  fillSelect($("filter-host"), hosts);
+  // Filters given in the URL win once the options exist.
+  for (const k of ["stage", "status", "host"]) {
+    const v = r.params.get(k);
+    const sel = $("filter-" + k);
+    if (v !== null && sel.dataset.fromUrl !== v && Array.from(sel.options).some((o) => o.value === v)) {
+      sel.value = v;
+      sel.dataset.fromUrl = v;
+    }
+  }
+}
+
+// ------------------------------------------------------------------ pipeline view
+
+function taskLabel(r) {
+  return $("show-scripts").checked && r.script_filename ? r.script_filename : r.task_name;
+}
+
+function renderPipeline() {
+  const p = S.status;
+  if (!p) return;
+  const f = filters();
+  const stagesBox = $("stages");
+  const openState = {};
+  stagesBox.querySelectorAll("details.stage").forEach((d) => { openState[d.dataset.stage] = d.open; });
+  clear(stagesBox);
+  const byStage = new Map();
+  for (const v of p.tasks) {
+    if (!byStage.has(v.stage_name)) byStage.set(v.stage_name, []);
+    byStage.get(v.stage_name).push(v);
+  }
+  let shown = 0;
+  for (const st of p.stages) {
+    if (f.stage && st.stage_name !== f.stage) continue;
+    const tasks = (byStage.get(st.stage_name) || []).filter((v) => keeps(v, f));
+    if (!tasks.length) continue;
+    shown++;
+    const body = el("tbody");
+    for (const v of tasks) body.appendChild(taskRow(v));
+    const d = el("details", { class: "stage", "data-stage": st.stage_name },
+      el("summary", {},
+        el("span", { class: "stage-name", text: st.stage_name }),
+        badge(st.status, false),
+        bar(st.percent_complete, { status: st.status, label: `${st.tasks_done}/${st.tasks_total} tasks` }),
+        st.lost ? el("span", { class: "lost-flag", text: `${st.lost} lost` }) : null),
+      el("table", { class: "grid" },
+        el("thead", {}, el("tr", {}, ["task", "status", "progress", "current subtask", "items", "elapsed", "ETA", "host:pid", "run"].map((h) => el("th", { text: h })))),
+        body));
+    // Open while something runs or failed (or as the user left it).
+    const auto = st.status === "RUNNING" || st.status === "FAILED" || st.status === "PARTIAL";
+    d.open = st.stage_name in openState ? openState[st.stage_name] : auto || p.stages.length <= 4;
+    stagesBox.appendChild(d);
+  }
+  if (!shown) stagesBox.appendChild(el("p", { class: "muted", text: p.tasks.length ? "No task matches the filters." : "No tasks registered yet." }));
+
+  const active = p.active.filter((v) => keeps(v, f));
+  $("active-count").textContent = `(${active.length})`;
+  const box = clear($("active"));
+  if (!active.length) box.appendChild(el("p", { class: "muted", text: "No active runs." }));
+  for (const v of active) box.appendChild(activeCard(v));
+
+  const evBody = clear($("events").querySelector("tbody"));
+  const evs = p.recent_events.filter((e) => !f.stage || e.stage_name === f.stage).slice(-20).reverse();
+  for (const e of evs) evBody.appendChild(eventRow(e));
+}
+
+function taskRow(v) {
+  const c = v.current;
+  const never = !v.run_id;
+  const progress = el("td", {},
+    never ? "" : bar(v.overall_percent_complete, { status: v.status, label: v.total_subtasks ? `${v.subtasks_completed}/${v.total_subtasks} subtasks` : "" }),
+    c ? bar(c.percent_complete, { thin: true, title: `${c.subtask_name}: ${items(c)}` }) : null);
+  return el("tr", { class: "task-row", "data-stage": v.stage_name, "data-task": v.task_name, "data-status": v.status, "data-run-id": v.run_id || "" },
+    el("td", { class: "task-name", text: taskLabel(v), title: v.task_name }),
+    el("td", {}, badge(v.status, v.lost)),
+    progress,
+    el("td", { class: "sub" }, c ? `${c.subtask_number}. ${c.subtask_name}` : "", c && c.progress_message ? el("div", { class: "muted", text: c.progress_message }) : null),
+    el("td", { class: "num" }, c ? items(c) : ""),
+    never ? el("td") : elapsedCell(v),
+    el("td", { class: "num" }, v.eta_seconds !== null && v.eta_seconds !== undefined ? duration(v.eta_seconds) : ""),
+    el("td", { text: hostPid(v) }),
+    el("td", {}, runLink(v.run_id)));
+}
+
+function activeCard(v) {
+  const subs = (v.subtasks || []);
+  const body = el("tbody");
+  for (const s of subs) {
+    body.appendChild(el("tr", { class: "subtask-row", "data-subtask": s.subtask_number, "data-items-complete": s.items_complete, "data-status": s.status },
+      el("td", { class: "num", text: s.subtask_number + "." }),
+      el("td", { text: s.subtask_name }),
+      el("td", {}, badge(s.status, false)),
+      el("td", {}, bar(s.percent_complete, { status: s.status })),
+      el("td", { class: "num", text: items(s) }),
+      el("td", { class: "num", text: s.rate_per_second ? count(Math.round(s.rate_per_second)) + "/s" : "" }),
+      el("td", { class: "num", text: etaText(s.eta) }),
+      el("td", { class: "muted", text: s.error_message || s.progress_message || "" })));
+  }
+  return el("div", { class: "run-card" + (v.lost ? " lost" : ""), "data-run-id": v.run_id, "data-stage": v.stage_name, "data-task": v.task_name },
+    el("div", { class: "run-head" },
+      el("b", { text: `${v.stage_name} / ${v.task_name}` }),
+      badge(v.status, v.lost),
+      bar(v.overall_percent_complete, { status: v.status }),
+      el("span", { class: "muted" }, "elapsed ", el("span", { class: "elapsed", "data-start": v.start_time, text: duration(v.duration_seconds) })),
+      v.eta_seconds !== null && v.eta_seconds !== undefined ? el("span", { text: "ETA " + duration(v.eta_seconds) }) : null,
+      el("span", { class: "muted", text: hostPid(v) }),
+      runLink(v.run_id, "details")),
+    v.overall_progress_message ? el("div", { class: "muted", text: v.overall_progress_message }) : null,
+    v.lost ? el("div", { class: "lost-flag", text: "Lost: the process is gone or its heartbeat is too old (`tasker reap` marks it FAILED)." }) : null,
+    subs.length ? el("table", { class: "grid sub" },
+      el("thead", {}, el("tr", {}, ["#", "subtask", "status", "progress", "items", "rate", "ETA", "message"].map((h) => el("th", { text: h })))),
+      body) : null);
+}
+
+function eventRow(e) {
+  return el("tr", {},
+    el("td", { text: localTime(e.time) }),
+    el("td", {}, `${e.stage_name} / ${e.task_name}`, " ", runLink(e.run_id)),
+    el("td", { text: e.subtask_number !== null && e.subtask_number !== undefined ? "#" + e.subtask_number : "" }),
+    el("td", {}, e.old_status || "–", " → ", badge(e.new_status, false)),
+    el("td", { text: e.message || "" }));
+}
+
+// ------------------------------------------------------------------ run page
+
+async function fetchJson(url) {
+  const res = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(body.error || res.statusText);
+  return body;
+}
+
+async function loadRun(id) {
+  S.lastRunFetch = Date.now();
+  const box = $("view-run");
+  try {
+    const d = await fetchJson("/api/v1/runs/" + encodeURIComponent(id));
+    S.runDetail = d;
+    renderRun(d);
+  } catch (err) {
+    clear(box).appendChild(el("p", { class: "banner", text: "Cannot load run " + id + ": " + err.message }));
+  }
+}
+
+function renderRun(d) {
+  const r = d.run;
+  const box = clear($("view-run"));
+  box.appendChild(el("h2", {}, `${r.stage_name} / ${r.task_name} `, badge(r.status, r.lost)));
+  box.appendChild(bar(r.overall_percent_complete, { status: r.status, label: r.total_subtasks ? `${r.subtasks_completed}/${r.total_subtasks} subtasks` : "" }));
+  if (r.lost) box.appendChild(el("p", { class: "lost-flag", text: "This run looks lost: its process is gone or its heartbeat is too old." }));
+  const kv = el("dl", { class: "kv" });
+  const add = (k, v) => { if (v !== null && v !== undefined && v !== "") { kv.appendChild(el("dt", { text: k })); kv.appendChild(el("dd", {}, v)); } };
+  add("run", r.run_id);
+  add("started", localTime(r.start_time));
+  add("ended", localTime(r.end_time));
+  add("duration", el("span", r.end_time ? {} : { class: "elapsed", "data-start": r.start_time }, duration(r.duration_seconds)));
+  add("ETA", d.eta_seconds !== null && d.eta_seconds !== undefined ? duration(d.eta_seconds) : "");
+  add("last update", localTime(r.last_update));
+  add("heartbeat", localTime(r.heartbeat_time));
+  add("host", r.hostname);
+  add("pid", r.process_id);
+  add("parent pid", r.parent_pid);
+  add("user", r.user_name);
+  add("version", r.version);
+  add("git commit", r.git_commit);
+  add("script", r.script_path || r.script_filename);
+  add("log", r.log_path || r.log_filename);
+  add("message", r.overall_progress_message);
+  add("metadata", r.metadata ? JSON.stringify(r.metadata) : "");
+  box.appendChild(kv);
+  if (r.error_message) {
+    box.appendChild(el("h2", { text: "Error" }));
+    box.appendChild(el("p", { class: "banner", id: "run-error", text: r.error_message }));
+  }
+  if (r.error_detail) box.appendChild(el("pre", { id: "run-error-detail", text: r.error_detail }));
+  box.appendChild(el("h2", { text: `Subtasks (${d.subtasks.length})` }));
+  const sb = el("tbody");
+  for (const s of d.subtasks) {
+    const secs = s.start_time ? ((s.end_time ? Date.parse(s.end_time) : serverNow()) - Date.parse(s.start_time)) / 1000 : null;
+    sb.appendChild(el("tr", { class: "subtask-row", "data-subtask": s.subtask_number, "data-items-complete": s.items_complete },
+      el("td", { class: "num", text: s.subtask_number }),
+      el("td", { text: s.subtask_name }),
+      el("td", {}, badge(s.status, false)),
+      el("td", {}, bar(s.percent_complete, { status: s.status })),
+      el("td", { class: "num", text: items(s) }),
+      el("td", { class: "num", text: duration(secs) }),
+      el("td", { class: "num", text: etaText(s.eta) }),
+      el("td", {}, s.error_message ? el("span", { class: "lost-flag", text: s.error_message }) : (s.progress_message || ""))));
+  }
+  box.appendChild(el("table", { class: "grid" },
+    el("thead", {}, el("tr", {}, ["#", "name", "status", "progress", "items", "duration", "ETA", "message / error"].map((h) => el("th", { text: h })))), sb));
+  box.appendChild(el("h2", { text: `Events (${d.events.length})` }));
+  const eb = el("tbody");
+  for (const e of d.events) eb.appendChild(eventRow(e));
+  box.appendChild(el("table", { class: "grid" },
+    el("thead", {}, el("tr", {}, ["time", "stage / task", "subtask", "change", "message"].map((h) => el("th", { text: h })))), eb));
+}
+
+// ------------------------------------------------------------------ timeline
+
+const COLORS = { COMPLETED: "#16a34a", FAILED: "#dc2626", RUNNING: "#0284c7", STARTED: "#0284c7", PAUSED: "#d97706", CANCELLED: "#9333ea", SKIPPED: "#94a3b8", NOT_STARTED: "#94a3b8" };
+
+function timelineWindow() {
+  const w = $("tl-window").value;
+  if (w === "custom") {
+    const from = $("tl-from").value, to = $("tl-to").value;
+    return { from: from ? new Date(from).toISOString() : "", to: to ? new Date(to).toISOString() : "" };
+  }
+  return { from: w, to: "" };
+}
+
+async function loadTimeline() {
+  S.lastTimelineFetch = Date.now();
+  const f = filters();
+  const w = timelineWindow();
+  const q = new URLSearchParams();
+  if (w.from) q.set("from", w.from);
+  if (w.to) q.set("to", w.to);
+  for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+  try {
+    const d = await fetchJson("/api/v1/timeline?" + q.toString());
+    renderTimeline(d);
+  } catch (err) {
+    clear($("timeline")).appendChild(el("p", { class: "banner", text: "Cannot load the timeline: " + err.message }));
+  }
+}
+
+function renderTimeline(d) {
+  const box = clear($("timeline"));
+  const from = Date.parse(d.from), to = Date.parse(d.to), now = Date.parse(d.now);
+  $("tl-info").textContent = `${d.runs.length} runs from ${localTime(d.from)} to ${localTime(d.to)}`;
+  if (!d.runs.length) { box.appendChild(el("p", { class: "muted", text: "No runs in this window." })); return; }
+  const rows = [];
+  const index = new Map();
+  const sorted = d.runs.slice().sort((a, b) =>
+    ((a.stage_order ?? 1e15) - (b.stage_order ?? 1e15)) || a.stage_name.localeCompare(b.stage_name) ||
+    ((a.task_order ?? 1e15) - (b.task_order ?? 1e15)) || a.task_name.localeCompare(b.task_name));
+  for (const r of sorted) {
+    const key = JSON.stringify([r.stage_name, r.task_name]);
+    if (!index.has(key)) { index.set(key, rows.length); rows.push({ stage: r.stage_name, task: r.task_name, runs: [] }); }
+    rows[index.get(key)].runs.push(r);
+  }
+  const labelW = 260, width = Math.max(600, box.clientWidth || 1000), chartW = width - labelW - 10, rowH = 20, top = 26;
+  const height = top + rows.length * rowH + 8;
+  const x = (t) => labelW + chartW * Math.max(0, Math.min(1, (t - from) / Math.max(1, to - from)));
+  const s = svg("svg", { width, height, role: "img", "aria-label": "Gantt timeline of runs", id: "gantt" });
+  for (let i = 0; i <= 6; i++) {
+    const t = from + (to - from) * i / 6, xx = x(t);
+    s.appendChild(svg("line", { x1: xx, y1: top - 4, x2: xx, y2: height, stroke: "#e2e8f0" }));
+    const label = svg("text", { x: xx, y: 14, "text-anchor": i === 0 ? "start" : i === 6 ? "end" : "middle" });
+    label.textContent = localTime(new Date(t).toISOString()).slice(5, 16);
+    s.appendChild(label);
+  }
+  if (now >= from && now <= to) s.appendChild(svg("line", { x1: x(now), y1: top - 4, x2: x(now), y2: height, stroke: "#0f172a", "stroke-dasharray": "3,3" }));
+  rows.forEach((row, i) => {
+    const y = top + i * rowH;
+    if (i % 2) s.appendChild(svg("rect", { x: 0, y, width, height: rowH, fill: "#f8fafc" }));
+    const label = svg("text", { x: 4, y: y + rowH * 0.68, "data-stage": row.stage });
+    const txt = `${row.stage} / ${row.task}`;
+    label.textContent = txt.length > 40 ? txt.slice(0, 39) + "…" : txt;
+    const tt = svg("title", {}); tt.textContent = txt; label.appendChild(tt);
+    s.appendChild(label);
+    for (const r of row.runs) {
+      if (!r.start_time) continue;
+      const x0 = x(Date.parse(r.start_time)), x1 = Math.max(x0 + 2, x(r.end_time ? Date.parse(r.end_time) : now));
+      const rect = svg("rect", { class: "tl-bar", x: x0, y: y + 3, width: x1 - x0, height: rowH - 6, rx: 2,
+        fill: r.lost ? "#7f1d1d" : (COLORS[r.status] || "#94a3b8"), "data-run-id": r.run_id, "data-stage": r.stage_name, "data-status": r.status });
+      const t = svg("title", {});
+      t.textContent = `${r.stage_name} / ${r.task_name}\n${r.status}${r.lost ? " (LOST)" : ""}\n${localTime(r.start_time)} → ${r.end_time ? localTime(r.end_time) : "now"} (${duration(r.duration_seconds)})\nhost ${hostPid(r)}${r.error_message ? "\n" + r.error_message : ""}`;
+      rect.appendChild(t);
+      rect.addEventListener("click", () => { location.hash = "#/run/" + encodeURIComponent(r.run_id); });
+      s.appendChild(rect);
+    }
+  });
+  box.appendChild(s);
+}
+
+// ------------------------------------------------------------------ history
+
+async function loadHistory() {
+  const f = filters();
+  const q = new URLSearchParams({ limit: $("hist-limit").value });
+  for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+  const body = clear($("history").querySelector("tbody"));
+  try {
+    const rows = await fetchJson("/api/v1/runs?" + q.toString());
+    for (const r of rows) {
+      body.appendChild(el("tr", { class: "history-row", "data-stage": r.stage_name, "data-run-id": r.run_id },
+        el("td", { text: localTime(r.start_time) }),
+        el("td", { text: r.stage_name }),
+        el("td", { text: r.task_name }),
+        el("td", {}, badge(r.status, r.lost)),
+        el("td", { class: "num", text: duration(r.duration_seconds) }),
+        el("td", {}, bar(r.overall_percent_complete, { status: r.status })),
+        el("td", { text: hostPid(r) }),
+        el("td", {}, runLink(r.run_id))));
+    }
+    if (!rows.length) body.appendChild(el("tr", {}, el("td", { colspan: 8, class: "muted", text: "No runs match." })));
+  } catch (err) {
+    body.appendChild(el("tr", {}, el("td", { colspan: 8, class: "banner", text: err.message })));
+  }
+}
+
+// ------------------------------------------------------------------ wiring
+
+function show() {
+  const r = route();
+  const views = { "/": "view-pipeline", "/timeline": "view-timeline", "/history": "view-history" };
+  let id = views[r.path];
+  if (!id && r.path.startsWith("/run/")) id = "view-run";
+  if (!id) id = "view-pipeline";
+  for (const v of ["view-pipeline", "view-timeline", "view-history", "view-run"]) $(v).hidden = v !== id;
+  $("nav-pipeline").className = id === "view-pipeline" ? "on" : "";
+  $("nav-timeline").className = id === "view-timeline" ? "on" : "";
+  $("nav-history").className = id === "view-history" ? "on" : "";
+  if (id === "view-pipeline") renderPipeline();
+  if (id === "view-timeline") loadTimeline();
+  if (id === "view-history") loadHistory();
+  if (id === "view-run") {
+    clear($("view-run")).appendChild(el("p", { class: "muted", text: "Loading…" }));
+    loadRun(decodeURIComponent(r.path.slice(5)));
+  }
+}
+
+function onStatus(p) {
+  S.status = p;
+  S.receivedAt = Date.now();
+  S.serverOffset = Date.parse(p.generated_at) - Date.now();
+  S.lastMessage = Date.now();
+  $("banner").hidden = true;
+  $("updated").textContent = "updated " + localTime(p.generated_at);
+  $("footer").textContent = `${p.database} · ${p.backend} · last event #${p.last_event_id}`;
+  syncFilterOptions();
+  const r = route();
+  if (r.path === "/" || r.path === "") renderPipeline();
+  if (r.path.startsWith("/run/") && S.runDetail) {
+    const id = decodeURIComponent(r.path.slice(5));
+    const active = p.active.some((v) => v.run_id === id);
+    const wasActive = ["STARTED", "RUNNING", "PAUSED"].includes(S.runDetail.run.status);
+    if ((active || wasActive) && Date.now() - S.lastRunFetch > 900) loadRun(id);
+  }
+  if (r.path === "/timeline" && !$("tl-to").value && Date.now() - S.lastTimelineFetch > 5000) loadTimeline();
+}
+
+function connect() {
+  const es = new EventSource("/api/v1/stream");
+  const conn = $("conn");
+  es.addEventListener("open", () => { conn.className = "conn conn-live"; conn.textContent = "live"; });
+  es.addEventListener("status", (ev) => {
+    conn.className = "conn conn-live"; conn.textContent = "live";
+    try { onStatus(JSON.parse(ev.data)); } catch (e) { console.error(e); }
+  });
+  es.addEventListener("events", () => { S.lastMessage = Date.now(); });
+  es.addEventListener("db_error", (ev) => {
+    const b = $("banner");
+    b.hidden = false;
+    let msg = "";
+    try { msg = JSON.parse(ev.data).error; } catch (e) { msg = String(ev.data); }
+    b.textContent = "The database cannot be read right now: " + msg + " (showing the last data read).";
+  });
+  es.addEventListener("error", () => {
+    conn.className = "conn conn-down";
+    conn.textContent = "connection lost, retrying…";
+  });
+}
+
+function tick() {
+  // Elapsed times of active runs move every second without a round trip.
+  const now = serverNow();
+  document.querySelectorAll("[data-start]").forEach((e) => {
+    if (e.tagName === "svg" || e instanceof SVGElement) return;
+    const s = Date.parse(e.getAttribute("data-start"));
+    if (isFinite(s)) e.textContent = duration((now - s) / 1000);
+  });
+  if (S.lastMessage && Date.now() - S.lastMessage > 20000) {
+    $("conn").className = "conn conn-down";
+    $("conn").textContent = "no updates for " + Math.round((Date.now() - S.lastMessage) / 1000) + "s";
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const id of ["filter-stage", "filter-status", "filter-host"]) {
+    $(id).addEventListener("change", () => { setHashParams(); show(); });
+  }
+  $("show-scripts").addEventListener("change", renderPipeline);
+  $("tl-window").addEventListener("change", () => {
+    $("tl-custom").hidden = $("tl-window").value !== "custom";
+    if ($("tl-window").value !== "custom") loadTimeline();
+  });
+  $("tl-apply").addEventListener("click", loadTimeline);
+  $("hist-limit").addEventListener("change", loadHistory);
+  window.addEventListener("hashchange", show);
+  show();
+  connect();
+  setInterval(tick, 1000);
+});

@@ -1,0 +1,1168 @@
+//! The terminal commands: status, watch, history, show, export, reap, purge.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use tasker::{
+    EventRow, HistoryFilter, RunRow, RunSelector, Status, StatusFilter, SubtaskRow, Tracker,
+    TransitionInfo,
+};
+
+use crate::fmt::{self, Eta, Style, Table};
+use crate::{CliResult, Failure, Global};
+
+// ---------------------------------------------------------------- shared views
+
+/// A subtask with its ETA and confidence interval.
+#[derive(Clone, Debug, Serialize)]
+pub struct SubtaskView {
+    #[serde(flatten)]
+    pub row: SubtaskRow,
+    pub eta: Option<Eta>,
+}
+
+impl SubtaskView {
+    pub fn new(row: SubtaskRow, now: DateTime<Utc>) -> SubtaskView {
+        let eta = fmt::subtask_eta(&row, now);
+        SubtaskView { row, eta }
+    }
+}
+
+/// A run with the subtask it is working on and its ETA.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunView {
+    #[serde(flatten)]
+    pub run: RunRow,
+    /// The subtask being worked on (active runs only).
+    pub current: Option<SubtaskView>,
+    /// Seconds left, when progress is known.
+    pub eta_seconds: Option<f64>,
+    /// Every subtask (only where asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subtasks: Option<Vec<SubtaskView>>,
+}
+
+/// Adds the current subtask and ETA to active runs (one subtask query per active run).
+pub fn run_views(t: &Tracker, rows: Vec<RunRow>, keep_subtasks: bool) -> CliResult<Vec<RunView>> {
+    let now = Utc::now();
+    let mut out = Vec::with_capacity(rows.len());
+    for run in rows {
+        let subs: Vec<SubtaskRow> = match (&run.run_id, run.status.is_active()) {
+            (Some(id), true) => match t.subtasks(id) {
+                Ok(s) => s,
+                // Deleted between the two reads: show the run without subtasks.
+                Err(e) if e.kind() == tasker::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(e.into()),
+            },
+            _ => Vec::new(),
+        };
+        let current = fmt::current_subtask(&run, &subs).cloned();
+        let eta_seconds = fmt::run_eta(&run, current.as_ref(), now);
+        out.push(RunView {
+            current: current.map(|c| SubtaskView::new(c, now)),
+            eta_seconds,
+            subtasks: keep_subtasks
+                .then(|| subs.into_iter().map(|s| SubtaskView::new(s, now)).collect()),
+            run,
+        });
+    }
+    Ok(out)
+}
+
+/// Which statuses to keep: names, plus `active` (STARTED/RUNNING/PAUSED) and `lost`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatusSel {
+    pub statuses: Vec<Status>,
+    pub active: bool,
+    pub lost: bool,
+}
+
+impl StatusSel {
+    pub fn parse(values: &[String]) -> Result<StatusSel, Failure> {
+        let mut sel = StatusSel::default();
+        for v in values.iter().flat_map(|v| v.split(',')) {
+            let v = v.trim();
+            match v.to_ascii_lowercase().as_str() {
+                "" => {}
+                "active" => sel.active = true,
+                "lost" => sel.lost = true,
+                _ => sel.statuses.push(
+                    v.parse()
+                        .map_err(|e: tasker::Error| Failure::usage(e.to_string()))?,
+                ),
+            }
+        }
+        Ok(sel)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.statuses.is_empty() && !self.active && !self.lost
+    }
+
+    /// A single status the store can filter on by itself.
+    pub fn single(&self) -> Option<Status> {
+        match (&self.statuses[..], self.active, self.lost) {
+            ([s], false, false) => Some(*s),
+            _ => None,
+        }
+    }
+
+    pub fn keeps(&self, r: &RunRow) -> bool {
+        self.is_empty()
+            || self.statuses.contains(&r.status)
+            || (self.active && r.status.is_active())
+            || (self.lost && r.lost)
+    }
+}
+
+fn host_pid(r: &RunRow) -> String {
+    match (&r.hostname, r.process_id) {
+        (Some(h), Some(p)) => format!("{}:{p}", fmt::truncate(h, 24)),
+        (Some(h), None) => fmt::truncate(h, 24),
+        _ => "-".into(),
+    }
+}
+
+fn print_json<T: Serialize + ?Sized>(v: &T) -> CliResult {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn lost_footer(style: &Style, lost: &[&RunRow]) -> String {
+    if lost.is_empty() {
+        return String::new();
+    }
+    let mut s = style.paint(
+        "1;31",
+        &format!(
+            "{} lost run{} (process gone or heartbeat too old):",
+            lost.len(),
+            if lost.len() == 1 { "" } else { "s" }
+        ),
+    );
+    s.push('\n');
+    for r in lost {
+        s.push_str(&format!(
+            "  {}/{} run {} on {} (last heartbeat {})\n",
+            fmt::truncate(&r.stage_name, 30),
+            fmt::truncate(&r.task_name, 40),
+            r.run_id.as_deref().unwrap_or("-"),
+            host_pid(r),
+            fmt::local_time(r.heartbeat_time.or(r.last_update)),
+        ));
+    }
+    s.push_str("  `tasker reap` marks them FAILED.\n");
+    s
+}
+
+/// The id of the newest event, found with O(log n) indexed probes (the core
+/// reads events oldest first only).
+pub fn last_event_id(t: &Tracker) -> tasker::Result<i64> {
+    let beyond = |x: i64| -> tasker::Result<bool> { Ok(t.events_after(x, None, 1)?.is_empty()) };
+    if beyond(0)? {
+        return Ok(0);
+    }
+    let mut lo = 0i64; // an event exists after lo
+    let mut hi = 1024i64;
+    while !beyond(hi)? {
+        lo = hi;
+        hi = hi.saturating_mul(2);
+    }
+    // Invariant: an event exists after lo; none after hi.
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if beyond(mid)? {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Ok(hi)
+}
+
+// ---------------------------------------------------------------- status
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this stage.
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Only this task.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Only these statuses (comma separated), or `active`, or `lost`.
+    #[arg(long, value_delimiter = ',')]
+    pub status: Vec<String>,
+    /// Print JSON (one object per task: its latest run, current subtask and ETA).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn status(g: &Global, a: &StatusArgs) -> CliResult {
+    let sel = StatusSel::parse(&a.status)?;
+    let t = g.open(false)?;
+    let rows = t.task_status(&StatusFilter {
+        stage: a.stage.clone(),
+        task: a.task.clone(),
+        status: sel.single(),
+        limit: None,
+    })?;
+    let rows: Vec<RunRow> = rows.into_iter().filter(|r| sel.keeps(r)).collect();
+    let views = run_views(&t, rows, false)?;
+    if a.json {
+        return print_json(&views);
+    }
+    let style = Style::detect(g.color);
+    print!("{}", render_status(&t, &style, &views));
+    Ok(())
+}
+
+fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
+    let mut out = format!(
+        "{} {}  ({} from {})\n\n",
+        style.bold("tasker"),
+        fmt::local_time(Some(Utc::now())),
+        t.config().location.describe(),
+        t.config().source
+    );
+    if views.is_empty() {
+        out.push_str("No tasks match.\n");
+        return out;
+    }
+    let mut table = Table::new(&[
+        "STAGE", "TASK", "STATUS", "PROGRESS", "SUBTASKS", "CURRENT", "ITEMS", "ELAPSED", "ETA",
+        "HOST:PID",
+    ])
+    .align_right(4)
+    .align_right(6)
+    .align_right(7);
+    let mut last_stage = None;
+    for v in views {
+        let r = &v.run;
+        let stage = if last_stage == Some(&r.stage_name) {
+            String::new()
+        } else {
+            fmt::truncate(&r.stage_name, 24)
+        };
+        last_stage = Some(&r.stage_name);
+        let subtasks = match (r.run_id.is_some(), r.total_subtasks) {
+            (false, _) => String::new(),
+            (true, Some(n)) => format!("{}/{n}", r.subtasks_completed),
+            (true, None) => r.subtasks_completed.to_string(),
+        };
+        let (current, items) = match &v.current {
+            Some(c) => (
+                format!("{}. {}", c.row.subtask_number, fmt::truncate(&c.row.subtask_name, 28)),
+                fmt::items(&c.row),
+            ),
+            None => (String::new(), String::new()),
+        };
+        table.push(vec![
+            stage,
+            fmt::truncate(&r.task_name, 32),
+            style.status(r.status, r.lost),
+            if r.run_id.is_some() {
+                fmt::bar(style, r.overall_percent_complete, 20)
+            } else {
+                String::new()
+            },
+            subtasks,
+            current,
+            items,
+            r.duration_seconds.map(fmt::duration).unwrap_or_default(),
+            v.eta_seconds.map(fmt::duration).unwrap_or_default(),
+            if r.run_id.is_some() {
+                host_pid(r)
+            } else {
+                String::new()
+            },
+        ]);
+    }
+    out.push_str(&table.render(style));
+    let lost: Vec<&RunRow> = views.iter().map(|v| &v.run).filter(|r| r.lost).collect();
+    if !lost.is_empty() {
+        out.push('\n');
+        out.push_str(&lost_footer(style, &lost));
+    }
+    let failed: Vec<&RunRow> = views
+        .iter()
+        .map(|v| &v.run)
+        .filter(|r| r.status == Status::Failed)
+        .collect();
+    if !failed.is_empty() {
+        out.push('\n');
+        for r in failed {
+            out.push_str(&format!(
+                "{} {}/{}: {}  (tasker show {})\n",
+                style.paint("31", "failed"),
+                fmt::truncate(&r.stage_name, 30),
+                fmt::truncate(&r.task_name, 40),
+                fmt::truncate(r.error_message.as_deref().unwrap_or("no message"), 100),
+                r.run_id.as_deref().unwrap_or("-"),
+            ));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------- watch
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Seconds between refreshes (at most 1).
+    #[arg(long, default_value_t = 1.0)]
+    pub interval: f64,
+    /// Leave when no run is active; the exit code is 1 if a run seen active failed.
+    #[arg(long)]
+    pub exit_when_done: bool,
+    /// Only this stage.
+    #[arg(long)]
+    pub stage: Option<String>,
+}
+
+pub fn watch(g: &Global, a: &WatchArgs) -> CliResult {
+    if !(a.interval > 0.0 && a.interval <= 1.0) {
+        return Err(Failure::usage(
+            "--interval must be more than 0 and at most 1 second",
+        ));
+    }
+    let t = g.open(false)?;
+    let style = Style::detect(g.color);
+    let tty = {
+        use std::io::IsTerminal;
+        std::io::stdout().is_terminal()
+    };
+    let mut seen: HashMap<String, (String, String)> = HashMap::new();
+    let mut finished: BTreeMap<String, RunRow> = BTreeMap::new();
+    let mut last_event = last_event_id(&t)?;
+    let mut recent: Vec<EventRow> = Vec::new();
+    loop {
+        let active: Vec<RunRow> = t
+            .active_runs()?
+            .into_iter()
+            .filter(|r| a.stage.as_ref().is_none_or(|s| *s == r.stage_name))
+            .collect();
+        let views = run_views(&t, active, true)?;
+        let ids: Vec<String> = views.iter().filter_map(|v| v.run.run_id.clone()).collect();
+        for v in &views {
+            if let Some(id) = &v.run.run_id {
+                seen.insert(id.clone(), (v.run.stage_name.clone(), v.run.task_name.clone()));
+            }
+        }
+        // Runs that left the active set: read how they ended.
+        let gone: Vec<String> = seen
+            .keys()
+            .filter(|id| !ids.contains(id) && !finished.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Ok(r) = t.run(&id) {
+                finished.insert(id, r);
+            } else {
+                seen.remove(&id);
+            }
+        }
+        let events = t.events_after(last_event, None, 1000)?;
+        if let Some(e) = events.last() {
+            last_event = e.event_id;
+        }
+        recent.extend(events);
+        let keep_from = recent.len().saturating_sub(8);
+        recent.drain(..keep_from);
+        let frame = render_watch(&t, &style, &views, &finished, &recent);
+        let mut out = std::io::stdout().lock();
+        if tty {
+            write!(out, "\x1b[H\x1b[2J{frame}")?;
+        } else {
+            writeln!(out, "{frame}")?;
+        }
+        out.flush()?;
+        drop(out);
+        if a.exit_when_done && views.is_empty() {
+            let bad = finished
+                .values()
+                .filter(|r| matches!(r.status, Status::Failed | Status::Cancelled))
+                .count();
+            return if bad > 0 {
+                Err(Failure {
+                    message: format!("{bad} run(s) did not complete"),
+                    code: 1,
+                })
+            } else {
+                Ok(())
+            };
+        }
+        std::thread::sleep(StdDuration::from_secs_f64(a.interval));
+    }
+}
+
+fn render_watch(
+    t: &Tracker,
+    style: &Style,
+    views: &[RunView],
+    finished: &BTreeMap<String, RunRow>,
+    recent: &[EventRow],
+) -> String {
+    let now = Utc::now();
+    let mut out = format!(
+        "{}  {}  {}  {} active\n\n",
+        style.bold("tasker watch"),
+        fmt::local_time(Some(now)),
+        t.config().location.describe(),
+        views.len()
+    );
+    if views.is_empty() {
+        out.push_str("No active runs.\n");
+    }
+    for v in views {
+        let r = &v.run;
+        out.push_str(&format!(
+            "{} {}/{}  {}  {}  elapsed {}{}  {}\n",
+            style.bold("▸"),
+            style.bold(&fmt::truncate(&r.stage_name, 30)),
+            style.bold(&fmt::truncate(&r.task_name, 40)),
+            style.status(r.status, r.lost),
+            fmt::bar(style, r.overall_percent_complete, 30),
+            r.duration_seconds.map(fmt::duration).unwrap_or_default(),
+            v.eta_seconds
+                .map(|e| format!("  ETA {}", fmt::duration(e)))
+                .unwrap_or_default(),
+            style.dim(&host_pid(r)),
+        ));
+        if let Some(m) = r.overall_progress_message.as_deref().filter(|m| !m.is_empty()) {
+            out.push_str(&format!("    {}\n", style.dim(&fmt::truncate(m, 100))));
+        }
+        let subs = v.subtasks.as_deref().unwrap_or_default();
+        let mut table = Table::new(&["", "SUBTASK", "STATUS", "PROGRESS", "ITEMS", "RATE", "ETA"])
+            .align_right(0)
+            .align_right(4);
+        for s in subs.iter().filter(|s| s.row.status.is_active()) {
+            table.push(vec![
+                format!("    {}.", s.row.subtask_number),
+                fmt::truncate(&s.row.subtask_name, 36),
+                style.status(s.row.status, false),
+                fmt::bar(style, s.row.percent_complete, 30),
+                fmt::items(&s.row),
+                s.row
+                    .rate_per_second
+                    .map(|r| format!("{}/s", fmt::count(r.round() as i64)))
+                    .unwrap_or_default(),
+                s.eta.as_ref().map(fmt::eta_text).unwrap_or_default(),
+            ]);
+        }
+        if !table.is_empty() {
+            out.push_str(&table.render(style));
+        }
+        let done = subs.iter().filter(|s| s.row.status.is_terminal()).count();
+        if done > 0 {
+            out.push_str(&format!(
+                "    {}\n",
+                style.dim(&format!("{done} subtask(s) finished"))
+            ));
+        }
+        out.push('\n');
+    }
+    if !finished.is_empty() {
+        out.push_str(&style.bold("Finished while watching\n"));
+        for r in finished.values() {
+            out.push_str(&format!(
+                "  {}/{}  {}  {}{}\n",
+                fmt::truncate(&r.stage_name, 30),
+                fmt::truncate(&r.task_name, 40),
+                style.status(r.status, r.lost),
+                r.duration_seconds.map(fmt::duration).unwrap_or_default(),
+                r.error_message
+                    .as_deref()
+                    .map(|m| format!("  {}", fmt::truncate(m, 80)))
+                    .unwrap_or_default()
+            ));
+        }
+        out.push('\n');
+    }
+    let lost: Vec<&RunRow> = views.iter().map(|v| &v.run).filter(|r| r.lost).collect();
+    out.push_str(&lost_footer(style, &lost));
+    if !recent.is_empty() {
+        out.push_str(&style.bold("Recent events\n"));
+        for e in recent {
+            out.push_str(&format!("  {}\n", event_line(style, e)));
+        }
+    }
+    out
+}
+
+fn event_line(style: &Style, e: &EventRow) -> String {
+    format!(
+        "{}  {}/{}{}  {} → {}{}",
+        fmt::local_time(Some(e.time)),
+        fmt::truncate(&e.stage_name, 30),
+        fmt::truncate(&e.task_name, 40),
+        e.subtask_number
+            .map(|n| format!(" #{n}"))
+            .unwrap_or_default(),
+        e.old_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+        style.status(e.new_status, false),
+        e.message
+            .as_deref()
+            .map(|m| format!("  {}", fmt::truncate(m, 80)))
+            .unwrap_or_default()
+    )
+}
+
+// ---------------------------------------------------------------- history
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[arg(long)]
+    pub stage: Option<String>,
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Only these statuses (comma separated), or `active`, or `lost`.
+    #[arg(long, value_delimiter = ',')]
+    pub status: Vec<String>,
+    /// Only runs on this host.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only runs started since: an age (2d, 12h) or a date (2026-11-01, RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many runs.
+    #[arg(long, short = 'n', default_value_t = 50)]
+    pub limit: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn history_rows(
+    t: &Tracker,
+    stage: &Option<String>,
+    task: &Option<String>,
+    status: &[String],
+    host: &Option<String>,
+    since: &Option<String>,
+    limit: Option<usize>,
+) -> CliResult<Vec<RunRow>> {
+    let sel = StatusSel::parse(status)?;
+    let since = since
+        .as_deref()
+        .map(|s| fmt::parse_since(s, Utc::now()))
+        .transpose()
+        .map_err(Failure::usage)?;
+    let client_side = !sel.is_empty() && sel.single().is_none() || host.is_some();
+    let rows = t.history(&HistoryFilter {
+        stage: stage.clone(),
+        task: task.clone(),
+        status: sel.single(),
+        since,
+        // Filters the store cannot apply are applied here, over all matching runs.
+        limit: if client_side {
+            Some(usize::MAX)
+        } else {
+            Some(limit.unwrap_or(usize::MAX))
+        },
+    })?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| sel.keeps(r))
+        .filter(|r| host.is_none() || r.hostname == *host)
+        .take(limit.unwrap_or(usize::MAX))
+        .collect())
+}
+
+pub fn history(g: &Global, a: &HistoryArgs) -> CliResult {
+    if a.limit == 0 {
+        return Err(Failure::usage("--limit must be at least 1"));
+    }
+    let t = g.open(false)?;
+    let rows = history_rows(
+        &t,
+        &a.stage,
+        &a.task,
+        &a.status,
+        &a.host,
+        &a.since,
+        Some(a.limit),
+    )?;
+    if a.json {
+        return print_json(&rows);
+    }
+    let style = Style::detect(g.color);
+    if rows.is_empty() {
+        println!("No runs match.");
+        return Ok(());
+    }
+    let mut table = Table::new(&[
+        "STARTED", "STAGE", "TASK", "STATUS", "DURATION", "PROGRESS", "HOST:PID", "RUN",
+    ])
+    .align_right(4);
+    for r in &rows {
+        table.push(vec![
+            fmt::local_time(r.start_time),
+            fmt::truncate(&r.stage_name, 24),
+            fmt::truncate(&r.task_name, 32),
+            style.status(r.status, r.lost),
+            r.duration_seconds.map(fmt::duration).unwrap_or_default(),
+            fmt::bar(&style, r.overall_percent_complete, 10),
+            host_pid(r),
+            r.run_id.clone().unwrap_or_default(),
+        ]);
+    }
+    print!("{}", table.render(&style));
+    if rows.len() == a.limit {
+        println!(
+            "{}",
+            style.dim(&format!(
+                "(the newest {} runs; --limit shows more)",
+                a.limit
+            ))
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- show
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The run id (as printed by `tasker history`).
+    pub run: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunDetail {
+    pub run: RunRow,
+    pub eta_seconds: Option<f64>,
+    pub subtasks: Vec<SubtaskView>,
+    pub events: Vec<EventRow>,
+}
+
+pub fn run_detail(t: &Tracker, run_id: &str) -> tasker::Result<RunDetail> {
+    let run = t.run(run_id)?;
+    let now = Utc::now();
+    let subs = t.subtasks(run_id)?;
+    let current = fmt::current_subtask(&run, &subs).cloned();
+    let eta_seconds = fmt::run_eta(&run, current.as_ref(), now);
+    let events = t.events_after(0, Some(run_id), 10_000)?;
+    Ok(RunDetail {
+        eta_seconds,
+        subtasks: subs.into_iter().map(|s| SubtaskView::new(s, now)).collect(),
+        events,
+        run,
+    })
+}
+
+pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
+    let t = g.open(false)?;
+    let d = run_detail(&t, a.run.trim())?;
+    if a.json {
+        return print_json(&d);
+    }
+    let style = Style::detect(g.color);
+    let r = &d.run;
+    let mut out = String::new();
+    let mut field = |k: &str, v: String| {
+        if !v.is_empty() && v != "-" {
+            out.push_str(&format!("{:<16} {}\n", style.bold(&format!("{k}:")), v));
+        }
+    };
+    field("run", r.run_id.clone().unwrap_or_default());
+    field("stage", fmt::clean(&r.stage_name));
+    field("task", fmt::clean(&r.task_name));
+    field("status", style.status(r.status, r.lost));
+    field("progress", fmt::bar(&style, r.overall_percent_complete, 30));
+    field(
+        "subtasks",
+        match r.total_subtasks {
+            Some(n) => format!("{} of {n} done", r.subtasks_completed),
+            None => format!("{} done", r.subtasks_completed),
+        },
+    );
+    field("started", fmt::local_time(r.start_time));
+    field("ended", fmt::local_time(r.end_time));
+    field(
+        "duration",
+        r.duration_seconds.map(fmt::duration).unwrap_or_default(),
+    );
+    field("eta", d.eta_seconds.map(fmt::duration).unwrap_or_default());
+    field("last update", fmt::local_time(r.last_update));
+    field("heartbeat", fmt::local_time(r.heartbeat_time));
+    field("host", r.hostname.as_deref().map(fmt::clean).unwrap_or_default());
+    field("pid", r.process_id.map(|p| p.to_string()).unwrap_or_default());
+    field(
+        "parent pid",
+        r.parent_pid.map(|p| p.to_string()).unwrap_or_default(),
+    );
+    field("user", r.user_name.as_deref().map(fmt::clean).unwrap_or_default());
+    field("version", r.version.as_deref().map(fmt::clean).unwrap_or_default());
+    field("git commit", r.git_commit.as_deref().map(fmt::clean).unwrap_or_default());
+    field("script", r.script_path.as_deref().or(r.script_filename.as_deref()).map(fmt::clean).unwrap_or_default());
+    field("log", r.log_path.as_deref().or(r.log_filename.as_deref()).map(fmt::clean).unwrap_or_default());
+    field(
+        "message",
+        r.overall_progress_message.as_deref().map(fmt::clean).unwrap_or_default(),
+    );
+    field(
+        "metadata",
+        r.metadata.as_ref().map(|m| m.to_string()).map(|m| fmt::clean(&m)).unwrap_or_default(),
+    );
+    if let Some(e) = &r.error_message {
+        field("error", style.paint("1;31", &fmt::clean(e)));
+    }
+    if r.lost {
+        out.push_str(&style.paint(
+            "1;31",
+            "\nThis run looks lost: its process is gone or its heartbeat is too old (`tasker reap` marks it FAILED).\n",
+        ));
+    }
+    if let Some(detail) = &r.error_detail {
+        out.push_str(&format!("\n{}\n", style.bold("Error detail")));
+        for l in detail.lines() {
+            out.push_str(&format!("  {}\n", l.replace(|c: char| c.is_control() && c != '\t', " ")));
+        }
+    }
+    if !d.subtasks.is_empty() {
+        out.push_str(&format!("\n{}\n", style.bold("Subtasks")));
+        let mut table = Table::new(&[
+            "#", "NAME", "STATUS", "PROGRESS", "ITEMS", "DURATION", "ETA", "MESSAGE",
+        ])
+        .align_right(0)
+        .align_right(4);
+        for s in &d.subtasks {
+            let row = &s.row;
+            let dur = row.start_time.map(|st| {
+                (row.end_time.unwrap_or_else(Utc::now) - st).num_milliseconds() as f64 / 1000.0
+            });
+            table.push(vec![
+                row.subtask_number.to_string(),
+                fmt::truncate(&row.subtask_name, 36),
+                style.status(row.status, false),
+                fmt::bar(&style, row.percent_complete, 20),
+                fmt::items(row),
+                dur.map(fmt::duration).unwrap_or_default(),
+                s.eta.as_ref().map(fmt::eta_text).unwrap_or_default(),
+                fmt::truncate(
+                    row.error_message
+                        .as_deref()
+                        .or(row.progress_message.as_deref())
+                        .unwrap_or(""),
+                    60,
+                ),
+            ]);
+        }
+        out.push_str(&table.render(&style));
+    }
+    if !d.events.is_empty() {
+        out.push_str(&format!("\n{}\n", style.bold("Events")));
+        for e in &d.events {
+            out.push_str(&format!("  {}\n", event_line(&style, e)));
+        }
+    }
+    print!("{out}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- export
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportTable {
+    Runs,
+    Subtasks,
+    Events,
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+    pub format: ExportFormat,
+    /// What to export; CSV holds one table per file, so `all` needs --output-dir.
+    #[arg(long, value_enum, default_value_t = ExportTable::All)]
+    pub table: ExportTable,
+    /// Write here instead of stdout.
+    #[arg(long, short = 'o')]
+    pub output: Option<std::path::PathBuf>,
+    /// CSV of all tables: write runs.csv, subtasks.csv and events.csv into this folder.
+    #[arg(long)]
+    pub output_dir: Option<std::path::PathBuf>,
+    #[arg(long)]
+    pub stage: Option<String>,
+    #[arg(long)]
+    pub task: Option<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub status: Vec<String>,
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only runs started since: an age (2d) or a date.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many runs (newest first); default all.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+const RUN_CSV: &[&str] = &[
+    "run_id", "stage_name", "stage_order", "task_name", "task_type", "task_order", "status",
+    "lost", "hostname", "process_id", "parent_pid", "user_name", "start_time", "end_time",
+    "last_update", "heartbeat_time", "duration_seconds", "total_subtasks", "subtasks_completed",
+    "current_subtask", "overall_percent_complete", "overall_progress_message", "version",
+    "git_commit", "script_path", "script_filename", "log_path", "log_filename", "error_message",
+    "error_detail", "metadata",
+];
+const SUBTASK_CSV: &[&str] = &[
+    "run_id", "subtask_number", "subtask_name", "status", "start_time", "end_time", "last_update",
+    "items_total", "items_complete", "percent_complete", "rate_per_second", "eta_seconds",
+    "progress_message", "error_message",
+];
+const EVENT_CSV: &[&str] = &[
+    "event_id", "time", "run_id", "stage_name", "task_name", "subtask_number", "kind",
+    "old_status", "new_status", "message",
+];
+
+fn csv_field(v: Option<&serde_json::Value>) -> String {
+    let s = match v {
+        None | Some(serde_json::Value::Null) => return String::new(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    if s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+fn write_csv<T: Serialize>(out: &mut dyn Write, columns: &[&str], rows: &[T]) -> CliResult {
+    writeln!(out, "{}", columns.join(","))?;
+    for r in rows {
+        let v = serde_json::to_value(r)?;
+        let line: Vec<String> = columns.iter().map(|c| csv_field(v.get(*c))).collect();
+        writeln!(out, "{}", line.join(","))?;
+    }
+    Ok(())
+}
+
+/// Every event of the given runs (all events when `runs` is None), oldest first.
+fn events_of(t: &Tracker, runs: Option<&[RunRow]>) -> CliResult<Vec<EventRow>> {
+    match runs {
+        Some(runs) if runs.len() <= 200 => {
+            let mut all = Vec::new();
+            for r in runs {
+                if let Some(id) = &r.run_id {
+                    all.extend(t.events_after(0, Some(id), usize::MAX)?);
+                }
+            }
+            all.sort_by_key(|e| e.event_id);
+            Ok(all)
+        }
+        _ => {
+            let keep: Option<std::collections::HashSet<&str>> =
+                runs.map(|rs| rs.iter().filter_map(|r| r.run_id.as_deref()).collect());
+            let mut all = Vec::new();
+            let mut after = 0;
+            loop {
+                let page = t.events_after(after, None, 50_000)?;
+                let Some(last) = page.last() else { break };
+                after = last.event_id;
+                all.extend(
+                    page.into_iter()
+                        .filter(|e| keep.as_ref().is_none_or(|k| k.contains(e.run_id.as_str()))),
+                );
+            }
+            Ok(all)
+        }
+    }
+}
+
+pub fn export(g: &Global, a: &ExportArgs) -> CliResult {
+    if a.format == ExportFormat::Csv && a.table == ExportTable::All && a.output_dir.is_none() {
+        return Err(Failure::usage(
+            "CSV holds one table per file: pass --table runs|subtasks|events, or --output-dir DIR",
+        ));
+    }
+    let t = g.open(false)?;
+    let filtered = a.stage.is_some()
+        || a.task.is_some()
+        || !a.status.is_empty()
+        || a.host.is_some()
+        || a.since.is_some()
+        || a.limit.is_some();
+    let runs = history_rows(&t, &a.stage, &a.task, &a.status, &a.host, &a.since, a.limit)?;
+    let want = |x: ExportTable| a.table == x || a.table == ExportTable::All;
+    let now = Utc::now();
+    let subtasks: Vec<SubtaskRow> = if want(ExportTable::Subtasks) {
+        let mut all = Vec::new();
+        for r in &runs {
+            if let Some(id) = &r.run_id {
+                match t.subtasks(id) {
+                    Ok(s) => all.extend(s),
+                    Err(e) if e.kind() == tasker::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        all
+    } else {
+        Vec::new()
+    };
+    let events = if want(ExportTable::Events) {
+        events_of(&t, filtered.then_some(&runs[..]))?
+    } else {
+        Vec::new()
+    };
+    let _ = now;
+    let mut sink: Box<dyn Write> = match &a.output {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
+            |e| Failure::new(format!("cannot write {}: {e}", p.display())),
+        )?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    match a.format {
+        ExportFormat::Json => {
+            let v = match a.table {
+                ExportTable::Runs => serde_json::to_value(&runs)?,
+                ExportTable::Subtasks => serde_json::to_value(&subtasks)?,
+                ExportTable::Events => serde_json::to_value(&events)?,
+                ExportTable::All => serde_json::json!({
+                    "runs": runs, "subtasks": subtasks, "events": events,
+                }),
+            };
+            serde_json::to_writer_pretty(&mut sink, &v)?;
+            writeln!(sink)?;
+        }
+        ExportFormat::Csv => match (&a.output_dir, a.table) {
+            (Some(dir), _) => {
+                std::fs::create_dir_all(dir)?;
+                let file = |name: &str| -> CliResult<std::io::BufWriter<std::fs::File>> {
+                    let p = dir.join(name);
+                    Ok(std::io::BufWriter::new(std::fs::File::create(&p).map_err(
+                        |e| Failure::new(format!("cannot write {}: {e}", p.display())),
+                    )?))
+                };
+                if want(ExportTable::Runs) {
+                    write_csv(&mut file("runs.csv")?, RUN_CSV, &runs)?;
+                }
+                if want(ExportTable::Subtasks) {
+                    write_csv(&mut file("subtasks.csv")?, SUBTASK_CSV, &subtasks)?;
+                }
+                if want(ExportTable::Events) {
+                    write_csv(&mut file("events.csv")?, EVENT_CSV, &events)?;
+                }
+            }
+            (None, ExportTable::Runs) => write_csv(&mut sink, RUN_CSV, &runs)?,
+            (None, ExportTable::Subtasks) => write_csv(&mut sink, SUBTASK_CSV, &subtasks)?,
+            (None, ExportTable::Events) => write_csv(&mut sink, EVENT_CSV, &events)?,
+            (None, ExportTable::All) => unreachable!("refused above"),
+        },
+    }
+    sink.flush()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- reap
+
+#[derive(Debug, Args)]
+pub struct ReapArgs {
+    /// Only list what would be marked FAILED.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Reaped {
+    run_id: String,
+    stage_name: String,
+    task_name: String,
+    hostname: Option<String>,
+    process_id: Option<i64>,
+    reason: String,
+    marked_failed: bool,
+}
+
+/// Why a run counts as lost, in words.
+fn lost_reason(t: &Tracker, r: &RunRow) -> String {
+    let same_host = r.hostname.as_deref() == Some(t.hostname());
+    let beat = r.heartbeat_time.or(r.last_update);
+    let age = beat
+        .map(|b| (Utc::now() - b).num_seconds())
+        .map(|s| format!("{s} s ago"))
+        .unwrap_or_else(|| "never".into());
+    match (same_host, r.process_id) {
+        (true, Some(pid)) => format!(
+            "process {pid} on host {} is gone (last heartbeat {age})",
+            r.hostname.as_deref().unwrap_or("?")
+        ),
+        _ => format!(
+            "no heartbeat from process {} on host {} for longer than {} s (last {age})",
+            r.process_id.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+            r.hostname.as_deref().unwrap_or("?"),
+            t.config().lost_after.as_secs()
+        ),
+    }
+}
+
+pub fn reap(g: &Global, a: &ReapArgs) -> CliResult {
+    let t = g.open(false)?;
+    let lost: Vec<RunRow> = t.active_runs()?.into_iter().filter(|r| r.lost).collect();
+    let mut done = Vec::new();
+    for r in lost {
+        let Some(id) = r.run_id.clone() else { continue };
+        let reason = lost_reason(&t, &r);
+        let mut marked = false;
+        if !a.dry_run {
+            let info = TransitionInfo::error(
+                &format!("lost: {reason}; marked FAILED by tasker reap"),
+                Some(&format!(
+                    "The run was {} when `tasker reap` found it lost at {} (reaped by user {} on host {}).",
+                    r.status,
+                    Utc::now().to_rfc3339(),
+                    std::env::var("USER").unwrap_or_else(|_| "?".into()),
+                    t.hostname()
+                )),
+            );
+            match t.set_run_status(&id, Status::Failed, info) {
+                Ok(_) => marked = true,
+                // It finished (or was reaped by someone else) in the meantime.
+                Err(e) if e.kind() == tasker::ErrorKind::InvalidTransition => {}
+                Err(e) if e.kind() == tasker::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        done.push(Reaped {
+            run_id: id,
+            stage_name: r.stage_name,
+            task_name: r.task_name,
+            hostname: r.hostname,
+            process_id: r.process_id,
+            reason,
+            marked_failed: marked,
+        });
+    }
+    if a.json {
+        return print_json(&done);
+    }
+    let style = Style::detect(g.color);
+    if done.is_empty() {
+        println!("No lost runs.");
+    }
+    for d in &done {
+        println!(
+            "{} {}/{} run {}: {}",
+            if d.marked_failed {
+                style.paint("1;31", "marked FAILED")
+            } else if a.dry_run {
+                style.paint("33", "would mark FAILED")
+            } else {
+                style.dim("already finished")
+            },
+            fmt::clean(&d.stage_name),
+            fmt::clean(&d.task_name),
+            d.run_id,
+            d.reason
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- purge
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Delete runs that ended longer ago than this (30d, 12h, 2w). Active runs are never deleted.
+    #[arg(long, value_name = "AGE")]
+    pub older_than: String,
+    /// Keep FAILED runs (and their events) whatever their age.
+    #[arg(long)]
+    pub keep_failed: bool,
+    #[arg(long)]
+    pub stage: Option<String>,
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Only count what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn purge(g: &Global, a: &PurgeArgs) -> CliResult {
+    let age = fmt::parse_age(&a.older_than).map_err(Failure::usage)?;
+    let cutoff = Utc::now() - age;
+    let t = g.open(false)?;
+    let all = t.history(&HistoryFilter {
+        stage: a.stage.clone(),
+        task: a.task.clone(),
+        limit: Some(usize::MAX),
+        ..HistoryFilter::default()
+    })?;
+    let old = |r: &RunRow| {
+        r.end_time.or(r.start_time).is_some_and(|e| e < cutoff)
+            && !(a.keep_failed && r.status == Status::Failed)
+    };
+    let candidates: Vec<&RunRow> = all.iter().filter(|r| old(r)).collect();
+    let active_old = candidates.iter().filter(|r| r.status.is_active()).count();
+    let victims: Vec<&RunRow> = candidates
+        .iter()
+        .copied()
+        .filter(|r| !r.status.is_active())
+        .collect();
+    let mut deleted = 0;
+    if !a.dry_run && !victims.is_empty() {
+        if active_old == 0 {
+            deleted = t.delete_runs(&RunSelector {
+                stage: a.stage.clone(),
+                task: a.task.clone(),
+                run_id: None,
+                before: Some(cutoff),
+                keep_failed: a.keep_failed,
+            })?;
+        } else {
+            // Never delete a run that is still active: delete the others one by one.
+            for r in &victims {
+                deleted += t.delete_runs(&RunSelector {
+                    run_id: r.run_id.clone(),
+                    ..RunSelector::default()
+                })?;
+            }
+        }
+    }
+    if a.json {
+        return print_json(&serde_json::json!({
+            "cutoff": cutoff,
+            "dry_run": a.dry_run,
+            "matching_runs": victims.len(),
+            "deleted_runs": deleted,
+            "kept_active_runs": active_old,
+        }));
+    }
+    if a.dry_run {
+        println!(
+            "Would delete {} run(s) that ended before {} (with their subtasks and events).",
+            victims.len(),
+            fmt::local_time(Some(cutoff))
+        );
+    } else {
+        println!(
+            "Deleted {deleted} run(s) that ended before {} (with their subtasks and events).",
+            fmt::local_time(Some(cutoff))
+        );
+    }
+    if active_old > 0 {
+        println!("Kept {active_old} old run(s) that are still active (see `tasker reap`).");
+    }
+    Ok(())
+}

@@ -1,0 +1,450 @@
+//! Human output: durations, times, colours (only on a terminal, never with
+//! NO_COLOR), progress bars, aligned tables, ETA with its confidence interval.
+
+use chrono::{DateTime, Duration, Local, Utc};
+use tasker::{RunRow, Status, SubtaskRow};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+/// Whether to colour output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    /// Colour when asked, or (auto) when stdout is a terminal and NO_COLOR is unset.
+    pub fn detect(choice: crate::ColorChoice) -> Style {
+        use std::io::IsTerminal;
+        let color = match choice {
+            crate::ColorChoice::Always => true,
+            crate::ColorChoice::Never => false,
+            crate::ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true)
+                    && std::io::stdout().is_terminal()
+            }
+        };
+        Style { color }
+    }
+
+    pub fn paint(&self, code: &str, text: &str) -> String {
+        if self.color && !code.is_empty() {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn bold(&self, text: &str) -> String {
+        self.paint("1", text)
+    }
+
+    pub fn dim(&self, text: &str) -> String {
+        self.paint("2", text)
+    }
+
+    pub fn status(&self, status: Status, lost: bool) -> String {
+        self.paint(status_color(status, lost), &status_label(status, lost))
+    }
+}
+
+pub fn status_label(status: Status, lost: bool) -> String {
+    if lost {
+        format!("{status} (LOST)")
+    } else {
+        status.to_string()
+    }
+}
+
+pub fn status_color(status: Status, lost: bool) -> &'static str {
+    if lost {
+        return "1;31";
+    }
+    match status {
+        Status::Completed => "32",
+        Status::Failed => "1;31",
+        Status::Running | Status::Started => "36",
+        Status::Paused => "33",
+        Status::Cancelled => "35",
+        Status::Skipped => "2",
+        Status::NotStarted => "2",
+    }
+}
+
+/// `3d 4h`, `2h 5m`, `4m 10s`, `12s`, `0.4s`.
+pub fn duration(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        return "-".into();
+    }
+    if secs < 10.0 {
+        return format!("{secs:.1}s");
+    }
+    let s = secs.round() as u64;
+    let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s:02}s"),
+        (0, _, _) => format!("{h}h {m:02}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+/// Local time for people: `2026-11-22 21:05:03`.
+pub fn local_time(t: Option<DateTime<Utc>>) -> String {
+    match t {
+        Some(t) => t
+            .with_timezone(&Local)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        None => "-".into(),
+    }
+}
+
+/// A bar like `[#######-------------]  35%`.
+pub fn bar(style: &Style, percent: Option<f64>, width: usize) -> String {
+    let Some(p) = percent.filter(|p| p.is_finite()) else {
+        return format!("[{}]    -", " ".repeat(width));
+    };
+    let p = p.clamp(0.0, 100.0);
+    let filled = ((p / 100.0) * width as f64).round() as usize;
+    let done = "#".repeat(filled);
+    let rest = "-".repeat(width - filled);
+    format!(
+        "[{}{}] {:>3.0}%",
+        style.paint("32", &done),
+        style.dim(&rest),
+        p.floor()
+    )
+}
+
+/// `1.2k`, `3.4M` for item counts.
+pub fn count(n: i64) -> String {
+    let a = n.unsigned_abs() as f64;
+    let sign = if n < 0 { "-" } else { "" };
+    if a < 10_000.0 {
+        format!("{n}")
+    } else if a < 1e6 {
+        format!("{sign}{:.1}k", a / 1e3)
+    } else if a < 1e9 {
+        format!("{sign}{:.1}M", a / 1e6)
+    } else {
+        format!("{sign}{:.1}G", a / 1e9)
+    }
+}
+
+/// The items of a subtask: `1200/5000`, or `1200` when the total is unknown.
+pub fn items(s: &SubtaskRow) -> String {
+    match s.items_total {
+        Some(t) => format!("{}/{}", count(s.items_complete), count(t)),
+        None if s.items_complete > 0 => count(s.items_complete),
+        None => "-".into(),
+    }
+}
+
+/// An ETA with a confidence interval, from the items done since the subtask started.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Eta {
+    pub seconds: f64,
+    /// Lower and upper bounds of the interval, in seconds.
+    pub low: f64,
+    pub high: f64,
+    /// The interval's confidence level (0.95).
+    pub level: f64,
+    /// `high` (>= 30 items seen), `medium` (>= 10) or `low`.
+    pub confidence: &'static str,
+}
+
+/// Items arriving as a Poisson process at rate λ = N/t: SE(λ) = √N/t, so the
+/// interval of the remaining time R/λ is [R/(λ+zSE), R/max(λ-zSE, ε)].
+pub fn subtask_eta(s: &SubtaskRow, now: DateTime<Utc>) -> Option<Eta> {
+    if !s.status.is_active() {
+        return None;
+    }
+    let total = s.items_total?;
+    let done = s.items_complete;
+    let remaining = (total - done).max(0) as f64;
+    if remaining == 0.0 {
+        return Some(Eta {
+            seconds: 0.0,
+            low: 0.0,
+            high: 0.0,
+            level: 0.95,
+            confidence: "high",
+        });
+    }
+    let elapsed = (now - s.start_time?).num_milliseconds() as f64 / 1000.0;
+    if done <= 0 || elapsed <= 0.0 {
+        return None;
+    }
+    let n = done as f64;
+    let rate = n / elapsed;
+    let se = n.sqrt() / elapsed;
+    let z = 1.959_963_984_540_054;
+    let lo_rate = (rate - z * se).max(1e-10);
+    let hi_rate = rate + z * se;
+    Some(Eta {
+        seconds: remaining / rate,
+        low: remaining / hi_rate,
+        high: remaining / lo_rate,
+        level: 0.95,
+        confidence: if n >= 30.0 {
+            "high"
+        } else if n >= 10.0 {
+            "medium"
+        } else {
+            "low"
+        },
+    })
+}
+
+/// A run's ETA: its active subtask's when the run has one subtask to go, else the
+/// pace of its overall percent so far.
+pub fn run_eta(r: &RunRow, current: Option<&SubtaskRow>, now: DateTime<Utc>) -> Option<f64> {
+    if !r.status.is_active() || r.lost {
+        return None;
+    }
+    let sub = current.and_then(|s| subtask_eta(s, now));
+    let last_subtask = match (r.total_subtasks, current) {
+        (Some(t), Some(c)) => c.subtask_number >= t,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    if let (true, Some(e)) = (last_subtask, &sub) {
+        return Some(e.seconds);
+    }
+    let p = r.overall_percent_complete?;
+    let elapsed = r.duration_seconds?;
+    if p <= 0.0 || p >= 100.0 || elapsed <= 0.0 {
+        return sub.map(|e| e.seconds);
+    }
+    Some(elapsed * (100.0 - p) / p)
+}
+
+pub fn eta_text(e: &Eta) -> String {
+    if e.seconds == 0.0 {
+        return "0s".into();
+    }
+    format!(
+        "{} ({:.0}% CI {}–{})",
+        duration(e.seconds),
+        e.level * 100.0,
+        duration(e.low),
+        duration(e.high)
+    )
+}
+
+/// The subtask a run is working on: the announced current one, else the last active one.
+pub fn current_subtask<'a>(r: &RunRow, subs: &'a [SubtaskRow]) -> Option<&'a SubtaskRow> {
+    r.current_subtask
+        .and_then(|n| subs.iter().find(|s| s.subtask_number == n))
+        .filter(|s| s.status.is_active())
+        .or_else(|| subs.iter().rev().find(|s| s.status.is_active()))
+        .or_else(|| {
+            r.current_subtask
+                .and_then(|n| subs.iter().find(|s| s.subtask_number == n))
+        })
+}
+
+/// Removes control characters (a stored name must not drive the terminal).
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Shortens to `max` display columns with an ellipsis.
+pub fn truncate(s: &str, max: usize) -> String {
+    let s = clean(s);
+    if s.width() <= max {
+        return s;
+    }
+    let mut out = String::new();
+    let mut w = 0;
+    for c in s.chars() {
+        let cw = c.width().unwrap_or(0);
+        if w + cw + 1 > max {
+            break;
+        }
+        w += cw;
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+/// Display width without ANSI colour codes.
+pub fn visible_width(s: &str) -> usize {
+    let mut w = 0;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            w += c.width().unwrap_or(0);
+        }
+    }
+    w
+}
+
+/// An aligned table: a header row and cells that may carry colour codes.
+#[derive(Debug, Default)]
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+    right: Vec<bool>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Table {
+        Table {
+            header: header.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+            right: vec![false; header.len()],
+        }
+    }
+
+    pub fn align_right(mut self, col: usize) -> Table {
+        self.right[col] = true;
+        self
+    }
+
+    pub fn push(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn render(&self, style: &Style) -> String {
+        let n = self.header.len();
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.width()).collect();
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate().take(n) {
+                widths[i] = widths[i].max(visible_width(c));
+            }
+        }
+        let mut out = String::new();
+        let line = |cells: &[String], out: &mut String, header: bool| {
+            let mut parts = Vec::with_capacity(n);
+            for (i, c) in cells.iter().enumerate().take(n) {
+                let pad = widths[i].saturating_sub(visible_width(c));
+                let last = i + 1 == n;
+                let cell = if header { style.bold(c) } else { c.clone() };
+                if self.right[i] {
+                    parts.push(format!("{}{cell}", " ".repeat(pad)));
+                } else if last {
+                    parts.push(cell);
+                } else {
+                    parts.push(format!("{cell}{}", " ".repeat(pad)));
+                }
+            }
+            out.push_str(parts.join("  ").trim_end());
+            out.push('\n');
+        };
+        line(&self.header, &mut out, true);
+        for r in &self.rows {
+            line(r, &mut out, false);
+        }
+        out
+    }
+}
+
+/// Parses `30d`, `12h`, `15m`, `45s`, `2w` (or a sum such as `1d12h`).
+pub fn parse_age(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total = Duration::zero();
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: i64 = num
+            .parse()
+            .map_err(|_| format!("{s:?}: expected a number before {c:?}"))?;
+        num.clear();
+        let unit = match c {
+            's' => Duration::seconds(n),
+            'm' => Duration::minutes(n),
+            'h' => Duration::hours(n),
+            'd' => Duration::days(n),
+            'w' => Duration::weeks(n),
+            _ => return Err(format!("{s:?}: unknown unit {c:?} (use s, m, h, d or w)")),
+        };
+        total += unit;
+    }
+    if !num.is_empty() {
+        return Err(format!(
+            "{s:?}: a number needs a unit (s, m, h, d or w), e.g. 30d"
+        ));
+    }
+    Ok(total)
+}
+
+/// A point in time: an age (`2d`, meaning that long ago) or an RFC 3339 / `YYYY-MM-DD` date.
+pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let t = d
+            .and_hms_opt(0, 0, 0)
+            .and_then(|t| t.and_local_timezone(Local).earliest())
+            .ok_or_else(|| format!("{s:?} is not a valid local date"))?;
+        return Ok(t.with_timezone(&Utc));
+    }
+    parse_age(s)
+        .map(|d| now - d)
+        .map_err(|e| format!("{e}; or give a date (2026-11-01 or RFC 3339)"))
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(duration(0.42), "0.4s");
+        assert_eq!(duration(42.0), "42s");
+        assert_eq!(duration(250.0), "4m 10s");
+        assert_eq!(duration(7500.0), "2h 05m");
+        assert_eq!(duration(3.0 * 86400.0 + 4.0 * 3600.0), "3d 4h");
+    }
+
+    #[test]
+    fn ages_parse() {
+        assert_eq!(parse_age("30d").unwrap(), Duration::days(30));
+        assert_eq!(
+            parse_age("1d12h").unwrap(),
+            Duration::hours(36),
+            "sums of units"
+        );
+        assert!(parse_age("30").is_err());
+        assert!(parse_age("3x").is_err());
+    }
+
+    #[test]
+    fn tables_align_with_colour_codes() {
+        let style = Style { color: true };
+        let mut t = Table::new(&["A", "B"]);
+        t.push(vec![style.paint("31", "red"), "x".into()]);
+        t.push(vec!["longer".into(), "y".into()]);
+        let plain: String = t.render(&Style { color: false });
+        assert_eq!(plain, "A       B\nred     x\nlonger  y\n");
+        assert!(t.render(&style).contains("\x1b[31mred\x1b[0m     x"));
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        assert_eq!(clean("a\x1b[2Jb\n"), "a [2Jb ");
+        assert_eq!(truncate("abcdef", 4), "abc…");
+    }
+}

@@ -1,0 +1,367 @@
+//! `/metrics` in the Prometheus text exposition format (0.0.4).
+//!
+//! Counts over all runs (by stage/task/status, duration histogram, last success)
+//! are kept in memory: loaded once at start (and again every `--metrics-rescan`,
+//! which also notices purged runs), then updated from the events the poller
+//! reads, so a scrape never scans the runs table. Active runs, lost runs and
+//! subtask items come from the poller's latest snapshot.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use tasker::{HistoryFilter, RunRow, Status, Tracker};
+
+use super::state::StatusPayload;
+
+/// Upper bounds of the duration histogram, in seconds.
+pub const BUCKETS: &[f64] = &[
+    1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
+];
+
+type Key = (Arc<str>, Arc<str>);
+
+#[derive(Clone, Debug)]
+struct Brief {
+    key: Key,
+    status: Status,
+    /// Seconds, for COMPLETED runs.
+    completed_in: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Hist {
+    buckets: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct MetricsState {
+    loaded: bool,
+    load_error: Option<String>,
+    runs: HashMap<String, Brief>,
+    counts: BTreeMap<(Key, &'static str), i64>,
+    hist: BTreeMap<Key, Hist>,
+    last_success: BTreeMap<Key, DateTime<Utc>>,
+    names: HashMap<String, Arc<str>>,
+}
+
+fn lock(m: &Mutex<MetricsState>) -> std::sync::MutexGuard<'_, MetricsState> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl MetricsState {
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.names.get(s) {
+            return Arc::clone(a);
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.names.insert(s.to_string(), Arc::clone(&a));
+        a
+    }
+
+    fn remove(&mut self, run_id: &str) {
+        let Some(b) = self.runs.remove(run_id) else {
+            return;
+        };
+        let k = (b.key.clone(), b.status.as_str());
+        if let Some(c) = self.counts.get_mut(&k) {
+            *c -= 1;
+            if *c <= 0 {
+                self.counts.remove(&k);
+            }
+        }
+        if let Some(secs) = b.completed_in {
+            if let Some(h) = self.hist.get_mut(&b.key) {
+                for (i, le) in BUCKETS.iter().enumerate() {
+                    if secs <= *le {
+                        h.buckets[i] -= 1;
+                    }
+                }
+                h.sum -= secs;
+                h.count -= 1;
+            }
+        }
+    }
+
+    fn upsert(&mut self, r: &RunRow) {
+        let Some(id) = r.run_id.clone() else { return };
+        self.remove(&id);
+        let key = (self.intern(&r.stage_name), self.intern(&r.task_name));
+        let completed_in = (r.status == Status::Completed)
+            .then_some(r.duration_seconds)
+            .flatten();
+        *self.counts.entry((key.clone(), r.status.as_str())).or_default() += 1;
+        if let Some(secs) = completed_in {
+            let h = self.hist.entry(key.clone()).or_insert_with(|| Hist {
+                buckets: vec![0; BUCKETS.len()],
+                ..Hist::default()
+            });
+            for (i, le) in BUCKETS.iter().enumerate() {
+                if secs <= *le {
+                    h.buckets[i] += 1;
+                }
+            }
+            h.sum += secs;
+            h.count += 1;
+            if let Some(end) = r.end_time {
+                let e = self.last_success.entry(key.clone()).or_insert(end);
+                if end > *e {
+                    *e = end;
+                }
+            }
+        }
+        self.runs.insert(
+            id,
+            Brief {
+                key,
+                status: r.status,
+                completed_in,
+            },
+        );
+    }
+
+    /// Reads every run (at start, and on each rescan).
+    pub fn reload(m: &Mutex<MetricsState>, t: &Tracker) {
+        let rows = t.history(&HistoryFilter {
+            limit: Some(usize::MAX),
+            ..HistoryFilter::default()
+        });
+        let mut fresh = MetricsState::default();
+        match rows {
+            Ok(rows) => {
+                for r in &rows {
+                    fresh.upsert(r);
+                }
+                fresh.loaded = true;
+                *lock(m) = fresh;
+            }
+            Err(e) => {
+                eprintln!("tasker serve: cannot load run counts for /metrics: {e}");
+                lock(m).load_error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Re-reads the runs that changed status.
+    pub fn refresh(m: &Mutex<MetricsState>, t: &Tracker, run_ids: &[String]) {
+        for id in run_ids {
+            match t.run(id) {
+                Ok(r) => lock(m).upsert(&r),
+                Err(e) if e.kind() == tasker::ErrorKind::NotFound => lock(m).remove(id),
+                Err(e) => eprintln!("tasker serve: cannot read run {id} for /metrics: {e}"),
+            }
+        }
+    }
+}
+
+/// Escapes a label value: backslash, double quote and newline.
+pub fn label(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else if v.is_nan() {
+        "NaN".into()
+    } else if v > 0.0 {
+        "+Inf".into()
+    } else {
+        "-Inf".into()
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Renders every series. `up` says whether the last poll of the database worked.
+pub fn render(m: &Mutex<MetricsState>, p: &StatusPayload, up: bool, backend: &str) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    header(
+        &mut out,
+        "tasker_database_up",
+        "gauge",
+        "1 when the last read of the tasker database worked.",
+    );
+    let _ = writeln!(
+        out,
+        "tasker_database_up{{backend=\"{}\"}} {}",
+        label(backend),
+        u8::from(up)
+    );
+
+    {
+        let st = lock(m);
+        header(
+            &mut out,
+            "tasker_metrics_loaded",
+            "gauge",
+            "1 once the run counts below have been loaded from the database.",
+        );
+        let _ = writeln!(out, "tasker_metrics_loaded {}", u8::from(st.loaded));
+        header(
+            &mut out,
+            "tasker_runs",
+            "gauge",
+            "Runs in the database by stage, task and status.",
+        );
+        for (((stage, task), status), n) in &st.counts {
+            let _ = writeln!(
+                out,
+                "tasker_runs{{stage=\"{}\",task=\"{}\",status=\"{}\"}} {n}",
+                label(stage),
+                label(task),
+                status
+            );
+        }
+        header(
+            &mut out,
+            "tasker_run_duration_seconds",
+            "histogram",
+            "Duration of COMPLETED runs by stage and task.",
+        );
+        for ((stage, task), h) in &st.hist {
+            let l = format!("stage=\"{}\",task=\"{}\"", label(stage), label(task));
+            for (i, le) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "tasker_run_duration_seconds_bucket{{{l},le=\"{}\"}} {}",
+                    num(*le),
+                    h.buckets[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "tasker_run_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(out, "tasker_run_duration_seconds_sum{{{l}}} {}", num(h.sum));
+            let _ = writeln!(out, "tasker_run_duration_seconds_count{{{l}}} {}", h.count);
+        }
+        header(
+            &mut out,
+            "tasker_last_success_timestamp_seconds",
+            "gauge",
+            "End time (Unix seconds) of the latest COMPLETED run by stage and task.",
+        );
+        for ((stage, task), t) in &st.last_success {
+            let _ = writeln!(
+                out,
+                "tasker_last_success_timestamp_seconds{{stage=\"{}\",task=\"{}\"}} {}",
+                label(stage),
+                label(task),
+                num(t.timestamp_millis() as f64 / 1000.0)
+            );
+        }
+    }
+
+    // Active and lost runs, from the live snapshot.
+    let mut active: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
+    for v in &p.active {
+        let e = active
+            .entry((&v.run.stage_name, &v.run.task_name))
+            .or_default();
+        e.0 += 1;
+        if v.run.lost {
+            e.1 += 1;
+        }
+    }
+    header(
+        &mut out,
+        "tasker_active_runs",
+        "gauge",
+        "Runs that are STARTED, RUNNING or PAUSED, by stage and task.",
+    );
+    for ((stage, task), (n, _)) in &active {
+        let _ = writeln!(
+            out,
+            "tasker_active_runs{{stage=\"{}\",task=\"{}\"}} {n}",
+            label(stage),
+            label(task)
+        );
+    }
+    header(
+        &mut out,
+        "tasker_lost_runs",
+        "gauge",
+        "Active runs whose process is gone or whose heartbeat is too old, by stage and task.",
+    );
+    for ((stage, task), (_, lost)) in &active {
+        let _ = writeln!(
+            out,
+            "tasker_lost_runs{{stage=\"{}\",task=\"{}\"}} {lost}",
+            label(stage),
+            label(task)
+        );
+    }
+    let total_lost: u64 = active.values().map(|(_, l)| l).sum();
+    header(
+        &mut out,
+        "tasker_lost_runs_total",
+        "gauge",
+        "All lost runs (see tasker_lost_runs).",
+    );
+    let _ = writeln!(out, "tasker_lost_runs_total {total_lost}");
+
+    let mut done = String::new();
+    let mut total = String::new();
+    for v in &p.active {
+        for s in v.subtasks.iter().flatten() {
+            let l = format!(
+                "stage=\"{}\",task=\"{}\",run_id=\"{}\",subtask=\"{}\",subtask_name=\"{}\"",
+                label(&v.run.stage_name),
+                label(&v.run.task_name),
+                label(v.run.run_id.as_deref().unwrap_or("")),
+                s.row.subtask_number,
+                label(&s.row.subtask_name)
+            );
+            let _ = writeln!(
+                done,
+                "tasker_subtask_items_done{{{l}}} {}",
+                s.row.items_complete
+            );
+            if let Some(t) = s.row.items_total {
+                let _ = writeln!(total, "tasker_subtask_items_total{{{l}}} {t}");
+            }
+        }
+    }
+    header(
+        &mut out,
+        "tasker_subtask_items_done",
+        "gauge",
+        "Items done in each subtask of the active runs.",
+    );
+    out.push_str(&done);
+    header(
+        &mut out,
+        "tasker_subtask_items_total",
+        "gauge",
+        "Items announced for each subtask of the active runs (when known).",
+    );
+    out.push_str(&total);
+    out
+}
+
+#[cfg(test)]
+mod test {
+    use super::label;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

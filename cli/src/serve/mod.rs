@@ -1,0 +1,709 @@
+//! `tasker serve`: a read-only dashboard, a JSON API under /api/v1/, live updates
+//! by server-sent events, /metrics (Prometheus) and /healthz, on tokio + axum.
+//!
+//! The store clients are synchronous (and the PostgreSQL one panics inside a
+//! tokio runtime), so every database call runs in `spawn_blocking`.
+
+mod metrics;
+mod state;
+
+use std::convert::Infallible;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use tasker::{HistoryFilter, RunRow, Tracker};
+
+use crate::{CliResult, Failure, Global};
+use metrics::MetricsState;
+use state::{Filter, Live, Pool};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Anything but loopback needs --token or --no-auth.
+    #[arg(long, default_value = "127.0.0.1:8750")]
+    pub bind: String,
+    /// Require `Authorization: Bearer TOKEN` (browsers: open /?token=TOKEN once; a cookie keeps it).
+    #[arg(long, env = "TASKER_SERVE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Read the bearer token from this file (keeps it out of the process list).
+    #[arg(long, conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+    /// Serve a non-loopback address without authentication (for a trusted network or a proxy that authenticates).
+    #[arg(long, conflicts_with_all = ["token", "token_file"])]
+    pub no_auth: bool,
+    /// Milliseconds between database polls for live updates (100..=1000).
+    #[arg(long, default_value_t = 500)]
+    pub poll_ms: u64,
+    /// Seconds between full re-reads of the run counts behind /metrics (they also follow events).
+    #[arg(long, default_value_t = 600)]
+    pub metrics_rescan: u64,
+    /// Title shown on the dashboard.
+    #[arg(long, default_value = "tasker")]
+    pub title: String,
+}
+
+struct App {
+    pool: Pool,
+    live: Live,
+    metrics: Arc<Mutex<MetricsState>>,
+    token: Option<String>,
+    /// Loopback without a token: only accept Host headers naming this machine
+    /// (a page elsewhere cannot read the dashboard through DNS rebinding).
+    check_host: bool,
+    backend: &'static str,
+    title: String,
+}
+
+type Shared = Arc<App>;
+
+fn resolve(bind: &str) -> Result<Vec<SocketAddr>, Failure> {
+    let addrs: Vec<SocketAddr> = bind
+        .to_socket_addrs()
+        .map_err(|e| Failure::usage(format!("--bind {bind:?}: {e} (use HOST:PORT)")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Failure::usage(format!("--bind {bind:?} names no address")));
+    }
+    Ok(addrs)
+}
+
+pub fn serve(g: &Global, a: ServeArgs) -> CliResult {
+    let addrs = resolve(&a.bind)?;
+    let loopback = addrs.iter().all(|s| s.ip().is_loopback());
+    let token = match (&a.token, &a.token_file) {
+        (Some(t), _) => Some(t.trim().to_string()),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| Failure::usage(format!("--token-file {}: {e}", f.display())))?
+                .trim()
+                .to_string(),
+        ),
+        _ => None,
+    };
+    if token.as_deref() == Some("") {
+        return Err(Failure::usage("the token is empty"));
+    }
+    if !loopback && token.is_none() && !a.no_auth {
+        return Err(Failure::usage(format!(
+            "refusing to serve on {} without authentication: it is not a loopback address. \
+             Pass --token (or --token-file, or TASKER_SERVE_TOKEN) to require a bearer token, \
+             or --no-auth if something else protects it.",
+            a.bind
+        )));
+    }
+    if !(100..=1000).contains(&a.poll_ms) {
+        return Err(Failure::usage("--poll-ms must be between 100 and 1000"));
+    }
+    // Four connections: the poller, the /metrics loader and two for API calls.
+    let mut trackers = Vec::new();
+    for _ in 0..4 {
+        trackers.push(g.open(true)?);
+    }
+    let backend = trackers[0].backend_name();
+    let database = trackers[0].config().location.describe();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let metrics = Arc::new(Mutex::new(MetricsState::default()));
+        let live = state::start(
+            trackers[0].clone(),
+            Duration::from_millis(a.poll_ms),
+            Arc::clone(&metrics),
+            trackers[1].clone(),
+            Duration::from_secs(a.metrics_rescan.max(10)),
+        )
+        .await
+        .map_err(|e| Failure::new(format!("cannot read {database}: {e}")))?;
+        let app = Arc::new(App {
+            pool: Pool::new(trackers[2..].to_vec()),
+            live,
+            metrics,
+            check_host: loopback && token.is_none(),
+            token,
+            backend,
+            title: a.title.clone(),
+        });
+        let router = router(Arc::clone(&app));
+        let listener = tokio::net::TcpListener::bind(&addrs[..])
+            .await
+            .map_err(|e| Failure::new(format!("cannot listen on {}: {e}", a.bind)))?;
+        let local = listener.local_addr()?;
+        let auth = if app.token.is_some() {
+            "bearer token required"
+        } else if loopback {
+            "loopback only, no authentication"
+        } else {
+            "NO AUTHENTICATION (--no-auth)"
+        };
+        println!("tasker dashboard on http://{local}/  ({database}; {auth})");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .map_err(|e| Failure::new(e.to_string()))
+    })
+}
+
+fn router(app: Shared) -> Router {
+    let guarded = Router::new()
+        .route("/", get(index))
+        .route("/assets/app.js", get(app_js))
+        .route("/assets/app.css", get(app_css))
+        .route("/api/v1/status", get(api_status))
+        .route("/api/v1/stages", get(api_stages))
+        .route("/api/v1/tasks", get(api_tasks))
+        .route("/api/v1/active", get(api_active))
+        .route("/api/v1/runs", get(api_runs))
+        .route("/api/v1/runs/{id}", get(api_run))
+        .route("/api/v1/events", get(api_events))
+        .route("/api/v1/timeline", get(api_timeline))
+        .route("/api/v1/stream", get(api_stream))
+        .route("/metrics", get(metrics_text))
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), guard));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(guarded)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), host_check))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(app)
+}
+
+// ---------------------------------------------------------------- security
+
+/// Compares without stopping at the first difference.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= (*x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0)) as usize;
+    }
+    diff == 0
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == "tasker_token")
+        .map(|(_, v)| v.to_string())
+}
+
+fn query_token(uri: &Uri) -> Option<String> {
+    uri.query()?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "token")
+        .map(|(_, v)| percent_decode(v))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    Err(_) => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn guard(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    let Some(token) = app.token.as_deref() else {
+        return next.run(req).await;
+    };
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|v| v.trim().to_string());
+    if bearer.is_some_and(|b| same(b.as_bytes(), token.as_bytes()))
+        || cookie_token(req.headers()).is_some_and(|c| same(c.as_bytes(), token.as_bytes()))
+    {
+        return next.run(req).await;
+    }
+    // A browser opens /?token=... once: keep the token in a cookie and drop it from the URL.
+    if req.uri().path() == "/" {
+        if let Some(q) = query_token(req.uri()) {
+            if same(q.as_bytes(), token.as_bytes()) {
+                let cookie = format!(
+                    "tasker_token={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=2592000"
+                );
+                let mut res = (StatusCode::SEE_OTHER, "").into_response();
+                res.headers_mut()
+                    .insert(header::LOCATION, HeaderValue::from_static("/"));
+                if let Ok(v) = HeaderValue::from_str(&cookie) {
+                    res.headers_mut().insert(header::SET_COOKIE, v);
+                }
+                return res;
+            }
+        }
+    }
+    let mut res = (
+        StatusCode::UNAUTHORIZED,
+        Json(serde_json::json!({
+            "error": "authentication required: send Authorization: Bearer <token> (in a browser, open /?token=<token> once)"
+        })),
+    )
+        .into_response();
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"tasker\""),
+    );
+    res
+}
+
+async fn host_check(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    if app.check_host {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let name = match host.strip_prefix('[') {
+            Some(rest) => rest.split(']').next().unwrap_or(""),
+            None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+        };
+        let ok = name.is_empty()
+            || name.eq_ignore_ascii_case("localhost")
+            || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !ok {
+            return (
+                StatusCode::MISDIRECTED_REQUEST,
+                "this dashboard only answers to localhost (bind elsewhere with --token)",
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    res
+}
+
+// ---------------------------------------------------------------- errors
+
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<tasker::Error> for ApiError {
+    fn from(e: tasker::Error) -> ApiError {
+        let code = match e.kind() {
+            tasker::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            tasker::ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+            tasker::ErrorKind::Storage => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(code, tasker::config::redact(&e.to_string()))
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+/// Runs a database call on a blocking thread with one of the pool's trackers.
+async fn blocking<T, F>(app: &App, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Tracker) -> Result<T, ApiError> + Send + 'static,
+{
+    let t = app.pool.get();
+    tokio::task::spawn_blocking(move || f(&t))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+async fn not_found() -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "no such page".into())
+}
+
+// ---------------------------------------------------------------- pages
+
+const INDEX_HTML: &str = include_str!("../../assets/index.html");
+const APP_JS: &str = include_str!("../../assets/app.js");
+const APP_CSS: &str = include_str!("../../assets/app.css");
+
+async fn index(State(app): State<Shared>) -> Response {
+    let title = crate::report::esc(&app.title);
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        INDEX_HTML.replace("{{TITLE}}", &title),
+    )
+        .into_response()
+}
+
+async fn app_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        APP_JS,
+    )
+        .into_response()
+}
+
+async fn app_css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS).into_response()
+}
+
+// ---------------------------------------------------------------- API
+
+fn json_text(body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn api_status(State(app): State<Shared>, Query(f): Query<Filter>) -> Response {
+    let snap = app.live.snapshot.borrow().clone();
+    if f.is_empty() {
+        return json_text(snap.json.clone());
+    }
+    Json(f.apply(&snap.payload)).into_response()
+}
+
+async fn api_stages(State(app): State<Shared>, Query(f): Query<Filter>) -> Response {
+    let snap = app.live.snapshot.borrow().clone();
+    Json(f.apply(&snap.payload).stages).into_response()
+}
+
+async fn api_active(State(app): State<Shared>, Query(f): Query<Filter>) -> Response {
+    let snap = app.live.snapshot.borrow().clone();
+    Json(f.apply(&snap.payload).active).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct TasksQuery {
+    stage: Option<String>,
+}
+
+async fn api_tasks(
+    State(app): State<Shared>,
+    Query(q): Query<TasksQuery>,
+) -> Result<Response, ApiError> {
+    let rows = blocking(&app, move |t| {
+        Ok(t.registered_tasks(q.stage.as_deref().filter(|s| !s.is_empty()), None)?)
+    })
+    .await?;
+    Ok(Json(rows).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RunsQuery {
+    stage: Option<String>,
+    task: Option<String>,
+    status: Option<String>,
+    host: Option<String>,
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+fn when(s: &Option<String>, what: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    match s.as_deref().filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(v) => crate::fmt::parse_since(v, Utc::now())
+            .map(Some)
+            .map_err(|e| bad(format!("{what}: {e}"))),
+    }
+}
+
+async fn api_runs(
+    State(app): State<Shared>,
+    Query(q): Query<RunsQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    let since = when(&q.since, "since")?;
+    let filter = Filter {
+        stage: None,
+        status: q.status.clone(),
+        host: q.host.clone(),
+    };
+    let rows = blocking(&app, move |t| {
+        let client_side = !filter.is_empty();
+        let rows = t.history(&HistoryFilter {
+            stage: q.stage.filter(|s| !s.is_empty()),
+            task: q.task.filter(|s| !s.is_empty()),
+            status: None,
+            since,
+            limit: Some(if client_side { 50_000 } else { limit }),
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| filter.keeps(r))
+            .take(limit)
+            .collect::<Vec<RunRow>>())
+    })
+    .await?;
+    Ok(Json(rows).into_response())
+}
+
+async fn api_run(
+    State(app): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let d = blocking(&app, move |t| Ok(crate::cmd::run_detail(t, &id)?)).await?;
+    Ok(Json(d).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    after: Option<i64>,
+    run_id: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn api_events(
+    State(app): State<Shared>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let rows = blocking(&app, move |t| {
+        Ok(t.events_after(q.after.unwrap_or(0), q.run_id.as_deref(), limit)?)
+    })
+    .await?;
+    Ok(Json(rows).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct TimelineQuery {
+    from: Option<String>,
+    to: Option<String>,
+    stage: Option<String>,
+    status: Option<String>,
+    host: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Runs that overlap the window [from, to], oldest first (the Gantt chart's data).
+async fn api_timeline(
+    State(app): State<Shared>,
+    Query(q): Query<TimelineQuery>,
+) -> Result<Response, ApiError> {
+    let now = Utc::now();
+    let from = when(&q.from, "from")?.unwrap_or(now - chrono::Duration::hours(24));
+    let to = when(&q.to, "to")?.unwrap_or(now);
+    if to <= from {
+        return Err(bad("`to` must be after `from`"));
+    }
+    let limit = q.limit.unwrap_or(2000).clamp(1, 20_000);
+    let filter = Filter {
+        stage: q.stage.clone(),
+        status: q.status.clone(),
+        host: q.host.clone(),
+    };
+    // Runs that started up to one window-length before `from` may still overlap it.
+    let since = from - (to - from);
+    let runs = blocking(&app, move |t| {
+        let mut rows = t.history(&HistoryFilter {
+            stage: filter.stage.clone().filter(|s| !s.is_empty()),
+            since: Some(since),
+            limit: Some(50_000),
+            ..HistoryFilter::default()
+        })?;
+        for r in t.active_runs()? {
+            if !rows.iter().any(|x| x.run_id == r.run_id) {
+                rows.push(r);
+            }
+        }
+        let mut rows: Vec<RunRow> = rows
+            .into_iter()
+            .filter(|r| filter.keeps(r))
+            .filter(|r| {
+                r.start_time.is_some_and(|s| s < to) && r.end_time.unwrap_or(now) >= from
+            })
+            .collect();
+        rows.sort_by(|a, b| b.start_time.cmp(&a.start_time));
+        rows.truncate(limit);
+        rows.reverse();
+        Ok(rows)
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "from": from, "to": to, "now": now, "runs": runs })).into_response())
+}
+
+async fn api_stream(
+    State(app): State<Shared>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let snap_rx = app.live.snapshot.clone();
+    let ev_rx = app.live.events.subscribe();
+    let s = stream::unfold(
+        (snap_rx, ev_rx, true),
+        |(mut snap_rx, mut ev_rx, first)| async move {
+            if first {
+                let snap = snap_rx.borrow_and_update().clone();
+                let ev = status_event(&snap);
+                return Some((Ok(ev), (snap_rx, ev_rx, false)));
+            }
+            loop {
+                tokio::select! {
+                    changed = snap_rx.changed() => {
+                        if changed.is_err() {
+                            return None;
+                        }
+                        let snap = snap_rx.borrow_and_update().clone();
+                        return Some((Ok(status_event(&snap)), (snap_rx, ev_rx, false)));
+                    }
+                    ev = ev_rx.recv() => {
+                        match ev {
+                            Ok(list) => {
+                                let data = serde_json::to_string(&*list).unwrap_or_default();
+                                let e = Event::default().event("events").data(data);
+                                return Some((Ok(e), (snap_rx, ev_rx, false)));
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(_) => return None,
+                        }
+                    }
+                }
+            }
+        },
+    );
+    Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+fn status_event(snap: &state::Snapshot) -> Event {
+    match &snap.error {
+        Some(e) => Event::default()
+            .event("db_error")
+            .data(serde_json::json!({ "error": tasker::config::redact(e) }).to_string()),
+        None => Event::default()
+            .event("status")
+            .id(snap.version.to_string())
+            .data(snap.json.clone()),
+    }
+}
+
+async fn metrics_text(State(app): State<Shared>) -> Response {
+    let snap = app.live.snapshot.borrow().clone();
+    let body = metrics::render(&app.metrics, &snap.payload, snap.error.is_none(), app.backend);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn healthz(State(app): State<Shared>) -> Response {
+    let backend = app.backend;
+    let res = blocking(&app, |t| {
+        let started = std::time::Instant::now();
+        t.stages()?;
+        Ok((
+            t.config().location.describe(),
+            started.elapsed().as_secs_f64() * 1000.0,
+        ))
+    })
+    .await;
+    let snap_age = app.live.snapshot.borrow().taken.elapsed().as_secs_f64();
+    match res {
+        Ok((db, ms)) => (
+            StatusCode::OK,
+            Json(serde_json::json!({
+                "status": "ok", "reachable": true, "backend": backend, "database": db,
+                "query_ms": ms, "snapshot_age_seconds": snap_age,
+                "version": env!("CARGO_PKG_VERSION"),
+            })),
+        )
+            .into_response(),
+        Err(ApiError(_, e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "status": "unavailable", "reachable": false, "backend": backend, "error": e,
+                "snapshot_age_seconds": snap_age,
+            })),
+        )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(same(b"secret", b"secret"));
+        assert!(!same(b"secret", b"secreT"));
+        assert!(!same(b"secret", b"secret2"));
+        assert!(!same(b"", b"x"));
+    }
+
+    #[test]
+    fn non_loopback_needs_a_token() {
+        assert!(resolve("127.0.0.1:0").unwrap()[0].ip().is_loopback());
+        assert!(!resolve("0.0.0.0:0").unwrap()[0].ip().is_loopback());
+        assert_eq!(percent_decode("a%2Bb+c"), "a+b c");
+    }
+}
