@@ -258,7 +258,11 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
         };
         let (current, items) = match &v.current {
             Some(c) => (
-                format!("{}. {}", c.row.subtask_number, fmt::truncate(&c.row.subtask_name, 28)),
+                format!(
+                    "{}. {}",
+                    c.row.subtask_number,
+                    fmt::truncate(&c.row.subtask_name, 28)
+                ),
                 fmt::items(&c.row),
             ),
             None => (String::new(), String::new()),
@@ -352,7 +356,10 @@ pub fn watch(g: &Global, a: &WatchArgs) -> CliResult {
         let ids: Vec<String> = views.iter().filter_map(|v| v.run.run_id.clone()).collect();
         for v in &views {
             if let Some(id) = &v.run.run_id {
-                seen.insert(id.clone(), (v.run.stage_name.clone(), v.run.task_name.clone()));
+                seen.insert(
+                    id.clone(),
+                    (v.run.stage_name.clone(), v.run.task_name.clone()),
+                );
             }
         }
         // Runs that left the active set: read how they ended.
@@ -435,7 +442,11 @@ fn render_watch(
                 .unwrap_or_default(),
             style.dim(&host_pid(r)),
         ));
-        if let Some(m) = r.overall_progress_message.as_deref().filter(|m| !m.is_empty()) {
+        if let Some(m) = r
+            .overall_progress_message
+            .as_deref()
+            .filter(|m| !m.is_empty())
+        {
             out.push_str(&format!("    {}\n", style.dim(&fmt::truncate(m, 100))));
         }
         let subs = v.subtasks.as_deref().unwrap_or_default();
@@ -505,7 +516,9 @@ fn event_line(style: &Style, e: &EventRow) -> String {
         e.subtask_number
             .map(|n| format!(" #{n}"))
             .unwrap_or_default(),
-        e.old_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+        e.old_status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "-".into()),
         style.status(e.new_status, false),
         e.message
             .as_deref()
@@ -693,24 +706,60 @@ pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
     field("eta", d.eta_seconds.map(fmt::duration).unwrap_or_default());
     field("last update", fmt::local_time(r.last_update));
     field("heartbeat", fmt::local_time(r.heartbeat_time));
-    field("host", r.hostname.as_deref().map(fmt::clean).unwrap_or_default());
-    field("pid", r.process_id.map(|p| p.to_string()).unwrap_or_default());
+    field(
+        "host",
+        r.hostname.as_deref().map(fmt::clean).unwrap_or_default(),
+    );
+    field(
+        "pid",
+        r.process_id.map(|p| p.to_string()).unwrap_or_default(),
+    );
     field(
         "parent pid",
         r.parent_pid.map(|p| p.to_string()).unwrap_or_default(),
     );
-    field("user", r.user_name.as_deref().map(fmt::clean).unwrap_or_default());
-    field("version", r.version.as_deref().map(fmt::clean).unwrap_or_default());
-    field("git commit", r.git_commit.as_deref().map(fmt::clean).unwrap_or_default());
-    field("script", r.script_path.as_deref().or(r.script_filename.as_deref()).map(fmt::clean).unwrap_or_default());
-    field("log", r.log_path.as_deref().or(r.log_filename.as_deref()).map(fmt::clean).unwrap_or_default());
+    field(
+        "user",
+        r.user_name.as_deref().map(fmt::clean).unwrap_or_default(),
+    );
+    field(
+        "version",
+        r.version.as_deref().map(fmt::clean).unwrap_or_default(),
+    );
+    field(
+        "git commit",
+        r.git_commit.as_deref().map(fmt::clean).unwrap_or_default(),
+    );
+    field(
+        "script",
+        r.script_path
+            .as_deref()
+            .or(r.script_filename.as_deref())
+            .map(fmt::clean)
+            .unwrap_or_default(),
+    );
+    field(
+        "log",
+        r.log_path
+            .as_deref()
+            .or(r.log_filename.as_deref())
+            .map(fmt::clean)
+            .unwrap_or_default(),
+    );
     field(
         "message",
-        r.overall_progress_message.as_deref().map(fmt::clean).unwrap_or_default(),
+        r.overall_progress_message
+            .as_deref()
+            .map(fmt::clean)
+            .unwrap_or_default(),
     );
     field(
         "metadata",
-        r.metadata.as_ref().map(|m| m.to_string()).map(|m| fmt::clean(&m)).unwrap_or_default(),
+        r.metadata
+            .as_ref()
+            .map(|m| m.to_string())
+            .map(|m| fmt::clean(&m))
+            .unwrap_or_default(),
     );
     if let Some(e) = &r.error_message {
         field("error", style.paint("1;31", &fmt::clean(e)));
@@ -724,7 +773,10 @@ pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
     if let Some(detail) = &r.error_detail {
         out.push_str(&format!("\n{}\n", style.bold("Error detail")));
         for l in detail.lines() {
-            out.push_str(&format!("  {}\n", l.replace(|c: char| c.is_control() && c != '\t', " ")));
+            out.push_str(&format!(
+                "  {}\n",
+                l.replace(|c: char| c.is_control() && c != '\t', " ")
+            ));
         }
     }
     if !d.subtasks.is_empty() {
@@ -814,21 +866,65 @@ pub struct ExportArgs {
 }
 
 const RUN_CSV: &[&str] = &[
-    "run_id", "stage_name", "stage_order", "task_name", "task_type", "task_order", "status",
-    "lost", "hostname", "process_id", "parent_pid", "user_name", "start_time", "end_time",
-    "last_update", "heartbeat_time", "duration_seconds", "total_subtasks", "subtasks_completed",
-    "current_subtask", "overall_percent_complete", "overall_progress_message", "version",
-    "git_commit", "script_path", "script_filename", "log_path", "log_filename", "error_message",
-    "error_detail", "metadata",
+    "run_id",
+    "stage_name",
+    "stage_order",
+    "task_name",
+    "task_type",
+    "task_order",
+    "status",
+    "lost",
+    "hostname",
+    "process_id",
+    "parent_pid",
+    "user_name",
+    "start_time",
+    "end_time",
+    "last_update",
+    "heartbeat_time",
+    "duration_seconds",
+    "total_subtasks",
+    "subtasks_completed",
+    "current_subtask",
+    "overall_percent_complete",
+    "overall_progress_message",
+    "version",
+    "git_commit",
+    "script_path",
+    "script_filename",
+    "log_path",
+    "log_filename",
+    "error_message",
+    "error_detail",
+    "metadata",
 ];
 const SUBTASK_CSV: &[&str] = &[
-    "run_id", "subtask_number", "subtask_name", "status", "start_time", "end_time", "last_update",
-    "items_total", "items_complete", "percent_complete", "rate_per_second", "eta_seconds",
-    "progress_message", "error_message",
+    "run_id",
+    "subtask_number",
+    "subtask_name",
+    "status",
+    "start_time",
+    "end_time",
+    "last_update",
+    "items_total",
+    "items_complete",
+    "percent_complete",
+    "rate_per_second",
+    "eta_seconds",
+    "progress_message",
+    "error_message",
 ];
 const EVENT_CSV: &[&str] = &[
-    "event_id", "time", "run_id", "stage_name", "task_name", "subtask_number", "kind",
-    "old_status", "new_status", "message",
+    "event_id",
+    "time",
+    "run_id",
+    "stage_name",
+    "task_name",
+    "subtask_number",
+    "kind",
+    "old_status",
+    "new_status",
+    "message",
 ];
 
 fn csv_field(v: Option<&serde_json::Value>) -> String {
@@ -924,9 +1020,10 @@ pub fn export(g: &Global, a: &ExportArgs) -> CliResult {
     };
     let _ = now;
     let mut sink: Box<dyn Write> = match &a.output {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
-            |e| Failure::new(format!("cannot write {}: {e}", p.display())),
-        )?)),
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p)
+                .map_err(|e| Failure::new(format!("cannot write {}: {e}", p.display())))?,
+        )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     match a.format {
@@ -1008,7 +1105,9 @@ fn lost_reason(t: &Tracker, r: &RunRow) -> String {
         ),
         _ => format!(
             "no heartbeat from process {} on host {} for longer than {} s (last {age})",
-            r.process_id.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+            r.process_id
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "?".into()),
             r.hostname.as_deref().unwrap_or("?"),
             t.config().lost_after.as_secs()
         ),

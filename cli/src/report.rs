@@ -106,7 +106,14 @@ pub fn report(g: &Global, a: &ReportArgs) -> CliResult {
             runs.push(r);
         }
     }
-    let html = render(a, &t.config().location.describe(), &latest, &runs, since, now);
+    let html = render(
+        a,
+        &t.config().location.describe(),
+        &latest,
+        &runs,
+        since,
+        now,
+    );
     std::fs::write(&a.html, html)
         .map_err(|e| Failure::new(format!("cannot write {}: {e}", a.html.display())))?;
     println!(
@@ -248,7 +255,7 @@ fn gantt(runs: &[RunRow], from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" role=\"img\" aria-label=\"Gantt timeline of runs\">",
+        "<svg width=\"{w}\" height=\"{height}\" role=\"img\" aria-label=\"Gantt timeline of runs\">",
         w = label_w + chart_w + 10.0
     );
     for i in 0..=6 {

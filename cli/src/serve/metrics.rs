@@ -93,7 +93,10 @@ impl MetricsState {
         let completed_in = (r.status == Status::Completed)
             .then_some(r.duration_seconds)
             .flatten();
-        *self.counts.entry((key.clone(), r.status.as_str())).or_default() += 1;
+        *self
+            .counts
+            .entry((key.clone(), r.status.as_str()))
+            .or_default() += 1;
         if let Some(secs) = completed_in {
             let h = self.hist.entry(key.clone()).or_insert_with(|| Hist {
                 buckets: vec![0; BUCKETS.len()],

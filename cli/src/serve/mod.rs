@@ -307,7 +307,9 @@ async fn host_check(State(app): State<Shared>, req: Request, next: Next) -> Resp
         };
         let ok = name.is_empty()
             || name.eq_ignore_ascii_case("localhost")
-            || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            || name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
         if !ok {
             return (
                 StatusCode::MISDIRECTED_REQUEST,
@@ -333,7 +335,10 @@ async fn security_headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     res
 }
@@ -506,10 +511,7 @@ async fn api_runs(
     Ok(Json(rows).into_response())
 }
 
-async fn api_run(
-    State(app): State<Shared>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn api_run(State(app): State<Shared>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let d = blocking(&app, move |t| Ok(crate::cmd::run_detail(t, &id)?)).await?;
     Ok(Json(d).into_response())
 }
@@ -577,9 +579,7 @@ async fn api_timeline(
         let mut rows: Vec<RunRow> = rows
             .into_iter()
             .filter(|r| filter.keeps(r))
-            .filter(|r| {
-                r.start_time.is_some_and(|s| s < to) && r.end_time.unwrap_or(now) >= from
-            })
+            .filter(|r| r.start_time.is_some_and(|s| s < to) && r.end_time.unwrap_or(now) >= from)
             .collect();
         rows.sort_by(|a, b| b.start_time.cmp(&a.start_time));
         rows.truncate(limit);
@@ -587,7 +587,10 @@ async fn api_timeline(
         Ok(rows)
     })
     .await?;
-    Ok(Json(serde_json::json!({ "from": from, "to": to, "now": now, "runs": runs })).into_response())
+    Ok(
+        Json(serde_json::json!({ "from": from, "to": to, "now": now, "runs": runs }))
+            .into_response(),
+    )
 }
 
 async fn api_stream(
@@ -644,7 +647,12 @@ fn status_event(snap: &state::Snapshot) -> Event {
 
 async fn metrics_text(State(app): State<Shared>) -> Response {
     let snap = app.live.snapshot.borrow().clone();
-    let body = metrics::render(&app.metrics, &snap.payload, snap.error.is_none(), app.backend);
+    let body = metrics::render(
+        &app.metrics,
+        &snap.payload,
+        snap.error.is_none(),
+        app.backend,
+    );
     (
         [(
             header::CONTENT_TYPE,

@@ -139,7 +139,12 @@ fn fingerprint(p: &StatusPayload) -> u64 {
     let run = |v: &RunView, h: &mut DefaultHasher| {
         let r = &v.run;
         (&r.run_id, r.status, r.lost, &r.last_update, &r.end_time).hash(h);
-        (&r.overall_progress_message, r.subtasks_completed, r.current_subtask).hash(h);
+        (
+            &r.overall_progress_message,
+            r.subtasks_completed,
+            r.current_subtask,
+        )
+            .hash(h);
         r.overall_percent_complete.map(f64::to_bits).hash(h);
         let subs = v.subtasks.iter().flatten().chain(v.current.iter());
         for s in subs {
@@ -314,7 +319,9 @@ pub async fn start(
                         if !ids.is_empty() {
                             let m = Arc::clone(&metrics);
                             let t = metrics_tracker.clone();
-                            tokio::task::spawn_blocking(move || MetricsState::refresh(&m, &t, &ids));
+                            tokio::task::spawn_blocking(move || {
+                                MetricsState::refresh(&m, &t, &ids)
+                            });
                         }
                         let _ = etx.send(Arc::new(fresh));
                     }
@@ -325,7 +332,10 @@ pub async fn start(
                         tokio::task::spawn_blocking(move || MetricsState::reload(&m, &t));
                     }
                     // Publish on change, and every 5 s anyway (elapsed times, ETAs, lost flags).
-                    if now_print != print || was_error || published.elapsed() >= Duration::from_secs(5) {
+                    if now_print != print
+                        || was_error
+                        || published.elapsed() >= Duration::from_secs(5)
+                    {
                         print = now_print;
                         version += 1;
                         published = Instant::now();
