@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# CLI layer: builds `tasker` and the tasker-fixture helper, writes a database with real
+# data through the core API (the example pipeline, plus runs from other processes), runs
+# the Rust tests of the command line (human output, --json, export, report, reap, purge),
+# then the Python tests of `tasker serve`: /metrics through prometheus_client's parser,
+# authentication, the JSON API and server-sent events, and the dashboard in headless
+# Chromium (selenium + /usr/bin/chromedriver; screenshots in build/).
+# Run from anywhere after scripts/setup.sh; ends with pytest's summary line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export NO_COLOR=1
+
+cargo build -q -p tasker-cli --bins --examples
+mkdir -p build
+
+# A demo database written by another process, and the CLI reading it.
+DEMO=build/cli-demo.db
+rm -f "$DEMO" "$DEMO-wal" "$DEMO-shm"
+"$CARGO_TARGET_DIR/debug/examples/tasker-fixture" populate "sqlite://$PWD/$DEMO"
+"$CARGO_TARGET_DIR/debug/tasker" --db "$DEMO" status
+"$CARGO_TARGET_DIR/debug/tasker" --db "$DEMO" report --html build/cli-report.html
+
+cargo test -q -p tasker-cli
+
+.venv/bin/python - <<'PY' || .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
+import selenium, prometheus_client  # noqa: F401
+PY
+exec .venv/bin/pytest -q -p no:cacheprovider tests/cli
