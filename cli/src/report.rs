@@ -149,7 +149,9 @@ fn render(
 
     // Summary per stage: the latest run of each task, and the runs in the window.
     h.push_str("<h2>Summary per stage</h2><table><tr><th>Stage</th><th>Tasks</th><th>Latest runs</th><th>Runs in window</th><th>Failed in window</th><th>Total run time</th></tr>");
-    let mut stages: BTreeMap<(i64, String), (Vec<&RunRow>, Vec<&RunRow>)> = BTreeMap::new();
+    /// Per stage: the latest run of each task, and the runs in the window.
+    type ByStage<'a> = BTreeMap<(i64, String), (Vec<&'a RunRow>, Vec<&'a RunRow>)>;
+    let mut stages: ByStage = BTreeMap::new();
     for r in latest {
         stages
             .entry((r.stage_order.unwrap_or(i64::MAX), r.stage_name.clone()))

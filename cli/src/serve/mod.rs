@@ -581,7 +581,7 @@ async fn api_timeline(
             .filter(|r| filter.keeps(r))
             .filter(|r| r.start_time.is_some_and(|s| s < to) && r.end_time.unwrap_or(now) >= from)
             .collect();
-        rows.sort_by(|a, b| b.start_time.cmp(&a.start_time));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.start_time));
         rows.truncate(limit);
         rows.reverse();
         Ok(rows)

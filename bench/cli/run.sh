@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Benchmark of `tasker status`, the status API and /metrics on a large database:
+# 100,000 runs, 1,000,000 events, 50 active runs (override with RUNS, EVENTS_PER_RUN,
+# ACTIVE, N). The baseline measured in the same run is `SELECT count(*) FROM runs`.
+# PROFILE=release measures an optimised build (default: debug, like the tests).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+RUNS="${RUNS:-100000}" EVENTS_PER_RUN="${EVENTS_PER_RUN:-10}" ACTIVE="${ACTIVE:-50}" N="${N:-200}"
+PROFILE="${PROFILE:-debug}"
+if [ "$PROFILE" = release ]; then
+    cargo build -q --release -p tasker-cli --bins --examples
+else
+    cargo build -q -p tasker-cli --bins --examples
+fi
+BIN="$CARGO_TARGET_DIR/$PROFILE"
+OUT=build/bench-cli
+mkdir -p "$OUT"
+DB="$OUT/bench.db"
+if [ ! -f "$DB" ] || [ "${REGEN:-0}" = 1 ]; then
+    rm -f "$DB" "$DB-wal" "$DB-shm"
+    "$BIN/examples/tasker-fixture" populate "sqlite://$PWD/$DB" # creates the schema
+    start=$SECONDS
+    python3 bench/cli/gen.py "$DB" "$RUNS" "$EVENTS_PER_RUN" "$ACTIVE"
+    echo "generated in $((SECONDS - start)) s"
+fi
+echo "profile: $PROFILE; $(nproc) cores; $(date -u +%FT%TZ)"
+python3 bench/cli/measure.py "$BIN/tasker" "$DB" "$N" | tee "$OUT/results.txt"
