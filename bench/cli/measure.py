@@ -60,7 +60,7 @@ try:
         assert r.status == 200, (path, r.status, body[:200])
         return body
 
-    while b"tasker_metrics_loaded 1" not in get("/metrics"):
+    while b"\ntasker_metrics_loaded 1\n" not in get("/metrics"):
         time.sleep(0.05)
     loaded = time.perf_counter() - t0
     print(f"{'serve: listening after':<34} {started * 1000:9.0f} ms; /metrics run counts loaded after {loaded * 1000:.0f} ms")
@@ -68,6 +68,11 @@ try:
     results["metrics_loaded_ms"] = loaded * 1000
     status = json.loads(get("/api/v1/status"))
     print(f"{'':<34} status payload: {len(status['tasks'])} tasks, {len(status['active'])} active runs")
+    polls = []
+    for _ in range(20):
+        polls.append(json.loads(get("/healthz"))["last_poll_ms"] / 1000)
+        time.sleep(0.25)
+    results["dashboard poll (all queries)"] = summary("dashboard poll (all DB reads)", polls)
     for path in ["/api/v1/status", "/api/v1/status?stage=stage03", "/metrics", "/api/v1/runs?limit=100", "/healthz"]:
         for _ in range(5):
             get(path)

@@ -118,7 +118,10 @@ pub fn serve(g: &Global, a: ServeArgs) -> CliResult {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    // The last handles are dropped here, after the runtime: closing a store (the
+    // synchronous PostgreSQL client) must not happen on a runtime thread.
+    let keep = trackers.clone();
+    let result = rt.block_on(async move {
         let metrics = Arc::new(Mutex::new(MetricsState::default()));
         let live = state::start(
             trackers[0].clone(),
@@ -158,7 +161,10 @@ pub fn serve(g: &Global, a: ServeArgs) -> CliResult {
             })
             .await
             .map_err(|e| Failure::new(e.to_string()))
-    })
+    });
+    drop(rt);
+    drop(keep);
+    result
 }
 
 fn router(app: Shared) -> Router {
@@ -675,12 +681,17 @@ async fn healthz(State(app): State<Shared>) -> Response {
     })
     .await;
     let snap_age = app.live.snapshot.borrow().taken.elapsed().as_secs_f64();
+    let poll_ms = app
+        .live
+        .poll_micros
+        .load(std::sync::atomic::Ordering::Relaxed) as f64
+        / 1000.0;
     match res {
         Ok((db, ms)) => (
             StatusCode::OK,
             Json(serde_json::json!({
                 "status": "ok", "reachable": true, "backend": backend, "database": db,
-                "query_ms": ms, "snapshot_age_seconds": snap_age,
+                "query_ms": ms, "snapshot_age_seconds": snap_age, "last_poll_ms": poll_ms,
                 "version": env!("CARGO_PKG_VERSION"),
             })),
         )

@@ -240,6 +240,8 @@ fn poll_once(t: &Tracker, cursor: &mut Cursor) -> tasker::Result<(StatusPayload,
 /// Channels the poller publishes on.
 #[derive(Debug)]
 pub struct Live {
+    /// How long the last poll of the database took, in microseconds.
+    pub poll_micros: Arc<std::sync::atomic::AtomicU64>,
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
     pub events: broadcast::Sender<Arc<Vec<EventRow>>>,
 }
@@ -273,6 +275,8 @@ pub async fn start(
     }));
     let (etx, _) = broadcast::channel(256);
     let events = etx.clone();
+    let poll_micros = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let poll_micros_w = Arc::clone(&poll_micros);
 
     // Metrics: one full load now (in the background), then updates from events.
     {
@@ -290,11 +294,13 @@ pub async fn start(
         loop {
             ticker.tick().await;
             let t = tracker.clone();
+            let began = Instant::now();
             let res = tokio::task::spawn_blocking(move || {
                 let r = poll_once(&t, &mut poller);
                 (r, poller)
             })
             .await;
+            poll_micros_w.store(began.elapsed().as_micros() as u64, Ordering::Relaxed);
             let (result, back) = match res {
                 Ok(x) => x,
                 Err(e) => {
@@ -367,6 +373,7 @@ pub async fn start(
         }
     });
     Ok(Live {
+        poll_micros,
         snapshot: rx,
         events,
     })
