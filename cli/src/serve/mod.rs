@@ -65,6 +65,8 @@ struct App {
     check_host: bool,
     backend: &'static str,
     title: String,
+    /// Becomes true at shutdown, so that live streams end and the server can stop.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 type Shared = Arc<App>;
@@ -132,7 +134,9 @@ pub fn serve(g: &Global, a: ServeArgs) -> CliResult {
         )
         .await
         .map_err(|e| Failure::new(format!("cannot read {database}: {e}")))?;
+        let (stop_tx, stopping) = tokio::sync::watch::channel(false);
         let app = Arc::new(App {
+            stopping,
             pool: Pool::new(trackers[2..].to_vec()),
             live,
             metrics,
@@ -156,8 +160,23 @@ pub fn serve(g: &Global, a: ServeArgs) -> CliResult {
         println!("tasker dashboard on http://{local}/  ({database}; {auth})");
         let _ = std::io::Write::flush(&mut std::io::stdout());
         axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
+            .with_graceful_shutdown(async move {
+                // Ctrl-C or SIGTERM (systemd, docker stop, kill): finish requests, then leave.
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                let term = async {
+                    match term.as_mut() {
+                        Some(t) => {
+                            t.recv().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term => {}
+                }
+                let _ = stop_tx.send(true);
             })
             .await
             .map_err(|e| Failure::new(e.to_string()))
@@ -604,29 +623,34 @@ async fn api_stream(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let snap_rx = app.live.snapshot.clone();
     let ev_rx = app.live.events.subscribe();
+    let stop = app.stopping.clone();
     let s = stream::unfold(
-        (snap_rx, ev_rx, true),
-        |(mut snap_rx, mut ev_rx, first)| async move {
+        (snap_rx, ev_rx, stop, true),
+        |(mut snap_rx, mut ev_rx, mut stop, first)| async move {
             if first {
                 let snap = snap_rx.borrow_and_update().clone();
                 let ev = status_event(&snap);
-                return Some((Ok(ev), (snap_rx, ev_rx, false)));
+                return Some((Ok(ev), (snap_rx, ev_rx, stop, false)));
             }
             loop {
+                if *stop.borrow() {
+                    return None;
+                }
                 tokio::select! {
+                    _ = stop.changed() => return None,
                     changed = snap_rx.changed() => {
                         if changed.is_err() {
                             return None;
                         }
                         let snap = snap_rx.borrow_and_update().clone();
-                        return Some((Ok(status_event(&snap)), (snap_rx, ev_rx, false)));
+                        return Some((Ok(status_event(&snap)), (snap_rx, ev_rx, stop, false)));
                     }
                     ev = ev_rx.recv() => {
                         match ev {
                             Ok(list) => {
                                 let data = serde_json::to_string(&*list).unwrap_or_default();
                                 let e = Event::default().event("events").data(data);
-                                return Some((Ok(e), (snap_rx, ev_rx, false)));
+                                return Some((Ok(e), (snap_rx, ev_rx, stop, false)));
                             }
                             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                             Err(_) => return None,
