@@ -23,6 +23,18 @@ rm -f "$DEMO" "$DEMO-wal" "$DEMO-shm"
 
 cargo test -q -p tasker-cli
 
+# A database written by the C example pipeline (another language, another process),
+# read by the CLI in tests/cli/test_example_db.py.
+if command -v gcc >/dev/null; then
+    cargo build -q -p tasker-core
+    mkdir -p build/cli
+    gcc -std=c11 -Iinclude examples/c/pipeline.c -L"$CARGO_TARGET_DIR/debug" -ltasker -lm \
+        -Wl,-rpath,"$CARGO_TARGET_DIR/debug" -o build/cli/c_pipeline
+    rm -f build/cli/c-example.db build/cli/c-example.db-wal build/cli/c-example.db-shm
+    build/cli/c_pipeline "sqlite://$PWD/build/cli/c-example.db" >/dev/null
+    export TASKER_C_EXAMPLE_DB="$PWD/build/cli/c-example.db"
+fi
+
 .venv/bin/python - <<'PY' || .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
 import selenium, prometheus_client  # noqa: F401
 PY

@@ -48,17 +48,33 @@ def browser():
     shutil.rmtree(profile, ignore_errors=True)
 
 
+# The page redraws on every update, so read it in one script call (no stale elements).
 def percent(driver, run_id):
-    bars = driver.find_elements(
-        By.CSS_SELECTOR, f'.run-card[data-run-id="{run_id}"] tr.subtask-row[data-subtask="1"] .bar'
+    return driver.execute_script(
+        "const b = document.querySelector(arguments[0]);"
+        "return b ? parseFloat(b.dataset.percent || '0') : null;",
+        f'.run-card[data-run-id="{run_id}"] tr.subtask-row[data-subtask="1"] .bar',
     )
-    return float(bars[0].get_attribute("data-percent") or 0) if bars else None
+
+
+def texts(driver, selector):
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.textContent);", selector
+    )
+
+
+def attrs(driver, selector, name):
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.getAttribute(arguments[1]));",
+        selector,
+        name,
+    )
 
 
 def test_dashboard_follows_other_processes_live(db, serve, runs, browser):
     server = serve(db)
     browser.get(server.url + "/")
-    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, 'details.stage[data-stage="prepare"]'), what="stages")
+    wait_for(lambda: "prepare" in attrs(browser, "details.stage", "data-stage"), what="stages")
     # Anything that reloads the page would drop this marker.
     browser.execute_script("window.__noReload = 42;")
 
@@ -66,8 +82,7 @@ def test_dashboard_follows_other_processes_live(db, serve, runs, browser):
     run = runs(db, "model", "score", items=200)
     wait_for(lambda: percent(browser, run.run_id) is not None, what="the new run on the page")
     assert percent(browser, run.run_id) == 0
-    row = browser.find_element(By.CSS_SELECTOR, f'tr.task-row[data-run-id="{run.run_id}"]')
-    assert row.get_attribute("data-task") == "score"
+    assert attrs(browser, f'tr.task-row[data-run-id="{run.run_id}"]', "data-task") == ["score"]
 
     # Increments from a third process move its progress bar.
     run.increment(50)
@@ -78,62 +93,47 @@ def test_dashboard_follows_other_processes_live(db, serve, runs, browser):
 
     # A hostile task name is text, never markup.
     hostile = runs(db, "prepare", XSS, items=10)
-    wait_for(
-        lambda: [e for e in browser.find_elements(By.CSS_SELECTOR, "tr.task-row .task-name") if e.text == XSS],
-        what="the hostile task name as text",
-    )
+    wait_for(lambda: XSS in texts(browser, "tr.task-row .task-name"), what="the hostile task name as text")
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert.text
     assert browser.execute_script("return document.scripts.length") == 1
     assert browser.execute_script("return window.__noReload") == 42
-    card = browser.find_element(By.CSS_SELECTOR, f'.run-card[data-run-id="{hostile.run_id}"]')
-    assert XSS in card.text
+    assert XSS in texts(browser, f'.run-card[data-run-id="{hostile.run_id}"] .run-head b')[0]
 
     Path(ROOT / "build").mkdir(exist_ok=True)
     browser.save_screenshot(str(ROOT / "build" / "cli-dashboard.png"))
 
     # The stage filter hides the other stages, their active runs and their events.
     Select(browser.find_element(By.ID, "filter-stage")).select_by_value("model")
-    wait_for(
-        lambda: not browser.find_elements(By.CSS_SELECTOR, 'details.stage[data-stage="prepare"]'),
-        what="the prepare stage hidden",
-    )
-    stages = {e.get_attribute("data-stage") for e in browser.find_elements(By.CSS_SELECTOR, "details.stage")}
-    assert stages == {"model"}
-    assert not browser.find_elements(By.CSS_SELECTOR, f'.run-card[data-run-id="{hostile.run_id}"]')
-    assert browser.find_elements(By.CSS_SELECTOR, f'.run-card[data-run-id="{run.run_id}"]')
-    assert not [e for e in browser.find_elements(By.CSS_SELECTOR, "tr.task-row") if e.get_attribute("data-stage") != "model"]
+    wait_for(lambda: set(attrs(browser, "details.stage", "data-stage")) == {"model"}, what="only the model stage")
+    assert attrs(browser, ".run-card", "data-run-id") == [run.run_id], "the other stage's run is hidden"
+    assert set(attrs(browser, "tr.task-row", "data-stage")) == {"model"}
     assert "stage=model" in browser.current_url
     # Live updates keep the filter.
     run.increment(50)
     wait_for(lambda: percent(browser, run.run_id) == 100.0, what="the bar at 100%")
-    assert not browser.find_elements(By.CSS_SELECTOR, 'details.stage[data-stage="prepare"]')
+    assert set(attrs(browser, "details.stage", "data-stage")) == {"model"}
     browser.save_screenshot(str(ROOT / "build" / "cli-dashboard-filtered.png"))
 
     # The status filter: FAILED keeps only the failed task (its stage is filtered out, so clear that first).
     Select(browser.find_element(By.ID, "filter-stage")).select_by_value("")
     Select(browser.find_element(By.ID, "filter-status")).select_by_value("FAILED")
-    wait_for(
-        lambda: {e.get_attribute("data-task") for e in browser.find_elements(By.CSS_SELECTOR, "tr.task-row")}
-        == {"validate"},
-        what="only the failed task",
-    )
+    wait_for(lambda: set(attrs(browser, "tr.task-row", "data-task")) == {"validate"}, what="only the failed task")
 
     # The run page: subtasks, events and the error detail, escaped.
     hostile.finish("fail")
     browser.get(server.url + "/#/run/" + hostile.run_id)
-    wait_for(lambda: browser.find_elements(By.ID, "run-error-detail"), what="the run page")
-    assert XSS in browser.find_element(By.CSS_SELECTOR, "#view-run h2").text
-    assert "tasker-fixture was told to fail" in browser.find_element(By.ID, "run-error-detail").text
+    wait_for(lambda: texts(browser, "#run-error-detail"), what="the run page")
+    assert XSS in texts(browser, "#view-run h2")[0]
+    assert "tasker-fixture was told to fail" in texts(browser, "#run-error-detail")[0]
 
     # The Gantt timeline draws one bar per run in the window, and filters too.
     browser.get(server.url + "/#/timeline")
     Select(browser.find_element(By.ID, "filter-status")).select_by_value("")
-    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#gantt rect.tl-bar")) >= 6, what="timeline bars")
+    wait_for(lambda: len(attrs(browser, "#gantt rect.tl-bar", "data-run-id")) >= 6, what="timeline bars")
     browser.save_screenshot(str(ROOT / "build" / "cli-timeline.png"))
     Select(browser.find_element(By.ID, "filter-stage")).select_by_value("model")
     wait_for(
-        lambda: {e.get_attribute("data-stage") for e in browser.find_elements(By.CSS_SELECTOR, "#gantt rect.tl-bar")}
-        == {"model"},
+        lambda: set(attrs(browser, "#gantt rect.tl-bar", "data-stage")) == {"model"},
         what="only model runs in the timeline",
     )
