@@ -230,6 +230,26 @@ function renderPipeline() {
   if (!active.length) box.appendChild(el("p", { class: "muted", text: "No active runs." }));
   for (const v of active) box.appendChild(activeCard(v));
 
+  const hosts = new Map();
+  for (const v of active) {
+    const h = v.hostname || "?";
+    const e = hosts.get(h) || { active: 0, lost: 0, beat: null };
+    e.active++;
+    if (v.lost) e.lost++;
+    const b = v.heartbeat_time || v.last_update;
+    if (b && (!e.beat || Date.parse(b) > Date.parse(e.beat))) e.beat = b;
+    hosts.set(h, e);
+  }
+  const hostBody = clear($("hosts").querySelector("tbody"));
+  for (const [h, e] of [...hosts.entries()].sort()) {
+    hostBody.appendChild(el("tr", { class: "host-row", "data-host": h },
+      el("td", { text: h }),
+      el("td", { class: "num", text: e.active }),
+      el("td", { class: "num" }, e.lost ? el("span", { class: "lost-flag", text: e.lost }) : "0"),
+      el("td", {}, e.beat ? localTime(e.beat) + " (" + duration((serverNow() - Date.parse(e.beat)) / 1000) + " ago)" : "")));
+  }
+  if (!hosts.size) hostBody.appendChild(el("tr", {}, el("td", { colspan: 4, class: "muted", text: "None." })));
+
   const evBody = clear($("events").querySelector("tbody"));
   const evs = p.recent_events.filter((e) => !f.stage || e.stage_name === f.stage).slice(-20).reverse();
   for (const e of evs) evBody.appendChild(eventRow(e));

@@ -385,7 +385,9 @@ pub fn watch(g: &Global, a: &WatchArgs) -> CliResult {
         let frame = render_watch(&t, &style, &views, &finished, &recent);
         let mut out = std::io::stdout().lock();
         if tty {
-            write!(out, "\x1b[H\x1b[2J{frame}")?;
+            // Redraw in place (no flicker): home, each line cleared to its end, then the rest.
+            let body: String = frame.lines().map(|l| format!("{l}\x1b[K\n")).collect();
+            write!(out, "\x1b[H{body}\x1b[J")?;
         } else {
             writeln!(out, "{frame}")?;
         }
@@ -551,7 +553,7 @@ pub struct HistoryArgs {
     pub json: bool,
 }
 
-fn history_rows(
+pub fn history_rows(
     t: &Tracker,
     stage: &Option<String>,
     task: &Option<String>,
@@ -566,6 +568,21 @@ fn history_rows(
         .map(|s| fmt::parse_since(s, Utc::now()))
         .transpose()
         .map_err(Failure::usage)?;
+    if sel.statuses.is_empty() && (sel.active || sel.lost) {
+        // Only active (or lost, which are active) runs: no need to read the whole history.
+        let mut rows: Vec<RunRow> = t
+            .active_runs()?
+            .into_iter()
+            .filter(|r| stage.as_ref().is_none_or(|s| *s == r.stage_name))
+            .filter(|r| task.as_ref().is_none_or(|x| *x == r.task_name))
+            .filter(|r| since.is_none_or(|s| r.start_time.is_some_and(|st| st >= s)))
+            .filter(|r| sel.keeps(r))
+            .filter(|r| host.is_none() || r.hostname == *host)
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse((r.start_time, r.run_id.clone())));
+        rows.truncate(limit.unwrap_or(usize::MAX));
+        return Ok(rows);
+    }
     let client_side = !sel.is_empty() && sel.single().is_none() || host.is_some();
     let rows = t.history(&HistoryFilter {
         stage: stage.clone(),

@@ -390,6 +390,17 @@ impl From<tasker::Error> for ApiError {
     }
 }
 
+impl From<Failure> for ApiError {
+    fn from(f: Failure) -> ApiError {
+        let code = if f.code == 2 {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        ApiError(code, tasker::config::redact(&f.message))
+    }
+}
+
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
@@ -511,26 +522,12 @@ async fn api_runs(
     Query(q): Query<RunsQuery>,
 ) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
-    let since = when(&q.since, "since")?;
-    let filter = Filter {
-        stage: None,
-        status: q.status.clone(),
-        host: q.host.clone(),
-    };
+    let blank = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let (stage, task, host, since) = (blank(q.stage), blank(q.task), blank(q.host), blank(q.since));
+    let status: Vec<String> = blank(q.status).into_iter().collect();
     let rows = blocking(&app, move |t| {
-        let client_side = !filter.is_empty();
-        let rows = t.history(&HistoryFilter {
-            stage: q.stage.filter(|s| !s.is_empty()),
-            task: q.task.filter(|s| !s.is_empty()),
-            status: None,
-            since,
-            limit: Some(if client_side { 50_000 } else { limit }),
-        })?;
-        Ok(rows
-            .into_iter()
-            .filter(|r| filter.keeps(r))
-            .take(limit)
-            .collect::<Vec<RunRow>>())
+        crate::cmd::history_rows(t, &stage, &task, &status, &host, &since, Some(limit))
+            .map_err(ApiError::from)
     })
     .await?;
     Ok(Json(rows).into_response())
