@@ -76,6 +76,7 @@ pub fn duration(secs: f64) -> String {
     if !secs.is_finite() || secs < 0.0 {
         return "-".into();
     }
+    let secs = secs.abs(); // -0.0 (an empty sum) reads as 0
     if secs < 10.0 {
         return format!("{secs:.1}s");
     }

@@ -194,8 +194,24 @@ fn render(
     }
     h.push_str("</table>");
 
-    h.push_str("<h2>Timeline</h2>");
-    h.push_str(&gantt(runs, since, now));
+    h.push_str("<h2>Timeline (UTC)</h2>");
+    // The chart spans the runs (not the whole window), so short runs stay visible.
+    let first = runs
+        .iter()
+        .filter_map(|r| r.start_time)
+        .min()
+        .unwrap_or(since);
+    let last = runs
+        .iter()
+        .map(|r| r.end_time.unwrap_or(now))
+        .max()
+        .unwrap_or(now);
+    let pad = ((last - first) / 20).max(chrono::Duration::seconds(1));
+    h.push_str(&gantt(
+        runs,
+        (first - pad).max(since),
+        (last + pad).min(now.max(last)),
+    ));
 
     let failures: Vec<&RunRow> = runs
         .iter()
@@ -212,7 +228,9 @@ fn render(
             esc(&r.stage_name),
             esc(&r.task_name),
             badge(r.status, r.lost),
-            fmt::local_time(r.start_time),
+            r.start_time
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default(),
             r.duration_seconds.map(fmt::duration).unwrap_or_default(),
             esc(r.hostname.as_deref().unwrap_or("-")),
             r.process_id.map(|p| p.to_string()).unwrap_or_default(),
@@ -265,8 +283,13 @@ fn gantt(runs: &[RunRow], from: DateTime<Utc>, to: DateTime<Utc>) -> String {
         let xx = x(t);
         let _ = write!(
             s,
-            "<line x1=\"{xx:.1}\" y1=\"{top}\" x2=\"{xx:.1}\" y2=\"{height}\" stroke=\"#e5e7eb\"/><text x=\"{xx:.1}\" y=\"14\" text-anchor=\"middle\">{}</text>",
-            fmt::local_time(Some(t))
+            "<line x1=\"{xx:.1}\" y1=\"{top}\" x2=\"{xx:.1}\" y2=\"{height}\" stroke=\"#e5e7eb\"/><text x=\"{xx:.1}\" y=\"14\" text-anchor=\"{}\">{}</text>",
+            match i {
+                0 => "start",
+                6 => "end",
+                _ => "middle",
+            },
+            t.format(if span < 120_000.0 { "%H:%M:%S" } else { "%m-%d %H:%M" })
         );
     }
     for (i, ((_, stage, _, task), list)) in rows.iter().enumerate() {
@@ -293,8 +316,10 @@ fn gantt(runs: &[RunRow], from: DateTime<Utc>, to: DateTime<Utc>) -> String {
                 esc(stage),
                 esc(task),
                 esc(&fmt::status_label(r.status, r.lost)),
-                fmt::local_time(Some(start)),
-                r.end_time.map(|e| fmt::local_time(Some(e))).unwrap_or_else(|| "now".into()),
+                start.format("%Y-%m-%d %H:%M:%S UTC"),
+                r.end_time
+                    .map(|e| e.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_else(|| "now".into()),
                 r.duration_seconds.map(fmt::duration).unwrap_or_default(),
             );
         }
