@@ -1,1 +1,176 @@
-fn main() {}
+//! The write path, each next to its baseline in the same run:
+//! - progress calls (Rust API and C ABI) next to an `AtomicU64::fetch_add` and next to a
+//!   raw rusqlite UPDATE committed per call (WAL, synchronous=NORMAL);
+//! - a transition (`subtask_complete`) next to that raw commit;
+//! - database transactions per second while one thread increments flat out.
+//!
+//! `cargo bench -p tasker-core --bench hot_path`; ratios are printed at the end.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, BatchSize, Criterion};
+use tasker::ffi::{tasker_run, tasker_subtask_increment};
+use tasker::{Config, RunOptions, SubtaskOptions, SubtaskProgress, Tracker};
+
+fn tracker(dir: &tempfile::TempDir) -> Tracker {
+    Tracker::open(Config::sqlite(dir.path().join("bench.db"))).unwrap()
+}
+
+fn raw_connection(dir: &tempfile::TempDir) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(dir.path().join("raw.db")).unwrap();
+    c.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+        .unwrap();
+    c.execute_batch(
+        "PRAGMA synchronous=NORMAL;
+         CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+         INSERT OR IGNORE INTO t VALUES (1, 0);",
+    )
+    .unwrap();
+    c
+}
+
+fn progress(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tracker(&dir);
+    let run = t
+        .task_start("bench", "progress", RunOptions::default())
+        .unwrap();
+    let n = run
+        .subtask_start("items", SubtaskOptions::default())
+        .unwrap();
+    // The C ABI's run handle, built the way tasker_task_start builds it.
+    let c_run = tasker_attach(&t, run.run_id());
+
+    let mut g = c.benchmark_group("progress");
+    let counter = AtomicU64::new(0);
+    g.bench_function("baseline: AtomicU64::fetch_add", |b| {
+        b.iter(|| black_box(&counter).fetch_add(1, Ordering::Relaxed))
+    });
+    g.bench_function("subtask_increment (Rust)", |b| {
+        b.iter(|| run.subtask_increment(black_box(n), 1).unwrap())
+    });
+    g.bench_function("tasker_subtask_increment (C ABI)", |b| {
+        // SAFETY: c_run is a live handle from tasker_run_attach.
+        b.iter(|| unsafe { tasker_subtask_increment(black_box(c_run), n, 1) })
+    });
+    let mut i = 0u64;
+    g.bench_function("subtask_update items_complete (Rust)", |b| {
+        b.iter(|| {
+            i += 1;
+            run.subtask_update(
+                n,
+                &SubtaskProgress {
+                    items_complete: Some(i),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        })
+    });
+    let raw = raw_connection(&dir);
+    g.bench_function("baseline: raw SQLite UPDATE + commit", |b| {
+        b.iter(|| {
+            raw.execute("UPDATE t SET n = n + 1 WHERE id = 1", [])
+                .unwrap()
+        })
+    });
+    g.finish();
+    // SAFETY: from tasker_run_attach, freed once.
+    unsafe { tasker::ffi::tasker_run_free(c_run) };
+}
+
+fn tasker_attach(t: &Tracker, run_id: &str) -> *mut tasker_run {
+    let mut tracker = std::ptr::null_mut();
+    let url = std::ffi::CString::new(format!(
+        "sqlite://{}",
+        match &t.config().location {
+            tasker::Location::Sqlite { path } => path.display().to_string(),
+            _ => unreachable!(),
+        }
+    ))
+    .unwrap();
+    let id = std::ffi::CString::new(run_id).unwrap();
+    let mut run = std::ptr::null_mut();
+    // SAFETY: valid strings and out-pointers; the tracker is leaked for the bench's life.
+    unsafe {
+        assert_eq!(
+            tasker::ffi::tasker_open(url.as_ptr(), &mut tracker),
+            tasker::ffi::tasker_status::Ok
+        );
+        assert_eq!(
+            tasker::ffi::tasker_run_attach(tracker, id.as_ptr(), &mut run),
+            tasker::ffi::tasker_status::Ok
+        );
+    }
+    run
+}
+
+fn transitions(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tracker(&dir);
+    let run = t
+        .task_start("bench", "transitions", RunOptions::default())
+        .unwrap();
+    let mut g = c.benchmark_group("transition");
+    let raw = raw_connection(&dir);
+    g.bench_function("baseline: raw SQLite UPDATE + commit", |b| {
+        b.iter(|| {
+            raw.execute("UPDATE t SET n = n + 1 WHERE id = 1", [])
+                .unwrap()
+        })
+    });
+    g.bench_function("subtask_complete", |b| {
+        b.iter_batched(
+            || run.subtask_start("s", SubtaskOptions::default()).unwrap(),
+            |n| run.subtask_complete(n, None).unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = progress, transitions
+}
+
+/// Transactions per second the database sees while one thread increments flat out.
+fn commits_while_incrementing() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tracker(&dir);
+    let run = t
+        .task_start("bench", "commits", RunOptions::default())
+        .unwrap();
+    let n = run
+        .subtask_start("items", SubtaskOptions::default())
+        .unwrap();
+    let before = t.stats();
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed() < Duration::from_secs(3) {
+        for _ in 0..10_000 {
+            run.subtask_increment(n, 1).unwrap();
+        }
+        calls += 10_000;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let after = t.stats();
+    t.flush().unwrap();
+    let stored = t.subtasks(run.run_id()).unwrap()[0].items_complete as u64;
+    assert_eq!(stored, calls, "every increment stored exactly once");
+    let commits = (after.progress_commits - before.progress_commits) as f64 / secs;
+    let bound = 1.0 / t.config().flush_interval.as_secs_f64();
+    println!(
+        "commits while incrementing: {:.0} calls/s, {commits:.1} progress transactions/s (bound 1/flush_interval = {bound:.1}/s)",
+        calls as f64 / secs
+    );
+}
+
+fn main() {
+    benches();
+    commits_while_incrementing();
+    Criterion::default().configure_from_args().final_summary();
+}

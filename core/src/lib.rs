@@ -36,4 +36,4 @@ pub use model::{
 };
 pub use query::{EventRow, HistoryFilter, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow};
 pub use store::RunSelector;
-pub use tracker::{flush_all, Listener, RunHandle, Tracker, TransitionEvent};
+pub use tracker::{flush_all, Listener, RunHandle, Tracker, TrackerStats, TransitionEvent};

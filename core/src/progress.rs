@@ -186,6 +186,23 @@ impl RunCells {
         });
     }
 
+    /// Drops the cell of a finished subtask (after its progress was written), so flushes
+    /// only scan live subtasks. A late progress call re-attaches it.
+    pub(crate) fn remove(&self, number: u32) {
+        self.subtasks.rcu(|cells| {
+            cells
+                .iter()
+                .filter(|(n, _)| *n != number)
+                .cloned()
+                .collect::<Vec<_>>()
+        });
+    }
+
+    /// Drops every subtask cell (the run finished and its progress was written).
+    pub(crate) fn remove_all(&self) {
+        self.subtasks.store(Arc::new(Vec::new()));
+    }
+
     /// Forgets everything pending (a forked child: the parent writes it).
     pub(crate) fn reset_all(&self) {
         self.run.store(Arc::new(Cell::new(None)));

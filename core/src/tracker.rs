@@ -92,6 +92,17 @@ pub(crate) struct TrackerInner {
     next_listener: AtomicU64,
     fork_lock: Mutex<()>,
     me: OnceLock<Weak<TrackerInner>>,
+    progress_commits: AtomicU64,
+    transitions: AtomicU64,
+}
+
+/// What a tracker wrote so far in this process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TrackerStats {
+    /// Transactions the writer committed for progress and heartbeats.
+    pub progress_commits: u64,
+    /// Transitions committed (starts, completions, failures, ...).
+    pub transitions: u64,
 }
 
 /// Trackers alive in this process, for `flush_all` at exit.
@@ -122,6 +133,8 @@ impl Tracker {
             next_listener: AtomicU64::new(1),
             fork_lock: Mutex::new(()),
             me: OnceLock::new(),
+            progress_commits: AtomicU64::new(0),
+            transitions: AtomicU64::new(0),
         });
         let _ = inner.me.set(Arc::downgrade(&inner));
         inner.spawn_writer(&inner.backend.load());
@@ -177,7 +190,7 @@ impl Tracker {
             options,
         };
         let message = run.options.message.clone();
-        self.inner.with_store(|st| st.start_run(&run))?;
+        self.inner.transition(|st| st.start_run(&run))?;
         let run_id: Arc<str> = Arc::from(run.run_id.as_str());
         lock(&self.inner.backend.load().owned).push(Arc::clone(&run_id));
         let handle = self.inner.handle(run_id, stage, task);
@@ -246,10 +259,15 @@ impl Tracker {
 
     /// Reads after making this process's own pending progress visible.
     fn read<T>(&self, f: impl FnOnce(&mut dyn Store) -> Result<T>) -> Result<T> {
-        self.inner.with_store(|st| {
-            self.inner.flush_locked(st, false)?;
-            f(st)
-        })
+        self.inner.after_flush(f)
+    }
+
+    /// Counters of this tracker's writes in this process (for benchmarks and health).
+    pub fn stats(&self) -> TrackerStats {
+        TrackerStats {
+            progress_commits: self.inner.progress_commits.load(Ordering::Relaxed),
+            transitions: self.inner.transitions.load(Ordering::Relaxed),
+        }
     }
 
     /// The latest run of every registered task; tasks never run show as NOT_STARTED.
@@ -386,6 +404,21 @@ impl TrackerInner {
         f(st)
     }
 
+    /// Flushes this process's pending progress (so writes keep their order), then runs `f`.
+    fn after_flush<T>(&self, f: impl FnOnce(&mut dyn Store) -> Result<T>) -> Result<T> {
+        self.with_store(|st| {
+            self.flush_locked(st, false)?;
+            f(st)
+        })
+    }
+
+    /// A transition: durable when this returns.
+    fn transition<T>(&self, f: impl FnOnce(&mut dyn Store) -> Result<T>) -> Result<T> {
+        let out = self.after_flush(f)?;
+        self.transitions.fetch_add(1, Ordering::Relaxed);
+        Ok(out)
+    }
+
     fn handle(&self, run_id: Arc<str>, stage: &str, task: &str) -> RunHandle {
         let me = self
             .me
@@ -430,8 +463,12 @@ impl TrackerInner {
         } else {
             Vec::new()
         };
+        let wrote = !batch.is_empty() || !beats.is_empty();
         match st.apply_progress(&batch, &beats, Utc::now()) {
             Ok(()) => {
+                if wrote {
+                    self.progress_commits.fetch_add(1, Ordering::Relaxed);
+                }
                 if backend.failing.swap(false, Ordering::Relaxed) {
                     log::warn!(
                         "tasker: {} is reachable again; pending progress written",
@@ -601,10 +638,9 @@ impl RunHandle {
             }
         }
         let s = &*self.shared;
-        let number = s.tracker.with_store(|st| {
-            s.tracker.flush_locked(st, false)?;
-            st.subtask_start(&s.run_id, name, &options, Utc::now())
-        })?;
+        let number = s
+            .tracker
+            .transition(|st| st.subtask_start(&s.run_id, name, &options, Utc::now()))?;
         if options.restart {
             s.cells.clear(number);
         }
@@ -716,10 +752,12 @@ impl RunHandle {
     ) -> Result<Status> {
         info.validate()?;
         let s = &*self.shared;
-        let old = s.tracker.with_store(|st| {
-            s.tracker.flush_locked(st, false)?;
-            st.subtask_transition(&s.run_id, number, to, &info, Utc::now())
-        })?;
+        let old = s
+            .tracker
+            .transition(|st| st.subtask_transition(&s.run_id, number, to, &info, Utc::now()))?;
+        if to.is_terminal() {
+            s.cells.remove(number);
+        }
         s.notify(Some(number), old, to, info.error_message.or(info.message));
         Ok(old)
     }
@@ -753,12 +791,12 @@ impl RunHandle {
     pub fn set_status(&self, to: Status, info: TransitionInfo) -> Result<Status> {
         info.validate()?;
         let s = &*self.shared;
-        let old = s.tracker.with_store(|st| {
-            s.tracker.flush_locked(st, false)?;
-            st.run_transition(&s.run_id, to, &info, Utc::now())
-        })?;
+        let old = s
+            .tracker
+            .transition(|st| st.run_transition(&s.run_id, to, &info, Utc::now()))?;
         if to.is_terminal() {
             s.tracker.forget_owned(&s.run_id);
+            s.cells.remove_all();
         }
         s.notify(None, old, to, info.error_message.or(info.message));
         Ok(old)

@@ -711,9 +711,6 @@ impl Store for SqliteStore {
             ])
         })
         .map_err(db_err)?;
-        tx.prepare_cached("UPDATE runs SET last_update = ?2 WHERE run_id = ?1")
-            .and_then(|mut st| st.execute(params![run_id, now]))
-            .map_err(db_err)?;
         let kind = if info.reset { "reset" } else { "subtask" };
         let msg = info.error_message.as_deref().or(info.message.as_deref());
         insert_event(&tx, &now, run_id, Some(number), kind, Some(from), to, msg)?;

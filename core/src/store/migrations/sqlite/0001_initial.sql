@@ -74,8 +74,12 @@ CREATE TABLE subtasks (
     PRIMARY KEY (run_id, subtask_number)
 );
 
+-- event_id is the rowid: always increasing while the newest event exists. Runs (and
+-- their events) are only deleted by purges of old runs, so readers that follow
+-- events by id never see an id twice. (AUTOINCREMENT would cost one more page write
+-- per transition.)
 CREATE TABLE events (
-    event_id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id        INTEGER PRIMARY KEY,
     time            TEXT NOT NULL,
     run_id          TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
     subtask_number  INTEGER,
