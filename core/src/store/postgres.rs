@@ -1554,11 +1554,6 @@ impl Store for PostgresStore {
                     &info.reset,
                 ],
             )?;
-            st.exec(
-                tx,
-                "UPDATE @.runs SET last_update = $2 WHERE run_id = $1",
-                &[&run_id, &now],
-            )?;
             lock_events(tx, st, events)?;
             let kind = if info.reset { "reset" } else { "subtask" };
             let msg = info.error_message.as_deref().or(info.message.as_deref());
