@@ -235,6 +235,35 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
         out.push_str("No tasks match.\n");
         return out;
     }
+    let stages = crate::serve::state::summarize(views);
+    if stages.len() > 1 {
+        let any_lost = stages.iter().any(|s| s.lost > 0);
+        let header: &[&str] = if any_lost {
+            &["STAGE", "STATUS", "TASKS DONE", "", "LOST"]
+        } else {
+            &["STAGE", "STATUS", "TASKS DONE", ""]
+        };
+        let mut st = Table::new(header).align_right(2);
+        for s in &stages {
+            let status: Option<Status> = s.status.parse().ok();
+            st.push(vec![
+                fmt::truncate(&s.stage_name, 24),
+                match status {
+                    Some(x) => style.status(x, false),
+                    None => style.paint("36", &s.status),
+                },
+                format!("{}/{}", s.tasks_done, s.tasks_total),
+                fmt::bar(style, Some(s.percent_complete), 20),
+                if s.lost > 0 {
+                    style.paint("1;31", &s.lost.to_string())
+                } else {
+                    String::new()
+                },
+            ]);
+        }
+        out.push_str(&st.render(style));
+        out.push('\n');
+    }
     let mut table = Table::new(&[
         "STAGE", "TASK", "STATUS", "PROGRESS", "SUBTASKS", "CURRENT", "ITEMS", "ELAPSED", "ETA",
         "HOST:PID",

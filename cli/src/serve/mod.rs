@@ -5,7 +5,7 @@
 //! tokio runtime), so every database call runs in `spawn_blocking`.
 
 mod metrics;
-mod state;
+pub(crate) mod state;
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, ToSocketAddrs};
