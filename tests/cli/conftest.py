@@ -33,9 +33,9 @@ def db(tmp_path):
 
 
 class Server:
-    def __init__(self, db, *args, env=None):
+    def __init__(self, db, *args, env=None, bind="127.0.0.1:0"):
         self.proc = subprocess.Popen(
-            [_need(TASKER), "--db", str(db), "serve", "--bind", "127.0.0.1:0", "--poll-ms", "200", *args],
+            [_need(TASKER), "--db", str(db), "serve", "--bind", bind, "--poll-ms", "200", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -46,7 +46,7 @@ class Server:
         if not m:
             self.proc.kill()
             raise RuntimeError(f"serve did not start: {line!r} {self.proc.stderr.read()}")
-        self.url = f"http://{m.group(1)}"
+        self.url = f"http://{m.group(1)}".replace("//0.0.0.0:", "//127.0.0.1:")
 
     def get(self, path, headers=None):
         """(status, headers, body) of a GET."""
@@ -74,8 +74,8 @@ class Server:
 def serve():
     servers = []
 
-    def start(db, *args, env=None):
-        s = Server(db, *args, env=env)
+    def start(db, *args, env=None, bind="127.0.0.1:0"):
+        s = Server(db, *args, env=env, bind=bind)
         servers.append(s)
         return s
 

@@ -121,7 +121,8 @@ def test_public_bind_needs_a_token_and_requests_without_it_get_401(db, serve):
     assert out.returncode == 2
     assert "refusing" in out.stderr and "--token" in out.stderr
 
-    server = serve(db, "--token", "s3cret-token")
+    # On every interface, with a token (from the environment, kept out of the process list).
+    server = serve(db, bind="0.0.0.0:0", env={"TASKER_SERVE_TOKEN": "s3cret-token"})
     for path in ["/", "/api/v1/status", "/metrics", "/api/v1/stream", "/api/v1/runs", "/assets/app.js"]:
         status, headers, _ = server.get(path)
         assert status == 401, path
