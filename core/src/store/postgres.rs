@@ -807,6 +807,31 @@ impl PostgresStore {
         }
     }
 
+    /// Runs one statement as its own transaction (one round trip), retrying after
+    /// a deadlock or a serialization failure, and reads its one row.
+    fn call<T>(&mut self, sql: &str, params: &[Param<'_>], f: impl Fn(&Row) -> R<T>) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            self.ensure_connected()?;
+            let PostgresStore { client, stmts, .. } = self;
+            let client = client.as_mut().expect("connected");
+            let res = stmts.one(client, sql, params).and_then(|r| f(&r));
+            match res {
+                Ok(v) => return Ok(v),
+                Err(e) if e.retriable() && attempt < MAX_RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(
+                        u64::from(attempt) * 3 + u64::from(std::process::id() % 7),
+                    ));
+                }
+                Err(e) => {
+                    self.after_failure(&e);
+                    return Err(e.into_error());
+                }
+            }
+        }
+    }
+
     /// Runs a read outside any explicit transaction.
     fn read<T>(&mut self, f: impl FnOnce(&mut Client, &mut Statements) -> R<T>) -> Result<T> {
         self.ensure_connected()?;
@@ -960,19 +985,6 @@ fn newer_schema(v: i64, known: i64) -> Error {
     )
 }
 
-/// Locks a run's row for the rest of the transaction and returns its status.
-fn lock_run(tx: &mut impl GenericClient, st: &mut Statements, run_id: &str) -> R<Status> {
-    let row = st.opt(
-        tx,
-        "SELECT status FROM @.runs WHERE run_id = $1 FOR UPDATE",
-        &[&run_id],
-    )?;
-    match row {
-        Some(r) => status_of(r.try_get(0)?),
-        None => Err(Error::not_found("run", run_id).into()),
-    }
-}
-
 /// Before the first event of a transaction: events get ids in commit order.
 fn lock_events(tx: &mut impl GenericClient, st: &mut Statements, key: (i32, i32)) -> R<()> {
     st.exec(
@@ -1013,59 +1025,6 @@ fn insert_event(
         ],
     )?;
     Ok(())
-}
-
-fn stored_subtask_status(
-    tx: &mut impl GenericClient,
-    st: &mut Statements,
-    run_id: &str,
-    number: u32,
-) -> R<Option<Status>> {
-    let row = st.opt(
-        tx,
-        "SELECT status FROM @.subtasks WHERE run_id = $1 AND subtask_number = $2",
-        &[&run_id, &i64::from(number)],
-    )?;
-    row.map(|r| status_of(r.try_get(0)?)).transpose()
-}
-
-/// Finds or creates the stage and task of a run (names only; nothing else changes).
-/// Looks first, so that the common case burns no identity values.
-fn ensure_task(
-    tx: &mut impl GenericClient,
-    st: &mut Statements,
-    stage: &str,
-    task: &str,
-    now: &DateTime<Utc>,
-) -> R<i64> {
-    const FIND: &str = "SELECT t.task_id FROM @.tasks t JOIN @.stages s ON s.stage_id = t.stage_id
-         WHERE s.stage_name = $1 AND t.task_name = $2";
-    if let Some(r) = st.opt(tx, FIND, &[&stage, &task])? {
-        return Ok(r.try_get(0)?);
-    }
-    if st
-        .opt(
-            tx,
-            "SELECT stage_id FROM @.stages WHERE stage_name = $1",
-            &[&stage],
-        )?
-        .is_none()
-    {
-        st.exec(
-            tx,
-            "INSERT INTO @.stages(stage_name, created_at, updated_at) VALUES ($1, $2, $2)
-             ON CONFLICT (stage_name) DO NOTHING",
-            &[&stage, now],
-        )?;
-    }
-    st.exec(
-        tx,
-        "INSERT INTO @.tasks(stage_id, task_name, created_at, updated_at)
-         SELECT stage_id, $2, $3, $3 FROM @.stages WHERE stage_name = $1
-         ON CONFLICT (stage_id, task_name) DO NOTHING",
-        &[&stage, &task, now],
-    )?;
-    Ok(st.one(tx, FIND, &[&stage, &task])?.try_get(0)?)
 }
 
 /// Columns of a run row, in the order `map_run` reads them. `r` may be NULL
@@ -1184,6 +1143,15 @@ fn check_metadata(m: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
+/// The statuses from which `to` may be entered (all of them for a reset).
+fn allowed_from(to: Status, reset: bool) -> Vec<&'static str> {
+    Status::ALL
+        .into_iter()
+        .filter(|from| reset || from.can_become(to))
+        .map(Status::as_str)
+        .collect()
+}
+
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         BACKEND
@@ -1288,57 +1256,41 @@ impl Store for PostgresStore {
         let pid = i64::from(run.facts.pid);
         let ppid = run.facts.parent_pid.map(i64::from);
         let pstart = run.facts.process_start.map(ts);
-        self.write(|tx, st, events| {
-            let task_id = ensure_task(tx, st, &run.stage, &run.task, &now)?;
-            let inserted = st.exec(
-                tx,
-                "INSERT INTO @.runs(run_id, task_id, hostname, process_id, parent_pid, process_start_time,
-                    user_name, status, start_time, last_update, heartbeat_time, total_subtasks,
-                    message, version, git_commit, script_path, script_filename, log_path,
-                    log_filename, metadata)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'STARTED', $8, $8, $8, $9, $10, $11, $12,
-                    $13, $14, $15, $16, $17)
-                 ON CONFLICT (run_id) DO NOTHING",
-                &[
-                    &run.run_id,
-                    &task_id,
-                    &run.facts.hostname,
-                    &pid,
-                    &ppid,
-                    &pstart,
-                    &run.facts.user,
-                    &now,
-                    &o.total_subtasks,
-                    &o.message,
-                    &o.version,
-                    &o.git_commit,
-                    &o.script_path,
-                    &script_filename,
-                    &o.log_path,
-                    &log_filename,
-                    &metadata,
-                ],
-            )?;
-            if inserted == 0 {
-                return Err(Error::AlreadyExists {
-                    what: "run".into(),
-                    key: run.run_id.clone(),
-                }
-                .into());
-            }
-            lock_events(tx, st, events)?;
-            insert_event(
-                tx,
-                st,
-                &now,
+        let (ns, key) = self.events_key;
+        let inserted: bool = self.call(
+            "SELECT @.start_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                $16, $17, $18, $19, $20)",
+            &[
                 &run.run_id,
-                None,
-                "run",
-                Some(Status::NotStarted),
-                Status::Started,
-                o.message.as_deref(),
-            )
-        })
+                &run.stage,
+                &run.task,
+                &run.facts.hostname,
+                &pid,
+                &ppid,
+                &pstart,
+                &run.facts.user,
+                &now,
+                &o.total_subtasks,
+                &o.message,
+                &o.version,
+                &o.git_commit,
+                &o.script_path,
+                &script_filename,
+                &o.log_path,
+                &log_filename,
+                &metadata,
+                &ns,
+                &key,
+            ],
+            |r| Ok(r.try_get(0)?),
+        )?;
+        if !inserted {
+            return Err(Error::AlreadyExists {
+                what: "run".into(),
+                key: run.run_id.clone(),
+            });
+        }
+        Ok(())
     }
 
     fn run_transition(
@@ -1349,65 +1301,46 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<Status> {
         let now = ts(now);
-        self.write(|tx, st, events| {
-            let from = lock_run(tx, st, run_id)?;
-            if !info.reset {
-                from.check_transition(to, &format!("run {run_id}"))?;
-            } else if to == Status::NotStarted {
-                return Err(Error::invalid(
-                    "status",
-                    to.as_str(),
-                    "a run can be reset to STARTED or RUNNING, not NOT_STARTED",
-                )
-                .into());
-            }
-            lock_events(tx, st, events)?;
-            if to.is_terminal() {
-                // Close the run's open subtasks with the same status, recording each.
-                let sub_message = match to {
-                    Status::Failed => Some("task failed - subtask terminated"),
-                    _ => None,
-                };
-                st.exec(
-                    tx,
-                    "INSERT INTO @.events(time, run_id, subtask_number, kind, old_status, new_status, message)
-                     SELECT $1, run_id, subtask_number, 'subtask', status, $3, $4 FROM @.subtasks
-                     WHERE run_id = $2 AND status IN ('NOT_STARTED','STARTED','RUNNING','PAUSED')
-                     ORDER BY subtask_number",
-                    &[&now, &run_id, &to.as_str(), &sub_message],
-                )?;
-                st.exec(
-                    tx,
-                    "UPDATE @.subtasks SET status = $3, end_time = $1, last_update = $1,
-                        error_message = COALESCE(error_message, $4)
-                     WHERE run_id = $2 AND status IN ('NOT_STARTED','STARTED','RUNNING','PAUSED')",
-                    &[&now, &run_id, &to.as_str(), &sub_message],
-                )?;
-            }
-            let end_time = to.is_terminal().then_some(now);
-            st.exec(
-                tx,
-                "UPDATE @.runs SET status = $2, last_update = $3, heartbeat_time = $3, end_time = $4,
-                    message = COALESCE($5, message),
-                    error_message = CASE WHEN $8 THEN $6 ELSE COALESCE($6, error_message) END,
-                    error_detail = CASE WHEN $8 THEN $7 ELSE COALESCE($7, error_detail) END
-                 WHERE run_id = $1",
-                &[
-                    &run_id,
-                    &to.as_str(),
-                    &now,
-                    &end_time,
-                    &info.message,
-                    &info.error_message,
-                    &info.error_detail,
-                    &info.reset,
-                ],
-            )?;
-            let kind = if info.reset { "reset" } else { "run" };
-            let msg = info.error_message.as_deref().or(info.message.as_deref());
-            insert_event(tx, st, &now, run_id, None, kind, Some(from), to, msg)?;
-            Ok(from)
-        })
+        // A reset may leave any status, but never to NOT_STARTED (checked once the
+        // run is known to exist, as the SQLite store does).
+        let bad_reset = info.reset && to == Status::NotStarted;
+        let allowed = allowed_from(to, info.reset && !bad_reset);
+        let sub_message = match to {
+            Status::Failed => Some("task failed - subtask terminated"),
+            _ => None,
+        };
+        let (ns, key) = self.events_key;
+        let res: Option<String> = self.call(
+            "SELECT @.run_transition($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                &run_id,
+                &to.as_str(),
+                &allowed,
+                &info.message,
+                &info.error_message,
+                &info.error_detail,
+                &info.reset,
+                &sub_message,
+                &now,
+                &ns,
+                &key,
+            ],
+            |r| Ok(r.try_get(0)?),
+        )?;
+        let res = res.ok_or_else(|| Error::not_found("run", run_id))?;
+        match res.strip_prefix('!') {
+            None => res.parse(),
+            Some(_) if bad_reset => Err(Error::invalid(
+                "status",
+                to.as_str(),
+                "a run can be reset to STARTED or RUNNING, not NOT_STARTED",
+            )),
+            Some(from) => Err(Error::InvalidTransition {
+                what: format!("run {run_id}"),
+                from: from.parse()?,
+                to,
+            }),
+        }
     }
 
     fn subtask_start(
@@ -1419,105 +1352,48 @@ impl Store for PostgresStore {
     ) -> Result<u32> {
         let now = ts(now);
         let items_total = opts.items_total.map(i64_of);
-        self.write(|tx, st, events| {
-            // The run's row lock makes "next free number" race-free across hosts.
-            let run_status = lock_run(tx, st, run_id)?;
-            if run_status.is_terminal() {
-                return Err(Error::InvalidTransition {
-                    what: format!("run {run_id} (starting subtask {name:?})"),
-                    from: run_status,
-                    to: Status::Running,
-                }
-                .into());
-            }
-            let (number, previous) = match opts.number {
-                Some(n) => (n, stored_subtask_status(tx, st, run_id, n)?),
-                None => {
-                    let n: i64 = st
-                        .one(
-                            tx,
-                            "SELECT COALESCE(MAX(subtask_number), 0) + 1 FROM @.subtasks WHERE run_id = $1",
-                            &[&run_id],
-                        )?
-                        .try_get(0)?;
-                    let n = u32::try_from(n)
-                        .map_err(|_| Error::invalid("subtask_number", n, "is out of range"))?;
-                    (n, None)
-                }
-            };
-            let number_param = i64::from(number);
-            match previous {
-                Some(_) if !opts.restart => {
-                    return Err(Error::AlreadyExists {
-                        what: "subtask".into(),
-                        key: format!(
-                            "{number} of run {run_id} (pass restart to start it again from zero)"
-                        ),
-                    }
-                    .into())
-                }
-                Some(_) => {
-                    st.exec(
-                        tx,
-                        "UPDATE @.subtasks SET subtask_name = $3, status = 'STARTED', start_time = $4,
-                            end_time = NULL, last_update = $4, items_total = $5, items_complete = 0,
-                            percent = NULL, message = $6, error_message = NULL
-                         WHERE run_id = $1 AND subtask_number = $2",
-                        &[&run_id, &number_param, &name, &now, &items_total, &opts.message],
-                    )?;
-                }
-                None => {
-                    st.exec(
-                        tx,
-                        "INSERT INTO @.subtasks(run_id, subtask_number, subtask_name, status, start_time,
-                            last_update, items_total, message)
-                         VALUES ($1, $2, $3, 'STARTED', $4, $4, $5, $6)",
-                        &[&run_id, &number_param, &name, &now, &items_total, &opts.message],
-                    )?;
-                }
-            }
-            lock_events(tx, st, events)?;
-            let kind = if previous.is_some() {
-                "reset"
-            } else {
-                "subtask"
-            };
-            insert_event(
-                tx,
-                st,
+        let number = opts.number.map(i64::from);
+        let (ns, key) = self.events_key;
+        // The run's row lock (inside the function) makes "next free number"
+        // race-free across hosts.
+        let (code, status, n): (String, Option<String>, Option<i64>) = self.call(
+            "SELECT o_code, o_status, o_number FROM @.subtask_start($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &run_id,
+                &name,
+                &number,
+                &items_total,
+                &opts.message,
+                &opts.restart,
                 &now,
-                run_id,
-                Some(number),
-                kind,
-                Some(previous.unwrap_or(Status::NotStarted)),
-                Status::Started,
-                Some(name),
-            )?;
-            st.exec(
-                tx,
-                "UPDATE @.runs SET current_subtask = $2, last_update = $3 WHERE run_id = $1",
-                &[&run_id, &number_param, &now],
-            )?;
-            if run_status == Status::Started {
-                st.exec(
-                    tx,
-                    "UPDATE @.runs SET status = 'RUNNING' WHERE run_id = $1",
-                    &[&run_id],
-                )?;
-                insert_event(
-                    tx,
-                    st,
-                    &now,
-                    run_id,
-                    None,
-                    "run",
-                    Some(Status::Started),
-                    Status::Running,
-                    None,
-                )?;
+                &ns,
+                &key,
+            ],
+            |r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)),
+        )?;
+        match code.as_str() {
+            "ok" => {
+                let n = n.unwrap_or_default();
+                u32::try_from(n).map_err(|_| Error::invalid("subtask_number", n, "is out of range"))
             }
-            Ok(number)
-        })
+            "no_run" => Err(Error::not_found("run", run_id)),
+            "run_done" => Err(Error::InvalidTransition {
+                what: format!("run {run_id} (starting subtask {name:?})"),
+                from: status.as_deref().unwrap_or("COMPLETED").parse()?,
+                to: Status::Running,
+            }),
+            "exists" => Err(Error::AlreadyExists {
+                what: "subtask".into(),
+                key: format!(
+                    "{} of run {run_id} (pass restart to start it again from zero)",
+                    n.unwrap_or_default()
+                ),
+            }),
+            other => Err(Error::storage(
+                BACKEND,
+                format!("unexpected answer {other:?} from subtask_start"),
+            )),
+        }
     }
 
     fn subtask_transition(
@@ -1529,47 +1405,42 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<Status> {
         let now = ts(now);
-        self.write(|tx, st, events| {
-            lock_run(tx, st, run_id)?;
-            let from = stored_subtask_status(tx, st, run_id, number)?
-                .ok_or_else(|| Error::not_found("subtask", format!("{number} of run {run_id}")))?;
-            if !info.reset {
-                from.check_transition(to, &format!("subtask {number} of run {run_id}"))?;
-            }
-            let end_time = to.is_terminal().then_some(now);
-            st.exec(
-                tx,
-                "UPDATE @.subtasks SET status = $3, last_update = $4, end_time = $5,
-                    message = COALESCE($6, message),
-                    error_message = CASE WHEN $8 THEN $7 ELSE COALESCE($7, error_message) END
-                 WHERE run_id = $1 AND subtask_number = $2",
-                &[
-                    &run_id,
-                    &i64::from(number),
-                    &to.as_str(),
-                    &now,
-                    &end_time,
-                    &info.message,
-                    &info.error_message,
-                    &info.reset,
-                ],
-            )?;
-            lock_events(tx, st, events)?;
-            let kind = if info.reset { "reset" } else { "subtask" };
-            let msg = info.error_message.as_deref().or(info.message.as_deref());
-            insert_event(
-                tx,
-                st,
+        let allowed = allowed_from(to, info.reset);
+        let (ns, key) = self.events_key;
+        let (code, from): (String, Option<String>) = self.call(
+            "SELECT o_code, o_status FROM @.subtask_transition($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &run_id,
+                &i64::from(number),
+                &to.as_str(),
+                &allowed,
+                &info.message,
+                &info.error_message,
+                &info.reset,
                 &now,
-                run_id,
-                Some(number),
-                kind,
-                Some(from),
+                &ns,
+                &key,
+            ],
+            |r| Ok((r.try_get(0)?, r.try_get(1)?)),
+        )?;
+        let from = || -> Result<Status> { from.as_deref().unwrap_or("NOT_STARTED").parse() };
+        match code.as_str() {
+            "ok" => from(),
+            "no_run" => Err(Error::not_found("run", run_id)),
+            "no_subtask" => Err(Error::not_found(
+                "subtask",
+                format!("{number} of run {run_id}"),
+            )),
+            "invalid" => Err(Error::InvalidTransition {
+                what: format!("subtask {number} of run {run_id}"),
+                from: from()?,
                 to,
-                msg,
-            )?;
-            Ok(from)
-        })
+            }),
+            other => Err(Error::storage(
+                BACKEND,
+                format!("unexpected answer {other:?} from subtask_transition"),
+            )),
+        }
     }
 
     fn apply_progress(

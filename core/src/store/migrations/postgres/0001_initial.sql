@@ -90,3 +90,177 @@ CREATE TABLE events (
     message         text
 );
 CREATE INDEX events_run ON events(run_id, event_id);
+
+-- Transitions run as one function call each: one round trip to the server
+-- instead of one per statement. They do what the SQLite store does statement by
+-- statement; the rules of the state machine stay in Rust, which passes the
+-- statuses a transition may start from (p_allowed). Each function locks the
+-- run's row first, then takes the events lock (p_lock_ns, p_lock_key) before
+-- appending events, in the same order as every other writer.
+
+CREATE FUNCTION start_run(
+    p_run text, p_stage text, p_task text, p_host text, p_pid bigint, p_ppid bigint,
+    p_pstart timestamptz, p_user text, p_now timestamptz, p_total bigint, p_message text,
+    p_version text, p_git text, p_script_path text, p_script_filename text,
+    p_log_path text, p_log_filename text, p_metadata jsonb,
+    p_lock_ns integer, p_lock_key integer)
+RETURNS boolean LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    v_task bigint;
+BEGIN
+    SELECT t.task_id INTO v_task FROM tasks t JOIN stages s ON s.stage_id = t.stage_id
+     WHERE s.stage_name = p_stage AND t.task_name = p_task;
+    IF NOT FOUND THEN
+        IF NOT EXISTS (SELECT 1 FROM stages WHERE stage_name = p_stage) THEN
+            INSERT INTO stages(stage_name, created_at, updated_at) VALUES (p_stage, p_now, p_now)
+            ON CONFLICT (stage_name) DO NOTHING;
+        END IF;
+        INSERT INTO tasks(stage_id, task_name, created_at, updated_at)
+        SELECT stage_id, p_task, p_now, p_now FROM stages WHERE stage_name = p_stage
+        ON CONFLICT (stage_id, task_name) DO NOTHING;
+        SELECT t.task_id INTO STRICT v_task FROM tasks t JOIN stages s ON s.stage_id = t.stage_id
+         WHERE s.stage_name = p_stage AND t.task_name = p_task;
+    END IF;
+    INSERT INTO runs(run_id, task_id, hostname, process_id, parent_pid, process_start_time,
+        user_name, status, start_time, last_update, heartbeat_time, total_subtasks,
+        message, version, git_commit, script_path, script_filename, log_path,
+        log_filename, metadata)
+    VALUES (p_run, v_task, p_host, p_pid, p_ppid, p_pstart, p_user, 'STARTED', p_now, p_now,
+        p_now, p_total, p_message, p_version, p_git, p_script_path, p_script_filename,
+        p_log_path, p_log_filename, p_metadata)
+    ON CONFLICT (run_id) DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+    INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
+    VALUES (p_now, p_run, NULL, 'run', 'NOT_STARTED', 'STARTED', p_message);
+    RETURN true;
+END $$;
+
+-- Returns the old status; NULL: no such run; '!' || status: not allowed.
+CREATE FUNCTION run_transition(
+    p_run text, p_to text, p_allowed text[], p_message text, p_error text, p_detail text,
+    p_reset boolean, p_sub_message text, p_now timestamptz,
+    p_lock_ns integer, p_lock_key integer)
+RETURNS text LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    v_from text;
+    v_terminal boolean := p_to IN ('COMPLETED','FAILED','SKIPPED','CANCELLED');
+BEGIN
+    SELECT status INTO v_from FROM runs WHERE run_id = p_run FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF NOT (v_from = ANY (p_allowed)) THEN
+        RETURN '!' || v_from;
+    END IF;
+    PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+    IF v_terminal THEN
+        INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
+        SELECT p_now, run_id, subtask_number, 'subtask', status, p_to, p_sub_message FROM subtasks
+         WHERE run_id = p_run AND status IN ('NOT_STARTED','STARTED','RUNNING','PAUSED')
+         ORDER BY subtask_number;
+        UPDATE subtasks SET status = p_to, end_time = p_now, last_update = p_now,
+            error_message = COALESCE(error_message, p_sub_message)
+         WHERE run_id = p_run AND status IN ('NOT_STARTED','STARTED','RUNNING','PAUSED');
+    END IF;
+    UPDATE runs SET status = p_to, last_update = p_now, heartbeat_time = p_now,
+        end_time = CASE WHEN v_terminal THEN p_now END,
+        message = COALESCE(p_message, message),
+        error_message = CASE WHEN p_reset THEN p_error ELSE COALESCE(p_error, error_message) END,
+        error_detail = CASE WHEN p_reset THEN p_detail ELSE COALESCE(p_detail, error_detail) END
+     WHERE run_id = p_run;
+    INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
+    VALUES (p_now, p_run, NULL, CASE WHEN p_reset THEN 'reset' ELSE 'run' END, v_from, p_to,
+            COALESCE(p_error, p_message));
+    RETURN v_from;
+END $$;
+
+-- o_code: ok, no_run, run_done (o_status: the run's), exists (o_number taken).
+CREATE FUNCTION subtask_start(
+    p_run text, p_name text, p_number bigint, p_items_total bigint, p_message text,
+    p_restart boolean, p_now timestamptz, p_lock_ns integer, p_lock_key integer,
+    OUT o_code text, OUT o_status text, OUT o_number bigint)
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    v_run text;
+    v_prev text;
+BEGIN
+    SELECT status INTO v_run FROM runs WHERE run_id = p_run FOR UPDATE;
+    IF NOT FOUND THEN
+        o_code := 'no_run';
+        RETURN;
+    END IF;
+    IF v_run IN ('COMPLETED','FAILED','SKIPPED','CANCELLED') THEN
+        o_code := 'run_done';
+        o_status := v_run;
+        RETURN;
+    END IF;
+    IF p_number IS NULL THEN
+        SELECT COALESCE(MAX(subtask_number), 0) + 1 INTO o_number FROM subtasks WHERE run_id = p_run;
+    ELSE
+        o_number := p_number;
+        SELECT status INTO v_prev FROM subtasks WHERE run_id = p_run AND subtask_number = p_number;
+    END IF;
+    IF v_prev IS NOT NULL AND NOT p_restart THEN
+        o_code := 'exists';
+        RETURN;
+    END IF;
+    IF v_prev IS NOT NULL THEN
+        UPDATE subtasks SET subtask_name = p_name, status = 'STARTED', start_time = p_now,
+            end_time = NULL, last_update = p_now, items_total = p_items_total, items_complete = 0,
+            percent = NULL, message = p_message, error_message = NULL
+         WHERE run_id = p_run AND subtask_number = o_number;
+    ELSE
+        INSERT INTO subtasks(run_id, subtask_number, subtask_name, status, start_time,
+            last_update, items_total, message)
+        VALUES (p_run, o_number, p_name, 'STARTED', p_now, p_now, p_items_total, p_message);
+    END IF;
+    PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+    INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
+    VALUES (p_now, p_run, o_number, CASE WHEN v_prev IS NULL THEN 'subtask' ELSE 'reset' END,
+            COALESCE(v_prev, 'NOT_STARTED'), 'STARTED', p_name);
+    UPDATE runs SET current_subtask = o_number, last_update = p_now,
+        status = CASE WHEN status = 'STARTED' THEN 'RUNNING' ELSE status END
+     WHERE run_id = p_run;
+    IF v_run = 'STARTED' THEN
+        INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
+        VALUES (p_now, p_run, NULL, 'run', 'STARTED', 'RUNNING', NULL);
+    END IF;
+    o_code := 'ok';
+    o_status := v_prev;
+END $$;
+
+-- o_code: ok, no_run, no_subtask, invalid; o_status: the subtask's old status.
+CREATE FUNCTION subtask_transition(
+    p_run text, p_number bigint, p_to text, p_allowed text[], p_message text, p_error text,
+    p_reset boolean, p_now timestamptz, p_lock_ns integer, p_lock_key integer,
+    OUT o_code text, OUT o_status text)
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    PERFORM 1 FROM runs WHERE run_id = p_run FOR UPDATE;
+    IF NOT FOUND THEN
+        o_code := 'no_run';
+        RETURN;
+    END IF;
+    SELECT status INTO o_status FROM subtasks WHERE run_id = p_run AND subtask_number = p_number;
+    IF NOT FOUND THEN
+        o_code := 'no_subtask';
+        RETURN;
+    END IF;
+    IF NOT (o_status = ANY (p_allowed)) THEN
+        o_code := 'invalid';
+        RETURN;
+    END IF;
+    UPDATE subtasks SET status = p_to, last_update = p_now,
+        end_time = CASE WHEN p_to IN ('COMPLETED','FAILED','SKIPPED','CANCELLED') THEN p_now END,
+        message = COALESCE(p_message, message),
+        error_message = CASE WHEN p_reset THEN p_error ELSE COALESCE(p_error, error_message) END
+     WHERE run_id = p_run AND subtask_number = p_number;
+    PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+    INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
+    VALUES (p_now, p_run, p_number, CASE WHEN p_reset THEN 'reset' ELSE 'subtask' END, o_status,
+            p_to, COALESCE(p_error, p_message));
+    o_code := 'ok';
+END $$;
