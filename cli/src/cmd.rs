@@ -48,11 +48,23 @@ pub struct RunView {
 
 /// Adds the current subtask and ETA to active runs (one subtask query per active run).
 pub fn run_views(t: &Tracker, rows: Vec<RunRow>, keep_subtasks: bool) -> CliResult<Vec<RunView>> {
+    run_views_cached(t, rows, keep_subtasks, &HashMap::new())
+}
+
+/// Like `run_views`, using subtasks already read (by run id) where it has them.
+pub fn run_views_cached(
+    t: &Tracker,
+    rows: Vec<RunRow>,
+    keep_subtasks: bool,
+    known: &HashMap<String, Vec<SubtaskRow>>,
+) -> CliResult<Vec<RunView>> {
     let now = Utc::now();
     let mut out = Vec::with_capacity(rows.len());
     for run in rows {
-        let subs: Vec<SubtaskRow> = match (&run.run_id, run.status.is_active()) {
-            (Some(id), true) => match t.subtasks(id) {
+        let cached = run.run_id.as_ref().and_then(|id| known.get(id));
+        let subs: Vec<SubtaskRow> = match (&run.run_id, run.status.is_active(), cached) {
+            (_, _, Some(c)) => c.clone(),
+            (Some(id), true, None) => match t.subtasks(id) {
                 Ok(s) => s,
                 // Deleted between the two reads: show the run without subtasks.
                 Err(e) if e.kind() == tasker::ErrorKind::NotFound => Vec::new(),

@@ -615,9 +615,18 @@ async fn api_timeline(
     )
 }
 
-async fn api_stream(
-    State(app): State<Shared>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+async fn api_stream(State(app): State<Shared>) -> impl IntoResponse {
+    // Proxies (nginx) must pass events on at once rather than buffer them.
+    (
+        [(
+            header::HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        )],
+        event_stream(&app),
+    )
+}
+
+fn event_stream(app: &App) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let snap_rx = app.live.snapshot.clone();
     let ev_rx = app.live.events.subscribe();
     let stop = app.stopping.clone();

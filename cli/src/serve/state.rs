@@ -5,7 +5,7 @@
 //! with the number of viewers (the old Shiny monitor made N+1 queries per viewer).
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tasker::{EventRow, RunRow, Status, StatusFilter, Tracker};
+use tasker::{EventRow, RunRow, Status, StatusFilter, SubtaskRow, Tracker};
 use tokio::sync::{broadcast, watch};
 
 use super::metrics::MetricsState;
-use crate::cmd::{run_views, RunView};
+use crate::cmd::{run_views, run_views_cached, RunView};
 
 /// Round-robin over a few open trackers (each holds one connection).
 #[derive(Debug)]
@@ -215,8 +215,16 @@ fn poll_once(t: &Tracker, cursor: &mut Cursor) -> tasker::Result<(StatusPayload,
     let latest = t.task_status(&StatusFilter::default())?;
     let active = t.active_runs()?;
     let map_err = |f: crate::Failure| tasker::Error::storage(t.backend_name(), f.message);
-    let tasks = run_views(t, latest, false).map_err(map_err)?;
+    // Active runs first (with all their subtasks); the latest runs reuse those subtasks.
     let active = run_views(t, active, true).map_err(map_err)?;
+    let known: HashMap<String, Vec<SubtaskRow>> = active
+        .iter()
+        .filter_map(|v| {
+            let subs = v.subtasks.as_ref()?.iter().map(|s| s.row.clone()).collect();
+            Some((v.run.run_id.clone()?, subs))
+        })
+        .collect();
+    let tasks = run_views_cached(t, latest, false, &known).map_err(map_err)?;
     let fresh = cursor.read(t)?;
     let hosts: BTreeSet<String> = tasks
         .iter()
