@@ -22,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod ffi;
 pub mod model;
+mod outbox;
 pub mod process;
 mod progress;
 pub mod query;
@@ -36,4 +37,4 @@ pub use model::{
 };
 pub use query::{EventRow, HistoryFilter, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow};
 pub use store::RunSelector;
-pub use tracker::{flush_all, Listener, RunHandle, Tracker, TrackerStats, TransitionEvent};
+pub use tracker::{flush_all, Health, Listener, RunHandle, Tracker, TrackerStats, TransitionEvent};

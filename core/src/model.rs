@@ -266,7 +266,7 @@ pub struct RunProgress {
 }
 
 /// What a transition records besides the new status.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TransitionInfo {
     pub message: Option<String>,
     pub error_message: Option<String>,

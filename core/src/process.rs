@@ -5,7 +5,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 /// What a new run records about the process that started it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessFacts {
     pub hostname: String,
     pub pid: u32,

@@ -7,20 +7,22 @@
 //! the progress it inherited (the parent writes that), never touches the
 //! parent's connection or threads, and opens its own on first use.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::{Config, ConfigArgs};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::ffi::os::{fork_generation, install_fork_hook};
 use crate::model::{
     check_name, check_percent, check_text, RunOptions, RunProgress, Status, SubtaskOptions,
     SubtaskProgress, TaskSpec, TransitionInfo,
 };
+use crate::outbox::{location_key, Op, Outbox};
 use crate::process::ProcessFacts;
 use crate::progress::RunCells;
 use crate::query::{
@@ -58,28 +60,63 @@ impl std::fmt::Debug for Tracker {
     }
 }
 
-/// The per-process side of a tracker: a connection and a writer thread.
-/// A forked child builds a new one and leaks the parent's.
+/// The per-process side of a tracker: a connection, the writes waiting for the
+/// database, and a writer thread. A forked child builds a new one and leaks the parent's.
 struct Backend {
     generation: u64,
-    store: Mutex<Option<Box<dyn Store>>>,
+    slot: Mutex<Slot>,
     writer: Mutex<Option<Writer>>,
     /// Runs started by this process: the writer keeps their heartbeat fresh.
     owned: Mutex<Vec<Arc<str>>>,
-    /// Set while the database is failing, so an outage warns once.
-    failing: std::sync::atomic::AtomicBool,
 }
 
+/// The connection and what could not be written yet, behind one lock so that writes
+/// keep their order.
+struct Slot {
+    store: Option<Box<dyn Store>>,
+    outbox: Outbox,
+    /// During an outage: no new attempt to reach the database before this time.
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    last_error: Option<String>,
+}
+
+/// Waits between attempts to reach a database that is down: doubling up to the maximum.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
 impl Backend {
-    fn new(generation: u64, store: Option<Box<dyn Store>>) -> Backend {
+    fn new(generation: u64, store: Option<Box<dyn Store>>, config: &Config) -> Backend {
+        let key = location_key(&config.location.describe());
         Backend {
             generation,
-            store: Mutex::new(store),
+            slot: Mutex::new(Slot {
+                store,
+                outbox: Outbox::new(crate::config::state_dir().join("spool"), key),
+                retry_at: None,
+                backoff: Duration::ZERO,
+                last_error: None,
+            }),
             writer: Mutex::new(None),
             owned: Mutex::new(Vec::new()),
-            failing: std::sync::atomic::AtomicBool::new(false),
         }
     }
+}
+
+/// Whether tracking reaches its database, and what waits to be written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// `sqlite` or `postgresql`.
+    pub backend: &'static str,
+    /// Where the database is (never with a password).
+    pub location: String,
+    pub reachable: bool,
+    /// The last error, while the database is unreachable.
+    pub last_error: Option<String>,
+    /// Transitions and progress batches waiting for the database (memory and spool).
+    pub pending_writes: usize,
+    /// Of those, how many are in this process's spool file.
+    pub spooled_writes: usize,
 }
 
 pub(crate) struct TrackerInner {
@@ -94,6 +131,8 @@ pub(crate) struct TrackerInner {
     me: OnceLock<Weak<TrackerInner>>,
     progress_commits: AtomicU64,
     transitions: AtomicU64,
+    /// Set while the database is unreachable, so an outage warns once.
+    failing: AtomicBool,
 }
 
 /// What a tracker wrote so far in this process.
@@ -117,8 +156,15 @@ impl Tracker {
     /// starts the writer thread.
     pub fn open(config: Config) -> Result<Tracker> {
         install_fork_hook();
-        let store = store::open(&config)?;
+        // An unreachable database must not stop the pipeline: start in outage mode
+        // (writes are kept and replayed). A wrong configuration still fails here.
+        let (store, open_error) = match store::open(&config) {
+            Ok(st) => (Some(st), None),
+            Err(e) if e.kind() == ErrorKind::Storage => (None, Some(e)),
+            Err(e) => return Err(e),
+        };
         let generation = fork_generation();
+        let backend = Backend::new(generation, store, &config);
         let this_host = config
             .hostname
             .clone()
@@ -127,7 +173,7 @@ impl Tracker {
             config,
             this_host,
             generation: AtomicU64::new(generation),
-            backend: ArcSwap::from_pointee(Backend::new(generation, Some(store))),
+            backend: ArcSwap::from_pointee(backend),
             runs: ArcSwap::from_pointee(Vec::new()),
             listeners: ArcSwap::from_pointee(Vec::new()),
             next_listener: AtomicU64::new(1),
@@ -135,8 +181,23 @@ impl Tracker {
             me: OnceLock::new(),
             progress_commits: AtomicU64::new(0),
             transitions: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
         });
         let _ = inner.me.set(Arc::downgrade(&inner));
+        {
+            let backend = inner.backend.load_full();
+            let mut slot = lock(&backend.slot);
+            match open_error {
+                Some(e) => {
+                    inner.outage(&mut slot, e);
+                }
+                // Writes left by processes that exited during an outage.
+                None if slot.outbox.adopt_orphans() > 0 => {
+                    let _ = inner.attempt(&mut slot, |_| Ok(()));
+                }
+                None => {}
+            }
+        }
         inner.spawn_writer(&inner.backend.load());
         let mut all = lock(&TRACKERS);
         all.retain(|w| w.strong_count() > 0);
@@ -172,8 +233,17 @@ impl Tracker {
         for s in specs {
             s.validate()?;
         }
-        self.inner
-            .with_store(|st| st.register_tasks(specs, Utc::now()))
+        let now = Utc::now();
+        let op = Op::Register {
+            specs: specs.to_vec(),
+            at: now,
+        };
+        let (ids, _) = self.inner.transition(
+            op,
+            |st| st.register_tasks(specs, now),
+            || vec![0; specs.len()],
+        )?;
+        Ok(ids)
     }
 
     /// Starts a run of `stage`/`task` (registering them if new) and returns its handle.
@@ -190,28 +260,60 @@ impl Tracker {
             options,
         };
         let message = run.options.message.clone();
-        self.inner.transition(|st| st.start_run(&run))?;
+        self.inner.transition(
+            Op::StartRun(Box::new(run.clone())),
+            |st| st.start_run(&run),
+            || (),
+        )?;
         let run_id: Arc<str> = Arc::from(run.run_id.as_str());
         lock(&self.inner.backend.load().owned).push(Arc::clone(&run_id));
-        let handle = self.inner.handle(run_id, stage, task);
+        let handle = self.inner.handle(run_id, stage, task, Status::Started);
         handle
             .shared
             .notify(None, Status::NotStarted, Status::Started, message);
         Ok(handle)
     }
 
-    /// A handle on an existing run (for example in a worker process).
+    /// A handle on an existing run (for example in a worker process). While the
+    /// database is unreachable the run cannot be checked and is taken on trust.
     pub fn attach_run(&self, run_id: &str) -> Result<RunHandle> {
-        let row = self.run(run_id)?;
-        Ok(self
-            .inner
-            .handle(Arc::from(run_id), &row.stage_name, &row.task_name))
+        match self.run(run_id) {
+            Ok(row) => Ok(self.inner.handle(
+                Arc::from(run_id),
+                &row.stage_name,
+                &row.task_name,
+                row.status,
+            )),
+            Err(e) if e.kind() == ErrorKind::Storage => {
+                uuid::Uuid::parse_str(run_id)
+                    .map_err(|_| Error::invalid("run_id", run_id, "is not a run id (a UUID)"))?;
+                Ok(self
+                    .inner
+                    .handle(Arc::from(run_id), "", "", Status::Running))
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    /// Makes all pending progress of this process durable now.
+    /// Makes all pending progress of this process durable now: in the database or,
+    /// while it is unreachable, in this process's spool file (replayed later).
     pub fn flush(&self) -> Result<()> {
-        self.inner
-            .with_store(|st| self.inner.flush_locked(st, false))
+        self.inner.flush_or_spool()
+    }
+
+    /// Whether the database is reachable, and how many writes wait for it.
+    pub fn health(&self) -> Health {
+        self.inner.check_fork();
+        let backend = self.inner.backend.load_full();
+        let slot = lock(&backend.slot);
+        Health {
+            backend: self.inner.config.location.backend(),
+            location: self.inner.config.location.describe(),
+            reachable: slot.retry_at.is_none() && slot.store.is_some(),
+            last_error: slot.last_error.clone(),
+            pending_writes: slot.outbox.len(),
+            spooled_writes: slot.outbox.spooled(),
+        }
     }
 
     /// Flushes, then stops the writer thread. Later calls reopen on demand.
@@ -259,7 +361,7 @@ impl Tracker {
 
     /// Reads after making this process's own pending progress visible.
     fn read<T>(&self, f: impl FnOnce(&mut dyn Store) -> Result<T>) -> Result<T> {
-        self.inner.after_flush(f)
+        self.inner.read(f)
     }
 
     /// Counters of this tracker's writes in this process (for benchmarks and health).
@@ -385,7 +487,7 @@ impl TrackerInner {
         for run in self.runs.load().iter().filter_map(Weak::upgrade) {
             run.cells.reset_all();
         }
-        let fresh = Arc::new(Backend::new(g, None));
+        let fresh = Arc::new(Backend::new(g, None, &self.config));
         self.spawn_writer(&fresh);
         // The parent's connection and writer belong to the parent: never close or join
         // them here (closing a SQLite connection after fork can corrupt its locks).
@@ -393,33 +495,139 @@ impl TrackerInner {
         self.generation.store(g, Ordering::Release);
     }
 
-    fn with_store<T>(&self, f: impl FnOnce(&mut dyn Store) -> Result<T>) -> Result<T> {
-        self.check_fork();
-        let backend = self.backend.load_full();
-        let mut guard = lock(&backend.store);
-        if guard.is_none() {
-            *guard = Some(store::open(&self.config)?);
+    /// Runs `f` on a usable store: opened if needed, with the writes queued during an
+    /// outage replayed first. A storage error starts (or extends) an outage.
+    fn attempt<T>(
+        &self,
+        slot: &mut Slot,
+        f: impl FnOnce(&mut dyn Store) -> Result<T>,
+    ) -> Result<T> {
+        if let Some(at) = slot.retry_at {
+            if Instant::now() < at {
+                let why = slot
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "unreachable".into());
+                return Err(Error::storage(
+                    self.config.location.backend(),
+                    format!("{why} (retrying)"),
+                ));
+            }
         }
-        let st = guard.as_deref_mut().expect("opened above");
-        f(st)
+        let result = (|| {
+            if slot.store.is_none() {
+                slot.store = Some(store::open(&self.config)?);
+            }
+            let st = slot.store.as_deref_mut().expect("opened above");
+            if !slot.outbox.is_empty() {
+                slot.outbox.replay(st)?;
+            }
+            f(st)
+        })();
+        match result {
+            Err(e) if e.kind() == ErrorKind::Storage => Err(self.outage(slot, e)),
+            other => {
+                if slot.retry_at.take().is_some() || self.failing.load(Ordering::Relaxed) {
+                    slot.backoff = Duration::ZERO;
+                    slot.last_error = None;
+                    if self.failing.swap(false, Ordering::Relaxed) {
+                        log::warn!(
+                            "tasker: {} is reachable again; kept writes were replayed",
+                            self.config.location.describe()
+                        );
+                    }
+                }
+                other
+            }
+        }
     }
 
-    /// Flushes this process's pending progress (so writes keep their order), then runs `f`.
-    fn after_flush<T>(&self, f: impl FnOnce(&mut dyn Store) -> Result<T>) -> Result<T> {
-        self.with_store(|st| {
+    /// Records a storage error: reconnect later, with backoff; warn once per outage.
+    fn outage(&self, slot: &mut Slot, e: Error) -> Error {
+        slot.store = None;
+        slot.backoff = (slot.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+        slot.retry_at = Some(Instant::now() + slot.backoff);
+        slot.last_error = Some(e.to_string());
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            log::warn!("tasker: cannot write to the database ({e}); tracking goes on, writes are kept and replayed when it is back");
+        }
+        e
+    }
+
+    /// Runs `f` with the store after writing this process's pending progress (so that
+    /// reads see it and writes keep their order).
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Store) -> Result<T>) -> Result<T> {
+        self.check_fork();
+        let backend = self.backend.load_full();
+        let mut slot = lock(&backend.slot);
+        self.attempt(&mut slot, |st| {
             self.flush_locked(st, false)?;
             f(st)
         })
     }
 
-    /// A transition: durable when this returns.
-    fn transition<T>(&self, f: impl FnOnce(&mut dyn Store) -> Result<T>) -> Result<T> {
-        let out = self.after_flush(f)?;
-        self.transitions.fetch_add(1, Ordering::Relaxed);
-        Ok(out)
+    /// A transition, durable when this returns. While the database is unreachable the
+    /// operation is queued instead (after this process's pending progress, to keep the
+    /// order) and `queued()` gives the value to return. The flag says whether it was queued.
+    fn transition<T>(
+        &self,
+        op: Op,
+        direct: impl FnOnce(&mut dyn Store) -> Result<T>,
+        queued: impl FnOnce() -> T,
+    ) -> Result<(T, bool)> {
+        self.check_fork();
+        let backend = self.backend.load_full();
+        let mut slot = lock(&backend.slot);
+        let result = self.attempt(&mut slot, |st| {
+            self.flush_locked(st, false)?;
+            direct(st)
+        });
+        match result {
+            Ok(v) => {
+                self.transitions.fetch_add(1, Ordering::Relaxed);
+                Ok((v, false))
+            }
+            Err(e) if e.kind() == ErrorKind::Storage => {
+                // Progress made before this transition is stored as of its time.
+                self.queue_progress(&mut slot, op.at());
+                slot.outbox.push(op);
+                Ok((queued(), true))
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    fn handle(&self, run_id: Arc<str>, stage: &str, task: &str) -> RunHandle {
+    /// Moves every run's pending progress into the outbox as one batch.
+    fn queue_progress(&self, slot: &mut Slot, at: DateTime<Utc>) {
+        let mut updates = Vec::new();
+        for run in self.runs.load().iter().filter_map(Weak::upgrade) {
+            run.cells.take_all(&run.run_id, &mut updates);
+        }
+        if !updates.is_empty() {
+            slot.outbox.push(Op::Progress { updates, at });
+        }
+    }
+
+    /// Writes pending progress now; while the database is unreachable, moves it (and
+    /// the queued transitions) to the spool file so that it survives this process.
+    fn flush_or_spool(&self) -> Result<()> {
+        self.check_fork();
+        let backend = self.backend.load_full();
+        let mut slot = lock(&backend.slot);
+        // An explicit flush tries the database now, whatever the backoff says.
+        slot.retry_at = None;
+        match self.attempt(&mut slot, |st| self.flush_locked(st, false)) {
+            Err(e) if e.kind() == ErrorKind::Storage => {
+                self.queue_progress(&mut slot, Utc::now());
+                slot.outbox.spill().map_err(|io| {
+                    Error::storage("spool", format!("cannot keep writes for later ({io}) while the database is unreachable: {e}"))
+                })
+            }
+            other => other,
+        }
+    }
+
+    fn handle(&self, run_id: Arc<str>, stage: &str, task: &str, status: Status) -> RunHandle {
         let me = self
             .me
             .get()
@@ -431,6 +639,8 @@ impl TrackerInner {
             task: task.to_string(),
             tracker: me,
             cells: RunCells::new(),
+            status: AtomicI32::new(status as i32),
+            max_subtask: AtomicU32::new(0),
         });
         let weak = Arc::downgrade(&shared);
         self.runs.rcu(|runs| {
@@ -457,27 +667,19 @@ impl TrackerInner {
                 owners.push((batch.len(), run));
             }
         }
-        let backend = self.backend.load();
         let beats: Vec<Arc<str>> = if heartbeat {
-            lock(&backend.owned).clone()
+            lock(&self.backend.load().owned).clone()
         } else {
             Vec::new()
         };
         let wrote = !batch.is_empty() || !beats.is_empty();
-        match st.apply_progress(&batch, &beats, Utc::now()) {
-            Ok(()) => {
-                if wrote {
-                    self.progress_commits.fetch_add(1, Ordering::Relaxed);
-                }
-                if backend.failing.swap(false, Ordering::Relaxed) {
-                    log::warn!(
-                        "tasker: {} is reachable again; pending progress written",
-                        self.config.location.describe()
-                    );
-                }
-                Ok(())
+        let result = st.apply_progress(&batch, &beats, Utc::now());
+        match &result {
+            Ok(()) if wrote => {
+                self.progress_commits.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => {
+            Ok(()) => {}
+            Err(_) => {
                 let mut updates = batch.into_iter();
                 let mut done = 0;
                 for (end, run) in owners {
@@ -486,20 +688,19 @@ impl TrackerInner {
                     }
                     done = end;
                 }
-                if !backend.failing.swap(true, Ordering::Relaxed) {
-                    log::warn!("tasker: could not write progress ({e}); it is kept and retried");
-                }
-                Err(e)
             }
         }
+        result
     }
 
     pub(crate) fn flush_in_background(&self, heartbeat: bool) -> Result<()> {
         // A writer left over in a forked child belongs to the parent: do nothing.
-        if self.backend.load().generation != fork_generation() {
+        let backend = self.backend.load_full();
+        if backend.generation != fork_generation() {
             return Ok(());
         }
-        self.with_store(|st| self.flush_locked(st, heartbeat))
+        let mut slot = lock(&backend.slot);
+        self.attempt(&mut slot, |st| self.flush_locked(st, heartbeat))
     }
 
     fn forget_owned(&self, run_id: &str) {
@@ -521,25 +722,23 @@ impl Drop for TrackerInner {
         if self.generation.load(Ordering::Relaxed) != fork_generation() {
             return; // a forked child's copy of the parent's tracker: leave it alone
         }
-        let backend = self.backend.load_full();
-        if let Some(st) = lock(&backend.store).as_deref_mut() {
-            if let Err(e) = self.flush_locked(st, false) {
-                log::warn!("tasker: progress not written at close: {e}");
-            }
+        if let Err(e) = self.flush_or_spool() {
+            log::warn!("tasker: progress not written at close: {e}");
         }
-        let writer = lock(&backend.writer).take();
+        let writer = lock(&self.backend.load().writer).take();
         if let Some(w) = writer {
             w.stop();
         }
     }
 }
 
-/// Flushes every tracker of this process (for exit hooks of bindings).
+/// Flushes every tracker of this process (for exit hooks of bindings); while a
+/// database is unreachable its writes go to the spool file.
 pub fn flush_all() {
     let trackers: Vec<Arc<TrackerInner>> =
         lock(&TRACKERS).iter().filter_map(Weak::upgrade).collect();
     for t in trackers {
-        if let Err(e) = t.with_store(|st| t.flush_locked(st, false)) {
+        if let Err(e) = t.flush_or_spool() {
             log::warn!("tasker: progress not written at exit: {e}");
         }
     }
@@ -551,9 +750,17 @@ pub(crate) struct RunShared {
     task: String,
     tracker: Arc<TrackerInner>,
     cells: RunCells,
+    /// Last status known to this process (the old status of a queued transition).
+    status: AtomicI32,
+    /// Highest subtask number seen here (numbers allocated during an outage).
+    max_subtask: AtomicU32,
 }
 
 impl RunShared {
+    fn last_status(&self) -> Status {
+        Status::from_code(self.status.load(Ordering::Relaxed)).unwrap_or(Status::Running)
+    }
+
     fn notify(&self, subtask: Option<u32>, old: Status, new: Status, message: Option<String>) {
         if self.tracker.listeners.load().is_empty() {
             return;
@@ -573,10 +780,16 @@ impl RunShared {
     /// check once that it exists, then keep a cell for it.
     #[cold]
     fn attach_subtask(&self, number: u32) -> Result<()> {
-        let exists = self
+        let exists = match self
             .tracker
-            .with_store(|st| st.subtask_state(&self.run_id, number))?;
-        if exists.is_none() {
+            .read(|st| st.subtask_state(&self.run_id, number))
+        {
+            Ok(state) => state.is_some(),
+            // Unreachable database: take the number on trust; the count is kept.
+            Err(e) if e.kind() == ErrorKind::Storage => true,
+            Err(e) => return Err(e),
+        };
+        if !exists {
             return Err(Error::not_found(
                 "subtask",
                 format!(
@@ -638,9 +851,29 @@ impl RunHandle {
             }
         }
         let s = &*self.shared;
-        let number = s
-            .tracker
-            .transition(|st| st.subtask_start(&s.run_id, name, &options, Utc::now()))?;
+        let now = Utc::now();
+        // If the database is away, the number is allocated here: the next after the
+        // highest this process has seen.
+        let mut queued_options = options.clone();
+        let local = options
+            .number
+            .unwrap_or_else(|| s.max_subtask.load(Ordering::Relaxed) + 1);
+        queued_options.number = Some(local);
+        let op = Op::SubtaskStart {
+            run_id: s.run_id.to_string(),
+            name: name.to_string(),
+            options: queued_options,
+            at: now,
+        };
+        let (number, _) = s.tracker.transition(
+            op,
+            |st| st.subtask_start(&s.run_id, name, &options, now),
+            || local,
+        )?;
+        s.max_subtask.fetch_max(number, Ordering::Relaxed);
+        if s.status.load(Ordering::Relaxed) == Status::Started as i32 {
+            s.status.store(Status::Running as i32, Ordering::Relaxed);
+        }
         if options.restart {
             s.cells.clear(number);
         }
@@ -752,9 +985,19 @@ impl RunHandle {
     ) -> Result<Status> {
         info.validate()?;
         let s = &*self.shared;
-        let old = s
-            .tracker
-            .transition(|st| st.subtask_transition(&s.run_id, number, to, &info, Utc::now()))?;
+        let now = Utc::now();
+        let op = Op::SubtaskTransition {
+            run_id: s.run_id.to_string(),
+            number,
+            to,
+            info: info.clone(),
+            at: now,
+        };
+        let (old, _) = s.tracker.transition(
+            op,
+            |st| st.subtask_transition(&s.run_id, number, to, &info, now),
+            || Status::Running,
+        )?;
         if to.is_terminal() {
             s.cells.remove(number);
         }
@@ -791,9 +1034,19 @@ impl RunHandle {
     pub fn set_status(&self, to: Status, info: TransitionInfo) -> Result<Status> {
         info.validate()?;
         let s = &*self.shared;
-        let old = s
-            .tracker
-            .transition(|st| st.run_transition(&s.run_id, to, &info, Utc::now()))?;
+        let now = Utc::now();
+        let op = Op::RunTransition {
+            run_id: s.run_id.to_string(),
+            to,
+            info: info.clone(),
+            at: now,
+        };
+        let (old, _) = s.tracker.transition(
+            op,
+            |st| st.run_transition(&s.run_id, to, &info, now),
+            || s.last_status(),
+        )?;
+        s.status.store(to as i32, Ordering::Relaxed);
         if to.is_terminal() {
             s.tracker.forget_owned(&s.run_id);
             s.cells.remove_all();

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Location};
 use crate::error::Result;
@@ -18,7 +19,7 @@ pub mod postgres;
 pub mod sqlite;
 
 /// A new run, with its client-generated id.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewRun {
     pub run_id: String,
     pub stage: String,
@@ -30,7 +31,7 @@ pub struct NewRun {
 
 /// What one flush writes for a run or one of its subtasks. Deltas add to the
 /// stored count so that many processes can increment one subtask exactly.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProgressUpdate {
     pub run_id: Arc<str>,
     /// `None`: run-level progress (current subtask, overall percent, message).

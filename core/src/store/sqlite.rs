@@ -156,8 +156,7 @@ impl SqliteStore {
             )
             .map_err(db_err)?;
         if current > MIGRATIONS.len() as i64 {
-            return Err(Error::storage(
-                "sqlite",
+            return Err(Error::Config(
                 format!(
                     "database schema version {current} is newer than this tasker understands ({}); upgrade tasker",
                     MIGRATIONS.len()

@@ -1,0 +1,196 @@
+//! A database that cannot be written must not break the pipeline: calls return
+//! normally, writes are kept (in memory, then in a spool file) and replayed in order
+//! when it is back, and a process that exits meanwhile leaves its writes for the next.
+//!
+//! The outage here is real: another connection holds SQLite's write lock longer than
+//! the tracker's busy timeout. (tests/pg has the same with a stopped PostgreSQL server.)
+
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tasker::{Config, RunOptions, Status, SubtaskOptions, Tracker};
+
+/// Spool files go to a private state directory shared by the tests of this binary.
+fn state_home() -> &'static std::path::Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        // SAFETY (edition 2021 has no unsafe here): set once, before any tracker opens.
+        std::env::set_var("XDG_STATE_HOME", d.path());
+        d
+    })
+    .path()
+}
+
+fn config(db: &std::path::Path) -> Config {
+    let mut c = Config::sqlite(db);
+    c.busy_timeout = Duration::from_millis(50);
+    c.flush_interval = Duration::from_millis(50);
+    c
+}
+
+/// Holds the write lock of the database until dropped.
+struct Outage(rusqlite::Connection);
+
+impl Outage {
+    fn start(db: &std::path::Path) -> Outage {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        Outage(c)
+    }
+    fn end(self) {
+        self.0.execute_batch("COMMIT").unwrap();
+    }
+}
+
+#[test]
+fn child() {
+    if std::env::var("TASKER_TEST_CHILD").is_err() {
+        return;
+    }
+    // XDG_STATE_HOME comes from the parent: the spool must land where it looks.
+    let db = std::env::var("TASKER_TEST_DB").unwrap();
+    let run_id = std::env::var("TASKER_TEST_RUN").unwrap();
+    // Opens while the database is locked: tracking starts in outage mode.
+    let t = Tracker::open(config(db.as_ref())).unwrap();
+    let run = t.attach_run(&run_id).unwrap();
+    for _ in 0..5_000 {
+        run.subtask_increment(1, 1).unwrap();
+    }
+    run.subtask_complete(1, Some("finished during the outage"))
+        .unwrap();
+    assert!(!t.health().reachable);
+    t.flush().unwrap(); // to the spool file
+    assert!(t.health().spooled_writes > 0);
+}
+
+#[test]
+fn calls_return_during_an_outage_and_the_state_is_exact_afterwards() {
+    state_home();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let t = Tracker::open(config(&db)).unwrap();
+    let run = t
+        .task_start(
+            "outage",
+            "steady",
+            RunOptions {
+                total_subtasks: Some(2),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let a = run
+        .subtask_start("before", SubtaskOptions::default())
+        .unwrap();
+    run.subtask_increment(a, 10).unwrap();
+    t.flush().unwrap();
+
+    let outage = Outage::start(&db);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..2_500 {
+                    run.subtask_increment(a, 1).unwrap();
+                }
+            });
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200)); // the writer fails and backs off
+    run.subtask_complete(a, Some("done in the dark")).unwrap();
+    let b = run
+        .subtask_start(
+            "during",
+            SubtaskOptions {
+                items_total: Some(300),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(b, 2, "numbered here while the database is away");
+    for _ in 0..300 {
+        run.subtask_increment(b, 1).unwrap();
+    }
+    run.subtask_complete(b, None).unwrap();
+    run.complete(Some("finished during the outage")).unwrap();
+    let h = t.health();
+    assert!(
+        !h.reachable && h.pending_writes > 0 && h.last_error.is_some(),
+        "{h:?}"
+    );
+    assert!(
+        t.task_status(&Default::default()).is_err(),
+        "queries say the database is away"
+    );
+    outage.end();
+
+    t.flush().unwrap();
+    let h = t.health();
+    assert!(h.reachable && h.pending_writes == 0, "{h:?}");
+    let subs = t.subtasks(run.run_id()).unwrap();
+    assert_eq!(
+        (subs[0].status, subs[0].items_complete),
+        (Status::Completed, 10_010)
+    );
+    assert_eq!(
+        subs[0].progress_message.as_deref(),
+        Some("done in the dark")
+    );
+    assert_eq!(
+        (subs[1].status, subs[1].items_complete, subs[1].items_total),
+        (Status::Completed, 300, Some(300))
+    );
+    let row = t.run(run.run_id()).unwrap();
+    assert_eq!(row.status, Status::Completed);
+    assert_eq!(
+        row.overall_progress_message.as_deref(),
+        Some("finished during the outage")
+    );
+    // Stored with the time they happened, in order.
+    let events = t.events_after(0, Some(run.run_id()), 100).unwrap();
+    let times: Vec<_> = events.iter().map(|e| e.time).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{events:?}");
+    assert_eq!(events.last().unwrap().new_status, Status::Completed);
+}
+
+#[test]
+fn a_process_that_exits_during_an_outage_is_replayed_by_the_next_one() {
+    let state = state_home();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let t = Tracker::open(config(&db)).unwrap();
+    let run = t
+        .task_start("outage", "worker", RunOptions::default())
+        .unwrap();
+    let n = run
+        .subtask_start("items", SubtaskOptions::default())
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(t);
+
+    let outage = Outage::start(&db);
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("TASKER_TEST_CHILD", "1")
+        .env("TASKER_TEST_DB", &db)
+        .env("TASKER_TEST_RUN", run.run_id())
+        .env("XDG_STATE_HOME", state)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    outage.end();
+
+    // The next tasker process on this host (here: a new tracker) replays the spool.
+    let t = Tracker::open(config(&db)).unwrap();
+    let sub = &t.subtasks(run.run_id()).unwrap()[0];
+    assert_eq!((sub.status, sub.items_complete), (Status::Completed, 5_000));
+    assert_eq!(
+        sub.progress_message.as_deref(),
+        Some("finished during the outage")
+    );
+    let left: Vec<_> = std::fs::read_dir(state.join("tasker/spool"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "the spool file was consumed: {left:?}");
+}
