@@ -324,3 +324,55 @@ fn serve_refuses_a_public_address_without_a_token() {
     let empty = tasker(&db, &["serve", "--bind", "0.0.0.0:0", "--token", ""]);
     assert_eq!(empty.status.code(), Some(2), "an empty token is refused");
 }
+
+#[test]
+fn watch_follows_a_run_to_its_end_and_reports_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = pipeline(dir.path());
+    let url = format!("sqlite://{}", db.display());
+    let mut run = Command::new(fixture())
+        .args(["start", &url, "model", "fit", "10"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(run.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut watch = Command::new(bin())
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "watch",
+            "--exit-when-done",
+            "--interval",
+            "0.2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(watch.stdout.take().unwrap());
+    let mut seen = String::new();
+    // Frames come every 0.2 s; wait for one that shows the run and its subtask bar.
+    while !seen.contains("model/fit") {
+        let mut l = String::new();
+        assert!(
+            out.read_line(&mut l).unwrap() > 0,
+            "watch ended early: {seen}"
+        );
+        seen.push_str(&l);
+    }
+    use std::io::Write as _;
+    run.stdin.take().unwrap().write_all(b"fail\n").unwrap();
+    run.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let status = watch.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "a watched run failed: {rest}");
+    assert!(rest.contains("Finished while watching"), "{rest}");
+    assert!(rest.contains("FAILED"), "{rest}");
+    let all = format!("{seen}{rest}");
+    assert!(all.contains("1.  items"), "a bar per active subtask: {all}");
+}

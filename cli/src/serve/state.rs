@@ -443,3 +443,78 @@ impl Filter {
         }
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn view(stage: &str, task: &str, status: Status, lost: bool, host: &str) -> RunView {
+        let row: RunRow = serde_json::from_value(serde_json::json!({
+            "run_id": format!("{stage}-{task}"), "stage_name": stage, "stage_order": null,
+            "task_name": task, "task_type": null, "task_order": null, "status": status,
+            "hostname": host, "process_id": 1, "parent_pid": null, "process_start_time": null,
+            "user_name": null, "start_time": null, "end_time": null, "last_update": null,
+            "heartbeat_time": null, "total_subtasks": null, "current_subtask": null,
+            "overall_percent_complete": null, "overall_progress_message": null, "version": null,
+            "git_commit": null, "script_path": null, "script_filename": null, "log_path": null,
+            "log_filename": null, "error_message": null, "error_detail": null, "metadata": null,
+            "subtasks_completed": 0, "lost": lost, "duration_seconds": null,
+        }))
+        .expect("a run row");
+        RunView {
+            run: row,
+            current: None,
+            eta_seconds: None,
+            subtasks: None,
+        }
+    }
+
+    #[test]
+    fn stage_status_summarises_its_tasks() {
+        let tasks = vec![
+            view("a", "1", Status::Completed, false, "h1"),
+            view("a", "2", Status::Running, true, "h2"),
+            view("b", "1", Status::Completed, false, "h1"),
+            view("b", "2", Status::Failed, false, "h1"),
+            view("c", "1", Status::NotStarted, false, "h1"),
+            view("d", "1", Status::Completed, false, "h1"),
+            view("e", "1", Status::Completed, false, "h1"),
+            view("e", "2", Status::NotStarted, false, "h1"),
+        ];
+        let s: Vec<(String, String, usize)> = summarize(&tasks)
+            .into_iter()
+            .map(|s| (s.stage_name, s.status, s.lost))
+            .collect();
+        let want = [
+            ("a", "RUNNING", 1),
+            ("b", "FAILED", 0),
+            ("c", "NOT_STARTED", 0),
+            ("d", "COMPLETED", 0),
+            ("e", "PARTIAL", 0),
+        ];
+        let want: Vec<(String, String, usize)> = want
+            .iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
+            .collect();
+        assert_eq!(s, want);
+    }
+
+    #[test]
+    fn filters_keep_only_what_they_name() {
+        let f = Filter {
+            stage: Some("a".into()),
+            status: Some("lost,FAILED".into()),
+            host: None,
+        };
+        assert!(f.keeps(&view("a", "x", Status::Running, true, "h").run));
+        assert!(f.keeps(&view("a", "x", Status::Failed, false, "h").run));
+        assert!(!f.keeps(&view("a", "x", Status::Running, false, "h").run));
+        assert!(!f.keeps(&view("b", "x", Status::Failed, false, "h").run));
+        let h = Filter {
+            host: Some("h2".into()),
+            ..Filter::default()
+        };
+        assert!(!h.keeps(&view("a", "x", Status::Running, false, "h1").run));
+        assert!(Filter::default().is_empty());
+    }
+}
