@@ -344,6 +344,16 @@ tasker_status tasker_query_json(const tasker_tracker *tracker,
                                 const char *params_json,
                                 char **out_json);
 
+// Writes whether the database is reachable and how many writes wait for it, as a
+// JSON object (`backend`, `location`, `reachable`, `last_error`, `pending_writes`,
+// `spooled_writes`), to `*out_json`; free it with `tasker_string_free`. While the
+// database is unreachable, tracking calls still return `TASKER_STATUS_OK`: their writes
+// are kept and replayed. Thread-safe.
+//
+// # Safety
+// `tracker` is live; `out_json` is valid for one write.
+tasker_status tasker_health_json(const tasker_tracker *tracker, char **out_json);
+
 // Calls `callback(event_json, user_data)` after each transition made through this
 // tracker (in this process). The callback may run on any thread that makes a
 // transition and must not call back into libtasker on the same tracker. Writes an id

@@ -109,6 +109,11 @@ int main(int argc, char **argv) {
     expect_true("run message kept", json && strstr(json, "\"overall_progress_message\":\"done\"") != NULL);
     tasker_string_free(json);
 
+    json = NULL;
+    expect("health", tasker_health_json(t, &json), TASKER_STATUS_OK, NULL);
+    expect_true("health says reachable", json && strstr(json, "\"reachable\":true") != NULL);
+    tasker_string_free(json);
+
     /* Buffers and frees. */
     char small[4];
     tasker_subtask_increment(NULL, 1, 1);

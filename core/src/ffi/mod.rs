@@ -995,6 +995,28 @@ pub unsafe extern "C" fn tasker_query_json(
     })
 }
 
+/// Writes whether the database is reachable and how many writes wait for it, as a
+/// JSON object (`backend`, `location`, `reachable`, `last_error`, `pending_writes`,
+/// `spooled_writes`), to `*out_json`; free it with `tasker_string_free`. While the
+/// database is unreachable, tracking calls still return `TASKER_STATUS_OK`: their writes
+/// are kept and replayed. Thread-safe.
+///
+/// # Safety
+/// `tracker` is live; `out_json` is valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn tasker_health_json(
+    tracker: *const tasker_tracker,
+    out_json: *mut *mut c_char,
+) -> tasker_status {
+    guard(|| {
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        let t = unsafe { tasker_tracker::borrow(tracker, "tracker") }?;
+        let json = serde_json::to_string(&t.health()).map_err(|e| Error::storage("json", e))?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        unsafe { write_out(out_json, to_c_string(json), "out_json") }
+    })
+}
+
 #[derive(serde::Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 struct QueryParams {
