@@ -501,6 +501,7 @@ function show() {
   if (!id && r.path.startsWith("/run/")) id = "view-run";
   if (!id) id = "view-pipeline";
   for (const v of ["view-pipeline", "view-timeline", "view-history", "view-run"]) $(v).hidden = v !== id;
+  $("filters").hidden = id === "view-run"; // one run: nothing to filter
   $("nav-pipeline").className = id === "view-pipeline" ? "on" : "";
   $("nav-timeline").className = id === "view-timeline" ? "on" : "";
   $("nav-history").className = id === "view-history" ? "on" : "";
