@@ -1,8 +1,856 @@
-//! The native module `tasker._tasker` (skeleton; see issue 3).
+//! The native module `tasker._tasker`: a thin skin over the core. The public,
+//! idiomatic API (context managers, records, the functional API) lives in the
+//! pure-Python package `tasker`, which subclasses `Run` and `Subtask` from here.
+//!
+//! Rules kept here:
+//! - progress calls (`Subtask.increment`, `update`) only touch the core's in-memory
+//!   cells and keep the GIL (releasing it would cost more than the call);
+//! - every call that may block on the database (open, transitions, flushes,
+//!   queries) releases the GIL with `py.detach`;
+//! - listeners (Python callables) run on the thread that made the transition and
+//!   take the GIL themselves; the core never holds its store lock while calling them.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use tasker::config::{DbSettings, Location, Secret, TrackingSettings};
+use tasker::{
+    Config, ConfigArgs, HistoryFilter, RunHandle, RunOptions, RunProgress, StatusFilter,
+    SubtaskOptions, SubtaskProgress, TaskSpec, TransitionInfo,
+};
+
+mod convert;
+mod errors;
+
+use convert::{count_arg, limit_arg, number_arg, opt_text, status_arg, Text};
+use errors::{argument_error, OrRaise};
+
+// ---------------------------------------------------------------------------
+// Core log messages (database trouble) are queued here and handed to Python's
+// `logging` by the facade: a writer thread must never wait for the GIL.
+
+static LOG_QUEUE: Mutex<VecDeque<(u8, String)>> = Mutex::new(VecDeque::new());
+const LOG_QUEUE_MAX: usize = 1000;
+
+struct QueueLogger;
+
+impl log::Log for QueueLogger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Warn
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        let level = match r.level() {
+            log::Level::Error => 40,
+            _ => 30,
+        };
+        let mut q = LOG_QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= LOG_QUEUE_MAX {
+            q.pop_front();
+        }
+        q.push_back((level, r.args().to_string()));
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: QueueLogger = QueueLogger;
+
+/// Takes the queued core log messages as `(level, message)` pairs (logging levels).
+#[pyfunction]
+fn _drain_log() -> Vec<(u8, String)> {
+    let mut q = LOG_QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+    q.drain(..).collect()
+}
+
+// ---------------------------------------------------------------------------
+
+/// What reopens the same database in another process: (backend, path or
+/// connection string, schema, flush ms, heartbeat ms, lost-after ms, busy ms,
+/// hostname, source). It holds the password of a PostgreSQL connection string.
+type State = (
+    String,
+    String,
+    Option<String>,
+    u64,
+    u64,
+    u64,
+    u64,
+    Option<String>,
+    String,
+);
+
+fn config_state(c: &Config) -> State {
+    let ms = |d: Duration| d.as_millis() as u64;
+    let (backend, loc, schema) = match &c.location {
+        Location::Sqlite { path } => ("sqlite", path.display().to_string(), None),
+        Location::Postgres { conninfo, schema } => (
+            "postgresql",
+            conninfo.expose().to_string(),
+            Some(schema.clone()),
+        ),
+    };
+    (
+        backend.to_string(),
+        loc,
+        schema,
+        ms(c.flush_interval),
+        ms(c.heartbeat_interval),
+        ms(c.lost_after),
+        ms(c.busy_timeout),
+        c.hostname.clone(),
+        c.source.clone(),
+    )
+}
+
+fn state_config(s: State) -> PyResult<Config> {
+    let (backend, loc, schema, flush, beat, lost, busy, hostname, source) = s;
+    let location = match backend.as_str() {
+        "sqlite" => Location::Sqlite {
+            path: PathBuf::from(loc),
+        },
+        "postgresql" => Location::Postgres {
+            conninfo: Secret::new(loc),
+            schema: schema.unwrap_or_else(|| "tasker".into()),
+        },
+        other => {
+            return Err(argument_error(format!(
+                "invalid backend {other:?}: must be sqlite or postgresql"
+            )))
+        }
+    };
+    let mut c = Config::sqlite(PathBuf::new());
+    c.location = location;
+    c.flush_interval = Duration::from_millis(flush.max(1));
+    c.heartbeat_interval = Duration::from_millis(beat.max(1));
+    c.lost_after = Duration::from_millis(lost.max(1));
+    c.busy_timeout = Duration::from_millis(busy);
+    c.hostname = hostname;
+    c.source = source;
+    Ok(c)
+}
+
+/// An open tracking database (the native half of `tasker.Tracker`).
+#[pyclass(frozen, weakref, module = "tasker._tasker", name = "NativeTracker")]
+struct NativeTracker {
+    inner: tasker::Tracker,
+}
+
+fn open(py: Python<'_>, mut config: Config) -> PyResult<NativeTracker> {
+    // A relative SQLite path is fixed now, so a later chdir or another process
+    // (which gets this location by pickling) opens the same file.
+    if let Location::Sqlite { path } = &mut config.location {
+        if path.is_relative() {
+            if let Ok(cwd) = std::env::current_dir() {
+                *path = cwd.join(&*path);
+            }
+        }
+    }
+    let inner = py.detach(|| tasker::Tracker::open(config)).or_raise()?;
+    Ok(NativeTracker { inner })
+}
+
+#[pymethods]
+impl NativeTracker {
+    /// Resolves the configuration (arguments > TASKER_* > .tasker.yml > default) and opens it.
+    #[staticmethod]
+    #[pyo3(signature = (url=None, *, config_file=None, start_dir=None, driver=None, path=None,
+        host=None, port=None, dbname=None, user=None, password=None, schema=None, sslmode=None,
+        sslrootcert=None, flush_interval_ms=None, heartbeat_interval_s=None, lost_after_s=None,
+        busy_timeout_ms=None, hostname=None))]
+    #[allow(clippy::too_many_arguments, reason = "mirrors the keyword arguments of connect()")]
+    fn connect(
+        py: Python<'_>,
+        url: Option<Text>,
+        config_file: Option<PathBuf>,
+        start_dir: Option<PathBuf>,
+        driver: Option<Text>,
+        path: Option<Text>,
+        host: Option<Text>,
+        port: Option<u16>,
+        dbname: Option<Text>,
+        user: Option<Text>,
+        password: Option<Text>,
+        schema: Option<Text>,
+        sslmode: Option<Text>,
+        sslrootcert: Option<Text>,
+        flush_interval_ms: Option<u64>,
+        heartbeat_interval_s: Option<u64>,
+        lost_after_s: Option<u64>,
+        busy_timeout_ms: Option<u64>,
+        hostname: Option<Text>,
+    ) -> PyResult<NativeTracker> {
+        let args = ConfigArgs {
+            db: DbSettings {
+                url: url.map(|u| Secret::new(u.0)),
+                driver: opt_text(driver),
+                path: opt_text(path),
+                host: opt_text(host),
+                port,
+                dbname: opt_text(dbname),
+                user: opt_text(user),
+                password: password.map(|p| Secret::new(p.0)),
+                schema: opt_text(schema),
+                sslmode: opt_text(sslmode),
+                sslrootcert: opt_text(sslrootcert),
+            },
+            tracking: TrackingSettings {
+                flush_interval_ms,
+                heartbeat_interval_s,
+                lost_after_s,
+                busy_timeout_ms,
+                hostname: opt_text(hostname),
+            },
+            config_file,
+            start_dir,
+        };
+        let config = py.detach(|| Config::resolve(&args)).or_raise()?;
+        open(py, config)
+    }
+
+    /// Reopens a database from `state()` (used when a handle is unpickled).
+    #[staticmethod]
+    fn from_state(py: Python<'_>, state: State) -> PyResult<NativeTracker> {
+        open(py, state_config(state)?)
+    }
+
+    fn state(&self) -> State {
+        config_state(self.inner.config())
+    }
+
+    /// Where the database is, without any password.
+    #[getter]
+    fn location(&self) -> String {
+        self.inner.config().location.describe()
+    }
+
+    #[getter]
+    fn backend(&self) -> &'static str {
+        self.inner.backend_name()
+    }
+
+    #[getter]
+    fn source(&self) -> String {
+        self.inner.config().source.clone()
+    }
+
+    #[getter]
+    fn hostname(&self) -> String {
+        self.inner.hostname().to_string()
+    }
+
+    /// Registers tasks given as dicts (stage, name, type, description, stage_order,
+    /// task_order, script_path, script_filename, log_path, log_filename) in one transaction.
+    fn register_tasks(&self, py: Python<'_>, specs: &Bound<'_, PyList>) -> PyResult<Vec<i64>> {
+        let mut out = Vec::with_capacity(specs.len());
+        for item in specs.iter() {
+            let d = item.cast::<PyDict>().map_err(PyErr::from)?;
+            out.push(task_spec(d)?);
+        }
+        py.detach(|| self.inner.register_tasks(&out)).or_raise()
+    }
+
+    #[pyo3(signature = (stage, task, *, total_subtasks=None, message=None, version=None,
+        git_commit=None, script_path=None, script_filename=None, log_path=None,
+        log_filename=None, metadata_json=None))]
+    #[allow(clippy::too_many_arguments, reason = "the fields of RunOptions")]
+    fn task_start(
+        &self,
+        py: Python<'_>,
+        stage: Text,
+        task: Text,
+        total_subtasks: Option<&Bound<'_, PyAny>>,
+        message: Option<Text>,
+        version: Option<Text>,
+        git_commit: Option<Text>,
+        script_path: Option<Text>,
+        script_filename: Option<Text>,
+        log_path: Option<Text>,
+        log_filename: Option<Text>,
+        metadata_json: Option<Text>,
+    ) -> PyResult<RunCore> {
+        let metadata = match metadata_json {
+            Some(j) => Some(serde_json::from_str::<serde_json::Value>(&j.0).map_err(|e| {
+                argument_error(format!("invalid metadata {:?}: {e}", j.0))
+            })?),
+            None => None,
+        };
+        let options = RunOptions {
+            total_subtasks: count_arg(total_subtasks, "total_subtasks")?.map(|v| v as i64),
+            message: opt_text(message),
+            version: opt_text(version),
+            git_commit: opt_text(git_commit),
+            script_path: opt_text(script_path),
+            script_filename: opt_text(script_filename),
+            log_path: opt_text(log_path),
+            log_filename: opt_text(log_filename),
+            metadata,
+        };
+        let handle = py
+            .detach(|| self.inner.task_start(&stage.0, &task.0, options))
+            .or_raise()?;
+        Ok(RunCore { handle })
+    }
+
+    /// A handle on an existing run (for example one started by another process).
+    fn attach_run(&self, py: Python<'_>, run_id: Text) -> PyResult<RunCore> {
+        let handle = py.detach(|| self.inner.attach_run(&run_id.0)).or_raise()?;
+        Ok(RunCore { handle })
+    }
+
+    /// Makes this process's pending progress durable now.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.flush()).or_raise()
+    }
+
+    /// Flushes and stops the writer thread (reopened on demand).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.close()).or_raise()
+    }
+
+    /// Calls `callback(event_dict)` after every transition made through this tracker.
+    fn add_listener(&self, callback: Py<PyAny>) -> u64 {
+        let f = move |ev: &tasker::TransitionEvent| {
+            Python::attach(|py| {
+                let result = convert::transition_event(py, ev)
+                    .and_then(|d| callback.bind(py).call1((d,)).map(drop));
+                if let Err(e) = result {
+                    e.write_unraisable(py, None);
+                }
+            })
+        };
+        self.inner.add_listener(std::sync::Arc::new(f))
+    }
+
+    fn remove_listener(&self, id: u64) {
+        self.inner.remove_listener(id)
+    }
+
+    /// (progress commits, transitions) made by this tracker in this process.
+    fn stats(&self) -> (u64, u64) {
+        let s = self.inner.stats();
+        (s.progress_commits, s.transitions)
+    }
+
+    #[pyo3(signature = (stage=None, task=None, status=None, limit=None))]
+    fn task_status<'py>(
+        &self,
+        py: Python<'py>,
+        stage: Option<Text>,
+        task: Option<Text>,
+        status: Option<Text>,
+        limit: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let filter = StatusFilter {
+            stage: opt_text(stage),
+            task: opt_text(task),
+            status: status.map(|s| status_arg(&s.0)).transpose()?,
+            limit: limit_arg(limit)?,
+        };
+        let rows = py.detach(|| self.inner.task_status(&filter)).or_raise()?;
+        rows.iter().map(|r| convert::run_row(py, r)).collect()
+    }
+
+    fn active_runs<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let rows = py.detach(|| self.inner.active_runs()).or_raise()?;
+        rows.iter().map(|r| convert::run_row(py, r)).collect()
+    }
+
+    #[pyo3(signature = (stage=None, task=None, status=None, since_us=None, limit=None))]
+    fn history<'py>(
+        &self,
+        py: Python<'py>,
+        stage: Option<Text>,
+        task: Option<Text>,
+        status: Option<Text>,
+        since_us: Option<i64>,
+        limit: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let since = match since_us {
+            Some(us) => Some(
+                chrono::DateTime::from_timestamp_micros(us)
+                    .ok_or_else(|| argument_error(format!("invalid since {us}: out of range")))?,
+            ),
+            None => None,
+        };
+        let filter = HistoryFilter {
+            stage: opt_text(stage),
+            task: opt_text(task),
+            status: status.map(|s| status_arg(&s.0)).transpose()?,
+            since,
+            limit: limit_arg(limit)?,
+        };
+        let rows = py.detach(|| self.inner.history(&filter)).or_raise()?;
+        rows.iter().map(|r| convert::run_row(py, r)).collect()
+    }
+
+    fn run<'py>(&self, py: Python<'py>, run_id: Text) -> PyResult<Bound<'py, PyDict>> {
+        let row = py.detach(|| self.inner.run(&run_id.0)).or_raise()?;
+        convert::run_row(py, &row)
+    }
+
+    fn subtasks<'py>(&self, py: Python<'py>, run_id: Text) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let rows = py.detach(|| self.inner.subtasks(&run_id.0)).or_raise()?;
+        rows.iter().map(|r| convert::subtask_row(py, r)).collect()
+    }
+
+    #[pyo3(signature = (stage=None, name=None))]
+    fn registered_tasks<'py>(
+        &self,
+        py: Python<'py>,
+        stage: Option<Text>,
+        name: Option<Text>,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let rows = py
+            .detach(|| {
+                self.inner
+                    .registered_tasks(stage.as_ref().map(|s| s.0.as_str()), name.as_ref().map(|s| s.0.as_str()))
+            })
+            .or_raise()?;
+        rows.iter().map(|r| convert::task_row(py, r)).collect()
+    }
+
+    fn stages<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let rows = py.detach(|| self.inner.stages()).or_raise()?;
+        rows.iter().map(|r| convert::stage_row(py, r)).collect()
+    }
+
+    #[pyo3(signature = (after=0, run_id=None, limit=None))]
+    fn events<'py>(
+        &self,
+        py: Python<'py>,
+        after: i64,
+        run_id: Option<Text>,
+        limit: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let limit = limit_arg(limit)?.unwrap_or(1000);
+        let rows = py
+            .detach(|| {
+                self.inner
+                    .events_after(after, run_id.as_ref().map(|r| r.0.as_str()), limit)
+            })
+            .or_raise()?;
+        rows.iter().map(|r| convert::event_row(py, r)).collect()
+    }
+}
+
+fn task_spec(d: &Bound<'_, PyDict>) -> PyResult<TaskSpec> {
+    let text = |key: &str| -> PyResult<Option<String>> {
+        match d.get_item(key)? {
+            Some(v) if !v.is_none() => Ok(Some(
+                v.extract::<Text>()
+                    .map_err(|e| {
+                        let note = format!("in the task field {key:?}");
+                        let _ = e.value(d.py()).call_method1("add_note", (note,));
+                        e
+                    })?
+                    .0,
+            )),
+            _ => Ok(None),
+        }
+    };
+    let int = |key: &str| -> PyResult<Option<i64>> {
+        match d.get_item(key)? {
+            Some(v) if !v.is_none() => Ok(Some(convert::int_arg(&v, key)?)),
+            _ => Ok(None),
+        }
+    };
+    let name = text("name")?
+        .or(text("task")?)
+        .or(text("task_name")?)
+        .ok_or_else(|| argument_error(format!("invalid task {}: it has no name", convert::short_repr(d))))?;
+    let stage = text("stage")?
+        .or(text("stage_name")?)
+        .ok_or_else(|| argument_error(format!("invalid task {}: it has no stage", convert::short_repr(d))))?;
+    Ok(TaskSpec {
+        stage,
+        name,
+        task_type: text("type")?.or(text("task_type")?),
+        description: text("description")?,
+        stage_order: int("stage_order")?,
+        task_order: int("task_order")?,
+        script_path: text("script_path")?,
+        script_filename: text("script_filename")?,
+        log_path: text("log_path")?,
+        log_filename: text("log_filename")?,
+    })
+}
+
+/// A run handle on its way from the native tracker to `tasker.Run(...)`.
+#[pyclass(frozen, module = "tasker._tasker", name = "RunCore")]
+struct RunCore {
+    handle: RunHandle,
+}
+
+fn info(
+    message: Option<Text>,
+    error_message: Option<Text>,
+    error_detail: Option<Text>,
+    reset: bool,
+) -> TransitionInfo {
+    TransitionInfo {
+        message: opt_text(message),
+        error_message: opt_text(error_message),
+        error_detail: opt_text(error_detail),
+        reset,
+    }
+}
+
+/// One run (base class of `tasker.Run`). Safe to share between threads.
+#[pyclass(frozen, subclass, weakref, module = "tasker._tasker", name = "Run")]
+struct Run {
+    handle: RunHandle,
+    tracker: Py<PyAny>,
+}
+
+#[pymethods]
+impl Run {
+    #[new]
+    fn new(tracker: Py<PyAny>, core: PyRef<'_, RunCore>) -> Run {
+        Run {
+            handle: core.handle.clone(),
+            tracker,
+        }
+    }
+
+    #[getter]
+    fn run_id(&self) -> &str {
+        self.handle.run_id()
+    }
+
+    #[getter]
+    fn stage(&self) -> &str {
+        self.handle.stage()
+    }
+
+    #[getter]
+    fn task(&self) -> &str {
+        self.handle.task()
+    }
+
+    /// The `tasker.Tracker` this run was started or attached through.
+    #[getter]
+    fn tracker(&self, py: Python<'_>) -> Py<PyAny> {
+        self.tracker.clone_ref(py)
+    }
+
+    /// Starts a subtask and returns its number (the next free one unless `number` is given).
+    #[pyo3(signature = (name, items_total=None, *, message=None, number=None, restart=false))]
+    fn subtask_start(
+        &self,
+        py: Python<'_>,
+        name: Text,
+        items_total: Option<&Bound<'_, PyAny>>,
+        message: Option<Text>,
+        number: Option<&Bound<'_, PyAny>>,
+        restart: bool,
+    ) -> PyResult<u32> {
+        let options = SubtaskOptions {
+            number: number_arg(number, "subtask_number")?,
+            items_total: count_arg(items_total, "items_total")?,
+            message: opt_text(message),
+            restart,
+        };
+        py.detach(|| self.handle.subtask_start(&name.0, options))
+            .or_raise()
+    }
+
+    /// Adds `n` (default 1) items to subtask `number`. Memory only.
+    #[pyo3(signature = (number, n=None))]
+    fn subtask_increment(
+        &self,
+        number: &Bound<'_, PyAny>,
+        n: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let number = number_arg(Some(number), "subtask_number")?.unwrap_or(1);
+        increment(&self.handle, number, n)
+    }
+
+    /// Sets progress of subtask `number`. Memory only; never changes its status.
+    #[pyo3(signature = (number, items_complete=None, percent=None, message=None, items_total=None))]
+    fn subtask_update(
+        &self,
+        number: &Bound<'_, PyAny>,
+        items_complete: Option<&Bound<'_, PyAny>>,
+        percent: Option<f64>,
+        message: Option<Text>,
+        items_total: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let number = number_arg(Some(number), "subtask_number")?.unwrap_or(1);
+        update(&self.handle, number, items_complete, percent, message, items_total)
+    }
+
+    /// Moves subtask `number` to `status`; returns the status it had.
+    #[pyo3(signature = (number, status, *, message=None, error_message=None, error_detail=None, reset=false))]
+    #[allow(clippy::too_many_arguments, reason = "the fields of TransitionInfo")]
+    fn subtask_set_status(
+        &self,
+        py: Python<'_>,
+        number: &Bound<'_, PyAny>,
+        status: Text,
+        message: Option<Text>,
+        error_message: Option<Text>,
+        error_detail: Option<Text>,
+        reset: bool,
+    ) -> PyResult<&'static str> {
+        let number = number_arg(Some(number), "subtask_number")?.unwrap_or(1);
+        let to = status_arg(&status.0)?;
+        let i = info(message, error_message, error_detail, reset);
+        py.detach(|| self.handle.subtask_set_status(number, to, i))
+            .or_raise()
+            .map(|s| s.as_str())
+    }
+
+    /// Sets run-level progress. Memory only; never changes the status.
+    #[pyo3(signature = (current_subtask=None, overall_percent=None, message=None))]
+    fn update(
+        &self,
+        current_subtask: Option<&Bound<'_, PyAny>>,
+        overall_percent: Option<f64>,
+        message: Option<Text>,
+    ) -> PyResult<()> {
+        let p = RunProgress {
+            current_subtask: number_arg(current_subtask, "current_subtask")?,
+            overall_percent,
+            message: opt_text(message),
+        };
+        self.handle.update(&p).or_raise()
+    }
+
+    /// Moves the run to `status`; returns the status it had. A terminal status
+    /// closes the run's open subtasks with the same status.
+    #[pyo3(signature = (status, *, message=None, error_message=None, error_detail=None, reset=false))]
+    fn set_status(
+        &self,
+        py: Python<'_>,
+        status: Text,
+        message: Option<Text>,
+        error_message: Option<Text>,
+        error_detail: Option<Text>,
+        reset: bool,
+    ) -> PyResult<&'static str> {
+        let to = status_arg(&status.0)?;
+        let i = info(message, error_message, error_detail, reset);
+        py.detach(|| self.handle.set_status(to, i))
+            .or_raise()
+            .map(|s| s.as_str())
+    }
+
+    #[pyo3(signature = (message=None))]
+    fn complete(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
+        let m = opt_text(message);
+        py.detach(|| self.handle.complete(m.as_deref())).or_raise()
+    }
+
+    #[pyo3(signature = (error_message, error_detail=None))]
+    fn fail(&self, py: Python<'_>, error_message: Text, error_detail: Option<Text>) -> PyResult<()> {
+        let d = opt_text(error_detail);
+        py.detach(|| self.handle.fail(&error_message.0, d.as_deref()))
+            .or_raise()
+    }
+
+    #[pyo3(signature = (message=None))]
+    fn cancel(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
+        let m = opt_text(message);
+        py.detach(|| self.handle.cancel(m.as_deref())).or_raise()
+    }
+
+    #[pyo3(signature = (message=None))]
+    fn skip(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
+        let m = opt_text(message);
+        py.detach(|| self.handle.skip(m.as_deref())).or_raise()
+    }
+
+    #[pyo3(signature = (message=None))]
+    fn pause(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
+        let m = opt_text(message);
+        py.detach(|| self.handle.pause(m.as_deref())).or_raise()
+    }
+
+    #[pyo3(signature = (message=None))]
+    fn resume(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
+        let m = opt_text(message);
+        py.detach(|| self.handle.resume(m.as_deref())).or_raise()
+    }
+}
+
+#[inline]
+fn increment(handle: &RunHandle, number: u32, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    let n = match n {
+        None => 1,
+        Some(obj) => {
+            let v = convert::int_arg(obj, "increment")?;
+            u64::try_from(v)
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| argument_error(format!("invalid increment {v}: must be at least 1")))?
+        }
+    };
+    handle.subtask_increment(number, n).or_raise()
+}
+
+fn update(
+    handle: &RunHandle,
+    number: u32,
+    items_complete: Option<&Bound<'_, PyAny>>,
+    percent: Option<f64>,
+    message: Option<Text>,
+    items_total: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let p = SubtaskProgress {
+        items_complete: count_arg(items_complete, "items_complete")?,
+        items_total: count_arg(items_total, "items_total")?,
+        percent,
+        message: opt_text(message),
+    };
+    handle.subtask_update(number, &p).or_raise()
+}
+
+/// One subtask of a run (base class of `tasker.Subtask`). Safe to share between threads.
+#[pyclass(frozen, subclass, weakref, module = "tasker._tasker", name = "Subtask")]
+struct Subtask {
+    handle: RunHandle,
+    number: u32,
+    run: Py<PyAny>,
+}
+
+#[pymethods]
+impl Subtask {
+    #[new]
+    fn new(run: &Bound<'_, Run>, number: &Bound<'_, PyAny>) -> PyResult<Subtask> {
+        let number = number_arg(Some(number), "subtask_number")?.unwrap_or(1);
+        Ok(Subtask {
+            handle: run.get().handle.clone(),
+            number,
+            run: run.clone().into_any().unbind(),
+        })
+    }
+
+    #[getter]
+    fn number(&self) -> u32 {
+        self.number
+    }
+
+    #[getter]
+    fn run(&self, py: Python<'_>) -> Py<PyAny> {
+        self.run.clone_ref(py)
+    }
+
+    #[getter]
+    fn run_id(&self) -> &str {
+        self.handle.run_id()
+    }
+
+    /// Adds `n` (default 1) items. Memory only: costs about as much as any method call.
+    #[pyo3(signature = (n=None))]
+    fn increment(&self, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        increment(&self.handle, self.number, n)
+    }
+
+    /// Sets progress (absolute items done, percent, message, total). Memory only.
+    #[pyo3(signature = (items_complete=None, percent=None, message=None, items_total=None))]
+    fn update(
+        &self,
+        items_complete: Option<&Bound<'_, PyAny>>,
+        percent: Option<f64>,
+        message: Option<Text>,
+        items_total: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        update(&self.handle, self.number, items_complete, percent, message, items_total)
+    }
+
+    /// Moves the subtask to `status`; returns the status it had.
+    #[pyo3(signature = (status, *, message=None, error_message=None, error_detail=None, reset=false))]
+    fn set_status(
+        &self,
+        py: Python<'_>,
+        status: Text,
+        message: Option<Text>,
+        error_message: Option<Text>,
+        error_detail: Option<Text>,
+        reset: bool,
+    ) -> PyResult<&'static str> {
+        let to = status_arg(&status.0)?;
+        let i = info(message, error_message, error_detail, reset);
+        py.detach(|| self.handle.subtask_set_status(self.number, to, i))
+            .or_raise()
+            .map(|s| s.as_str())
+    }
+
+    #[pyo3(signature = (message=None))]
+    fn complete(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
+        let m = opt_text(message);
+        py.detach(|| self.handle.subtask_complete(self.number, m.as_deref()))
+            .or_raise()
+    }
+
+    #[pyo3(signature = (error_message, error_detail=None))]
+    fn fail(&self, py: Python<'_>, error_message: Text, error_detail: Option<Text>) -> PyResult<()> {
+        let d = opt_text(error_detail);
+        py.detach(|| self.handle.subtask_fail(self.number, &error_message.0, d.as_deref()))
+            .or_raise()
+    }
+
+    #[pyo3(signature = (message=None))]
+    fn skip(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
+        let m = opt_text(message);
+        py.detach(|| self.handle.subtask_skip(self.number, m.as_deref()))
+            .or_raise()
+    }
+
+    #[pyo3(signature = (message=None))]
+    fn cancel(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
+        let i = TransitionInfo::message(opt_text(message).as_deref());
+        py.detach(|| {
+            self.handle
+                .subtask_set_status(self.number, tasker::Status::Cancelled, i)
+        })
+        .or_raise()
+        .map(drop)
+    }
+}
+
+/// A method that does nothing, for benchmarks (the cost of a PyO3 call itself).
+#[pyclass(frozen, module = "tasker._tasker", name = "_Noop")]
+struct Noop;
+
+#[pymethods]
+impl Noop {
+    #[new]
+    fn new() -> Noop {
+        Noop
+    }
+
+    #[pyo3(signature = (n=None))]
+    fn call(&self, n: Option<&Bound<'_, PyAny>>) {
+        let _ = n;
+    }
+}
+
+/// Flushes the pending progress of every tracker of this process.
+#[pyfunction]
+fn flush_all(py: Python<'_>) {
+    py.detach(tasker::flush_all)
+}
 
 #[pymodule]
 fn _tasker(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::add_to_module(m)?;
+    m.add_class::<NativeTracker>()?;
+    m.add_class::<RunCore>()?;
+    m.add_class::<Run>()?;
+    m.add_class::<Subtask>()?;
+    m.add_class::<Noop>()?;
+    m.add_function(wrap_pyfunction!(flush_all, m)?)?;
+    m.add_function(wrap_pyfunction!(_drain_log, m)?)?;
     Ok(())
 }
