@@ -609,6 +609,20 @@ async fn api_timeline(
         Ok(rows)
     })
     .await?;
+    // The chart needs a few fields of each run.
+    let runs: Vec<serde_json::Value> = runs
+        .into_iter()
+        .map(|mut r| {
+            state::slim(&mut r);
+            serde_json::json!({
+                "run_id": r.run_id, "stage_name": r.stage_name, "stage_order": r.stage_order,
+                "task_name": r.task_name, "task_order": r.task_order, "status": r.status,
+                "lost": r.lost, "start_time": r.start_time, "end_time": r.end_time,
+                "duration_seconds": r.duration_seconds, "hostname": r.hostname,
+                "process_id": r.process_id, "error_message": r.error_message,
+            })
+        })
+        .collect();
     Ok(
         Json(serde_json::json!({ "from": from, "to": to, "now": now, "runs": runs }))
             .into_response(),

@@ -210,6 +210,30 @@ impl Cursor {
     }
 }
 
+/// Longest message kept in the live payload; the run page reads the whole run.
+const MAX_LIVE_TEXT: usize = 2000;
+
+fn cut(s: &mut Option<String>) {
+    if let Some(text) = s {
+        if text.len() > MAX_LIVE_TEXT {
+            let mut end = MAX_LIVE_TEXT;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text.push('…');
+        }
+    }
+}
+
+/// The live payload goes to every browser twice a second: error details (up to
+/// 16 MiB each) stay on the run page (`/api/v1/runs/{id}`), long messages are cut.
+pub fn slim(r: &mut RunRow) {
+    r.error_detail = None;
+    cut(&mut r.error_message);
+    cut(&mut r.overall_progress_message);
+}
+
 /// Reads the state once.
 fn poll_once(t: &Tracker, cursor: &mut Cursor) -> tasker::Result<(StatusPayload, Vec<EventRow>)> {
     let latest = t.task_status(&StatusFilter::default())?;
@@ -225,6 +249,11 @@ fn poll_once(t: &Tracker, cursor: &mut Cursor) -> tasker::Result<(StatusPayload,
         })
         .collect();
     let tasks = run_views_cached(t, latest, false, &known).map_err(map_err)?;
+    let mut tasks = tasks;
+    let mut active = active;
+    for v in tasks.iter_mut().chain(active.iter_mut()) {
+        slim(&mut v.run);
+    }
     let fresh = cursor.read(t)?;
     let hosts: BTreeSet<String> = tasks
         .iter()
