@@ -46,6 +46,9 @@ pub struct MetricsState {
     hist: BTreeMap<Key, Hist>,
     last_success: BTreeMap<Key, DateTime<Utc>>,
     names: HashMap<String, Arc<str>>,
+    /// While a reload reads every run, the runs that changed meanwhile: read again after it.
+    reloading: bool,
+    touched: Vec<String>,
 }
 
 fn lock(m: &Mutex<MetricsState>) -> std::sync::MutexGuard<'_, MetricsState> {
@@ -128,6 +131,7 @@ impl MetricsState {
 
     /// Reads every run (at start, and on each rescan).
     pub fn reload(m: &Mutex<MetricsState>, t: &Tracker) {
+        lock(m).reloading = true;
         let rows = t.history(&HistoryFilter {
             limit: Some(usize::MAX),
             ..HistoryFilter::default()
@@ -139,17 +143,32 @@ impl MetricsState {
                     fresh.upsert(r);
                 }
                 fresh.loaded = true;
-                *lock(m) = fresh;
+                let touched = {
+                    let mut st = lock(m);
+                    let touched = std::mem::take(&mut st.touched);
+                    *st = fresh;
+                    touched
+                };
+                MetricsState::refresh(m, t, &touched);
             }
             Err(e) => {
                 eprintln!("tasker serve: cannot load run counts for /metrics: {e}");
-                lock(m).load_error = Some(e.to_string());
+                let mut st = lock(m);
+                st.load_error = Some(e.to_string());
+                st.reloading = false;
+                st.touched.clear();
             }
         }
     }
 
     /// Re-reads the runs that changed status.
     pub fn refresh(m: &Mutex<MetricsState>, t: &Tracker, run_ids: &[String]) {
+        {
+            let mut st = lock(m);
+            if st.reloading {
+                st.touched.extend(run_ids.iter().cloned());
+            }
+        }
         for id in run_ids {
             match t.run(id) {
                 Ok(r) => lock(m).upsert(&r),
