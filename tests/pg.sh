@@ -18,7 +18,9 @@
 # verify-ca. User postgres is trusted; every other user must give its password
 # (scram-sha-256). pg_stop (also run on EXIT) stops the server and removes the
 # directory. Works as root (the server then runs as the postgres system user).
-# pg_ctl_as ARGS... runs pg_ctl on this server (e.g. to stop it mid-test).
+# pg_ctl_as ARGS... runs pg_ctl on this server (e.g. to stop it mid-test); a
+# test program can do the same with TASKER_PG_RUNAS, PG_BIN, TASKER_PG_DIR and
+# TASKER_PG_OPTS (see the end of pg_start, and core/tests/pg_reconnect.rs).
 
 PG_BIN="${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}"
 PG_AS=()
@@ -66,9 +68,9 @@ host  all all 127.0.0.1/32 scram-sha-256
 host  all all ::1/128 scram-sha-256
 EOF
 
-    (cd "$PG_TMP" && "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -c port=$PGPORT -c unix_socket_directories=$PG_TMP -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=200 -c ssl=on -c ssl_cert_file=server.pem -c ssl_key_file=server.key" \
-        start) >/dev/null || { cat "$PG_TMP/server.log" >&2; return 1; }
+    PG_OPTS="-c listen_addresses=127.0.0.1 -c port=$PGPORT -c unix_socket_directories=$PG_TMP -c fsync=off -c full_page_writes=off -c max_connections=200 -c ssl=on -c ssl_cert_file=server.pem -c ssl_key_file=server.key"
+    pg_ctl_as -l "$PG_TMP/server.log" -w -t 60 -o "$PG_OPTS" start >/dev/null \
+        || { cat "$PG_TMP/server.log" >&2; return 1; }
     export PGHOST=127.0.0.1 PGUSER=postgres PGDATABASE=postgres
     export TASKER_PG_URL="host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres"
     export TASKER_PG_URI="postgresql://postgres@127.0.0.1:$PGPORT/postgres"
@@ -76,6 +78,12 @@ EOF
     export TASKER_PG_CA="$PG_TMP/tls/ca.pem"
     export TASKER_PG_OTHER_CA="$PG_TMP/tls/other-ca.pem"
     export TASKER_PG_DIR="$PG_TMP"
+    # For tests that stop and start the server themselves (outage tests):
+    #   [runuser -u $TASKER_PG_RUNAS --] $PG_BIN/pg_ctl -D $TASKER_PG_DIR/data stop -m immediate
+    #   [runuser -u $TASKER_PG_RUNAS --] $PG_BIN/pg_ctl -D $TASKER_PG_DIR/data -l $TASKER_PG_DIR/server.log -w -o "$TASKER_PG_OPTS" start
+    export TASKER_PG_OPTS="$PG_OPTS"
+    export TASKER_PG_RUNAS=""
+    [ "${#PG_AS[@]}" -gt 0 ] && TASKER_PG_RUNAS=postgres
     export PG_BIN
     trap pg_stop EXIT
 }

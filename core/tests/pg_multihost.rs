@@ -305,8 +305,40 @@ fn concurrent_task_starts_on_different_hosts_are_all_active() {
     assert_eq!(versions, 1);
 }
 
+const TEST_PASSWORDS: [&str; 4] = ["Wrong-Pass-9", "Hidden-Pw-3", "Perm-Pass-5", "Right-Pass-1"];
+
+/// Opening fails: the store's error, after checking that a tracker says the same
+/// (it either refuses to open, or opens in outage mode with that error in its
+/// health) and that no password shows anywhere.
 fn open_err(conninfo: &str, schema: &str) -> tasker::Error {
-    Tracker::open(pg_config(conninfo, schema)).expect_err("opening should fail")
+    let config = pg_config(conninfo, schema);
+    let Err(e) = tasker::store::open(&config) else {
+        panic!("opening should fail");
+    };
+    let msg = e.to_string();
+    let via_tracker = match Tracker::open(config) {
+        Err(te) => te.to_string(),
+        Ok(t) => {
+            let h = t.health();
+            assert!(!h.reachable, "{h:?}");
+            let shown = format!("{h:?}");
+            for p in TEST_PASSWORDS {
+                assert!(!shown.contains(p), "the password leaked: {shown}");
+            }
+            h.last_error.expect("an unreachable tracker tells why")
+        }
+    };
+    assert!(
+        via_tracker.contains(&msg) || msg.contains(&via_tracker),
+        "the tracker says {via_tracker:?}, the store {msg:?}"
+    );
+    for p in TEST_PASSWORDS {
+        assert!(
+            !via_tracker.contains(p),
+            "the password leaked: {via_tracker}"
+        );
+    }
+    e
 }
 
 fn assert_secret_hidden(e: &tasker::Error, secret: &str) {
@@ -334,7 +366,8 @@ fn wrong_password_is_named_and_never_shown() {
         srv.host, srv.port, srv.dbname
     );
     let e = open_err(&format!("{base} password=Wrong-Pass-9"), &schema);
-    assert_eq!(e.kind(), ErrorKind::Storage);
+    // Retrying will not cure it: a configuration error, reported at once.
+    assert_eq!(e.kind(), ErrorKind::Config);
     let msg = e.to_string();
     assert!(msg.contains("password authentication failed"), "{msg}");
     assert!(msg.contains(&role), "{msg}");
@@ -417,7 +450,7 @@ fn missing_schema_permissions_are_named() {
     let missing = fresh_schema("missing");
     let e = open_err(&conn, &missing);
     let msg = e.to_string();
-    assert_eq!(e.kind(), ErrorKind::Storage);
+    assert_eq!(e.kind(), ErrorKind::Config);
     assert!(msg.contains("permission denied"), "{msg}");
     assert!(msg.contains(&missing) && msg.contains(&role), "{msg}");
     assert!(msg.contains("CREATE SCHEMA"), "{msg}");
@@ -451,11 +484,20 @@ fn missing_schema_permissions_are_named() {
         .unwrap();
     let t = Tracker::open(pg_config(&conn, &closed)).unwrap();
     assert!(t.active_runs().unwrap().is_empty());
-    let e = t
-        .task_start("s", "t", RunOptions::default())
-        .expect_err("no INSERT grant");
-    assert!(e.to_string().contains("permission denied"), "{e}");
     drop(t);
+    // A write without the grant is refused by the server, with its reason.
+    let mut store = tasker::store::open(&pg_config(&conn, &closed)).unwrap();
+    let e = store
+        .start_run(&tasker::store::NewRun {
+            run_id: "no-grant".into(),
+            stage: "s".into(),
+            task: "t".into(),
+            facts: tasker::process::ProcessFacts::current(None),
+            options: RunOptions::default(),
+            start_time: chrono::Utc::now(),
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("permission denied"), "{e}");
 }
 
 fn ssl_in_use(srv: &Server, app: &str) -> bool {

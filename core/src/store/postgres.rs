@@ -323,12 +323,21 @@ impl ConnSpec {
         s
     }
 
-    fn connect(&self) -> Result<Client> {
-        let fail = |what: String| {
-            Error::storage(
-                BACKEND,
-                format!("cannot connect to PostgreSQL ({}): {what}", self.describe()),
-            )
+    /// Connects. With `first` (opening the store), a refusal that waiting will
+    /// not cure (authentication, no such database) is a configuration error, so
+    /// that it is reported at once instead of being retried as an outage.
+    fn connect(&self, first: bool) -> Result<Client> {
+        let fail = |e: &::postgres::Error| {
+            let msg = format!(
+                "cannot connect to PostgreSQL ({}): {}",
+                self.describe(),
+                connect_message(e)
+            );
+            if first && refused_for_good(e) {
+                Error::Config(crate::config::redact(&msg))
+            } else {
+                Error::storage(BACKEND, msg)
+            }
         };
         let res = match self.ssl {
             SslMode::Disable => self.config.connect(NoTls),
@@ -339,7 +348,15 @@ impl ConnSpec {
                 self.config.connect(tls)
             }
         };
-        res.map_err(|e| fail(connect_message(&e)))
+        res.map_err(|e| fail(&e))
+    }
+}
+
+/// Whether a failed connection is refused for a reason that retrying will not cure.
+fn refused_for_good(e: &::postgres::Error) -> bool {
+    match e.code() {
+        Some(code) => code.code().starts_with("28") || *code == SqlState::INVALID_CATALOG_NAME,
+        None => e.to_string().contains("password missing"),
     }
 }
 
@@ -722,7 +739,7 @@ impl PostgresStore {
         }
         let spec = ConnSpec::parse(conninfo)?;
         let mut store = PostgresStore {
-            client: Some(spec.connect()?),
+            client: Some(spec.connect(true)?),
             spec,
             schema: schema.to_string(),
             stmts: Statements {
@@ -756,7 +773,7 @@ impl PostgresStore {
             self.client = None;
         }
         if self.client.is_none() {
-            let c = self.spec.connect()?;
+            let c = self.spec.connect(false)?;
             self.stmts.map.clear();
             self.client = Some(c);
         }
@@ -865,9 +882,7 @@ impl PostgresStore {
         let database: String = row.get(1);
         let usage: Option<bool> = row.get(2);
         if usage == Some(false) {
-            return Err(Error::storage(
-                BACKEND,
-                format!(
+            return Err(Error::Config(format!(
                     "permission denied: user {user:?} may not use schema {schema:?} in database {database:?}; \
                      ask an administrator to GRANT USAGE, CREATE ON SCHEMA {q} TO {} \
                      (or choose another schema)",
@@ -917,9 +932,7 @@ impl PostgresStore {
             tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {q}"))
                 .map_err(|e| {
                     if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
-                        Error::storage(
-                            BACKEND,
-                            format!(
+                        Error::Config(format!(
                                 "permission denied: schema {schema:?} does not exist and user {user:?} may not create it \
                                  in database {database:?} ({}); ask an administrator to run \
                                  CREATE SCHEMA {q} AUTHORIZATION {} (or to GRANT CREATE ON DATABASE {} TO {}), \
@@ -937,9 +950,7 @@ impl PostgresStore {
         }
         let denied = |e: ::postgres::Error| {
             if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
-                Error::storage(
-                    BACKEND,
-                    format!(
+                Error::Config(format!(
                         "permission denied: user {user:?} may not create tasker's tables in schema {schema:?} ({}); \
                          ask an administrator to GRANT CREATE ON SCHEMA {q} TO {}, or to open the database once as its owner",
                         pg_message(&e),
