@@ -121,6 +121,45 @@ fn transitions(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    // The same statements a subtask transition runs, hand-written on a raw connection:
+    // what SQLite itself costs for a checked status change plus an event row.
+    let same = rusqlite::Connection::open(dir.path().join("bench.db")).unwrap();
+    same.execute_batch("PRAGMA synchronous=NORMAL").unwrap();
+    let mut k = 1_000_000u32;
+    g.bench_function("baseline: raw SQLite, same statements as subtask_complete", |b| {
+        b.iter(|| {
+            k += 1;
+            let tx = same.unchecked_transaction().unwrap();
+            tx.execute(
+                "INSERT INTO subtasks(run_id, subtask_number, subtask_name, status, last_update) VALUES (?1, ?2, 's', 'RUNNING', 'x')",
+                rusqlite::params![run.run_id(), k],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+            let tx = same.unchecked_transaction().unwrap();
+            let _: String = tx
+                .query_row("SELECT status FROM runs WHERE run_id = ?1", [run.run_id()], |r| r.get(0))
+                .unwrap();
+            let _: String = tx
+                .query_row(
+                    "SELECT status FROM subtasks WHERE run_id = ?1 AND subtask_number = ?2",
+                    rusqlite::params![run.run_id(), k],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            tx.execute(
+                "UPDATE subtasks SET status = 'COMPLETED', end_time = 'y', last_update = 'y' WHERE run_id = ?1 AND subtask_number = ?2",
+                rusqlite::params![run.run_id(), k],
+            )
+            .unwrap();
+            tx.execute(
+                "INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status) VALUES ('y', ?1, ?2, 'subtask', 'RUNNING', 'COMPLETED')",
+                rusqlite::params![run.run_id(), k],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        })
+    });
     g.bench_function("subtask_complete", |b| {
         b.iter_batched(
             || run.subtask_start("s", SubtaskOptions::default()).unwrap(),
