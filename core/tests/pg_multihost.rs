@@ -634,3 +634,40 @@ fn unix_socket_connections_work() {
     run.complete(None).unwrap();
     assert_eq!(t.run(run.run_id()).unwrap().status, Status::Completed);
 }
+
+#[test]
+fn a_tasker_yml_with_driver_parts_selects_postgres() {
+    let Some(url) = pg_url() else { return };
+    if std::env::vars().any(|(k, _)| k.starts_with("TASKER_DB_")) {
+        eprintln!("TASKER_DB_* set in the environment: it would win over .tasker.yml; skipped");
+        return;
+    }
+    let srv = server(&url);
+    let schema = fresh_schema("yml");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".tasker.yml"),
+        format!(
+            "database:\n  driver: postgresql\n  host: {}\n  port: {}\n  dbname: {}\n  user: {}\n  schema: {schema}\n  sslmode: disable\n",
+            srv.host, srv.port, srv.dbname, srv.user
+        ),
+    )
+    .unwrap();
+    let nested = dir.path().join("a/b");
+    std::fs::create_dir_all(&nested).unwrap();
+    let t = Tracker::connect(&ConfigArgs {
+        start_dir: Some(nested),
+        ..ConfigArgs::default()
+    })
+    .unwrap();
+    assert_eq!(t.backend_name(), "postgresql");
+    let run = t.task_start("yml", "task", RunOptions::default()).unwrap();
+    run.complete(None).unwrap();
+    // It went to the schema the file names.
+    let n: i64 = srv
+        .admin()
+        .query_one(&format!("SELECT COUNT(*) FROM \"{schema}\".runs"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}
