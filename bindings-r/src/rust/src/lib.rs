@@ -1,13 +1,1183 @@
-//! Native side of the R package `tasker` (skeleton; see issue 6).
+//! Native side of the R package `tasker`.
+//!
+//! Two kinds of entry points:
+//! - `#[extendr]` functions (`tk_*`) for everything that is not in a tight loop; their
+//!   R wrappers are generated into `R/extendr-wrappers.R` and stay internal.
+//! - three plain `.Call` routines (`tk_inc_ctx`, `tk_inc`, `tk_prog`) for progress
+//!   calls, registered next to the extendr ones in [`R_init_tasker_rs`]. They avoid
+//!   the wrapper's per-argument bookkeeping so a progress call costs about as much as
+//!   an empty R closure.
+//!
+//! Errors never unwind into R: a failing function returns a character vector
+//! `c(kind, message)` of class `tasker_native_error`, and the R layer signals a
+//! condition of class `tasker_<kind>` from it.
+//!
+//! State (the open tracker, the runs this process touched, the current run) lives in
+//! a thread-local: R calls arrive on its main thread only. A forked child (mclapply)
+//! inherits a copy, and the core takes care of connections and pending progress.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::os::raw::c_char;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use extendr_api::metadata::{Arg, Func};
 use extendr_api::prelude::*;
+use extendr_ffi as ffi;
+use extendr_ffi::{SEXP, SEXPTYPE};
+
+use tasker::config::{Location, Secret};
+use tasker::{
+    Config, ConfigArgs, Error as TkError, EventRow, HistoryFilter, RunHandle, RunOptions,
+    RunProgress, RunRow, RunSelector, StageRow, Status, StatusFilter, SubtaskOptions,
+    SubtaskProgress, SubtaskRow, TaskRow, TaskSpec, Tracker, TransitionInfo,
+};
+
+type TkResult<T> = std::result::Result<T, TkError>;
+
+/// At most one progress note per run and second: loops do not flood the console.
+const NOTE_EVERY: Duration = Duration::from_secs(1);
+
+struct RunEntry {
+    handle: RunHandle,
+    /// The subtask that implicit progress calls go to (the last one started here).
+    current: Cell<Option<u32>>,
+    last_note: Cell<Option<Instant>>,
+}
+
+impl RunEntry {
+    /// True when a progress note is due (first call, then once per `NOTE_EVERY`).
+    #[inline]
+    fn note_due(&self) -> bool {
+        let now = Instant::now();
+        match self.last_note.get() {
+            Some(t) if now.duration_since(t) < NOTE_EVERY => false,
+            _ => {
+                self.last_note.set(Some(now));
+                true
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    tracker: Option<Tracker>,
+    runs: HashMap<String, Rc<RunEntry>>,
+    context: Option<Rc<RunEntry>>,
+}
+
+thread_local! {
+    static ST: RefCell<State> = RefCell::new(State::default());
+}
+
+fn tracker() -> TkResult<Tracker> {
+    ST.with(|s| s.borrow().tracker.clone()).ok_or_else(|| {
+        TkError::Config("tasker is not configured: call tasker_config() first".into())
+    })
+}
+
+/// The entry of a run: the current one when `run_id` is `None`, else attached on first use.
+fn entry(run_id: Option<&str>) -> TkResult<Rc<RunEntry>> {
+    match run_id {
+        None => ST.with(|s| s.borrow().context.clone()).ok_or_else(|| {
+            TkError::not_found(
+                "active run",
+                "none in this R session: call task_start() or tasker_context(run_id), or pass run_id",
+            )
+        }),
+        Some(id) => {
+            if let Some(e) = ST.with(|s| s.borrow().runs.get(id).cloned()) {
+                return Ok(e);
+            }
+            let t = tracker()?;
+            let handle = t.attach_run(id)?;
+            let current = t.run(id)?.current_subtask.and_then(|n| u32::try_from(n).ok());
+            Ok(insert_entry(id, handle, current))
+        }
+    }
+}
+
+fn insert_entry(id: &str, handle: RunHandle, current: Option<u32>) -> Rc<RunEntry> {
+    let e = Rc::new(RunEntry {
+        handle,
+        current: Cell::new(current),
+        last_note: Cell::new(None),
+    });
+    ST.with(|s| s.borrow_mut().runs.insert(id.to_string(), Rc::clone(&e)));
+    e
+}
+
+/// The subtask a progress call means: the given number, else the run's current one.
+#[inline]
+fn subtask_of(e: &RunEntry, number: Option<u32>) -> TkResult<u32> {
+    if let Some(n) = number {
+        return Ok(n);
+    }
+    if let Some(n) = e.current.get() {
+        return Ok(n);
+    }
+    // Another process may have started it (a worker of a cluster): ask the database.
+    let row = tracker()?.run(e.handle.run_id())?;
+    match row.current_subtask.and_then(|n| u32::try_from(n).ok()) {
+        Some(n) => {
+            e.current.set(Some(n));
+            Ok(n)
+        }
+        None => Err(TkError::not_found(
+            "current subtask",
+            format!(
+                "none for run {}: call subtask_start() first or pass subtask_number",
+                e.handle.run_id()
+            ),
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Reading R values (raw SEXP, so the hot path and extendr functions share it).
+
+#[allow(improper_ctypes, reason = "SEXP is an opaque pointer owned by R")]
+extern "C" {
+    fn Rf_translateCharUTF8(x: SEXP) -> *const c_char;
+}
+
+fn bad(what: &str, value: &str, reason: &str) -> TkError {
+    TkError::invalid(what, value, reason)
+}
+
+/// A single string, `None` for NULL or NA. Always converted to UTF-8.
+fn sx_str(what: &str, x: SEXP) -> TkResult<Option<String>> {
+    unsafe {
+        match ffi::TYPEOF(x) {
+            SEXPTYPE::NILSXP => Ok(None),
+            SEXPTYPE::STRSXP => {
+                if ffi::Rf_xlength(x) != 1 {
+                    return Err(bad(what, &format!("of length {}", ffi::Rf_xlength(x)), "must be a single string"));
+                }
+                let c = ffi::STRING_ELT(x, 0);
+                if c == ffi::R_NaString {
+                    return Ok(None);
+                }
+                let p = Rf_translateCharUTF8(c);
+                Ok(Some(CStr::from_ptr(p).to_string_lossy().into_owned()))
+            }
+            _ => Err(bad(what, &describe_sexp(x), "must be a single string")),
+        }
+    }
+}
+
+fn describe_sexp(x: SEXP) -> String {
+    unsafe {
+        let n = ffi::Rf_xlength(x);
+        let t = match ffi::TYPEOF(x) {
+            SEXPTYPE::LGLSXP => "logical",
+            SEXPTYPE::INTSXP => "integer",
+            SEXPTYPE::REALSXP => "numeric",
+            SEXPTYPE::STRSXP => "character",
+            SEXPTYPE::VECSXP => "list",
+            SEXPTYPE::NILSXP => "NULL",
+            _ => "object",
+        };
+        if n == 1 {
+            match ffi::TYPEOF(x) {
+                SEXPTYPE::REALSXP => return format!("{}", *ffi::REAL(x)),
+                SEXPTYPE::INTSXP if *ffi::INTEGER(x) != ffi::R_NaInt => {
+                    return format!("{}", *ffi::INTEGER(x))
+                }
+                SEXPTYPE::LGLSXP => {
+                    let v = *ffi::LOGICAL(x);
+                    return if v == ffi::R_NaInt { "NA".into() } else if v != 0 { "TRUE".into() } else { "FALSE".into() };
+                }
+                SEXPTYPE::STRSXP => {
+                    let c = ffi::STRING_ELT(x, 0);
+                    if c != ffi::R_NaString {
+                        let s = CStr::from_ptr(Rf_translateCharUTF8(c)).to_string_lossy();
+                        return format!("{s:?}");
+                    }
+                    return "NA".into();
+                }
+                _ => {}
+            }
+        }
+        format!("a {t} vector of length {n}")
+    }
+}
+
+/// A single number, `None` for NULL. NA and NaN are refused.
+#[inline]
+fn sx_num(what: &str, x: SEXP) -> TkResult<Option<f64>> {
+    unsafe {
+        let v = match ffi::TYPEOF(x) {
+            SEXPTYPE::NILSXP => return Ok(None),
+            SEXPTYPE::REALSXP if ffi::Rf_xlength(x) == 1 => *ffi::REAL(x),
+            SEXPTYPE::INTSXP if ffi::Rf_xlength(x) == 1 => {
+                let i = *ffi::INTEGER(x);
+                if i == ffi::R_NaInt {
+                    f64::NAN
+                } else {
+                    f64::from(i)
+                }
+            }
+            _ => return Err(bad(what, &describe_sexp(x), "must be a single number")),
+        };
+        if v.is_nan() {
+            return Err(bad(what, "NA", "must be a number, not NA or NaN"));
+        }
+        Ok(Some(v))
+    }
+}
+
+/// A whole count >= `min` (0 or 1).
+#[inline]
+fn sx_count(what: &str, x: SEXP, min: f64) -> TkResult<Option<u64>> {
+    match sx_num(what, x)? {
+        None => Ok(None),
+        Some(v) if v.is_finite() && v >= min && v.fract() == 0.0 && v <= 9.0e15 => Ok(Some(v as u64)),
+        Some(v) => Err(TkError::invalid(
+            what,
+            v,
+            if min >= 1.0 { "must be a whole number of at least 1" } else { "must be a whole number, zero or more" },
+        )),
+    }
+}
+
+fn sx_number(what: &str, x: SEXP) -> TkResult<Option<u32>> {
+    match sx_count(what, x, 1.0)? {
+        None => Ok(None),
+        Some(v) => u32::try_from(v).map(Some).map_err(|_| TkError::invalid(what, v, "is too large")),
+    }
+}
+
+fn sx_flag(what: &str, x: SEXP) -> TkResult<bool> {
+    unsafe {
+        match ffi::TYPEOF(x) {
+            SEXPTYPE::NILSXP => Ok(false),
+            SEXPTYPE::LGLSXP if ffi::Rf_xlength(x) == 1 && *ffi::LOGICAL(x) != ffi::R_NaInt => {
+                Ok(*ffi::LOGICAL(x) != 0)
+            }
+            _ => Err(bad(what, &describe_sexp(x), "must be TRUE or FALSE")),
+        }
+    }
+}
+
+fn r_str(what: &str, x: &Robj) -> TkResult<Option<String>> {
+    sx_str(what, unsafe { x.get() })
+}
+fn r_num(what: &str, x: &Robj) -> TkResult<Option<f64>> {
+    sx_num(what, unsafe { x.get() })
+}
+fn r_count(what: &str, x: &Robj) -> TkResult<Option<u64>> {
+    sx_count(what, unsafe { x.get() }, 0.0)
+}
+fn r_number(what: &str, x: &Robj) -> TkResult<Option<u32>> {
+    sx_number(what, unsafe { x.get() })
+}
+fn r_int(what: &str, x: &Robj) -> TkResult<Option<i64>> {
+    match r_num(what, x)? {
+        None => Ok(None),
+        Some(v) if v.is_finite() && v.fract() == 0.0 && v.abs() <= 9.0e15 => Ok(Some(v as i64)),
+        Some(v) => Err(TkError::invalid(what, v, "must be a whole number")),
+    }
+}
+fn r_flag(what: &str, x: &Robj) -> TkResult<bool> {
+    sx_flag(what, unsafe { x.get() })
+}
+fn r_status(what: &str, x: &Robj) -> TkResult<Option<Status>> {
+    r_str(what, x)?.map(|s| s.parse::<Status>()).transpose()
+}
+
+// ---------------------------------------------------------------------------------
+// Results.
+
+fn kind_name(e: &TkError) -> &'static str {
+    e.kind().as_str()
+}
+
+fn err_robj(e: &TkError) -> Robj {
+    let mut r = Robj::from(vec![kind_name(e).to_string(), e.to_string()]);
+    let _ = r.set_class(["tasker_native_error"]);
+    r
+}
+
+fn out<T: Into<Robj>>(r: TkResult<T>) -> Robj {
+    match r {
+        Ok(v) => v.into(),
+        Err(e) => err_robj(&e),
+    }
+}
+
+/// Same for the raw routines.
+unsafe fn err_sexp(e: &TkError) -> SEXP {
+    unsafe { err_sexp_inner(e) }
+}
+
+unsafe fn err_sexp_inner(e: &TkError) -> SEXP {
+    // SAFETY: plain R API calls on the R thread; both vectors are protected while used.
+    unsafe {
+    let v = ffi::Rf_protect(ffi::Rf_allocVector(SEXPTYPE::STRSXP, 2));
+    for (i, s) in [kind_name(e).to_string(), e.to_string()].iter().enumerate() {
+        let c = ffi::Rf_mkCharLenCE(s.as_ptr() as *const c_char, s.len() as i32, ffi::cetype_t::CE_UTF8);
+        ffi::SET_STRING_ELT(v, i as isize, c);
+    }
+    let cls = ffi::Rf_protect(ffi::Rf_allocVector(SEXPTYPE::STRSXP, 1));
+    let name = "tasker_native_error";
+    ffi::SET_STRING_ELT(
+        cls,
+        0,
+        ffi::Rf_mkCharLenCE(name.as_ptr() as *const c_char, name.len() as i32, ffi::cetype_t::CE_UTF8),
+    );
+    ffi::Rf_setAttrib(v, ffi::Rf_install(c"class".as_ptr()), cls);
+    ffi::Rf_unprotect(2);
+    v
+    }
+}
+
+fn secs(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<f64> {
+    t.map(|t| t.timestamp_micros() as f64 / 1e6)
+}
+fn int(v: Option<i64>) -> Option<i32> {
+    v.and_then(|v| i32::try_from(v).ok())
+}
+
+/// Columns of a data frame, finished in R (`.tk_df`).
+struct Cols {
+    names: Vec<&'static str>,
+    values: Vec<Robj>,
+}
+
+impl Cols {
+    fn new() -> Cols {
+        Cols { names: Vec::new(), values: Vec::new() }
+    }
+    fn add(&mut self, name: &'static str, v: Robj) {
+        self.names.push(name);
+        self.values.push(v);
+    }
+    fn s<'a, I: Iterator<Item = Option<&'a str>>>(&mut self, name: &'static str, it: I) {
+        self.add(name, Robj::from(it.map(|s| s.map(str::to_string)).collect::<Vec<Option<String>>>()));
+    }
+    fn d<I: Iterator<Item = Option<f64>>>(&mut self, name: &'static str, it: I) {
+        self.add(name, Robj::from(it.collect::<Vec<Option<f64>>>()));
+    }
+    fn i<I: Iterator<Item = Option<i64>>>(&mut self, name: &'static str, it: I) {
+        self.add(name, Robj::from(it.map(int).collect::<Vec<Option<i32>>>()));
+    }
+    fn b<I: Iterator<Item = bool>>(&mut self, name: &'static str, it: I) {
+        self.add(name, Robj::from(it.map(Some).collect::<Vec<Option<bool>>>()));
+    }
+    fn done(self) -> Robj {
+        List::from_names_and_values(self.names, self.values)
+            .map(Robj::from)
+            .unwrap_or_else(|e| err_robj(&TkError::Config(e.to_string())))
+    }
+}
+
+fn run_cols(rows: &[RunRow]) -> Robj {
+    let mut c = Cols::new();
+    c.s("run_id", rows.iter().map(|r| r.run_id.as_deref()));
+    c.s("stage_name", rows.iter().map(|r| Some(r.stage_name.as_str())));
+    c.i("stage_order", rows.iter().map(|r| r.stage_order));
+    c.s("task_name", rows.iter().map(|r| Some(r.task_name.as_str())));
+    c.s("task_type", rows.iter().map(|r| r.task_type.as_deref()));
+    c.i("task_order", rows.iter().map(|r| r.task_order));
+    c.s("status", rows.iter().map(|r| Some(r.status.as_str())));
+    c.b("lost", rows.iter().map(|r| r.lost));
+    c.s("hostname", rows.iter().map(|r| r.hostname.as_deref()));
+    c.i("process_id", rows.iter().map(|r| r.process_id));
+    c.i("parent_pid", rows.iter().map(|r| r.parent_pid));
+    c.s("user_name", rows.iter().map(|r| r.user_name.as_deref()));
+    c.d("start_time", rows.iter().map(|r| secs(r.start_time)));
+    c.d("end_time", rows.iter().map(|r| secs(r.end_time)));
+    c.d("last_update", rows.iter().map(|r| secs(r.last_update)));
+    c.d("heartbeat_time", rows.iter().map(|r| secs(r.heartbeat_time)));
+    c.d("duration_seconds", rows.iter().map(|r| r.duration_seconds));
+    c.i("total_subtasks", rows.iter().map(|r| r.total_subtasks));
+    c.i("current_subtask", rows.iter().map(|r| r.current_subtask));
+    c.i("subtasks_completed", rows.iter().map(|r| Some(r.subtasks_completed)));
+    c.d("overall_percent_complete", rows.iter().map(|r| r.overall_percent_complete));
+    c.s("overall_progress_message", rows.iter().map(|r| r.overall_progress_message.as_deref()));
+    c.s("version", rows.iter().map(|r| r.version.as_deref()));
+    c.s("git_commit", rows.iter().map(|r| r.git_commit.as_deref()));
+    c.s("script_path", rows.iter().map(|r| r.script_path.as_deref()));
+    c.s("script_filename", rows.iter().map(|r| r.script_filename.as_deref()));
+    c.s("log_path", rows.iter().map(|r| r.log_path.as_deref()));
+    c.s("log_filename", rows.iter().map(|r| r.log_filename.as_deref()));
+    c.s("error_message", rows.iter().map(|r| r.error_message.as_deref()));
+    c.s("error_detail", rows.iter().map(|r| r.error_detail.as_deref()));
+    let meta: Vec<Option<String>> = rows.iter().map(|r| r.metadata.as_ref().map(|m| m.to_string())).collect();
+    c.s("metadata", meta.iter().map(|m| m.as_deref()));
+    c.done()
+}
+
+fn subtask_cols(rows: &[SubtaskRow]) -> Robj {
+    let mut c = Cols::new();
+    c.s("run_id", rows.iter().map(|r| Some(r.run_id.as_str())));
+    c.i("subtask_number", rows.iter().map(|r| Some(r.subtask_number)));
+    c.s("subtask_name", rows.iter().map(|r| Some(r.subtask_name.as_str())));
+    c.s("status", rows.iter().map(|r| Some(r.status.as_str())));
+    c.d("start_time", rows.iter().map(|r| secs(r.start_time)));
+    c.d("end_time", rows.iter().map(|r| secs(r.end_time)));
+    c.d("last_update", rows.iter().map(|r| secs(r.last_update)));
+    c.d("percent_complete", rows.iter().map(|r| r.percent_complete));
+    c.s("progress_message", rows.iter().map(|r| r.progress_message.as_deref()));
+    c.d("items_total", rows.iter().map(|r| r.items_total.map(|v| v as f64)));
+    c.d("items_complete", rows.iter().map(|r| Some(r.items_complete as f64)));
+    c.s("error_message", rows.iter().map(|r| r.error_message.as_deref()));
+    c.d("rate_per_second", rows.iter().map(|r| r.rate_per_second));
+    c.d("eta_seconds", rows.iter().map(|r| r.eta_seconds));
+    c.done()
+}
+
+fn task_cols(rows: &[TaskRow]) -> Robj {
+    let mut c = Cols::new();
+    c.i("stage_id", rows.iter().map(|r| Some(r.stage_id)));
+    c.s("stage_name", rows.iter().map(|r| Some(r.stage_name.as_str())));
+    c.i("stage_order", rows.iter().map(|r| r.stage_order));
+    c.i("task_id", rows.iter().map(|r| Some(r.task_id)));
+    c.s("task_name", rows.iter().map(|r| Some(r.task_name.as_str())));
+    c.s("task_type", rows.iter().map(|r| r.task_type.as_deref()));
+    c.i("task_order", rows.iter().map(|r| r.task_order));
+    c.s("description", rows.iter().map(|r| r.description.as_deref()));
+    c.s("script_path", rows.iter().map(|r| r.script_path.as_deref()));
+    c.s("script_filename", rows.iter().map(|r| r.script_filename.as_deref()));
+    c.s("log_path", rows.iter().map(|r| r.log_path.as_deref()));
+    c.s("log_filename", rows.iter().map(|r| r.log_filename.as_deref()));
+    c.d("created_at", rows.iter().map(|r| secs(Some(r.created_at))));
+    c.d("updated_at", rows.iter().map(|r| secs(Some(r.updated_at))));
+    c.done()
+}
+
+fn stage_cols(rows: &[StageRow]) -> Robj {
+    let mut c = Cols::new();
+    c.i("stage_id", rows.iter().map(|r| Some(r.stage_id)));
+    c.s("stage_name", rows.iter().map(|r| Some(r.stage_name.as_str())));
+    c.i("stage_order", rows.iter().map(|r| r.stage_order));
+    c.s("description", rows.iter().map(|r| r.description.as_deref()));
+    c.d("created_at", rows.iter().map(|r| secs(Some(r.created_at))));
+    c.d("updated_at", rows.iter().map(|r| secs(Some(r.updated_at))));
+    c.done()
+}
+
+fn event_cols(rows: &[EventRow]) -> Robj {
+    let mut c = Cols::new();
+    c.d("event_id", rows.iter().map(|r| Some(r.event_id as f64)));
+    c.d("time", rows.iter().map(|r| secs(Some(r.time))));
+    c.s("run_id", rows.iter().map(|r| Some(r.run_id.as_str())));
+    c.s("stage_name", rows.iter().map(|r| Some(r.stage_name.as_str())));
+    c.s("task_name", rows.iter().map(|r| Some(r.task_name.as_str())));
+    c.i("subtask_number", rows.iter().map(|r| r.subtask_number));
+    c.s("kind", rows.iter().map(|r| Some(r.kind.as_str())));
+    c.s("old_status", rows.iter().map(|r| r.old_status.map(Status::as_str)));
+    c.s("new_status", rows.iter().map(|r| Some(r.new_status.as_str())));
+    c.s("message", rows.iter().map(|r| r.message.as_deref()));
+    c.done()
+}
+
+// ---------------------------------------------------------------------------------
+// Configuration.
+
+fn describe(t: &Tracker) -> Robj {
+    let cfg = t.config();
+    let (path, schema): (Option<String>, Option<String>) = match &cfg.location {
+        Location::Sqlite { path } => (Some(path.display().to_string()), None),
+        Location::Postgres { schema, .. } => (None, Some(schema.clone())),
+    };
+    list!(
+        driver = t.backend_name(),
+        location = cfg.location.describe(),
+        path = path,
+        schema = schema,
+        source = cfg.source.clone(),
+        hostname = t.hostname().to_string(),
+        flush_interval_ms = cfg.flush_interval.as_millis() as f64,
+        lost_after_s = cfg.lost_after.as_secs_f64()
+    )
+    .into()
+}
+
+fn open(cfg: Config) -> TkResult<Robj> {
+    let t = Tracker::open(cfg)?;
+    let d = describe(&t);
+    ST.with(|s| {
+        let mut s = s.borrow_mut();
+        if let Some(old) = s.tracker.take() {
+            let _ = old.flush();
+        }
+        s.runs.clear();
+        s.context = None;
+        s.tracker = Some(t);
+    });
+    Ok(d)
+}
+
+/// Opens the database the arguments (a named list) and the usual sources name.
+/// @keywords internal
+#[extendr]
+fn tk_open(args: List) -> Robj {
+    out((|| {
+        let mut a = ConfigArgs::default();
+        for (name, v) in args.iter() {
+            match name {
+                "url" => a.db.url = r_str(name, &v)?.map(Secret::new),
+                "driver" => a.db.driver = r_str(name, &v)?,
+                "path" => a.db.path = r_str(name, &v)?,
+                "host" => a.db.host = r_str(name, &v)?,
+                "port" => {
+                    a.db.port = match r_int(name, &v)? {
+                        None => None,
+                        Some(p) => Some(u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
+                            TkError::invalid("port", p, "must be between 1 and 65535")
+                        })?),
+                    }
+                }
+                "dbname" => a.db.dbname = r_str(name, &v)?,
+                "user" => a.db.user = r_str(name, &v)?,
+                "password" => a.db.password = r_str(name, &v)?.map(Secret::new),
+                "schema" => a.db.schema = r_str(name, &v)?,
+                "sslmode" => a.db.sslmode = r_str(name, &v)?,
+                "config_file" => a.config_file = r_str(name, &v)?.map(PathBuf::from),
+                "start_dir" => a.start_dir = r_str(name, &v)?.map(PathBuf::from),
+                "flush_interval_ms" => a.tracking.flush_interval_ms = r_count(name, &v)?,
+                "heartbeat_interval_s" => a.tracking.heartbeat_interval_s = r_count(name, &v)?,
+                "lost_after_s" => a.tracking.lost_after_s = r_count(name, &v)?,
+                "busy_timeout_ms" => a.tracking.busy_timeout_ms = r_count(name, &v)?,
+                "hostname" => a.tracking.hostname = r_str(name, &v)?,
+                other => return Err(TkError::invalid("argument", other, "is not a tasker_config() setting")),
+            }
+        }
+        open(Config::resolve(&a)?)
+    })())
+}
+
+/// The open configuration, for workers (holds the password: never print it).
+/// @keywords internal
+#[extendr]
+fn tk_export_config() -> Robj {
+    out((|| {
+        let t = tracker()?;
+        let c = t.config();
+        let (kind, target, schema) = match &c.location {
+            Location::Sqlite { path } => ("sqlite", path.display().to_string(), String::new()),
+            Location::Postgres { conninfo, schema } => {
+                ("postgresql", conninfo.expose().to_string(), schema.clone())
+            }
+        };
+        Ok(Robj::from(list!(
+            kind = kind,
+            target = target,
+            schema = schema,
+            flush_interval_ms = c.flush_interval.as_millis() as f64,
+            heartbeat_interval_ms = c.heartbeat_interval.as_millis() as f64,
+            lost_after_ms = c.lost_after.as_millis() as f64,
+            busy_timeout_ms = c.busy_timeout.as_millis() as f64,
+            hostname = c.hostname.clone(),
+            source = c.source.clone()
+        )))
+    })())
+}
+
+/// Opens what `tk_export_config` described (in a worker).
+/// @keywords internal
+#[extendr]
+fn tk_import_config(cfg: List) -> Robj {
+    out((|| {
+        let get = |k: &str| cfg.iter().find(|(n, _)| *n == k).map(|(_, v)| v).unwrap_or(Robj::from(()));
+        let ms = |k: &str| -> TkResult<Duration> {
+            Ok(Duration::from_millis(r_count(k, &get(k))?.unwrap_or(0)))
+        };
+        let target = r_str("target", &get("target"))?.unwrap_or_default();
+        let mut c = Config::sqlite(PathBuf::new());
+        c.location = match r_str("kind", &get("kind"))?.as_deref() {
+            Some("sqlite") => Location::Sqlite { path: PathBuf::from(target) },
+            Some("postgresql") => Location::Postgres {
+                conninfo: Secret::new(target),
+                schema: r_str("schema", &get("schema"))?.unwrap_or_else(|| "tasker".into()),
+            },
+            other => return Err(TkError::Config(format!("unknown exported configuration {other:?}"))),
+        };
+        c.flush_interval = ms("flush_interval_ms")?.max(Duration::from_millis(1));
+        c.heartbeat_interval = ms("heartbeat_interval_ms")?.max(Duration::from_secs(1));
+        c.lost_after = ms("lost_after_ms")?.max(Duration::from_secs(1));
+        c.busy_timeout = ms("busy_timeout_ms")?;
+        c.hostname = r_str("hostname", &get("hostname"))?;
+        c.source = r_str("source", &get("source"))?.unwrap_or_else(|| "parent process".into());
+        open(c)
+    })())
+}
+
+/// A description of the open database, or NULL.
+/// @keywords internal
+#[extendr]
+fn tk_info() -> Robj {
+    match ST.with(|s| s.borrow().tracker.clone()) {
+        Some(t) => describe(&t),
+        None => Robj::from(()),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Registration and queries.
+
+/// Registers tasks given as a list of equally long columns; returns their ids.
+/// @keywords internal
+#[extendr]
+fn tk_register(cols: List, n: i32) -> Robj {
+    out((|| {
+        let n = n.max(0) as usize;
+        let col = |k: &str| cols.iter().find(|(name, _)| *name == k).map(|(_, v)| v);
+        // Columns come from R already as character / double vectors of length n.
+        let str_at = |k: &'static str, i: usize| -> TkResult<Option<String>> {
+            match col(k) {
+                None => Ok(None),
+                Some(v) => unsafe {
+                    let x = v.get();
+                    if ffi::TYPEOF(x) != SEXPTYPE::STRSXP || ffi::Rf_xlength(x) as usize != n {
+                        return Err(TkError::invalid(k, "column", "must be character"));
+                    }
+                    let c = ffi::STRING_ELT(x, i as isize);
+                    if c == ffi::R_NaString {
+                        return Ok(None);
+                    }
+                    Ok(Some(CStr::from_ptr(Rf_translateCharUTF8(c)).to_string_lossy().into_owned()))
+                },
+            }
+        };
+        let int_at = |k: &'static str, i: usize| -> TkResult<Option<i64>> {
+            match col(k) {
+                None => Ok(None),
+                Some(v) => unsafe {
+                    let x = v.get();
+                    if ffi::TYPEOF(x) != SEXPTYPE::REALSXP || ffi::Rf_xlength(x) as usize != n {
+                        return Err(TkError::invalid(k, "column", "must be numeric"));
+                    }
+                    let d = *ffi::REAL(x).add(i);
+                    if d.is_nan() {
+                        return Ok(None);
+                    }
+                    if !d.is_finite() || d.fract() != 0.0 {
+                        return Err(TkError::invalid(k, d, "must be a whole number"));
+                    }
+                    Ok(Some(d as i64))
+                },
+            }
+        };
+        let mut specs = Vec::with_capacity(n);
+        for i in 0..n {
+            specs.push(TaskSpec {
+                stage: str_at("stage", i)?.unwrap_or_default(),
+                name: str_at("name", i)?.unwrap_or_default(),
+                task_type: str_at("type", i)?,
+                description: str_at("description", i)?,
+                stage_order: int_at("stage_order", i)?,
+                task_order: int_at("task_order", i)?,
+                script_path: str_at("script_path", i)?,
+                script_filename: str_at("script_filename", i)?,
+                log_path: str_at("log_path", i)?,
+                log_filename: str_at("log_filename", i)?,
+            });
+        }
+        let ids = tracker()?.register_tasks(&specs)?;
+        Ok(Robj::from(ids.into_iter().map(|i| i as f64).collect::<Vec<f64>>()))
+    })())
+}
 
 /// @keywords internal
 #[extendr]
-fn tasker_native_version() -> &'static str {
+fn tk_tasks(stage: Robj, name: Robj) -> Robj {
+    out((|| {
+        let rows = tracker()?.registered_tasks(
+            r_str("stage", &stage)?.as_deref(),
+            r_str("name", &name)?.as_deref(),
+        )?;
+        Ok(task_cols(&rows))
+    })())
+}
+
+/// @keywords internal
+#[extendr]
+fn tk_stages() -> Robj {
+    out(tracker().and_then(|t| t.stages()).map(|r| stage_cols(&r)))
+}
+
+fn limit(x: &Robj) -> TkResult<Option<usize>> {
+    Ok(r_count("limit", x)?.map(|v| v as usize))
+}
+
+/// @keywords internal
+#[extendr]
+fn tk_task_status(stage: Robj, task: Robj, status: Robj, limit_: Robj) -> Robj {
+    out((|| {
+        let f = StatusFilter {
+            stage: r_str("stage", &stage)?,
+            task: r_str("task", &task)?,
+            status: r_status("status", &status)?,
+            limit: limit(&limit_)?,
+        };
+        Ok(run_cols(&tracker()?.task_status(&f)?))
+    })())
+}
+
+/// @keywords internal
+#[extendr]
+fn tk_active() -> Robj {
+    out(tracker().and_then(|t| t.active_runs()).map(|r| run_cols(&r)))
+}
+
+/// @keywords internal
+#[extendr]
+fn tk_history(stage: Robj, task: Robj, status: Robj, since: Robj, limit_: Robj) -> Robj {
+    out((|| {
+        let since = match r_num("since", &since)? {
+            None => None,
+            Some(s) => Some(
+                chrono::DateTime::from_timestamp_micros((s * 1e6) as i64)
+                    .ok_or_else(|| TkError::invalid("since", s, "is not a time"))?,
+            ),
+        };
+        let f = HistoryFilter {
+            stage: r_str("stage", &stage)?,
+            task: r_str("task", &task)?,
+            status: r_status("status", &status)?,
+            since,
+            limit: limit(&limit_)?,
+        };
+        Ok(run_cols(&tracker()?.history(&f)?))
+    })())
+}
+
+/// @keywords internal
+#[extendr]
+fn tk_run(run_id: Robj) -> Robj {
+    out((|| {
+        let id = match r_str("run_id", &run_id)? {
+            Some(id) => id,
+            None => entry(None)?.handle.run_id().to_string(),
+        };
+        Ok(run_cols(&[tracker()?.run(&id)?]))
+    })())
+}
+
+/// @keywords internal
+#[extendr]
+fn tk_subtasks(run_id: Robj) -> Robj {
+    out((|| {
+        let id = r_str("run_id", &run_id)?.ok_or_else(|| TkError::invalid("run_id", "NULL", "is required"))?;
+        Ok(subtask_cols(&tracker()?.subtasks(&id)?))
+    })())
+}
+
+/// @keywords internal
+#[extendr]
+fn tk_events(run_id: Robj, after: Robj, limit_: Robj) -> Robj {
+    out((|| {
+        let after = r_int("after", &after)?.unwrap_or(0);
+        let lim = limit(&limit_)?.unwrap_or(10_000);
+        let id = r_str("run_id", &run_id)?;
+        Ok(event_cols(&tracker()?.events_after(after, id.as_deref(), lim)?))
+    })())
+}
+
+/// @keywords internal
+#[extendr]
+fn tk_delete_runs(stage: Robj, task: Robj, run_id: Robj) -> Robj {
+    out((|| {
+        let sel = RunSelector {
+            stage: r_str("stage", &stage)?,
+            task: r_str("task", &task)?,
+            run_id: r_str("run_id", &run_id)?,
+            ..RunSelector::default()
+        };
+        Ok(tracker()?.delete_runs(&sel)? as f64)
+    })())
+}
+
+/// Makes this process's pending progress durable.
+/// @keywords internal
+#[extendr]
+fn tk_flush() -> Robj {
+    match ST.with(|s| s.borrow().tracker.clone()) {
+        None => Robj::from(true),
+        Some(t) => out(t.flush().map(|_| true)),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Runs and subtasks.
+
+/// Starts a run; returns its id. `opts` is a named list of RunOptions fields.
+/// @keywords internal
+#[extendr]
+fn tk_task_start(stage: Robj, task: Robj, opts: List, active: bool) -> Robj {
+    out((|| {
+        let stage = r_str("stage", &stage)?.ok_or_else(|| TkError::invalid("stage", "NULL", "is required"))?;
+        let task = r_str("task", &task)?.ok_or_else(|| TkError::invalid("task", "NULL", "is required"))?;
+        let mut o = RunOptions::default();
+        for (name, v) in opts.iter() {
+            match name {
+                "total_subtasks" => o.total_subtasks = r_int(name, &v)?,
+                "message" => o.message = r_str(name, &v)?,
+                "version" => o.version = r_str(name, &v)?,
+                "git_commit" => o.git_commit = r_str(name, &v)?,
+                "script_path" => o.script_path = r_str(name, &v)?,
+                "script_filename" => o.script_filename = r_str(name, &v)?,
+                "log_path" => o.log_path = r_str(name, &v)?,
+                "log_filename" => o.log_filename = r_str(name, &v)?,
+                "metadata" => {
+                    o.metadata = match r_str(name, &v)? {
+                        None => None,
+                        Some(js) => Some(serde_json::from_str(&js).map_err(|e| {
+                            TkError::invalid("metadata", js.as_str(), &format!("is not JSON: {e}"))
+                        })?),
+                    }
+                }
+                other => return Err(TkError::invalid("option", other, "is not a run option")),
+            }
+        }
+        let h = tracker()?.task_start(&stage, &task, o)?;
+        let id = h.run_id().to_string();
+        let e = insert_entry(&id, h, None);
+        if active {
+            ST.with(|s| s.borrow_mut().context = Some(e));
+        }
+        Ok(id)
+    })())
+}
+
+/// Sets (when `set`) and returns the current run of this R session.
+/// @keywords internal
+#[extendr]
+fn tk_context(set: bool, run_id: Robj) -> Robj {
+    out((|| {
+        if set {
+            match r_str("run_id", &run_id)? {
+                None => ST.with(|s| s.borrow_mut().context = None),
+                Some(id) => {
+                    let e = entry(Some(&id))?;
+                    ST.with(|s| s.borrow_mut().context = Some(e));
+                }
+            }
+        }
+        Ok(ST.with(|s| s.borrow().context.as_ref().map(|e| e.handle.run_id().to_string())))
+    })())
+}
+
+/// The run a call means (the current one for NULL), checked to exist.
+/// @keywords internal
+#[extendr]
+fn tk_resolve(run_id: Robj) -> Robj {
+    out((|| {
+        let id = r_str("run_id", &run_id)?;
+        let e = entry(id.as_deref())?;
+        Ok(list!(
+            run_id = e.handle.run_id(),
+            stage = e.handle.stage(),
+            task = e.handle.task(),
+            current = e.current.get().map(|n| n as i32)
+        ))
+    })())
+}
+
+/// Sets the current subtask of a run (NULL clears it).
+/// @keywords internal
+#[extendr]
+fn tk_set_current(run_id: Robj, number: Robj) -> Robj {
+    out((|| {
+        let e = entry(r_str("run_id", &run_id)?.as_deref())?;
+        e.current.set(r_number("subtask_number", &number)?);
+        Ok(true)
+    })())
+}
+
+/// The current subtask of a run (asking the database if this process started none).
+/// @keywords internal
+#[extendr]
+fn tk_get_current(run_id: Robj) -> Robj {
+    out((|| {
+        let e = entry(r_str("run_id", &run_id)?.as_deref())?;
+        Ok(subtask_of(&e, None)? as i32)
+    })())
+}
+
+/// Run-level progress (never changes the status).
+/// @keywords internal
+#[extendr]
+fn tk_run_progress(run_id: Robj, current_subtask: Robj, overall_percent: Robj, message: Robj) -> Robj {
+    out((|| {
+        let p = RunProgress {
+            current_subtask: r_number("current_subtask", &current_subtask)?,
+            overall_percent: r_num("overall_percent", &overall_percent)?,
+            message: r_str("message", &message)?,
+        };
+        let e = entry(r_str("run_id", &run_id)?.as_deref())?;
+        e.handle.update(&p)?;
+        Ok(e.handle.run_id().to_string())
+    })())
+}
+
+/// Moves a run to `status`; returns list(run_id, old, new, stage, task).
+/// @keywords internal
+#[extendr]
+fn tk_run_status(
+    run_id: Robj,
+    status: Robj,
+    message: Robj,
+    error_message: Robj,
+    error_detail: Robj,
+    reset: Robj,
+) -> Robj {
+    out((|| {
+        let to = r_status("status", &status)?.ok_or_else(|| TkError::invalid("status", "NULL", "is required"))?;
+        let info = TransitionInfo {
+            message: r_str("message", &message)?,
+            error_message: r_str("error_message", &error_message)?,
+            error_detail: r_str("error_detail", &error_detail)?,
+            reset: r_flag("reset", &reset)?,
+        };
+        let e = entry(r_str("run_id", &run_id)?.as_deref())?;
+        let old = e.handle.set_status(to, info)?;
+        Ok(list!(
+            run_id = e.handle.run_id(),
+            old = old.as_str(),
+            new = to.as_str(),
+            stage = e.handle.stage(),
+            task = e.handle.task()
+        ))
+    })())
+}
+
+/// Starts a subtask and makes it the run's current one; returns list(run_id, number, ...).
+/// @keywords internal
+#[extendr]
+fn tk_subtask_start(
+    run_id: Robj,
+    name: Robj,
+    items_total: Robj,
+    message: Robj,
+    number: Robj,
+    restart: Robj,
+) -> Robj {
+    out((|| {
+        let name = r_str("subtask_name", &name)?
+            .ok_or_else(|| TkError::invalid("subtask_name", "NULL", "is required"))?;
+        let opts = SubtaskOptions {
+            number: r_number("subtask_number", &number)?,
+            items_total: r_count("items_total", &items_total)?,
+            message: r_str("message", &message)?,
+            restart: r_flag("restart", &restart)?,
+        };
+        let e = entry(r_str("run_id", &run_id)?.as_deref())?;
+        let n = e.handle.subtask_start(&name, opts)?;
+        e.current.set(Some(n));
+        Ok(list!(
+            run_id = e.handle.run_id(),
+            number = n as i32,
+            stage = e.handle.stage(),
+            task = e.handle.task()
+        ))
+    })())
+}
+
+/// Moves a subtask to `status`; returns list(run_id, number, old, new, ...).
+/// @keywords internal
+#[extendr]
+fn tk_subtask_status(
+    run_id: Robj,
+    number: Robj,
+    status: Robj,
+    message: Robj,
+    error_message: Robj,
+    reset: Robj,
+) -> Robj {
+    out((|| {
+        let to = r_status("status", &status)?.ok_or_else(|| TkError::invalid("status", "NULL", "is required"))?;
+        let info = TransitionInfo {
+            message: r_str("message", &message)?,
+            error_message: r_str("error_message", &error_message)?,
+            error_detail: None,
+            reset: r_flag("reset", &reset)?,
+        };
+        let e = entry(r_str("run_id", &run_id)?.as_deref())?;
+        let n = subtask_of(&e, r_number("subtask_number", &number)?)?;
+        let old = e.handle.subtask_set_status(n, to, info)?;
+        Ok(list!(
+            run_id = e.handle.run_id(),
+            number = n as i32,
+            old = old.as_str(),
+            new = to.as_str(),
+            stage = e.handle.stage(),
+            task = e.handle.task()
+        ))
+    })())
+}
+
+/// @keywords internal
+#[extendr]
+fn tk_native_version() -> &'static str {
     env!("CARGO_PKG_VERSION")
+}
+
+// ---------------------------------------------------------------------------------
+// The hot path: plain .Call routines. Each returns NULL when done, an integer (the
+// subtask number) when a progress note is due, or a `tasker_native_error`.
+
+#[inline]
+unsafe fn progress_result(e: &RunEntry, n: u32, r: TkResult<()>) -> SEXP {
+    // SAFETY: R API calls on the R thread.
+    unsafe {
+        match r {
+            Ok(()) if e.note_due() => ffi::Rf_ScalarInteger(n as i32),
+            Ok(()) => ffi::R_NilValue,
+            Err(err) => err_sexp(&err),
+        }
+    }
+}
+
+fn guard(f: impl FnOnce() -> SEXP) -> SEXP {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(s) => s,
+        Err(_) => unsafe { err_sexp(&TkError::Config("internal error (panic) in tasker".into())) },
+    }
+}
+
+/// `subtask_increment(n)` on the current subtask of the current run.
+#[no_mangle]
+pub extern "C" fn tk_inc_ctx(n: SEXP) -> SEXP {
+    guard(|| unsafe {
+        let r = (|| {
+            let by = sx_count("increment", n, 1.0)?.unwrap_or(1);
+            let e = entry(None)?;
+            let number = subtask_of(&e, None)?;
+            Ok((e, number, by))
+        })();
+        match r {
+            Ok((e, number, by)) => {
+                let res = e.handle.subtask_increment(number, by);
+                progress_result(&e, number, res)
+            }
+            Err(err) => err_sexp(&err),
+        }
+    })
+}
+
+/// `subtask_increment(n, run_id, subtask_number)`; NULLs mean the current ones.
+#[no_mangle]
+pub extern "C" fn tk_inc(run_id: SEXP, number: SEXP, n: SEXP) -> SEXP {
+    guard(|| unsafe {
+        let r = (|| {
+            let by = sx_count("increment", n, 1.0)?.unwrap_or(1);
+            let id = sx_str("run_id", run_id)?;
+            let e = entry(id.as_deref())?;
+            let number = subtask_of(&e, sx_number("subtask_number", number)?)?;
+            Ok((e, number, by))
+        })();
+        match r {
+            Ok((e, number, by)) => {
+                let res = e.handle.subtask_increment(number, by);
+                progress_result(&e, number, res)
+            }
+            Err(err) => err_sexp(&err),
+        }
+    })
+}
+
+/// Subtask progress without a status change: items, percent, message, total.
+#[no_mangle]
+pub extern "C" fn tk_prog(
+    run_id: SEXP,
+    number: SEXP,
+    items_complete: SEXP,
+    percent: SEXP,
+    message: SEXP,
+    items_total: SEXP,
+) -> SEXP {
+    guard(|| unsafe {
+        let r = (|| {
+            let p = SubtaskProgress {
+                items_complete: sx_count("items_complete", items_complete, 0.0)?,
+                items_total: sx_count("items_total", items_total, 0.0)?,
+                percent: sx_num("percent", percent)?,
+                message: sx_str("message", message)?,
+            };
+            let id = sx_str("run_id", run_id)?;
+            let e = entry(id.as_deref())?;
+            let number = subtask_of(&e, sx_number("subtask_number", number)?)?;
+            Ok((e, number, p))
+        })();
+        match r {
+            Ok((e, number, p)) => {
+                let res = e.handle.subtask_update(number, &p);
+                progress_result(&e, number, res)
+            }
+            Err(err) => err_sexp(&err),
+        }
+    })
 }
 
 extendr_module! {
     mod tasker;
-    fn tasker_native_version;
+    fn tk_open;
+    fn tk_export_config;
+    fn tk_import_config;
+    fn tk_info;
+    fn tk_register;
+    fn tk_tasks;
+    fn tk_stages;
+    fn tk_task_status;
+    fn tk_active;
+    fn tk_history;
+    fn tk_run;
+    fn tk_subtasks;
+    fn tk_events;
+    fn tk_delete_runs;
+    fn tk_flush;
+    fn tk_task_start;
+    fn tk_context;
+    fn tk_resolve;
+    fn tk_set_current;
+    fn tk_get_current;
+    fn tk_run_progress;
+    fn tk_run_status;
+    fn tk_subtask_start;
+    fn tk_subtask_status;
+    fn tk_native_version;
+}
+
+fn raw(name: &'static str, args: &'static [&'static str], ptr: *const u8) -> Func {
+    Func {
+        doc: "",
+        rust_name: name,
+        mod_name: name,
+        r_name: name,
+        c_name: name,
+        args: args
+            .iter()
+            .map(|a| Arg { name: a, arg_type: "SEXP", default: None })
+            .collect(),
+        return_type: "SEXP",
+        func_ptr: ptr,
+        hidden: true,
+        invisible: None,
+    }
+}
+
+/// Registers the extendr routines plus the raw hot-path ones (called by `R_init_tasker`).
+///
+/// # Safety
+/// Called once by R when the package's shared library is loaded.
+#[no_mangle]
+pub unsafe extern "C" fn R_init_tasker_rs(info: *mut extendr_api::DllInfo) {
+    let mut meta = get_tasker_metadata();
+    meta.functions.push(raw("tk_inc_ctx", &["n"], tk_inc_ctx as *const u8));
+    meta.functions.push(raw("tk_inc", &["run_id", "number", "n"], tk_inc as *const u8));
+    meta.functions.push(raw(
+        "tk_prog",
+        &["run_id", "number", "items_complete", "percent", "message", "items_total"],
+        tk_prog as *const u8,
+    ));
+    // SAFETY: `info` comes from R's loader; the table lists functions of this library.
+    unsafe { extendr_api::register_call_methods(info, meta) };
 }

@@ -1,0 +1,100 @@
+#' Register a task (and its stage)
+#'
+#' Creates or updates a task. Fields given as `NULL` never clear stored values.
+#' Unlike the earlier package, `stage_order` and `type` are optional and the
+#' task's description is not copied onto the stage.
+#'
+#' @param stage Stage name.
+#' @param name Task name.
+#' @param type Task type (free text, e.g. `"R"`).
+#' @param description Task description.
+#' @param script_path,script_filename The script that runs the task;
+#'   `script_filename` defaults to `basename(script_path)` and lets
+#'   [task_start()] find the task from the running script.
+#' @param log_path,log_filename Where the task logs.
+#' @param stage_order,task_order Display order of the stage and of the task in it.
+#' @param conn Ignored.
+#' @return The task id, invisibly.
+#' @export
+register_task <- function(stage, name, type = NULL, description = NULL, script_path = NULL,
+                          script_filename = NULL, log_path = NULL, log_filename = NULL,
+                          stage_order = NULL, task_order = NULL, conn = NULL) {
+  .tk_conn(conn)
+  df <- list(stage = .tk_text(stage, "stage"), name = .tk_text(name, "name"))
+  for (nm in c("type", "description", "script_path", "script_filename", "log_path", "log_filename")) {
+    v <- get(nm)
+    if (!is.null(v)) df[[nm]] <- .tk_text(v, nm)
+  }
+  for (nm in c("stage_order", "task_order")) {
+    v <- get(nm)
+    if (!is.null(v)) {
+      if (!is.numeric(v) || length(v) != 1L || is.na(v)) {
+        .tk_arg_error(sprintf("invalid %s %s: must be a single number", nm, paste(format(v), collapse = ",")))
+      }
+      df[[nm]] <- as.double(v)
+    }
+  }
+  invisible(register_tasks(df)[[1L]])
+}
+
+#' Register many tasks in one transaction
+#'
+#' @param tasks_df A data frame with columns `stage` and `name` and optionally
+#'   `type`, `description`, `stage_order`, `task_order`, `script_path`,
+#'   `script_filename`, `log_path`, `log_filename`. All rows are registered,
+#'   or none.
+#' @inheritParams register_task
+#' @return Task ids, invisibly.
+#' @export
+register_tasks <- function(tasks_df, conn = NULL) {
+  .tk_conn(conn)
+  if (!is.list(tasks_df)) .tk_arg_error("invalid tasks_df: must be a data frame")
+  missing_cols <- setdiff(c("stage", "name"), names(tasks_df))
+  if (length(missing_cols)) {
+    .tk_arg_error(paste("invalid tasks_df: missing required columns:", paste(missing_cols, collapse = ", ")))
+  }
+  n <- length(tasks_df$stage)
+  cols <- list()
+  for (nm in c("stage", "name", "type", "description", "script_path", "script_filename",
+               "log_path", "log_filename")) {
+    if (!is.null(tasks_df[[nm]])) cols[[nm]] <- enc2utf8(as.character(tasks_df[[nm]]))
+  }
+  for (nm in c("stage_order", "task_order")) {
+    v <- tasks_df[[nm]]
+    if (!is.null(v)) {
+      if (!is.numeric(v) && !all(is.na(v))) {
+        .tk_arg_error(sprintf("invalid %s column: must be numeric", nm))
+      }
+      cols[[nm]] <- as.double(v)
+    }
+  }
+  if (any(lengths(cols) != n)) .tk_arg_error("invalid tasks_df: columns differ in length")
+  .tk_ensure()
+  invisible(.tk(tk_register(cols, as.integer(n))))
+}
+
+#' Registered tasks
+#'
+#' @param stage,name Only this stage / task name (exact match).
+#' @inheritParams register_task
+#' @return A data frame: `stage_id, stage_name, stage_order, task_id, task_name,
+#'   task_type, task_order, description, script_path, script_filename, log_path,
+#'   log_filename, created_at, updated_at` (times are POSIXct in UTC).
+#' @export
+get_registered_tasks <- function(stage = NULL, name = NULL, conn = NULL) {
+  .tk_conn(conn)
+  .tk_ensure()
+  .tk_df(tk_tasks(.tk_text(stage, "stage"), .tk_text(name, "name")))
+}
+
+#' Stages
+#'
+#' @inheritParams register_task
+#' @return A data frame: `stage_id, stage_name, stage_order, description,
+#'   created_at, updated_at`.
+#' @export
+get_stages <- function(conn = NULL) {
+  .tk_conn(conn)
+  .tk_ensure()
+  .tk_df(tk_stages())
+}

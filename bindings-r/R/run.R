@@ -1,0 +1,208 @@
+#' Start a run of a task
+#'
+#' Records a new run (status `STARTED`) with this process's host, pid, parent
+#' pid and user, and makes it the current run of the session (see
+#' [tasker_context()]) unless `.active = FALSE`. The stage and task are
+#' registered on the fly if they are new.
+#'
+#' With `stage` or `task` missing, both come from the registration whose
+#' `script_filename` matches the running script ([get_script_filename()]).
+#'
+#' @param stage,task Stage and task name.
+#' @param total_subtasks How many subtasks the run will have (for percentages).
+#' @param message A progress message.
+#' @param version,git_commit Recorded with the run.
+#' @param quiet Do not print a message (also `options(tasker.quiet = TRUE)`).
+#' @param conn Ignored.
+#' @param .active Make the run the current run of the session.
+#' @param metadata Custom metadata: a JSON object as a string, or a named list
+#'   (converted with jsonlite).
+#' @return The run id (a UUID string).
+#' @export
+task_start <- function(stage = NULL, task = NULL, total_subtasks = NULL, message = NULL,
+                       version = NULL, git_commit = NULL, quiet = FALSE, conn = NULL,
+                       .active = TRUE, metadata = NULL) {
+  .tk_conn(conn)
+  .tk_ensure()
+  opts <- list()
+  if (is.null(stage) || is.null(task)) {
+    script <- get_script_filename()
+    if (is.null(script)) {
+      .tk_arg_error(paste("Could not auto-detect script filename and stage/task not provided:",
+                          "pass stage and task"))
+    }
+    found <- lookup_task_by_script(script)
+    if (is.null(found)) {
+      .tk_signal("not_found", sprintf(paste(
+        "Could not auto-detect stage/task from script '%s'. Either register it with",
+        "register_task(..., script_filename = '%s') or provide stage and task."), script, script))
+    }
+    stage <- stage %||% found$stage
+    task <- task %||% found$task
+    opts$script_filename <- enc2utf8(script)
+  }
+  if (!is.null(total_subtasks)) opts$total_subtasks <- total_subtasks
+  for (nm in c("message", "version", "git_commit")) {
+    v <- get(nm)
+    if (!is.null(v)) opts[[nm]] <- .tk_text(v, nm)
+  }
+  if (!is.null(metadata)) {
+    if (is.list(metadata)) {
+      if (!requireNamespace("jsonlite", quietly = TRUE)) {
+        .tk_arg_error("invalid metadata: a list needs the jsonlite package; pass a JSON string")
+      }
+      metadata <- as.character(jsonlite::toJSON(metadata, auto_unbox = TRUE, null = "null"))
+    }
+    opts$metadata <- .tk_text(metadata, "metadata")
+  }
+  run_id <- .tk(tk_task_start(.tk_text(stage, "stage"), .tk_text(task, "task"), opts,
+                              isTRUE(.active)))
+  .tk_say(sprintf("%s.%s START%s", stage, task, if (is.null(message)) "" else paste(":", message)),
+          quiet)
+  run_id
+}
+
+.tk_run_statuses <- c("RUNNING", "COMPLETED", "FAILED", "SKIPPED", "CANCELLED", "PAUSED")
+
+.tk_transition_note <- function(r, number, message, quiet) {
+  what <- if (is.null(number)) .tk_run_label(r) else sprintf("%s [%d]", .tk_run_label(r), number)
+  .tk_say(sprintf("%s %s%s", what, r$new, if (is.null(message)) "" else paste(":", message)), quiet)
+}
+
+#' Update a run
+#'
+#' Without `status`, only progress is recorded (`current_subtask`,
+#' `overall_percent`, `message`) and the status is left unchanged: unlike the
+#' earlier package, a finished run is never reopened by a progress update. With
+#' `status`, the run moves to that status if the state machine allows it
+#' (finished runs are final unless `reset = TRUE`).
+#'
+#' @param status `NULL` (unchanged) or one of `RUNNING`, `COMPLETED`, `FAILED`,
+#'   `SKIPPED`, `CANCELLED`, `PAUSED` (case-insensitive, unique prefixes work).
+#' @param current_subtask The subtask being worked on.
+#' @param overall_percent Percent complete, 0 to 100.
+#' @param message A progress message.
+#' @param error_message,error_detail Recorded with a `FAILED` status.
+#' @param quiet Do not print a message.
+#' @param conn Ignored.
+#' @param run_id The run (default: the current run).
+#' @param reset Allow leaving a finished status.
+#' @return `TRUE`, invisibly.
+#' @export
+task_update <- function(status = NULL, current_subtask = NULL, overall_percent = NULL,
+                        message = NULL, error_message = NULL, error_detail = NULL,
+                        quiet = FALSE, conn = NULL, run_id = NULL, reset = FALSE) {
+  .tk_conn(conn)
+  .tk_ensure()
+  status <- .tk_status(status, .tk_run_statuses)
+  message <- .tk_text(message, "message")
+  run_id <- .tk_text(run_id, "run_id")
+  if (is.null(status) && (!is.null(error_message) || !is.null(error_detail))) {
+    .tk_arg_error("invalid error_message: an error is recorded with a status (status = \"FAILED\")")
+  }
+  if (!is.null(current_subtask) || !is.null(overall_percent) || (is.null(status) && !is.null(message))) {
+    .tk(tk_run_progress(run_id, current_subtask, overall_percent, if (is.null(status)) message))
+    if (is.null(status)) {
+      r <- .tk(tk_resolve(run_id))
+      .tk_say(sprintf("%s progress%s%s", .tk_run_label(r),
+                      if (is.null(overall_percent)) "" else sprintf(" %.1f%%", overall_percent),
+                      if (is.null(message)) "" else paste(":", message)), quiet)
+    }
+  }
+  if (!is.null(status)) {
+    r <- .tk(tk_run_status(run_id, status, message, .tk_text(error_message, "error_message"),
+                           .tk_text(error_detail, "error_detail"), isTRUE(reset)))
+    .tk_transition_note(r, NULL, error_message %||% message, quiet)
+  }
+  invisible(TRUE)
+}
+
+#' Complete a run
+#'
+#' Sets the run `COMPLETED`; its open subtasks are completed with it.
+#'
+#' @inheritParams task_update
+#' @return `TRUE`, invisibly.
+#' @export
+task_complete <- function(message = NULL, quiet = FALSE, conn = NULL, run_id = NULL) {
+  task_update(status = "COMPLETED", message = message, quiet = quiet, conn = conn, run_id = run_id)
+}
+
+#' Fail a run
+#'
+#' Sets the run `FAILED` with an error; its open subtasks fail with it. A
+#' finished run cannot fail any more (the earlier package overwrote
+#' `COMPLETED`).
+#'
+#' @param error_message What went wrong.
+#' @param error_detail Details (e.g. a call stack).
+#' @inheritParams task_update
+#' @return `TRUE`, invisibly.
+#' @export
+task_fail <- function(error_message, error_detail = NULL, quiet = FALSE, conn = NULL, run_id = NULL) {
+  if (missing(error_message) || is.null(error_message)) {
+    .tk_arg_error("invalid error_message NULL: task_fail() needs an error message")
+  }
+  task_update(status = "FAILED", error_message = error_message, error_detail = error_detail,
+              quiet = quiet, conn = conn, run_id = run_id)
+}
+
+#' Record a task as completed without running it
+#'
+#' Creates a run that is already `COMPLETED`, with `total_subtasks` completed
+#' subtasks ("Subtask 1", ...). Does not change the current run.
+#'
+#' @inheritParams task_start
+#' @param timestamp When the work was done (kept in the run's metadata as
+#'   `marked_complete_at`; the run's own times are the time of this call).
+#' @return The run id, invisibly.
+#' @export
+task_mark_complete <- function(stage, task, message = NULL, total_subtasks = NULL, version = NULL,
+                               git_commit = NULL, timestamp = NULL, quiet = FALSE, conn = NULL) {
+  .tk_conn(conn)
+  meta <- '{"marked_complete": true}'
+  if (!is.null(timestamp)) {
+    meta <- sprintf('{"marked_complete": true, "marked_complete_at": "%s"}',
+                    format(as.POSIXct(timestamp, tz = "UTC"), "%Y-%m-%dT%H:%M:%SZ", tz = "UTC"))
+  }
+  run_id <- task_start(stage, task, total_subtasks = total_subtasks, message = message,
+                       version = version, git_commit = git_commit, quiet = TRUE,
+                       .active = FALSE, metadata = meta)
+  for (i in seq_len(total_subtasks %||% 0)) {
+    subtask_start(sprintf("Subtask %d", i), items_total = 1, quiet = TRUE, run_id = run_id)
+    subtask_complete(items_completed = 1, message = "Manually marked complete", quiet = TRUE,
+                     run_id = run_id, subtask_number = i)
+  }
+  task_complete(message = message, quiet = TRUE, run_id = run_id)
+  .tk_say(sprintf("%s.%s marked COMPLETED", stage, task), quiet)
+  invisible(run_id)
+}
+
+#' Delete the runs of a task
+#'
+#' Deletes every run of the task (or only `run_id`) with its subtasks and
+#' events. An unknown task is an error.
+#'
+#' @inheritParams task_start
+#' @param run_id Only this run.
+#' @return `TRUE`, invisibly.
+#' @export
+task_reset <- function(stage, task, run_id = NULL, quiet = FALSE, conn = NULL) {
+  .tk_conn(conn)
+  .tk_ensure()
+  known <- get_registered_tasks(stage = stage, name = task)
+  if (!nrow(known)) {
+    .tk_signal("not_found", sprintf("task not found: \"%s\" in stage \"%s\"", task, stage))
+  }
+  n <- .tk(tk_delete_runs(.tk_text(stage, "stage"), .tk_text(task, "task"), .tk_text(run_id, "run_id")))
+  if (n == 0) {
+    .tk_say(sprintf("No task runs found for %s.%s", stage, task), quiet)
+  } else {
+    .tk_say(sprintf("%s.%s: deleted %d run(s)", stage, task, as.integer(n)), quiet)
+  }
+  ctx <- .tk(tk_context(FALSE, NULL))
+  if (!is.null(ctx) && is.null(tryCatch(.tk(tk_run(ctx)), tasker_not_found = function(e) NULL))) {
+    .tk(tk_context(TRUE, NULL))
+  }
+  invisible(TRUE)
+}

@@ -1,0 +1,130 @@
+#' Start a subtask
+#'
+#' The number is allocated by the database (the next free number of the run)
+#' unless `subtask_number` is given; the earlier package counted in memory, so
+#' restarted scripts and workers overwrote existing rows. An existing number is
+#' an error unless `restart = TRUE`, which starts it again from zero (no stale
+#' progress is kept). The subtask becomes the run's current subtask, which
+#' [subtask_update()], [subtask_increment()] and [subtask_complete()] use by
+#' default.
+#'
+#' @param subtask_name A label.
+#' @param items_total How many items the subtask will process.
+#' @param message A progress message.
+#' @param quiet Do not print a message.
+#' @param conn Ignored.
+#' @param run_id The run (default: the current run).
+#' @param subtask_number An explicit number (1, 2, ...).
+#' @param restart Start an existing number again from zero.
+#' @return The subtask number, invisibly (the earlier package returned a row id).
+#' @export
+subtask_start <- function(subtask_name, items_total = NULL, message = NULL, quiet = FALSE,
+                          conn = NULL, run_id = NULL, subtask_number = NULL, restart = FALSE) {
+  .tk_conn(conn)
+  .tk_ensure()
+  r <- .tk(tk_subtask_start(.tk_text(run_id, "run_id"), .tk_text(subtask_name, "subtask_name"),
+                            items_total, .tk_text(message, "message"), subtask_number, isTRUE(restart)))
+  .tk_say(sprintf("%s [%d] START: %s%s", .tk_run_label(r), r$number, subtask_name,
+                  if (is.null(items_total)) "" else sprintf(" (%s items)", format(items_total, big.mark = ","))),
+          quiet)
+  invisible(r$number)
+}
+
+.tk_subtask_statuses <- c("RUNNING", "COMPLETED", "FAILED", "SKIPPED", "PAUSED", "CANCELLED")
+
+#' Update a subtask
+#'
+#' Without `status` this records progress only and never changes the status
+#' (except `STARTED` to `RUNNING` on first progress); the earlier package set
+#' `RUNNING` by default and so reopened finished subtasks. Progress calls only
+#' touch memory; a background thread writes them every 200 ms. `percent` is
+#' derived from the items whenever `items_total` is known. Progress messages
+#' are printed at most once per second per run.
+#'
+#' @param status `NULL` (unchanged) or `RUNNING`, `COMPLETED`, `FAILED`,
+#'   `SKIPPED`, `PAUSED`, `CANCELLED`.
+#' @param percent Percent complete (0 to 100), for subtasks without items.
+#' @param items_complete Items done so far (an absolute count).
+#' @param message A progress message.
+#' @param error_message Recorded with a `FAILED` status.
+#' @param quiet Do not print messages.
+#' @param conn Ignored.
+#' @param run_id The run (default: the current run).
+#' @param subtask_number The subtask (default: the run's current subtask).
+#' @param items_total Change the number of items.
+#' @param reset Allow leaving a finished status.
+#' @return `TRUE`, invisibly.
+#' @export
+subtask_update <- function(status = NULL, percent = NULL, items_complete = NULL, message = NULL,
+                           error_message = NULL, quiet = FALSE, conn = NULL, run_id = NULL,
+                           subtask_number = NULL, items_total = NULL, reset = FALSE) {
+  if (is.null(status) && is.null(error_message) && is.null(conn)) {
+    r <- .Call(tk_prog, run_id, subtask_number, items_complete, percent, message, items_total)
+    if (!is.null(r)) {
+      .tk_progress_post(r, quiet, run_id, function() {
+        .Call(tk_prog, run_id, subtask_number, items_complete, percent, message, items_total)
+      })
+    }
+    return(invisible(TRUE))
+  }
+  .tk_conn(conn)
+  .tk_ensure()
+  status <- .tk_status(status, .tk_subtask_statuses)
+  if (is.null(status)) {
+    .tk_arg_error("invalid error_message: an error is recorded with a status (status = \"FAILED\")")
+  }
+  run_id <- .tk_text(run_id, "run_id")
+  if (!is.null(items_complete) || !is.null(percent) || !is.null(items_total)) {
+    .tk_progress_post(.Call(tk_prog, run_id, subtask_number, items_complete, percent, NULL, items_total),
+                      TRUE, run_id, function() NULL)
+  }
+  r <- .tk(tk_subtask_status(run_id, subtask_number, status, .tk_text(message, "message"),
+                             .tk_text(error_message, "error_message"), isTRUE(reset)))
+  .tk_transition_note(r, r$number, error_message %||% message, quiet)
+  invisible(TRUE)
+}
+
+#' Complete a subtask
+#'
+#' @param items_completed Final item count. A string given here (as in
+#'   `subtask_complete("done")`) is taken as the message.
+#' @inheritParams subtask_update
+#' @return `TRUE`, invisibly.
+#' @export
+subtask_complete <- function(items_completed = NULL, message = NULL, quiet = FALSE, conn = NULL,
+                             run_id = NULL, subtask_number = NULL) {
+  if (is.character(items_completed) && is.null(message)) {
+    message <- items_completed
+    items_completed <- NULL
+  }
+  subtask_update(status = "COMPLETED", items_complete = items_completed, message = message,
+                 quiet = quiet, conn = conn, run_id = run_id, subtask_number = subtask_number)
+}
+
+#' Add items to a subtask's count
+#'
+#' Costs about as much as an empty R function call: the count is kept in memory
+#' and written by a background thread (every 200 ms, at every transition, at
+#' [tasker_flush()] and at exit). Many processes can increment one subtask and
+#' the stored total is exact. In a forked child (`parallel::mclapply`), call
+#' [tasker_flush()] before the function returns, or use [track()] /
+#' [with_subtask()], which do it for you: forked children exit without running
+#' exit hooks.
+#'
+#' @param increment Items to add (a whole number, at least 1).
+#' @inheritParams subtask_update
+#' @return `TRUE`, invisibly.
+#' @export
+subtask_increment <- function(increment = 1, quiet = TRUE, conn = NULL, run_id = NULL,
+                              subtask_number = NULL) {
+  r <- if (is.null(run_id) && is.null(subtask_number)) {
+    .Call(tk_inc_ctx, increment)
+  } else {
+    .Call(tk_inc, run_id, subtask_number, increment)
+  }
+  if (!is.null(conn)) .tk_conn(conn)
+  if (!is.null(r)) {
+    .tk_progress_post(r, quiet, run_id, function() .Call(tk_inc, run_id, subtask_number, increment))
+  }
+  invisible(TRUE)
+}
