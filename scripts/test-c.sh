@@ -50,6 +50,13 @@ for kind in shared static; do
     check "pipeline ($kind) stored data" verify "$tmp/$kind.db"
     check "abi test ($kind)" "$OUT/abi_test_$kind" "sqlite://$tmp/abi_$kind.db"
 done
+# Installed with a pkg-config file, as a C user would consume it.
+TASKER_CARGO_PROFILE=dev bash scripts/install-c.sh "$tmp/prefix" >/dev/null
+pc_flags=$(PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config --cflags --libs tasker)
+# shellcheck disable=SC2086
+check "pkg-config build" gcc "${CFLAGS[@]}" examples/c/pipeline.c $pc_flags -o "$OUT/pipeline_pc"
+check "pkg-config build runs" "$OUT/pipeline_pc" "sqlite://$tmp/pc.db" > /dev/null
+
 if command -v valgrind >/dev/null; then
     VG=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
     check "pipeline under valgrind" "${VG[@]}" "$OUT/pipeline_shared" "sqlite://$tmp/vg.db" > /dev/null

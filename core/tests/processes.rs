@@ -40,6 +40,13 @@ fn child() {
         .split(' ')
         .map(String::from)
         .collect();
+    if role == "open" {
+        // Start together: wait for the go file the parent creates.
+        let go = std::path::Path::new(&db).with_extension("go");
+        while !go.exists() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
     let t = Tracker::open(Config::sqlite(db)).unwrap();
     match role.as_str() {
         "increment" => {
@@ -82,6 +89,11 @@ fn child() {
             loop {
                 run.subtask_increment(b, 1).unwrap();
             }
+        }
+        "open" => {
+            // Opened (created and migrated) at the same moment as its siblings.
+            let run = t.task_start("open", "race", RunOptions::default()).unwrap();
+            run.complete(None).unwrap();
         }
         other => panic!("unknown child role {other}"),
     }
@@ -198,4 +210,35 @@ fn a_killed_process_leaves_a_sound_database_its_transitions_and_a_lost_run() {
     assert_eq!((other.status, other.lost), (Status::Running, false));
     assert_eq!(t.subtasks(bystander.run_id()).unwrap()[0].items_complete, 5);
     bystander.complete(None).unwrap();
+}
+
+#[test]
+fn many_processes_creating_one_new_database_at_once_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fresh.db");
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            spawn_child("open", &db, &["-"])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(db.with_extension("go"), "").unwrap();
+    for mut c in children {
+        assert!(
+            c.wait().unwrap().success(),
+            "a process failed to open the new database"
+        );
+    }
+    let t = Tracker::open(Config::sqlite(&db)).unwrap();
+    let runs = t.history(&tasker::HistoryFilter::default()).unwrap();
+    assert_eq!(runs.len(), 8);
+    assert!(runs.iter().all(|r| r.status == Status::Completed));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let versions: i64 = conn
+        .query_row("SELECT COUNT(*) FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(versions, 1, "the migration was applied exactly once");
 }
