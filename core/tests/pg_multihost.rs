@@ -671,3 +671,79 @@ fn a_tasker_yml_with_driver_parts_selects_postgres() {
         .get(0);
     assert_eq!(n, 1);
 }
+
+/// Event ids are handed out in commit order, so a reader that follows
+/// `events_after(last id seen)` while many connections write never skips one.
+#[test]
+fn events_after_never_skips_an_event_under_concurrent_writers() {
+    let Some(url) = pg_url() else { return };
+    let config = pg_config(&url, &fresh_schema("events"));
+    let mut setup = tasker::store::open(&config).unwrap();
+    let writers = 6;
+    let per_writer = 150;
+    for w in 0..writers {
+        setup
+            .start_run(&tasker::store::NewRun {
+                run_id: format!("w{w}"),
+                stage: "ev".into(),
+                task: format!("t{w}"),
+                facts: tasker::process::ProcessFacts::current(None),
+                options: RunOptions::default(),
+                start_time: chrono::Utc::now(),
+            })
+            .unwrap();
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let config = config.clone();
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut s = tasker::store::open(&config).unwrap();
+            let mut seen = Vec::new();
+            let mut last = 0;
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                for e in s.events_after(last, None, 10_000).unwrap() {
+                    last = e.event_id;
+                    seen.push(e.event_id);
+                }
+                if finished {
+                    return seen;
+                }
+            }
+        })
+    };
+    let handles: Vec<_> = (0..writers)
+        .map(|w| {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let mut s = tasker::store::open(&config).unwrap();
+                let run = format!("w{w}");
+                for i in 0..per_writer {
+                    let to = if i % 2 == 0 {
+                        Status::Paused
+                    } else {
+                        Status::Running
+                    };
+                    s.run_transition(&run, to, &Default::default(), chrono::Utc::now())
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.join().unwrap();
+    let all: Vec<i64> = setup
+        .events_after(0, None, 100_000)
+        .unwrap()
+        .iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(all.len(), writers * (per_writer + 1));
+    let first_seen = seen.first().copied().unwrap_or(i64::MAX);
+    let expected: Vec<i64> = all.iter().copied().filter(|id| *id >= first_seen).collect();
+    assert_eq!(seen, expected, "the reader skipped events");
+}
