@@ -39,7 +39,7 @@ tasker_config <- function(config_file = NULL, host = NULL, port = NULL, dbname =
                user = user, password = password, schema = schema, driver = driver,
                path = path, url = url, ...)
   args <- args[!vapply(args, is.null, logical(1))]
-  if (!length(args) && !isTRUE(reload) && isTRUE(.tasker_env$configured)) {
+  if (!length(args) && missing(start_dir) && !isTRUE(reload) && isTRUE(.tasker_env$configured)) {
     return(invisible(getOption("tasker.config")))
   }
   args$start_dir <- start_dir

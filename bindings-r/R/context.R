@@ -64,7 +64,8 @@ environment(.tk_worker_attach) <- globalenv()
 environment(.tk_worker_eval) <- globalenv()
 
 .tk_worker_setup <- function(cfg, run_id, current, opts) {
-  ns <- loadNamespace("tasker")
+  suppressPackageStartupMessages(library("tasker", character.only = TRUE))
+  ns <- asNamespace("tasker")
   get(".tk_import_context", envir = ns)(cfg, run_id, current, opts)
 }
 environment(.tk_worker_setup) <- globalenv()

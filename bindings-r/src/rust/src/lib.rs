@@ -861,7 +861,10 @@ fn tk_context(set: bool, run_id: Robj) -> Robj {
                 }
             }
         }
-        Ok(ST.with(|s| s.borrow().context.as_ref().map(|e| e.handle.run_id().to_string())))
+        Ok(ST.with(|s| match s.borrow().context.as_ref() {
+            Some(e) => Robj::from(e.handle.run_id()),
+            None => Robj::from(()),
+        }))
     })())
 }
 

@@ -1,0 +1,4 @@
+library(testthat)
+library(tasker)
+
+test_check("tasker")

@@ -1,0 +1,36 @@
+# Every test uses its own SQLite file in a temporary directory: never the user's
+# default database.
+local_tasker_db <- function(env = parent.frame()) {
+  dir <- tempfile("tasker-test-")
+  dir.create(dir)
+  db <- file.path(dir, "tasker.db")
+  withr::local_options(tasker.quiet = TRUE, .local_envir = env)
+  tasker_config(path = db, quiet = TRUE)
+  withr::defer({
+    tasker_context(NULL)
+    unlink(dir, recursive = TRUE)
+  }, envir = env)
+  db
+}
+
+# The repository root (tests run from bindings-r/tests/testthat or an R CMD check copy).
+repo_root <- function() {
+  root <- Sys.getenv("TASKER_REPO_ROOT")
+  if (nzchar(root)) return(root)
+  d <- normalizePath(getwd())
+  while (!file.exists(file.path(d, "core", "Cargo.toml")) && dirname(d) != d) d <- dirname(d)
+  if (file.exists(file.path(d, "core", "Cargo.toml"))) d else ""
+}
+
+rscript <- function() file.path(R.home("bin"), "Rscript")
+
+# Runs an R script in a fresh process with this session's library paths.
+run_r_script <- function(code, dir = tempdir(), name = "script.R", args = character()) {
+  path <- file.path(dir, name)
+  writeLines(code, path)
+  env <- c(sprintf("R_LIBS=%s", paste(.libPaths(), collapse = .Platform$path.sep)))
+  out <- suppressWarnings(system2(rscript(), c(shQuote(path), args), stdout = TRUE, stderr = TRUE, env = env))
+  list(output = out, status = attr(out, "status") %||% 0L)
+}
+
+`%||%` <- function(x, y) if (is.null(x)) y else x

@@ -1,0 +1,57 @@
+test_that("format_duration_seconds formats like the earlier package", {
+  expect_equal(format_duration_seconds(0), "0s")
+  expect_equal(format_duration_seconds(NA), "0s")
+  expect_equal(format_duration_seconds(NULL), "0s")
+  expect_equal(format_duration_seconds(-5), "0s")
+  expect_equal(format_duration_seconds(45.9), "45s")
+  expect_equal(format_duration_seconds(125), "2m")
+  expect_equal(format_duration_seconds(3600), "1h")
+  expect_equal(format_duration_seconds(7260), "2h 1m")
+  expect_equal(format_duration_seconds(86400), "1d")
+  expect_equal(format_duration_seconds(90000), "1d 1h")
+  expect_equal(format_duration_seconds(c(5, 60)), c("5s", "1m"))
+})
+
+test_that("get_completion_estimate uses stored progress and reports its level", {
+  local_tasker_db()
+  run_id <- task_start("s", "t")
+  subtask_start("rows", items_total = 1000)
+  expect_null(get_completion_estimate(quiet = TRUE)) # no progress yet
+  Sys.sleep(0.2)
+  subtask_update(items_complete = 400)
+  est <- get_completion_estimate(quiet = TRUE)
+  expect_equal(est$items_remaining, 600)
+  expect_equal(est$items_complete, 400)
+  expect_equal(est$confidence, "high")
+  expect_true(est$eta > 0)
+  expect_true(est$confidence_interval[1] < est$eta && est$eta < est$confidence_interval[2])
+  expect_equal(est$confidence_level, 0.95)
+  est80 <- get_completion_estimate(run_id = run_id, subtask_number = 1, confidence_level = 0.8, quiet = TRUE)
+  expect_true(diff(est80$confidence_interval) < diff(est$confidence_interval) * 1.5)
+  expect_match(format_completion_with_ci(est80), "(80% CI:", fixed = TRUE)
+  expect_match(format_completion_with_ci(est), "(95% CI:", fixed = TRUE)
+  expect_equal(format_completion_with_ci(NULL), "Computing...")
+  # A run id given positionally (the first argument used to be an environment).
+  expect_equal(get_completion_estimate(run_id, quiet = TRUE)$items_remaining, 600)
+  # Few items: low confidence; done: zero.
+  subtask_start("few", items_total = 10)
+  Sys.sleep(0.05)
+  subtask_update(items_complete = 3)
+  expect_equal(get_completion_estimate(quiet = TRUE)$confidence, "low")
+  subtask_complete(items_completed = 10)
+  expect_equal(get_completion_estimate(subtask_number = 2, quiet = TRUE)$eta, 0)
+})
+
+test_that("the earlier package's snapshot environment is still accepted", {
+  env <- new.env()
+  t0 <- as.POSIXct("2024-01-01 00:00:00", tz = "UTC")
+  assign("run_r1_subtask_1", list(
+    list(timestamp = t0, items_complete = 0, items_total = 100),
+    list(timestamp = t0 + 10, items_complete = 50, items_total = 100)
+  ), envir = env)
+  est <- get_completion_estimate(env, "r1", 1, quiet = TRUE)
+  expect_equal(est$eta, 10)
+  expect_equal(est$rate, 5)
+  expect_equal(est$confidence, "high")
+  expect_null(get_completion_estimate(env, "r1", 2, quiet = TRUE))
+})

@@ -1,0 +1,41 @@
+test_that("find_and_update_task locates by names, numbers and filename", {
+  local_tasker_db()
+  register_task("prepare", "download", stage_order = 1, task_order = 1, script_filename = "01_download.R")
+  register_task("prepare", "download_more", stage_order = 1, task_order = 2, script_filename = "02_more.R")
+  register_task("model", "fit", stage_order = 2, task_order = 1, script_filename = "03_fit.R")
+  a <- task_start("prepare", "download", .active = FALSE)
+  b <- task_start("model", "fit", .active = FALSE)
+  # Exact name wins over the substring match of "download_more".
+  find_and_update_task("prepare", "download", status = "COMPLETED", message = "by hand")
+  expect_equal(get_task_status(task = "download")$status, "COMPLETED")
+  find_and_update_task(2, 1, status = "FAILED", error_message = "operator says no")
+  row <- get_task_status(task = "fit")
+  expect_equal(row$status, "FAILED")
+  expect_equal(row$error_message, "operator says no")
+  expect_error(find_and_update_task("prep", "more", status = "RUNNING"), class = "tasker_not_found")
+  expect_error(find_and_update_task("prep", "more", status = "RUNNING", force = FALSE), "force=FALSE")
+  expect_warning(find_and_update_task(filename = "/x/02_MORE.R", status = "RUNNING", force = TRUE))
+  expect_equal(get_task_status(task = "download_more")$status, "RUNNING")
+  expect_error(find_and_update_task("nostage", "x", status = "RUNNING"), "stages: prepare, model",
+               class = "tasker_not_found")
+  register_task("prepare", "download_extra", stage_order = 1, task_order = 3)
+  expect_error(find_and_update_task("prepare", "download_", status = "RUNNING"), "ambiguous",
+               class = "tasker_argument")
+})
+
+test_that("find_and_update_subtask sets status and progress of a subtask", {
+  local_tasker_db()
+  register_task("s", "t", stage_order = 1, task_order = 1, script_filename = "t.R")
+  run_id <- task_start("s", "t")
+  subtask_start("load")
+  subtask_start("save")
+  find_and_update_subtask("s", "t", "load", items_total = 10, items_completed = 10, status = "COMPLETED")
+  find_and_update_subtask(filename = "t.R", subtask = 2, percent = 50, message = "half")
+  st <- get_subtask_progress(run_id)
+  expect_equal(st$status, c("COMPLETED", "RUNNING"))
+  expect_equal(st$items_complete[1], 10)
+  expect_equal(st$percent_complete, c(100, 50))
+  expect_equal(st$progress_message[2], "half")
+  expect_error(find_and_update_subtask("s", "t", "nope", status = "COMPLETED"), "1 load, 2 save",
+               class = "tasker_not_found")
+})

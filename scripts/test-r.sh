@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# R layer: installs the package into build/Rlib (debug Rust build, shared target dir),
+# checks that the generated .Call wrappers are up to date, runs the testthat suite
+# against the installed package and prints one closing line: "R: N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export TASKER_CARGO_PROFILE="${TASKER_CARGO_PROFILE:-dev}"
+export TASKER_REPO_ROOT="$PWD"
+LIB="$PWD/build/Rlib"
+mkdir -p "$LIB"
+
+fail() { echo "$1" >&2; echo "R: 0 passed, 1 failed"; exit 1; }
+
+# The cross-language tests link the C reader against target/debug/libtasker.so.
+cargo build -q -p tasker-core || fail "cargo build -p tasker-core failed"
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! R CMD INSTALL --no-multiarch -l "$LIB" bindings-r >"$log" 2>&1; then
+    cat "$log" >&2
+    fail "R CMD INSTALL bindings-r failed"
+fi
+
+# The wrappers in R/extendr-wrappers.R must match the compiled library.
+Rscript bindings-r/tools/make-wrappers.R bindings-r || fail "make-wrappers.R failed"
+if ! git diff --exit-code -- bindings-r/R/extendr-wrappers.R; then
+    fail "bindings-r/R/extendr-wrappers.R is stale: run Rscript bindings-r/tools/make-wrappers.R and commit it"
+fi
+
+export R_LIBS="$LIB${R_LIBS:+:$R_LIBS}"
+# Never the user's database: every test configures its own file, and this is a
+# throwaway default for anything that would fall back to it.
+export XDG_DATA_HOME="$(mktemp -d)"
+export XDG_CONFIG_HOME="$XDG_DATA_HOME"
+unset TASKER_DB_URL TASKER_DB_PATH TASKER_DB_DRIVER TASKER_DB_HOST TASKER_DB_NAME
+Rscript -e 'r <- as.data.frame(testthat::test_dir("bindings-r/tests/testthat", package = "tasker", load_package = "installed", stop_on_failure = FALSE, reporter = "summary")); f <- sum(r$failed) + sum(r$error); cat(sprintf("R: %d passed, %d failed\n", sum(r$passed), f)); quit(status = as.integer(f > 0))'
+status=$?
+rm -rf "$XDG_DATA_HOME"
+exit $status
