@@ -1120,6 +1120,13 @@ pub extern "C" fn tk_prog(
     })
 }
 
+/// A native routine that does nothing: the `.Call` baseline of bench/r/bench_progress.R.
+#[no_mangle]
+pub extern "C" fn tk_noop(_x: SEXP) -> SEXP {
+    // SAFETY: reading R's NULL constant.
+    unsafe { ffi::R_NilValue }
+}
+
 extendr_module! {
     mod tasker;
     fn tk_open;
@@ -1181,6 +1188,7 @@ pub unsafe extern "C" fn R_init_tasker_rs(info: *mut extendr_api::DllInfo) {
         &["run_id", "number", "items_complete", "percent", "message", "items_total"],
         tk_prog as *const u8,
     ));
+    meta.functions.push(raw("tk_noop", &["x"], tk_noop as *const u8));
     // SAFETY: `info` comes from R's loader; the table lists functions of this library.
     unsafe { extendr_api::register_call_methods(info, meta) };
 }

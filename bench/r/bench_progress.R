@@ -1,0 +1,66 @@
+# Per-call cost of tasker's progress calls from R, next to baselines measured in
+# the same run: an empty R closure call and a .Call of a native routine that does
+# nothing. One loop of N calls each; the cost of an empty loop iteration is
+# subtracted. Prints a table of ns per call and ratios.
+#
+#   R CMD INSTALL -l /tmp/tasker-rel bindings-r      # release build (default profile)
+#   R_LIBS=/tmp/tasker-rel Rscript bench/r/bench_progress.R [N]
+suppressPackageStartupMessages(library(tasker))
+args <- commandArgs(trailingOnly = TRUE)
+N <- if (length(args)) as.integer(args[[1]]) else 1000000L
+options(tasker.quiet = TRUE) # progress notes (once a second) would print otherwise
+
+dir <- tempfile("tasker-bench-")
+dir.create(dir)
+tasker_config(path = file.path(dir, "bench.db"), quiet = TRUE)
+run_id <- task_start("bench", "progress")
+n_inc <- subtask_start("increment", items_total = 4 * N)
+
+noop <- getNativeSymbolInfo("tk_noop", PACKAGE = "tasker")
+empty <- function() NULL
+
+time_loop <- function(body) {
+  f <- eval(substitute(function() {
+    for (i in seq_len(N)) BODY
+    invisible(NULL)
+  }, list(BODY = substitute(body))))
+  f <- compiler::cmpfun(f)
+  f() # warm up (and JIT)
+  gc()
+  t <- proc.time()[["elapsed"]]
+  f()
+  proc.time()[["elapsed"]] - t
+}
+environment(time_loop) <- environment()
+
+loop <- time_loop(NULL)
+res <- list(
+  "empty R closure: f()" = time_loop(empty()),
+  ".Call(<native no-op>, i)" = time_loop(.Call(noop, i)),
+  "subtask_increment()" = time_loop(subtask_increment()),
+  "subtask_increment(run_id = id)" = time_loop(subtask_increment(run_id = run_id))
+)
+n_upd <- subtask_start("update", items_total = N)
+res[["subtask_update(items_complete = i)"]] <- time_loop(subtask_update(items_complete = i))
+res[["subtask_update(items_complete = i, run_id = id)"]] <-
+  time_loop(subtask_update(items_complete = i, run_id = run_id))
+
+tasker_flush()
+st <- get_subtask_progress(run_id)
+stopifnot(st$items_complete[st$subtask_number == n_inc] == 4 * N) # 2 timed + 2 warm-up loops
+stopifnot(st$items_complete[st$subtask_number == n_upd] == N)
+task_complete()
+
+ns <- vapply(res, function(t) max(t - loop, 0) / N * 1e9, numeric(1))
+base <- ns[[1]]
+call <- ns[[2]]
+cat(sprintf("R %s, tasker %s, N = %s calls each; empty loop iteration %.0f ns (subtracted)\n\n",
+            getRversion(), utils::packageVersion("tasker"), format(N, big.mark = ","), loop / N * 1e9))
+cat(sprintf("%-48s %10s %12s %12s\n", "call", "ns/call", "x closure", "x .Call"))
+for (nm in names(ns)) {
+  cat(sprintf("%-48s %10.0f %12.2f %12.2f\n", nm, ns[[nm]], ns[[nm]] / base, ns[[nm]] / call))
+}
+info <- get_task_status(stage = "bench")
+cat(sprintf("\nstored: %s items over %d subtasks; run %s\n",
+            format(sum(st$items_complete), big.mark = ","), nrow(st), info$status))
+unlink(dir, recursive = TRUE)
