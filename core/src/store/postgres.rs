@@ -2,21 +2,26 @@
 //!
 //! Everything lives in one schema (default `tasker`), created on first use.
 //! Behaviour mirrors the SQLite store statement for statement: the same
-//! validation inside the same transaction, the same events, the same rows.
+//! validation inside the same transaction, the same events, the same rows
+//! (`core/tests/store_suite.rs` runs one suite on both and compares them).
 //! What differs is how concurrency is made safe across hosts:
 //!
 //! - migrations run inside a transaction holding an advisory lock, so many
 //!   processes opening a new database at once apply each migration once;
-//! - every write transaction locks the rows of the runs it touches
-//!   (`SELECT ... FOR UPDATE`, in run-id order) before anything else, so a
-//!   transition is checked against a status nobody else can change meanwhile,
-//!   the next free subtask number is race-free, and writers never deadlock;
+//! - every write locks the rows of the runs it touches (`SELECT ... FOR
+//!   UPDATE`, in run-id order) before anything else, so a transition is checked
+//!   against a status nobody else can change meanwhile, the next free subtask
+//!   number is race-free, and writers never deadlock;
 //! - writers take an advisory lock before appending events, so event ids are
 //!   handed out in commit order and `events_after` never skips one;
 //! - increments are deltas (`items_complete = items_complete + $n`).
 //!
+//! Transitions and progress flushes are PL/pgSQL functions of the schema (see
+//! the migration): one round trip each. The state machine's rules stay in Rust,
+//! which passes the statuses a transition may start from.
+//!
 //! The `postgres` crate is synchronous (it runs a small tokio runtime of its
-//! own): do not call this store on a tokio worker thread.
+//! own): do not call this store on a tokio worker thread (use `spawn_blocking`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -996,48 +1001,6 @@ fn newer_schema(v: i64, known: i64) -> Error {
     )
 }
 
-/// Before the first event of a transaction: events get ids in commit order.
-fn lock_events(tx: &mut impl GenericClient, st: &mut Statements, key: (i32, i32)) -> R<()> {
-    st.exec(
-        tx,
-        "SELECT pg_advisory_xact_lock($1, $2)",
-        &[&key.0, &key.1],
-    )?;
-    Ok(())
-}
-
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one argument per column of the events table"
-)]
-fn insert_event(
-    tx: &mut impl GenericClient,
-    st: &mut Statements,
-    now: &DateTime<Utc>,
-    run_id: &str,
-    subtask: Option<u32>,
-    kind: &str,
-    old: Option<Status>,
-    new: Status,
-    message: Option<&str>,
-) -> R<()> {
-    st.exec(
-        tx,
-        "INSERT INTO @.events(time, run_id, subtask_number, kind, old_status, new_status, message)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[
-            now,
-            &run_id,
-            &subtask.map(i64::from),
-            &kind,
-            &old.map(Status::as_str),
-            &new.as_str(),
-            &message,
-        ],
-    )?;
-    Ok(())
-}
-
 /// Columns of a run row, in the order `map_run` reads them. `r` may be NULL
 /// (a registered task that never ran) in `task_status`.
 const RUN_COLUMNS: &str = "
@@ -1465,126 +1428,35 @@ impl Store for PostgresStore {
         }
         let now = ts(now);
         // Every run this flush touches, locked in one order by every process.
-        let mut runs: Vec<&str> = batch
+        let mut lock_runs: Vec<&str> = batch
             .iter()
             .map(|u| &*u.run_id)
             .chain(heartbeats.iter().map(|h| &**h))
             .collect();
-        runs.sort_unstable();
-        runs.dedup();
-        self.write(|tx, st, events| {
-            st.all(
-                tx,
-                "SELECT run_id FROM @.runs WHERE run_id = ANY($1) ORDER BY run_id COLLATE \"C\" FOR UPDATE",
-                &[&runs],
-            )?;
-            let mut events_locked = false;
-            for u in batch {
-                let run_id: &str = &u.run_id;
-                match u.subtask {
-                    Some(number) => {
-                        let number = i64::from(number);
-                        st.exec(
-                            tx,
-                            "UPDATE @.subtasks SET
-                                items_complete = COALESCE($3, items_complete) + $4,
-                                items_total = COALESCE($5, items_total),
-                                percent = COALESCE($6, percent),
-                                message = COALESCE($7, message),
-                                last_update = $8
-                             WHERE run_id = $1 AND subtask_number = $2",
-                            &[
-                                &run_id,
-                                &number,
-                                &u.items_set.map(i64_of),
-                                &i64_of(u.items_delta),
-                                &u.items_total.map(i64_of),
-                                &u.percent,
-                                &u.message,
-                                &now,
-                            ],
-                        )?;
-                        let moved = st.exec(
-                            tx,
-                            "UPDATE @.subtasks SET status = 'RUNNING'
-                             WHERE run_id = $1 AND subtask_number = $2 AND status = 'STARTED'",
-                            &[&run_id, &number],
-                        )?;
-                        if moved > 0 {
-                            if !events_locked {
-                                lock_events(tx, st, events)?;
-                                events_locked = true;
-                            }
-                            insert_event(
-                                tx,
-                                st,
-                                &now,
-                                run_id,
-                                u.subtask,
-                                "subtask",
-                                Some(Status::Started),
-                                Status::Running,
-                                None,
-                            )?;
-                        }
-                        st.exec(
-                            tx,
-                            "UPDATE @.runs SET last_update = $2 WHERE run_id = $1",
-                            &[&run_id, &now],
-                        )?;
-                    }
-                    None => {
-                        st.exec(
-                            tx,
-                            "UPDATE @.runs SET
-                                current_subtask = COALESCE($2, current_subtask),
-                                overall_percent = COALESCE($3, overall_percent),
-                                message = COALESCE($4, message),
-                                last_update = $5
-                             WHERE run_id = $1",
-                            &[
-                                &run_id,
-                                &u.current_subtask.map(i64::from),
-                                &u.percent,
-                                &u.message,
-                                &now,
-                            ],
-                        )?;
-                    }
-                }
-                let moved = st.exec(
-                    tx,
-                    "UPDATE @.runs SET status = 'RUNNING' WHERE run_id = $1 AND status = 'STARTED'",
-                    &[&run_id],
-                )?;
-                if moved > 0 {
-                    if !events_locked {
-                        lock_events(tx, st, events)?;
-                        events_locked = true;
-                    }
-                    insert_event(
-                        tx,
-                        st,
-                        &now,
-                        run_id,
-                        None,
-                        "run",
-                        Some(Status::Started),
-                        Status::Running,
-                        None,
-                    )?;
-                }
-            }
-            if !heartbeats.is_empty() {
-                let beats: Vec<&str> = heartbeats.iter().map(|h| &**h).collect();
-                st.exec(
-                    tx,
-                    "UPDATE @.runs SET heartbeat_time = $2 WHERE run_id = ANY($1)",
-                    &[&beats, &now],
-                )?;
-            }
-            Ok(())
-        })
+        lock_runs.sort_unstable();
+        lock_runs.dedup();
+        let runs: Vec<&str> = batch.iter().map(|u| &*u.run_id).collect();
+        let subtasks: Vec<Option<i64>> = batch.iter().map(|u| u.subtask.map(i64::from)).collect();
+        let set: Vec<Option<i64>> = batch.iter().map(|u| u.items_set.map(i64_of)).collect();
+        let delta: Vec<i64> = batch.iter().map(|u| i64_of(u.items_delta)).collect();
+        let total: Vec<Option<i64>> = batch.iter().map(|u| u.items_total.map(i64_of)).collect();
+        let percent: Vec<Option<f64>> = batch.iter().map(|u| u.percent).collect();
+        let message: Vec<Option<&str>> = batch.iter().map(|u| u.message.as_deref()).collect();
+        let current: Vec<Option<i64>> = batch
+            .iter()
+            .map(|u| u.current_subtask.map(i64::from))
+            .collect();
+        let beats: Vec<&str> = heartbeats.iter().map(|h| &**h).collect();
+        let (ns, key) = self.events_key;
+        // One round trip: the flush runs as one function call in its own transaction.
+        self.call(
+            "SELECT @.apply_progress($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            &[
+                &runs, &subtasks, &set, &delta, &total, &percent, &message, &current, &beats,
+                &lock_runs, &now, &ns, &key,
+            ],
+            |_| Ok(()),
+        )
     }
 
     fn run_status(&mut self, run_id: &str) -> Result<Option<Status>> {

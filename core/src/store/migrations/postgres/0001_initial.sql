@@ -264,3 +264,61 @@ BEGIN
             p_to, COALESCE(p_error, p_message));
     o_code := 'ok';
 END $$;
+
+-- One progress flush: element i of the arrays is one update (p_subtasks[i] NULL:
+-- run-level progress). Locks every run it touches (p_lock_runs, sorted) first.
+CREATE FUNCTION apply_progress(
+    p_runs text[], p_subtasks bigint[], p_set bigint[], p_delta bigint[], p_total bigint[],
+    p_percent double precision[], p_message text[], p_current bigint[],
+    p_beats text[], p_lock_runs text[], p_now timestamptz,
+    p_lock_ns integer, p_lock_key integer)
+RETURNS void LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    v_events boolean := false;
+    v_moved integer;
+BEGIN
+    PERFORM 1 FROM runs WHERE run_id = ANY (p_lock_runs) ORDER BY run_id COLLATE "C" FOR UPDATE;
+    FOR i IN 1 .. COALESCE(array_length(p_runs, 1), 0) LOOP
+        IF p_subtasks[i] IS NOT NULL THEN
+            UPDATE subtasks SET
+                items_complete = COALESCE(p_set[i], items_complete) + p_delta[i],
+                items_total = COALESCE(p_total[i], items_total),
+                percent = COALESCE(p_percent[i], percent),
+                message = COALESCE(p_message[i], message),
+                last_update = p_now
+             WHERE run_id = p_runs[i] AND subtask_number = p_subtasks[i];
+            UPDATE subtasks SET status = 'RUNNING'
+             WHERE run_id = p_runs[i] AND subtask_number = p_subtasks[i] AND status = 'STARTED';
+            GET DIAGNOSTICS v_moved = ROW_COUNT;
+            IF v_moved > 0 THEN
+                IF NOT v_events THEN
+                    PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+                    v_events := true;
+                END IF;
+                INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
+                VALUES (p_now, p_runs[i], p_subtasks[i], 'subtask', 'STARTED', 'RUNNING', NULL);
+            END IF;
+            UPDATE runs SET last_update = p_now WHERE run_id = p_runs[i];
+        ELSE
+            UPDATE runs SET
+                current_subtask = COALESCE(p_current[i], current_subtask),
+                overall_percent = COALESCE(p_percent[i], overall_percent),
+                message = COALESCE(p_message[i], message),
+                last_update = p_now
+             WHERE run_id = p_runs[i];
+        END IF;
+        UPDATE runs SET status = 'RUNNING' WHERE run_id = p_runs[i] AND status = 'STARTED';
+        GET DIAGNOSTICS v_moved = ROW_COUNT;
+        IF v_moved > 0 THEN
+            IF NOT v_events THEN
+                PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+                v_events := true;
+            END IF;
+            INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
+            VALUES (p_now, p_runs[i], NULL, 'run', 'STARTED', 'RUNNING', NULL);
+        END IF;
+    END LOOP;
+    IF COALESCE(array_length(p_beats, 1), 0) > 0 THEN
+        UPDATE runs SET heartbeat_time = p_now WHERE run_id = ANY (p_beats);
+    END IF;
+END $$;
