@@ -151,7 +151,7 @@ fn open(py: Python<'_>, mut config: Config) -> PyResult<NativeTracker> {
             }
         }
     }
-    let inner = py.detach(|| tasker::Tracker::open(config)).or_raise()?;
+    let inner = io(py, || tasker::Tracker::open(config)).or_raise()?;
     Ok(NativeTracker { inner })
 }
 
@@ -209,7 +209,7 @@ impl NativeTracker {
             config_file,
             start_dir,
         };
-        let config = py.detach(|| Config::resolve(&args)).or_raise()?;
+        let config = io(py, || Config::resolve(&args)).or_raise()?;
         open(py, config)
     }
 
@@ -252,7 +252,7 @@ impl NativeTracker {
             let d = item.cast::<PyDict>().map_err(PyErr::from)?;
             out.push(task_spec(d)?);
         }
-        py.detach(|| self.inner.register_tasks(&out)).or_raise()
+        io(py, || self.inner.register_tasks(&out)).or_raise()
     }
 
     #[pyo3(signature = (stage, task, *, total_subtasks=None, message=None, version=None,
@@ -291,26 +291,24 @@ impl NativeTracker {
             log_filename: opt_text(log_filename),
             metadata,
         };
-        let handle = py
-            .detach(|| self.inner.task_start(&stage.0, &task.0, options))
-            .or_raise()?;
-        Ok(RunCore { handle })
+        let handle = io(py, || self.inner.task_start(&stage.0, &task.0, options)).or_raise()?;
+        Ok(RunCore { handle: std::sync::Arc::new(Handle(handle)) })
     }
 
     /// A handle on an existing run (for example one started by another process).
     fn attach_run(&self, py: Python<'_>, run_id: Text) -> PyResult<RunCore> {
-        let handle = py.detach(|| self.inner.attach_run(&run_id.0)).or_raise()?;
-        Ok(RunCore { handle })
+        let handle = io(py, || self.inner.attach_run(&run_id.0)).or_raise()?;
+        Ok(RunCore { handle: std::sync::Arc::new(Handle(handle)) })
     }
 
     /// Makes this process's pending progress durable now.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.inner.flush()).or_raise()
+        io(py, || self.inner.flush()).or_raise()
     }
 
     /// Flushes and stops the writer thread (reopened on demand).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.inner.close()).or_raise()
+        io(py, || self.inner.close()).or_raise()
     }
 
     /// Calls `callback(event_dict)` after every transition made through this tracker.
@@ -352,12 +350,12 @@ impl NativeTracker {
             status: status.map(|s| status_arg(&s.0)).transpose()?,
             limit: limit_arg(limit)?,
         };
-        let rows = py.detach(|| self.inner.task_status(&filter)).or_raise()?;
+        let rows = io(py, || self.inner.task_status(&filter)).or_raise()?;
         rows.iter().map(|r| convert::run_row(py, r)).collect()
     }
 
     fn active_runs<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let rows = py.detach(|| self.inner.active_runs()).or_raise()?;
+        let rows = io(py, || self.inner.active_runs()).or_raise()?;
         rows.iter().map(|r| convert::run_row(py, r)).collect()
     }
 
@@ -385,17 +383,17 @@ impl NativeTracker {
             since,
             limit: limit_arg(limit)?,
         };
-        let rows = py.detach(|| self.inner.history(&filter)).or_raise()?;
+        let rows = io(py, || self.inner.history(&filter)).or_raise()?;
         rows.iter().map(|r| convert::run_row(py, r)).collect()
     }
 
     fn run<'py>(&self, py: Python<'py>, run_id: Text) -> PyResult<Bound<'py, PyDict>> {
-        let row = py.detach(|| self.inner.run(&run_id.0)).or_raise()?;
+        let row = io(py, || self.inner.run(&run_id.0)).or_raise()?;
         convert::run_row(py, &row)
     }
 
     fn subtasks<'py>(&self, py: Python<'py>, run_id: Text) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let rows = py.detach(|| self.inner.subtasks(&run_id.0)).or_raise()?;
+        let rows = io(py, || self.inner.subtasks(&run_id.0)).or_raise()?;
         rows.iter().map(|r| convert::subtask_row(py, r)).collect()
     }
 
@@ -406,8 +404,7 @@ impl NativeTracker {
         stage: Option<Text>,
         name: Option<Text>,
     ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let rows = py
-            .detach(|| {
+        let rows = io(py, || {
                 self.inner
                     .registered_tasks(stage.as_ref().map(|s| s.0.as_str()), name.as_ref().map(|s| s.0.as_str()))
             })
@@ -416,7 +413,7 @@ impl NativeTracker {
     }
 
     fn stages<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let rows = py.detach(|| self.inner.stages()).or_raise()?;
+        let rows = io(py, || self.inner.stages()).or_raise()?;
         rows.iter().map(|r| convert::stage_row(py, r)).collect()
     }
 
@@ -429,8 +426,7 @@ impl NativeTracker {
         limit: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Vec<Bound<'py, PyDict>>> {
         let limit = limit_arg(limit)?.unwrap_or(1000);
-        let rows = py
-            .detach(|| {
+        let rows = io(py, || {
                 self.inner
                     .events_after(after, run_id.as_ref().map(|r| r.0.as_str()), limit)
             })
@@ -481,10 +477,65 @@ fn task_spec(d: &Bound<'_, PyDict>) -> PyResult<TaskSpec> {
     })
 }
 
+/// The binding's reference to a core run handle. When the last one goes, the
+/// tracker is flushed: the core keeps pending progress in the handle, so a handle
+/// dropped (a worker's unpickled copy after its task) would otherwise lose it.
+#[derive(Debug)]
+struct Handle(RunHandle);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let tracker = self.0.tracker();
+        let flush = || blocking_signals(|| tracker.flush());
+        let result = Python::try_attach(|py| py.detach(flush)).unwrap_or_else(flush);
+        if let Err(e) = result {
+            log::warn!("tasker: progress not written when its run handle was dropped: {e}");
+        }
+    }
+}
+
+impl std::ops::Deref for Handle {
+    type Target = RunHandle;
+    fn deref(&self) -> &RunHandle {
+        &self.0
+    }
+}
+
+type SharedHandle = std::sync::Arc<Handle>;
+
+/// Runs `f` with every signal blocked in this thread, so a thread the core starts
+/// meanwhile (the writer) never receives signals meant for Python's main thread
+/// (a SIGTERM or Ctrl-C caught by the writer leaves a blocked main thread unaware).
+fn blocking_signals<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: plain libc calls on local, initialised sigset_t values.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        let out = f();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        out
+    }
+}
+
+/// Releases the GIL and blocks signals around a call that may wait on the database.
+fn io<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
+    py.detach(|| blocking_signals(f))
+}
+
 /// A run handle on its way from the native tracker to `tasker.Run(...)`.
 #[pyclass(frozen, module = "tasker._tasker", name = "RunCore")]
 struct RunCore {
-    handle: RunHandle,
+    handle: SharedHandle,
+}
+
+#[pymethods]
+impl RunCore {
+    /// Makes a forked child start its own writer thread now, with signals blocked.
+    fn _after_fork(&self) -> PyResult<()> {
+        blocking_signals(|| self.handle.update(&RunProgress::default())).or_raise()
+    }
 }
 
 fn info(
@@ -504,7 +555,7 @@ fn info(
 /// One run (base class of `tasker.Run`). Safe to share between threads.
 #[pyclass(frozen, subclass, weakref, module = "tasker._tasker", name = "Run")]
 struct Run {
-    handle: RunHandle,
+    handle: SharedHandle,
     tracker: Py<PyAny>,
 }
 
@@ -556,7 +607,7 @@ impl Run {
             message: opt_text(message),
             restart,
         };
-        py.detach(|| self.handle.subtask_start(&name.0, options))
+        io(py, || self.handle.subtask_start(&name.0, options))
             .or_raise()
     }
 
@@ -601,7 +652,7 @@ impl Run {
         let number = number_arg(Some(number), "subtask_number")?.unwrap_or(1);
         let to = status_arg(&status.0)?;
         let i = info(message, error_message, error_detail, reset);
-        py.detach(|| self.handle.subtask_set_status(number, to, i))
+        io(py, || self.handle.subtask_set_status(number, to, i))
             .or_raise()
             .map(|s| s.as_str())
     }
@@ -636,7 +687,7 @@ impl Run {
     ) -> PyResult<&'static str> {
         let to = status_arg(&status.0)?;
         let i = info(message, error_message, error_detail, reset);
-        py.detach(|| self.handle.set_status(to, i))
+        io(py, || self.handle.set_status(to, i))
             .or_raise()
             .map(|s| s.as_str())
     }
@@ -644,38 +695,38 @@ impl Run {
     #[pyo3(signature = (message=None))]
     fn complete(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let m = opt_text(message);
-        py.detach(|| self.handle.complete(m.as_deref())).or_raise()
+        io(py, || self.handle.complete(m.as_deref())).or_raise()
     }
 
     #[pyo3(signature = (error_message, error_detail=None))]
     fn fail(&self, py: Python<'_>, error_message: Text, error_detail: Option<Text>) -> PyResult<()> {
         let d = opt_text(error_detail);
-        py.detach(|| self.handle.fail(&error_message.0, d.as_deref()))
+        io(py, || self.handle.fail(&error_message.0, d.as_deref()))
             .or_raise()
     }
 
     #[pyo3(signature = (message=None))]
     fn cancel(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let m = opt_text(message);
-        py.detach(|| self.handle.cancel(m.as_deref())).or_raise()
+        io(py, || self.handle.cancel(m.as_deref())).or_raise()
     }
 
     #[pyo3(signature = (message=None))]
     fn skip(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let m = opt_text(message);
-        py.detach(|| self.handle.skip(m.as_deref())).or_raise()
+        io(py, || self.handle.skip(m.as_deref())).or_raise()
     }
 
     #[pyo3(signature = (message=None))]
     fn pause(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let m = opt_text(message);
-        py.detach(|| self.handle.pause(m.as_deref())).or_raise()
+        io(py, || self.handle.pause(m.as_deref())).or_raise()
     }
 
     #[pyo3(signature = (message=None))]
     fn resume(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let m = opt_text(message);
-        py.detach(|| self.handle.resume(m.as_deref())).or_raise()
+        io(py, || self.handle.resume(m.as_deref())).or_raise()
     }
 }
 
@@ -714,7 +765,7 @@ fn update(
 /// One subtask of a run (base class of `tasker.Subtask`). Safe to share between threads.
 #[pyclass(frozen, subclass, weakref, module = "tasker._tasker", name = "Subtask")]
 struct Subtask {
-    handle: RunHandle,
+    handle: SharedHandle,
     number: u32,
     run: Py<PyAny>,
 }
@@ -777,7 +828,7 @@ impl Subtask {
     ) -> PyResult<&'static str> {
         let to = status_arg(&status.0)?;
         let i = info(message, error_message, error_detail, reset);
-        py.detach(|| self.handle.subtask_set_status(self.number, to, i))
+        io(py, || self.handle.subtask_set_status(self.number, to, i))
             .or_raise()
             .map(|s| s.as_str())
     }
@@ -785,28 +836,28 @@ impl Subtask {
     #[pyo3(signature = (message=None))]
     fn complete(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let m = opt_text(message);
-        py.detach(|| self.handle.subtask_complete(self.number, m.as_deref()))
+        io(py, || self.handle.subtask_complete(self.number, m.as_deref()))
             .or_raise()
     }
 
     #[pyo3(signature = (error_message, error_detail=None))]
     fn fail(&self, py: Python<'_>, error_message: Text, error_detail: Option<Text>) -> PyResult<()> {
         let d = opt_text(error_detail);
-        py.detach(|| self.handle.subtask_fail(self.number, &error_message.0, d.as_deref()))
+        io(py, || self.handle.subtask_fail(self.number, &error_message.0, d.as_deref()))
             .or_raise()
     }
 
     #[pyo3(signature = (message=None))]
     fn skip(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let m = opt_text(message);
-        py.detach(|| self.handle.subtask_skip(self.number, m.as_deref()))
+        io(py, || self.handle.subtask_skip(self.number, m.as_deref()))
             .or_raise()
     }
 
     #[pyo3(signature = (message=None))]
     fn cancel(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let i = TransitionInfo::message(opt_text(message).as_deref());
-        py.detach(|| {
+        io(py, || {
             self.handle
                 .subtask_set_status(self.number, tasker::Status::Cancelled, i)
         })
@@ -835,7 +886,7 @@ impl Noop {
 /// Flushes the pending progress of every tracker of this process.
 #[pyfunction]
 fn flush_all(py: Python<'_>) {
-    py.detach(tasker::flush_all)
+    io(py, tasker::flush_all)
 }
 
 #[pymodule]

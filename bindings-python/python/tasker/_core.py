@@ -75,12 +75,18 @@ class Tracker:
     Create one with :func:`tasker.connect`; module-level functions use a default one.
     """
 
-    __slots__ = ("_native", "_callbacks", "_lock", "_listener_id", "_runs", "__weakref__")
+    __slots__ = ("_native", "_callbacks", "_lock", "_listener_id", "_runs", "_cores", "__weakref__")
 
     def __init__(self, native: _tasker.NativeTracker) -> None:
         self._native = native
         self._callbacks: List[Tuple[str, Callback]] = []
         self._lock = threading.Lock()
+        # The native handles of runs started or attached here are kept alive:
+        # progress pending in a handle that is garbage collected would be lost (a
+        # worker drops its unpickled handles after each task). A run leaves when its
+        # `with` block ends. (The Run objects themselves are cached weakly: they
+        # refer back to this tracker.)
+        self._cores: Dict[str, _tasker.RunCore] = {}
         self._runs: "weakref.WeakValueDictionary[str, Run]" = weakref.WeakValueDictionary()
         ref = weakref.ref(self)
 
@@ -201,6 +207,7 @@ class Tracker:
             metadata_json=metadata_json,
         )
         run = Run(self, core)
+        self._cores[run.run_id] = core
         self._runs[run.run_id] = run
         return run
 
@@ -208,7 +215,11 @@ class Tracker:
         """A handle on an existing run (for example one another process started)."""
         run = self._runs.get(run_id)
         if run is None:
-            run = Run(self, self._call(self._native.attach_run, run_id))
+            core = self._cores.get(run_id)
+            if core is None:
+                core = self._call(self._native.attach_run, run_id)
+                self._cores[run_id] = core
+            run = Run(self, core)
             self._runs[run_id] = run
         return run
 
@@ -529,6 +540,22 @@ class _ForkToken:
     pass
 
 
+def _at_fork_in_child() -> None:
+    """Right after a fork: let each tracker with runs start its writer thread now, from
+    here, with signals blocked (a thread started later from a progress call would
+    inherit the caller's signal mask and could swallow SIGTERM/SIGINT)."""
+    for t in list(_TRACKERS.values()):
+        for core in list(t._cores.values()):
+            try:
+                core._after_fork()
+            except Exception:  # pragma: no cover - never break a fork
+                pass
+            break
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_at_fork_in_child)
+
 _FORK_TOKEN = _ForkToken()
 # Runs in children that multiprocessing forks (after it clears inherited finalizers).
 multiprocessing.util.register_after_fork(_FORK_TOKEN, _after_fork_in_child)
@@ -623,6 +650,8 @@ class Run(_tasker.Run):
         if exc is not None:
             self._fail_orphans(exc, tb)
         _finish_with(self, exc, tb)
+        _ORPHANS.pop(self.run_id, None)
+        self.tracker._cores.pop(self.run_id, None)
 
     def _fail_orphans(self, exc: BaseException, tb: Optional[TracebackType]) -> None:
         """Subtasks of `track()` loops left early by this exception fail with it."""
