@@ -943,7 +943,7 @@ def tracked(
 
     def decorate(f: F) -> F:
         st = stage or (f.__module__ or "main").rsplit(".", 1)[-1]
-        tk = task or f.__qualname__
+        tk = task or f.__qualname__.rsplit("<locals>.", 1)[-1]
 
         @functools.wraps(f)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
