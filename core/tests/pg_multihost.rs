@@ -747,3 +747,52 @@ fn events_after_never_skips_an_event_under_concurrent_writers() {
     let expected: Vec<i64> = all.iter().copied().filter(|id| *id >= first_seen).collect();
     assert_eq!(seen, expected, "the reader skipped events");
 }
+
+/// A row lock held by another session (say, of a host that froze mid-transaction)
+/// fails a call after the config's busy_timeout, as in SQLite, instead of hanging it.
+#[test]
+fn a_lock_held_elsewhere_fails_a_call_after_busy_timeout() {
+    let Some(url) = pg_url() else { return };
+    let srv = server(&url);
+    let schema = fresh_schema("lock");
+    let mut config = pg_config(&url, &schema);
+    config.busy_timeout = std::time::Duration::from_millis(200);
+    let mut s = tasker::store::open(&config).unwrap();
+    s.start_run(&tasker::store::NewRun {
+        run_id: "locked".into(),
+        stage: "s".into(),
+        task: "t".into(),
+        facts: tasker::process::ProcessFacts::current(None),
+        options: RunOptions::default(),
+        start_time: chrono::Utc::now(),
+    })
+    .unwrap();
+    let mut admin = srv.admin();
+    let mut tx = admin.transaction().unwrap();
+    tx.query(
+        &format!("SELECT 1 FROM \"{schema}\".runs WHERE run_id = 'locked' FOR UPDATE"),
+        &[],
+    )
+    .unwrap();
+    let e = s
+        .run_transition(
+            "locked",
+            Status::Paused,
+            &Default::default(),
+            chrono::Utc::now(),
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Storage);
+    assert!(e.to_string().contains("lock timeout"), "{e}");
+    tx.commit().unwrap();
+    assert_eq!(
+        s.run_transition(
+            "locked",
+            Status::Paused,
+            &Default::default(),
+            chrono::Utc::now()
+        )
+        .unwrap(),
+        Status::Started
+    );
+}

@@ -55,6 +55,9 @@ const BACKEND: &str = "postgresql";
 /// unreachable server fails a call instead of hanging it for minutes.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A session idle inside a transaction this long is ended by the server.
+const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How often a transaction aborted by a deadlock or serialization failure is retried.
 const MAX_RETRIES: u32 = 10;
 
@@ -201,6 +204,9 @@ struct ConnSpec {
     ssl: SslMode,
     root_cert: Option<PathBuf>,
     client_cert: Option<(PathBuf, PathBuf)>,
+    /// How long a statement waits for a row lock held by another session (the
+    /// config's `busy_timeout`, as for SQLite) before failing with a storage error.
+    lock_timeout: Duration,
 }
 
 impl std::fmt::Debug for ConnSpec {
@@ -287,6 +293,7 @@ impl ConnSpec {
             ssl,
             root_cert,
             client_cert,
+            lock_timeout: Duration::from_secs(30),
         })
     }
 
@@ -353,7 +360,17 @@ impl ConnSpec {
                 self.config.connect(tls)
             }
         };
-        res.map_err(|e| fail(&e))
+        let mut client = res.map_err(|e| fail(&e))?;
+        // A session of a host that vanished mid-transaction must not hold locks
+        // for hours (until TCP keepalive notices), and no call waits forever.
+        client
+            .batch_execute(&format!(
+                "SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {}",
+                self.lock_timeout.as_millis().max(1),
+                IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
+            ))
+            .map_err(|e| fail(&e))?;
+        Ok(client)
     }
 }
 
@@ -736,13 +753,14 @@ const LOCK_EVENTS: i32 = 0x746b_6576;
 
 impl PostgresStore {
     /// Connects, creates the schema if it is missing, and applies migrations.
-    pub fn open(conninfo: &Secret, schema: &str, _config: &Config) -> Result<PostgresStore> {
+    pub fn open(conninfo: &Secret, schema: &str, config: &Config) -> Result<PostgresStore> {
         if schema.trim().is_empty() || schema.contains('\0') || schema.len() > 63 {
             return Err(Error::Config(format!(
                 "invalid PostgreSQL schema name {schema:?}: it must be 1 to 63 bytes, without NUL"
             )));
         }
-        let spec = ConnSpec::parse(conninfo)?;
+        let mut spec = ConnSpec::parse(conninfo)?;
+        spec.lock_timeout = config.busy_timeout;
         let mut store = PostgresStore {
             client: Some(spec.connect(true)?),
             spec,
