@@ -28,6 +28,18 @@ if ! git diff --exit-code -- bindings-r/R/extendr-wrappers.R; then
     fail "bindings-r/R/extendr-wrappers.R is stale: run Rscript bindings-r/tools/make-wrappers.R and commit it"
 fi
 
+# A throwaway PostgreSQL server for the SQLite/PostgreSQL comparison, when installed.
+if [ -f tests/pg.sh ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    # shellcheck source=/dev/null
+    source tests/pg.sh
+    if pg_start >/dev/null 2>&1; then
+        trap 'rm -f "$log"; pg_stop' EXIT
+    else
+        echo "test-r: could not start PostgreSQL; its tests are skipped" >&2
+        unset TASKER_PG_URI
+    fi
+fi
+
 export R_LIBS="$LIB${R_LIBS:+:$R_LIBS}"
 # Never the user's database: every test configures its own file, and this is a
 # throwaway default for anything that would fall back to it.

@@ -19,6 +19,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::CStr;
+use std::mem::ManuallyDrop;
 use std::os::raw::c_char;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -71,7 +72,9 @@ struct State {
 }
 
 thread_local! {
-    static ST: RefCell<State> = RefCell::new(State::default());
+    // Never dropped: at exit R's finalizer has flushed already, and dropping a
+    // PostgreSQL store while thread-locals are torn down panics inside tokio.
+    static ST: ManuallyDrop<RefCell<State>> = ManuallyDrop::new(RefCell::new(State::default()));
 }
 
 fn tracker() -> TkResult<Tracker> {
