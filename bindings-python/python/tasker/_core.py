@@ -20,6 +20,7 @@ import weakref
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     Dict,
@@ -618,6 +619,11 @@ class Run(_tasker.Run):
 
     __slots__ = ()
 
+    if TYPE_CHECKING:
+
+        @property
+        def tracker(self) -> Tracker: ...
+
     def __repr__(self) -> str:
         return f"<tasker.Run {self.stage}/{self.task} run_id={self.run_id}>"
 
@@ -727,6 +733,11 @@ class Subtask(_tasker.Subtask):
     only; a background thread writes them). A context manager; picklable."""
 
     __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        @property
+        def run(self) -> Run: ...
 
     def __repr__(self) -> str:
         return f"<tasker.Subtask #{self.number} of run {self.run_id}>"

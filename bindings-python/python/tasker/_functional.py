@@ -328,12 +328,19 @@ def subtask_complete(
 ) -> None:
     """Completes the subtask, optionally setting its final item count.
     ``subtask_complete("done")`` is read as a message."""
-    if isinstance(items_completed, str) and message is None:
-        items_completed, message = None, items_completed
+    items: Optional[int]
+    if isinstance(items_completed, str):
+        if message is not None:
+            raise _tasker.ArgumentError(
+                f"invalid items_completed {items_completed!r}: must be a count (the message is given too)"
+            )
+        items, message = None, items_completed
+    else:
+        items = items_completed
     run = _run(run_id, tracker)
     n = _number(run, subtask_number)
-    if items_completed is not None:
-        run.subtask_update(n, items_completed)
+    if items is not None:
+        run.subtask_update(n, items)
     run.subtask_set_status(n, "COMPLETED", message=message)
 
 

@@ -1,0 +1,218 @@
+"""Type stubs of the native module tasker._tasker (checked by mypy.stubtest)."""
+from typing import Any, Callable, Dict, List, Optional, Tuple, final
+
+from typing_extensions import disjoint_base
+
+__all__ = [
+    "__version__",
+    "TaskerError",
+    "ArgumentError",
+    "NotFoundError",
+    "InvalidTransitionError",
+    "AlreadyExistsError",
+    "ConfigError",
+    "StorageError",
+    "NativeTracker",
+    "RunCore",
+    "Run",
+    "Subtask",
+    "_Noop",
+    "flush_all",
+    "_drain_log",
+]
+
+__version__: str
+
+class TaskerError(Exception): ...
+class ArgumentError(TaskerError, ValueError): ...
+class NotFoundError(TaskerError, LookupError): ...
+class InvalidTransitionError(TaskerError): ...
+class AlreadyExistsError(TaskerError): ...
+class ConfigError(TaskerError): ...
+class StorageError(TaskerError): ...
+
+_State = Tuple[str, str, Optional[str], int, int, int, int, Optional[str], str]
+_Row = Dict[str, Any]
+
+@final
+class NativeTracker:
+    @staticmethod
+    def connect(
+        url: Optional[str] = None,
+        *,
+        config_file: Optional[str] = None,
+        start_dir: Optional[str] = None,
+        driver: Optional[str] = None,
+        path: Optional[str] = None,
+        host: Optional[str] = None,
+        port: Optional[int] = None,
+        dbname: Optional[str] = None,
+        user: Optional[str] = None,
+        password: Optional[str] = None,
+        schema: Optional[str] = None,
+        sslmode: Optional[str] = None,
+        sslrootcert: Optional[str] = None,
+        flush_interval_ms: Optional[int] = None,
+        heartbeat_interval_s: Optional[int] = None,
+        lost_after_s: Optional[int] = None,
+        busy_timeout_ms: Optional[int] = None,
+        hostname: Optional[str] = None,
+    ) -> NativeTracker: ...
+    @staticmethod
+    def from_state(state: _State) -> NativeTracker: ...
+    def state(self) -> _State: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def backend(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def hostname(self) -> str: ...
+    def register_tasks(self, specs: List[Dict[str, Any]]) -> List[int]: ...
+    def task_start(
+        self,
+        stage: str,
+        task: str,
+        *,
+        total_subtasks: Optional[int] = None,
+        message: Optional[str] = None,
+        version: Optional[str] = None,
+        git_commit: Optional[str] = None,
+        script_path: Optional[str] = None,
+        script_filename: Optional[str] = None,
+        log_path: Optional[str] = None,
+        log_filename: Optional[str] = None,
+        metadata_json: Optional[str] = None,
+    ) -> RunCore: ...
+    def attach_run(self, run_id: str) -> RunCore: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+    def add_listener(self, callback: Callable[[_Row], Any]) -> int: ...
+    def remove_listener(self, id: int) -> None: ...
+    def stats(self) -> Tuple[int, int]: ...
+    def task_status(
+        self,
+        stage: Optional[str] = None,
+        task: Optional[str] = None,
+        status: Optional[str] = None,
+        limit: Optional[int] = None,
+    ) -> List[_Row]: ...
+    def active_runs(self) -> List[_Row]: ...
+    def history(
+        self,
+        stage: Optional[str] = None,
+        task: Optional[str] = None,
+        status: Optional[str] = None,
+        since_us: Optional[int] = None,
+        limit: Optional[int] = None,
+    ) -> List[_Row]: ...
+    def run(self, run_id: str) -> _Row: ...
+    def subtasks(self, run_id: str) -> List[_Row]: ...
+    def registered_tasks(self, stage: Optional[str] = None, name: Optional[str] = None) -> List[_Row]: ...
+    def stages(self) -> List[_Row]: ...
+    def events(self, after: int = 0, run_id: Optional[str] = None, limit: Optional[int] = None) -> List[_Row]: ...
+
+@final
+class RunCore:
+    def _after_fork(self) -> None: ...
+
+@disjoint_base
+class Run:
+    def __new__(cls, tracker: Any, core: RunCore) -> Run: ...  # noqa: Y034 - subclassed in Python
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def stage(self) -> str: ...
+    @property
+    def task(self) -> str: ...
+    @property
+    def tracker(self) -> Any: ...
+    def subtask_start(
+        self,
+        name: str,
+        items_total: Optional[int] = None,
+        *,
+        message: Optional[str] = None,
+        number: Optional[int] = None,
+        restart: bool = False,
+    ) -> int: ...
+    def subtask_increment(self, number: int, n: Optional[int] = None) -> None: ...
+    def subtask_update(
+        self,
+        number: int,
+        items_complete: Optional[int] = None,
+        percent: Optional[float] = None,
+        message: Optional[str] = None,
+        items_total: Optional[int] = None,
+    ) -> None: ...
+    def subtask_set_status(
+        self,
+        number: int,
+        status: str,
+        *,
+        message: Optional[str] = None,
+        error_message: Optional[str] = None,
+        error_detail: Optional[str] = None,
+        reset: bool = False,
+    ) -> str: ...
+    def update(
+        self,
+        current_subtask: Optional[int] = None,
+        overall_percent: Optional[float] = None,
+        message: Optional[str] = None,
+    ) -> None: ...
+    def set_status(
+        self,
+        status: str,
+        *,
+        message: Optional[str] = None,
+        error_message: Optional[str] = None,
+        error_detail: Optional[str] = None,
+        reset: bool = False,
+    ) -> str: ...
+    def complete(self, message: Optional[str] = None) -> None: ...
+    def fail(self, error_message: str, error_detail: Optional[str] = None) -> None: ...
+    def cancel(self, message: Optional[str] = None) -> None: ...
+    def skip(self, message: Optional[str] = None) -> None: ...
+    def pause(self, message: Optional[str] = None) -> None: ...
+    def resume(self, message: Optional[str] = None) -> None: ...
+
+@disjoint_base
+class Subtask:
+    def __new__(cls, run: Run, number: int) -> Subtask: ...  # noqa: Y034 - subclassed in Python
+    @property
+    def number(self) -> int: ...
+    @property
+    def run(self) -> Any: ...
+    @property
+    def run_id(self) -> str: ...
+    def increment(self, n: Optional[int] = None) -> None: ...
+    def update(
+        self,
+        items_complete: Optional[int] = None,
+        percent: Optional[float] = None,
+        message: Optional[str] = None,
+        items_total: Optional[int] = None,
+    ) -> None: ...
+    def set_status(
+        self,
+        status: str,
+        *,
+        message: Optional[str] = None,
+        error_message: Optional[str] = None,
+        error_detail: Optional[str] = None,
+        reset: bool = False,
+    ) -> str: ...
+    def complete(self, message: Optional[str] = None) -> None: ...
+    def fail(self, error_message: str, error_detail: Optional[str] = None) -> None: ...
+    def skip(self, message: Optional[str] = None) -> None: ...
+    def cancel(self, message: Optional[str] = None) -> None: ...
+
+@final
+class _Noop:
+    def __new__(cls) -> _Noop: ...
+    def call(self, n: Optional[int] = None) -> None: ...
+
+def flush_all() -> None: ...
+def _drain_log() -> List[Tuple[int, str]]: ...
