@@ -1550,7 +1550,7 @@ impl Store for PostgresStore {
     fn active_runs(&mut self) -> Result<Vec<RunRow>> {
         let sql = format!(
             "SELECT {RUN_COLUMNS} {RUN_FROM}
-             WHERE r.status IN ('STARTED','RUNNING','PAUSED')
+             WHERE r.end_time IS NULL AND r.status IN ('STARTED','RUNNING','PAUSED')
              ORDER BY {STAGE_TASK_ORDER}, r.start_time"
         );
         self.read(|c, st| st.all(c, &sql, &[])?.iter().map(map_run).collect())
