@@ -59,13 +59,11 @@ subtask_update <- function(status = NULL, percent = NULL, items_complete = NULL,
                            error_message = NULL, quiet = FALSE, conn = NULL, run_id = NULL,
                            subtask_number = NULL, items_total = NULL, reset = FALSE) {
   if (is.null(status) && is.null(error_message) && is.null(conn)) {
+    # Progress only: memory, no I/O (the background writer stores it).
     r <- .Call(tk_prog, run_id, subtask_number, items_complete, percent, message, items_total)
-    if (!is.null(r)) {
-      .tk_progress_post(r, quiet, run_id, function() {
-        .Call(tk_prog, run_id, subtask_number, items_complete, percent, message, items_total)
-      })
-    }
-    return(invisible(TRUE))
+    return(if (is.null(r)) invisible(TRUE) else .tk_progress_post(r, quiet, run_id, function() {
+      .Call(tk_prog, run_id, subtask_number, items_complete, percent, message, items_total)
+    }, TRUE))
   }
   .tk_conn(conn)
   .tk_ensure()
@@ -117,12 +115,13 @@ subtask_complete <- function(items_completed = NULL, message = NULL, quiet = FAL
 #' @export
 subtask_increment <- function(increment = 1, quiet = TRUE, conn = NULL, run_id = NULL,
                               subtask_number = NULL) {
-  r <- if (is.null(run_id) && is.null(subtask_number)) {
-    .Call(tk_inc_ctx, increment)
-  } else {
-    .Call(tk_inc, run_id, subtask_number, increment)
-  }
-  if (!is.null(conn)) .tk_conn(conn)
+  # NULL run_id / subtask_number mean the current ones (resolved natively).
+  r <- .Call(tk_inc, run_id, subtask_number, increment)
+  if (is.null(r) && is.null(conn)) invisible(TRUE) else .tk_after_increment(r, increment, quiet, conn, run_id, subtask_number)
+}
+
+.tk_after_increment <- function(r, increment, quiet, conn, run_id, subtask_number) {
+  .tk_conn(conn)
   if (!is.null(r)) {
     .tk_progress_post(r, quiet, run_id, function() .Call(tk_inc, run_id, subtask_number, increment))
   }

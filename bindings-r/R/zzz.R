@@ -114,12 +114,12 @@
 
 # After a progress routine returned something: an error to signal (configuring first
 # if that is all that was missing), or a note that a progress message is due.
-.tk_progress_post <- function(r, quiet, run_id, retry) {
+.tk_progress_post <- function(r, quiet, run_id, retry, value = NULL) {
   if (inherits(r, "tasker_native_error") && identical(r[[1L]], "config") &&
       !isTRUE(.tasker_env$configured)) {
     .tk_ensure()
     r <- retry()
-    if (is.null(r)) return(invisible(NULL))
+    if (is.null(r)) return(invisible(value))
   }
   if (inherits(r, "tasker_native_error")) .tk_signal(r[[1L]], r[[2L]])
   if (is.integer(r) && !.tk_quiet(quiet)) {
@@ -135,5 +135,5 @@
                       done, total, pct), quiet)
     }
   }
-  invisible(NULL)
+  invisible(value)
 }

@@ -3,7 +3,7 @@
 //! Two kinds of entry points:
 //! - `#[extendr]` functions (`tk_*`) for everything that is not in a tight loop; their
 //!   R wrappers are generated into `R/extendr-wrappers.R` and stay internal.
-//! - three plain `.Call` routines (`tk_inc_ctx`, `tk_inc`, `tk_prog`) for progress
+//! - plain `.Call` routines (`tk_inc`, `tk_prog`, and the no-op `tk_noop`) for progress
 //!   calls, registered next to the extendr ones in [`R_init_tasker_rs`]. They avoid
 //!   the wrapper's per-argument bookkeeping so a progress call costs about as much as
 //!   an empty R closure.
@@ -1049,26 +1049,6 @@ fn guard(f: impl FnOnce() -> SEXP) -> SEXP {
     }
 }
 
-/// `subtask_increment(n)` on the current subtask of the current run.
-#[no_mangle]
-pub extern "C" fn tk_inc_ctx(n: SEXP) -> SEXP {
-    guard(|| unsafe {
-        let r = (|| {
-            let by = sx_count("increment", n, 1.0)?.unwrap_or(1);
-            let e = entry(None)?;
-            let number = subtask_of(&e, None)?;
-            Ok((e, number, by))
-        })();
-        match r {
-            Ok((e, number, by)) => {
-                let res = e.handle.subtask_increment(number, by);
-                progress_result(&e, number, res)
-            }
-            Err(err) => err_sexp(&err),
-        }
-    })
-}
-
 /// `subtask_increment(n, run_id, subtask_number)`; NULLs mean the current ones.
 #[no_mangle]
 pub extern "C" fn tk_inc(run_id: SEXP, number: SEXP, n: SEXP) -> SEXP {
@@ -1184,7 +1164,6 @@ fn raw(name: &'static str, args: &'static [&'static str], ptr: *const u8) -> Fun
 #[no_mangle]
 pub unsafe extern "C" fn R_init_tasker_rs(info: *mut extendr_api::DllInfo) {
     let mut meta = get_tasker_metadata();
-    meta.functions.push(raw("tk_inc_ctx", &["n"], tk_inc_ctx as *const u8));
     meta.functions.push(raw("tk_inc", &["run_id", "number", "n"], tk_inc as *const u8));
     meta.functions.push(raw(
         "tk_prog",
