@@ -796,3 +796,48 @@ fn a_lock_held_elsewhere_fails_a_call_after_busy_timeout() {
         Status::Started
     );
 }
+
+/// Many connections (as from many hosts) asking for the next free subtask number
+/// of one run at once each get a different one, with no gap.
+#[test]
+fn next_free_subtask_numbers_are_unique_across_connections() {
+    let Some(url) = pg_url() else { return };
+    let config = pg_config(&url, &fresh_schema("numbers"));
+    let mut setup = tasker::store::open(&config).unwrap();
+    setup
+        .start_run(&tasker::store::NewRun {
+            run_id: "shared".into(),
+            stage: "s".into(),
+            task: "t".into(),
+            facts: tasker::process::ProcessFacts::current(None),
+            options: RunOptions::default(),
+            start_time: chrono::Utc::now(),
+        })
+        .unwrap();
+    let handles: Vec<_> = (0..8)
+        .map(|w| {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let mut s = tasker::store::open(&config).unwrap();
+                (0..25)
+                    .map(|i| {
+                        s.subtask_start(
+                            "shared",
+                            &format!("w{w}-{i}"),
+                            &SubtaskOptions::default(),
+                            chrono::Utc::now(),
+                        )
+                        .unwrap()
+                    })
+                    .collect::<Vec<u32>>()
+            })
+        })
+        .collect();
+    let mut all: Vec<u32> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=200).collect::<Vec<u32>>());
+    assert_eq!(setup.subtasks("shared").unwrap().len(), 200);
+}
