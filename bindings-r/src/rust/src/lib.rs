@@ -154,12 +154,17 @@ fn bad(what: &str, value: &str, reason: &str) -> TkError {
 
 /// A single string, `None` for NULL or NA. Always converted to UTF-8.
 fn sx_str(what: &str, x: SEXP) -> TkResult<Option<String>> {
+    // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
     unsafe {
         match ffi::TYPEOF(x) {
             SEXPTYPE::NILSXP => Ok(None),
             SEXPTYPE::STRSXP => {
                 if ffi::Rf_xlength(x) != 1 {
-                    return Err(bad(what, &format!("of length {}", ffi::Rf_xlength(x)), "must be a single string"));
+                    return Err(bad(
+                        what,
+                        &format!("of length {}", ffi::Rf_xlength(x)),
+                        "must be a single string",
+                    ));
                 }
                 let c = ffi::STRING_ELT(x, 0);
                 if c == ffi::R_NaString {
@@ -173,7 +178,26 @@ fn sx_str(what: &str, x: SEXP) -> TkResult<Option<String>> {
     }
 }
 
+/// Like `sx_str` without copying (run ids on the hot path): borrowed from R's string.
+/// The result lives as long as `x` is protected, i.e. for the duration of the call.
+fn sx_str_ref<'a>(what: &str, x: SEXP) -> TkResult<Option<std::borrow::Cow<'a, str>>> {
+    // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
+    unsafe {
+        if ffi::TYPEOF(x) == SEXPTYPE::STRSXP && ffi::Rf_xlength(x) == 1 {
+            let c = ffi::STRING_ELT(x, 0);
+            if c == ffi::R_NaString {
+                return Ok(None);
+            }
+            // Already UTF-8 or ASCII: R returns the string itself, nothing is allocated.
+            let p = Rf_translateCharUTF8(c);
+            return Ok(Some(CStr::from_ptr(p).to_string_lossy()));
+        }
+        sx_str(what, x).map(|o| o.map(std::borrow::Cow::Owned))
+    }
+}
+
 fn describe_sexp(x: SEXP) -> String {
+    // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
     unsafe {
         let n = ffi::Rf_xlength(x);
         let t = match ffi::TYPEOF(x) {
@@ -193,7 +217,13 @@ fn describe_sexp(x: SEXP) -> String {
                 }
                 SEXPTYPE::LGLSXP => {
                     let v = *ffi::LOGICAL(x);
-                    return if v == ffi::R_NaInt { "NA".into() } else if v != 0 { "TRUE".into() } else { "FALSE".into() };
+                    return if v == ffi::R_NaInt {
+                        "NA".into()
+                    } else if v != 0 {
+                        "TRUE".into()
+                    } else {
+                        "FALSE".into()
+                    };
                 }
                 SEXPTYPE::STRSXP => {
                     let c = ffi::STRING_ELT(x, 0);
@@ -213,6 +243,7 @@ fn describe_sexp(x: SEXP) -> String {
 /// A single number, `None` for NULL. NA and NaN are refused.
 #[inline]
 fn sx_num(what: &str, x: SEXP) -> TkResult<Option<f64>> {
+    // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
     unsafe {
         let v = match ffi::TYPEOF(x) {
             SEXPTYPE::NILSXP => return Ok(None),
@@ -239,11 +270,17 @@ fn sx_num(what: &str, x: SEXP) -> TkResult<Option<f64>> {
 fn sx_count(what: &str, x: SEXP, min: f64) -> TkResult<Option<u64>> {
     match sx_num(what, x)? {
         None => Ok(None),
-        Some(v) if v.is_finite() && v >= min && v.fract() == 0.0 && v <= 9.0e15 => Ok(Some(v as u64)),
+        Some(v) if v.is_finite() && v >= min && v.fract() == 0.0 && v <= 9.0e15 => {
+            Ok(Some(v as u64))
+        }
         Some(v) => Err(TkError::invalid(
             what,
             v,
-            if min >= 1.0 { "must be a whole number of at least 1" } else { "must be a whole number, zero or more" },
+            if min >= 1.0 {
+                "must be a whole number of at least 1"
+            } else {
+                "must be a whole number, zero or more"
+            },
         )),
     }
 }
@@ -251,11 +288,14 @@ fn sx_count(what: &str, x: SEXP, min: f64) -> TkResult<Option<u64>> {
 fn sx_number(what: &str, x: SEXP) -> TkResult<Option<u32>> {
     match sx_count(what, x, 1.0)? {
         None => Ok(None),
-        Some(v) => u32::try_from(v).map(Some).map_err(|_| TkError::invalid(what, v, "is too large")),
+        Some(v) => u32::try_from(v)
+            .map(Some)
+            .map_err(|_| TkError::invalid(what, v, "is too large")),
     }
 }
 
 fn sx_flag(what: &str, x: SEXP) -> TkResult<bool> {
+    // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
     unsafe {
         match ffi::TYPEOF(x) {
             SEXPTYPE::NILSXP => Ok(false),
@@ -268,15 +308,19 @@ fn sx_flag(what: &str, x: SEXP) -> TkResult<bool> {
 }
 
 fn r_str(what: &str, x: &Robj) -> TkResult<Option<String>> {
+    // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
     sx_str(what, unsafe { x.get() })
 }
 fn r_num(what: &str, x: &Robj) -> TkResult<Option<f64>> {
+    // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
     sx_num(what, unsafe { x.get() })
 }
 fn r_count(what: &str, x: &Robj) -> TkResult<Option<u64>> {
+    // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
     sx_count(what, unsafe { x.get() }, 0.0)
 }
 fn r_number(what: &str, x: &Robj) -> TkResult<Option<u32>> {
+    // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
     sx_number(what, unsafe { x.get() })
 }
 fn r_int(what: &str, x: &Robj) -> TkResult<Option<i64>> {
@@ -287,6 +331,7 @@ fn r_int(what: &str, x: &Robj) -> TkResult<Option<i64>> {
     }
 }
 fn r_flag(what: &str, x: &Robj) -> TkResult<bool> {
+    // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
     sx_flag(what, unsafe { x.get() })
 }
 fn r_status(what: &str, x: &Robj) -> TkResult<Option<Status>> {
@@ -315,27 +360,36 @@ fn out<T: Into<Robj>>(r: TkResult<T>) -> Robj {
 
 /// Same for the raw routines.
 unsafe fn err_sexp(e: &TkError) -> SEXP {
+    // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
     unsafe { err_sexp_inner(e) }
 }
 
 unsafe fn err_sexp_inner(e: &TkError) -> SEXP {
     // SAFETY: plain R API calls on the R thread; both vectors are protected while used.
     unsafe {
-    let v = ffi::Rf_protect(ffi::Rf_allocVector(SEXPTYPE::STRSXP, 2));
-    for (i, s) in [kind_name(e).to_string(), e.to_string()].iter().enumerate() {
-        let c = ffi::Rf_mkCharLenCE(s.as_ptr() as *const c_char, s.len() as i32, ffi::cetype_t::CE_UTF8);
-        ffi::SET_STRING_ELT(v, i as isize, c);
-    }
-    let cls = ffi::Rf_protect(ffi::Rf_allocVector(SEXPTYPE::STRSXP, 1));
-    let name = "tasker_native_error";
-    ffi::SET_STRING_ELT(
-        cls,
-        0,
-        ffi::Rf_mkCharLenCE(name.as_ptr() as *const c_char, name.len() as i32, ffi::cetype_t::CE_UTF8),
-    );
-    ffi::Rf_setAttrib(v, ffi::Rf_install(c"class".as_ptr()), cls);
-    ffi::Rf_unprotect(2);
-    v
+        let v = ffi::Rf_protect(ffi::Rf_allocVector(SEXPTYPE::STRSXP, 2));
+        for (i, s) in [kind_name(e).to_string(), e.to_string()].iter().enumerate() {
+            let c = ffi::Rf_mkCharLenCE(
+                s.as_ptr() as *const c_char,
+                s.len() as i32,
+                ffi::cetype_t::CE_UTF8,
+            );
+            ffi::SET_STRING_ELT(v, i as isize, c);
+        }
+        let cls = ffi::Rf_protect(ffi::Rf_allocVector(SEXPTYPE::STRSXP, 1));
+        let name = "tasker_native_error";
+        ffi::SET_STRING_ELT(
+            cls,
+            0,
+            ffi::Rf_mkCharLenCE(
+                name.as_ptr() as *const c_char,
+                name.len() as i32,
+                ffi::cetype_t::CE_UTF8,
+            ),
+        );
+        ffi::Rf_setAttrib(v, ffi::Rf_install(c"class".as_ptr()), cls);
+        ffi::Rf_unprotect(2);
+        v
     }
 }
 
@@ -354,14 +408,23 @@ struct Cols {
 
 impl Cols {
     fn new() -> Cols {
-        Cols { names: Vec::new(), values: Vec::new() }
+        Cols {
+            names: Vec::new(),
+            values: Vec::new(),
+        }
     }
     fn add(&mut self, name: &'static str, v: Robj) {
         self.names.push(name);
         self.values.push(v);
     }
     fn s<'a, I: Iterator<Item = Option<&'a str>>>(&mut self, name: &'static str, it: I) {
-        self.add(name, Robj::from(it.map(|s| s.map(str::to_string)).collect::<Vec<Option<String>>>()));
+        self.add(
+            name,
+            Robj::from(
+                it.map(|s| s.map(str::to_string))
+                    .collect::<Vec<Option<String>>>(),
+            ),
+        );
     }
     fn d<I: Iterator<Item = Option<f64>>>(&mut self, name: &'static str, it: I) {
         self.add(name, Robj::from(it.collect::<Vec<Option<f64>>>()));
@@ -370,7 +433,10 @@ impl Cols {
         self.add(name, Robj::from(it.map(int).collect::<Vec<Option<i32>>>()));
     }
     fn b<I: Iterator<Item = bool>>(&mut self, name: &'static str, it: I) {
-        self.add(name, Robj::from(it.map(Some).collect::<Vec<Option<bool>>>()));
+        self.add(
+            name,
+            Robj::from(it.map(Some).collect::<Vec<Option<bool>>>()),
+        );
     }
     fn done(self) -> Robj {
         List::from_names_and_values(self.names, self.values)
@@ -382,7 +448,10 @@ impl Cols {
 fn run_cols(rows: &[RunRow]) -> Robj {
     let mut c = Cols::new();
     c.s("run_id", rows.iter().map(|r| r.run_id.as_deref()));
-    c.s("stage_name", rows.iter().map(|r| Some(r.stage_name.as_str())));
+    c.s(
+        "stage_name",
+        rows.iter().map(|r| Some(r.stage_name.as_str())),
+    );
     c.i("stage_order", rows.iter().map(|r| r.stage_order));
     c.s("task_name", rows.iter().map(|r| Some(r.task_name.as_str())));
     c.s("task_type", rows.iter().map(|r| r.task_type.as_deref()));
@@ -396,22 +465,49 @@ fn run_cols(rows: &[RunRow]) -> Robj {
     c.d("start_time", rows.iter().map(|r| secs(r.start_time)));
     c.d("end_time", rows.iter().map(|r| secs(r.end_time)));
     c.d("last_update", rows.iter().map(|r| secs(r.last_update)));
-    c.d("heartbeat_time", rows.iter().map(|r| secs(r.heartbeat_time)));
+    c.d(
+        "heartbeat_time",
+        rows.iter().map(|r| secs(r.heartbeat_time)),
+    );
     c.d("duration_seconds", rows.iter().map(|r| r.duration_seconds));
     c.i("total_subtasks", rows.iter().map(|r| r.total_subtasks));
     c.i("current_subtask", rows.iter().map(|r| r.current_subtask));
-    c.i("subtasks_completed", rows.iter().map(|r| Some(r.subtasks_completed)));
-    c.d("overall_percent_complete", rows.iter().map(|r| r.overall_percent_complete));
-    c.s("overall_progress_message", rows.iter().map(|r| r.overall_progress_message.as_deref()));
+    c.i(
+        "subtasks_completed",
+        rows.iter().map(|r| Some(r.subtasks_completed)),
+    );
+    c.d(
+        "overall_percent_complete",
+        rows.iter().map(|r| r.overall_percent_complete),
+    );
+    c.s(
+        "overall_progress_message",
+        rows.iter().map(|r| r.overall_progress_message.as_deref()),
+    );
     c.s("version", rows.iter().map(|r| r.version.as_deref()));
     c.s("git_commit", rows.iter().map(|r| r.git_commit.as_deref()));
     c.s("script_path", rows.iter().map(|r| r.script_path.as_deref()));
-    c.s("script_filename", rows.iter().map(|r| r.script_filename.as_deref()));
+    c.s(
+        "script_filename",
+        rows.iter().map(|r| r.script_filename.as_deref()),
+    );
     c.s("log_path", rows.iter().map(|r| r.log_path.as_deref()));
-    c.s("log_filename", rows.iter().map(|r| r.log_filename.as_deref()));
-    c.s("error_message", rows.iter().map(|r| r.error_message.as_deref()));
-    c.s("error_detail", rows.iter().map(|r| r.error_detail.as_deref()));
-    let meta: Vec<Option<String>> = rows.iter().map(|r| r.metadata.as_ref().map(|m| m.to_string())).collect();
+    c.s(
+        "log_filename",
+        rows.iter().map(|r| r.log_filename.as_deref()),
+    );
+    c.s(
+        "error_message",
+        rows.iter().map(|r| r.error_message.as_deref()),
+    );
+    c.s(
+        "error_detail",
+        rows.iter().map(|r| r.error_detail.as_deref()),
+    );
+    let meta: Vec<Option<String>> = rows
+        .iter()
+        .map(|r| r.metadata.as_ref().map(|m| m.to_string()))
+        .collect();
     c.s("metadata", meta.iter().map(|m| m.as_deref()));
     c.done()
 }
@@ -419,17 +515,35 @@ fn run_cols(rows: &[RunRow]) -> Robj {
 fn subtask_cols(rows: &[SubtaskRow]) -> Robj {
     let mut c = Cols::new();
     c.s("run_id", rows.iter().map(|r| Some(r.run_id.as_str())));
-    c.i("subtask_number", rows.iter().map(|r| Some(r.subtask_number)));
-    c.s("subtask_name", rows.iter().map(|r| Some(r.subtask_name.as_str())));
+    c.i(
+        "subtask_number",
+        rows.iter().map(|r| Some(r.subtask_number)),
+    );
+    c.s(
+        "subtask_name",
+        rows.iter().map(|r| Some(r.subtask_name.as_str())),
+    );
     c.s("status", rows.iter().map(|r| Some(r.status.as_str())));
     c.d("start_time", rows.iter().map(|r| secs(r.start_time)));
     c.d("end_time", rows.iter().map(|r| secs(r.end_time)));
     c.d("last_update", rows.iter().map(|r| secs(r.last_update)));
     c.d("percent_complete", rows.iter().map(|r| r.percent_complete));
-    c.s("progress_message", rows.iter().map(|r| r.progress_message.as_deref()));
-    c.d("items_total", rows.iter().map(|r| r.items_total.map(|v| v as f64)));
-    c.d("items_complete", rows.iter().map(|r| Some(r.items_complete as f64)));
-    c.s("error_message", rows.iter().map(|r| r.error_message.as_deref()));
+    c.s(
+        "progress_message",
+        rows.iter().map(|r| r.progress_message.as_deref()),
+    );
+    c.d(
+        "items_total",
+        rows.iter().map(|r| r.items_total.map(|v| v as f64)),
+    );
+    c.d(
+        "items_complete",
+        rows.iter().map(|r| Some(r.items_complete as f64)),
+    );
+    c.s(
+        "error_message",
+        rows.iter().map(|r| r.error_message.as_deref()),
+    );
     c.d("rate_per_second", rows.iter().map(|r| r.rate_per_second));
     c.d("eta_seconds", rows.iter().map(|r| r.eta_seconds));
     c.done()
@@ -438,7 +552,10 @@ fn subtask_cols(rows: &[SubtaskRow]) -> Robj {
 fn task_cols(rows: &[TaskRow]) -> Robj {
     let mut c = Cols::new();
     c.i("stage_id", rows.iter().map(|r| Some(r.stage_id)));
-    c.s("stage_name", rows.iter().map(|r| Some(r.stage_name.as_str())));
+    c.s(
+        "stage_name",
+        rows.iter().map(|r| Some(r.stage_name.as_str())),
+    );
     c.i("stage_order", rows.iter().map(|r| r.stage_order));
     c.i("task_id", rows.iter().map(|r| Some(r.task_id)));
     c.s("task_name", rows.iter().map(|r| Some(r.task_name.as_str())));
@@ -446,9 +563,15 @@ fn task_cols(rows: &[TaskRow]) -> Robj {
     c.i("task_order", rows.iter().map(|r| r.task_order));
     c.s("description", rows.iter().map(|r| r.description.as_deref()));
     c.s("script_path", rows.iter().map(|r| r.script_path.as_deref()));
-    c.s("script_filename", rows.iter().map(|r| r.script_filename.as_deref()));
+    c.s(
+        "script_filename",
+        rows.iter().map(|r| r.script_filename.as_deref()),
+    );
     c.s("log_path", rows.iter().map(|r| r.log_path.as_deref()));
-    c.s("log_filename", rows.iter().map(|r| r.log_filename.as_deref()));
+    c.s(
+        "log_filename",
+        rows.iter().map(|r| r.log_filename.as_deref()),
+    );
     c.d("created_at", rows.iter().map(|r| secs(Some(r.created_at))));
     c.d("updated_at", rows.iter().map(|r| secs(Some(r.updated_at))));
     c.done()
@@ -457,7 +580,10 @@ fn task_cols(rows: &[TaskRow]) -> Robj {
 fn stage_cols(rows: &[StageRow]) -> Robj {
     let mut c = Cols::new();
     c.i("stage_id", rows.iter().map(|r| Some(r.stage_id)));
-    c.s("stage_name", rows.iter().map(|r| Some(r.stage_name.as_str())));
+    c.s(
+        "stage_name",
+        rows.iter().map(|r| Some(r.stage_name.as_str())),
+    );
     c.i("stage_order", rows.iter().map(|r| r.stage_order));
     c.s("description", rows.iter().map(|r| r.description.as_deref()));
     c.d("created_at", rows.iter().map(|r| secs(Some(r.created_at))));
@@ -470,12 +596,21 @@ fn event_cols(rows: &[EventRow]) -> Robj {
     c.d("event_id", rows.iter().map(|r| Some(r.event_id as f64)));
     c.d("time", rows.iter().map(|r| secs(Some(r.time))));
     c.s("run_id", rows.iter().map(|r| Some(r.run_id.as_str())));
-    c.s("stage_name", rows.iter().map(|r| Some(r.stage_name.as_str())));
+    c.s(
+        "stage_name",
+        rows.iter().map(|r| Some(r.stage_name.as_str())),
+    );
     c.s("task_name", rows.iter().map(|r| Some(r.task_name.as_str())));
     c.i("subtask_number", rows.iter().map(|r| r.subtask_number));
     c.s("kind", rows.iter().map(|r| Some(r.kind.as_str())));
-    c.s("old_status", rows.iter().map(|r| r.old_status.map(Status::as_str)));
-    c.s("new_status", rows.iter().map(|r| Some(r.new_status.as_str())));
+    c.s(
+        "old_status",
+        rows.iter().map(|r| r.old_status.map(Status::as_str)),
+    );
+    c.s(
+        "new_status",
+        rows.iter().map(|r| Some(r.new_status.as_str())),
+    );
     c.s("message", rows.iter().map(|r| r.message.as_deref()));
     c.done()
 }
@@ -532,9 +667,11 @@ fn tk_open(args: List) -> Robj {
                 "port" => {
                     a.db.port = match r_int(name, &v)? {
                         None => None,
-                        Some(p) => Some(u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
-                            TkError::invalid("port", p, "must be between 1 and 65535")
-                        })?),
+                        Some(p) => {
+                            Some(u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
+                                TkError::invalid("port", p, "must be between 1 and 65535")
+                            })?)
+                        }
                     }
                 }
                 "dbname" => a.db.dbname = r_str(name, &v)?,
@@ -549,7 +686,13 @@ fn tk_open(args: List) -> Robj {
                 "lost_after_s" => a.tracking.lost_after_s = r_count(name, &v)?,
                 "busy_timeout_ms" => a.tracking.busy_timeout_ms = r_count(name, &v)?,
                 "hostname" => a.tracking.hostname = r_str(name, &v)?,
-                other => return Err(TkError::invalid("argument", other, "is not a tasker_config() setting")),
+                other => {
+                    return Err(TkError::invalid(
+                        "argument",
+                        other,
+                        "is not a tasker_config() setting",
+                    ))
+                }
             }
         }
         open(Config::resolve(&a)?)
@@ -588,19 +731,30 @@ fn tk_export_config() -> Robj {
 #[extendr]
 fn tk_import_config(cfg: List) -> Robj {
     out((|| {
-        let get = |k: &str| cfg.iter().find(|(n, _)| *n == k).map(|(_, v)| v).unwrap_or(Robj::from(()));
+        let get = |k: &str| {
+            cfg.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v)
+                .unwrap_or(Robj::from(()))
+        };
         let ms = |k: &str| -> TkResult<Duration> {
             Ok(Duration::from_millis(r_count(k, &get(k))?.unwrap_or(0)))
         };
         let target = r_str("target", &get("target"))?.unwrap_or_default();
         let mut c = Config::sqlite(PathBuf::new());
         c.location = match r_str("kind", &get("kind"))?.as_deref() {
-            Some("sqlite") => Location::Sqlite { path: PathBuf::from(target) },
+            Some("sqlite") => Location::Sqlite {
+                path: PathBuf::from(target),
+            },
             Some("postgresql") => Location::Postgres {
                 conninfo: Secret::new(target),
                 schema: r_str("schema", &get("schema"))?.unwrap_or_else(|| "tasker".into()),
             },
-            other => return Err(TkError::Config(format!("unknown exported configuration {other:?}"))),
+            other => {
+                return Err(TkError::Config(format!(
+                    "unknown exported configuration {other:?}"
+                )))
+            }
         };
         c.flush_interval = ms("flush_interval_ms")?.max(Duration::from_millis(1));
         c.heartbeat_interval = ms("heartbeat_interval_ms")?.max(Duration::from_secs(1));
@@ -636,6 +790,7 @@ fn tk_register(cols: List, n: i32) -> Robj {
         let str_at = |k: &'static str, i: usize| -> TkResult<Option<String>> {
             match col(k) {
                 None => Ok(None),
+                // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
                 Some(v) => unsafe {
                     let x = v.get();
                     if ffi::TYPEOF(x) != SEXPTYPE::STRSXP || ffi::Rf_xlength(x) as usize != n {
@@ -645,13 +800,18 @@ fn tk_register(cols: List, n: i32) -> Robj {
                     if c == ffi::R_NaString {
                         return Ok(None);
                     }
-                    Ok(Some(CStr::from_ptr(Rf_translateCharUTF8(c)).to_string_lossy().into_owned()))
+                    Ok(Some(
+                        CStr::from_ptr(Rf_translateCharUTF8(c))
+                            .to_string_lossy()
+                            .into_owned(),
+                    ))
                 },
             }
         };
         let int_at = |k: &'static str, i: usize| -> TkResult<Option<i64>> {
             match col(k) {
                 None => Ok(None),
+                // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
                 Some(v) => unsafe {
                     let x = v.get();
                     if ffi::TYPEOF(x) != SEXPTYPE::REALSXP || ffi::Rf_xlength(x) as usize != n {
@@ -684,7 +844,9 @@ fn tk_register(cols: List, n: i32) -> Robj {
             });
         }
         let ids = tracker()?.register_tasks(&specs)?;
-        Ok(Robj::from(ids.into_iter().map(|i| i as f64).collect::<Vec<f64>>()))
+        Ok(Robj::from(
+            ids.into_iter().map(|i| i as f64).collect::<Vec<f64>>(),
+        ))
     })())
 }
 
@@ -727,7 +889,9 @@ fn tk_task_status(stage: Robj, task: Robj, status: Robj, limit_: Robj) -> Robj {
 /// @keywords internal
 #[extendr]
 fn tk_active() -> Robj {
-    out(tracker().and_then(|t| t.active_runs()).map(|r| run_cols(&r)))
+    out(tracker()
+        .and_then(|t| t.active_runs())
+        .map(|r| run_cols(&r)))
 }
 
 /// @keywords internal
@@ -768,7 +932,8 @@ fn tk_run(run_id: Robj) -> Robj {
 #[extendr]
 fn tk_subtasks(run_id: Robj) -> Robj {
     out((|| {
-        let id = r_str("run_id", &run_id)?.ok_or_else(|| TkError::invalid("run_id", "NULL", "is required"))?;
+        let id = r_str("run_id", &run_id)?
+            .ok_or_else(|| TkError::invalid("run_id", "NULL", "is required"))?;
         Ok(subtask_cols(&tracker()?.subtasks(&id)?))
     })())
 }
@@ -780,7 +945,11 @@ fn tk_events(run_id: Robj, after: Robj, limit_: Robj) -> Robj {
         let after = r_int("after", &after)?.unwrap_or(0);
         let lim = limit(&limit_)?.unwrap_or(10_000);
         let id = r_str("run_id", &run_id)?;
-        Ok(event_cols(&tracker()?.events_after(after, id.as_deref(), lim)?))
+        Ok(event_cols(&tracker()?.events_after(
+            after,
+            id.as_deref(),
+            lim,
+        )?))
     })())
 }
 
@@ -816,8 +985,10 @@ fn tk_flush() -> Robj {
 #[extendr]
 fn tk_task_start(stage: Robj, task: Robj, opts: List, active: bool) -> Robj {
     out((|| {
-        let stage = r_str("stage", &stage)?.ok_or_else(|| TkError::invalid("stage", "NULL", "is required"))?;
-        let task = r_str("task", &task)?.ok_or_else(|| TkError::invalid("task", "NULL", "is required"))?;
+        let stage = r_str("stage", &stage)?
+            .ok_or_else(|| TkError::invalid("stage", "NULL", "is required"))?;
+        let task =
+            r_str("task", &task)?.ok_or_else(|| TkError::invalid("task", "NULL", "is required"))?;
         let mut o = RunOptions::default();
         for (name, v) in opts.iter() {
             match name {
@@ -911,7 +1082,12 @@ fn tk_get_current(run_id: Robj) -> Robj {
 /// Run-level progress (never changes the status).
 /// @keywords internal
 #[extendr]
-fn tk_run_progress(run_id: Robj, current_subtask: Robj, overall_percent: Robj, message: Robj) -> Robj {
+fn tk_run_progress(
+    run_id: Robj,
+    current_subtask: Robj,
+    overall_percent: Robj,
+    message: Robj,
+) -> Robj {
     out((|| {
         let p = RunProgress {
             current_subtask: r_number("current_subtask", &current_subtask)?,
@@ -936,7 +1112,8 @@ fn tk_run_status(
     reset: Robj,
 ) -> Robj {
     out((|| {
-        let to = r_status("status", &status)?.ok_or_else(|| TkError::invalid("status", "NULL", "is required"))?;
+        let to = r_status("status", &status)?
+            .ok_or_else(|| TkError::invalid("status", "NULL", "is required"))?;
         let info = TransitionInfo {
             message: r_str("message", &message)?,
             error_message: r_str("error_message", &error_message)?,
@@ -999,7 +1176,8 @@ fn tk_subtask_status(
     reset: Robj,
 ) -> Robj {
     out((|| {
-        let to = r_status("status", &status)?.ok_or_else(|| TkError::invalid("status", "NULL", "is required"))?;
+        let to = r_status("status", &status)?
+            .ok_or_else(|| TkError::invalid("status", "NULL", "is required"))?;
         let info = TransitionInfo {
             message: r_str("message", &message)?,
             error_message: r_str("error_message", &error_message)?,
@@ -1045,6 +1223,7 @@ unsafe fn progress_result(e: &RunEntry, n: u32, r: TkResult<()>) -> SEXP {
 fn guard(f: impl FnOnce() -> SEXP) -> SEXP {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(s) => s,
+        // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
         Err(_) => unsafe { err_sexp(&TkError::Config("internal error (panic) in tasker".into())) },
     }
 }
@@ -1052,10 +1231,11 @@ fn guard(f: impl FnOnce() -> SEXP) -> SEXP {
 /// `subtask_increment(n, run_id, subtask_number)`; NULLs mean the current ones.
 #[no_mangle]
 pub extern "C" fn tk_inc(run_id: SEXP, number: SEXP, n: SEXP) -> SEXP {
+    // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
     guard(|| unsafe {
         let r = (|| {
             let by = sx_count("increment", n, 1.0)?.unwrap_or(1);
-            let id = sx_str("run_id", run_id)?;
+            let id = sx_str_ref("run_id", run_id)?;
             let e = entry(id.as_deref())?;
             let number = subtask_of(&e, sx_number("subtask_number", number)?)?;
             Ok((e, number, by))
@@ -1080,6 +1260,7 @@ pub extern "C" fn tk_prog(
     message: SEXP,
     items_total: SEXP,
 ) -> SEXP {
+    // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
     guard(|| unsafe {
         let r = (|| {
             let p = SubtaskProgress {
@@ -1088,7 +1269,7 @@ pub extern "C" fn tk_prog(
                 percent: sx_num("percent", percent)?,
                 message: sx_str("message", message)?,
             };
-            let id = sx_str("run_id", run_id)?;
+            let id = sx_str_ref("run_id", run_id)?;
             let e = entry(id.as_deref())?;
             let number = subtask_of(&e, sx_number("subtask_number", number)?)?;
             Ok((e, number, p))
@@ -1148,7 +1329,11 @@ fn raw(name: &'static str, args: &'static [&'static str], ptr: *const u8) -> Fun
         c_name: name,
         args: args
             .iter()
-            .map(|a| Arg { name: a, arg_type: "SEXP", default: None })
+            .map(|a| Arg {
+                name: a,
+                arg_type: "SEXP",
+                default: None,
+            })
             .collect(),
         return_type: "SEXP",
         func_ptr: ptr,
@@ -1164,13 +1349,25 @@ fn raw(name: &'static str, args: &'static [&'static str], ptr: *const u8) -> Fun
 #[no_mangle]
 pub unsafe extern "C" fn R_init_tasker_rs(info: *mut extendr_api::DllInfo) {
     let mut meta = get_tasker_metadata();
-    meta.functions.push(raw("tk_inc", &["run_id", "number", "n"], tk_inc as *const u8));
+    meta.functions.push(raw(
+        "tk_inc",
+        &["run_id", "number", "n"],
+        tk_inc as *const u8,
+    ));
     meta.functions.push(raw(
         "tk_prog",
-        &["run_id", "number", "items_complete", "percent", "message", "items_total"],
+        &[
+            "run_id",
+            "number",
+            "items_complete",
+            "percent",
+            "message",
+            "items_total",
+        ],
         tk_prog as *const u8,
     ));
-    meta.functions.push(raw("tk_noop", &["x"], tk_noop as *const u8));
+    meta.functions
+        .push(raw("tk_noop", &["x"], tk_noop as *const u8));
     // SAFETY: `info` comes from R's loader; the table lists functions of this library.
     unsafe { extendr_api::register_call_methods(info, meta) };
 }
