@@ -55,7 +55,13 @@ pub enum Error {
     /// The database could not be reached or refused a statement. The message
     /// never carries a password (see `config::redact`).
     #[error("storage ({backend}): {message}")]
-    Storage { backend: String, message: String },
+    Storage {
+        backend: String,
+        message: String,
+        /// Waiting may cure it (the database is down, busy or unreachable), as opposed
+        /// to a refusal that retrying cannot change (a permission, a constraint).
+        transient: bool,
+    },
 }
 
 fn transition_hint(from: Status) -> &'static str {
@@ -131,10 +137,21 @@ impl Error {
         }
     }
 
+    /// A storage error that waiting may cure: tracking keeps the write and retries.
     pub fn storage(backend: &str, err: impl Display) -> Error {
         Error::Storage {
             backend: backend.to_string(),
             message: crate::config::redact(&err.to_string()),
+            transient: true,
+        }
+    }
+
+    /// A storage error that retrying will not cure: raised to the caller.
+    pub fn storage_refused(backend: &str, err: impl Display) -> Error {
+        Error::Storage {
+            backend: backend.to_string(),
+            message: crate::config::redact(&err.to_string()),
+            transient: false,
         }
     }
 
@@ -152,7 +169,13 @@ impl Error {
     /// A storage error that retrying later may cure (the database is down or busy),
     /// as opposed to a programming error that must be raised at once.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Storage { .. })
+        matches!(
+            self,
+            Error::Storage {
+                transient: true,
+                ..
+            }
+        )
     }
 }
 

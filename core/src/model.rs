@@ -223,6 +223,14 @@ impl RunOptions {
             }
         }
         if let Some(m) = &self.metadata {
+            // PostgreSQL's JSONB cannot hold NUL; refuse it on every backend alike.
+            if m.to_string().contains("\\u0000") {
+                return Err(Error::invalid(
+                    "metadata",
+                    m,
+                    "must not contain NUL characters",
+                ));
+            }
             if !m.is_object() {
                 return Err(Error::invalid(
                     "metadata",

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
 use crate::store::{NewRun, ProgressUpdate, Store};
 
@@ -259,7 +259,7 @@ impl Outbox {
 fn apply_or_drop(op: &Op, st: &mut dyn Store) -> Result<()> {
     match op.apply(st) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::Storage => Err(e),
+        Err(e) if e.is_transient() => Err(e),
         Err(e) => {
             log::warn!("tasker: a write queued during an outage was refused when replayed and is dropped: {e}");
             Ok(())

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::{Config, ConfigArgs};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::ffi::os::{fork_generation, install_fork_hook};
 use crate::model::{
     check_name, check_percent, check_text, RunOptions, RunProgress, Status, SubtaskOptions,
@@ -160,7 +160,7 @@ impl Tracker {
         // (writes are kept and replayed). A wrong configuration still fails here.
         let (store, open_error) = match store::open(&config) {
             Ok(st) => (Some(st), None),
-            Err(e) if e.kind() == ErrorKind::Storage => (None, Some(e)),
+            Err(e) if e.is_transient() => (None, Some(e)),
             Err(e) => return Err(e),
         };
         let generation = fork_generation();
@@ -284,7 +284,7 @@ impl Tracker {
                 &row.task_name,
                 row.status,
             )),
-            Err(e) if e.kind() == ErrorKind::Storage => {
+            Err(e) if e.is_transient() => {
                 uuid::Uuid::parse_str(run_id)
                     .map_err(|_| Error::invalid("run_id", run_id, "is not a run id (a UUID)"))?;
                 Ok(self
@@ -525,7 +525,7 @@ impl TrackerInner {
             f(st)
         })();
         match result {
-            Err(e) if e.kind() == ErrorKind::Storage => Err(self.outage(slot, e)),
+            Err(e) if e.is_transient() => Err(self.outage(slot, e)),
             other => {
                 if slot.retry_at.take().is_some() || self.failing.load(Ordering::Relaxed) {
                     slot.backoff = Duration::ZERO;
@@ -587,7 +587,7 @@ impl TrackerInner {
                 self.transitions.fetch_add(1, Ordering::Relaxed);
                 Ok((v, false))
             }
-            Err(e) if e.kind() == ErrorKind::Storage => {
+            Err(e) if e.is_transient() => {
                 // Progress made before this transition is stored as of its time.
                 self.queue_progress(&mut slot, op.at());
                 slot.outbox.push(op);
@@ -617,7 +617,7 @@ impl TrackerInner {
         // An explicit flush tries the database now, whatever the backoff says.
         slot.retry_at = None;
         match self.attempt(&mut slot, |st| self.flush_locked(st, false)) {
-            Err(e) if e.kind() == ErrorKind::Storage => {
+            Err(e) if e.is_transient() => {
                 self.queue_progress(&mut slot, Utc::now());
                 slot.outbox.spill().map_err(|io| {
                     Error::storage("spool", format!("cannot keep writes for later ({io}) while the database is unreachable: {e}"))
@@ -786,7 +786,7 @@ impl RunShared {
         {
             Ok(state) => state.is_some(),
             // Unreachable database: take the number on trust; the count is kept.
-            Err(e) if e.kind() == ErrorKind::Storage => true,
+            Err(e) if e.is_transient() => true,
             Err(e) => return Err(e),
         };
         if !exists {

@@ -711,6 +711,18 @@ fn bad_input_gets_a_clear_error_naming_the_value_and_changes_nothing() {
             t.task_start(&"s".repeat(5000), "y", RunOptions::default())
                 .unwrap_err(),
         ),
+        (
+            "NUL characters",
+            t.task_start(
+                "x",
+                "y",
+                RunOptions {
+                    metadata: Some(serde_json::json!({"k": "a\0b"})),
+                    ..Default::default()
+                },
+            )
+            .unwrap_err(),
+        ),
     ];
     for (value, err) in cases {
         let msg = err.to_string();

@@ -104,6 +104,7 @@ impl Fail {
 
     fn into_error(self) -> Error {
         match self {
+            Fail::Db(e) if refused(&e) => Error::storage_refused(BACKEND, pg_message(&e)),
             Fail::Db(e) => Error::storage(BACKEND, pg_message(&e)),
             Fail::App(e) => e,
         }
@@ -371,6 +372,23 @@ impl ConnSpec {
             ))
             .map_err(|e| fail(&e))?;
         Ok(client)
+    }
+}
+
+/// Whether the server refused a statement for a reason that waiting will not cure.
+/// Connection errors (no SQLSTATE) and the classes of unavailability (08 connection,
+/// 53 resources, 57 operator intervention, 58 system, 40 rollbacks, 55P03 lock
+/// timeout) are transient; every other SQLSTATE is a refusal.
+fn refused(e: &::postgres::Error) -> bool {
+    match e.code() {
+        None => false,
+        Some(code) => {
+            let c = code.code();
+            !(["08", "53", "57", "58", "40"]
+                .iter()
+                .any(|class| c.starts_with(class))
+                || c == "55P03")
+        }
     }
 }
 

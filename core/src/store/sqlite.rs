@@ -64,8 +64,21 @@ fn opt_status_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Status>>
     }
 }
 
+/// Busy, locked, unopenable or failing I/O may pass; anything else is a refusal.
 fn db_err(e: rusqlite::Error) -> Error {
-    Error::storage("sqlite", e)
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(
+            C::DatabaseBusy
+            | C::DatabaseLocked
+            | C::CannotOpen
+            | C::SystemIoFailure
+            | C::DiskFull
+            | C::OutOfMemory
+            | C::FileLockingProtocolFailed,
+        ) => Error::storage("sqlite", e),
+        _ => Error::storage_refused("sqlite", e),
+    }
 }
 
 pub struct SqliteStore {
