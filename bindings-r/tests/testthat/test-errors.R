@@ -106,6 +106,16 @@ test_that("hostile strings are stored verbatim", {
   # A latin1 string arrives as UTF-8.
   run_id <- task_start("s", "latin1", message = latin1)
   expect_identical(get_task_status(task = "latin1")$overall_progress_message, "caf\u00e9")
+  # Invalid UTF-8 bytes cannot be stored as text: R converts them to "<ff>", never a crash.
+  bad_utf8 <- rawToChar(as.raw(c(0x66, 0xff, 0x6f)))
+  task_start("s", "bytes", message = bad_utf8)
+  subtask_start("bytes")
+  subtask_update(message = bad_utf8)
+  tasker_flush()
+  stored <- get_task_status(task = "bytes")$overall_progress_message
+  expect_true(validUTF8(stored))
+  expect_equal(stored, "f<ff>o") # R escapes the byte when converting to UTF-8
+  expect_equal(get_subtask_progress()$progress_message, "f<ff>o")
   # NUL cannot be in an R string; an over-long name is refused, not truncated.
   expect_error(task_start(strrep("x", 5000), "t"), class = "tasker_argument")
 })
