@@ -65,10 +65,14 @@ test_that("a database that cannot be opened is a tasker_error", {
   local_tasker_db()
   f <- tempfile()
   writeLines("not a database", f)
+  # Refused when opening or on first use, depending on when SQLite reads the header.
   expect_error({
     tasker_config(path = f, quiet = TRUE)
     get_stages()
   }, class = "tasker_error")
+  d <- withr::local_tempdir()
+  tasker_config(path = d, quiet = TRUE) # a directory: never a database
+  expect_error(get_stages(), class = "tasker_storage")
   expect_false(check_tasker_db(quiet = TRUE))
 })
 
