@@ -17,13 +17,14 @@ cargo build -q -p tasker-core || fail "cargo build -p tasker-core failed"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-if ! R CMD INSTALL --no-multiarch -l "$LIB" bindings-r >"$log" 2>&1; then
+# --clean leaves bindings-r/src as it was (no .o/.so for R CMD check to trip over).
+if ! R CMD INSTALL --no-multiarch --clean -l "$LIB" bindings-r >"$log" 2>&1; then
     cat "$log" >&2
     fail "R CMD INSTALL bindings-r failed"
 fi
 
 # The wrappers in R/extendr-wrappers.R must match the compiled library.
-Rscript bindings-r/tools/make-wrappers.R bindings-r || fail "make-wrappers.R failed"
+R_LIBS="$LIB" Rscript bindings-r/tools/make-wrappers.R bindings-r || fail "make-wrappers.R failed"
 if ! git diff --exit-code -- bindings-r/R/extendr-wrappers.R; then
     fail "bindings-r/R/extendr-wrappers.R is stale: run Rscript bindings-r/tools/make-wrappers.R and commit it"
 fi
