@@ -152,10 +152,7 @@ fn opt_time<'py>(py: Python<'py>, t: &Option<DateTime<Utc>>) -> PyResult<Bound<'
     }
 }
 
-fn json_value<'py>(
-    py: Python<'py>,
-    v: &Option<serde_json::Value>,
-) -> PyResult<Bound<'py, PyAny>> {
+fn json_value<'py>(py: Python<'py>, v: &Option<serde_json::Value>) -> PyResult<Bound<'py, PyAny>> {
     match v {
         Some(v) => pytime(py)?.json_loads.bind(py).call1((v.to_string(),)),
         None => Ok(py.None().into_bound(py)),

@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -163,7 +164,10 @@ impl NativeTracker {
         host=None, port=None, dbname=None, user=None, password=None, schema=None, sslmode=None,
         sslrootcert=None, flush_interval_ms=None, heartbeat_interval_s=None, lost_after_s=None,
         busy_timeout_ms=None, hostname=None))]
-    #[allow(clippy::too_many_arguments, reason = "mirrors the keyword arguments of connect()")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "mirrors the keyword arguments of connect()"
+    )]
     fn connect(
         py: Python<'_>,
         url: Option<Text>,
@@ -275,9 +279,10 @@ impl NativeTracker {
         metadata_json: Option<Text>,
     ) -> PyResult<RunCore> {
         let metadata = match metadata_json {
-            Some(j) => Some(serde_json::from_str::<serde_json::Value>(&j.0).map_err(|e| {
-                argument_error(format!("invalid metadata {:?}: {e}", j.0))
-            })?),
+            Some(j) => Some(
+                serde_json::from_str::<serde_json::Value>(&j.0)
+                    .map_err(|e| argument_error(format!("invalid metadata {:?}: {e}", j.0)))?,
+            ),
             None => None,
         };
         let options = RunOptions {
@@ -292,13 +297,17 @@ impl NativeTracker {
             metadata,
         };
         let handle = io(py, || self.inner.task_start(&stage.0, &task.0, options)).or_raise()?;
-        Ok(RunCore { handle: std::sync::Arc::new(Handle(handle)) })
+        Ok(RunCore {
+            handle: std::sync::Arc::new(Handle(handle)),
+        })
     }
 
     /// A handle on an existing run (for example one started by another process).
     fn attach_run(&self, py: Python<'_>, run_id: Text) -> PyResult<RunCore> {
         let handle = io(py, || self.inner.attach_run(&run_id.0)).or_raise()?;
-        Ok(RunCore { handle: std::sync::Arc::new(Handle(handle)) })
+        Ok(RunCore {
+            handle: std::sync::Arc::new(Handle(handle)),
+        })
     }
 
     /// Makes this process's pending progress durable now.
@@ -314,12 +323,14 @@ impl NativeTracker {
     /// Calls `callback(event_dict)` after every transition made through this tracker.
     fn add_listener(&self, callback: Py<PyAny>) -> u64 {
         let f = move |ev: &tasker::TransitionEvent| {
-            Python::attach(|py| {
-                let result = convert::transition_event(py, ev)
-                    .and_then(|d| callback.bind(py).call1((d,)).map(drop));
-                if let Err(e) = result {
-                    e.write_unraisable(py, None);
-                }
+            with_caller_signals(|| {
+                Python::attach(|py| {
+                    let result = convert::transition_event(py, ev)
+                        .and_then(|d| callback.bind(py).call1((d,)).map(drop));
+                    if let Err(e) = result {
+                        e.write_unraisable(py, None);
+                    }
+                })
             })
         };
         self.inner.add_listener(std::sync::Arc::new(f))
@@ -405,10 +416,12 @@ impl NativeTracker {
         name: Option<Text>,
     ) -> PyResult<Vec<Bound<'py, PyDict>>> {
         let rows = io(py, || {
-                self.inner
-                    .registered_tasks(stage.as_ref().map(|s| s.0.as_str()), name.as_ref().map(|s| s.0.as_str()))
-            })
-            .or_raise()?;
+            self.inner.registered_tasks(
+                stage.as_ref().map(|s| s.0.as_str()),
+                name.as_ref().map(|s| s.0.as_str()),
+            )
+        })
+        .or_raise()?;
         rows.iter().map(|r| convert::task_row(py, r)).collect()
     }
 
@@ -427,10 +440,10 @@ impl NativeTracker {
     ) -> PyResult<Vec<Bound<'py, PyDict>>> {
         let limit = limit_arg(limit)?.unwrap_or(1000);
         let rows = io(py, || {
-                self.inner
-                    .events_after(after, run_id.as_ref().map(|r| r.0.as_str()), limit)
-            })
-            .or_raise()?;
+            self.inner
+                .events_after(after, run_id.as_ref().map(|r| r.0.as_str()), limit)
+        })
+        .or_raise()?;
         rows.iter().map(|r| convert::event_row(py, r)).collect()
     }
 }
@@ -440,10 +453,9 @@ fn task_spec(d: &Bound<'_, PyDict>) -> PyResult<TaskSpec> {
         match d.get_item(key)? {
             Some(v) if !v.is_none() => Ok(Some(
                 v.extract::<Text>()
-                    .map_err(|e| {
+                    .inspect_err(|e| {
                         let note = format!("in the task field {key:?}");
                         let _ = e.value(d.py()).call_method1("add_note", (note,));
-                        e
                     })?
                     .0,
             )),
@@ -459,10 +471,18 @@ fn task_spec(d: &Bound<'_, PyDict>) -> PyResult<TaskSpec> {
     let name = text("name")?
         .or(text("task")?)
         .or(text("task_name")?)
-        .ok_or_else(|| argument_error(format!("invalid task {}: it has no name", convert::short_repr(d))))?;
-    let stage = text("stage")?
-        .or(text("stage_name")?)
-        .ok_or_else(|| argument_error(format!("invalid task {}: it has no stage", convert::short_repr(d))))?;
+        .ok_or_else(|| {
+            argument_error(format!(
+                "invalid task {}: it has no name",
+                convert::short_repr(d)
+            ))
+        })?;
+    let stage = text("stage")?.or(text("stage_name")?).ok_or_else(|| {
+        argument_error(format!(
+            "invalid task {}: it has no stage",
+            convert::short_repr(d)
+        ))
+    })?;
     Ok(TaskSpec {
         stage,
         name,
@@ -513,8 +533,31 @@ fn blocking_signals<T>(f: impl FnOnce() -> T) -> T {
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        let outer = CALLER_MASK.with(|m| m.replace(Some(old)));
         let out = f();
+        CALLER_MASK.with(|m| m.set(outer));
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        out
+    }
+}
+
+thread_local! {
+    /// The signal mask the caller had before `blocking_signals`, for Python code the
+    /// core calls back meanwhile (listeners), which should get its signals as usual.
+    static CALLER_MASK: std::cell::Cell<Option<libc::sigset_t>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` (Python code called from inside `blocking_signals`) with the caller's mask.
+fn with_caller_signals<T>(f: impl FnOnce() -> T) -> T {
+    let Some(mask) = CALLER_MASK.with(|m| m.get()) else {
+        return f();
+    };
+    // SAFETY: plain libc calls on initialised sigset_t values.
+    unsafe {
+        let mut blocked: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &mask, &mut blocked);
+        let out = f();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &blocked, std::ptr::null_mut());
         out
     }
 }
@@ -607,8 +650,7 @@ impl Run {
             message: opt_text(message),
             restart,
         };
-        io(py, || self.handle.subtask_start(&name.0, options))
-            .or_raise()
+        io(py, || self.handle.subtask_start(&name.0, options)).or_raise()
     }
 
     /// Adds `n` (default 1) items to subtask `number`. Memory only.
@@ -633,7 +675,14 @@ impl Run {
         items_total: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let number = number_arg(Some(number), "subtask_number")?.unwrap_or(1);
-        update(&self.handle, number, items_complete, percent, message, items_total)
+        update(
+            &self.handle,
+            number,
+            items_complete,
+            percent,
+            message,
+            items_total,
+        )
     }
 
     /// Moves subtask `number` to `status`; returns the status it had.
@@ -699,10 +748,14 @@ impl Run {
     }
 
     #[pyo3(signature = (error_message, error_detail=None))]
-    fn fail(&self, py: Python<'_>, error_message: Text, error_detail: Option<Text>) -> PyResult<()> {
+    fn fail(
+        &self,
+        py: Python<'_>,
+        error_message: Text,
+        error_detail: Option<Text>,
+    ) -> PyResult<()> {
         let d = opt_text(error_detail);
-        io(py, || self.handle.fail(&error_message.0, d.as_deref()))
-            .or_raise()
+        io(py, || self.handle.fail(&error_message.0, d.as_deref())).or_raise()
     }
 
     #[pyo3(signature = (message=None))]
@@ -736,10 +789,9 @@ fn increment(handle: &RunHandle, number: u32, n: Option<&Bound<'_, PyAny>>) -> P
         None => 1,
         Some(obj) => {
             let v = convert::int_arg(obj, "increment")?;
-            u64::try_from(v)
-                .ok()
-                .filter(|v| *v > 0)
-                .ok_or_else(|| argument_error(format!("invalid increment {v}: must be at least 1")))?
+            u64::try_from(v).ok().filter(|v| *v > 0).ok_or_else(|| {
+                argument_error(format!("invalid increment {v}: must be at least 1"))
+            })?
         }
     };
     handle.subtask_increment(number, n).or_raise()
@@ -812,7 +864,14 @@ impl Subtask {
         message: Option<Text>,
         items_total: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        update(&self.handle, self.number, items_complete, percent, message, items_total)
+        update(
+            &self.handle,
+            self.number,
+            items_complete,
+            percent,
+            message,
+            items_total,
+        )
     }
 
     /// Moves the subtask to `status`; returns the status it had.
@@ -836,22 +895,31 @@ impl Subtask {
     #[pyo3(signature = (message=None))]
     fn complete(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let m = opt_text(message);
-        io(py, || self.handle.subtask_complete(self.number, m.as_deref()))
-            .or_raise()
+        io(py, || {
+            self.handle.subtask_complete(self.number, m.as_deref())
+        })
+        .or_raise()
     }
 
     #[pyo3(signature = (error_message, error_detail=None))]
-    fn fail(&self, py: Python<'_>, error_message: Text, error_detail: Option<Text>) -> PyResult<()> {
+    fn fail(
+        &self,
+        py: Python<'_>,
+        error_message: Text,
+        error_detail: Option<Text>,
+    ) -> PyResult<()> {
         let d = opt_text(error_detail);
-        io(py, || self.handle.subtask_fail(self.number, &error_message.0, d.as_deref()))
-            .or_raise()
+        io(py, || {
+            self.handle
+                .subtask_fail(self.number, &error_message.0, d.as_deref())
+        })
+        .or_raise()
     }
 
     #[pyo3(signature = (message=None))]
     fn skip(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let m = opt_text(message);
-        io(py, || self.handle.subtask_skip(self.number, m.as_deref()))
-            .or_raise()
+        io(py, || self.handle.subtask_skip(self.number, m.as_deref())).or_raise()
     }
 
     #[pyo3(signature = (message=None))]
@@ -883,6 +951,103 @@ impl Noop {
     }
 }
 
+// ---------------------------------------------------------------------------
+// SIGTERM in worker processes. A multiprocessing Pool that is terminated (as its
+// `with` block does) sends SIGTERM to workers that may still hold progress in
+// memory. A Python-level handler cannot be relied on: a worker blocked in a
+// multiprocessing lock can miss it (CPython checks signals only after EINTR). So
+// the handler is a C-level one that only writes a byte to a pipe; a thread of ours
+// wakes, flushes (bounded in time) and ends the process with the default SIGTERM.
+
+static SIGTERM_FD: AtomicI32 = AtomicI32::new(-1);
+static SIGTERM_PID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_sigterm(_sig: libc::c_int) {
+    // SAFETY: only async-signal-safe calls (getpid, write, signal, raise).
+    unsafe {
+        let fd = SIGTERM_FD.load(Ordering::SeqCst);
+        if fd < 0 || libc::getpid() != SIGTERM_PID.load(Ordering::SeqCst) {
+            // A forked child before it installed its own: behave as before.
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            libc::raise(libc::SIGTERM);
+            return;
+        }
+        let byte = 1u8;
+        let _ = libc::write(fd, (&byte as *const u8).cast(), 1);
+    }
+}
+
+fn sigterm_flusher(read_fd: libc::c_int) {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: reading one byte into a local from a pipe we own.
+        let n = unsafe { libc::read(read_fd, (&mut byte as *mut u8).cast(), 1) };
+        if n == 1 {
+            break;
+        }
+        if n == 0 {
+            return;
+        }
+    }
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let _ = std::thread::Builder::new()
+        .name("tasker-sigterm-flush".into())
+        .spawn(move || {
+            tasker::flush_all();
+            let _ = done.send(());
+        });
+    let _ = wait.recv_timeout(Duration::from_secs(10));
+    // SAFETY: restoring the default disposition and re-sending the signal to ourselves.
+    unsafe {
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        libc::kill(libc::getpid(), libc::SIGTERM);
+    }
+}
+
+/// In this process, makes SIGTERM flush pending progress before it ends the process
+/// (only if SIGTERM has no handler yet, or ours from the parent of a fork).
+/// Returns whether it is installed.
+#[pyfunction]
+fn _install_sigterm_flush() -> PyResult<bool> {
+    // SAFETY: sigaction/pipe2/getpid on initialised locals; the handler is AS-safe.
+    unsafe {
+        let pid = libc::getpid();
+        if SIGTERM_PID.load(Ordering::SeqCst) == pid {
+            return Ok(true);
+        }
+        let mut current: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGTERM, std::ptr::null(), &mut current) != 0 {
+            return Ok(false);
+        }
+        let ours = current.sa_sigaction == on_sigterm as extern "C" fn(libc::c_int) as usize;
+        if current.sa_sigaction != libc::SIG_DFL && !ours {
+            return Ok(false);
+        }
+        let mut fds = [0 as libc::c_int; 2];
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return Ok(false);
+        }
+        let read_fd = fds[0];
+        let spawned = blocking_signals(|| {
+            std::thread::Builder::new()
+                .name("tasker-sigterm".into())
+                .spawn(move || sigterm_flusher(read_fd))
+        });
+        if spawned.is_err() {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+            return Ok(false);
+        }
+        SIGTERM_FD.store(fds[1], Ordering::SeqCst);
+        SIGTERM_PID.store(pid, Ordering::SeqCst);
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigterm as extern "C" fn(libc::c_int) as usize;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        Ok(libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut()) == 0)
+    }
+}
+
 /// Flushes the pending progress of every tracker of this process.
 #[pyfunction]
 fn flush_all(py: Python<'_>) {
@@ -903,5 +1068,6 @@ fn _tasker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Noop>()?;
     m.add_function(wrap_pyfunction!(flush_all, m)?)?;
     m.add_function(wrap_pyfunction!(_drain_log, m)?)?;
+    m.add_function(wrap_pyfunction!(_install_sigterm_flush, m)?)?;
     Ok(())
 }

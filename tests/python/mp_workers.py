@@ -33,3 +33,12 @@ def run_in_worker(run):
         st.increment()
     st.complete()
     return st.number
+
+
+def increment_then_wait(st, n, ready):
+    for _ in range(n):
+        st.increment()
+    ready.set()
+    import time
+
+    time.sleep(3600)  # ended by SIGTERM

@@ -14,6 +14,15 @@ WORKERS = 4
 TOTAL = WORKERS * mp_workers.N
 
 
+@pytest.fixture
+def tracker(db_url):
+    """The background writer never flushes on its own here (the interval is 10 min):
+    what workers store is written by the exit, SIGTERM and handle-drop flushes."""
+    t = tasker.connect(db_url, flush_interval_ms=600_000)
+    yield t
+    t.close()
+
+
 def _items(tracker, run, number):
     return {s.subtask_number: s for s in tracker.subtasks(run.run_id)}[number].items_complete
 
@@ -84,6 +93,23 @@ def test_forked_process_with_inherited_handle(tracker):
             p.join()
             assert p.exitcode == 0
         assert _items(tracker, run, st.number) == 2005
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_sigterm_flushes_a_worker(tracker, method):
+    import signal
+
+    ctx = multiprocessing.get_context(method)
+    with tracker.task("mp", f"sigterm-{method}") as run:
+        st = run.subtask("count")
+        ready = ctx.Event()
+        p = ctx.Process(target=mp_workers.increment_then_wait, args=(st, 777, ready))
+        p.start()
+        assert ready.wait(120)
+        p.terminate()
+        p.join(120)
+        assert p.exitcode == -signal.SIGTERM
+        assert _items(tracker, run, st.number) == 777
 
 
 def test_worker_starts_its_own_subtask(tracker):

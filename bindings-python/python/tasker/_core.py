@@ -491,7 +491,11 @@ def flush() -> None:
 # Other processes: progress is written by a background thread every 200 ms, so a
 # process must flush before it ends. Normal exits run atexit; multiprocessing
 # workers end with os._exit (fork) and are stopped by SIGTERM when a Pool is
-# terminated (as `with Pool() as p:` does), so their exit is hooked too.
+# terminated (as `with Pool() as p:` does), so their exit is hooked too: in a
+# multiprocessing child that uses tasker, SIGTERM (if it had no handler) first
+# flushes (at most 10 s), then ends the process as before. The handler is native
+# and the flush runs on a thread of its own, so it works whatever the main thread
+# is doing. TASKER_SIGTERM_FLUSH=0 keeps the plain SIGTERM.
 
 _hooked_pid = -1
 _finalizer: Optional[multiprocessing.util.Finalize] = None
@@ -506,12 +510,6 @@ def _flush_at_exit(*_: Any) -> None:
         pass
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    _flush_at_exit()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
 def _ensure_exit_flush() -> None:
     """Hooks this process's exit (once per process) so pending progress is written."""
     global _hooked_pid, _finalizer
@@ -524,13 +522,21 @@ def _ensure_exit_flush() -> None:
         # Run by multiprocessing's exit path, which ends with os._exit in forked workers.
         _finalizer = multiprocessing.util.Finalize(None, _flush_at_exit, exitpriority=-10)
         _hooked_pid = pid
-        in_worker = multiprocessing.parent_process() is not None
-        if (
-            in_worker
-            and threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-        ):
-            signal.signal(signal.SIGTERM, _on_sigterm)
+        _install_sigterm_flush()
+
+
+def _install_sigterm_flush() -> None:
+    # A spawned child unpickles its Process object (with the handles in its
+    # arguments) before parent_process() is set; `_inheriting` marks that moment.
+    in_worker = multiprocessing.parent_process() is not None or bool(
+        getattr(multiprocessing.current_process(), "_inheriting", False)
+    )
+    if (
+        in_worker
+        and os.environ.get("TASKER_SIGTERM_FLUSH", "1") != "0"
+        and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    ):
+        _tasker._install_sigterm_flush()
 
 
 def _after_fork_in_child(_: object) -> None:
@@ -544,7 +550,13 @@ class _ForkToken:
 def _at_fork_in_child() -> None:
     """Right after a fork: let each tracker with runs start its writer thread now, from
     here, with signals blocked (a thread started later from a progress call would
-    inherit the caller's signal mask and could swallow SIGTERM/SIGINT)."""
+    inherit the caller's signal mask and could swallow SIGTERM/SIGINT); the SIGTERM
+    flush (inherited from the parent, whose thread does not exist here) is redone."""
+    if _hooked_pid != -1 and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        try:
+            _install_sigterm_flush()
+        except Exception:  # pragma: no cover - never break a fork
+            pass
     for t in list(_TRACKERS.values()):
         for core in list(t._cores.values()):
             try:

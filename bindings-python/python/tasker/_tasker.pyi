@@ -19,6 +19,7 @@ __all__ = [
     "_Noop",
     "flush_all",
     "_drain_log",
+    "_install_sigterm_flush",
 ]
 
 __version__: str
@@ -216,3 +217,4 @@ class _Noop:
 
 def flush_all() -> None: ...
 def _drain_log() -> List[Tuple[int, str]]: ...
+def _install_sigterm_flush() -> bool: ...
