@@ -600,21 +600,24 @@ fn info(
 struct Run {
     handle: SharedHandle,
     tracker: Py<PyAny>,
+    /// The id as a Python string, made once (the functional API reads it often).
+    run_id: Py<pyo3::types::PyString>,
 }
 
 #[pymethods]
 impl Run {
     #[new]
-    fn new(tracker: Py<PyAny>, core: PyRef<'_, RunCore>) -> Run {
+    fn new(py: Python<'_>, tracker: Py<PyAny>, core: PyRef<'_, RunCore>) -> Run {
         Run {
             handle: core.handle.clone(),
             tracker,
+            run_id: pyo3::types::PyString::new(py, core.handle.run_id()).unbind(),
         }
     }
 
     #[getter]
-    fn run_id(&self) -> &str {
-        self.handle.run_id()
+    fn run_id(&self, py: Python<'_>) -> Py<pyo3::types::PyString> {
+        self.run_id.clone_ref(py)
     }
 
     #[getter]
@@ -820,6 +823,7 @@ struct Subtask {
     handle: SharedHandle,
     number: u32,
     run: Py<PyAny>,
+    run_id: Py<pyo3::types::PyString>,
 }
 
 #[pymethods]
@@ -827,10 +831,12 @@ impl Subtask {
     #[new]
     fn new(run: &Bound<'_, Run>, number: &Bound<'_, PyAny>) -> PyResult<Subtask> {
         let number = number_arg(Some(number), "subtask_number")?.unwrap_or(1);
+        let r = run.get();
         Ok(Subtask {
-            handle: run.get().handle.clone(),
+            handle: r.handle.clone(),
             number,
             run: run.clone().into_any().unbind(),
+            run_id: r.run_id.clone_ref(run.py()),
         })
     }
 
@@ -845,8 +851,8 @@ impl Subtask {
     }
 
     #[getter]
-    fn run_id(&self) -> &str {
-        self.handle.run_id()
+    fn run_id(&self, py: Python<'_>) -> Py<pyo3::types::PyString> {
+        self.run_id.clone_ref(py)
     }
 
     /// Adds `n` (default 1) items. Memory only: costs about as much as any method call.

@@ -689,8 +689,9 @@ class Run(_tasker.Run):
         """Starts a subtask now and returns it. As a context manager it completes at the
         end of the block and fails (with the traceback) if the block raises."""
         n = self.subtask_start(name, items_total, message=message, number=number, restart=restart)
-        _LAST_SUBTASK[self.run_id] = n
-        return Subtask(self, n)
+        st = Subtask(self, n)
+        _LAST_SUBTASK[self.run_id] = st
+        return st
 
     def track(
         self,
@@ -733,7 +734,8 @@ class Run(_tasker.Run):
 
 _TOKENS: Dict[int, List["contextvars.Token[Optional[Run]]"]] = {}
 _ORPHANS: Dict[str, List["Subtask"]] = {}
-_LAST_SUBTASK: Dict[str, int] = {}
+# The last subtask started in this process, by run id (for the functional API).
+_LAST_SUBTASK: Dict[str, "Subtask"] = {}
 
 
 def _run_from_state(state: _State, run_id: str) -> Run:

@@ -20,11 +20,13 @@ from ._core import (
     StatusLike,
     Tracker,
     _LAST_SUBTASK,
+    _current,
     _set_active,
     _st,
     current_run,
     default_tracker,
 )
+from . import _core
 from ._records import RunRecord, StageRecord, Status, SubtaskRecord, TaskRecord
 
 __all__ = [
@@ -80,13 +82,13 @@ def _run(run_id: Optional[str], tracker: Optional[Tracker]) -> Run:
 def _number(run: Run, subtask_number: Optional[int]) -> int:
     if subtask_number is not None:
         return subtask_number
-    n = _LAST_SUBTASK.get(run.run_id)
-    if n is None:
+    st = _LAST_SUBTASK.get(run.run_id)
+    if st is None:
         raise _tasker.NotFoundError(
             f"subtask not found: no subtask of run {run.run_id} was started in this process "
             "(call subtask_start() first or pass subtask_number=)"
         )
-    return n
+    return st.number
 
 
 # -- registration ---------------------------------------------------------------
@@ -270,9 +272,7 @@ def subtask_start(
     """Starts a subtask of the run and returns its number; later subtask_* calls
     without ``subtask_number`` refer to it."""
     run = _run(run_id, tracker)
-    n = run.subtask_start(subtask_name, items_total, message=message, number=subtask_number, restart=restart)
-    _LAST_SUBTASK[run.run_id] = n
-    return n
+    return run.subtask(subtask_name, items_total, message=message, number=subtask_number, restart=restart).number
 
 
 def subtask_update(
@@ -312,6 +312,13 @@ def subtask_increment(
     tracker: Optional[Tracker] = None,
 ) -> None:
     """Adds ``increment`` items to the subtask. Memory only; exact across processes."""
+    if run_id is None and subtask_number is None and tracker is None:
+        r = _current.get() or _core._active
+        if r is not None:
+            st = _LAST_SUBTASK.get(r.run_id)
+            if st is not None:
+                st.increment(increment)
+                return
     run = _run(run_id, tracker)
     n = subtask_number if subtask_number is not None else _number(run, None)
     run.subtask_increment(n, increment)
