@@ -249,7 +249,7 @@ def test_to_pandas(tracker):
 
 def test_queries(tracker):
     tracker.register_task("prep", "never-run", type="python", stage_order=1, task_order=2)
-    with tracker.task("prep", "ran") as run:
+    with tracker.task("prep", "ran"):
         pass
     running = tracker.task("prep", "running")
     status = {r.task_name: r for r in tracker.task_status()}

@@ -3,7 +3,6 @@ with the fork and spawn start methods, from multiprocessing.Pool (closed, or
 terminated by its `with` block) and concurrent.futures.ProcessPoolExecutor."""
 import concurrent.futures
 import multiprocessing
-import os
 
 import pytest
 

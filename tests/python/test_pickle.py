@@ -2,7 +2,6 @@
 and the database location."""
 import pickle
 
-import tasker
 from tasker import Status
 
 

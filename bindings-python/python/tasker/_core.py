@@ -26,7 +26,6 @@ from typing import (
     Dict,
     Generic,
     Iterable,
-    Iterator,
     List,
     Optional,
     Tuple,
@@ -993,10 +992,6 @@ def task(
     return default_tracker().task(stage, name, total_subtasks, **options)
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 __all__ = [
     "Tracker",
     "Run",
@@ -1011,5 +1006,3 @@ __all__ = [
     "task",
     "current_run",
 ]
-
-_ = Iterator  # re-exported type names used by the stubs

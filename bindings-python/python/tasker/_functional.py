@@ -27,7 +27,7 @@ from ._core import (
     default_tracker,
 )
 from . import _core
-from ._records import RunRecord, StageRecord, Status, SubtaskRecord, TaskRecord
+from ._records import RunRecord, StageRecord, SubtaskRecord, TaskRecord
 
 __all__ = [
     "register_task",
@@ -445,5 +445,3 @@ def tasker_context(run_id: Optional[str] = _UNSET, *, tracker: Optional[Tracker]
     _set_active(_run(run_id, tracker))
     return run_id
 
-
-_ = Status
