@@ -2,6 +2,9 @@
 //! - progress calls (Rust API and C ABI) next to an `AtomicU64::fetch_add` and next to a
 //!   raw rusqlite UPDATE committed per call (WAL, synchronous=NORMAL);
 //! - a transition (`subtask_complete`) next to that raw commit;
+//! - the latency distribution of that transition and of the raw commit, call by call
+//!   (criterion reports means, which the commits that run an automatic WAL checkpoint
+//!   dominate);
 //! - database transactions per second while one thread increments flat out.
 //!
 //! `cargo bench -p tasker-core --bench hot_path`; ratios are printed at the end.
@@ -208,8 +211,50 @@ fn commits_while_incrementing() {
     );
 }
 
+/// Latency percentiles of single calls: a transition and the raw commit, interleaved
+/// so that both see the same machine.
+fn transition_percentiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tracker(&dir);
+    let run = t
+        .task_start("bench", "percentiles", RunOptions::default())
+        .unwrap();
+    let raw = raw_connection(&dir);
+    let n = 20_000;
+    let (mut ours, mut base) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let k = run.subtask_start("s", SubtaskOptions::default()).unwrap();
+        let start = Instant::now();
+        run.subtask_complete(k, None).unwrap();
+        ours.push(start.elapsed());
+        let start = Instant::now();
+        raw.execute("UPDATE t SET n = n + 1 WHERE id = 1", [])
+            .unwrap();
+        base.push(start.elapsed());
+    }
+    let summary = |v: &mut Vec<Duration>| {
+        v.sort();
+        let at = |q: f64| v[((v.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+        let mean = v.iter().sum::<Duration>().as_secs_f64() * 1e6 / v.len() as f64;
+        (at(0.5), at(0.99), at(0.999), mean)
+    };
+    let (o, b) = (summary(&mut ours), summary(&mut base));
+    for (name, s) in [("subtask_complete", o), ("raw UPDATE + commit", b)] {
+        println!(
+            "{name:>20}: p50 {:7.1} µs  p99 {:7.1} µs  p99.9 {:7.1} µs  mean {:7.1} µs",
+            s.0, s.1, s.2, s.3
+        );
+    }
+    println!(
+        "transition / raw commit: {:.2}x at the median, {:.2}x in the mean",
+        o.0 / b.0,
+        o.3 / b.3
+    );
+}
+
 fn main() {
     benches();
+    transition_percentiles();
     commits_while_incrementing();
     Criterion::default().configure_from_args().final_summary();
 }

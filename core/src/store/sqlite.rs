@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{
-    params, Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior,
-};
+use rusqlite::config::DbConfig;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -120,6 +119,13 @@ impl SqliteStore {
     fn configure(&mut self, busy_timeout: Duration) -> Result<()> {
         self.conn.busy_timeout(busy_timeout).map_err(db_err)?;
         self.conn.set_prepared_statement_cache_capacity(64);
+        // Plans fixed at prepare time. Without this, the bundled SQLite (built with
+        // STAT4) re-prepares a cached statement on every call whose bound values
+        // might change its plan (our lookups by run id and subtask number): a
+        // parse and plan per transition, for plans that never change here.
+        self.conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .map_err(db_err)?;
         // Switching to WAL needs a moment of exclusive access; when many processes
         // open a new file at once, the busy handler does not cover it, so retry.
         let mut tries = 0;
@@ -187,10 +193,8 @@ impl SqliteStore {
         tx.commit().map_err(db_err)
     }
 
-    fn write_tx(&mut self) -> Result<Transaction<'_>> {
-        self.conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_err)
+    fn write_tx(&mut self) -> Result<WriteTx<'_>> {
+        WriteTx::begin(&self.conn)
     }
 
     /// The schema version of the open database.
@@ -198,6 +202,49 @@ impl SqliteStore {
         self.conn
             .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
             .map_err(db_err)
+    }
+}
+
+/// An IMMEDIATE transaction (the write lock taken at once, so the busy timeout
+/// applies and no read lock must be upgraded), rolled back unless committed.
+/// BEGIN and COMMIT are cached statements: on a transition, parsing them anew
+/// each time was a visible share of the cost.
+struct WriteTx<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> WriteTx<'c> {
+    fn begin(conn: &'c Connection) -> Result<WriteTx<'c>> {
+        conn.prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut st| st.execute([]))
+            .map_err(db_err)?;
+        Ok(WriteTx { conn, open: true })
+    }
+
+    fn commit(mut self) -> Result<()> {
+        self.conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut st| st.execute([]))
+            .map_err(db_err)?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for WriteTx<'_> {
+    fn drop(&mut self) {
+        // A failed COMMIT can leave the transaction open too (SQLITE_BUSY): end it.
+        if self.open || !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 }
 
@@ -213,7 +260,7 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     reason = "one argument per column of the events table"
 )]
 fn insert_event(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     now: &str,
     run_id: &str,
     subtask: Option<u32>,
@@ -241,7 +288,7 @@ fn insert_event(
     Ok(())
 }
 
-fn stored_run_status(tx: &Transaction<'_>, run_id: &str) -> Result<Status> {
+fn stored_run_status(tx: &Connection, run_id: &str) -> Result<Status> {
     let s: Option<String> = tx
         .prepare_cached("SELECT status FROM runs WHERE run_id = ?1")
         .and_then(|mut st| st.query_row([run_id], |r| r.get(0)).optional())
@@ -249,11 +296,7 @@ fn stored_run_status(tx: &Transaction<'_>, run_id: &str) -> Result<Status> {
     s.ok_or_else(|| Error::not_found("run", run_id))?.parse()
 }
 
-fn stored_subtask_status(
-    tx: &Transaction<'_>,
-    run_id: &str,
-    number: u32,
-) -> Result<Option<Status>> {
+fn stored_subtask_status(tx: &Connection, run_id: &str, number: u32) -> Result<Option<Status>> {
     let s: Option<String> = tx
         .prepare_cached("SELECT status FROM subtasks WHERE run_id = ?1 AND subtask_number = ?2")
         .and_then(|mut st| {
@@ -265,7 +308,7 @@ fn stored_subtask_status(
 }
 
 /// Finds or creates the stage and task of a run (names only; nothing else changes).
-fn ensure_task(tx: &Transaction<'_>, stage: &str, task: &str, now: &str) -> Result<i64> {
+fn ensure_task(tx: &Connection, stage: &str, task: &str, now: &str) -> Result<i64> {
     tx.prepare_cached(
         "INSERT INTO stages(stage_name, created_at, updated_at) VALUES (?1, ?2, ?2)
          ON CONFLICT(stage_name) DO NOTHING",
@@ -435,7 +478,7 @@ impl Store for SqliteStore {
                 .map_err(db_err)?;
             ids.push(task_id);
         }
-        tx.commit().map_err(db_err)?;
+        tx.commit()?;
         Ok(ids)
     }
 
@@ -492,7 +535,7 @@ impl Store for SqliteStore {
             Status::Started,
             o.message.as_deref(),
         )?;
-        tx.commit().map_err(db_err)
+        tx.commit()
     }
 
     fn run_transition(
@@ -564,7 +607,7 @@ impl Store for SqliteStore {
         let kind = if info.reset { "reset" } else { "run" };
         let msg = info.error_message.as_deref().or(info.message.as_deref());
         insert_event(&tx, &now, run_id, None, kind, Some(from), to, msg)?;
-        tx.commit().map_err(db_err)?;
+        tx.commit()?;
         Ok(from)
     }
 
@@ -679,7 +722,7 @@ impl Store for SqliteStore {
                 None,
             )?;
         }
-        tx.commit().map_err(db_err)?;
+        tx.commit()?;
         Ok(number)
     }
 
@@ -726,7 +769,7 @@ impl Store for SqliteStore {
         let kind = if info.reset { "reset" } else { "subtask" };
         let msg = info.error_message.as_deref().or(info.message.as_deref());
         insert_event(&tx, &now, run_id, Some(number), kind, Some(from), to, msg)?;
-        tx.commit().map_err(db_err)?;
+        tx.commit()?;
         Ok(from)
     }
 
@@ -835,7 +878,7 @@ impl Store for SqliteStore {
                 .and_then(|mut st| st.execute(params![&**run_id, now]))
                 .map_err(db_err)?;
         }
-        tx.commit().map_err(db_err)
+        tx.commit()
     }
 
     fn run_status(&mut self, run_id: &str) -> Result<Option<Status>> {
@@ -880,7 +923,7 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(db_err)?;
-        tx.commit().map_err(db_err)?;
+        tx.commit()?;
         Ok(n)
     }
 
