@@ -68,6 +68,9 @@ struct Backend {
     writer: Mutex<Option<Writer>>,
     /// Runs started by this process: the writer keeps their heartbeat fresh.
     owned: Mutex<Vec<Arc<str>>>,
+    /// Progress of runs whose last handle was dropped before it was written: the
+    /// next flush writes it first.
+    orphans: Mutex<Vec<ProgressUpdate>>,
 }
 
 /// The connection and what could not be written yet, behind one lock so that writes
@@ -99,6 +102,7 @@ impl Backend {
             }),
             writer: Mutex::new(None),
             owned: Mutex::new(Vec::new()),
+            orphans: Mutex::new(Vec::new()),
         }
     }
 }
@@ -599,7 +603,7 @@ impl TrackerInner {
 
     /// Moves every run's pending progress into the outbox as one batch.
     fn queue_progress(&self, slot: &mut Slot, at: DateTime<Utc>) {
-        let mut updates = Vec::new();
+        let mut updates = std::mem::take(&mut *lock(&self.backend.load().orphans));
         for run in self.runs.load().iter().filter_map(Weak::upgrade) {
             run.cells.take_all(&run.run_id, &mut updates);
         }
@@ -658,7 +662,10 @@ impl TrackerInner {
     /// Writes all pending progress (and heartbeats when asked) in one transaction.
     /// On failure the progress is put back, to be written by a later flush.
     fn flush_locked(&self, st: &mut dyn Store, heartbeat: bool) -> Result<()> {
-        let mut batch: Vec<ProgressUpdate> = Vec::new();
+        let backend = self.backend.load();
+        // Orphans first: they are older than anything a live handle holds.
+        let mut batch: Vec<ProgressUpdate> = std::mem::take(&mut *lock(&backend.orphans));
+        let orphaned = batch.len();
         let mut owners: Vec<(usize, Arc<RunShared>)> = Vec::new();
         for run in self.runs.load().iter().filter_map(Weak::upgrade) {
             let before = batch.len();
@@ -668,7 +675,7 @@ impl TrackerInner {
             }
         }
         let beats: Vec<Arc<str>> = if heartbeat {
-            lock(&self.backend.load().owned).clone()
+            lock(&backend.owned).clone()
         } else {
             Vec::new()
         };
@@ -681,7 +688,12 @@ impl TrackerInner {
             Ok(()) => {}
             Err(_) => {
                 let mut updates = batch.into_iter();
-                let mut done = 0;
+                let old: Vec<ProgressUpdate> = updates.by_ref().take(orphaned).collect();
+                let mut orphans = lock(&backend.orphans);
+                let newer = std::mem::replace(&mut *orphans, old);
+                orphans.extend(newer);
+                drop(orphans);
+                let mut done = orphaned;
                 for (end, run) in owners {
                     for u in updates.by_ref().take(end - done) {
                         run.cells.restore(u);
@@ -754,6 +766,22 @@ pub(crate) struct RunShared {
     status: AtomicI32,
     /// Highest subtask number seen here (numbers allocated during an outage).
     max_subtask: AtomicU32,
+}
+
+impl Drop for RunShared {
+    /// Progress still pending when the last handle of a run goes (a C program's
+    /// `tasker_run_free`, a handle out of scope) is kept for the next flush.
+    fn drop(&mut self) {
+        let backend = self.tracker.backend.load();
+        if backend.generation != fork_generation() {
+            return; // a forked child's copy: what is pending is the parent's to write
+        }
+        let mut pending = Vec::new();
+        self.cells.take_all(&self.run_id, &mut pending);
+        if !pending.is_empty() {
+            lock(&backend.orphans).extend(pending);
+        }
+    }
 }
 
 impl RunShared {

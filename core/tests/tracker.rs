@@ -767,3 +767,30 @@ fn a_run_records_its_process() {
         7
     );
 }
+
+#[test]
+fn progress_pending_when_the_last_handle_is_dropped_is_still_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    let run = t
+        .task_start("stage", "dropped", RunOptions::default())
+        .unwrap();
+    let id = run.run_id().to_string();
+    let n = run
+        .subtask_start("items", SubtaskOptions::default())
+        .unwrap();
+    run.subtask_increment(n, 41).unwrap();
+    run.subtask_increment(n, 1).unwrap();
+    drop(run);
+    t.flush().unwrap();
+    assert_eq!(t.subtasks(&id).unwrap()[0].items_complete, 42);
+
+    // And written in order with what a new handle of the same run adds later.
+    let again = t.attach_run(&id).unwrap();
+    again.subtask_increment(n, 8).unwrap();
+    drop(again);
+    let third = t.attach_run(&id).unwrap();
+    third.subtask_increment(n, 50).unwrap();
+    t.flush().unwrap();
+    assert_eq!(t.subtasks(&id).unwrap()[0].items_complete, 100);
+}
