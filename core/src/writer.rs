@@ -2,13 +2,15 @@
 //! `flush_interval` it writes all dirty progress in one transaction, and every
 //! `heartbeat_interval` it refreshes the heartbeat of the runs this process
 //! started. Transitions do not wait for it: they flush on the caller's thread
-//! under the same store lock, which keeps the order of writes.
+//! under the same store lock, which keeps the order of writes. The thread blocks
+//! asynchronous signals: they are the program's, not tasker's.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Weak;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::ffi::os::with_signals_blocked;
 use crate::tracker::TrackerInner;
 
 /// Handle to a running writer; dropping it does not stop the thread, `stop` does.
@@ -25,10 +27,12 @@ impl Writer {
         heartbeat_interval: Duration,
     ) -> Writer {
         let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("tasker-writer".into())
-            .spawn(move || run(tracker, stopped, flush_interval, heartbeat_interval))
-            .expect("the OS refused to start the tasker writer thread");
+        let thread = with_signals_blocked(|| {
+            std::thread::Builder::new()
+                .name("tasker-writer".into())
+                .spawn(move || run(tracker, stopped, flush_interval, heartbeat_interval))
+                .expect("the OS refused to start the tasker writer thread")
+        });
         Writer {
             stop,
             thread: Some(thread),

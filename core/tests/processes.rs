@@ -242,3 +242,37 @@ fn many_processes_creating_one_new_database_at_once_all_succeed() {
         .unwrap();
     assert_eq!(versions, 1, "the migration was applied exactly once");
 }
+
+/// The writer thread leaves the program's signals to the program's own threads.
+#[test]
+fn the_writer_thread_blocks_asynchronous_signals() {
+    let dir = tempfile::tempdir().unwrap();
+    let _t = Tracker::open(Config::sqlite(dir.path().join("t.db"))).unwrap();
+    // The thread names itself once it runs: look until it has.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut writer_mask = None;
+    while writer_mask.is_none() && Instant::now() < deadline {
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let task = task.unwrap().path();
+            let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+            if name.trim() == "tasker-writer" {
+                let status = std::fs::read_to_string(task.join("status")).unwrap();
+                writer_mask = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("SigBlk:"))
+                    .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mask = writer_mask.expect("a tasker-writer thread runs");
+    let bit = |signal: i32| 1u64 << (signal - 1);
+    for signal in [2, 15, 17, 1] {
+        assert_ne!(
+            mask & bit(signal),
+            0,
+            "signal {signal} is blocked in the writer"
+        );
+    }
+    assert_eq!(mask & bit(11), 0, "SIGSEGV stays deliverable");
+}

@@ -31,3 +31,33 @@ pub(crate) fn install_fork_hook() {
         }
     });
 }
+
+/// Runs `spawn` with the asynchronous signals blocked, so that the thread it starts
+/// inherits that mask: a process-directed signal (SIGINT, SIGTERM, SIGCHLD, ...) then
+/// reaches one of the program's own threads, as R, Python and C programs with
+/// handlers expect, never tasker's writer. Faults (SIGSEGV, ...) stay deliverable.
+pub(crate) fn with_signals_blocked<T>(spawn: impl FnOnce() -> T) -> T {
+    #[cfg(unix)]
+    // SAFETY: sigset_t is plain data that sigfillset/sigdelset initialise;
+    // pthread_sigmask only changes the calling thread's mask, restored below.
+    unsafe {
+        let mut blocked: libc::sigset_t = std::mem::zeroed();
+        let mut before: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut blocked);
+        for fault in [
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGFPE,
+            libc::SIGILL,
+            libc::SIGTRAP,
+        ] {
+            libc::sigdelset(&mut blocked, fault);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &blocked, &mut before);
+        let spawned = spawn();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
+        spawned
+    }
+    #[cfg(not(unix))]
+    spawn()
+}
