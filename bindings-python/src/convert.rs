@@ -218,6 +218,7 @@ pub(crate) fn subtask_row<'py>(py: Python<'py>, r: &SubtaskRow) -> PyResult<Boun
         "percent_complete" => r.percent_complete,
         "progress_message" => &r.progress_message,
         "error_message" => &r.error_message,
+        "error_detail" => &r.error_detail,
         "rate_per_second" => r.rate_per_second,
         "eta_seconds" => r.eta_seconds,
     ))

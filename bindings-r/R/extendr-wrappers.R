@@ -89,7 +89,7 @@ tk_subtask_start <- function(run_id, name, items_total, message, number, restart
 
 # Moves a subtask to `status`; returns list(run_id, number, old, new, ...).
 # @keywords internal
-tk_subtask_status <- function(run_id, number, status, message, error_message, reset) .Call(wrap__tk_subtask_status, run_id, number, status, message, error_message, reset)
+tk_subtask_status <- function(run_id, number, status, message, error_message, error_detail, reset) .Call(wrap__tk_subtask_status, run_id, number, status, message, error_message, error_detail, reset)
 
 # @keywords internal
 tk_native_version <- function() .Call(wrap__tk_native_version)

@@ -64,7 +64,8 @@ get_task_history <- function(stage = NULL, task = NULL, limit = 100, conn = NULL
 #' @inheritParams get_task_status
 #' @return A data frame: `run_id, subtask_number, subtask_name, status,
 #'   start_time, end_time, last_update, percent_complete, progress_message,
-#'   items_total, items_complete, error_message, rate_per_second, eta_seconds`.
+#'   items_total, items_complete, error_message, error_detail, rate_per_second,
+#'   eta_seconds`.
 #'   `percent_complete` is derived from the items when `items_total` is known.
 #' @export
 get_subtask_progress <- function(run_id = NULL, conn = NULL) {

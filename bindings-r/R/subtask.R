@@ -47,6 +47,8 @@ subtask_start <- function(subtask_name, items_total = NULL, message = NULL, quie
 #' @param items_complete Items done so far (an absolute count).
 #' @param message A progress message.
 #' @param error_message Recorded with a `FAILED` status.
+#' @param error_detail Longer detail of the error (a traceback, say), with a
+#'   `FAILED` status; shown by [get_subtask_progress()].
 #' @param quiet Do not print messages.
 #' @param conn Ignored.
 #' @param run_id The run (default: the current run).
@@ -57,9 +59,11 @@ subtask_start <- function(subtask_name, items_total = NULL, message = NULL, quie
 #' @export
 subtask_update <- function(status = NULL, percent = NULL, items_complete = NULL, message = NULL,
                            error_message = NULL, quiet = FALSE, conn = NULL, run_id = NULL,
-                           subtask_number = NULL, items_total = NULL, reset = FALSE) {
-  if (is.null(status) && is.null(error_message) && is.null(conn)) {
+                           subtask_number = NULL, items_total = NULL, reset = FALSE,
+                           error_detail = NULL) {
+  if (is.null(status) && is.null(error_message) && is.null(error_detail)) {
     # Progress only: memory, no I/O (the background writer stores it).
+    if (!is.null(conn)) .tk_conn(conn)
     r <- .Call(tk_prog, run_id, subtask_number, items_complete, percent, message, items_total)
     return(if (is.null(r)) invisible(TRUE) else .tk_progress_post(r, quiet, run_id, function() {
       .Call(tk_prog, run_id, subtask_number, items_complete, percent, message, items_total)
@@ -69,7 +73,8 @@ subtask_update <- function(status = NULL, percent = NULL, items_complete = NULL,
   .tk_ensure()
   status <- .tk_status(status, .tk_subtask_statuses)
   if (is.null(status)) {
-    .tk_arg_error("invalid error_message: an error is recorded with a status (status = \"FAILED\")")
+    .tk_arg_error(sprintf("invalid %s: an error is recorded with a status (status = \"FAILED\")",
+                          if (is.null(error_message)) "error_detail" else "error_message"))
   }
   run_id <- .tk_text(run_id, "run_id")
   if (!is.null(items_complete) || !is.null(percent) || !is.null(items_total)) {
@@ -77,7 +82,8 @@ subtask_update <- function(status = NULL, percent = NULL, items_complete = NULL,
                       TRUE, run_id, function() NULL)
   }
   r <- .tk(tk_subtask_status(run_id, subtask_number, status, .tk_text(message, "message"),
-                             .tk_text(error_message, "error_message"), isTRUE(reset)))
+                             .tk_text(error_message, "error_message"),
+                             .tk_text(error_detail, "error_detail"), isTRUE(reset)))
   .tk_transition_note(r, r$number, error_message %||% message, quiet)
   invisible(TRUE)
 }

@@ -830,12 +830,7 @@ pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
     }
     if let Some(detail) = &r.error_detail {
         out.push_str(&format!("\n{}\n", style.bold("Error detail")));
-        for l in detail.lines() {
-            out.push_str(&format!(
-                "  {}\n",
-                l.replace(|c: char| c.is_control() && c != '\t', " ")
-            ));
-        }
+        push_detail(&mut out, detail);
     }
     if !d.subtasks.is_empty() {
         out.push_str(&format!("\n{}\n", style.bold("Subtasks")));
@@ -867,6 +862,11 @@ pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
             ]);
         }
         out.push_str(&table.render(&style));
+        for s in d.subtasks.iter().filter(|s| s.row.error_detail.is_some()) {
+            let title = format!("Error detail of subtask {}", s.row.subtask_number);
+            out.push_str(&format!("\n{}\n", style.bold(&title)));
+            push_detail(&mut out, s.row.error_detail.as_deref().unwrap_or_default());
+        }
     }
     if !d.events.is_empty() {
         out.push_str(&format!("\n{}\n", style.bold("Events")));
@@ -956,6 +956,16 @@ const RUN_CSV: &[&str] = &[
     "error_detail",
     "metadata",
 ];
+/// A multi-line error detail, indented, control characters made harmless.
+fn push_detail(out: &mut String, detail: &str) {
+    for l in detail.lines() {
+        out.push_str(&format!(
+            "  {}\n",
+            l.replace(|c: char| c.is_control() && c != '\t', " ")
+        ));
+    }
+}
+
 const SUBTASK_CSV: &[&str] = &[
     "run_id",
     "subtask_number",
@@ -971,6 +981,7 @@ const SUBTASK_CSV: &[&str] = &[
     "eta_seconds",
     "progress_message",
     "error_message",
+    "error_detail",
 ];
 const EVENT_CSV: &[&str] = &[
     "event_id",

@@ -100,6 +100,11 @@ fn pipeline(dir: &Path) -> PathBuf {
     let bad = t
         .task_start("prepare", "validate", RunOptions::default())
         .unwrap();
+    let rows = bad
+        .subtask_start("rows", SubtaskOptions::default())
+        .unwrap();
+    bad.subtask_fail(rows, "row 7", Some("row 7: expected 3 fields, saw 2"))
+        .unwrap();
     bad.fail(
         "row 7 is <broken>",
         Some("Traceback:\n  line 1\nValueError"),
@@ -168,18 +173,23 @@ fn history_show_and_export() {
     let failed = runs[0]["run_id"].as_str().unwrap();
     let text = ok(&db, &["show", failed]);
     assert!(text.contains("ValueError"), "error detail is shown: {text}");
+    assert!(
+        text.contains("Error detail of subtask 1") && text.contains("expected 3 fields, saw 2"),
+        "a subtask's error detail is shown: {text}"
+    );
     let missing = tasker(&db, &["show", "no-such-run"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
 
     let all = json(&db, &["export"]);
     assert_eq!(all["runs"].as_array().unwrap().len(), 2);
-    assert_eq!(all["subtasks"].as_array().unwrap().len(), 2);
+    assert_eq!(all["subtasks"].as_array().unwrap().len(), 3);
     assert!(all["events"].as_array().unwrap().len() >= 8);
     let csv = ok(&db, &["export", "--format", "csv", "--table", "subtasks"]);
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].starts_with("run_id,subtask_number,subtask_name,status"));
-    assert_eq!(lines.len(), 3);
+    assert!(lines[0].ends_with(",error_message,error_detail"));
+    assert_eq!(lines.len(), 4);
     assert!(
         csv.contains("\"index, \"\"quoted\"\"\""),
         "CSV quoting: {csv}"

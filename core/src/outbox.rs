@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
-use crate::store::{NewRun, ProgressUpdate, Store};
+use crate::store::{NewRun, ProgressUpdate, Store, WriterSeq};
 
 /// Operations kept in memory before the rest goes to the spool file.
 pub(crate) const MEMORY_BOUND: usize = 10_000;
@@ -52,6 +52,9 @@ pub(crate) enum Op {
     Progress {
         updates: Vec<ProgressUpdate>,
         at: DateTime<Utc>,
+        /// Applied at most once under this id (absent in spool files of older versions).
+        #[serde(default)]
+        batch_id: Option<WriterSeq>,
     },
 }
 
@@ -93,7 +96,16 @@ impl Op {
             } => st
                 .subtask_transition(run_id, *number, *to, info, *at)
                 .map(drop),
-            Op::Progress { updates, at } => st.apply_progress(updates, &[], *at),
+            Op::Progress {
+                updates,
+                at,
+                batch_id: Some(id),
+            } => st.apply_progress_once(updates, &[], *at, id),
+            Op::Progress {
+                updates,
+                at,
+                batch_id: None,
+            } => st.apply_progress(updates, &[], *at),
         }
     }
 }

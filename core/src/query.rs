@@ -97,6 +97,8 @@ pub struct SubtaskRow {
     pub percent_complete: Option<f64>,
     pub progress_message: Option<String>,
     pub error_message: Option<String>,
+    /// What `subtask_fail` was given besides the message (a traceback, say).
+    pub error_detail: Option<String>,
     /// Items per second since the subtask started.
     pub rate_per_second: Option<f64>,
     /// Seconds left at that rate, while active and the total is known.

@@ -28,7 +28,7 @@ use crate::progress::RunCells;
 use crate::query::{
     EventRow, HistoryFilter, LostRule, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
 };
-use crate::store::{self, NewRun, ProgressUpdate, RunSelector, Store};
+use crate::store::{self, NewRun, ProgressUpdate, RunSelector, Store, WriterSeq};
 use crate::writer::Writer;
 
 /// A transition made through this tracker, as given to listeners.
@@ -71,6 +71,14 @@ struct Backend {
     /// Progress of runs whose last handle was dropped before it was written: the
     /// next flush writes it first.
     orphans: Mutex<Vec<ProgressUpdate>>,
+    /// This process's progress batches are numbered under this id, so that the
+    /// database applies each once even when one is sent twice.
+    writer_id: String,
+    next_batch: AtomicU64,
+    /// A batch that failed on its way to the database, for `attempt` to queue in
+    /// the outbox: it may have been committed, so it is sent again as it was, under
+    /// its number, never merged back into newer progress.
+    in_doubt: Mutex<Vec<Op>>,
 }
 
 /// The connection and what could not be written yet, behind one lock so that writes
@@ -103,6 +111,16 @@ impl Backend {
             writer: Mutex::new(None),
             owned: Mutex::new(Vec::new()),
             orphans: Mutex::new(Vec::new()),
+            writer_id: uuid::Uuid::now_v7().to_string(),
+            next_batch: AtomicU64::new(1),
+            in_doubt: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn next_batch_id(&self) -> WriterSeq {
+        WriterSeq {
+            writer: self.writer_id.clone(),
+            seq: self.next_batch.fetch_add(1, Ordering::Relaxed),
         }
     }
 }
@@ -529,7 +547,12 @@ impl TrackerInner {
             f(st)
         })();
         match result {
-            Err(e) if e.is_transient() => Err(self.outage(slot, e)),
+            Err(e) if e.is_transient() => {
+                for op in std::mem::take(&mut *lock(&self.backend.load().in_doubt)) {
+                    slot.outbox.push(op);
+                }
+                Err(self.outage(slot, e))
+            }
             other => {
                 if slot.retry_at.take().is_some() || self.failing.load(Ordering::Relaxed) {
                     slot.backoff = Duration::ZERO;
@@ -608,7 +631,11 @@ impl TrackerInner {
             run.cells.take_all(&run.run_id, &mut updates);
         }
         if !updates.is_empty() {
-            slot.outbox.push(Op::Progress { updates, at });
+            slot.outbox.push(Op::Progress {
+                updates,
+                at,
+                batch_id: Some(self.backend.load().next_batch_id()),
+            });
         }
     }
 
@@ -680,12 +707,24 @@ impl TrackerInner {
             Vec::new()
         };
         let wrote = !batch.is_empty() || !beats.is_empty();
-        let result = st.apply_progress(&batch, &beats, Utc::now());
+        let now = Utc::now();
+        let batch_id = (!batch.is_empty()).then(|| backend.next_batch_id());
+        let result = match &batch_id {
+            Some(id) => st.apply_progress_once(&batch, &beats, now, id),
+            None => st.apply_progress(&batch, &beats, now),
+        };
         match &result {
             Ok(()) if wrote => {
                 self.progress_commits.fetch_add(1, Ordering::Relaxed);
             }
             Ok(()) => {}
+            Err(e) if e.is_transient() && batch_id.is_some() => {
+                lock(&backend.in_doubt).push(Op::Progress {
+                    updates: batch,
+                    at: now,
+                    batch_id,
+                });
+            }
             Err(_) => {
                 let mut updates = batch.into_iter();
                 let old: Vec<ProgressUpdate> = updates.by_ref().take(orphaned).collect();

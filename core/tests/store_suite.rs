@@ -88,6 +88,7 @@ suite!(
     delete_runs_cascades_and_honours_its_selector,
     hostile_strings_come_back_verbatim,
     store_errors_name_what_is_wrong,
+    a_failed_subtask_keeps_its_error_detail_until_restarted,
 );
 
 fn t(sec: i64) -> DateTime<Utc> {
@@ -1051,6 +1052,38 @@ fn hostile_strings_come_back_verbatim(db: &mut Db) {
     );
 }
 
+fn a_failed_subtask_keeps_its_error_detail_until_restarted(db: &mut Db) {
+    let s = &mut db.s;
+    s.start_run(&new_run("r", "st", "tk", 0)).unwrap();
+    let n = s
+        .subtask_start("r", "load", &sub(None, None), t(1))
+        .unwrap();
+    let trace = "Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: 'bad'";
+    s.subtask_transition(
+        "r",
+        n,
+        Status::Failed,
+        &TransitionInfo::error("cannot parse", Some(trace)),
+        t(2),
+    )
+    .unwrap();
+    let row = &s.subtasks("r").unwrap()[0];
+    assert_eq!(row.error_message.as_deref(), Some("cannot parse"));
+    assert_eq!(row.error_detail.as_deref(), Some(trace));
+    // A restart starts from nothing: no error left behind.
+    let restart = SubtaskOptions {
+        number: Some(n),
+        restart: true,
+        ..SubtaskOptions::default()
+    };
+    s.subtask_start("r", "load", &restart, t(3)).unwrap();
+    let row = &s.subtasks("r").unwrap()[0];
+    assert_eq!(
+        (row.error_message.as_deref(), row.error_detail.as_deref()),
+        (None, None)
+    );
+}
+
 fn store_errors_name_what_is_wrong(db: &mut Db) {
     let s = &mut db.s;
     let e = s
@@ -1167,4 +1200,160 @@ impl<T: serde::Serialize> AsJson for T {
     fn json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap()
     }
+}
+
+/// Rows written by a tasker of schema version 1, as that version wrote them.
+const V1_ROWS: &str = "
+    INSERT INTO stages(stage_id, stage_name, created_at, updated_at)
+        VALUES (1, 'load', '2026-03-01T12:00:00.000000Z', '2026-03-01T12:00:00.000000Z');
+    INSERT INTO tasks(task_id, stage_id, task_name, created_at, updated_at)
+        VALUES (1, 1, 'fetch', '2026-03-01T12:00:00.000000Z', '2026-03-01T12:00:00.000000Z');
+    INSERT INTO runs(run_id, task_id, hostname, process_id, status, start_time, last_update,
+                     heartbeat_time, error_message)
+        VALUES ('old', 1, 'h', 1, 'FAILED', '2026-03-01T12:00:00.000000Z',
+                '2026-03-01T12:00:01.000000Z', '2026-03-01T12:00:01.000000Z', 'boom');
+    INSERT INTO subtasks(run_id, subtask_number, subtask_name, status, last_update,
+                         items_complete, error_message)
+        VALUES ('old', 1, 'part', 'FAILED', '2026-03-01T12:00:01.000000Z', 7, 'bad row');";
+
+/// Checks a database that was at version 1 after this tasker opened it.
+fn check_migrated_from_v1(s: &mut dyn Store) {
+    let old = &s.subtasks("old").unwrap()[0];
+    assert_eq!(
+        (
+            old.items_complete,
+            old.error_message.as_deref(),
+            old.error_detail.as_deref()
+        ),
+        (7, Some("bad row"), None)
+    );
+    assert_eq!(
+        s.run("old").unwrap().unwrap().error_message.as_deref(),
+        Some("boom")
+    );
+    // And the new column is written through the new statements.
+    s.start_run(&new_run("new", "load", "fetch", 10)).unwrap();
+    let n = s
+        .subtask_start("new", "part", &sub(None, None), t(11))
+        .unwrap();
+    s.subtask_transition(
+        "new",
+        n,
+        Status::Failed,
+        &TransitionInfo::error("x", Some("why")),
+        t(12),
+    )
+    .unwrap();
+    assert_eq!(
+        s.subtasks("new").unwrap()[0].error_detail.as_deref(),
+        Some("why")
+    );
+}
+
+#[test]
+fn a_version_1_sqlite_database_is_migrated_keeping_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(include_str!(
+            "../src/store/migrations/sqlite/0001_initial.sql"
+        ))
+        .unwrap();
+        c.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL,
+                                          applied_at TEXT NOT NULL);
+             INSERT INTO schema_version VALUES (1, 'initial schema', '2026-03-01T12:00:00.000000Z');",
+        )
+        .unwrap();
+        c.execute_batch(V1_ROWS).unwrap();
+    }
+    let mut s = store::open(&Config::sqlite(&path)).unwrap();
+    check_migrated_from_v1(&mut *s);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = c
+        .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+}
+
+#[test]
+fn a_version_1_postgres_schema_is_migrated_keeping_its_rows() {
+    let Ok(url) = std::env::var("TASKER_PG_URL") else {
+        eprintln!("TASKER_PG_URL is not set: skipped");
+        return;
+    };
+    let schema = format!("v1_{}", std::process::id());
+    let mut c =
+        postgres::Client::connect(&format!("{url} sslmode=disable"), postgres::NoTls).unwrap();
+    c.batch_execute(&format!(
+        "CREATE SCHEMA {schema}; SET search_path TO {schema};
+         CREATE TABLE schema_version (version bigint PRIMARY KEY, description text NOT NULL,
+                                      applied_at timestamptz NOT NULL);
+         INSERT INTO schema_version VALUES (1, 'initial schema', now());"
+    ))
+    .unwrap();
+    c.batch_execute(include_str!(
+        "../src/store/migrations/postgres/0001_initial.sql"
+    ))
+    .unwrap();
+    c.batch_execute(V1_ROWS).unwrap();
+    let mut config = Config::sqlite("");
+    config.location = Location::Postgres {
+        conninfo: Secret::new(url),
+        schema: schema.clone(),
+    };
+    let mut s = store::open(&config).unwrap();
+    check_migrated_from_v1(&mut *s);
+    let version: i64 = c
+        .query_one(
+            &format!("SELECT MAX(version) FROM {schema}.schema_version"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 2);
+}
+
+/// A flush whose COMMIT went through but whose answer was lost is sent again under
+/// the same batch id: PostgreSQL applies it once, and never after a later batch.
+#[test]
+fn a_progress_batch_sent_twice_counts_once_on_postgres() {
+    let Some(mut db) = postgres("batch_sent_twice") else {
+        return;
+    };
+    let s = &mut db.s;
+    s.start_run(&new_run("r", "st", "tk", 0)).unwrap();
+    let n = s
+        .subtask_start("r", "items", &sub(None, None), t(1))
+        .unwrap();
+    let id = |seq| tasker::store::WriterSeq {
+        writer: "writer-a".into(),
+        seq,
+    };
+    let count = |s: &mut Box<dyn Store>| s.subtasks("r").unwrap()[0].items_complete;
+    s.apply_progress_once(&[inc("r", n, 5)], &[], t(2), &id(1))
+        .unwrap();
+    s.apply_progress_once(&[inc("r", n, 5)], &[], t(2), &id(1))
+        .unwrap();
+    assert_eq!(count(s), 5, "the same batch twice counts once");
+    s.apply_progress_once(&[inc("r", n, 7)], &[], t(3), &id(3))
+        .unwrap();
+    s.apply_progress_once(&[inc("r", n, 100)], &[], t(3), &id(2))
+        .unwrap();
+    assert_eq!(
+        count(s),
+        12,
+        "an older batch after a newer one is not applied"
+    );
+    // Another writer has its own numbers.
+    let other = tasker::store::WriterSeq {
+        writer: "writer-b".into(),
+        seq: 1,
+    };
+    s.apply_progress_once(&[inc("r", n, 1)], &[], t(4), &other)
+        .unwrap();
+    assert_eq!(count(s), 13);
+    s.apply_progress(&[inc("r", n, 1)], &[], t(5)).unwrap();
+    assert_eq!(count(s), 14, "without an id a batch is always applied");
 }

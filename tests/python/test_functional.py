@@ -68,7 +68,7 @@ def test_run_lifecycle_with_the_active_context(tracker):
     tasker.subtask_complete(100, "all files", tracker=tracker)
     n2 = tasker.subtask_start("parse", tracker=tracker)
     tasker.subtask_update(percent=10.0, items_complete=3, tracker=tracker)
-    tasker.subtask_fail("parse error", tracker=tracker)
+    tasker.subtask_fail("parse error", "Traceback ...\nValueError: row 3", tracker=tracker)
     (active,) = tasker.get_active_tasks(tracker=tracker)
     assert active.run_id == run_id and active.overall_progress_message == "a quarter"
     tasker.task_complete("done", tracker=tracker)
@@ -78,7 +78,8 @@ def test_run_lifecycle_with_the_active_context(tracker):
         (n1, Status.COMPLETED, 100),
         (n2, Status.FAILED, 3),
     ]
-    assert subs[1].error_message == "parse error"
+    assert (subs[1].error_message, subs[1].error_detail) == ("parse error", "Traceback ...\nValueError: row 3")
+    assert subs[0].error_detail is None
     (status,) = tasker.get_task_status(stage="prepare", tracker=tracker)
     assert status.status == Status.COMPLETED and status.overall_progress_message == "done"
     (hist,) = tasker.get_task_history(limit=10, tracker=tracker)
@@ -94,6 +95,16 @@ def test_subtask_complete_reads_a_string_as_the_message(tracker):
     tasker.task_fail("broke", error_detail="stack", tracker=tracker)
     rec = tracker.run(run_id)
     assert (rec.status, rec.error_message, rec.error_detail) == (Status.FAILED, "broke", "stack")
+
+
+def test_subtask_update_records_error_detail_only_with_a_status(tracker):
+    run_id = tasker.task_start("s", "detail", tracker=tracker)
+    tasker.subtask_start("x", tracker=tracker)
+    with pytest.raises(tasker.ArgumentError, match="invalid error_detail 'why'"):
+        tasker.subtask_update(error_detail="why", tracker=tracker)
+    tasker.subtask_update("FAILED", error_message="broke", error_detail="why", tracker=tracker)
+    (sub,) = tasker.get_subtask_progress(run_id, tracker=tracker)
+    assert (sub.status, sub.error_message, sub.error_detail) == (Status.FAILED, "broke", "why")
 
 
 def test_task_update_with_status(tracker):

@@ -283,6 +283,7 @@ def subtask_update(
     error_message: Optional[str] = None,
     quiet: bool = False,
     *,
+    error_detail: Optional[str] = None,
     items_total: Optional[int] = None,
     run_id: Optional[str] = None,
     subtask_number: Optional[int] = None,
@@ -296,10 +297,13 @@ def subtask_update(
     ):
         run.subtask_update(n, items_complete, percent, message if status is None else None, items_total)
     if status is not None:
-        run.subtask_set_status(n, _st(status) or "", message=message, error_message=error_message)
-    elif error_message is not None:
+        run.subtask_set_status(
+            n, _st(status) or "", message=message, error_message=error_message, error_detail=error_detail
+        )
+    elif error_message is not None or error_detail is not None:
+        name, value = ("error_message", error_message) if error_message is not None else ("error_detail", error_detail)
         raise _tasker.ArgumentError(
-            f"invalid error_message {error_message!r}: give it with status='FAILED' (or use subtask_fail)"
+            f"invalid {name} {value!r}: give it with status='FAILED' (or use subtask_fail)"
         )
 
 

@@ -148,6 +148,7 @@ class SubtaskRecord(_Record):
     percent_complete: Optional[float]
     progress_message: Optional[str]
     error_message: Optional[str]
+    error_detail: Optional[str]
     rate_per_second: Optional[float]
     eta_seconds: Optional[float]
 

@@ -115,3 +115,28 @@ test_that("several active runs of one task are all listed", {
   expect_equal(nrow(get_active_tasks()), 2)
   expect_equal(nrow(get_task_status()), 1)
 })
+
+test_that("a failed subtask keeps the detail of its error, cleared by a restart", {
+  local_tasker_db()
+  task_start("s", "t")
+  n <- subtask_start("parse")
+  trace <- "Error in read.csv(f): cannot open file 'x.csv'\nCalls: main -> read.csv"
+  subtask_update(status = "FAILED", error_message = "cannot open x.csv", error_detail = trace)
+  row <- get_subtask_progress()
+  expect_identical(row$error_message, "cannot open x.csv")
+  expect_identical(row$error_detail, trace)
+  expect_error(subtask_update(error_detail = "no status"), "error_detail", class = "tasker_argument")
+  subtask_start("parse", subtask_number = n, restart = TRUE)
+  expect_true(is.na(get_subtask_progress()$error_detail))
+})
+
+test_that("progress with a peer-style conn argument is recorded, not refused", {
+  local_tasker_db()
+  task_start("s", "t")
+  subtask_start("rows", items_total = 10)
+  assign("conn_noted", FALSE, envir = tasker:::.tasker_env)
+  expect_message(subtask_update(items_complete = 4, conn = "legacy connection"), "ignored")
+  subtask_update(items_complete = 6, conn = "legacy connection")
+  tasker_flush()
+  expect_equal(get_subtask_progress()$items_complete, 6)
+})

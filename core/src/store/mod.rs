@@ -44,6 +44,16 @@ pub struct ProgressUpdate {
     pub current_subtask: Option<u32>,
 }
 
+/// Names one progress batch of one writer (a tracker in one process): batches of a
+/// writer are numbered in the order they are written, so that a batch whose COMMIT
+/// was sent but never acknowledged (the connection dropped) can be sent again
+/// without being counted twice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriterSeq {
+    pub writer: String,
+    pub seq: u64,
+}
+
 /// Which runs `delete_runs` removes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunSelector {
@@ -103,6 +113,20 @@ pub trait Store: Send {
         heartbeats: &[Arc<str>],
         now: DateTime<Utc>,
     ) -> Result<()>;
+
+    /// `apply_progress`, at most once for `batch_id` and never after a later batch of
+    /// the same writer. The default suits stores whose commit outcome is never in
+    /// doubt (SQLite: a failed COMMIT did not happen).
+    fn apply_progress_once(
+        &mut self,
+        batch: &[ProgressUpdate],
+        heartbeats: &[Arc<str>],
+        now: DateTime<Utc>,
+        batch_id: &WriterSeq,
+    ) -> Result<()> {
+        let _ = batch_id;
+        self.apply_progress(batch, heartbeats, now)
+    }
 
     /// The stored status of a run, `None` when there is no such run.
     fn run_status(&mut self, run_id: &str) -> Result<Option<Status>>;

@@ -41,13 +41,19 @@ use crate::query::{
     DEFAULT_HISTORY_LIMIT,
 };
 
-use super::{NewRun, ProgressUpdate, RunSelector, Store};
+use super::{NewRun, ProgressUpdate, RunSelector, Store, WriterSeq};
 
 /// Migrations in order; index + 1 is the schema version.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "initial schema",
-    include_str!("migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "initial schema",
+        include_str!("migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        "error detail of subtasks, progress batches applied exactly once",
+        include_str!("migrations/postgres/0002_error_detail_and_exact_replay.sql"),
+    ),
+];
 
 const BACKEND: &str = "postgresql";
 
@@ -1028,6 +1034,53 @@ impl PostgresStore {
         tx.commit()
             .map_err(|e| fail("cannot commit the migration", e))
     }
+
+    /// One progress flush, as one function call in its own transaction; with
+    /// `batch_id`, applied at most once (see `apply_progress` in the migrations).
+    fn write_progress(
+        &mut self,
+        batch: &[ProgressUpdate],
+        heartbeats: &[Arc<str>],
+        now: DateTime<Utc>,
+        batch_id: Option<&WriterSeq>,
+    ) -> Result<()> {
+        if batch.is_empty() && heartbeats.is_empty() {
+            return Ok(());
+        }
+        let now = ts(now);
+        // Every run this flush touches, locked in one order by every process.
+        let mut lock_runs: Vec<&str> = batch
+            .iter()
+            .map(|u| &*u.run_id)
+            .chain(heartbeats.iter().map(|h| &**h))
+            .collect();
+        lock_runs.sort_unstable();
+        lock_runs.dedup();
+        let runs: Vec<&str> = batch.iter().map(|u| &*u.run_id).collect();
+        let subtasks: Vec<Option<i64>> = batch.iter().map(|u| u.subtask.map(i64::from)).collect();
+        let set: Vec<Option<i64>> = batch.iter().map(|u| u.items_set.map(i64_of)).collect();
+        let delta: Vec<i64> = batch.iter().map(|u| i64_of(u.items_delta)).collect();
+        let total: Vec<Option<i64>> = batch.iter().map(|u| u.items_total.map(i64_of)).collect();
+        let percent: Vec<Option<f64>> = batch.iter().map(|u| u.percent).collect();
+        let message: Vec<Option<&str>> = batch.iter().map(|u| u.message.as_deref()).collect();
+        let current: Vec<Option<i64>> = batch
+            .iter()
+            .map(|u| u.current_subtask.map(i64::from))
+            .collect();
+        let beats: Vec<&str> = heartbeats.iter().map(|h| &**h).collect();
+        let (ns, key) = self.events_key;
+        let writer = batch_id.map(|b| b.writer.as_str());
+        let seq = batch_id.map(|b| i64_of(b.seq));
+        // One round trip: the flush runs as one function call in its own transaction.
+        self.call(
+            "SELECT @.apply_progress($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            &[
+                &runs, &subtasks, &set, &delta, &total, &percent, &message, &current, &beats,
+                &lock_runs, &now, &ns, &key, &writer, &seq,
+            ],
+            |_| Ok(()),
+        )
+    }
 }
 
 fn newer_schema(v: i64, known: i64) -> Error {
@@ -1118,6 +1171,7 @@ fn map_subtask(row: &Row) -> R<SubtaskRow> {
         percent_complete: None,
         progress_message: row.try_get(10)?,
         error_message: row.try_get(11)?,
+        error_detail: row.try_get(12)?,
         rate_per_second: None,
         eta_seconds: None,
     })
@@ -1418,7 +1472,7 @@ impl Store for PostgresStore {
         let allowed = allowed_from(to, info.reset);
         let (ns, key) = self.events_key;
         let (code, from): (String, Option<String>) = self.call(
-            "SELECT o_code, o_status FROM @.subtask_transition($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "SELECT o_code, o_status FROM @.subtask_transition($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             &[
                 &run_id,
                 &i64::from(number),
@@ -1426,6 +1480,7 @@ impl Store for PostgresStore {
                 &allowed,
                 &info.message,
                 &info.error_message,
+                &info.error_detail,
                 &info.reset,
                 &now,
                 &ns,
@@ -1459,40 +1514,17 @@ impl Store for PostgresStore {
         heartbeats: &[Arc<str>],
         now: DateTime<Utc>,
     ) -> Result<()> {
-        if batch.is_empty() && heartbeats.is_empty() {
-            return Ok(());
-        }
-        let now = ts(now);
-        // Every run this flush touches, locked in one order by every process.
-        let mut lock_runs: Vec<&str> = batch
-            .iter()
-            .map(|u| &*u.run_id)
-            .chain(heartbeats.iter().map(|h| &**h))
-            .collect();
-        lock_runs.sort_unstable();
-        lock_runs.dedup();
-        let runs: Vec<&str> = batch.iter().map(|u| &*u.run_id).collect();
-        let subtasks: Vec<Option<i64>> = batch.iter().map(|u| u.subtask.map(i64::from)).collect();
-        let set: Vec<Option<i64>> = batch.iter().map(|u| u.items_set.map(i64_of)).collect();
-        let delta: Vec<i64> = batch.iter().map(|u| i64_of(u.items_delta)).collect();
-        let total: Vec<Option<i64>> = batch.iter().map(|u| u.items_total.map(i64_of)).collect();
-        let percent: Vec<Option<f64>> = batch.iter().map(|u| u.percent).collect();
-        let message: Vec<Option<&str>> = batch.iter().map(|u| u.message.as_deref()).collect();
-        let current: Vec<Option<i64>> = batch
-            .iter()
-            .map(|u| u.current_subtask.map(i64::from))
-            .collect();
-        let beats: Vec<&str> = heartbeats.iter().map(|h| &**h).collect();
-        let (ns, key) = self.events_key;
-        // One round trip: the flush runs as one function call in its own transaction.
-        self.call(
-            "SELECT @.apply_progress($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            &[
-                &runs, &subtasks, &set, &delta, &total, &percent, &message, &current, &beats,
-                &lock_runs, &now, &ns, &key,
-            ],
-            |_| Ok(()),
-        )
+        self.write_progress(batch, heartbeats, now, None)
+    }
+
+    fn apply_progress_once(
+        &mut self,
+        batch: &[ProgressUpdate],
+        heartbeats: &[Arc<str>],
+        now: DateTime<Utc>,
+        batch_id: &WriterSeq,
+    ) -> Result<()> {
+        self.write_progress(batch, heartbeats, now, Some(batch_id))
     }
 
     fn run_status(&mut self, run_id: &str) -> Result<Option<Status>> {
@@ -1612,7 +1644,8 @@ impl Store for PostgresStore {
             st.all(
                 c,
                 "SELECT run_id, subtask_number, subtask_name, status, start_time, end_time,
-                    last_update, items_total, items_complete, percent, message, error_message
+                    last_update, items_total, items_complete, percent, message, error_message,
+                    error_detail
                  FROM @.subtasks WHERE run_id = $1 ORDER BY subtask_number",
                 &[&run_id],
             )?

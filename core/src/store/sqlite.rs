@@ -22,10 +22,16 @@ use crate::query::{
 use super::{NewRun, ProgressUpdate, RunSelector, Store};
 
 /// Migrations in order; index + 1 is the schema version.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "initial schema",
-    include_str!("migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "initial schema",
+        include_str!("migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        "error detail of subtasks",
+        include_str!("migrations/sqlite/0002_subtask_error_detail.sql"),
+    ),
+];
 
 /// Timestamps are stored as fixed-width UTC text so that text order is time order.
 const TS_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
@@ -410,6 +416,7 @@ fn map_subtask(row: &Row<'_>) -> rusqlite::Result<SubtaskRow> {
         percent_complete: None,
         progress_message: row.get(10)?,
         error_message: row.get(11)?,
+        error_detail: row.get(12)?,
         rate_per_second: None,
         eta_seconds: None,
     })
@@ -653,7 +660,7 @@ impl Store for SqliteStore {
                 tx.prepare_cached(
                     "UPDATE subtasks SET subtask_name = ?3, status = 'STARTED', start_time = ?4,
                         end_time = NULL, last_update = ?4, items_total = ?5, items_complete = 0,
-                        percent = NULL, message = ?6, error_message = NULL
+                        percent = NULL, message = ?6, error_message = NULL, error_detail = NULL
                      WHERE run_id = ?1 AND subtask_number = ?2",
                 )
                 .and_then(|mut st| {
@@ -750,7 +757,8 @@ impl Store for SqliteStore {
         tx.prepare_cached(
             "UPDATE subtasks SET status = ?3, last_update = ?4, end_time = ?5,
                 message = COALESCE(?6, message),
-                error_message = CASE WHEN ?8 THEN ?7 ELSE COALESCE(?7, error_message) END
+                error_message = CASE WHEN ?8 THEN ?7 ELSE COALESCE(?7, error_message) END,
+                error_detail = CASE WHEN ?8 THEN ?9 ELSE COALESCE(?9, error_detail) END
              WHERE run_id = ?1 AND subtask_number = ?2",
         )
         .and_then(|mut st| {
@@ -762,7 +770,8 @@ impl Store for SqliteStore {
                 end_time,
                 info.message,
                 info.error_message,
-                info.reset
+                info.reset,
+                info.error_detail
             ])
         })
         .map_err(db_err)?;
@@ -1003,7 +1012,8 @@ impl Store for SqliteStore {
         self.conn
             .prepare_cached(
                 "SELECT run_id, subtask_number, subtask_name, status, start_time, end_time,
-                    last_update, items_total, items_complete, percent, message, error_message
+                    last_update, items_total, items_complete, percent, message, error_message,
+                    error_detail
                  FROM subtasks WHERE run_id = ?1 ORDER BY subtask_number",
             )
             .and_then(|mut st| st.query_map([run_id], map_subtask)?.collect())

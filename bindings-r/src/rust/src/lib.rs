@@ -544,6 +544,10 @@ fn subtask_cols(rows: &[SubtaskRow]) -> Robj {
         "error_message",
         rows.iter().map(|r| r.error_message.as_deref()),
     );
+    c.s(
+        "error_detail",
+        rows.iter().map(|r| r.error_detail.as_deref()),
+    );
     c.d("rate_per_second", rows.iter().map(|r| r.rate_per_second));
     c.d("eta_seconds", rows.iter().map(|r| r.eta_seconds));
     c.done()
@@ -1173,6 +1177,7 @@ fn tk_subtask_status(
     status: Robj,
     message: Robj,
     error_message: Robj,
+    error_detail: Robj,
     reset: Robj,
 ) -> Robj {
     out((|| {
@@ -1181,7 +1186,7 @@ fn tk_subtask_status(
         let info = TransitionInfo {
             message: r_str("message", &message)?,
             error_message: r_str("error_message", &error_message)?,
-            error_detail: None,
+            error_detail: r_str("error_detail", &error_detail)?,
             reset: r_flag("reset", &reset)?,
         };
         let e = entry(r_str("run_id", &run_id)?.as_deref())?;
