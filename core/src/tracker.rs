@@ -687,7 +687,9 @@ impl TrackerInner {
     }
 
     /// Writes all pending progress (and heartbeats when asked) in one transaction.
-    /// On failure the progress is put back, to be written by a later flush.
+    /// When the database is unreachable the batch may still have been committed, so it
+    /// is kept whole for the outbox (`in_doubt`); when it was refused, its progress is
+    /// put back to be written by a later flush.
     fn flush_locked(&self, st: &mut dyn Store, heartbeat: bool) -> Result<()> {
         let backend = self.backend.load();
         // Orphans first: they are older than anything a live handle holds.
