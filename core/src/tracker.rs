@@ -587,10 +587,54 @@ impl TrackerInner {
         self.check_fork();
         let backend = self.backend.load_full();
         let mut slot = lock(&backend.slot);
+        if let Some(e) = self.reconnecting(&slot) {
+            return Err(e);
+        }
         self.attempt(&mut slot, |st| {
             self.flush_locked(st, false)?;
             f(st)
         })
+    }
+
+    /// During an outage a pipeline's own call never opens a connection (that can take
+    /// the whole connect timeout): it is answered at once, and the writer thread
+    /// reconnects without holding the store lock (`reconnect_in_background`).
+    fn reconnecting(&self, slot: &Slot) -> Option<Error> {
+        let why = slot.last_error.as_deref()?;
+        slot.store.is_none().then(|| {
+            Error::storage(
+                self.config.location.backend(),
+                format!("{why} (reconnecting in the background)"),
+            )
+        })
+    }
+
+    /// The writer thread's reconnection during an outage, once the backoff allows:
+    /// the connection is opened without the store lock, so that pipeline calls and
+    /// `health()` meanwhile get their answer at once, then installed; the next
+    /// `attempt` replays what waited.
+    fn reconnect_in_background(&self, backend: &Backend) {
+        let due = {
+            let slot = lock(&backend.slot);
+            slot.store.is_none()
+                && slot.last_error.is_some()
+                && slot.retry_at.is_none_or(|at| Instant::now() >= at)
+        };
+        if !due {
+            return;
+        }
+        let opened = store::open(&self.config);
+        let mut slot = lock(&backend.slot);
+        match opened {
+            Ok(st) if slot.store.is_none() => slot.store = Some(st),
+            Ok(_) => {}
+            Err(e) if e.is_transient() => {
+                self.outage(&mut slot, e);
+            }
+            // A refusal (permissions, a newer schema) is reported by the flush that
+            // follows, which opens again on its own.
+            Err(_) => {}
+        }
     }
 
     /// A transition, durable when this returns. While the database is unreachable the
@@ -605,10 +649,13 @@ impl TrackerInner {
         self.check_fork();
         let backend = self.backend.load_full();
         let mut slot = lock(&backend.slot);
-        let result = self.attempt(&mut slot, |st| {
-            self.flush_locked(st, false)?;
-            direct(st)
-        });
+        let result = match self.reconnecting(&slot) {
+            Some(e) => Err(e),
+            None => self.attempt(&mut slot, |st| {
+                self.flush_locked(st, false)?;
+                direct(st)
+            }),
+        };
         match result {
             Ok(v) => {
                 self.transitions.fetch_add(1, Ordering::Relaxed);
@@ -752,6 +799,7 @@ impl TrackerInner {
         if backend.generation != fork_generation() {
             return Ok(());
         }
+        self.reconnect_in_background(&backend);
         let mut slot = lock(&backend.slot);
         self.attempt(&mut slot, |st| self.flush_locked(st, heartbeat))
     }

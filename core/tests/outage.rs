@@ -194,3 +194,66 @@ fn a_process_that_exits_during_an_outage_is_replayed_by_the_next_one() {
         .collect();
     assert!(left.is_empty(), "the spool file was consumed: {left:?}");
 }
+
+/// A server that accepts connections and never answers (a hung PostgreSQL, a proxy
+/// in front of a dead one): the writer thread's reconnect waits on it, and the
+/// pipeline's own calls must not wait with it.
+#[test]
+fn calls_during_an_outage_never_wait_for_a_reconnect() {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+    use tasker::config::{Location, Secret};
+
+    let _ = state_home();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut c = Config::sqlite("");
+    c.location = Location::Postgres {
+        conninfo: Secret::new(format!(
+            "host=127.0.0.1 port={port} user=nobody dbname=none sslmode=disable connect_timeout=2"
+        )),
+        schema: "tasker".into(),
+    };
+    c.flush_interval = Duration::from_millis(50);
+    // Nothing listens yet: tracking starts in outage mode.
+    let t = Tracker::open(c).unwrap();
+    let run = t
+        .task_start("s", "hung server", RunOptions::default())
+        .unwrap();
+
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let released = Arc::new(AtomicBool::new(false));
+    let (accepted_tx, accepted) = mpsc::channel();
+    let hold = {
+        let released = Arc::clone(&released);
+        std::thread::spawn(move || {
+            let (socket, _) = listener.accept().unwrap();
+            accepted_tx.send(()).unwrap();
+            // Never answers; lets go only long after a correct test is done.
+            std::thread::sleep(Duration::from_secs(20));
+            released.store(true, Ordering::SeqCst);
+            drop(socket);
+        })
+    };
+    accepted
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the writer thread tries to reconnect");
+
+    // The writer is now stuck in the connection's handshake. These return at once:
+    let n = run
+        .subtask_start("items", SubtaskOptions::default())
+        .unwrap();
+    run.subtask_increment(n, 5).unwrap();
+    run.complete(None).unwrap();
+    let h = t.health();
+    assert!(
+        !released.load(Ordering::SeqCst),
+        "a call waited for the writer's reconnect"
+    );
+    assert!(!h.reachable && h.pending_writes >= 3, "{h:?}");
+    drop(hold); // detached: the listener thread ends on its own
+}
