@@ -257,3 +257,57 @@ fn calls_during_an_outage_never_wait_for_a_reconnect() {
     assert!(!h.reachable && h.pending_writes >= 3, "{h:?}");
     drop(hold); // detached: the listener thread ends on its own
 }
+
+/// The whole connection establishment has a deadline (connect_timeout), as with
+/// libpq: opening a tracker and an explicit flush against a server that accepts and
+/// never answers return (the tracker starts in outage mode, the flush spools).
+#[test]
+fn a_server_that_never_answers_holds_no_call_past_connect_timeout() {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tasker::config::{Location, Secret};
+
+    let _ = state_home();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let released = Arc::new(AtomicBool::new(false));
+    {
+        let released = Arc::clone(&released);
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            listener.set_nonblocking(true).unwrap();
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_secs(30) {
+                if let Ok((socket, _)) = listener.accept() {
+                    held.push(socket); // accepted, never answered
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            released.store(true, Ordering::SeqCst);
+        });
+    }
+    let mut c = Config::sqlite("");
+    c.location = Location::Postgres {
+        conninfo: Secret::new(format!(
+            "host=127.0.0.1 port={port} user=nobody dbname=none sslmode=disable connect_timeout=1"
+        )),
+        schema: "tasker".into(),
+    };
+    let t = Tracker::open(c).unwrap();
+    let run = t
+        .task_start("s", "silent server", RunOptions::default())
+        .unwrap();
+    run.complete(None).unwrap();
+    t.flush().unwrap();
+    let h = t.health();
+    assert!(
+        !released.load(Ordering::SeqCst),
+        "a call waited for the server to let go"
+    );
+    assert!(!h.reachable && h.spooled_writes >= 2, "{h:?}");
+    assert!(
+        h.last_error.as_deref().unwrap_or("").contains("no answer"),
+        "{h:?}"
+    );
+}

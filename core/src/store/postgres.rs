@@ -25,7 +25,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use ::postgres::error::SqlState;
@@ -35,6 +36,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
+use crate::ffi::os::with_signals_blocked;
 use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
 use crate::query::{
     EventRow, HistoryFilter, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
@@ -60,6 +62,67 @@ const BACKEND: &str = "postgresql";
 /// Used when the connection string sets no `connect_timeout`, so that an
 /// unreachable server fails a call instead of hanging it for minutes.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connection attempts of this process that passed their deadline and still wait for
+/// a server's answer, and how many may: a server that accepts and never answers
+/// cannot collect one thread per retry.
+static OVERDUE_HANDSHAKES: AtomicUsize = AtomicUsize::new(0);
+const MAX_OVERDUE_HANDSHAKES: usize = 4;
+
+const RUNNING: u8 = 0;
+const FINISHED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+/// Runs `connect` with a deadline on the whole connection establishment (TCP, TLS,
+/// startup, authentication), as libpq's `connect_timeout` has. tokio-postgres's
+/// covers the TCP connect only, so a server that accepts and never answers would
+/// hold the caller forever. The attempt runs on a helper thread, left to finish on
+/// its own once the deadline has passed (its connection is then dropped, unused).
+fn within_deadline<T: Send + 'static>(
+    limit: Duration,
+    connect: impl FnOnce() -> T + Send + 'static,
+) -> std::result::Result<T, &'static str> {
+    if OVERDUE_HANDSHAKES.load(Ordering::SeqCst) >= MAX_OVERDUE_HANDSHAKES {
+        return Err("earlier connection attempts are still waiting for the server's answer");
+    }
+    let state = Arc::new(AtomicU8::new(RUNNING));
+    let (done, answer) = mpsc::sync_channel(1);
+    let spawned = {
+        let state = Arc::clone(&state);
+        with_signals_blocked(|| {
+            std::thread::Builder::new()
+                .name("tasker-connect".into())
+                .spawn(move || {
+                    let result = connect();
+                    if state.swap(FINISHED, Ordering::SeqCst) == ABANDONED {
+                        OVERDUE_HANDSHAKES.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    let _ = done.send(result);
+                })
+        })
+    };
+    if spawned.is_err() {
+        return Err("the OS refused a thread for the connection attempt");
+    }
+    match answer.recv_timeout(limit) {
+        Ok(result) => Ok(result),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err("the connection attempt broke off"),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            // Counted before it is marked, so the helper's decrement comes after.
+            OVERDUE_HANDSHAKES.fetch_add(1, Ordering::SeqCst);
+            match state.compare_exchange(RUNNING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => Err("no answer from the server within connect_timeout"),
+                Err(_) => {
+                    // It finished just now after all.
+                    OVERDUE_HANDSHAKES.fetch_sub(1, Ordering::SeqCst);
+                    answer
+                        .recv()
+                        .map_err(|_| "the connection attempt ended without an answer")
+                }
+            }
+        }
+    }
+}
 
 /// A session idle inside a transaction this long is ended by the server.
 const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -358,16 +421,31 @@ impl ConnSpec {
                 Error::storage(BACKEND, msg)
             }
         };
+        let limit = self
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+            + Duration::from_secs(1);
+        let config = self.config.clone();
         let res = match self.ssl {
-            SslMode::Disable => self.config.connect(NoTls),
+            SslMode::Disable => within_deadline(limit, move || config.connect(NoTls)),
             _ => {
                 let tls = tls::connector(self).map_err(|e| {
                     Error::Config(format!("TLS setup for {}: {e}", self.describe()))
                 })?;
-                self.config.connect(tls)
+                within_deadline(limit, move || config.connect(tls))
             }
         };
-        let mut client = res.map_err(|e| fail(&e))?;
+        let mut client = match res {
+            Ok(connected) => connected.map_err(|e| fail(&e))?,
+            Err(why) => {
+                return Err(Error::storage(
+                    BACKEND,
+                    format!("cannot connect to PostgreSQL ({}): {why}", self.describe()),
+                ))
+            }
+        };
         // A session of a host that vanished mid-transaction must not hold locks
         // for hours (until TCP keepalive notices), and no call waits forever.
         client
