@@ -498,8 +498,9 @@ fn task_spec(d: &Bound<'_, PyDict>) -> PyResult<TaskSpec> {
 }
 
 /// The binding's reference to a core run handle. When the last one goes, the
-/// tracker is flushed: the core keeps pending progress in the handle, so a handle
-/// dropped (a worker's unpickled copy after its task) would otherwise lose it.
+/// tracker is flushed: the core would keep the handle's pending progress for its
+/// next flush, but a worker's unpickled copy often goes at the end of the worker's
+/// last task, and a pool worker can be ended before that flush comes.
 #[derive(Debug)]
 struct Handle(RunHandle);
 
