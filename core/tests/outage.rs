@@ -195,6 +195,19 @@ fn a_process_that_exits_during_an_outage_is_replayed_by_the_next_one() {
     assert!(left.is_empty(), "the spool file was consumed: {left:?}");
 }
 
+/// A PostgreSQL config for a local port where a test plays a server that never answers.
+fn postgres_on_port(port: u16, connect_timeout_s: u32) -> Config {
+    let mut c = Config::sqlite("");
+    c.location = tasker::config::Location::Postgres {
+        conninfo: tasker::config::Secret::new(format!(
+            "host=127.0.0.1 port={port} user=nobody dbname=none sslmode=disable \
+             connect_timeout={connect_timeout_s}"
+        )),
+        schema: "tasker".into(),
+    };
+    c
+}
+
 /// A server that accepts connections and never answers (a hung PostgreSQL, a proxy
 /// in front of a dead one): the writer thread's reconnect waits on it, and the
 /// pipeline's own calls must not wait with it.
@@ -203,7 +216,6 @@ fn calls_during_an_outage_never_wait_for_a_reconnect() {
     use std::net::TcpListener;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{mpsc, Arc};
-    use tasker::config::{Location, Secret};
 
     let _ = state_home();
     let port = TcpListener::bind("127.0.0.1:0")
@@ -211,13 +223,7 @@ fn calls_during_an_outage_never_wait_for_a_reconnect() {
         .local_addr()
         .unwrap()
         .port();
-    let mut c = Config::sqlite("");
-    c.location = Location::Postgres {
-        conninfo: Secret::new(format!(
-            "host=127.0.0.1 port={port} user=nobody dbname=none sslmode=disable connect_timeout=2"
-        )),
-        schema: "tasker".into(),
-    };
+    let mut c = postgres_on_port(port, 2);
     c.flush_interval = Duration::from_millis(50);
     // Nothing listens yet: tracking starts in outage mode.
     let t = Tracker::open(c).unwrap();
@@ -266,7 +272,6 @@ fn a_server_that_never_answers_holds_no_call_past_connect_timeout() {
     use std::net::TcpListener;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    use tasker::config::{Location, Secret};
 
     let _ = state_home();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -287,14 +292,7 @@ fn a_server_that_never_answers_holds_no_call_past_connect_timeout() {
             released.store(true, Ordering::SeqCst);
         });
     }
-    let mut c = Config::sqlite("");
-    c.location = Location::Postgres {
-        conninfo: Secret::new(format!(
-            "host=127.0.0.1 port={port} user=nobody dbname=none sslmode=disable connect_timeout=1"
-        )),
-        schema: "tasker".into(),
-    };
-    let t = Tracker::open(c).unwrap();
+    let t = Tracker::open(postgres_on_port(port, 1)).unwrap();
     let run = t
         .task_start("s", "silent server", RunOptions::default())
         .unwrap();
