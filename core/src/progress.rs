@@ -88,7 +88,9 @@ impl Cell {
 
     /// Takes the pending state, leaving the cell clean. `None` when nothing is pending.
     pub(crate) fn take(&self, run_id: &Arc<str>) -> Option<ProgressUpdate> {
-        if !self.dirty.swap(false, Ordering::AcqRel) {
+        // A plain load first: a flush scans every cell of a run, most of them clean,
+        // and a swap on each would take every cache line for writing.
+        if !self.dirty.load(Ordering::Acquire) || !self.dirty.swap(false, Ordering::AcqRel) {
             return None;
         }
         let opt = |a: &AtomicU64| Some(a.swap(NONE, Ordering::Relaxed)).filter(|v| *v != NONE);
