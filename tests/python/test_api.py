@@ -53,6 +53,7 @@ def test_exception_fails_subtask_and_run_with_traceback(tracker):
     assert rec.end_time is not None
     (sub,) = run.subtasks()
     assert sub.status == Status.FAILED and sub.error_message == "ValueError: bad row 42"
+    assert sub.error_detail == rec.error_detail
     assert sub.items_complete == 1
 
 
