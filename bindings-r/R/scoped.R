@@ -76,8 +76,9 @@ with_task <- function(stage, task, expr, ..., quiet = FALSE) {
 #' Starts a subtask of the current run (or `run_id`), makes it the current
 #' subtask while `expr` is evaluated (so `subtask_increment()` needs no
 #' arguments), and completes it when `expr` returns. On error the subtask is set
-#' `FAILED` with `conditionMessage()` and the error is signalled again. In a
-#' forked child the pending progress is flushed on the way out.
+#' `FAILED` with `conditionMessage()` as error message and the call stack as
+#' error detail, and the error is signalled again. In a forked child the pending
+#' progress is flushed on the way out.
 #'
 #' @param name Subtask name.
 #' @param expr The work.
@@ -109,6 +110,7 @@ with_subtask <- function(name, expr, items_total = NULL, ..., run_id = NULL, qui
       tryCatch({
         if (!.tk_is_finished(rid, number)) {
           subtask_update(status = "FAILED", error_message = conditionMessage(e),
+                         error_detail = .tk_stack(sys.calls()),
                          run_id = rid, subtask_number = number, quiet = quiet)
         }
       }, error = function(e2) warning("tasker could not record the failure: ", conditionMessage(e2),

@@ -49,8 +49,12 @@ test_that("with_subtask restores the previous current subtask", {
 test_that("with_subtask fails the subtask on error and re-signals", {
   local_tasker_db()
   task_start("s", "t")
-  expect_error(with_subtask("boom", stop("nope")), "nope")
-  expect_equal(get_subtask_progress()$status, "FAILED")
+  explode <- function() stop("nope")
+  expect_error(with_subtask("boom", explode()), "nope")
+  sub <- get_subtask_progress()
+  expect_equal(sub$status, "FAILED")
+  expect_equal(sub$error_message, "nope")
+  expect_match(sub$error_detail, "explode()", fixed = TRUE)
   expect_equal(get_task_status()$status, "RUNNING")
 })
 
