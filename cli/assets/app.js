@@ -380,6 +380,10 @@ function renderRun(d) {
   }
   box.appendChild(el("table", { class: "grid" },
     el("thead", {}, el("tr", {}, ["#", "name", "status", "progress", "items", "duration", "ETA", "message / error"].map((h) => el("th", { text: h })))), sb));
+  for (const s of d.subtasks.filter((s) => s.error_detail)) {
+    box.appendChild(el("h2", { text: `Error detail of subtask ${s.subtask_number}` }));
+    box.appendChild(el("pre", { class: "subtask-error-detail", "data-subtask": s.subtask_number, text: s.error_detail }));
+  }
   box.appendChild(el("h2", { text: `Events (${d.events.length})` }));
   const eb = el("tbody");
   for (const e of d.events) eb.appendChild(eventRow(e));

@@ -51,10 +51,17 @@ fn main() -> Result<(), tasker::Error> {
             let mut line = String::new();
             let _ = std::io::stdin().lock().read_line(&mut line);
             match line.trim() {
-                "fail" => run.fail(
-                    "stopped by the test",
-                    Some("tasker-fixture was told to fail"),
-                )?,
+                "fail" => {
+                    run.subtask_fail(
+                        n,
+                        "the subtask broke",
+                        Some("subtask detail <b>stays text</b>"),
+                    )?;
+                    run.fail(
+                        "stopped by the test",
+                        Some("tasker-fixture was told to fail"),
+                    )?;
+                }
                 _ => {
                     run.subtask_complete(n, None)?;
                     run.complete(Some("done"))?;

@@ -126,6 +126,7 @@ def test_dashboard_follows_other_processes_live(db, serve, runs, browser):
     wait_for(lambda: texts(browser, "#run-error-detail"), what="the run page")
     assert XSS in texts(browser, "#view-run h2")[0]
     assert "tasker-fixture was told to fail" in texts(browser, "#run-error-detail")[0]
+    assert texts(browser, "pre.subtask-error-detail") == ["subtask detail <b>stays text</b>"]
     browser.save_screenshot(str(ROOT / "build" / "cli-run.png"))
 
     # The Gantt timeline draws one bar per run in the window, and filters too.
