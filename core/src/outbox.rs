@@ -99,13 +99,8 @@ impl Op {
             Op::Progress {
                 updates,
                 at,
-                batch_id: Some(id),
-            } => st.apply_progress_once(updates, &[], *at, id),
-            Op::Progress {
-                updates,
-                at,
-                batch_id: None,
-            } => st.apply_progress(updates, &[], *at),
+                batch_id,
+            } => st.apply_progress_once(updates, &[], *at, batch_id.as_ref()),
         }
     }
 }

@@ -758,10 +758,7 @@ impl TrackerInner {
         let wrote = !batch.is_empty() || !beats.is_empty();
         let now = Utc::now();
         let batch_id = (!batch.is_empty()).then(|| backend.next_batch_id());
-        let result = match &batch_id {
-            Some(id) => st.apply_progress_once(&batch, &beats, now, id),
-            None => st.apply_progress(&batch, &beats, now),
-        };
+        let result = st.apply_progress_once(&batch, &beats, now, batch_id.as_ref());
         match &result {
             Ok(()) if wrote => {
                 self.progress_commits.fetch_add(1, Ordering::Relaxed);

@@ -1332,14 +1332,14 @@ fn a_progress_batch_sent_twice_counts_once_on_postgres() {
         seq,
     };
     let count = |s: &mut Box<dyn Store>| s.subtasks("r").unwrap()[0].items_complete;
-    s.apply_progress_once(&[inc("r", n, 5)], &[], t(2), &id(1))
+    s.apply_progress_once(&[inc("r", n, 5)], &[], t(2), Some(&id(1)))
         .unwrap();
-    s.apply_progress_once(&[inc("r", n, 5)], &[], t(2), &id(1))
+    s.apply_progress_once(&[inc("r", n, 5)], &[], t(2), Some(&id(1)))
         .unwrap();
     assert_eq!(count(s), 5, "the same batch twice counts once");
-    s.apply_progress_once(&[inc("r", n, 7)], &[], t(3), &id(3))
+    s.apply_progress_once(&[inc("r", n, 7)], &[], t(3), Some(&id(3)))
         .unwrap();
-    s.apply_progress_once(&[inc("r", n, 100)], &[], t(3), &id(2))
+    s.apply_progress_once(&[inc("r", n, 100)], &[], t(3), Some(&id(2)))
         .unwrap();
     assert_eq!(
         count(s),
@@ -1351,7 +1351,7 @@ fn a_progress_batch_sent_twice_counts_once_on_postgres() {
         writer: "writer-b".into(),
         seq: 1,
     };
-    s.apply_progress_once(&[inc("r", n, 1)], &[], t(4), &other)
+    s.apply_progress_once(&[inc("r", n, 1)], &[], t(4), Some(&other))
         .unwrap();
     assert_eq!(count(s), 13);
     s.apply_progress(&[inc("r", n, 1)], &[], t(5)).unwrap();

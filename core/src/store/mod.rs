@@ -114,15 +114,15 @@ pub trait Store: Send {
         now: DateTime<Utc>,
     ) -> Result<()>;
 
-    /// `apply_progress`, at most once for `batch_id` and never after a later batch of
-    /// the same writer. The default suits stores whose commit outcome is never in
-    /// doubt (SQLite: a failed COMMIT did not happen).
+    /// `apply_progress`; with a `batch_id`, at most once for it and never after a
+    /// later batch of the same writer. The default suits stores whose commit outcome
+    /// is never in doubt (SQLite: a failed COMMIT did not happen).
     fn apply_progress_once(
         &mut self,
         batch: &[ProgressUpdate],
         heartbeats: &[Arc<str>],
         now: DateTime<Utc>,
-        batch_id: &WriterSeq,
+        batch_id: Option<&WriterSeq>,
     ) -> Result<()> {
         let _ = batch_id;
         self.apply_progress(batch, heartbeats, now)

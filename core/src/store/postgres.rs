@@ -1600,9 +1600,9 @@ impl Store for PostgresStore {
         batch: &[ProgressUpdate],
         heartbeats: &[Arc<str>],
         now: DateTime<Utc>,
-        batch_id: &WriterSeq,
+        batch_id: Option<&WriterSeq>,
     ) -> Result<()> {
-        self.write_progress(batch, heartbeats, now, Some(batch_id))
+        self.write_progress(batch, heartbeats, now, batch_id)
     }
 
     fn run_status(&mut self, run_id: &str) -> Result<Option<Status>> {

@@ -247,8 +247,8 @@ impl std::ops::Deref for WriteTx<'_> {
 
 impl Drop for WriteTx<'_> {
     fn drop(&mut self) {
-        // A failed COMMIT can leave the transaction open too (SQLITE_BUSY): end it.
-        if self.open || !self.conn.is_autocommit() {
+        // Not committed, or the COMMIT failed (SQLITE_BUSY leaves it open): end it.
+        if self.open {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
