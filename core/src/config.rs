@@ -71,6 +71,22 @@ impl Location {
         match self {
             Location::Sqlite { path } => format!("sqlite:{}", path.display()),
             Location::Postgres { conninfo, schema } => {
+                let shown = redact(conninfo.expose());
+                if shown.starts_with("postgres://") || shown.starts_with("postgresql://") {
+                    format!("{shown} (schema {schema})")
+                } else {
+                    format!("postgresql:{shown} (schema {schema})")
+                }
+            }
+        }
+    }
+
+    /// A stable, secret-free name of the database (spool files are keyed by it, so
+    /// it never changes between versions).
+    pub fn identity(&self) -> String {
+        match self {
+            Location::Sqlite { path } => format!("sqlite:{}", path.display()),
+            Location::Postgres { conninfo, schema } => {
                 format!("postgresql:{} (schema {schema})", redact(conninfo.expose()))
             }
         }

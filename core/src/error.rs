@@ -32,7 +32,7 @@ impl ErrorKind {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid {what} {value}: {reason}")]
     InvalidArgument {
@@ -137,8 +137,10 @@ impl Error {
         }
     }
 
-    /// A storage error that waiting may cure: tracking keeps the write and retries.
-    pub fn storage(backend: &str, err: impl Display) -> Error {
+    /// The database cannot be reached or is busy: waiting may cure it, so tracking
+    /// keeps the write and retries. Only for errors about reaching the database;
+    /// anything else (a refused value, an encoding error) is `storage_refused`.
+    pub fn unavailable(backend: &str, err: impl Display) -> Error {
         Error::Storage {
             backend: backend.to_string(),
             message: crate::config::redact(&err.to_string()),
@@ -152,6 +154,23 @@ impl Error {
             backend: backend.to_string(),
             message: crate::config::redact(&err.to_string()),
             transient: false,
+        }
+    }
+
+    /// The same error with a note appended to its message (for a storage error: the
+    /// message inside, so the prefix is never doubled).
+    pub fn with_note(&self, note: &str) -> Error {
+        match self {
+            Error::Storage {
+                backend,
+                message,
+                transient,
+            } => Error::Storage {
+                backend: backend.clone(),
+                message: format!("{message} ({note})"),
+                transient: *transient,
+            },
+            other => other.clone(),
         }
     }
 

@@ -26,7 +26,10 @@ mod outbox;
 pub mod process;
 mod progress;
 pub mod query;
+mod run;
 pub mod store;
+mod supervisor;
+mod sync;
 mod tracker;
 mod writer;
 
@@ -36,5 +39,7 @@ pub use model::{
     RunOptions, RunProgress, Status, SubtaskOptions, SubtaskProgress, TaskSpec, TransitionInfo,
 };
 pub use query::{EventRow, HistoryFilter, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow};
+pub use run::RunHandle;
 pub use store::RunSelector;
-pub use tracker::{flush_all, Health, Listener, RunHandle, Tracker, TrackerStats, TransitionEvent};
+pub use supervisor::Health;
+pub use tracker::{flush_all, Listener, Tracker, TrackerStats, TransitionEvent};

@@ -1,35 +1,39 @@
-//! The handles users hold: a [`Tracker`] (an open database) and a [`RunHandle`]
-//! (one run). Progress calls on a run touch only in-memory atomics; transitions
-//! flush this process's pending progress and commit before they return.
+//! The handle users hold on an open database: a [`Tracker`]. It starts runs
+//! (see `run.rs` for the [`RunHandle`]), registers tasks, answers queries, and
+//! hands every write to this process's connection supervisor
+//! (`supervisor.rs`), which decides whether it goes to the database now or
+//! waits in the queue.
 //!
 //! Fork safety: every call first compares the process's fork generation (bumped
 //! by a `pthread_atfork` child hook) with the tracker's. A forked child drops
 //! the progress it inherited (the parent writes that), never touches the
 //! parent's connection or threads, and opens its own on first use.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Serialize;
 
 use crate::config::{Config, ConfigArgs};
 use crate::error::{Error, Result};
 use crate::ffi::os::{fork_generation, install_fork_hook};
-use crate::model::{
-    check_name, check_percent, check_text, RunOptions, RunProgress, Status, SubtaskOptions,
-    SubtaskProgress, TaskSpec, TransitionInfo,
-};
-use crate::outbox::{location_key, Op, Outbox};
+use crate::model::{check_name, RunOptions, Status, TaskSpec, TransitionInfo};
 use crate::process::ProcessFacts;
-use crate::progress::RunCells;
 use crate::query::{
     EventRow, HistoryFilter, LostRule, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
 };
-use crate::store::{self, NewRun, ProgressUpdate, RunSelector, Store, WriterSeq};
+use crate::run::{RunHandle, RunShared};
+use crate::store::{self, NewRun, Op, Output, ProgressUpdate, RunSelector, Store};
+use crate::supervisor::{Answer, Counters, Cx, Health, RunRegistry, Supervisor};
+use crate::sync::lock;
 use crate::writer::Writer;
+
+/// How long closing a tracker (or the process exiting) replays writes still
+/// queued after an outage before it leaves the rest in a spool file.
+const DRAIN_AT_CLOSE: Duration = Duration::from_secs(10);
 
 /// A transition made through this tracker, as given to listeners.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -60,101 +64,17 @@ impl std::fmt::Debug for Tracker {
     }
 }
 
-/// The per-process side of a tracker: a connection, the writes waiting for the
-/// database, and a writer thread. A forked child builds a new one and leaks the parent's.
-struct Backend {
-    generation: u64,
-    slot: Mutex<Slot>,
-    writer: Mutex<Option<Writer>>,
-    /// Runs started by this process: the writer keeps their heartbeat fresh.
-    owned: Mutex<Vec<Arc<str>>>,
-    /// Progress of runs whose last handle was dropped before it was written: the
-    /// next flush writes it first.
-    orphans: Mutex<Vec<ProgressUpdate>>,
-    /// This process's progress batches are numbered under this id, so that the
-    /// database applies each once even when one is sent twice.
-    writer_id: String,
-    next_batch: AtomicU64,
-    /// A batch that failed on its way to the database, for `attempt` to queue in
-    /// the outbox: it may have been committed, so it is sent again as it was, under
-    /// its number, never merged back into newer progress.
-    in_doubt: Mutex<Vec<Op>>,
-}
-
-/// The connection and what could not be written yet, behind one lock so that writes
-/// keep their order.
-struct Slot {
-    store: Option<Box<dyn Store>>,
-    outbox: Outbox,
-    /// During an outage: no new attempt to reach the database before this time.
-    retry_at: Option<Instant>,
-    backoff: Duration,
-    last_error: Option<String>,
-}
-
-/// Waits between attempts to reach a database that is down: doubling up to the maximum.
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
-
-impl Backend {
-    fn new(generation: u64, store: Option<Box<dyn Store>>, config: &Config) -> Backend {
-        let key = location_key(&config.location.describe());
-        Backend {
-            generation,
-            slot: Mutex::new(Slot {
-                store,
-                outbox: Outbox::new(crate::config::state_dir().join("spool"), key),
-                retry_at: None,
-                backoff: Duration::ZERO,
-                last_error: None,
-            }),
-            writer: Mutex::new(None),
-            owned: Mutex::new(Vec::new()),
-            orphans: Mutex::new(Vec::new()),
-            writer_id: uuid::Uuid::now_v7().to_string(),
-            next_batch: AtomicU64::new(1),
-            in_doubt: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn next_batch_id(&self) -> WriterSeq {
-        WriterSeq {
-            writer: self.writer_id.clone(),
-            seq: self.next_batch.fetch_add(1, Ordering::Relaxed),
-        }
-    }
-}
-
-/// Whether tracking reaches its database, and what waits to be written.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Health {
-    /// `sqlite` or `postgresql`.
-    pub backend: &'static str,
-    /// Where the database is (never with a password).
-    pub location: String,
-    pub reachable: bool,
-    /// The last error, while the database is unreachable.
-    pub last_error: Option<String>,
-    /// Transitions and progress batches waiting for the database (memory and spool).
-    pub pending_writes: usize,
-    /// Of those, how many are in this process's spool file.
-    pub spooled_writes: usize,
-}
-
 pub(crate) struct TrackerInner {
-    config: Config,
+    pub(crate) config: Config,
     this_host: String,
     generation: AtomicU64,
-    backend: ArcSwap<Backend>,
+    supervisor: ArcSwap<Supervisor>,
     runs: ArcSwap<Vec<Weak<RunShared>>>,
     listeners: ArcSwap<Vec<(u64, Listener)>>,
     next_listener: AtomicU64,
     fork_lock: Mutex<()>,
     me: OnceLock<Weak<TrackerInner>>,
-    progress_commits: AtomicU64,
-    transitions: AtomicU64,
-    /// Set while the database is unreachable, so an outage warns once.
-    failing: AtomicBool,
+    counters: Counters,
 }
 
 /// What a tracker wrote so far in this process.
@@ -169,24 +89,24 @@ pub struct TrackerStats {
 /// Trackers alive in this process, for `flush_all` at exit.
 static TRACKERS: Mutex<Vec<Weak<TrackerInner>>> = Mutex::new(Vec::new());
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Tracker {
+    pub(crate) fn from_inner(inner: Arc<TrackerInner>) -> Tracker {
+        Tracker { inner }
+    }
+
     /// Opens (creating and migrating if needed) the database a config names and
     /// starts the writer thread.
     pub fn open(config: Config) -> Result<Tracker> {
         install_fork_hook();
         // An unreachable database must not stop the pipeline: start in outage mode
         // (writes are kept and replayed). A wrong configuration still fails here.
-        let (store, open_error) = match store::open(&config) {
-            Ok(st) => (Some(st), None),
-            Err(e) if e.is_transient() => (None, Some(e)),
+        let store = match store::open(&config) {
+            Ok(st) => Ok(Some(st)),
+            Err(e) if e.is_transient() => Err(e),
             Err(e) => return Err(e),
         };
         let generation = fork_generation();
-        let backend = Backend::new(generation, store, &config);
+        let supervisor = Supervisor::new(generation, store, &config);
         let this_host = config
             .hostname
             .clone()
@@ -195,32 +115,23 @@ impl Tracker {
             config,
             this_host,
             generation: AtomicU64::new(generation),
-            backend: ArcSwap::from_pointee(backend),
+            supervisor: ArcSwap::from_pointee(supervisor),
             runs: ArcSwap::from_pointee(Vec::new()),
             listeners: ArcSwap::from_pointee(Vec::new()),
             next_listener: AtomicU64::new(1),
             fork_lock: Mutex::new(()),
             me: OnceLock::new(),
-            progress_commits: AtomicU64::new(0),
-            transitions: AtomicU64::new(0),
-            failing: AtomicBool::new(false),
+            counters: Counters::default(),
         });
         let _ = inner.me.set(Arc::downgrade(&inner));
-        {
-            let backend = inner.backend.load_full();
-            let mut slot = lock(&backend.slot);
-            match open_error {
-                Some(e) => {
-                    inner.outage(&mut slot, e);
-                }
-                // Writes left by processes that exited during an outage.
-                None if slot.outbox.adopt_orphans() > 0 => {
-                    let _ = inner.attempt(&mut slot, |_| Ok(()));
-                }
-                None => {}
+        // Writes left by processes that exited during an outage are replayed before
+        // the first call (bounded, as at close), so that it sees them.
+        if inner.supervisor().writes_wait() && inner.supervisor().health(&inner.config).reachable {
+            if let Err(e) = inner.flush(Some(DRAIN_AT_CLOSE)) {
+                log::warn!("tasker: writes left by an earlier process are not replayed yet: {e}");
             }
         }
-        inner.spawn_writer(&inner.backend.load());
+        inner.spawn_writer(&inner.supervisor.load());
         let mut all = lock(&TRACKERS);
         all.retain(|w| w.strong_count() > 0);
         all.push(Arc::downgrade(&inner));
@@ -250,22 +161,20 @@ impl Tracker {
         Ok(self.register_tasks(std::slice::from_ref(spec))?[0])
     }
 
-    /// Registers many tasks in one transaction: all or none.
+    /// Registers many tasks in one transaction: all or none. While the database is
+    /// away the registration is queued and the ids returned are 0.
     pub fn register_tasks(&self, specs: &[TaskSpec]) -> Result<Vec<i64>> {
         for s in specs {
             s.validate()?;
         }
-        let now = Utc::now();
         let op = Op::Register {
             specs: specs.to_vec(),
-            at: now,
+            at: Utc::now(),
         };
-        let (ids, _) = self.inner.transition(
-            op,
-            |st| st.register_tasks(specs, now),
-            || vec![0; specs.len()],
-        )?;
-        Ok(ids)
+        match self.inner.transition(op, Vec::new)? {
+            Answer::Applied(Output::Registered(ids)) => Ok(ids),
+            _ => Ok(vec![0; specs.len()]),
+        }
     }
 
     /// Starts a run of `stage`/`task` (registering them if new) and returns its handle.
@@ -282,16 +191,13 @@ impl Tracker {
             options,
         };
         let message = run.options.message.clone();
-        self.inner.transition(
-            Op::StartRun(Box::new(run.clone())),
-            |st| st.start_run(&run),
-            || (),
-        )?;
         let run_id: Arc<str> = Arc::from(run.run_id.as_str());
-        lock(&self.inner.backend.load().owned).push(Arc::clone(&run_id));
+        self.inner
+            .transition(Op::StartRun(Box::new(run)), Vec::new)?;
+        self.inner.supervisor().own(Arc::clone(&run_id));
         let handle = self.inner.handle(run_id, stage, task, Status::Started);
         handle
-            .shared
+            .shared()
             .notify(None, Status::NotStarted, Status::Started, message);
         Ok(handle)
     }
@@ -318,29 +224,24 @@ impl Tracker {
     }
 
     /// Makes all pending progress of this process durable now: in the database or,
-    /// while it is unreachable, in this process's spool file (replayed later).
+    /// while it is unreachable (or writes queued during an outage are still being
+    /// replayed), in a spool file, replayed by this process or the next one.
     pub fn flush(&self) -> Result<()> {
-        self.inner.flush_or_spool()
+        self.inner.flush(None)
     }
 
-    /// Whether the database is reachable, and how many writes wait for it.
+    /// Whether the database is reachable, and how many writes wait for it. Never
+    /// waits for the database.
     pub fn health(&self) -> Health {
         self.inner.check_fork();
-        let backend = self.inner.backend.load_full();
-        let slot = lock(&backend.slot);
-        Health {
-            backend: self.inner.config.location.backend(),
-            location: self.inner.config.location.describe(),
-            reachable: slot.retry_at.is_none() && slot.store.is_some(),
-            last_error: slot.last_error.clone(),
-            pending_writes: slot.outbox.len(),
-            spooled_writes: slot.outbox.spooled(),
-        }
+        self.inner.supervisor().health(&self.inner.config)
     }
 
-    /// Flushes, then stops the writer thread. Later calls reopen on demand.
+    /// Writes what is pending (replaying what an outage queued, for up to 10 s,
+    /// then spooling the rest), then stops the writer thread. Later calls reopen
+    /// on demand.
     pub fn close(&self) -> Result<()> {
-        let result = self.flush();
+        let result = self.inner.flush(Some(DRAIN_AT_CLOSE));
         self.inner.stop_writer();
         result
     }
@@ -389,8 +290,8 @@ impl Tracker {
     /// Counters of this tracker's writes in this process (for benchmarks and health).
     pub fn stats(&self) -> TrackerStats {
         TrackerStats {
-            progress_commits: self.inner.progress_commits.load(Ordering::Relaxed),
-            transitions: self.inner.transitions.load(Ordering::Relaxed),
+            progress_commits: self.inner.counters.progress_commits.load(Ordering::Relaxed),
+            transitions: self.inner.counters.transitions.load(Ordering::Relaxed),
         }
     }
 
@@ -475,25 +376,38 @@ fn check_limit(limit: Option<usize>) -> Result<()> {
 }
 
 impl TrackerInner {
-    fn spawn_writer(&self, backend: &Backend) {
+    fn cx(&self) -> Cx<'_> {
+        Cx {
+            config: &self.config,
+            runs: self,
+            counters: &self.counters,
+        }
+    }
+
+    /// This process's supervisor (after a fork: the child's own).
+    pub(crate) fn supervisor(&self) -> arc_swap::Guard<Arc<Supervisor>> {
+        self.supervisor.load()
+    }
+
+    fn spawn_writer(&self, sup: &Supervisor) {
         let me = self.me.get().cloned().unwrap_or_default();
         let w = Writer::spawn(
             me,
             self.config.flush_interval,
             self.config.heartbeat_interval,
         );
-        *lock(&backend.writer) = Some(w);
+        *lock(&sup.writer) = Some(w);
     }
 
     fn stop_writer(&self) {
-        if let Some(w) = lock(&self.backend.load().writer).take() {
+        if let Some(w) = lock(&self.supervisor().writer).take() {
             w.stop();
         }
     }
 
     /// Called at the top of every operation: cheap unless this is a forked child.
     #[inline]
-    fn check_fork(&self) {
+    pub(crate) fn check_fork(&self) {
         if self.generation.load(Ordering::Relaxed) != fork_generation() {
             self.after_fork();
         }
@@ -506,220 +420,75 @@ impl TrackerInner {
         if self.generation.load(Ordering::Acquire) == g {
             return;
         }
-        for run in self.runs.load().iter().filter_map(Weak::upgrade) {
+        for run in self.live_runs() {
             run.cells.reset_all();
         }
-        let fresh = Arc::new(Backend::new(g, None, &self.config));
+        let fresh = Arc::new(Supervisor::new(g, Ok(None), &self.config));
         self.spawn_writer(&fresh);
         // The parent's connection and writer belong to the parent: never close or join
         // them here (closing a SQLite connection after fork can corrupt its locks).
-        std::mem::forget(self.backend.swap(fresh));
+        std::mem::forget(self.supervisor.swap(fresh));
         self.generation.store(g, Ordering::Release);
     }
 
-    /// Runs `f` on a usable store: opened if needed, with the writes queued during an
-    /// outage replayed first. A storage error starts (or extends) an outage.
-    fn attempt<T>(
-        &self,
-        slot: &mut Slot,
-        f: impl FnOnce(&mut dyn Store) -> Result<T>,
-    ) -> Result<T> {
-        if let Some(at) = slot.retry_at {
-            if Instant::now() < at {
-                let why = slot
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| "unreachable".into());
-                return Err(Error::storage(
-                    self.config.location.backend(),
-                    format!("{why} (retrying)"),
-                ));
-            }
-        }
-        let result = (|| {
-            if slot.store.is_none() {
-                slot.store = Some(store::open(&self.config)?);
-            }
-            let st = slot.store.as_deref_mut().expect("opened above");
-            if !slot.outbox.is_empty() {
-                slot.outbox.replay(st)?;
-            }
-            f(st)
-        })();
-        match result {
-            Err(e) if e.is_transient() => {
-                for op in std::mem::take(&mut *lock(&self.backend.load().in_doubt)) {
-                    slot.outbox.push(op);
-                }
-                Err(self.outage(slot, e))
-            }
-            other => {
-                if slot.retry_at.take().is_some() || self.failing.load(Ordering::Relaxed) {
-                    slot.backoff = Duration::ZERO;
-                    slot.last_error = None;
-                    if self.failing.swap(false, Ordering::Relaxed) {
-                        log::warn!(
-                            "tasker: {} is reachable again; kept writes were replayed",
-                            self.config.location.describe()
-                        );
-                    }
-                }
-                other
-            }
-        }
+    fn live_runs(&self) -> impl Iterator<Item = Arc<RunShared>> + '_ {
+        self.runs
+            .load_full()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
-    /// Records a storage error: reconnect later, with backoff; warn once per outage.
-    fn outage(&self, slot: &mut Slot, e: Error) -> Error {
-        slot.store = None;
-        slot.backoff = (slot.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
-        slot.retry_at = Some(Instant::now() + slot.backoff);
-        slot.last_error = Some(e.to_string());
-        if !self.failing.swap(true, Ordering::Relaxed) {
-            log::warn!("tasker: cannot write to the database ({e}); tracking goes on, writes are kept and replayed when it is back");
-        }
-        e
-    }
-
-    /// Runs `f` with the store after writing this process's pending progress (so that
-    /// reads see it and writes keep their order).
-    fn read<T>(&self, f: impl FnOnce(&mut dyn Store) -> Result<T>) -> Result<T> {
-        self.check_fork();
-        let backend = self.backend.load_full();
-        let mut slot = lock(&backend.slot);
-        if let Some(e) = self.reconnecting(&slot) {
-            return Err(e);
-        }
-        self.attempt(&mut slot, |st| {
-            self.flush_locked(st, false)?;
-            f(st)
-        })
-    }
-
-    /// During an outage a pipeline's own call never opens a connection (that can take
-    /// the whole connect timeout): it is answered at once, and the writer thread
-    /// reconnects without holding the store lock (`reconnect_in_background`).
-    fn reconnecting(&self, slot: &Slot) -> Option<Error> {
-        let why = slot.last_error.as_deref()?;
-        slot.store.is_none().then(|| {
-            Error::storage(
-                self.config.location.backend(),
-                format!("{why} (reconnecting in the background)"),
-            )
-        })
-    }
-
-    /// The writer thread's reconnection during an outage, once the backoff allows:
-    /// the connection is opened without the store lock, so that pipeline calls and
-    /// `health()` meanwhile get their answer at once, then installed; the next
-    /// `attempt` replays what waited.
-    fn reconnect_in_background(&self, backend: &Backend) {
-        let due = {
-            let slot = lock(&backend.slot);
-            slot.store.is_none()
-                && slot.last_error.is_some()
-                && slot.retry_at.is_none_or(|at| Instant::now() >= at)
-        };
-        if !due {
-            return;
-        }
-        let opened = store::open(&self.config);
-        let mut slot = lock(&backend.slot);
-        match opened {
-            Ok(st) if slot.store.is_none() => slot.store = Some(st),
-            Ok(_) => {}
-            Err(e) if e.is_transient() => {
-                self.outage(&mut slot, e);
-            }
-            // A refusal (permissions, a newer schema) is reported by the flush that
-            // follows, which opens again on its own.
-            Err(_) => {}
-        }
-    }
-
-    /// A transition, durable when this returns. While the database is unreachable the
-    /// operation is queued instead (after this process's pending progress, to keep the
-    /// order) and `queued()` gives the value to return. The flag says whether it was queued.
-    fn transition<T>(
+    /// A transition through this process's supervisor (see `Supervisor::transition`).
+    pub(crate) fn transition(
         &self,
         op: Op,
-        direct: impl FnOnce(&mut dyn Store) -> Result<T>,
-        queued: impl FnOnce() -> T,
-    ) -> Result<(T, bool)> {
+        first: impl FnOnce() -> Vec<ProgressUpdate>,
+    ) -> Result<Answer> {
         self.check_fork();
-        let backend = self.backend.load_full();
-        let mut slot = lock(&backend.slot);
-        let result = match self.reconnecting(&slot) {
-            Some(e) => Err(e),
-            None => self.attempt(&mut slot, |st| {
-                self.flush_locked(st, false)?;
-                direct(st)
-            }),
-        };
-        match result {
-            Ok(v) => {
-                self.transitions.fetch_add(1, Ordering::Relaxed);
-                Ok((v, false))
-            }
-            Err(e) if e.is_transient() => {
-                // Progress made before this transition is stored as of its time.
-                self.queue_progress(&mut slot, op.at());
-                slot.outbox.push(op);
-                Ok((queued(), true))
-            }
-            Err(e) => Err(e),
-        }
+        self.supervisor().transition(&self.cx(), op, first)
     }
 
-    /// Moves every run's pending progress into the outbox as one batch.
-    fn queue_progress(&self, slot: &mut Slot, at: DateTime<Utc>) {
-        let mut updates = std::mem::take(&mut *lock(&self.backend.load().orphans));
-        for run in self.runs.load().iter().filter_map(Weak::upgrade) {
-            run.cells.take_all(&run.run_id, &mut updates);
-        }
-        if !updates.is_empty() {
-            slot.outbox.push(Op::Progress {
-                updates,
-                at,
-                batch_id: Some(self.backend.load().next_batch_id()),
-            });
-        }
-    }
-
-    /// Writes pending progress now; while the database is unreachable, moves it (and
-    /// the queued transitions) to the spool file so that it survives this process.
-    fn flush_or_spool(&self) -> Result<()> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut dyn Store) -> Result<T>) -> Result<T> {
         self.check_fork();
-        let backend = self.backend.load_full();
-        let mut slot = lock(&backend.slot);
-        // An explicit flush tries the database now, whatever the backoff says.
-        slot.retry_at = None;
-        match self.attempt(&mut slot, |st| self.flush_locked(st, false)) {
-            Err(e) if e.is_transient() => {
-                self.queue_progress(&mut slot, Utc::now());
-                slot.outbox.spill().map_err(|io| {
-                    Error::storage("spool", format!("cannot keep writes for later ({io}) while the database is unreachable: {e}"))
-                })
-            }
-            other => other,
-        }
+        self.supervisor().read(&self.cx(), f)
     }
 
-    fn handle(&self, run_id: Arc<str>, stage: &str, task: &str, status: Status) -> RunHandle {
+    /// Whether writes wait for the database (an outage or its replay).
+    pub(crate) fn writes_wait(&self) -> bool {
+        self.supervisor().writes_wait()
+    }
+
+    fn flush(&self, drain: Option<Duration>) -> Result<()> {
+        self.check_fork();
+        self.supervisor().flush(&self.cx(), drain)
+    }
+
+    /// The writer thread's turn (see `Supervisor::tick`); true when it should come
+    /// back at once (queued writes wait).
+    pub(crate) fn flush_in_background(&self, heartbeat: bool) -> bool {
+        // A writer left over in a forked child belongs to the parent: do nothing.
+        let sup = self.supervisor();
+        if sup.generation != fork_generation() {
+            return false;
+        }
+        sup.tick(&self.cx(), heartbeat)
+    }
+
+    pub(crate) fn handle(
+        &self,
+        run_id: Arc<str>,
+        stage: &str,
+        task: &str,
+        status: Status,
+    ) -> RunHandle {
         let me = self
             .me
             .get()
             .and_then(Weak::upgrade)
             .expect("a tracker in use is alive");
-        let shared = Arc::new(RunShared {
-            run_id,
-            stage: stage.to_string(),
-            task: task.to_string(),
-            tracker: me,
-            cells: RunCells::new(),
-            status: AtomicI32::new(status as i32),
-            max_subtask: AtomicU32::new(0),
-        });
+        let shared = Arc::new(RunShared::new(run_id, stage, task, me, status));
         let weak = Arc::downgrade(&shared);
         self.runs.rcu(|runs| {
             let mut next: Vec<Weak<RunShared>> = runs
@@ -730,87 +499,58 @@ impl TrackerInner {
             next.push(weak.clone());
             next
         });
-        RunHandle { shared }
+        RunHandle::from_shared(shared)
     }
 
-    /// Writes all pending progress (and heartbeats when asked) in one transaction.
-    /// When the database is unreachable the batch may still have been committed, so it
-    /// is kept whole for the outbox (`in_doubt`); when it was refused, its progress is
-    /// put back to be written by a later flush.
-    fn flush_locked(&self, st: &mut dyn Store, heartbeat: bool) -> Result<()> {
-        let backend = self.backend.load();
-        // Orphans first: they are older than anything a live handle holds.
-        let mut batch: Vec<ProgressUpdate> = std::mem::take(&mut *lock(&backend.orphans));
-        let orphaned = batch.len();
-        let mut owners: Vec<(usize, Arc<RunShared>)> = Vec::new();
-        for run in self.runs.load().iter().filter_map(Weak::upgrade) {
-            let before = batch.len();
-            run.cells.take_all(&run.run_id, &mut batch);
-            if batch.len() > before {
-                owners.push((batch.len(), run));
-            }
-        }
-        let beats: Vec<Arc<str>> = if heartbeat {
-            lock(&backend.owned).clone()
-        } else {
-            Vec::new()
-        };
-        let wrote = !batch.is_empty() || !beats.is_empty();
-        let now = Utc::now();
-        let batch_id = (!batch.is_empty()).then(|| backend.next_batch_id());
-        let result = st.apply_progress_once(&batch, &beats, now, batch_id.as_ref());
-        match &result {
-            Ok(()) if wrote => {
-                self.progress_commits.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(()) => {}
-            Err(e) if e.is_transient() && batch_id.is_some() => {
-                lock(&backend.in_doubt).push(Op::Progress {
-                    updates: batch,
-                    at: now,
-                    batch_id,
-                });
-            }
-            Err(_) => {
-                let mut updates = batch.into_iter();
-                let old: Vec<ProgressUpdate> = updates.by_ref().take(orphaned).collect();
-                let mut orphans = lock(&backend.orphans);
-                let newer = std::mem::replace(&mut *orphans, old);
-                orphans.extend(newer);
-                drop(orphans);
-                let mut done = orphaned;
-                for (end, run) in owners {
-                    for u in updates.by_ref().take(end - done) {
-                        run.cells.restore(u);
-                    }
-                    done = end;
-                }
-            }
-        }
-        result
+    pub(crate) fn has_listeners(&self) -> bool {
+        !self.listeners.load().is_empty()
     }
 
-    pub(crate) fn flush_in_background(&self, heartbeat: bool) -> Result<()> {
-        // A writer left over in a forked child belongs to the parent: do nothing.
-        let backend = self.backend.load_full();
-        if backend.generation != fork_generation() {
-            return Ok(());
-        }
-        self.reconnect_in_background(&backend);
-        let mut slot = lock(&backend.slot);
-        self.attempt(&mut slot, |st| self.flush_locked(st, heartbeat))
-    }
-
-    fn forget_owned(&self, run_id: &str) {
-        lock(&self.backend.load().owned).retain(|r| &**r != run_id);
-    }
-
-    fn notify(&self, event: &TransitionEvent) {
+    pub(crate) fn notify(&self, event: &TransitionEvent) {
         for (_, f) in self.listeners.load().iter() {
             let f = Arc::clone(f);
             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(event))).is_err() {
                 log::error!("tasker: a transition listener panicked; tracking goes on");
             }
+        }
+    }
+
+    fn runs_with_id<'a>(&'a self, run_id: &'a str) -> impl Iterator<Item = Arc<RunShared>> + 'a {
+        self.live_runs().filter(move |r| r.run_id() == run_id)
+    }
+}
+
+impl RunRegistry for TrackerInner {
+    fn take_all(&self, out: &mut Vec<ProgressUpdate>) {
+        for run in self.live_runs() {
+            run.cells.take_all(run.run_id_arc(), out);
+        }
+    }
+
+    fn applied(&self, op: &Op, out: &Output) {
+        match (op, out) {
+            (
+                Op::SubtaskStart {
+                    run_id,
+                    uid: Some(uid),
+                    ..
+                },
+                Output::SubtaskStarted { number },
+            ) => {
+                for run in self.runs_with_id(run_id) {
+                    run.learn_number(uid, *number);
+                }
+            }
+            (Op::Progress { updates, .. }, Output::Progress { finished }) => {
+                for (i, status) in finished {
+                    if let Some(u) = updates.get(*i) {
+                        for run in self.runs_with_id(&u.run_id) {
+                            run.learn_finished(u, *status);
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -820,385 +560,22 @@ impl Drop for TrackerInner {
         if self.generation.load(Ordering::Relaxed) != fork_generation() {
             return; // a forked child's copy of the parent's tracker: leave it alone
         }
-        if let Err(e) = self.flush_or_spool() {
+        if let Err(e) = self.supervisor().flush(&self.cx(), Some(DRAIN_AT_CLOSE)) {
             log::warn!("tasker: progress not written at close: {e}");
         }
-        let writer = lock(&self.backend.load().writer).take();
-        if let Some(w) = writer {
-            w.stop();
-        }
+        self.stop_writer();
     }
 }
 
-/// Flushes every tracker of this process (for exit hooks of bindings); while a
-/// database is unreachable its writes go to the spool file.
+/// Flushes every tracker of this process (for exit hooks of bindings): writes
+/// queued during an outage are replayed for up to 10 s; while a database is
+/// unreachable its writes go to a spool file.
 pub fn flush_all() {
     let trackers: Vec<Arc<TrackerInner>> =
         lock(&TRACKERS).iter().filter_map(Weak::upgrade).collect();
     for t in trackers {
-        if let Err(e) = t.flush_or_spool() {
+        if let Err(e) = t.flush(Some(DRAIN_AT_CLOSE)) {
             log::warn!("tasker: progress not written at exit: {e}");
         }
-    }
-}
-
-pub(crate) struct RunShared {
-    run_id: Arc<str>,
-    stage: String,
-    task: String,
-    tracker: Arc<TrackerInner>,
-    cells: RunCells,
-    /// Last status known to this process (the old status of a queued transition).
-    status: AtomicI32,
-    /// Highest subtask number seen here (numbers allocated during an outage).
-    max_subtask: AtomicU32,
-}
-
-impl Drop for RunShared {
-    /// Progress still pending when the last handle of a run goes (a C program's
-    /// `tasker_run_free`, a handle out of scope) is kept for the next flush.
-    fn drop(&mut self) {
-        let backend = self.tracker.backend.load();
-        if backend.generation != fork_generation() {
-            return; // a forked child's copy: what is pending is the parent's to write
-        }
-        let mut pending = Vec::new();
-        self.cells.take_all(&self.run_id, &mut pending);
-        if !pending.is_empty() {
-            lock(&backend.orphans).extend(pending);
-        }
-    }
-}
-
-impl RunShared {
-    fn last_status(&self) -> Status {
-        Status::from_code(self.status.load(Ordering::Relaxed)).unwrap_or(Status::Running)
-    }
-
-    fn notify(&self, subtask: Option<u32>, old: Status, new: Status, message: Option<String>) {
-        if self.tracker.listeners.load().is_empty() {
-            return;
-        }
-        self.tracker.notify(&TransitionEvent {
-            run_id: self.run_id.to_string(),
-            stage_name: self.stage.clone(),
-            task_name: self.task.clone(),
-            subtask_number: subtask,
-            old_status: old,
-            new_status: new,
-            message,
-        });
-    }
-
-    /// Slow path of a progress call for a subtask this process has not touched yet:
-    /// check once that it exists, then keep a cell for it.
-    #[cold]
-    fn attach_subtask(&self, number: u32) -> Result<()> {
-        let exists = match self
-            .tracker
-            .read(|st| st.subtask_state(&self.run_id, number))
-        {
-            Ok(state) => state.is_some(),
-            // Unreachable database: take the number on trust; the count is kept.
-            Err(e) if e.is_transient() => true,
-            Err(e) => return Err(e),
-        };
-        if !exists {
-            return Err(Error::not_found(
-                "subtask",
-                format!(
-                    "{number} of run {} (start it with subtask_start first)",
-                    self.run_id
-                ),
-            ));
-        }
-        self.cells.insert(number);
-        Ok(())
-    }
-}
-
-/// One run. Cheap to clone; safe to share between threads.
-#[derive(Clone)]
-pub struct RunHandle {
-    shared: Arc<RunShared>,
-}
-
-impl std::fmt::Debug for RunHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunHandle")
-            .field("run_id", &&*self.shared.run_id)
-            .finish()
-    }
-}
-
-impl RunHandle {
-    pub fn run_id(&self) -> &str {
-        &self.shared.run_id
-    }
-
-    pub fn stage(&self) -> &str {
-        &self.shared.stage
-    }
-
-    pub fn task(&self) -> &str {
-        &self.shared.task
-    }
-
-    pub fn tracker(&self) -> Tracker {
-        Tracker {
-            inner: Arc::clone(&self.shared.tracker),
-        }
-    }
-
-    /// Starts a subtask; returns its number.
-    pub fn subtask_start(&self, name: &str, options: SubtaskOptions) -> Result<u32> {
-        check_name("subtask name", name)?;
-        if let Some(m) = &options.message {
-            check_text("message", m)?;
-        }
-        if options.number == Some(0) {
-            return Err(Error::invalid("subtask_number", 0u32, "numbers start at 1"));
-        }
-        if let Some(t) = options.items_total {
-            if t > i64::MAX as u64 {
-                return Err(Error::invalid("items_total", t, "is too large"));
-            }
-        }
-        let s = &*self.shared;
-        let now = Utc::now();
-        // If the database is away, the number is allocated here: the next after the
-        // highest this process has seen.
-        let mut queued_options = options.clone();
-        let local = options
-            .number
-            .unwrap_or_else(|| s.max_subtask.load(Ordering::Relaxed) + 1);
-        queued_options.number = Some(local);
-        let op = Op::SubtaskStart {
-            run_id: s.run_id.to_string(),
-            name: name.to_string(),
-            options: queued_options,
-            at: now,
-        };
-        let (number, _) = s.tracker.transition(
-            op,
-            |st| st.subtask_start(&s.run_id, name, &options, now),
-            || local,
-        )?;
-        s.max_subtask.fetch_max(number, Ordering::Relaxed);
-        if s.status.load(Ordering::Relaxed) == Status::Started as i32 {
-            s.status.store(Status::Running as i32, Ordering::Relaxed);
-        }
-        if options.restart {
-            s.cells.clear(number);
-        }
-        s.cells.insert(number);
-        s.notify(
-            Some(number),
-            Status::NotStarted,
-            Status::Started,
-            Some(name.to_string()),
-        );
-        Ok(number)
-    }
-
-    /// Adds `n` items to a subtask's count. Memory only; the writer stores it.
-    #[inline]
-    pub fn subtask_increment(&self, number: u32, n: u64) -> Result<()> {
-        let s = &*self.shared;
-        s.tracker.check_fork();
-        if n == 0 || n > i64::MAX as u64 {
-            return Err(Error::invalid("increment", n, "must be at least 1"));
-        }
-        if s.cells.with(number, |c| c.increment(n)).is_some() {
-            return Ok(());
-        }
-        s.attach_subtask(number)?;
-        s.cells.with(number, |c| c.increment(n));
-        Ok(())
-    }
-
-    /// Sets a subtask's progress (absolute items, total, percent, message). Memory
-    /// only; never changes the status except STARTED -> RUNNING when stored.
-    pub fn subtask_update(&self, number: u32, p: &SubtaskProgress) -> Result<()> {
-        let s = &*self.shared;
-        s.tracker.check_fork();
-        if let Some(pct) = p.percent {
-            check_percent("percent", pct)?;
-        }
-        for (what, v) in [
-            ("items_complete", p.items_complete),
-            ("items_total", p.items_total),
-        ] {
-            if let Some(v) = v {
-                if v > i64::MAX as u64 {
-                    return Err(Error::invalid(what, v, "is too large"));
-                }
-            }
-        }
-        if let Some(m) = &p.message {
-            check_text("message", m)?;
-        }
-        let apply = |c: &crate::progress::Cell| {
-            if let Some(v) = p.items_complete {
-                c.set_items(v);
-            }
-            if let Some(v) = p.items_total {
-                c.set_items_total(v);
-            }
-            if let Some(v) = p.percent {
-                c.set_percent(v);
-            }
-            if let Some(m) = &p.message {
-                c.set_message(m.clone());
-            }
-        };
-        if s.cells.with(number, apply).is_some() {
-            return Ok(());
-        }
-        s.attach_subtask(number)?;
-        s.cells.with(number, apply);
-        Ok(())
-    }
-
-    /// Sets run-level progress; never changes the status. Memory only.
-    pub fn update(&self, p: &RunProgress) -> Result<()> {
-        let s = &*self.shared;
-        s.tracker.check_fork();
-        if let Some(pct) = p.overall_percent {
-            check_percent("overall_percent", pct)?;
-        }
-        if p.current_subtask == Some(0) {
-            return Err(Error::invalid(
-                "current_subtask",
-                0u32,
-                "numbers start at 1",
-            ));
-        }
-        if let Some(m) = &p.message {
-            check_text("message", m)?;
-        }
-        let cell = s.cells.run.load();
-        if let Some(n) = p.current_subtask {
-            cell.set_current_subtask(n);
-        }
-        if let Some(v) = p.overall_percent {
-            cell.set_percent(v);
-        }
-        if let Some(m) = &p.message {
-            cell.set_message(m.clone());
-        }
-        Ok(())
-    }
-
-    /// Moves a subtask to `to` (checked against its stored status). Durable on return.
-    pub fn subtask_set_status(
-        &self,
-        number: u32,
-        to: Status,
-        info: TransitionInfo,
-    ) -> Result<Status> {
-        info.validate()?;
-        let s = &*self.shared;
-        let now = Utc::now();
-        let op = Op::SubtaskTransition {
-            run_id: s.run_id.to_string(),
-            number,
-            to,
-            info: info.clone(),
-            at: now,
-        };
-        let (old, _) = s.tracker.transition(
-            op,
-            |st| st.subtask_transition(&s.run_id, number, to, &info, now),
-            || Status::Running,
-        )?;
-        if to.is_terminal() {
-            s.cells.remove(number);
-        }
-        s.notify(Some(number), old, to, info.error_message.or(info.message));
-        Ok(old)
-    }
-
-    pub fn subtask_complete(&self, number: u32, message: Option<&str>) -> Result<()> {
-        self.subtask_set_status(number, Status::Completed, TransitionInfo::message(message))
-            .map(drop)
-    }
-
-    pub fn subtask_fail(
-        &self,
-        number: u32,
-        error_message: &str,
-        error_detail: Option<&str>,
-    ) -> Result<()> {
-        self.subtask_set_status(
-            number,
-            Status::Failed,
-            TransitionInfo::error(error_message, error_detail),
-        )
-        .map(drop)
-    }
-
-    pub fn subtask_skip(&self, number: u32, message: Option<&str>) -> Result<()> {
-        self.subtask_set_status(number, Status::Skipped, TransitionInfo::message(message))
-            .map(drop)
-    }
-
-    /// Moves the run to `to` (checked against its stored status). A terminal status
-    /// also closes the run's open subtasks. Durable on return.
-    pub fn set_status(&self, to: Status, info: TransitionInfo) -> Result<Status> {
-        info.validate()?;
-        let s = &*self.shared;
-        let now = Utc::now();
-        let op = Op::RunTransition {
-            run_id: s.run_id.to_string(),
-            to,
-            info: info.clone(),
-            at: now,
-        };
-        let (old, _) = s.tracker.transition(
-            op,
-            |st| st.run_transition(&s.run_id, to, &info, now),
-            || s.last_status(),
-        )?;
-        s.status.store(to as i32, Ordering::Relaxed);
-        if to.is_terminal() {
-            s.tracker.forget_owned(&s.run_id);
-            s.cells.remove_all();
-        }
-        s.notify(None, old, to, info.error_message.or(info.message));
-        Ok(old)
-    }
-
-    pub fn complete(&self, message: Option<&str>) -> Result<()> {
-        self.set_status(Status::Completed, TransitionInfo::message(message))
-            .map(drop)
-    }
-
-    pub fn fail(&self, error_message: &str, error_detail: Option<&str>) -> Result<()> {
-        self.set_status(
-            Status::Failed,
-            TransitionInfo::error(error_message, error_detail),
-        )
-        .map(drop)
-    }
-
-    pub fn cancel(&self, message: Option<&str>) -> Result<()> {
-        self.set_status(Status::Cancelled, TransitionInfo::message(message))
-            .map(drop)
-    }
-
-    pub fn skip(&self, message: Option<&str>) -> Result<()> {
-        self.set_status(Status::Skipped, TransitionInfo::message(message))
-            .map(drop)
-    }
-
-    pub fn pause(&self, message: Option<&str>) -> Result<()> {
-        self.set_status(Status::Paused, TransitionInfo::message(message))
-            .map(drop)
-    }
-
-    pub fn resume(&self, message: Option<&str>) -> Result<()> {
-        self.set_status(Status::Running, TransitionInfo::message(message))
-            .map(drop)
     }
 }

@@ -1,9 +1,10 @@
 //! The one background writer thread of an open database in a process. Every
 //! `flush_interval` it writes all dirty progress in one transaction, and every
 //! `heartbeat_interval` it refreshes the heartbeat of the runs this process
-//! started. Transitions do not wait for it: they flush on the caller's thread
-//! under the same store lock, which keeps the order of writes. The thread blocks
-//! asynchronous signals: they are the program's, not tasker's.
+//! started; after an outage it reconnects and replays the queued writes
+//! (`supervisor.rs`). Transitions do not wait for it: they are committed on the
+//! caller's thread. The thread blocks asynchronous signals: they are the
+//! program's, not tasker's.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Weak;
@@ -12,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::ffi::os::with_signals_blocked;
 use crate::tracker::TrackerInner;
+
+/// Pause between two replay batches.
+const REPLAY_PAUSE: Duration = Duration::from_millis(1);
 
 /// Handle to a running writer; dropping it does not stop the thread, `stop` does.
 #[derive(Debug)]
@@ -57,8 +61,12 @@ fn run(
     heartbeat_interval: Duration,
 ) {
     let mut next_heartbeat = Instant::now() + heartbeat_interval;
+    let mut more = false;
     loop {
-        let stop = match stopped.recv_timeout(flush_interval) {
+        // While queued writes are replayed, batch after batch with a short pause
+        // (so that pipeline calls and queries get the connection in between).
+        let wait = if more { REPLAY_PAUSE } else { flush_interval };
+        let stop = match stopped.recv_timeout(wait) {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
             Err(RecvTimeoutError::Timeout) => false,
         };
@@ -67,8 +75,8 @@ fn run(
         if beat {
             next_heartbeat = Instant::now() + heartbeat_interval;
         }
-        // Errors are reported (once per outage) and the progress kept inside flush.
-        let _ = t.flush_in_background(beat);
+        // Errors are reported (once per outage) and the writes kept by the supervisor.
+        more = t.flush_in_background(beat);
         if stop {
             return;
         }

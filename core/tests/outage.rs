@@ -65,6 +65,18 @@ fn child() {
     assert!(t.health().spooled_writes > 0);
 }
 
+/// Waits (up to 30 s) until everything queued during an outage is written.
+fn wait_for_replay(t: &Tracker) -> tasker::Health {
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = t.health();
+        if (h.reachable && h.pending_writes == 0) || std::time::Instant::now() > until {
+            return h;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn calls_return_during_an_outage_and_the_state_is_exact_afterwards() {
     state_home();
@@ -125,8 +137,10 @@ fn calls_return_during_an_outage_and_the_state_is_exact_afterwards() {
     );
     outage.end();
 
+    // The writer reconnects and replays in the background; an explicit flush makes
+    // the rest durable meanwhile (in the database, or a spool file while replaying).
     t.flush().unwrap();
-    let h = t.health();
+    let h = wait_for_replay(&t);
     assert!(h.reachable && h.pending_writes == 0, "{h:?}");
     let subs = t.subtasks(run.run_id()).unwrap();
     assert_eq!(

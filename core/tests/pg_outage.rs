@@ -173,7 +173,13 @@ fn an_outage_loses_nothing_and_breaks_nothing() {
         &std::env::var("TASKER_PG_OPTS").unwrap(),
         "start",
     ]);
+    // Replayed in the background by the writer thread; meanwhile an explicit flush
+    // keeps the rest durable (a spool file), without waiting for the replay.
     t.flush().unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while t.health().pending_writes > 0 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(t.health().pending_writes, 0, "{:?}", t.health());
 
     // A later process on this host replays the spool files the children left.

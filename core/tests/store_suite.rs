@@ -11,7 +11,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use tasker::config::{Config, Location, Secret};
 use tasker::process::ProcessFacts;
 use tasker::query::LostRule;
-use tasker::store::{self, NewRun, ProgressUpdate, RunSelector, Store};
+use tasker::store::{
+    self, NewRun, Op, OpId, Output, ProgressUpdate, Queued, RunSelector, Store, SubtaskRef,
+};
 use tasker::{
     ErrorKind, HistoryFilter, RunOptions, RunRow, Status, StatusFilter, SubtaskOptions, TaskSpec,
     TransitionInfo,
@@ -89,6 +91,11 @@ suite!(
     hostile_strings_come_back_verbatim,
     store_errors_name_what_is_wrong,
     a_failed_subtask_keeps_its_error_detail_until_restarted,
+    a_write_sent_again_under_its_id_is_applied_once,
+    same_status_transitions_change_nothing_and_write_no_event,
+    progress_for_a_finished_subtask_counts_items_and_sets_nothing,
+    queued_writes_reach_their_subtask_by_identity_whatever_its_number,
+    a_batch_goes_on_past_a_refused_write,
 );
 
 fn t(sec: i64) -> DateTime<Utc> {
@@ -324,7 +331,8 @@ fn run_transitions_are_checked_and_reset_is_explicit(db: &mut Db) {
     assert_eq!(r.error_message.as_deref(), Some("boom"));
     assert_eq!(r.error_detail.as_deref(), Some("trace\nline 2"));
     assert_eq!(r.overall_progress_message.as_deref(), Some("coffee"));
-    for to in [Status::Running, Status::Completed, Status::Failed] {
+    // Out of a terminal state only with a reset (FAILED again is a no-op).
+    for to in [Status::Running, Status::Completed, Status::Paused] {
         let e = s.run_transition("r", to, &none(), t(6)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidTransition, "{to}");
         assert!(e.to_string().contains("FAILED"), "{e}");
@@ -433,7 +441,9 @@ fn subtasks_are_numbered_and_never_silently_overwritten(db: &mut Db) {
     assert_eq!(st.start_time, Some(t(8)));
     assert_eq!(st.progress_message.as_deref(), Some("second try"));
     assert_eq!(
-        s.subtask_state("r", 1).unwrap(),
+        s.subtask_state("r", 1)
+            .unwrap()
+            .map(|x| (x.status, x.items_total)),
         Some((Status::Started, Some(20)))
     );
     assert_eq!(s.subtask_state("r", 3).unwrap(), None);
@@ -518,6 +528,7 @@ fn progress_adds_deltas_and_moves_started_to_running_once(db: &mut Db) {
         percent: Some(12.5),
         message: Some("half".into()),
         current_subtask: None,
+        subtask_uid: None,
     };
     s.apply_progress(&[set], &[], t(4)).unwrap();
     let st = &s.subtasks("r").unwrap()[0];
@@ -1187,7 +1198,12 @@ fn scenario(s: &mut dyn Store) -> Vec<(&'static str, serde_json::Value)> {
         ("stages", j(&s.stages().unwrap())),
         ("events", j(&s.events_after(0, None, 1000).unwrap())),
         ("run_status", j(&s.run_status("run-2").unwrap())),
-        ("subtask_state", j(&s.subtask_state("run-1", 1).unwrap())),
+        (
+            "subtask_state",
+            j(&s.subtask_state("run-1", 1)
+                .unwrap()
+                .map(|x| (x.status, x.items_total))),
+        ),
     ]
 }
 
@@ -1274,7 +1290,7 @@ fn a_version_1_sqlite_database_is_migrated_keeping_its_rows() {
     let version: i64 = c
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }
 
 #[test]
@@ -1312,48 +1328,379 @@ fn a_version_1_postgres_schema_is_migrated_keeping_its_rows() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }
 
-/// A flush whose COMMIT went through but whose answer was lost is sent again under
-/// the same batch id: PostgreSQL applies it once, and never after a later batch.
-#[test]
-fn a_progress_batch_sent_twice_counts_once_on_postgres() {
-    let Some(mut db) = postgres("batch_sent_twice") else {
-        return;
-    };
+fn id(writer: &str, seq: u64) -> OpId {
+    OpId {
+        writer: Arc::from(writer),
+        seq,
+    }
+}
+
+fn events_of(s: &mut Box<dyn Store>, run: &str) -> usize {
+    s.events_after(0, Some(run), 10_000).unwrap().len()
+}
+
+/// A write whose COMMIT went through but whose answer was lost is sent again under
+/// the same id: it is applied once, and never after a later write of its writer.
+fn a_write_sent_again_under_its_id_is_applied_once(db: &mut Db) {
     let s = &mut db.s;
     s.start_run(&new_run("r", "st", "tk", 0)).unwrap();
-    let n = s
-        .subtask_start("r", "items", &sub(None, None), t(1))
-        .unwrap();
-    let id = |seq| tasker::store::WriterSeq {
-        writer: "writer-a".into(),
-        seq,
+    let uid: Arc<str> = Arc::from("0194-uid-a");
+    let start = Op::SubtaskStart {
+        run_id: "r".into(),
+        uid: Some(Arc::clone(&uid)),
+        name: "items".into(),
+        options: sub(None, None),
+        at: t(1),
+        renumber_if_taken: true,
+    };
+    let n = match s.apply(&start, Some(&id("w", 1))).unwrap() {
+        Output::SubtaskStarted { number } => number,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        s.apply(&start, Some(&id("w", 1))).unwrap(),
+        Output::SubtaskStarted { number: n },
+        "a start sent again answers the same number"
+    );
+    assert_eq!(
+        s.apply(&start, None).unwrap(),
+        Output::SubtaskStarted { number: n },
+        "a start is applied once by identity, with or without an id"
+    );
+    assert_eq!(s.subtasks("r").unwrap().len(), 1);
+    let progress = |delta| Op::Progress {
+        updates: vec![ProgressUpdate {
+            subtask_uid: Some(Arc::clone(&uid)),
+            ..inc("r", n, delta)
+        }],
+        heartbeats: vec![],
+        at: t(2),
     };
     let count = |s: &mut Box<dyn Store>| s.subtasks("r").unwrap()[0].items_complete;
-    s.apply_progress_once(&[inc("r", n, 5)], &[], t(2), Some(&id(1)))
-        .unwrap();
-    s.apply_progress_once(&[inc("r", n, 5)], &[], t(2), Some(&id(1)))
-        .unwrap();
+    s.apply(&progress(5), Some(&id("w", 2))).unwrap();
+    assert_eq!(
+        s.apply(&progress(5), Some(&id("w", 2))).unwrap(),
+        Output::Duplicate
+    );
     assert_eq!(count(s), 5, "the same batch twice counts once");
-    s.apply_progress_once(&[inc("r", n, 7)], &[], t(3), Some(&id(3)))
-        .unwrap();
-    s.apply_progress_once(&[inc("r", n, 100)], &[], t(3), Some(&id(2)))
-        .unwrap();
+    s.apply(&progress(7), Some(&id("w", 4))).unwrap();
+    assert_eq!(
+        s.apply(&progress(100), Some(&id("w", 3))).unwrap(),
+        Output::Duplicate
+    );
     assert_eq!(
         count(s),
         12,
-        "an older batch after a newer one is not applied"
+        "an older write after a newer one is not applied"
     );
-    // Another writer has its own numbers.
-    let other = tasker::store::WriterSeq {
-        writer: "writer-b".into(),
-        seq: 1,
+    s.apply(&progress(1), Some(&id("other", 1))).unwrap();
+    assert_eq!(count(s), 13, "another writer has its own numbers");
+    s.apply(&progress(1), None).unwrap();
+    assert_eq!(count(s), 14, "without an id a write is always applied");
+    // A transition: a reset sent twice would record two resets and could undo
+    // what happened in between; under its id it is applied once.
+    let pause = Op::SubtaskTransition {
+        run_id: "r".into(),
+        subtask: SubtaskRef {
+            uid: Some(Arc::clone(&uid)),
+            number: 99,
+        },
+        to: Status::Paused,
+        info: none(),
+        at: t(3),
     };
-    s.apply_progress_once(&[inc("r", n, 1)], &[], t(4), Some(&other))
+    let events = events_of(s, "r");
+    s.apply(&pause, Some(&id("w", 5))).unwrap();
+    s.subtask_transition("r", n, Status::Running, &none(), t(4))
         .unwrap();
-    assert_eq!(count(s), 13);
-    s.apply_progress(&[inc("r", n, 1)], &[], t(5)).unwrap();
-    assert_eq!(count(s), 14, "without an id a batch is always applied");
+    assert_eq!(
+        s.apply(&pause, Some(&id("w", 5))).unwrap(),
+        Output::Duplicate
+    );
+    assert_eq!(s.subtasks("r").unwrap()[0].status, Status::Running);
+    assert_eq!(events_of(s, "r"), events + 2);
+    let complete = Op::RunTransition {
+        run_id: "r".into(),
+        to: Status::Completed,
+        info: none(),
+        at: t(5),
+    };
+    s.apply(&complete, Some(&id("w", 6))).unwrap();
+    assert_eq!(
+        s.apply(&complete, Some(&id("w", 6))).unwrap(),
+        Output::Duplicate
+    );
+    // A queued run start whose run exists was that start.
+    let again = Op::StartRun(Box::new(new_run("r", "st", "tk", 0)));
+    assert_eq!(
+        s.apply(&again, Some(&id("w", 7))).unwrap(),
+        Output::Duplicate
+    );
+    assert_eq!(kind_of(s.apply(&again, None)), ErrorKind::AlreadyExists);
+}
+
+/// Finishing what is finished is not an error: it answers success and writes
+/// nothing. Leaving a terminal status for another still needs a reset.
+fn same_status_transitions_change_nothing_and_write_no_event(db: &mut Db) {
+    let s = &mut db.s;
+    s.start_run(&new_run("r", "st", "tk", 0)).unwrap();
+    let n = s.subtask_start("r", "a", &sub(None, None), t(1)).unwrap();
+    s.subtask_transition(
+        "r",
+        n,
+        Status::Completed,
+        &TransitionInfo::message(Some("done")),
+        t(2),
+    )
+    .unwrap();
+    let events = events_of(s, "r");
+    let before = s.subtasks("r").unwrap();
+    let again = Op::SubtaskTransition {
+        run_id: "r".into(),
+        subtask: SubtaskRef::number(n),
+        to: Status::Completed,
+        info: TransitionInfo::message(Some("other message")),
+        at: t(3),
+    };
+    assert_eq!(
+        s.apply(&again, None).unwrap(),
+        Output::Transition {
+            from: Status::Completed,
+            changed: false
+        }
+    );
+    assert_eq!(s.subtasks("r").unwrap(), before, "nothing changed");
+    assert_eq!(events_of(s, "r"), events, "no event");
+    assert_eq!(
+        kind_of(s.subtask_transition("r", n, Status::Failed, &none(), t(4))),
+        ErrorKind::InvalidTransition
+    );
+    // The run: same, and a running run asked to run takes the message only.
+    s.run_transition(
+        "r",
+        Status::Running,
+        &TransitionInfo::message(Some("note")),
+        t(5),
+    )
+    .unwrap();
+    assert_eq!(events_of(s, "r"), events, "no event for RUNNING -> RUNNING");
+    assert_eq!(
+        s.run("r")
+            .unwrap()
+            .unwrap()
+            .overall_progress_message
+            .as_deref(),
+        Some("note")
+    );
+    s.run_transition(
+        "r",
+        Status::Failed,
+        &TransitionInfo::error("boom", None),
+        t(6),
+    )
+    .unwrap();
+    let events = events_of(s, "r");
+    let row = s.run("r").unwrap().unwrap();
+    assert_eq!(
+        s.run_transition(
+            "r",
+            Status::Failed,
+            &TransitionInfo::error("other", None),
+            t(7)
+        )
+        .unwrap(),
+        Status::Failed
+    );
+    assert_eq!(events_of(s, "r"), events);
+    assert_eq!(s.run("r").unwrap().unwrap(), row, "the first error stays");
+    assert_eq!(
+        kind_of(s.run_transition("r", Status::Completed, &none(), t(8))),
+        ErrorKind::InvalidTransition
+    );
+}
+
+/// Increments made before a subtask finished and flushed after it (another
+/// process's pending batch) still count; values set after it are not stored.
+fn progress_for_a_finished_subtask_counts_items_and_sets_nothing(db: &mut Db) {
+    let s = &mut db.s;
+    s.start_run(&new_run("r", "st", "tk", 0)).unwrap();
+    let n = s
+        .subtask_start("r", "a", &sub(None, Some(10)), t(1))
+        .unwrap();
+    s.apply_progress(&[inc("r", n, 3)], &[], t(2)).unwrap();
+    s.subtask_transition("r", n, Status::Completed, &none(), t(3))
+        .unwrap();
+    let before = s.subtasks("r").unwrap()[0].clone();
+    let late = Op::Progress {
+        updates: vec![
+            inc("r", n, 4),
+            ProgressUpdate {
+                items_set: Some(1),
+                items_total: Some(99),
+                percent: Some(50.0),
+                message: Some("late".into()),
+                ..inc("r", n, 0)
+            },
+        ],
+        heartbeats: vec![],
+        at: t(4),
+    };
+    assert_eq!(
+        s.apply(&late, None).unwrap(),
+        Output::Progress {
+            finished: vec![(0, Status::Completed), (1, Status::Completed)]
+        }
+    );
+    let after = &s.subtasks("r").unwrap()[0];
+    assert_eq!(after.items_complete, 7, "late increments count");
+    assert_eq!(after.status, Status::Completed);
+    assert_eq!(
+        (
+            after.items_total,
+            &after.progress_message,
+            after.last_update
+        ),
+        (
+            before.items_total,
+            &before.progress_message,
+            before.last_update
+        ),
+        "nothing set after it finished is stored"
+    );
+}
+
+/// A start queued while the database was away is stored as its own subtask: an
+/// explicit number taken meanwhile gives the next free one, and later writes
+/// that name its identity reach it, never the subtask that has the number.
+fn queued_writes_reach_their_subtask_by_identity_whatever_its_number(db: &mut Db) {
+    let s = &mut db.s;
+    s.start_run(&new_run("r", "st", "tk", 0)).unwrap();
+    // Another process took numbers 1 and 2 while this one was cut off.
+    s.subtask_start("r", "theirs 1", &sub(None, None), t(1))
+        .unwrap();
+    s.subtask_start("r", "theirs 2", &sub(None, None), t(1))
+        .unwrap();
+    let mine = |uid: &str, name: &str, number: Option<u32>| Queued {
+        id: None,
+        op: Op::SubtaskStart {
+            run_id: "r".into(),
+            uid: Some(Arc::from(uid)),
+            name: name.into(),
+            options: sub(number, Some(5)),
+            at: t(2),
+            renumber_if_taken: true,
+        },
+    };
+    let by_uid = |uid: &str, delta: u64| ProgressUpdate {
+        subtask_uid: Some(Arc::from(uid)),
+        ..inc("r", 1, delta)
+    };
+    let answers = s
+        .apply_batch(&[
+            mine("u-auto", "mine auto", None),
+            mine("u-explicit", "mine explicit", Some(2)),
+            Queued {
+                id: None,
+                op: Op::Progress {
+                    updates: vec![by_uid("u-auto", 5), by_uid("u-explicit", 3)],
+                    heartbeats: vec![],
+                    at: t(3),
+                },
+            },
+            Queued {
+                id: None,
+                op: Op::SubtaskTransition {
+                    run_id: "r".into(),
+                    subtask: SubtaskRef {
+                        uid: Some(Arc::from("u-explicit")),
+                        number: 2,
+                    },
+                    to: Status::Completed,
+                    info: none(),
+                    at: t(4),
+                },
+            },
+        ])
+        .unwrap();
+    assert_eq!(
+        answers[0].as_ref().ok(),
+        Some(&Output::SubtaskStarted { number: 3 })
+    );
+    assert_eq!(
+        answers[1].as_ref().ok(),
+        Some(&Output::SubtaskStarted { number: 4 })
+    );
+    let rows: Vec<(i64, String, Status, i64)> = s
+        .subtasks("r")
+        .unwrap()
+        .into_iter()
+        .map(|x| (x.subtask_number, x.subtask_name, x.status, x.items_complete))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (1, "theirs 1".into(), Status::Started, 0),
+            (2, "theirs 2".into(), Status::Started, 0),
+            (3, "mine auto".into(), Status::Running, 5),
+            (4, "mine explicit".into(), Status::Completed, 3),
+        ]
+    );
+    // Without renumbering (a direct call), a taken number is refused.
+    let direct = Op::SubtaskStart {
+        run_id: "r".into(),
+        uid: Some(Arc::from("u-direct")),
+        name: "direct".into(),
+        options: sub(Some(1), None),
+        at: t(5),
+        renumber_if_taken: false,
+    };
+    assert_eq!(kind_of(s.apply(&direct, None)), ErrorKind::AlreadyExists);
+    let state = s.subtask_state("r", 3).unwrap().unwrap();
+    assert_eq!(state.uid.as_deref(), Some("u-auto"));
+}
+
+/// One refused write (a transition made impossible meanwhile) does not stop the
+/// writes queued with it, nor leave a trace.
+fn a_batch_goes_on_past_a_refused_write(db: &mut Db) {
+    let s = &mut db.s;
+    s.start_run(&new_run("r", "st", "tk", 0)).unwrap();
+    let n = s.subtask_start("r", "a", &sub(None, None), t(1)).unwrap();
+    let q = |op| Queued { id: None, op };
+    let answers = s
+        .apply_batch(&[
+            q(Op::Progress {
+                updates: vec![inc("r", n, 2)],
+                heartbeats: vec![],
+                at: t(2),
+            }),
+            q(Op::RunTransition {
+                run_id: "r".into(),
+                to: Status::Started, // RUNNING -> STARTED is refused
+                info: none(),
+                at: t(3),
+            }),
+            q(Op::RunTransition {
+                run_id: "nope".into(),
+                to: Status::Completed,
+                info: none(),
+                at: t(3),
+            }),
+            q(Op::Progress {
+                updates: vec![inc("r", n, 3)],
+                heartbeats: vec![],
+                at: t(4),
+            }),
+        ])
+        .unwrap();
+    assert!(answers[0].is_ok() && answers[3].is_ok(), "{answers:?}");
+    assert_eq!(
+        answers[1].as_ref().unwrap_err().kind(),
+        ErrorKind::InvalidTransition
+    );
+    assert_eq!(answers[2].as_ref().unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(s.subtasks("r").unwrap()[0].items_complete, 5);
+    assert_eq!(s.run("r").unwrap().unwrap().status, Status::Running);
 }

@@ -44,8 +44,15 @@ fn every_run_transition_is_allowed_or_refused_as_the_state_machine_says() {
     for from in Status::ALL.into_iter().filter(|s| *s != Status::NotStarted) {
         for to in Status::ALL {
             let run = run_in(&t, from);
+            let events = t.events_after(0, Some(run.run_id()), 100).unwrap().len();
             let result = run.set_status(to, TransitionInfo::default());
-            if from.can_become(to) {
+            if from == to {
+                // Finishing twice (or pausing a paused run) is not an error: a no-op.
+                assert_eq!(result.unwrap(), from, "{from} -> {to}");
+                assert_eq!(status_of(&t, &run), from);
+                let after = t.events_after(0, Some(run.run_id()), 100).unwrap().len();
+                assert_eq!(after, events, "{from} -> {to} wrote no event");
+            } else if from.can_become(to) {
                 assert_eq!(result.unwrap(), from, "{from} -> {to}");
                 assert_eq!(status_of(&t, &run), to);
             } else {
@@ -99,7 +106,10 @@ fn every_subtask_transition_is_allowed_or_refused_as_the_state_machine_says() {
             let stored = |t: &Tracker| t.subtasks(run.run_id()).unwrap()[n as usize - 1].status;
             assert_eq!(stored(&t), from);
             let result = run.subtask_set_status(n, to, TransitionInfo::default());
-            if from.can_become(to) {
+            if from == to {
+                assert_eq!(result.unwrap(), from, "{from} -> {to} is a no-op");
+                assert_eq!(stored(&t), from);
+            } else if from.can_become(to) {
                 result.unwrap();
                 assert_eq!(stored(&t), to);
             } else {
@@ -166,11 +176,14 @@ fn progress_never_changes_a_status_except_started_to_running() {
     assert_eq!(status_of(&t, &run), Status::Paused);
     run.resume(None).unwrap();
 
-    // A completed subtask stays completed; its count still adds up.
+    // A completed subtask stays completed: a later progress call is refused.
     run.subtask_complete(n, None).unwrap();
-    run.subtask_increment(n, 1).unwrap();
+    assert_eq!(
+        run.subtask_increment(n, 1).unwrap_err().kind(),
+        ErrorKind::InvalidTransition
+    );
     let sub = &t.subtasks(run.run_id()).unwrap()[0];
-    assert_eq!((sub.status, sub.items_complete), (Status::Completed, 6));
+    assert_eq!((sub.status, sub.items_complete), (Status::Completed, 5));
 
     let events = t.events_after(0, Some(run.run_id()), 100).unwrap();
     let subtask_running: Vec<_> = events

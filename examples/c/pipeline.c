@@ -69,8 +69,11 @@ int main(int argc, char **argv) {
     if (flaky_step() != 0) {
         CHECK(tasker_subtask_fail(run, flaky, "flaky step returned -1", "the remote end hung up; retried later"));
     }
-    /* Failing it twice is refused: terminal states are sticky. */
-    if (tasker_subtask_fail(run, flaky, "again", NULL) != TASKER_STATUS_INVALID_TRANSITION) {
+    /* Terminal states are sticky: failing it again changes nothing (not an error),
+       completing it now is refused, and so is progress after the end. */
+    CHECK(tasker_subtask_fail(run, flaky, "again", NULL));
+    if (tasker_subtask_complete(run, flaky, NULL) != TASKER_STATUS_INVALID_TRANSITION ||
+        tasker_subtask_increment(run, flaky, 1) != TASKER_STATUS_INVALID_TRANSITION) {
         fprintf(stderr, "a finished subtask must not change again\n");
         return 1;
     }

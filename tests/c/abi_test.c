@@ -81,7 +81,9 @@ int main(int argc, char **argv) {
 
     expect("complete subtask", tasker_subtask_complete(run, n, NULL), TASKER_STATUS_OK, NULL);
     expect("complete run", tasker_task_complete(run, "done"), TASKER_STATUS_OK, NULL);
-    expect("complete twice", tasker_task_complete(run, "again"), TASKER_STATUS_INVALID_TRANSITION, "COMPLETED");
+    expect("complete twice (a no-op)", tasker_task_complete(run, "again"), TASKER_STATUS_OK, NULL);
+    expect("progress after complete", tasker_subtask_increment(run, n, 1), TASKER_STATUS_INVALID_TRANSITION, "finished");
+    expect("set after complete", tasker_subtask_set_items(run, n, 3), TASKER_STATUS_INVALID_TRANSITION, "COMPLETED");
     expect("fail after complete", tasker_task_fail(run, "late", NULL), TASKER_STATUS_INVALID_TRANSITION, "reset");
     expect("fail NULL message", tasker_task_fail(run, NULL, NULL), TASKER_STATUS_NULL_POINTER, "error_message");
 

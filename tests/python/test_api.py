@@ -83,9 +83,16 @@ def test_run_without_with_and_explicit_transitions(tracker):
     st = run.subtask("one", 5)
     st.increment(5)
     st.complete("done")
+    st.complete()  # finishing twice is not an error, and changes nothing
     with pytest.raises(tasker.InvalidTransitionError, match="COMPLETED"):
-        st.complete()
+        st.fail("too late")
+    with pytest.raises(tasker.InvalidTransitionError, match="finished"):
+        st.increment()
+    with pytest.raises(tasker.InvalidTransitionError, match="finished"):
+        st.update(items_complete=3)
+    assert run.subtasks()[0].items_complete == 5
     run.fail("it broke", "details here")
+    run.fail("again")  # a no-op: the first error stays
     rec = run.record()
     assert (rec.status, rec.error_message, rec.error_detail) == ("FAILED", "it broke", "details here")
     with pytest.raises(tasker.InvalidTransitionError):

@@ -24,8 +24,12 @@ test_that("updates without a status leave it unchanged and never reopen finished
   subtask_update(items_complete = 3)
   expect_equal(get_subtask_progress()$status, "RUNNING") # STARTED -> RUNNING on progress
   subtask_complete()
-  subtask_update(message = "late note")
+  # Progress for finished work is refused (it would read COMPLETED at 3/10).
+  expect_error(subtask_update(message = "late note"), "finished",
+               class = "tasker_invalid_transition")
+  expect_error(subtask_increment(), class = "tasker_invalid_transition")
   expect_equal(get_subtask_progress()$status, "COMPLETED")
+  expect_equal(get_subtask_progress()$items_complete, 3)
   task_complete()
   task_update(message = "after the end")
   expect_equal(get_task_status()$status, "COMPLETED")

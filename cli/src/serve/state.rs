@@ -238,7 +238,7 @@ pub fn slim(r: &mut RunRow) {
 fn poll_once(t: &Tracker, cursor: &mut Cursor) -> tasker::Result<(StatusPayload, Vec<EventRow>)> {
     let latest = t.task_status(&StatusFilter::default())?;
     let active = t.active_runs()?;
-    let map_err = |f: crate::Failure| tasker::Error::storage(t.backend_name(), f.message);
+    let map_err = |f: crate::Failure| tasker::Error::unavailable(t.backend_name(), f.message);
     // Active runs first (with all their subtasks); the latest runs reuse those subtasks.
     let active = run_views(t, active, true).map_err(map_err)?;
     let known: HashMap<String, Vec<SubtaskRow>> = active

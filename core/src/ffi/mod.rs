@@ -34,7 +34,8 @@ use crate::model::{
     RunOptions, RunProgress, Status, SubtaskOptions, SubtaskProgress, TaskSpec, TransitionInfo,
 };
 use crate::query::{HistoryFilter, StatusFilter};
-use crate::tracker::{RunHandle, Tracker, TransitionEvent};
+use crate::run::RunHandle;
+use crate::tracker::{Tracker, TransitionEvent};
 
 /// Version of the C ABI described by this header. Changes when an existing
 /// function's signature or meaning changes; additions keep it.
@@ -1011,7 +1012,8 @@ pub unsafe extern "C" fn tasker_health_json(
     guard(|| {
         // SAFETY: the caller upholds this function's `# Safety` contract.
         let t = unsafe { tasker_tracker::borrow(tracker, "tracker") }?;
-        let json = serde_json::to_string(&t.health()).map_err(|e| Error::storage("json", e))?;
+        let json =
+            serde_json::to_string(&t.health()).map_err(|e| Error::storage_refused("json", e))?;
         // SAFETY: the caller upholds this function's `# Safety` contract.
         unsafe { write_out(out_json, to_c_string(json), "out_json") }
     })
@@ -1074,7 +1076,7 @@ pub fn run_query(t: &Tracker, query: &str, params: &str) -> Result<String, Error
             ))
         }
     };
-    json.map_err(|e| Error::storage("json", e))
+    json.map_err(|e| Error::storage_refused("json", e))
 }
 
 struct ListenerTarget {

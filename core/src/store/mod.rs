@@ -10,13 +10,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Location};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{RunOptions, Status, SubtaskOptions, TaskSpec, TransitionInfo};
 use crate::process::ProcessFacts;
 use crate::query::{EventRow, HistoryFilter, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow};
 
+pub mod op;
 pub mod postgres;
 pub mod sqlite;
+
+pub use op::{Op, OpId, Output, ProgressUpdate, Queued, SubtaskRef};
 
 /// A new run, with its client-generated id.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -29,29 +32,25 @@ pub struct NewRun {
     pub start_time: DateTime<Utc>,
 }
 
-/// What one flush writes for a run or one of its subtasks. Deltas add to the
-/// stored count so that many processes can increment one subtask exactly.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ProgressUpdate {
-    pub run_id: Arc<str>,
-    /// `None`: run-level progress (current subtask, overall percent, message).
-    pub subtask: Option<u32>,
-    pub items_set: Option<u64>,
-    pub items_delta: u64,
-    pub items_total: Option<u64>,
-    pub percent: Option<f64>,
-    pub message: Option<String>,
-    pub current_subtask: Option<u32>,
+/// What a tracker needs to know of a subtask it reaches by number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubtaskState {
+    pub status: Status,
+    pub items_total: Option<i64>,
+    /// Its identity, when it was started by a version that gives one.
+    pub uid: Option<Arc<str>>,
 }
 
-/// Names one progress batch of one writer (a tracker in one process): batches of a
-/// writer are numbered in the order they are written, so that a batch whose COMMIT
-/// was sent but never acknowledged (the connection dropped) can be sent again
-/// without being counted twice.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WriterSeq {
-    pub writer: String,
-    pub seq: u64,
+/// A new subtask identity: a UUID v7 (time-ordered, so its index stays compact).
+pub fn new_uid() -> Arc<str> {
+    Arc::from(uuid::Uuid::now_v7().to_string())
+}
+
+fn unexpected(op: &Op, out: Output) -> Error {
+    Error::storage_refused(
+        "tasker",
+        format!("unexpected answer {out:?} to a {}", op.kind()),
+    )
 }
 
 /// Which runs `delete_runs` removes.
@@ -69,12 +68,41 @@ pub trait Store: Send {
     /// `sqlite` or `postgresql`.
     fn backend(&self) -> &'static str;
 
+    /// Whether a write that failed may still have been applied: a COMMIT sent to a
+    /// server whose answer was lost. Writes to such a store carry their `OpId`, so
+    /// that sending one again is harmless. (A failed SQLite COMMIT did not happen.)
+    fn outcome_may_be_unknown(&self) -> bool;
+
+    /// Applies one write in its own transaction. With `id`, at most once for it:
+    /// a write at or below the highest id applied for its writer answers
+    /// `Output::Duplicate` (a subtask start answers its number). A refusal (an
+    /// invalid transition, an unknown run) changes nothing.
+    fn apply(&mut self, op: &Op, id: Option<&OpId>) -> Result<Output>;
+
+    /// Applies queued writes in order, in one transaction, each at most once for
+    /// its id. A write the database refuses for good is answered with its error
+    /// and does not stop the others; a transient error stops the batch (none of
+    /// it applied) and is returned.
+    fn apply_batch(&mut self, ops: &[Queued]) -> Result<Vec<Result<Output>>>;
+
     /// Upserts tasks (and their stages) in one transaction; `None` fields never
     /// clear stored values. Returns the task ids in input order.
-    fn register_tasks(&mut self, specs: &[TaskSpec], now: DateTime<Utc>) -> Result<Vec<i64>>;
+    fn register_tasks(&mut self, specs: &[TaskSpec], now: DateTime<Utc>) -> Result<Vec<i64>> {
+        let op = Op::Register {
+            specs: specs.to_vec(),
+            at: now,
+        };
+        match self.apply(&op, None)? {
+            Output::Registered(ids) => Ok(ids),
+            other => Err(unexpected(&op, other)),
+        }
+    }
 
     /// Inserts a STARTED run, registering its stage and task if they are new.
-    fn start_run(&mut self, run: &NewRun) -> Result<()>;
+    fn start_run(&mut self, run: &NewRun) -> Result<()> {
+        self.apply(&Op::StartRun(Box::new(run.clone())), None)
+            .map(drop)
+    }
 
     /// Moves a run to `to`, checked against its stored status; a terminal status
     /// closes the run's open subtasks with the same status. Returns the old status.
@@ -84,18 +112,44 @@ pub trait Store: Send {
         to: Status,
         info: &TransitionInfo,
         now: DateTime<Utc>,
-    ) -> Result<Status>;
+    ) -> Result<Status> {
+        let op = Op::RunTransition {
+            run_id: run_id.to_string(),
+            to,
+            info: info.clone(),
+            at: now,
+        };
+        match self.apply(&op, None)? {
+            Output::Transition { from, .. } => Ok(from),
+            other => Err(unexpected(&op, other)),
+        }
+    }
 
-    /// Starts a subtask: an explicit number, or the run's next free number.
-    /// An existing number is an error unless `opts.restart`. Returns the number.
+    /// Starts a subtask (under a new identity): an explicit number, or the run's
+    /// next free number. An existing number is an error unless `opts.restart`.
+    /// Returns the number.
     fn subtask_start(
         &mut self,
         run_id: &str,
         name: &str,
         opts: &SubtaskOptions,
         now: DateTime<Utc>,
-    ) -> Result<u32>;
+    ) -> Result<u32> {
+        let op = Op::SubtaskStart {
+            run_id: run_id.to_string(),
+            uid: Some(new_uid()),
+            name: name.to_string(),
+            options: opts.clone(),
+            at: now,
+            renumber_if_taken: false,
+        };
+        match self.apply(&op, None)? {
+            Output::SubtaskStarted { number } => Ok(number),
+            other => Err(unexpected(&op, other)),
+        }
+    }
 
+    /// Moves subtask `number` to `to`, checked against its stored status.
     fn subtask_transition(
         &mut self,
         run_id: &str,
@@ -103,7 +157,19 @@ pub trait Store: Send {
         to: Status,
         info: &TransitionInfo,
         now: DateTime<Utc>,
-    ) -> Result<Status>;
+    ) -> Result<Status> {
+        let op = Op::SubtaskTransition {
+            run_id: run_id.to_string(),
+            subtask: SubtaskRef::number(number),
+            to,
+            info: info.clone(),
+            at: now,
+        };
+        match self.apply(&op, None)? {
+            Output::Transition { from, .. } => Ok(from),
+            other => Err(unexpected(&op, other)),
+        }
+    }
 
     /// Writes a batch of progress and refreshes the heartbeat of `heartbeats`,
     /// all in one transaction.
@@ -112,28 +178,23 @@ pub trait Store: Send {
         batch: &[ProgressUpdate],
         heartbeats: &[Arc<str>],
         now: DateTime<Utc>,
-    ) -> Result<()>;
-
-    /// `apply_progress`; with a `batch_id`, at most once for it and never after a
-    /// later batch of the same writer. The default suits stores whose commit outcome
-    /// is never in doubt (SQLite: a failed COMMIT did not happen).
-    fn apply_progress_once(
-        &mut self,
-        batch: &[ProgressUpdate],
-        heartbeats: &[Arc<str>],
-        now: DateTime<Utc>,
-        batch_id: Option<&WriterSeq>,
     ) -> Result<()> {
-        let _ = batch_id;
-        self.apply_progress(batch, heartbeats, now)
+        self.apply(
+            &Op::Progress {
+                updates: batch.to_vec(),
+                heartbeats: heartbeats.to_vec(),
+                at: now,
+            },
+            None,
+        )
+        .map(drop)
     }
 
     /// The stored status of a run, `None` when there is no such run.
     fn run_status(&mut self, run_id: &str) -> Result<Option<Status>>;
 
-    /// The stored status and `items_total` of a subtask, `None` when absent.
-    fn subtask_state(&mut self, run_id: &str, number: u32)
-        -> Result<Option<(Status, Option<i64>)>>;
+    /// The stored status and identity of subtask `number`, `None` when absent.
+    fn subtask_state(&mut self, run_id: &str, number: u32) -> Result<Option<SubtaskState>>;
 
     /// Deletes runs (with their subtasks and events). Returns how many.
     fn delete_runs(&mut self, which: &RunSelector) -> Result<usize>;

@@ -30,20 +30,22 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use ::postgres::error::SqlState;
-use ::postgres::types::{Json, ToSql};
+use ::postgres::types::ToSql;
 use ::postgres::{Client, GenericClient, NoTls, Row, Statement};
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
 use crate::ffi::os::with_signals_blocked;
-use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
+use crate::model::Status;
 use crate::query::{
     EventRow, HistoryFilter, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
     DEFAULT_HISTORY_LIMIT,
 };
 
-use super::{NewRun, ProgressUpdate, RunSelector, Store, WriterSeq};
+use super::{Op, OpId, Output, Queued, RunSelector, Store, SubtaskState};
+
+mod write;
 
 /// Migrations in order; index + 1 is the schema version.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -54,6 +56,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "error detail of subtasks, progress batches applied exactly once",
         include_str!("migrations/postgres/0002_error_detail_and_exact_replay.sql"),
+    ),
+    // Changes the server functions: re-applies their one definition.
+    (
+        "subtask identities, every write applied once per writer",
+        concat!(
+            include_str!("migrations/postgres/0003_subtask_identity_and_writers.sql"),
+            include_str!("migrations/postgres/functions.sql")
+        ),
     ),
 ];
 
@@ -174,7 +184,7 @@ impl Fail {
     fn into_error(self) -> Error {
         match self {
             Fail::Db(e) if refused(&e) => Error::storage_refused(BACKEND, pg_message(&e)),
-            Fail::Db(e) => Error::storage(BACKEND, pg_message(&e)),
+            Fail::Db(e) => Error::unavailable(BACKEND, pg_message(&e)),
             Fail::App(e) => e,
         }
     }
@@ -418,7 +428,7 @@ impl ConnSpec {
             if first && refused_for_good(e) {
                 Error::Config(crate::config::redact(&msg))
             } else {
-                Error::storage(BACKEND, msg)
+                Error::unavailable(BACKEND, msg)
             }
         };
         let limit = self
@@ -440,7 +450,7 @@ impl ConnSpec {
         let mut client = match res {
             Ok(connected) => connected.map_err(|e| fail(&e))?,
             Err(why) => {
-                return Err(Error::storage(
+                return Err(Error::unavailable(
                     BACKEND,
                     format!("cannot connect to PostgreSQL ({}): {why}", self.describe()),
                 ))
@@ -949,16 +959,20 @@ impl PostgresStore {
         }
     }
 
-    /// Runs one statement as its own transaction (one round trip), retrying after
-    /// a deadlock or a serialization failure, and reads its one row.
-    fn call<T>(&mut self, sql: &str, params: &[Param<'_>], f: impl Fn(&Row) -> R<T>) -> Result<T> {
+    /// Runs `f` on the connection outside any explicit transaction (each statement
+    /// its own: one round trip for a function call), retrying after a deadlock or a
+    /// serialization failure.
+    fn autocommit<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Client, &mut Statements, (i32, i32)) -> R<T>,
+    ) -> Result<T> {
         let mut attempt = 0;
         loop {
             self.ensure_connected()?;
+            let events_key = self.events_key;
             let PostgresStore { client, stmts, .. } = self;
             let client = client.as_mut().expect("connected");
-            let res = stmts.one(client, sql, params).and_then(|r| f(&r));
-            match res {
+            match f(client, stmts, events_key) {
                 Ok(v) => return Ok(v),
                 Err(e) if e.retriable() && attempt < MAX_RETRIES => {
                     attempt += 1;
@@ -993,7 +1007,7 @@ impl PostgresStore {
         self.ensure_connected()?;
         let client = self.client.as_mut().expect("connected");
         let fail = |what: &str, e: ::postgres::Error| {
-            Error::storage(BACKEND, format!("{what}: {}", pg_message(&e)))
+            Error::unavailable(BACKEND, format!("{what}: {}", pg_message(&e)))
         };
         // Fast path: the schema exists, we may use it, and it is up to date.
         let row = client
@@ -1112,57 +1126,10 @@ impl PostgresStore {
         tx.commit()
             .map_err(|e| fail("cannot commit the migration", e))
     }
-
-    /// One progress flush, as one function call in its own transaction; with
-    /// `batch_id`, applied at most once (see `apply_progress` in the migrations).
-    fn write_progress(
-        &mut self,
-        batch: &[ProgressUpdate],
-        heartbeats: &[Arc<str>],
-        now: DateTime<Utc>,
-        batch_id: Option<&WriterSeq>,
-    ) -> Result<()> {
-        if batch.is_empty() && heartbeats.is_empty() {
-            return Ok(());
-        }
-        let now = ts(now);
-        // Every run this flush touches, locked in one order by every process.
-        let mut lock_runs: Vec<&str> = batch
-            .iter()
-            .map(|u| &*u.run_id)
-            .chain(heartbeats.iter().map(|h| &**h))
-            .collect();
-        lock_runs.sort_unstable();
-        lock_runs.dedup();
-        let runs: Vec<&str> = batch.iter().map(|u| &*u.run_id).collect();
-        let subtasks: Vec<Option<i64>> = batch.iter().map(|u| u.subtask.map(i64::from)).collect();
-        let set: Vec<Option<i64>> = batch.iter().map(|u| u.items_set.map(i64_of)).collect();
-        let delta: Vec<i64> = batch.iter().map(|u| i64_of(u.items_delta)).collect();
-        let total: Vec<Option<i64>> = batch.iter().map(|u| u.items_total.map(i64_of)).collect();
-        let percent: Vec<Option<f64>> = batch.iter().map(|u| u.percent).collect();
-        let message: Vec<Option<&str>> = batch.iter().map(|u| u.message.as_deref()).collect();
-        let current: Vec<Option<i64>> = batch
-            .iter()
-            .map(|u| u.current_subtask.map(i64::from))
-            .collect();
-        let beats: Vec<&str> = heartbeats.iter().map(|h| &**h).collect();
-        let (ns, key) = self.events_key;
-        let writer = batch_id.map(|b| b.writer.as_str());
-        let seq = batch_id.map(|b| i64_of(b.seq));
-        // One round trip: the flush runs as one function call in its own transaction.
-        self.call(
-            "SELECT @.apply_progress($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            &[
-                &runs, &subtasks, &set, &delta, &total, &percent, &message, &current, &beats,
-                &lock_runs, &now, &ns, &key, &writer, &seq,
-            ],
-            |_| Ok(()),
-        )
-    }
 }
 
 fn newer_schema(v: i64, known: i64) -> Error {
-    Error::storage(
+    Error::storage_refused(
         BACKEND,
         format!("database schema version {v} is newer than this tasker understands ({known}); upgrade tasker"),
     )
@@ -1299,310 +1266,42 @@ impl Store for PostgresStore {
         BACKEND
     }
 
-    fn register_tasks(&mut self, specs: &[TaskSpec], now: DateTime<Utc>) -> Result<Vec<i64>> {
-        let now = ts(now);
-        self.write(|tx, st, _| {
-            let mut ids = Vec::with_capacity(specs.len());
-            for spec in specs {
-                // Update first, insert only when new: no identity value is burnt.
-                let stage_id: i64 = match st.opt(
-                    tx,
-                    "UPDATE @.stages SET stage_order = COALESCE($2, stage_order), updated_at = $3
-                     WHERE stage_name = $1 RETURNING stage_id",
-                    &[&spec.stage, &spec.stage_order, &now],
-                )? {
-                    Some(r) => r.try_get(0)?,
-                    None => st
-                        .one(
-                            tx,
-                            "INSERT INTO @.stages AS x (stage_name, stage_order, created_at, updated_at)
-                             VALUES ($1, $2, $3, $3)
-                             ON CONFLICT (stage_name) DO UPDATE SET
-                                stage_order = COALESCE(EXCLUDED.stage_order, x.stage_order),
-                                updated_at = EXCLUDED.updated_at
-                             RETURNING stage_id",
-                            &[&spec.stage, &spec.stage_order, &now],
-                        )?
-                        .try_get(0)?,
-                };
-                let script_filename = spec.effective_script_filename();
-                let log_filename = spec.effective_log_filename();
-                let params: [Param<'_>; 10] = [
-                    &stage_id,
-                    &spec.name,
-                    &spec.task_type,
-                    &spec.task_order,
-                    &spec.description,
-                    &spec.script_path,
-                    &script_filename,
-                    &spec.log_path,
-                    &log_filename,
-                    &now,
-                ];
-                let task_id: i64 = match st.opt(
-                    tx,
-                    "UPDATE @.tasks SET
-                        task_type = COALESCE($3, task_type),
-                        task_order = COALESCE($4, task_order),
-                        description = COALESCE($5, description),
-                        script_path = COALESCE($6, script_path),
-                        script_filename = COALESCE($7, script_filename),
-                        log_path = COALESCE($8, log_path),
-                        log_filename = COALESCE($9, log_filename),
-                        updated_at = $10
-                     WHERE stage_id = $1 AND task_name = $2 RETURNING task_id",
-                    &params,
-                )? {
-                    Some(r) => r.try_get(0)?,
-                    None => st
-                        .one(
-                            tx,
-                            "INSERT INTO @.tasks AS x (stage_id, task_name, task_type, task_order, description,
-                                script_path, script_filename, log_path, log_filename, created_at, updated_at)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
-                             ON CONFLICT (stage_id, task_name) DO UPDATE SET
-                                task_type = COALESCE(EXCLUDED.task_type, x.task_type),
-                                task_order = COALESCE(EXCLUDED.task_order, x.task_order),
-                                description = COALESCE(EXCLUDED.description, x.description),
-                                script_path = COALESCE(EXCLUDED.script_path, x.script_path),
-                                script_filename = COALESCE(EXCLUDED.script_filename, x.script_filename),
-                                log_path = COALESCE(EXCLUDED.log_path, x.log_path),
-                                log_filename = COALESCE(EXCLUDED.log_filename, x.log_filename),
-                                updated_at = EXCLUDED.updated_at
-                             RETURNING task_id",
-                            &params,
-                        )?
-                        .try_get(0)?,
-                };
-                ids.push(task_id);
+    fn outcome_may_be_unknown(&self) -> bool {
+        true
+    }
+
+    fn apply(&mut self, op: &Op, id: Option<&OpId>) -> Result<Output> {
+        match op {
+            Op::Register { .. } => self.write(|tx, st, key| write::apply_on(tx, st, key, op, id)),
+            _ => self.autocommit(|c, st, key| write::apply_on(c, st, key, op, id)),
+        }
+    }
+
+    fn apply_batch(&mut self, ops: &[Queued]) -> Result<Vec<Result<Output>>> {
+        let batch = self.write(|tx, st, key| {
+            let mut outs = Vec::with_capacity(ops.len());
+            for q in ops {
+                match write::apply_on(tx, st, key, &q.op, q.id.as_ref()) {
+                    Ok(out) => outs.push(Ok(out)),
+                    Err(Fail::App(e)) => outs.push(Err(e)),
+                    Err(db) => return Err(db),
+                }
             }
-            Ok(ids)
-        })
-    }
-
-    fn start_run(&mut self, run: &NewRun) -> Result<()> {
-        if let Some(m) = &run.options.metadata {
-            check_metadata(m)?;
+            Ok(outs)
+        });
+        match batch {
+            // A server error aborts the whole transaction: apply the writes one at a
+            // time, so that only the write it was about is refused. (They carry ids:
+            // those applied before a transient error are skipped when sent again.)
+            Err(e) if !e.is_transient() && ops.len() > 1 => ops
+                .iter()
+                .map(|q| match self.apply(&q.op, q.id.as_ref()) {
+                    Err(e) if e.is_transient() => Err(e),
+                    answer => Ok(answer),
+                })
+                .collect(),
+            other => other,
         }
-        let now = ts(run.start_time);
-        let o = &run.options;
-        let script_filename = o
-            .script_filename
-            .clone()
-            .or_else(|| o.script_path.as_deref().and_then(file_name));
-        let log_filename = o
-            .log_filename
-            .clone()
-            .or_else(|| o.log_path.as_deref().and_then(file_name));
-        let metadata = o.metadata.as_ref().map(Json);
-        let pid = i64::from(run.facts.pid);
-        let ppid = run.facts.parent_pid.map(i64::from);
-        let pstart = run.facts.process_start.map(ts);
-        let (ns, key) = self.events_key;
-        let inserted: bool = self.call(
-            "SELECT @.start_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                $16, $17, $18, $19, $20)",
-            &[
-                &run.run_id,
-                &run.stage,
-                &run.task,
-                &run.facts.hostname,
-                &pid,
-                &ppid,
-                &pstart,
-                &run.facts.user,
-                &now,
-                &o.total_subtasks,
-                &o.message,
-                &o.version,
-                &o.git_commit,
-                &o.script_path,
-                &script_filename,
-                &o.log_path,
-                &log_filename,
-                &metadata,
-                &ns,
-                &key,
-            ],
-            |r| Ok(r.try_get(0)?),
-        )?;
-        if !inserted {
-            return Err(Error::AlreadyExists {
-                what: "run".into(),
-                key: run.run_id.clone(),
-            });
-        }
-        Ok(())
-    }
-
-    fn run_transition(
-        &mut self,
-        run_id: &str,
-        to: Status,
-        info: &TransitionInfo,
-        now: DateTime<Utc>,
-    ) -> Result<Status> {
-        let now = ts(now);
-        // A reset may leave any status, but never to NOT_STARTED (checked once the
-        // run is known to exist, as the SQLite store does).
-        let bad_reset = info.reset && to == Status::NotStarted;
-        let allowed = allowed_from(to, info.reset && !bad_reset);
-        let sub_message = match to {
-            Status::Failed => Some("task failed - subtask terminated"),
-            _ => None,
-        };
-        let (ns, key) = self.events_key;
-        let res: Option<String> = self.call(
-            "SELECT @.run_transition($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            &[
-                &run_id,
-                &to.as_str(),
-                &allowed,
-                &info.message,
-                &info.error_message,
-                &info.error_detail,
-                &info.reset,
-                &sub_message,
-                &now,
-                &ns,
-                &key,
-            ],
-            |r| Ok(r.try_get(0)?),
-        )?;
-        let res = res.ok_or_else(|| Error::not_found("run", run_id))?;
-        match res.strip_prefix('!') {
-            None => res.parse(),
-            Some(_) if bad_reset => Err(Error::invalid(
-                "status",
-                to.as_str(),
-                "a run can be reset to STARTED or RUNNING, not NOT_STARTED",
-            )),
-            Some(from) => Err(Error::InvalidTransition {
-                what: format!("run {run_id}"),
-                from: from.parse()?,
-                to,
-            }),
-        }
-    }
-
-    fn subtask_start(
-        &mut self,
-        run_id: &str,
-        name: &str,
-        opts: &SubtaskOptions,
-        now: DateTime<Utc>,
-    ) -> Result<u32> {
-        let now = ts(now);
-        let items_total = opts.items_total.map(i64_of);
-        let number = opts.number.map(i64::from);
-        let (ns, key) = self.events_key;
-        // The run's row lock (inside the function) makes "next free number"
-        // race-free across hosts.
-        let (code, status, n): (String, Option<String>, Option<i64>) = self.call(
-            "SELECT o_code, o_status, o_number FROM @.subtask_start($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[
-                &run_id,
-                &name,
-                &number,
-                &items_total,
-                &opts.message,
-                &opts.restart,
-                &now,
-                &ns,
-                &key,
-            ],
-            |r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)),
-        )?;
-        match code.as_str() {
-            "ok" => {
-                let n = n.unwrap_or_default();
-                u32::try_from(n).map_err(|_| Error::invalid("subtask_number", n, "is out of range"))
-            }
-            "no_run" => Err(Error::not_found("run", run_id)),
-            "run_done" => Err(Error::InvalidTransition {
-                what: format!("run {run_id} (starting subtask {name:?})"),
-                from: status.as_deref().unwrap_or("COMPLETED").parse()?,
-                to: Status::Running,
-            }),
-            "exists" => Err(Error::AlreadyExists {
-                what: "subtask".into(),
-                key: format!(
-                    "{} of run {run_id} (pass restart to start it again from zero)",
-                    n.unwrap_or_default()
-                ),
-            }),
-            other => Err(Error::storage(
-                BACKEND,
-                format!("unexpected answer {other:?} from subtask_start"),
-            )),
-        }
-    }
-
-    fn subtask_transition(
-        &mut self,
-        run_id: &str,
-        number: u32,
-        to: Status,
-        info: &TransitionInfo,
-        now: DateTime<Utc>,
-    ) -> Result<Status> {
-        let now = ts(now);
-        let allowed = allowed_from(to, info.reset);
-        let (ns, key) = self.events_key;
-        let (code, from): (String, Option<String>) = self.call(
-            "SELECT o_code, o_status FROM @.subtask_transition($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            &[
-                &run_id,
-                &i64::from(number),
-                &to.as_str(),
-                &allowed,
-                &info.message,
-                &info.error_message,
-                &info.error_detail,
-                &info.reset,
-                &now,
-                &ns,
-                &key,
-            ],
-            |r| Ok((r.try_get(0)?, r.try_get(1)?)),
-        )?;
-        let from = || -> Result<Status> { from.as_deref().unwrap_or("NOT_STARTED").parse() };
-        match code.as_str() {
-            "ok" => from(),
-            "no_run" => Err(Error::not_found("run", run_id)),
-            "no_subtask" => Err(Error::not_found(
-                "subtask",
-                format!("{number} of run {run_id}"),
-            )),
-            "invalid" => Err(Error::InvalidTransition {
-                what: format!("subtask {number} of run {run_id}"),
-                from: from()?,
-                to,
-            }),
-            other => Err(Error::storage(
-                BACKEND,
-                format!("unexpected answer {other:?} from subtask_transition"),
-            )),
-        }
-    }
-
-    fn apply_progress(
-        &mut self,
-        batch: &[ProgressUpdate],
-        heartbeats: &[Arc<str>],
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.write_progress(batch, heartbeats, now, None)
-    }
-
-    fn apply_progress_once(
-        &mut self,
-        batch: &[ProgressUpdate],
-        heartbeats: &[Arc<str>],
-        now: DateTime<Utc>,
-        batch_id: Option<&WriterSeq>,
-    ) -> Result<()> {
-        self.write_progress(batch, heartbeats, now, batch_id)
     }
 
     fn run_status(&mut self, run_id: &str) -> Result<Option<Status>> {
@@ -1613,18 +1312,22 @@ impl Store for PostgresStore {
         })
     }
 
-    fn subtask_state(
-        &mut self,
-        run_id: &str,
-        number: u32,
-    ) -> Result<Option<(Status, Option<i64>)>> {
+    fn subtask_state(&mut self, run_id: &str, number: u32) -> Result<Option<SubtaskState>> {
         self.read(|c, st| {
             st.opt(
                 c,
-                "SELECT status, items_total FROM @.subtasks WHERE run_id = $1 AND subtask_number = $2",
+                "SELECT status, items_total, subtask_uid FROM @.subtasks
+                 WHERE run_id = $1 AND subtask_number = $2",
                 &[&run_id, &i64::from(number)],
             )?
-            .map(|r| Ok((status_of(r.try_get(0)?)?, r.try_get(1)?)))
+            .map(|r| {
+                let uid: Option<String> = r.try_get(2)?;
+                Ok(SubtaskState {
+                    status: status_of(r.try_get(0)?)?,
+                    items_total: r.try_get(1)?,
+                    uid: uid.map(Arc::from),
+                })
+            })
             .transpose()
         })
     }

@@ -13,13 +13,15 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Transactio
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
+use crate::model::Status;
 use crate::query::{
     EventRow, HistoryFilter, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
     DEFAULT_HISTORY_LIMIT,
 };
 
-use super::{NewRun, ProgressUpdate, RunSelector, Store};
+use super::{Op, OpId, Output, Queued, RunSelector, Store, SubtaskState};
+
+mod write;
 
 /// Migrations in order; index + 1 is the schema version.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -30,6 +32,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "error detail of subtasks",
         include_str!("migrations/sqlite/0002_subtask_error_detail.sql"),
+    ),
+    (
+        "subtask identities, writes applied once per writer",
+        include_str!("migrations/sqlite/0003_subtask_identity_and_writers.sql"),
     ),
 ];
 
@@ -81,7 +87,7 @@ fn db_err(e: rusqlite::Error) -> Error {
             | C::DiskFull
             | C::OutOfMemory
             | C::FileLockingProtocolFailed,
-        ) => Error::storage("sqlite", e),
+        ) => Error::unavailable("sqlite", e),
         _ => Error::storage_refused("sqlite", e),
     }
 }
@@ -103,10 +109,14 @@ impl SqliteStore {
     pub fn open(path: &Path, config: &Config) -> Result<SqliteStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
-                Error::storage(
-                    "sqlite",
-                    format!("cannot create directory {}: {e}", dir.display()),
-                )
+                let msg = format!("cannot create directory {}: {e}", dir.display());
+                // A missing permission stays missing; anything else (a mount not
+                // there yet, a full disk) may pass.
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    Error::storage_refused("sqlite", msg)
+                } else {
+                    Error::unavailable("sqlite", msg)
+                }
             })?;
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -114,7 +124,7 @@ impl SqliteStore {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| {
-            Error::storage("sqlite", format!("cannot open {}: {e}", path.display()))
+            Error::unavailable("sqlite", format!("cannot open {}: {e}", path.display()))
         })?;
         let mut store = SqliteStore { conn };
         store.configure(config.busy_timeout)?;
@@ -142,7 +152,7 @@ impl SqliteStore {
             match mode {
                 Ok(m) if m.eq_ignore_ascii_case("wal") => break,
                 Ok(m) => {
-                    return Err(Error::storage(
+                    return Err(Error::storage_refused(
                         "sqlite",
                         format!("cannot use WAL (journal mode stays {m})"),
                     ))
@@ -254,86 +264,18 @@ impl Drop for WriteTx<'_> {
     }
 }
 
+fn run_cached(conn: &Connection, sql: &str) -> Result<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut st| st.execute([]))
+        .map(drop)
+        .map_err(db_err)
+}
+
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     )
-}
-
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one argument per column of the events table"
-)]
-fn insert_event(
-    tx: &Connection,
-    now: &str,
-    run_id: &str,
-    subtask: Option<u32>,
-    kind: &str,
-    old: Option<Status>,
-    new: Status,
-    message: Option<&str>,
-) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            now,
-            run_id,
-            subtask,
-            kind,
-            old.map(Status::as_str),
-            new.as_str(),
-            message
-        ])
-    })
-    .map_err(db_err)?;
-    Ok(())
-}
-
-fn stored_run_status(tx: &Connection, run_id: &str) -> Result<Status> {
-    let s: Option<String> = tx
-        .prepare_cached("SELECT status FROM runs WHERE run_id = ?1")
-        .and_then(|mut st| st.query_row([run_id], |r| r.get(0)).optional())
-        .map_err(db_err)?;
-    s.ok_or_else(|| Error::not_found("run", run_id))?.parse()
-}
-
-fn stored_subtask_status(tx: &Connection, run_id: &str, number: u32) -> Result<Option<Status>> {
-    let s: Option<String> = tx
-        .prepare_cached("SELECT status FROM subtasks WHERE run_id = ?1 AND subtask_number = ?2")
-        .and_then(|mut st| {
-            st.query_row(params![run_id, number], |r| r.get(0))
-                .optional()
-        })
-        .map_err(db_err)?;
-    s.map(|s| s.parse()).transpose()
-}
-
-/// Finds or creates the stage and task of a run (names only; nothing else changes).
-fn ensure_task(tx: &Connection, stage: &str, task: &str, now: &str) -> Result<i64> {
-    tx.prepare_cached(
-        "INSERT INTO stages(stage_name, created_at, updated_at) VALUES (?1, ?2, ?2)
-         ON CONFLICT(stage_name) DO NOTHING",
-    )
-    .and_then(|mut st| st.execute(params![stage, now]))
-    .map_err(db_err)?;
-    tx.prepare_cached(
-        "INSERT INTO tasks(stage_id, task_name, created_at, updated_at)
-         SELECT stage_id, ?2, ?3, ?3 FROM stages WHERE stage_name = ?1
-         ON CONFLICT(stage_id, task_name) DO NOTHING",
-    )
-    .and_then(|mut st| st.execute(params![stage, task, now]))
-    .map_err(db_err)?;
-    tx.prepare_cached(
-        "SELECT t.task_id FROM tasks t JOIN stages s ON s.stage_id = t.stage_id
-         WHERE s.stage_name = ?1 AND t.task_name = ?2",
-    )
-    .and_then(|mut st| st.query_row(params![stage, task], |r| r.get(0)))
-    .map_err(db_err)
 }
 
 /// Columns of a run row, in the order `map_run` reads them. `r` may be NULL
@@ -431,463 +373,49 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
-    fn register_tasks(&mut self, specs: &[TaskSpec], now: DateTime<Utc>) -> Result<Vec<i64>> {
-        let now = ts(now);
-        let tx = self.write_tx()?;
-        let mut ids = Vec::with_capacity(specs.len());
-        for spec in specs {
-            let stage_id: i64 = tx
-                .prepare_cached(
-                    "INSERT INTO stages(stage_name, stage_order, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?3)
-                     ON CONFLICT(stage_name) DO UPDATE SET
-                        stage_order = COALESCE(excluded.stage_order, stage_order),
-                        updated_at = excluded.updated_at
-                     RETURNING stage_id",
-                )
-                .and_then(|mut st| {
-                    st.query_row(params![spec.stage, spec.stage_order, now], |r| r.get(0))
-                })
-                .map_err(db_err)?;
-            let task_id: i64 = tx
-                .prepare_cached(
-                    "INSERT INTO tasks(stage_id, task_name, task_type, task_order, description,
-                        script_path, script_filename, log_path, log_filename, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
-                     ON CONFLICT(stage_id, task_name) DO UPDATE SET
-                        task_type = COALESCE(excluded.task_type, task_type),
-                        task_order = COALESCE(excluded.task_order, task_order),
-                        description = COALESCE(excluded.description, description),
-                        script_path = COALESCE(excluded.script_path, script_path),
-                        script_filename = COALESCE(excluded.script_filename, script_filename),
-                        log_path = COALESCE(excluded.log_path, log_path),
-                        log_filename = COALESCE(excluded.log_filename, log_filename),
-                        updated_at = excluded.updated_at
-                     RETURNING task_id",
-                )
-                .and_then(|mut st| {
-                    st.query_row(
-                        params![
-                            stage_id,
-                            spec.name,
-                            spec.task_type,
-                            spec.task_order,
-                            spec.description,
-                            spec.script_path,
-                            spec.effective_script_filename(),
-                            spec.log_path,
-                            spec.effective_log_filename(),
-                            now
-                        ],
-                        |r| r.get(0),
-                    )
-                })
-                .map_err(db_err)?;
-            ids.push(task_id);
-        }
-        tx.commit()?;
-        Ok(ids)
+    fn outcome_may_be_unknown(&self) -> bool {
+        false
     }
 
-    fn start_run(&mut self, run: &NewRun) -> Result<()> {
-        let now = ts(run.start_time);
-        let tx = self.write_tx()?;
-        let task_id = ensure_task(&tx, &run.stage, &run.task, &now)?;
-        let o = &run.options;
-        let inserted = tx
-            .prepare_cached(
-                "INSERT INTO runs(run_id, task_id, hostname, process_id, parent_pid, process_start_time,
-                    user_name, status, start_time, last_update, heartbeat_time, total_subtasks,
-                    message, version, git_commit, script_path, script_filename, log_path,
-                    log_filename, metadata)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'STARTED', ?8, ?8, ?8, ?9, ?10, ?11, ?12,
-                    ?13, ?14, ?15, ?16, ?17)
-                 ON CONFLICT(run_id) DO NOTHING",
-            )
-            .and_then(|mut st| {
-                st.execute(params![
-                    run.run_id,
-                    task_id,
-                    run.facts.hostname,
-                    run.facts.pid,
-                    run.facts.parent_pid,
-                    run.facts.process_start.map(ts),
-                    run.facts.user,
-                    now,
-                    o.total_subtasks,
-                    o.message,
-                    o.version,
-                    o.git_commit,
-                    o.script_path,
-                    o.script_filename.clone().or_else(|| o.script_path.as_deref().and_then(file_name)),
-                    o.log_path,
-                    o.log_filename.clone().or_else(|| o.log_path.as_deref().and_then(file_name)),
-                    o.metadata.as_ref().map(|m| m.to_string()),
-                ])
-            })
-            .map_err(db_err)?;
-        if inserted == 0 {
-            return Err(Error::AlreadyExists {
-                what: "run".into(),
-                key: run.run_id.clone(),
-            });
-        }
-        insert_event(
-            &tx,
-            &now,
-            &run.run_id,
-            None,
-            "run",
-            Some(Status::NotStarted),
-            Status::Started,
-            o.message.as_deref(),
-        )?;
-        tx.commit()
-    }
-
-    fn run_transition(
-        &mut self,
-        run_id: &str,
-        to: Status,
-        info: &TransitionInfo,
-        now: DateTime<Utc>,
-    ) -> Result<Status> {
-        let now = ts(now);
-        let tx = self.write_tx()?;
-        let from = stored_run_status(&tx, run_id)?;
-        if !info.reset {
-            from.check_transition(to, &format!("run {run_id}"))?;
-        } else if to == Status::NotStarted {
-            return Err(Error::invalid(
-                "status",
-                to.as_str(),
-                "a run can be reset to STARTED or RUNNING, not NOT_STARTED",
-            ));
-        }
-        if to.is_terminal() {
-            // Close the run's open subtasks with the same status, recording each.
-            let sub_message = match to {
-                Status::Failed => Some("task failed - subtask terminated"),
-                _ => None,
-            };
-            tx.prepare_cached(
-                "INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
-                 SELECT ?1, run_id, subtask_number, 'subtask', status, ?3, ?4 FROM subtasks
-                 WHERE run_id = ?2 AND status IN ('NOT_STARTED','STARTED','RUNNING','PAUSED')
-                 ORDER BY subtask_number",
-            )
-            .and_then(|mut st| st.execute(params![now, run_id, to.as_str(), sub_message]))
-            .map_err(db_err)?;
-            tx.prepare_cached(
-                "UPDATE subtasks SET status = ?3, end_time = ?1, last_update = ?1,
-                    error_message = COALESCE(error_message, ?4)
-                 WHERE run_id = ?2 AND status IN ('NOT_STARTED','STARTED','RUNNING','PAUSED')",
-            )
-            .and_then(|mut st| st.execute(params![now, run_id, to.as_str(), sub_message]))
-            .map_err(db_err)?;
-        }
-        let end_time = if to.is_terminal() {
-            Some(now.as_str())
-        } else {
-            None
-        };
-        tx.prepare_cached(
-            "UPDATE runs SET status = ?2, last_update = ?3, heartbeat_time = ?3, end_time = ?4,
-                message = COALESCE(?5, message),
-                error_message = CASE WHEN ?8 THEN ?6 ELSE COALESCE(?6, error_message) END,
-                error_detail = CASE WHEN ?8 THEN ?7 ELSE COALESCE(?7, error_detail) END
-             WHERE run_id = ?1",
-        )
-        .and_then(|mut st| {
-            st.execute(params![
-                run_id,
-                to.as_str(),
-                now,
-                end_time,
-                info.message,
-                info.error_message,
-                info.error_detail,
-                info.reset
-            ])
-        })
-        .map_err(db_err)?;
-        let kind = if info.reset { "reset" } else { "run" };
-        let msg = info.error_message.as_deref().or(info.message.as_deref());
-        insert_event(&tx, &now, run_id, None, kind, Some(from), to, msg)?;
-        tx.commit()?;
-        Ok(from)
-    }
-
-    fn subtask_start(
-        &mut self,
-        run_id: &str,
-        name: &str,
-        opts: &SubtaskOptions,
-        now: DateTime<Utc>,
-    ) -> Result<u32> {
-        let now = ts(now);
-        let tx = self.write_tx()?;
-        let run_status = stored_run_status(&tx, run_id)?;
-        if run_status.is_terminal() {
-            return Err(Error::InvalidTransition {
-                what: format!("run {run_id} (starting subtask {name:?})"),
-                from: run_status,
-                to: Status::Running,
-            });
-        }
-        let (number, previous) = match opts.number {
-            Some(n) => (n, stored_subtask_status(&tx, run_id, n)?),
-            None => {
-                let n: i64 = tx
-                    .prepare_cached("SELECT COALESCE(MAX(subtask_number), 0) + 1 FROM subtasks WHERE run_id = ?1")
-                    .and_then(|mut st| st.query_row([run_id], |r| r.get(0)))
-                    .map_err(db_err)?;
-                let n = u32::try_from(n)
-                    .map_err(|_| Error::invalid("subtask_number", n, "is out of range"))?;
-                (n, None)
-            }
-        };
-        match previous {
-            Some(_) if !opts.restart => {
-                return Err(Error::AlreadyExists {
-                    what: "subtask".into(),
-                    key: format!(
-                        "{number} of run {run_id} (pass restart to start it again from zero)"
-                    ),
-                })
-            }
-            Some(_) => {
-                tx.prepare_cached(
-                    "UPDATE subtasks SET subtask_name = ?3, status = 'STARTED', start_time = ?4,
-                        end_time = NULL, last_update = ?4, items_total = ?5, items_complete = 0,
-                        percent = NULL, message = ?6, error_message = NULL, error_detail = NULL
-                     WHERE run_id = ?1 AND subtask_number = ?2",
-                )
-                .and_then(|mut st| {
-                    st.execute(params![
-                        run_id,
-                        number,
-                        name,
-                        now,
-                        opts.items_total.map(|t| t as i64),
-                        opts.message
-                    ])
-                })
-                .map_err(db_err)?;
-            }
-            None => {
-                tx.prepare_cached(
-                    "INSERT INTO subtasks(run_id, subtask_number, subtask_name, status, start_time,
-                        last_update, items_total, message)
-                     VALUES (?1, ?2, ?3, 'STARTED', ?4, ?4, ?5, ?6)",
-                )
-                .and_then(|mut st| {
-                    st.execute(params![
-                        run_id,
-                        number,
-                        name,
-                        now,
-                        opts.items_total.map(|t| t as i64),
-                        opts.message
-                    ])
-                })
-                .map_err(db_err)?;
+    fn apply(&mut self, op: &Op, id: Option<&OpId>) -> Result<Output> {
+        if let Op::Progress {
+            updates,
+            heartbeats,
+            ..
+        } = op
+        {
+            if updates.is_empty() && heartbeats.is_empty() && id.is_none() {
+                return Ok(Output::Progress { finished: vec![] });
             }
         }
-        let kind = if previous.is_some() {
-            "reset"
-        } else {
-            "subtask"
-        };
-        insert_event(
-            &tx,
-            &now,
-            run_id,
-            Some(number),
-            kind,
-            Some(previous.unwrap_or(Status::NotStarted)),
-            Status::Started,
-            Some(name),
-        )?;
-        tx.prepare_cached(
-            "UPDATE runs SET current_subtask = ?2, last_update = ?3 WHERE run_id = ?1",
-        )
-        .and_then(|mut st| st.execute(params![run_id, number, now]))
-        .map_err(db_err)?;
-        if run_status == Status::Started {
-            tx.prepare_cached("UPDATE runs SET status = 'RUNNING' WHERE run_id = ?1")
-                .and_then(|mut st| st.execute([run_id]))
-                .map_err(db_err)?;
-            insert_event(
-                &tx,
-                &now,
-                run_id,
-                None,
-                "run",
-                Some(Status::Started),
-                Status::Running,
-                None,
-            )?;
-        }
+        let tx = self.write_tx()?;
+        let out = write::apply_once(&tx, op, id)?;
         tx.commit()?;
-        Ok(number)
+        Ok(out)
     }
 
-    fn subtask_transition(
-        &mut self,
-        run_id: &str,
-        number: u32,
-        to: Status,
-        info: &TransitionInfo,
-        now: DateTime<Utc>,
-    ) -> Result<Status> {
-        let now = ts(now);
+    fn apply_batch(&mut self, ops: &[Queued]) -> Result<Vec<Result<Output>>> {
         let tx = self.write_tx()?;
-        stored_run_status(&tx, run_id)?;
-        let from = stored_subtask_status(&tx, run_id, number)?
-            .ok_or_else(|| Error::not_found("subtask", format!("{number} of run {run_id}")))?;
-        if !info.reset {
-            from.check_transition(to, &format!("subtask {number} of run {run_id}"))?;
-        }
-        let end_time = if to.is_terminal() {
-            Some(now.as_str())
-        } else {
-            None
-        };
-        tx.prepare_cached(
-            "UPDATE subtasks SET status = ?3, last_update = ?4, end_time = ?5,
-                message = COALESCE(?6, message),
-                error_message = CASE WHEN ?8 THEN ?7 ELSE COALESCE(?7, error_message) END,
-                error_detail = CASE WHEN ?8 THEN ?9 ELSE COALESCE(?9, error_detail) END
-             WHERE run_id = ?1 AND subtask_number = ?2",
-        )
-        .and_then(|mut st| {
-            st.execute(params![
-                run_id,
-                number,
-                to.as_str(),
-                now,
-                end_time,
-                info.message,
-                info.error_message,
-                info.reset,
-                info.error_detail
-            ])
-        })
-        .map_err(db_err)?;
-        let kind = if info.reset { "reset" } else { "subtask" };
-        let msg = info.error_message.as_deref().or(info.message.as_deref());
-        insert_event(&tx, &now, run_id, Some(number), kind, Some(from), to, msg)?;
-        tx.commit()?;
-        Ok(from)
-    }
-
-    fn apply_progress(
-        &mut self,
-        batch: &[ProgressUpdate],
-        heartbeats: &[Arc<str>],
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        if batch.is_empty() && heartbeats.is_empty() {
-            return Ok(());
-        }
-        let now = ts(now);
-        let tx = self.write_tx()?;
-        for u in batch {
-            let run_id: &str = &u.run_id;
-            match u.subtask {
-                Some(number) => {
-                    tx.prepare_cached(
-                        "UPDATE subtasks SET
-                            items_complete = COALESCE(?3, items_complete) + ?4,
-                            items_total = COALESCE(?5, items_total),
-                            percent = COALESCE(?6, percent),
-                            message = COALESCE(?7, message),
-                            last_update = ?8
-                         WHERE run_id = ?1 AND subtask_number = ?2",
-                    )
-                    .and_then(|mut st| {
-                        st.execute(params![
-                            run_id,
-                            number,
-                            u.items_set.map(|v| v as i64),
-                            u.items_delta as i64,
-                            u.items_total.map(|v| v as i64),
-                            u.percent,
-                            u.message,
-                            now
-                        ])
-                    })
-                    .map_err(db_err)?;
-                    let moved = tx
-                        .prepare_cached(
-                            "UPDATE subtasks SET status = 'RUNNING'
-                             WHERE run_id = ?1 AND subtask_number = ?2 AND status = 'STARTED'",
-                        )
-                        .and_then(|mut st| st.execute(params![run_id, number]))
-                        .map_err(db_err)?;
-                    if moved > 0 {
-                        insert_event(
-                            &tx,
-                            &now,
-                            run_id,
-                            Some(number),
-                            "subtask",
-                            Some(Status::Started),
-                            Status::Running,
-                            None,
-                        )?;
-                    }
-                    tx.prepare_cached("UPDATE runs SET last_update = ?2 WHERE run_id = ?1")
-                        .and_then(|mut st| st.execute(params![run_id, now]))
-                        .map_err(db_err)?;
+        let mut outs = Vec::with_capacity(ops.len());
+        for q in ops {
+            // A savepoint per write: one the database refuses leaves no trace and
+            // does not undo the others.
+            run_cached(&tx, "SAVEPOINT queued_write")?;
+            match write::apply_once(&tx, &q.op, q.id.as_ref()) {
+                Ok(out) => {
+                    run_cached(&tx, "RELEASE queued_write")?;
+                    outs.push(Ok(out));
                 }
-                None => {
-                    tx.prepare_cached(
-                        "UPDATE runs SET
-                            current_subtask = COALESCE(?2, current_subtask),
-                            overall_percent = COALESCE(?3, overall_percent),
-                            message = COALESCE(?4, message),
-                            last_update = ?5
-                         WHERE run_id = ?1",
-                    )
-                    .and_then(|mut st| {
-                        st.execute(params![
-                            run_id,
-                            u.current_subtask,
-                            u.percent,
-                            u.message,
-                            now
-                        ])
-                    })
-                    .map_err(db_err)?;
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => {
+                    run_cached(&tx, "ROLLBACK TO queued_write")?;
+                    run_cached(&tx, "RELEASE queued_write")?;
+                    outs.push(Err(e));
                 }
             }
-            let moved = tx
-                .prepare_cached(
-                    "UPDATE runs SET status = 'RUNNING' WHERE run_id = ?1 AND status = 'STARTED'",
-                )
-                .and_then(|mut st| st.execute([run_id]))
-                .map_err(db_err)?;
-            if moved > 0 {
-                insert_event(
-                    &tx,
-                    &now,
-                    run_id,
-                    None,
-                    "run",
-                    Some(Status::Started),
-                    Status::Running,
-                    None,
-                )?;
-            }
         }
-        for run_id in heartbeats {
-            tx.prepare_cached("UPDATE runs SET heartbeat_time = ?2 WHERE run_id = ?1")
-                .and_then(|mut st| st.execute(params![&**run_id, now]))
-                .map_err(db_err)?;
-        }
-        tx.commit()
+        tx.commit()?;
+        Ok(outs)
     }
 
     fn run_status(&mut self, run_id: &str) -> Result<Option<Status>> {
@@ -899,17 +427,28 @@ impl Store for SqliteStore {
         s.map(|s| s.parse()).transpose()
     }
 
-    fn subtask_state(
-        &mut self,
-        run_id: &str,
-        number: u32,
-    ) -> Result<Option<(Status, Option<i64>)>> {
-        let row: Option<(String, Option<i64>)> = self
+    fn subtask_state(&mut self, run_id: &str, number: u32) -> Result<Option<SubtaskState>> {
+        let row: Option<(String, Option<i64>, Option<String>)> = self
             .conn
-            .prepare_cached("SELECT status, items_total FROM subtasks WHERE run_id = ?1 AND subtask_number = ?2")
-            .and_then(|mut st| st.query_row(params![run_id, number], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .prepare_cached(
+                "SELECT status, items_total, subtask_uid FROM subtasks
+                 WHERE run_id = ?1 AND subtask_number = ?2",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![run_id, number], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+            })
             .map_err(db_err)?;
-        row.map(|(s, t)| Ok((s.parse()?, t))).transpose()
+        row.map(|(s, items_total, uid)| {
+            Ok(SubtaskState {
+                status: s.parse()?,
+                items_total,
+                uid: uid.map(Arc::from),
+            })
+        })
+        .transpose()
     }
 
     fn delete_runs(&mut self, which: &RunSelector) -> Result<usize> {

@@ -46,9 +46,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if check {
-        eprintln!(
-            "include/tasker.h is stale: run `cargo run -p gen-header` and commit the header"
-        );
+        eprintln!("include/tasker.h is stale: run `cargo run -p gen-header` and commit the header");
         return ExitCode::FAILURE;
     }
     if let Err(e) = std::fs::write(&header, &fresh) {

@@ -1,0 +1,350 @@
+-- tasker's server functions (PostgreSQL): the current definition of every one,
+-- in this one file. A migration that changes them re-applies the whole file
+-- (CREATE OR REPLACE); schema changes stay in the numbered migrations.
+--
+-- Each write is one function call: one round trip. The rules of the state
+-- machine stay in Rust, which passes the statuses a transition may start from
+-- (p_allowed). Every function takes its locks in one order: the run's row
+-- first, then its writer's row (writer_step), then the events lock (p_lock_ns,
+-- p_lock_key) before appending events, so event ids are handed out in commit
+-- order and writers never deadlock.
+--
+-- p_writer and p_seq (both NULL, or both set) name the write: a write whose
+-- COMMIT reached the server but whose answer was lost is sent again under the
+-- same name, and is then answered 'dup' instead of being applied twice.
+
+-- True when write p_seq of p_writer is new (and records it), false when this
+-- writer already applied it or a later one.
+CREATE OR REPLACE FUNCTION writer_step(p_writer text, p_seq bigint, p_now timestamptz)
+RETURNS boolean LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    IF p_writer IS NULL THEN
+        RETURN true;
+    END IF;
+    INSERT INTO writers AS w (writer_id, seq, last_seen) VALUES (p_writer, p_seq, p_now)
+    ON CONFLICT (writer_id) DO UPDATE SET seq = EXCLUDED.seq, last_seen = EXCLUDED.last_seen
+        WHERE w.seq < EXCLUDED.seq;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF p_seq = 1 THEN
+        DELETE FROM writers WHERE last_seen < p_now - interval '30 days';
+    END IF;
+    RETURN true;
+END $$;
+
+-- True when the run was inserted, false when a run with this id exists.
+CREATE OR REPLACE FUNCTION start_run(
+    p_run text, p_stage text, p_task text, p_host text, p_pid bigint, p_ppid bigint,
+    p_pstart timestamptz, p_user text, p_now timestamptz, p_total bigint, p_message text,
+    p_version text, p_git text, p_script_path text, p_script_filename text,
+    p_log_path text, p_log_filename text, p_metadata jsonb,
+    p_lock_ns integer, p_lock_key integer)
+RETURNS boolean LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    v_task bigint;
+BEGIN
+    SELECT t.task_id INTO v_task FROM tasks t JOIN stages s ON s.stage_id = t.stage_id
+     WHERE s.stage_name = p_stage AND t.task_name = p_task;
+    IF NOT FOUND THEN
+        IF NOT EXISTS (SELECT 1 FROM stages WHERE stage_name = p_stage) THEN
+            INSERT INTO stages(stage_name, created_at, updated_at) VALUES (p_stage, p_now, p_now)
+            ON CONFLICT (stage_name) DO NOTHING;
+        END IF;
+        INSERT INTO tasks(stage_id, task_name, created_at, updated_at)
+        SELECT stage_id, p_task, p_now, p_now FROM stages WHERE stage_name = p_stage
+        ON CONFLICT (stage_id, task_name) DO NOTHING;
+        SELECT t.task_id INTO STRICT v_task FROM tasks t JOIN stages s ON s.stage_id = t.stage_id
+         WHERE s.stage_name = p_stage AND t.task_name = p_task;
+    END IF;
+    INSERT INTO runs(run_id, task_id, hostname, process_id, parent_pid, process_start_time,
+        user_name, status, start_time, last_update, heartbeat_time, total_subtasks,
+        message, version, git_commit, script_path, script_filename, log_path,
+        log_filename, metadata)
+    VALUES (p_run, v_task, p_host, p_pid, p_ppid, p_pstart, p_user, 'STARTED', p_now, p_now,
+        p_now, p_total, p_message, p_version, p_git, p_script_path, p_script_filename,
+        p_log_path, p_log_filename, p_metadata)
+    ON CONFLICT (run_id) DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+    INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
+    VALUES (p_now, p_run, NULL, 'run', 'NOT_STARTED', 'STARTED', p_message);
+    RETURN true;
+END $$;
+
+-- o_code: ok, same (it had that status: nothing written), no_run, invalid, dup;
+-- o_status: the run's status before.
+CREATE OR REPLACE FUNCTION run_transition(
+    p_run text, p_to text, p_allowed text[], p_message text, p_error text, p_detail text,
+    p_reset boolean, p_sub_message text, p_now timestamptz,
+    p_lock_ns integer, p_lock_key integer, p_writer text, p_seq bigint,
+    OUT o_code text, OUT o_status text)
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    v_terminal boolean := p_to IN ('COMPLETED','FAILED','SKIPPED','CANCELLED');
+BEGIN
+    SELECT status INTO o_status FROM runs WHERE run_id = p_run FOR UPDATE;
+    IF NOT FOUND THEN
+        o_code := 'no_run';
+        RETURN;
+    END IF;
+    IF NOT writer_step(p_writer, p_seq, p_now) THEN
+        o_code := 'dup';
+        RETURN;
+    END IF;
+    IF o_status = p_to AND NOT p_reset THEN
+        IF p_message IS NOT NULL AND NOT v_terminal THEN
+            UPDATE runs SET message = p_message, last_update = p_now WHERE run_id = p_run;
+        END IF;
+        o_code := 'same';
+        RETURN;
+    END IF;
+    IF NOT (o_status = ANY (p_allowed)) THEN
+        o_code := 'invalid';
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+    IF v_terminal THEN
+        INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
+        SELECT p_now, run_id, subtask_number, 'subtask', status, p_to, p_sub_message FROM subtasks
+         WHERE run_id = p_run AND status IN ('NOT_STARTED','STARTED','RUNNING','PAUSED')
+         ORDER BY subtask_number;
+        UPDATE subtasks SET status = p_to, end_time = p_now, last_update = p_now,
+            error_message = COALESCE(error_message, p_sub_message)
+         WHERE run_id = p_run AND status IN ('NOT_STARTED','STARTED','RUNNING','PAUSED');
+    END IF;
+    UPDATE runs SET status = p_to, last_update = p_now, heartbeat_time = p_now,
+        end_time = CASE WHEN v_terminal THEN p_now END,
+        message = COALESCE(p_message, message),
+        error_message = CASE WHEN p_reset THEN p_error ELSE COALESCE(p_error, error_message) END,
+        error_detail = CASE WHEN p_reset THEN p_detail ELSE COALESCE(p_detail, error_detail) END
+     WHERE run_id = p_run;
+    INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
+    VALUES (p_now, p_run, NULL, CASE WHEN p_reset THEN 'reset' ELSE 'run' END, o_status, p_to,
+            COALESCE(p_error, p_message));
+    o_code := 'ok';
+END $$;
+
+-- Starts subtask p_uid. o_code: ok (o_number: its number; also when this start was
+-- applied before), no_run, run_done (o_status: the run's), exists (o_number taken).
+-- p_renumber: an explicit number taken meanwhile gives the next free one instead.
+CREATE OR REPLACE FUNCTION subtask_start(
+    p_run text, p_uid text, p_name text, p_number bigint, p_items_total bigint,
+    p_message text, p_restart boolean, p_renumber boolean, p_now timestamptz,
+    p_lock_ns integer, p_lock_key integer,
+    OUT o_code text, OUT o_status text, OUT o_number bigint)
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    v_run text;
+    v_prev text;
+BEGIN
+    SELECT status INTO v_run FROM runs WHERE run_id = p_run FOR UPDATE;
+    IF NOT FOUND THEN
+        o_code := 'no_run';
+        RETURN;
+    END IF;
+    SELECT subtask_number INTO o_number FROM subtasks WHERE subtask_uid = p_uid AND run_id = p_run;
+    IF FOUND THEN
+        o_code := 'ok';
+        RETURN;
+    END IF;
+    IF v_run IN ('COMPLETED','FAILED','SKIPPED','CANCELLED') THEN
+        o_code := 'run_done';
+        o_status := v_run;
+        RETURN;
+    END IF;
+    IF p_number IS NOT NULL THEN
+        o_number := p_number;
+        SELECT status INTO v_prev FROM subtasks WHERE run_id = p_run AND subtask_number = p_number;
+        IF v_prev IS NOT NULL AND NOT p_restart THEN
+            IF NOT p_renumber THEN
+                o_code := 'exists';
+                RETURN;
+            END IF;
+            v_prev := NULL;
+            o_number := NULL;
+        END IF;
+    END IF;
+    IF o_number IS NULL THEN
+        SELECT COALESCE(MAX(subtask_number), 0) + 1 INTO o_number FROM subtasks WHERE run_id = p_run;
+    END IF;
+    IF v_prev IS NOT NULL THEN
+        UPDATE subtasks SET subtask_name = p_name, status = 'STARTED', start_time = p_now,
+            end_time = NULL, last_update = p_now, items_total = p_items_total, items_complete = 0,
+            percent = NULL, message = p_message, error_message = NULL, error_detail = NULL,
+            subtask_uid = p_uid
+         WHERE run_id = p_run AND subtask_number = o_number;
+    ELSE
+        INSERT INTO subtasks(run_id, subtask_number, subtask_name, status, start_time,
+            last_update, items_total, message, subtask_uid)
+        VALUES (p_run, o_number, p_name, 'STARTED', p_now, p_now, p_items_total, p_message, p_uid);
+    END IF;
+    PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+    INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
+    VALUES (p_now, p_run, o_number, CASE WHEN v_prev IS NULL THEN 'subtask' ELSE 'reset' END,
+            COALESCE(v_prev, 'NOT_STARTED'), 'STARTED', p_name);
+    UPDATE runs SET current_subtask = o_number, last_update = p_now,
+        status = CASE WHEN status = 'STARTED' THEN 'RUNNING' ELSE status END
+     WHERE run_id = p_run;
+    IF v_run = 'STARTED' THEN
+        INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
+        VALUES (p_now, p_run, NULL, 'run', 'STARTED', 'RUNNING', NULL);
+    END IF;
+    o_code := 'ok';
+    o_status := v_prev;
+END $$;
+
+-- The subtask is p_uid when given, else number p_number. o_code: ok, same (it had
+-- that status: nothing written), no_run, no_subtask, invalid, dup; o_status: its
+-- status before; o_number: its number.
+CREATE OR REPLACE FUNCTION subtask_transition(
+    p_run text, p_uid text, p_number bigint, p_to text, p_allowed text[], p_message text,
+    p_error text, p_detail text, p_reset boolean, p_now timestamptz,
+    p_lock_ns integer, p_lock_key integer, p_writer text, p_seq bigint,
+    OUT o_code text, OUT o_status text, OUT o_number bigint)
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    PERFORM 1 FROM runs WHERE run_id = p_run FOR UPDATE;
+    IF NOT FOUND THEN
+        o_code := 'no_run';
+        RETURN;
+    END IF;
+    IF p_uid IS NOT NULL THEN
+        SELECT subtask_number, status INTO o_number, o_status FROM subtasks
+         WHERE subtask_uid = p_uid AND run_id = p_run;
+    ELSE
+        SELECT subtask_number, status INTO o_number, o_status FROM subtasks
+         WHERE run_id = p_run AND subtask_number = p_number;
+    END IF;
+    IF NOT FOUND THEN
+        o_code := 'no_subtask';
+        RETURN;
+    END IF;
+    IF NOT writer_step(p_writer, p_seq, p_now) THEN
+        o_code := 'dup';
+        RETURN;
+    END IF;
+    IF o_status = p_to AND NOT p_reset THEN
+        IF p_message IS NOT NULL AND p_to NOT IN ('COMPLETED','FAILED','SKIPPED','CANCELLED') THEN
+            UPDATE subtasks SET message = p_message, last_update = p_now
+             WHERE run_id = p_run AND subtask_number = o_number;
+        END IF;
+        o_code := 'same';
+        RETURN;
+    END IF;
+    IF NOT (o_status = ANY (p_allowed)) THEN
+        o_code := 'invalid';
+        RETURN;
+    END IF;
+    UPDATE subtasks SET status = p_to, last_update = p_now,
+        end_time = CASE WHEN p_to IN ('COMPLETED','FAILED','SKIPPED','CANCELLED') THEN p_now END,
+        message = COALESCE(p_message, message),
+        error_message = CASE WHEN p_reset THEN p_error ELSE COALESCE(p_error, error_message) END,
+        error_detail = CASE WHEN p_reset THEN p_detail ELSE COALESCE(p_detail, error_detail) END
+     WHERE run_id = p_run AND subtask_number = o_number;
+    PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+    INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
+    VALUES (p_now, p_run, o_number, CASE WHEN p_reset THEN 'reset' ELSE 'subtask' END, o_status,
+            p_to, COALESCE(p_error, p_message));
+    o_code := 'ok';
+END $$;
+
+-- One progress flush: element i of the arrays is one update (subtask p_uids[i] when
+-- set, else number p_subtasks[i]; both NULL: run-level progress). Locks every run
+-- it touches (p_lock_runs, sorted) first. An update of a finished subtask adds its
+-- items (made before it finished, in another process) and sets nothing. Answers
+-- the indexes (from 0) of such updates with their subtask's status; o_dup when
+-- this batch was applied before.
+CREATE OR REPLACE FUNCTION apply_progress(
+    p_runs text[], p_subtasks bigint[], p_uids text[], p_set bigint[], p_delta bigint[],
+    p_total bigint[], p_percent double precision[], p_message text[], p_current bigint[],
+    p_beats text[], p_lock_runs text[], p_now timestamptz,
+    p_lock_ns integer, p_lock_key integer, p_writer text, p_seq bigint,
+    OUT o_dup boolean, OUT o_finished integer[], OUT o_status text[])
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    v_events boolean := false;
+    v_moved integer;
+    v_number bigint;
+    v_status text;
+BEGIN
+    o_dup := false;
+    o_finished := '{}';
+    o_status := '{}';
+    PERFORM 1 FROM runs WHERE run_id = ANY (p_lock_runs) ORDER BY run_id COLLATE "C" FOR UPDATE;
+    IF NOT writer_step(p_writer, p_seq, p_now) THEN
+        o_dup := true;
+        RETURN;
+    END IF;
+    FOR i IN 1 .. COALESCE(array_length(p_runs, 1), 0) LOOP
+        IF p_uids[i] IS NOT NULL OR p_subtasks[i] IS NOT NULL THEN
+            IF p_uids[i] IS NOT NULL THEN
+                UPDATE subtasks SET
+                    items_complete = CASE WHEN status IN ('COMPLETED','FAILED','SKIPPED','CANCELLED')
+                        THEN items_complete ELSE COALESCE(p_set[i], items_complete) END + p_delta[i],
+                    items_total = CASE WHEN status IN ('COMPLETED','FAILED','SKIPPED','CANCELLED')
+                        THEN items_total ELSE COALESCE(p_total[i], items_total) END,
+                    percent = CASE WHEN status IN ('COMPLETED','FAILED','SKIPPED','CANCELLED')
+                        THEN percent ELSE COALESCE(p_percent[i], percent) END,
+                    message = CASE WHEN status IN ('COMPLETED','FAILED','SKIPPED','CANCELLED')
+                        THEN message ELSE COALESCE(p_message[i], message) END,
+                    last_update = CASE WHEN status IN ('COMPLETED','FAILED','SKIPPED','CANCELLED')
+                        THEN last_update ELSE p_now END
+                 WHERE subtask_uid = p_uids[i] AND run_id = p_runs[i]
+                 RETURNING subtask_number, status INTO v_number, v_status;
+            ELSE
+                UPDATE subtasks SET
+                    items_complete = CASE WHEN status IN ('COMPLETED','FAILED','SKIPPED','CANCELLED')
+                        THEN items_complete ELSE COALESCE(p_set[i], items_complete) END + p_delta[i],
+                    items_total = CASE WHEN status IN ('COMPLETED','FAILED','SKIPPED','CANCELLED')
+                        THEN items_total ELSE COALESCE(p_total[i], items_total) END,
+                    percent = CASE WHEN status IN ('COMPLETED','FAILED','SKIPPED','CANCELLED')
+                        THEN percent ELSE COALESCE(p_percent[i], percent) END,
+                    message = CASE WHEN status IN ('COMPLETED','FAILED','SKIPPED','CANCELLED')
+                        THEN message ELSE COALESCE(p_message[i], message) END,
+                    last_update = CASE WHEN status IN ('COMPLETED','FAILED','SKIPPED','CANCELLED')
+                        THEN last_update ELSE p_now END
+                 WHERE run_id = p_runs[i] AND subtask_number = p_subtasks[i]
+                 RETURNING subtask_number, status INTO v_number, v_status;
+            END IF;
+            IF FOUND THEN
+                IF v_status IN ('COMPLETED','FAILED','SKIPPED','CANCELLED') THEN
+                    o_finished := o_finished || (i - 1);
+                    o_status := o_status || v_status;
+                ELSIF v_status = 'STARTED' THEN
+                    UPDATE subtasks SET status = 'RUNNING'
+                     WHERE run_id = p_runs[i] AND subtask_number = v_number;
+                    IF NOT v_events THEN
+                        PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+                        v_events := true;
+                    END IF;
+                    INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
+                    VALUES (p_now, p_runs[i], v_number, 'subtask', 'STARTED', 'RUNNING', NULL);
+                END IF;
+            END IF;
+            UPDATE runs SET last_update = p_now WHERE run_id = p_runs[i];
+        ELSE
+            UPDATE runs SET
+                current_subtask = COALESCE(p_current[i], current_subtask),
+                overall_percent = COALESCE(p_percent[i], overall_percent),
+                message = COALESCE(p_message[i], message),
+                last_update = p_now
+             WHERE run_id = p_runs[i];
+        END IF;
+        UPDATE runs SET status = 'RUNNING' WHERE run_id = p_runs[i] AND status = 'STARTED';
+        GET DIAGNOSTICS v_moved = ROW_COUNT;
+        IF v_moved > 0 THEN
+            IF NOT v_events THEN
+                PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+                v_events := true;
+            END IF;
+            INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
+            VALUES (p_now, p_runs[i], NULL, 'run', 'STARTED', 'RUNNING', NULL);
+        END IF;
+    END LOOP;
+    IF COALESCE(array_length(p_beats, 1), 0) > 0 THEN
+        UPDATE runs SET heartbeat_time = p_now WHERE run_id = ANY (p_beats);
+    END IF;
+END $$;
