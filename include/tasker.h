@@ -238,8 +238,37 @@ tasker_status tasker_subtask_start_at(const tasker_run *run,
                                       int64_t items_total_or_negative,
                                       bool restart);
 
+// Writes to `*out_number` the number the database stored subtask `number` under:
+// the same, unless it was started while the database was away and another
+// process took that number meanwhile (until the queued start is applied,
+// `number` itself). Calls with `number` keep reaching this process's subtask
+// either way. Memory only. Thread-safe.
+//
+// # Safety
+// `run` is NULL or live; `out_number` is valid for one write.
+tasker_status tasker_subtask_number(const tasker_run *run, uint32_t number, uint32_t *out_number);
+
+// Writes to `*out_uid` the identity (a UUID) of the subtask this process reaches
+// as `number`, to hand to another process with the number (see
+// `tasker_subtask_adopt`). Free it with `tasker_string_free`.
+// `TASKER_STATUS_NOT_FOUND` when this process did not start it.
+//
+// # Safety
+// `run` is NULL or live; `out_uid` is valid for one write.
+tasker_status tasker_subtask_uid(const tasker_run *run, uint32_t number, char **out_uid);
+
+// Makes `number` in this process reach the subtask with identity `uid` (from
+// `tasker_subtask_uid` in the process that started it), whatever number the
+// database gave it. Memory only. Thread-safe.
+//
+// # Safety
+// `run` is NULL or live; `uid` is NUL-terminated.
+tasker_status tasker_subtask_adopt(const tasker_run *run, uint32_t number, const char *uid);
+
 // Adds `n` (>= 1) items to subtask `number`. The hot path: memory only, a few
-// nanoseconds; the writer thread stores it. Thread-safe and async-signal-unsafe.
+// nanoseconds; the writer thread stores it. `TASKER_STATUS_INVALID_TRANSITION`
+// once this process knows the subtask finished. Thread-safe and
+// async-signal-unsafe.
 //
 // # Safety
 // `run` is NULL or live.
@@ -276,6 +305,7 @@ tasker_status tasker_subtask_set_message(const tasker_run *run,
                                          const char *message);
 
 // Marks subtask `number` COMPLETED. `message` may be NULL. Durable on return.
+// Completing a completed subtask changes nothing and returns OK.
 //
 // # Safety
 // `run` is NULL or live; `message` is NULL or NUL-terminated.

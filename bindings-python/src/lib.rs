@@ -657,6 +657,28 @@ impl Run {
         io(py, || self.handle.subtask_start(&name.0, options)).or_raise()
     }
 
+    /// The number the database stored subtask `number` under: the same, unless it
+    /// was started while the database was away and another process took that
+    /// number meanwhile (until the queued start is applied, `number` itself).
+    fn subtask_number(&self, number: &Bound<'_, PyAny>) -> PyResult<u32> {
+        let number = number_arg(Some(number), "subtask_number")?.unwrap_or(1);
+        Ok(self.handle.subtask_number(number))
+    }
+
+    /// The identity of the subtask this process reaches as `number` (None when it
+    /// did not start it); see `_adopt`.
+    fn subtask_uid(&self, number: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+        let number = number_arg(Some(number), "subtask_number")?.unwrap_or(1);
+        Ok(self.handle.subtask_uid(number))
+    }
+
+    /// Makes `number` in this process reach the subtask with identity `uid`
+    /// (used when a subtask handle is unpickled in a worker).
+    fn _adopt(&self, number: &Bound<'_, PyAny>, uid: &str) -> PyResult<()> {
+        let number = number_arg(Some(number), "subtask_number")?.unwrap_or(1);
+        self.handle.adopt_subtask(number, uid).or_raise()
+    }
+
     /// Adds `n` (default 1) items to subtask `number`. Memory only.
     #[pyo3(signature = (number, n=None))]
     fn subtask_increment(
@@ -841,8 +863,22 @@ impl Subtask {
         })
     }
 
+    /// The subtask's number: the one it was given, or, if it was started while
+    /// the database was away and stored under another, that one once known.
     #[getter]
     fn number(&self) -> u32 {
+        self.handle.subtask_number(self.number)
+    }
+
+    /// Its identity (a UUID) when this process started it: progress sent with it
+    /// reaches this subtask whatever its number.
+    #[getter]
+    fn uid(&self) -> Option<String> {
+        self.handle.subtask_uid(self.number)
+    }
+
+    /// The number this process's calls use for it (given when it was started).
+    fn _local_number(&self) -> u32 {
         self.number
     }
 

@@ -339,6 +339,35 @@ impl RunHandle {
             .unwrap_or(number)
     }
 
+    /// The identity of the subtask this process reaches as `number`, when it has
+    /// one: hand it to another process with the number (`adopt_subtask`), so that
+    /// its progress reaches this subtask even if it was started during an outage.
+    pub fn subtask_uid(&self, number: u32) -> Option<String> {
+        let (sub, _) = self.shared.subtask_ref(number);
+        sub.uid.map(|u| u.to_string())
+    }
+
+    /// Makes `number` in this process reach the subtask with identity `uid` (given
+    /// by the process that started it, see `subtask_uid`), whatever number the
+    /// database gave it. Memory only.
+    pub fn adopt_subtask(&self, number: u32, uid: &str) -> Result<()> {
+        if number == 0 {
+            return Err(Error::invalid("subtask_number", 0u32, "numbers start at 1"));
+        }
+        uuid::Uuid::parse_str(uid).map_err(|_| {
+            Error::invalid("subtask_uid", uid, "is not a subtask identity (a UUID)")
+        })?;
+        let s = &*self.shared;
+        let known = s
+            .cells
+            .with(number, |c| c.uid().is_some_and(|u| &**u == uid));
+        if known != Some(true) {
+            let cell = Arc::new(Cell::new(Some(number), Some(Arc::from(uid)), None));
+            s.cells.insert(number, cell);
+        }
+        Ok(())
+    }
+
     /// Adds `n` items to a subtask's count. Memory only; the writer stores it.
     /// Refused (invalid transition) once the subtask is known to have finished.
     #[inline]

@@ -63,6 +63,18 @@ int main(int argc, char **argv) {
     expect("increment 0", tasker_subtask_increment(run, n, 0), TASKER_STATUS_INVALID_ARGUMENT, "increment");
     expect("increment NULL run", tasker_subtask_increment(NULL, n, 1), TASKER_STATUS_NULL_POINTER, "run");
     expect("increment unknown subtask", tasker_subtask_increment(run, 99, 1), TASKER_STATUS_NOT_FOUND, "99");
+    uint32_t stored = 0;
+    expect("stored number", tasker_subtask_number(run, n, &stored), TASKER_STATUS_OK, NULL);
+    expect_true("stored number is the number when the database was up", stored == n);
+    expect("stored number NULL out", tasker_subtask_number(run, n, NULL), TASKER_STATUS_NULL_POINTER, "out_number");
+    char *uid = NULL;
+    expect("subtask uid", tasker_subtask_uid(run, n, &uid), TASKER_STATUS_OK, NULL);
+    expect_true("subtask uid is a UUID", uid != NULL && strlen(uid) == 36);
+    expect("uid of a subtask not started here", tasker_subtask_uid(run, 99, &uid), TASKER_STATUS_NOT_FOUND, "99");
+    expect("adopt by uid", tasker_subtask_adopt(run, 7, uid), TASKER_STATUS_OK, NULL);
+    expect("increment through the adopted number", tasker_subtask_increment(run, 7, 2), TASKER_STATUS_OK, NULL);
+    expect("adopt a bad uid", tasker_subtask_adopt(run, 7, "not-a-uuid"), TASKER_STATUS_INVALID_ARGUMENT, "not-a-uuid");
+    tasker_string_free(uid);
     expect("percent NaN", tasker_subtask_set_percent(run, n, NAN), TASKER_STATUS_INVALID_ARGUMENT, "NaN");
     expect("percent 101", tasker_subtask_set_percent(run, n, 101.0), TASKER_STATUS_INVALID_ARGUMENT, "101");
     expect("percent -1", tasker_task_set_percent(run, -1.0), TASKER_STATUS_INVALID_ARGUMENT, "-1");
@@ -102,7 +114,7 @@ int main(int argc, char **argv) {
     snprintf(params, sizeof params, "{\"run_id\": \"%s\"}", tasker_run_id(run));
     expect("subtasks query", tasker_query_json(t, "subtasks", params, &json), TASKER_STATUS_OK, NULL);
     expect_true("hostile name read back verbatim", json && strstr(json, "Robert'); DROP TABLE runs;--") != NULL);
-    expect_true("items stored", json && strstr(json, "\"items_complete\":3") != NULL);
+    expect_true("items stored (3, and 2 through the adopted number)", json && strstr(json, "\"items_complete\":5") != NULL);
     expect_true("status unchanged by refused calls", json && strstr(json, "\"status\":\"COMPLETED\"") != NULL);
     tasker_string_free(json);
     json = NULL;

@@ -14,6 +14,7 @@ def test_round_trips_in_one_process(tracker):
     assert run2.run_id == run.run_id and (run2.stage, run2.task) == ("s", "pickle")
     st2 = pickle.loads(pickle.dumps(st))
     assert (st2.run_id, st2.number) == (run.run_id, st.number)
+    assert st2.uid == st.uid and len(st.uid) == 36
     st2.increment(2)
     st.increment(3)
     st2.complete()
@@ -39,6 +40,25 @@ def test_unpickling_in_a_fresh_interpreter(tracker, db_url):
     assert p.returncode == 0, p.stderr.decode()
     assert p.stdout.decode().strip() == tracker.location
     assert tracker.subtasks(run.run_id)[0].items_complete == 1000
+
+
+def test_a_pickled_subtask_reaches_its_subtask_by_identity(tracker):
+    # A subtask started during an outage may be stored under another number than
+    # the one its process gave out; a worker's copy carries its identity, so its
+    # progress reaches it whatever number the worker was handed.
+    from tasker._core import _subtask_from_state
+
+    run = tracker.task("s", "identity")
+    other = run.subtask("other")
+    st = run.subtask("mine")
+    worker = _subtask_from_state(tracker._native.state(), run.run_id, 42, st.uid)
+    worker.increment(4)
+    stored = {r.subtask_name: r.items_complete for r in tracker.subtasks(run.run_id)}
+    assert stored == {"other": 0, "mine": 4}
+    assert run.subtask_number(st.number) == st.number == 2
+    other.complete()
+    st.complete()
+    run.complete()
 
 
 def test_records_and_statuses_pickle(tracker):

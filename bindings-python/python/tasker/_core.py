@@ -757,7 +757,10 @@ class Subtask(_tasker.Subtask):
 
     def __reduce__(self) -> Tuple[Any, ...]:
         run = self.run
-        return (_subtask_from_state, (run.tracker._native.state(), self.run_id, self.number))
+        # With its identity: a worker's progress then reaches this subtask even if it
+        # was started during an outage and stored under another number.
+        state = (run.tracker._native.state(), self.run_id, self._local_number(), self.uid)
+        return (_subtask_from_state, state)
 
     def __enter__(self) -> "Subtask":
         return self
@@ -778,8 +781,12 @@ class Subtask(_tasker.Subtask):
         raise _tasker.NotFoundError(f"subtask not found: {self.number} of run {self.run_id}")
 
 
-def _subtask_from_state(state: _State, run_id: str, number: int) -> Subtask:
+def _subtask_from_state(
+    state: _State, run_id: str, number: int, uid: Optional[str] = None
+) -> Subtask:
     run = _run_from_state(state, run_id)
+    if uid is not None:
+        run._adopt(number, uid)
     st = Subtask(run, number)
     return st
 

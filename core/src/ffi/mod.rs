@@ -707,8 +707,88 @@ pub unsafe extern "C" fn tasker_subtask_start_at(
     })
 }
 
+/// Writes to `*out_number` the number the database stored subtask `number` under:
+/// the same, unless it was started while the database was away and another
+/// process took that number meanwhile (until the queued start is applied,
+/// `number` itself). Calls with `number` keep reaching this process's subtask
+/// either way. Memory only. Thread-safe.
+///
+/// # Safety
+/// `run` is NULL or live; `out_number` is valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn tasker_subtask_number(
+    run: *const tasker_run,
+    number: u32,
+    out_number: *mut u32,
+) -> tasker_status {
+    guard(|| {
+        // SAFETY: caller contract.
+        let r = unsafe { run_ref(run) }?;
+        if out_number.is_null() {
+            return Err(FfiError::Null("out_number"));
+        }
+        // SAFETY: checked non-NULL; caller contract.
+        unsafe { out_number.write(r.subtask_number(number)) };
+        Ok(())
+    })
+}
+
+/// Writes to `*out_uid` the identity (a UUID) of the subtask this process reaches
+/// as `number`, to hand to another process with the number (see
+/// `tasker_subtask_adopt`). Free it with `tasker_string_free`.
+/// `TASKER_STATUS_NOT_FOUND` when this process did not start it.
+///
+/// # Safety
+/// `run` is NULL or live; `out_uid` is valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn tasker_subtask_uid(
+    run: *const tasker_run,
+    number: u32,
+    out_uid: *mut *mut c_char,
+) -> tasker_status {
+    guard(|| {
+        // SAFETY: caller contract.
+        let r = unsafe { run_ref(run) }?;
+        if out_uid.is_null() {
+            return Err(FfiError::Null("out_uid"));
+        }
+        let uid = r.subtask_uid(number).ok_or_else(|| {
+            Error::not_found(
+                "subtask",
+                format!("{number} started by this process in run {}", r.run_id()),
+            )
+        })?;
+        // SAFETY: checked non-NULL; caller contract.
+        unsafe { out_uid.write(to_c_string(uid)) };
+        Ok(())
+    })
+}
+
+/// Makes `number` in this process reach the subtask with identity `uid` (from
+/// `tasker_subtask_uid` in the process that started it), whatever number the
+/// database gave it. Memory only. Thread-safe.
+///
+/// # Safety
+/// `run` is NULL or live; `uid` is NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn tasker_subtask_adopt(
+    run: *const tasker_run,
+    number: u32,
+    uid: *const c_char,
+) -> tasker_status {
+    guard(|| {
+        // SAFETY: caller contract for every pointer.
+        let r = unsafe { run_ref(run) }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        let uid = unsafe { req_str(uid, "uid") }?;
+        Ok(r.adopt_subtask(number, uid)?)
+    })
+}
+
 /// Adds `n` (>= 1) items to subtask `number`. The hot path: memory only, a few
-/// nanoseconds; the writer thread stores it. Thread-safe and async-signal-unsafe.
+/// nanoseconds; the writer thread stores it. `TASKER_STATUS_INVALID_TRANSITION`
+/// once this process knows the subtask finished. Thread-safe and
+/// async-signal-unsafe.
 ///
 /// # Safety
 /// `run` is NULL or live.
@@ -806,6 +886,7 @@ pub unsafe extern "C" fn tasker_subtask_set_message(
 }
 
 /// Marks subtask `number` COMPLETED. `message` may be NULL. Durable on return.
+/// Completing a completed subtask changes nothing and returns OK.
 ///
 /// # Safety
 /// `run` is NULL or live; `message` is NULL or NUL-terminated.

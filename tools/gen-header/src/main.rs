@@ -53,6 +53,6 @@ fn main() -> ExitCode {
         eprintln!("gen-header: cannot write {}: {e}", header.display());
         return ExitCode::FAILURE;
     }
-    println!("wrote {}", header.display());
+    println!("wrote include/tasker.h");
     ExitCode::SUCCESS
 }
