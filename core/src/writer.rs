@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use crate::ffi::os::with_signals_blocked;
 use crate::tracker::TrackerInner;
 
-/// Pause between two replay batches.
-const REPLAY_PAUSE: Duration = Duration::from_millis(1);
+/// Pause between two replay batches, so that other processes replaying into the
+/// same database (and this process's own calls) get their turn.
+const REPLAY_PAUSE: Duration = Duration::from_millis(5);
 
 /// Handle to a running writer; dropping it does not stop the thread, `stop` does.
 #[derive(Debug)]

@@ -5,44 +5,15 @@
 //! The outage here is real: another connection holds SQLite's write lock longer than
 //! the tracker's busy timeout. (tests/pg has the same with a stopped PostgreSQL server.)
 
-use std::process::Command;
-use std::sync::OnceLock;
-use std::time::Duration;
+mod common;
 
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{sqlite_config as config, state_home, wait_for_replay, LogCapture};
 use tasker::{Config, RunOptions, Status, SubtaskOptions, Tracker};
 
-/// Spool files go to a private state directory shared by the tests of this binary.
-fn state_home() -> &'static std::path::Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = tempfile::tempdir().unwrap();
-        // SAFETY (edition 2021 has no unsafe here): set once, before any tracker opens.
-        std::env::set_var("XDG_STATE_HOME", d.path());
-        d
-    })
-    .path()
-}
-
-fn config(db: &std::path::Path) -> Config {
-    let mut c = Config::sqlite(db);
-    c.busy_timeout = Duration::from_millis(50);
-    c.flush_interval = Duration::from_millis(50);
-    c
-}
-
-/// Holds the write lock of the database until dropped.
-struct Outage(rusqlite::Connection);
-
-impl Outage {
-    fn start(db: &std::path::Path) -> Outage {
-        let c = rusqlite::Connection::open(db).unwrap();
-        c.execute_batch("BEGIN EXCLUSIVE").unwrap();
-        Outage(c)
-    }
-    fn end(self) {
-        self.0.execute_batch("COMMIT").unwrap();
-    }
-}
+type Outage = common::SqliteOutage;
 
 #[test]
 fn child() {
@@ -63,18 +34,6 @@ fn child() {
     assert!(!t.health().reachable);
     t.flush().unwrap(); // to the spool file
     assert!(t.health().spooled_writes > 0);
-}
-
-/// Waits (up to 30 s) until everything queued during an outage is written.
-fn wait_for_replay(t: &Tracker) -> tasker::Health {
-    let until = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let h = t.health();
-        if (h.reachable && h.pending_writes == 0) || std::time::Instant::now() > until {
-            return h;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -322,4 +281,240 @@ fn a_server_that_never_answers_holds_no_call_past_connect_timeout() {
         h.last_error.as_deref().unwrap_or("").contains("no answer"),
         "{h:?}"
     );
+}
+
+/// While a backlog of queued writes is replayed, pipeline calls queue behind it
+/// and return at once: none waits for the replay (a generous bound here; the
+/// benchmark reports the real figures).
+#[test]
+fn no_tracking_call_waits_for_the_replay_of_a_backlog() {
+    state_home();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let t = Tracker::open(config(&db)).unwrap();
+    let run = t
+        .task_start("replay", "backlog", RunOptions::default())
+        .unwrap();
+    t.flush().unwrap();
+    let outage = Outage::start(&db);
+    for i in 0..600 {
+        let n = run
+            .subtask_start(&format!("queued {i}"), SubtaskOptions::default())
+            .unwrap();
+        run.subtask_increment(n, 3).unwrap();
+        run.subtask_complete(n, None).unwrap();
+    }
+    assert!(t.health().pending_writes >= 1_200, "{:?}", t.health());
+    outage.end();
+
+    let mut worst = Duration::ZERO;
+    let mut during_replay = 0;
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut i = 0;
+    loop {
+        let h = t.health();
+        if h.reachable && h.pending_writes == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the backlog is never replayed: {h:?}"
+        );
+        if h.replaying {
+            during_replay += 1;
+        }
+        let started = Instant::now();
+        let n = run
+            .subtask_start(&format!("during {i}"), SubtaskOptions::default())
+            .unwrap();
+        run.subtask_increment(n, 1).unwrap();
+        run.subtask_complete(n, None).unwrap();
+        worst = worst.max(started.elapsed());
+        i += 1;
+        // A pipeline does some work between transitions (a tight loop of them
+        // could outrun any replay).
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        during_replay > 0,
+        "no call was made while the backlog was replayed"
+    );
+    assert!(
+        worst < Duration::from_millis(50),
+        "a tracking call waited {worst:?} during the replay"
+    );
+    let subs = t.subtasks(run.run_id()).unwrap();
+    assert_eq!(subs.len(), 600 + i);
+    assert!(subs.iter().all(|s| s.status == Status::Completed));
+}
+
+/// One warning when an outage begins, one line when everything queued during it
+/// is written, each naming the database once (no doubled prefixes).
+#[test]
+fn an_outage_is_said_once_and_its_end_once() {
+    state_home();
+    LogCapture::install();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("warned.db");
+    let t = Tracker::open(config(&db)).unwrap();
+    let run = t.task_start("warn", "once", RunOptions::default()).unwrap();
+    let outage = Outage::start(&db);
+    for i in 0..50 {
+        let n = run
+            .subtask_start(&format!("s{i}"), SubtaskOptions::default())
+            .unwrap();
+        run.subtask_increment(n, 1).unwrap();
+        std::thread::sleep(Duration::from_millis(10)); // the writer retries meanwhile
+        run.subtask_complete(n, None).unwrap();
+    }
+    outage.end();
+    let h = wait_for_replay(&t);
+    assert_eq!(h.pending_writes, 0, "{h:?}");
+    let mine = |needle: &str| {
+        LogCapture::lines_with(&db.display().to_string())
+            .into_iter()
+            .filter(|l| l.contains(needle))
+            .collect::<Vec<_>>()
+    };
+    let down = mine("cannot write to");
+    let back = mine("is reachable again");
+    assert_eq!(down.len(), 1, "{down:?}");
+    assert_eq!(back.len(), 1, "{back:?}");
+    assert!(
+        back[0].contains("queued write(s) replayed in"),
+        "{}",
+        back[0]
+    );
+    for line in down.iter().chain(&back) {
+        assert!(!line.contains("storage (sqlite): storage"), "{line}");
+        assert!(!line.contains("sqlite:sqlite:"), "{line}");
+        assert_eq!(line.matches(&db.display().to_string()).count(), 1, "{line}");
+    }
+}
+
+/// Spool files are never trusted: unreadable lines (garbage, a line cut inside a
+/// UTF-8 character, a torn last line) are moved aside with one warning naming the
+/// file, a file from a newer version is set aside whole, and the rest is replayed.
+#[test]
+fn corrupt_spool_files_are_replayed_around_and_said_once() {
+    let state = state_home();
+    LogCapture::install();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("spool.db");
+    let run_id = {
+        let t = Tracker::open(config(&db)).unwrap();
+        let run = t
+            .task_start("spool", "corrupt", RunOptions::default())
+            .unwrap();
+        t.flush().unwrap();
+        run.run_id().to_string()
+    };
+    let spool_dir = state.join("tasker/spool");
+    let key = common::spool_key(&db);
+    {
+        // A process that works through an outage and exits, leaving a spool file.
+        let outage = Outage::start(&db);
+        let t = Tracker::open(config(&db)).unwrap();
+        let run = t.attach_run(&run_id).unwrap();
+        for i in 0..10 {
+            let n = run
+                .subtask_start(&format!("s{i}"), SubtaskOptions::default())
+                .unwrap();
+            run.subtask_increment(n, 10).unwrap();
+            run.subtask_update(
+                n,
+                &tasker::SubtaskProgress {
+                    message: Some(format!("café {i}")),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            run.subtask_complete(n, None).unwrap();
+        }
+        // Exits while the database is still locked (as at process exit: the
+        // writer thread stops, what waits goes to a spool file).
+        t.close().unwrap();
+        assert!(t.health().spooled_writes > 0, "{:?}", t.health());
+        drop(run);
+        drop(t);
+        outage.end();
+    }
+    let file = std::fs::read_dir(&spool_dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(&format!("{key}.")) && name.ends_with(".jsonl")
+        })
+        .expect("the exiting process left a spool file");
+    let text = std::fs::read(&file).unwrap();
+    let mut lines: Vec<Vec<u8>> = text.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+    lines.pop(); // after the last newline
+    let find = |lines: &Vec<Vec<u8>>, needle: &str| {
+        lines
+            .iter()
+            .position(|l| String::from_utf8_lossy(l).contains(needle))
+            .unwrap()
+    };
+    let s3 = find(&lines, "café 3");
+    lines[s3] = b"\xff\xfe{not json at all".to_vec();
+    let s5 = find(&lines, "café 5");
+    let cut = lines[s5]
+        .windows(2)
+        .position(|w| w == "é".as_bytes())
+        .unwrap()
+        + 1;
+    lines[s5].truncate(cut); // inside the two bytes of "é"
+    let mut corrupt = lines.join(&b'\n');
+    corrupt.push(b'\n');
+    let last = lines.last().unwrap().len();
+    corrupt.truncate(corrupt.len() - 1 - last / 2); // the last line torn by a crash
+    std::fs::write(&file, &corrupt).unwrap();
+    // And a spool file of a newer version, left by a process long gone.
+    let newer = spool_dir.join(format!("{key}.999999999.1.jsonl"));
+    std::fs::write(&newer, "{\"tasker_spool\":99}\n{\"Teleport\":{}}\n").unwrap();
+
+    // The next process replays around all of it.
+    let t = Tracker::open(config(&db)).unwrap();
+    assert_eq!(t.health().pending_writes, 0, "{:?}", t.health());
+    let subs: std::collections::BTreeMap<String, (Status, i64)> = t
+        .subtasks(&run_id)
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.subtask_name, (s.status, s.items_complete)))
+        .collect();
+    assert_eq!(subs.len(), 10, "{subs:?}");
+    for (name, (status, items)) in &subs {
+        let want = match name.as_str() {
+            "s3" | "s5" => (Status::Completed, 0), // their progress line was unreadable
+            "s9" => (Status::Running, 10),         // its completion was torn off
+            _ => (Status::Completed, 10),
+        };
+        assert_eq!((*status, *items), want, "{name}");
+    }
+    let aside = |p: &std::path::Path| {
+        let mut n = p.as_os_str().to_owned();
+        n.push(".bad");
+        std::path::PathBuf::from(n)
+    };
+    let moved = std::fs::read(aside(&file)).unwrap();
+    assert_eq!(
+        moved.iter().filter(|b| **b == b'\n').count(),
+        3,
+        "three lines moved aside"
+    );
+    assert!(!file.exists() && !newer.exists());
+    let about = |p: &std::path::Path| LogCapture::lines_with(&p.display().to_string());
+    assert_eq!(about(&file).len(), 1, "{:?}", about(&file));
+    assert!(
+        about(&file)[0].contains("3 unreadable line(s)"),
+        "{:?}",
+        about(&file)
+    );
+    // The newer file was claimed (renamed to this process) before it was read.
+    let claimed = spool_dir.join(format!("{key}.{}.1.jsonl", std::process::id()));
+    assert!(aside(&claimed).exists());
+    let said = about(&claimed);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].contains("newer tasker"), "{said:?}");
 }

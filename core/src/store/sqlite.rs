@@ -172,6 +172,18 @@ impl SqliteStore {
     /// Applies missing migrations inside one IMMEDIATE transaction, so two
     /// processes opening a new file at once cannot both apply one.
     fn migrate(&mut self) -> Result<()> {
+        // Fast path, without the write lock (which busy writers may hold for a
+        // while): the schema is there and up to date.
+        let current: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+            .optional()
+            .ok()
+            .flatten()
+            .flatten();
+        if current == Some(MIGRATIONS.len() as i64) {
+            return Ok(());
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
