@@ -55,6 +55,11 @@ tk_delete_runs <- function(stage, task, run_id) .Call(wrap__tk_delete_runs, stag
 # @keywords internal
 tk_flush <- function() .Call(wrap__tk_flush)
 
+# At exit: writes what is pending, replaying writes queued during an outage for
+# up to 10 s (then a spool file keeps the rest for the next process).
+# @keywords internal
+tk_flush_at_exit <- function() .Call(wrap__tk_flush_at_exit)
+
 # Starts a run; returns its id. `opts` is a named list of RunOptions fields.
 # @keywords internal
 tk_task_start <- function(stage, task, opts, active) .Call(wrap__tk_task_start, stage, task, opts, active)

@@ -10,7 +10,7 @@
   # when R exits normally (a forked child that leaves with _exit must call
   # tasker_flush() itself: see ?tasker_flush).
   reg.finalizer(.tasker_env, function(e) {
-    if (isTRUE(e$configured)) try(tk_flush(), silent = TRUE)
+    if (isTRUE(e$configured)) try(tk_flush_at_exit(), silent = TRUE)
   }, onexit = TRUE)
   invisible(NULL)
 }

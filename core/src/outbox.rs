@@ -231,13 +231,49 @@ impl Outbox {
     /// database (their process is gone), oldest first, ahead of anything queued
     /// here. Returns how many writes they hold.
     pub(crate) fn adopt_orphans(&mut self) -> usize {
-        let Ok(entries) = std::fs::read_dir(&self.spool_dir) else {
-            return 0;
+        let found = Orphans::claim(&self.spool_dir, &self.key);
+        self.adopt(found)
+    }
+
+    /// Puts claimed orphan files at the front of the queue.
+    pub(crate) fn adopt(&mut self, found: Orphans) -> usize {
+        let n: usize = found.files.iter().map(|f| f.unread).sum();
+        for f in found.files.into_iter().rev() {
+            self.segments.push_front(Segment::File(f));
+        }
+        if n > 0 {
+            log::warn!(
+                "tasker: replaying {n} writes left by a process that exited during an outage"
+            );
+        }
+        n
+    }
+
+    pub(crate) fn spool_dir(&self) -> &Path {
+        &self.spool_dir
+    }
+
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// Spool files of processes that are gone, claimed by this one (found without
+/// holding the queue: it reads directories and files).
+#[derive(Debug, Default)]
+pub(crate) struct Orphans {
+    files: Vec<SpoolFile>,
+}
+
+impl Orphans {
+    pub(crate) fn claim(spool_dir: &Path, key: &str) -> Orphans {
+        let Ok(entries) = std::fs::read_dir(spool_dir) else {
+            return Orphans::default();
         };
         let held: HashSet<PathBuf> = crate::sync::lock(&HELD).iter().cloned().collect();
-        let prefix = format!("{}.", self.key);
+        let prefix = format!("{key}.");
         let me = std::process::id();
-        let mut files: Vec<(u128, PathBuf)> = entries
+        let mut found: Vec<(u128, PathBuf)> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| !held.contains(p))
             .filter_map(|p| {
@@ -251,14 +287,12 @@ impl Outbox {
                 gone.then(|| (stamp.parse().unwrap_or(0), p))
             })
             .collect();
-        files.sort();
-        let mut adopted = Vec::new();
-        for (stamp, path) in files {
+        found.sort();
+        let mut files = Vec::new();
+        for (stamp, path) in found {
             // Claimed under this process's id first, so that two processes never
             // replay one file, and a claimer that dies leaves it to the next.
-            let claimed = self
-                .spool_dir
-                .join(format!("{}.{me}.{stamp}.jsonl", self.key));
+            let claimed = spool_dir.join(format!("{key}.{me}.{stamp}.jsonl"));
             if claimed != path && std::fs::rename(&path, &claimed).is_err() {
                 continue;
             }
@@ -266,7 +300,7 @@ impl Outbox {
             match SpoolFile::open(claimed.clone()) {
                 Ok(mut f) => {
                     f.count_lines();
-                    adopted.push(f);
+                    files.push(f);
                 }
                 Err(e) => {
                     release(&claimed);
@@ -274,16 +308,11 @@ impl Outbox {
                 }
             }
         }
-        let n: usize = adopted.iter().map(|f| f.unread).sum();
-        for f in adopted.into_iter().rev() {
-            self.segments.push_front(Segment::File(f));
-        }
-        if n > 0 {
-            log::warn!(
-                "tasker: replaying {n} writes left by a process that exited during an outage"
-            );
-        }
-        n
+        Orphans { files }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.files.is_empty()
     }
 }
 

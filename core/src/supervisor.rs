@@ -39,7 +39,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::outbox::{location_key, Outbox};
+use crate::outbox::{location_key, Orphans, Outbox};
 use crate::store::{self, Op, OpId, Output, ProgressUpdate, Queued, Store};
 use crate::sync::lock;
 use crate::writer::Writer;
@@ -482,6 +482,11 @@ impl Supervisor {
     /// writer then comes back at once).
     pub(crate) fn tick(&self, cx: &Cx<'_>, heartbeat: bool) -> bool {
         self.reconnect(cx, false);
+        if heartbeat {
+            // A long-lived process (a dashboard, a pipeline's main process) also
+            // replays what processes that exited during an outage left behind.
+            self.adopt_orphans();
+        }
         let mut conn = lock(&self.conn);
         let q = lock(&self.queue);
         if q.down.is_some() {
@@ -497,6 +502,22 @@ impl Supervisor {
         }
         let _ = self.flush_on(&mut conn, cx, heartbeat);
         false
+    }
+
+    /// Claims spool files of processes that are gone (reading them without the
+    /// queue lock) and queues their writes first.
+    fn adopt_orphans(&self) {
+        let (dir, key) = {
+            let q = lock(&self.queue);
+            if q.down.is_some() {
+                return;
+            }
+            (q.outbox.spool_dir().to_path_buf(), q.outbox.key().to_string())
+        };
+        let found = Orphans::claim(&dir, &key);
+        if !found.is_empty() {
+            lock(&self.queue).outbox.adopt(found);
+        }
     }
 
     /// Applies one batch of queued writes in one transaction. True when more wait.
@@ -603,7 +624,10 @@ impl Supervisor {
                 if let Some(ep) = &mut q.episode {
                     ep.back_at = Some(Instant::now());
                 }
-                q.outbox.adopt_orphans();
+                drop(q);
+                drop(conn);
+                // Processes that exited during the outage left their writes behind.
+                self.adopt_orphans();
             }
             Err(e) if e.is_transient() => self.went_down(&mut q, &mut conn, &e, cx.config),
             Err(e) => {

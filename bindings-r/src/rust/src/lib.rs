@@ -981,6 +981,15 @@ fn tk_flush() -> Robj {
     }
 }
 
+/// At exit: writes what is pending, replaying writes queued during an outage for
+/// up to 10 s (then a spool file keeps the rest for the next process).
+/// @keywords internal
+#[extendr]
+fn tk_flush_at_exit() -> Robj {
+    tasker::flush_all();
+    Robj::from(true)
+}
+
 // ---------------------------------------------------------------------------------
 // Runs and subtasks.
 
@@ -1313,6 +1322,7 @@ extendr_module! {
     fn tk_events;
     fn tk_delete_runs;
     fn tk_flush;
+    fn tk_flush_at_exit;
     fn tk_task_start;
     fn tk_context;
     fn tk_resolve;

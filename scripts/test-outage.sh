@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Outage layer: Python, R and C processes share one run while a throwaway PostgreSQL
+# server (tests/pg.sh) is stopped for 5 s and started again (tests/outage). Builds
+# what it needs if the earlier layers did not: the C worker against the debug
+# libtasker, the Python package in .venv, the R package in build/Rlib.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export TASKER_CARGO_PROFILE="${TASKER_CARGO_PROFILE:-dev}"
+LIB="$CARGO_TARGET_DIR/debug"
+OUT=build/outage
+RLIB="$PWD/build/Rlib"
+mkdir -p "$OUT" "$RLIB"
+
+cargo build -q -p tasker-core
+gcc -Wall -Wextra -Werror -std=c11 -Iinclude tests/outage/worker.c -L"$LIB" -ltasker \
+    -Wl,-rpath,"$LIB" -o "$OUT/worker"
+export TASKER_OUTAGE_C_WORKER="$PWD/$OUT/worker"
+
+if ! .venv/bin/python -c 'import tasker' 2>/dev/null; then
+    echo "--- building the Python package into .venv"
+    (. .venv/bin/activate && maturin develop -q)
+fi
+if [ ! -d "$RLIB/tasker" ]; then
+    echo "--- installing the R package into build/Rlib"
+    R CMD INSTALL --no-multiarch --clean -l "$RLIB" bindings-r >/dev/null
+fi
+export R_LIBS="$RLIB${R_LIBS:+:$R_LIBS}"
+
+source tests/pg.sh
+pg_start
+echo "test-outage: throwaway PostgreSQL on 127.0.0.1:$PGPORT ($TASKER_PG_DIR)"
+status=0
+.venv/bin/python -m pytest -q -p no:cacheprovider -s tests/outage || status=$?
+if [ "$status" != 0 ]; then
+    echo "test-outage: FAILED; the last lines of the server log:" >&2
+    tail -n 20 "$TASKER_PG_DIR/server.log" >&2 || true
+fi
+exit "$status"
