@@ -1,5 +1,5 @@
-//! `tasker`: the command line and the live web dashboard (see issue 5 and
-//! DESIGN.md §6). Every command reads the same configuration as the libraries:
+//! `tasker`: the command line and the live web dashboard (see cli/README.md).
+//! Every command reads the same configuration as the libraries:
 //! `--db URL`, else TASKER_DB_URL / TASKER_DB_*, else `.tasker.yml`, else the
 //! user config, else the default SQLite file.
 

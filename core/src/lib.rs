@@ -3,7 +3,8 @@
 //! Programs report stages, tasks (runs) and subtasks with their progress through a
 //! [`Tracker`]; anyone can query the same database for status, history and progress.
 //! Progress calls cost nanoseconds (memory only, written by a background thread);
-//! transitions are durable when they return. See DESIGN.md for the map.
+//! transitions are durable when they return. ARCHITECTURE.md at the repository
+//! root describes the write path, storage and locks.
 //!
 //! ```no_run
 //! use tasker::{Tracker, Config, RunOptions, SubtaskOptions};

@@ -49,10 +49,11 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Queued writes per replay transaction: adapted so that one batch takes about
-/// `REPLAY_SLICE` (a query waiting behind it waits no longer).
+/// `REPLAY_SLICE` (a query waiting behind it, or another process waiting for
+/// SQLite's write lock, waits no longer).
 const FIRST_BATCH: usize = 64;
 const MAX_BATCH: usize = 4096;
-const REPLAY_SLICE: Duration = Duration::from_millis(20);
+const REPLAY_SLICE: Duration = Duration::from_millis(10);
 
 /// What the supervisor needs of the tracker's runs in this process.
 pub(crate) trait RunRegistry {
@@ -512,7 +513,10 @@ impl Supervisor {
             if q.down.is_some() {
                 return;
             }
-            (q.outbox.spool_dir().to_path_buf(), q.outbox.key().to_string())
+            (
+                q.outbox.spool_dir().to_path_buf(),
+                q.outbox.key().to_string(),
+            )
         };
         let found = Orphans::claim(&dir, &key);
         if !found.is_empty() {
