@@ -140,7 +140,10 @@ check_tasker_tables_exist <- function(conn = NULL, driver = NULL) {
 #' suggested by tasker: without them this is an error of class
 #' `tasker_missing_package` naming what to install. Close the connection with
 #' `DBI::dbDisconnect()`. tasker itself never uses it: write through tasker's
-#' functions, read with it as you like.
+#' functions, read with it as you like. The tables are `stages`, `tasks`,
+#' `runs`, `subtasks` and `events` (the earlier package's `task_runs` and
+#' `subtask_progress` are `runs` and `subtasks`); the query functions
+#' ([get_task_status()] and friends) return the same data with stable columns.
 #'
 #' @return A `DBIConnection`.
 #' @export

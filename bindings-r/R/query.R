@@ -124,5 +124,7 @@ get_run <- function(run_id = NULL) {
 #' @export
 health <- function() {
   if (.tasker_env$listening) .tk_drain()
-  .tk_call(tk_health)
+  h <- .tk_call(tk_health)
+  if (is.na(h$last_error)) h["last_error"] <- list(NULL)
+  h
 }

@@ -27,7 +27,14 @@ task_start <- function(stage = NULL, task = NULL, total_subtasks = NULL, message
   if (!is.null(stage)) stage <- .tk_name(stage, "stage")
   if (!is.null(task)) task <- .tk_name(task, "task")
   opts <- list()
-  if (!is.null(total_subtasks)) opts$total_subtasks <- total_subtasks
+  if (!is.null(total_subtasks)) {
+    if (!is.numeric(total_subtasks) || length(total_subtasks) != 1L || is.na(total_subtasks) ||
+        total_subtasks < 0 || total_subtasks != floor(total_subtasks)) {
+      .tk_arg_error(sprintf("invalid total_subtasks %s: must be a whole number, zero or more",
+                            paste(format(total_subtasks), collapse = ",")))
+    }
+    opts$total_subtasks <- total_subtasks
+  }
   if (!is.null(message)) opts$message <- .tk_text(message, "message")
   if (!is.null(version)) opts$version <- .tk_text(version, "version")
   if (!is.null(git_commit)) opts$git_commit <- .tk_text(git_commit, "git_commit")

@@ -21,6 +21,7 @@
 subtask_start <- function(subtask_name, items_total = NULL, message = NULL, quiet = FALSE,
                           conn = NULL, run_id = NULL, subtask_number = NULL, restart = FALSE) {
   # subtask_start(run_id, 1, "Load data"): the earlier README's form, run id first.
+  if (missing(subtask_name)) .tk_arg_error("'subtask_name' must be a non-empty character string")
   if (is.null(run_id) && .tk_looks_like_run(subtask_name)) {
     r <- .tk_legacy_call("subtask_start", sys.call(), environment(),
                          c("run_id", "subtask_number", "subtask_name", "items_total", "message"),
@@ -28,7 +29,7 @@ subtask_start <- function(subtask_name, items_total = NULL, message = NULL, quie
     if (!is.null(r)) return(invisible(r))
   }
   if (!is.null(conn)) .tk_conn(conn)
-  subtask_name <- .tk_name(if (missing(subtask_name)) NULL else subtask_name, "subtask_name")
+  subtask_name <- .tk_name(subtask_name, "subtask_name")
   r <- .tk_call(tk_subtask_start, .tk_text(run_id, "run_id"), subtask_name, items_total,
                 .tk_text(message, "message"), subtask_number, isTRUE(restart))
   if (!.tk_quiet(quiet)) {
@@ -121,14 +122,14 @@ subtask_update <- function(status = NULL, percent = NULL, items_complete = NULL,
 #' @export
 subtask_complete <- function(items_completed = NULL, message = NULL, quiet = FALSE, conn = NULL,
                              run_id = NULL, subtask_number = NULL) {
+  # subtask_complete(run_id, 1): the earlier README's form, run id first.
+  if (is.null(run_id) && .tk_looks_like_run(items_completed)) {
+    r <- .tk_legacy_call("subtask_complete", sys.call(), environment(),
+                         c("run_id", "subtask_number", "message"),
+                         "subtask_complete(message = , run_id = run_id, subtask_number = n)")
+    if (!is.null(r)) return(invisible(r))
+  }
   if (is.character(items_completed) && is.null(message)) {
-    # subtask_complete(run_id, 1): the earlier README's form, run id first.
-    if (is.null(run_id) && .tk_looks_like_run(items_completed)) {
-      r <- .tk_legacy_call("subtask_complete", sys.call(), environment(),
-                           c("run_id", "subtask_number", "message"),
-                           "subtask_complete(message = , run_id = run_id, subtask_number = n)")
-      if (!is.null(r)) return(invisible(r))
-    }
     # subtask_complete("done"): a string is the message (the earlier package refused it).
     message <- items_completed
     items_completed <- NULL

@@ -27,6 +27,7 @@
 # "unchanged" (the earlier package defaulted to "RUNNING", which reopened finished work).
 .tk_status <- function(status, choices) {
   if (is.null(status)) return(NULL)
+  if (length(status) == 1L && !is.na(hit <- match(status, choices))) return(choices[[hit]]) # the usual case
   if (is.character(status) && length(status) == 1L && !is.na(status)) {
     hit <- pmatch(gsub("[- ]", "_", toupper(trimws(status))), choices)
     if (!is.na(hit)) return(choices[[hit]])

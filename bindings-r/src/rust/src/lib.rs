@@ -132,6 +132,14 @@ fn entry(run_id: Option<&str>) -> TkResult<Rc<RunEntry>> {
     }
 }
 
+/// Lets go of a finished run's handle (the current run keeps its own). The core visits
+/// every live handle of the process on each flush and transition, so handles kept for
+/// every run a long session ever started would make each call slower than the last.
+/// A later call about the run attaches it again.
+fn forget_run(run_id: &str) {
+    ST.with(|s| s.borrow_mut().runs.remove(run_id));
+}
+
 fn insert_entry(id: &str, handle: RunHandle, current: Option<u32>) -> Rc<RunEntry> {
     let e = Rc::new(RunEntry {
         handle,
@@ -1178,6 +1186,9 @@ fn tk_run_status(
         };
         let e = entry(r_str("run_id", &run_id)?.as_deref())?;
         let old = e.handle.set_status(to, info)?;
+        if to.is_terminal() {
+            forget_run(e.handle.run_id());
+        }
         Ok(list!(
             run_id = e.handle.run_id(),
             old = old.as_str(),
