@@ -153,7 +153,13 @@ task_complete <- function(message = NULL, quiet = FALSE, conn = NULL, run_id = N
                          "task_complete(message, run_id = run_id)")
     if (!is.null(r)) return(invisible(r))
   }
-  task_update(status = "COMPLETED", message = message, quiet = quiet, conn = conn, run_id = run_id)
+  if (!is.null(conn)) .tk_conn(conn)
+  # Straight to the transition: the native side checks run_id and message before it
+  # needs the database.
+  r <- .tk_call(tk_run_status, run_id, "COMPLETED", message, NULL, NULL, FALSE)
+  if (!.tk_quiet(quiet)) .tk_transition_note(r, NULL, message, quiet)
+  if (.tasker_env$listening) .tk_drain()
+  invisible(TRUE)
 }
 
 #' Fail a run

@@ -134,8 +134,16 @@ subtask_complete <- function(items_completed = NULL, message = NULL, quiet = FAL
     message <- items_completed
     items_completed <- NULL
   }
-  subtask_update(status = "COMPLETED", items_complete = items_completed, message = message,
-                 quiet = quiet, conn = conn, run_id = run_id, subtask_number = subtask_number)
+  if (!is.null(items_completed) || !is.null(conn)) {
+    return(subtask_update(status = "COMPLETED", items_complete = items_completed, message = message,
+                          quiet = quiet, conn = conn, run_id = run_id, subtask_number = subtask_number))
+  }
+  # The usual call, straight to the transition: the native side checks run_id, message
+  # and subtask_number before it needs the database.
+  r <- .tk_call(tk_subtask_status, run_id, subtask_number, "COMPLETED", message, NULL, NULL, FALSE)
+  if (!.tk_quiet(quiet)) .tk_transition_note(r, r$number, message, quiet)
+  if (.tasker_env$listening) .tk_drain()
+  invisible(TRUE)
 }
 
 #' Add items to a subtask's count
