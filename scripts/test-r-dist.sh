@@ -61,9 +61,9 @@ start=$SECONDS
     R CMD check --no-manual --no-tests --install="check:$work/install.log" --library="$lib" "$tarball" \
     >"$work/check.log" 2>&1)
 check_status=$?
-check_dir="$work/tasker.Rcheck"
-grep -E "^\* checking .*\.\.\. (NOTE|WARNING|ERROR)|^Status:" "$work/check.log" >&2
-if [ "$check_status" -ne 0 ] || grep -qE "^\* checking .*\.\.\. (WARNING|ERROR)" "$work/check.log"; then
+mkdir -p build && cp "$work/check.log" build/r-dist-check.log # kept for reading the NOTEs
+grep -E "(NOTE|WARNING|ERROR)$|^Status:" "$work/check.log" >&2
+if [ "$check_status" -ne 0 ] || grep -qE "(WARNING|ERROR)$" "$work/check.log"; then
     cat "$work/check.log" >&2
     fail "R CMD check of the tarball reported an ERROR or a WARNING"
 fi
