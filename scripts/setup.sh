@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the demo and the tests need on a fresh Debian 12 machine:
-# system packages (R, PostgreSQL server, Chromium, valgrind), the Rust toolchain check,
+# system packages (R with the packages the R tests use, PostgreSQL server, Chromium,
+# valgrind; RPostgres has no Debian package, so get_db_connection() is tested on SQLite
+# and its PostgreSQL branch only for its "install RPostgres" error), the Rust toolchain check,
 # and a Python virtualenv (.venv) with the test tools from scripts/requirements-test.txt.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
@@ -9,6 +11,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
     build-essential pkg-config valgrind
     r-base-dev r-cran-testthat r-cran-roxygen2 r-cran-jsonlite r-cran-withr
+    r-cran-dbi r-cran-rsqlite r-cran-callr r-cran-knitr r-cran-rmarkdown xz-utils
     postgresql
     chromium chromium-driver
 )

@@ -1,13 +1,20 @@
-# Per-call cost of tasker's progress calls from R, next to baselines measured in
-# the same run: an empty R closure call and a .Call of a native routine that does
-# nothing. One loop of N calls each; the cost of an empty loop iteration is
-# subtracted. Prints a table of ns per call and ratios.
+# Per-call cost of tasker's calls from R, next to baselines measured in the same run.
+#
+# 1. Progress calls (subtask_increment, subtask_update): next to an empty R closure
+#    call, an empty closure with the same formals and a .Call of a native routine that
+#    does nothing. One loop of N calls each; the cost of an empty loop iteration is
+#    subtracted. Prints ns per call and ratios.
+# 2. Transitions (task_start, subtask_start, subtask_complete, task_complete): each
+#    timed call by call from R, next to the same four transitions made directly on the
+#    core from Rust inside this process (tk_bench_transitions), on the same database,
+#    in alternating rounds. Prints medians in microseconds and the R / Rust ratio.
 #
 #   R CMD INSTALL -l /tmp/tasker-rel bindings-r      # release build (default profile)
-#   R_LIBS=/tmp/tasker-rel Rscript bench/r/bench_progress.R [N]
+#   R_LIBS=/tmp/tasker-rel Rscript bench/r/bench_progress.R [N] [TRANSITION_ROUNDS]
 suppressPackageStartupMessages(library(tasker))
 args <- commandArgs(trailingOnly = TRUE)
 N <- if (length(args)) as.integer(args[[1]]) else 1000000L
+ROUNDS <- if (length(args) > 1L) as.integer(args[[2]]) else 2000L
 options(tasker.quiet = TRUE) # progress notes (once a second) would print otherwise
 
 dir <- tempfile("tasker-bench-")
@@ -73,4 +80,40 @@ for (nm in names(ns)) {
 info <- get_task_status(stage = "bench")
 cat(sprintf("\nstored: %s items over %d subtasks; run %s\n",
             format(sum(st$items_complete), big.mark = ","), nrow(st), info$status))
+
+# --- Transitions: R next to Rust, in alternating blocks of rounds. ---
+rust_transitions <- getNativeSymbolInfo("wrap__tk_bench_transitions", PACKAGE = "tasker")
+now_us <- function() as.numeric(Sys.time()) * 1e6
+r_round <- function() {
+  t0 <- now_us()
+  task_start("bench", "r transitions")
+  t1 <- now_us()
+  subtask_start("r")
+  t2 <- now_us()
+  subtask_complete()
+  t3 <- now_us()
+  task_complete()
+  t4 <- now_us()
+  c(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+}
+clock <- median(vapply(1:1000, function(i) { a <- now_us(); now_us() - a }, numeric(1)))
+ops <- c("task_start", "subtask_start", "subtask_complete", "task_complete")
+r_us <- matrix(numeric(0), ncol = 4L)
+rust_us <- list()
+block <- 100L
+for (b in seq_len(max(1L, ROUNDS %/% block))) {
+  r_us <- rbind(r_us, t(vapply(seq_len(block), function(i) r_round(), numeric(4))))
+  rb <- .Call(rust_transitions, block, "bench", "rust transitions")
+  rust_us <- Map(c, if (length(rust_us)) rust_us else lapply(rb, function(x) numeric(0)), rb)
+}
+cat(sprintf("\nTransitions (SQLite, %d rounds each, alternating blocks of %d; clock read %.1f us subtracted from R)\n\n",
+            nrow(r_us), block, clock))
+cat(sprintf("%-18s %14s %14s %10s %14s\n", "transition", "R median us", "Rust median us", "R / Rust",
+            "R p90 us"))
+for (k in seq_along(ops)) {
+  r_med <- median(r_us[, k]) - clock
+  rs_med <- median(rust_us[[ops[[k]]]])
+  cat(sprintf("%-18s %14.1f %14.1f %10.2f %14.1f\n", ops[[k]], r_med, rs_med, r_med / rs_med,
+              stats::quantile(r_us[, k], 0.9) - clock))
+}
 unlink(dir, recursive = TRUE)

@@ -128,8 +128,11 @@ export_tasker_context <- function(cl, run_id = NULL) {
 #' @param ncores Number of workers (default: cores - 2, between 1 and 32).
 #' @param packages Packages to attach on the workers.
 #' @param export Names of variables in `envir` to copy to the workers.
-#' @param setup_expr An expression evaluated on every worker (errors become
-#'   warnings).
+#' @param setup_expr Code evaluated on every worker, in its global environment
+#'   (errors become warnings): a quoted expression, as the earlier package documented
+#'   (`setup_expr = quote({ library(data.table); x <- 1 })`), a variable holding
+#'   one (`setup_expr = e`), an `expression()`, or an unquoted `{ ... }` block or
+#'   call, which is sent as written (it is never evaluated here).
 #' @param envir Where `export` variables are looked up.
 #' @param load_all Ignored (accepted for compatibility).
 #' @return The cluster, with attributes `tasker_managed` and `tasker_created_at`.
@@ -142,7 +145,7 @@ tasker_cluster <- function(ncores = NULL, packages = NULL, export = NULL, setup_
   if (!is.numeric(ncores) || length(ncores) != 1L || is.na(ncores) || ncores < 1) {
     .tk_arg_error(sprintf("invalid ncores %s: must be a number of at least 1", paste(format(ncores), collapse = ",")))
   }
-  setup <- substitute(setup_expr)
+  setup <- .tk_setup_code(substitute(setup_expr), parent.frame())
   cl <- parallel::makeCluster(as.integer(ncores))
   ok <- FALSE
   on.exit(if (!ok) parallel::stopCluster(cl))
@@ -151,8 +154,8 @@ tasker_cluster <- function(ncores = NULL, packages = NULL, export = NULL, setup_
   parallel::clusterCall(cl, .tk_worker_attach, packages)
   parallel::clusterCall(cl, .tk_worker_setup, p$cfg, p$run_id, p$current, p$opts)
   if (length(export)) parallel::clusterExport(cl, export, envir = envir)
-  if (!is.null(setup)) {
-    res <- parallel::clusterCall(cl, .tk_worker_eval, setup)
+  for (code in setup) {
+    res <- parallel::clusterCall(cl, .tk_worker_eval, code)
     errs <- unique(unlist(res))
     if (length(errs)) warning("setup_expr failed on a worker: ", paste(errs, collapse = "; "), call. = FALSE)
   }
@@ -160,6 +163,23 @@ tasker_cluster <- function(ncores = NULL, packages = NULL, export = NULL, setup_
   attr(cl, "tasker_created_at") <- Sys.time()
   ok <- TRUE
   cl
+}
+
+# What tasker_cluster() runs on the workers, from the unevaluated `setup_expr`: a list
+# of expressions. quote(...), bquote(...), expression(...) and a variable are evaluated
+# here to get the code they hold; anything else ({ ... } or a call) is the code itself.
+.tk_setup_code <- function(expr, env) {
+  if (is.null(expr)) return(list())
+  holder <- is.symbol(expr) ||
+    (is.call(expr) && is.symbol(expr[[1L]]) &&
+       as.character(expr[[1L]]) %in% c("quote", "bquote", "expression", "substitute", "str2lang",
+                                       "parse", "str2expression"))
+  code <- if (holder) eval(expr, env) else expr
+  if (is.null(code)) return(list())
+  if (is.expression(code)) return(as.list(code))
+  if (is.language(code)) return(list(code))
+  .tk_arg_error(sprintf(paste("invalid setup_expr: a %s, not code; give quote({ ... }) or a { ... } block"),
+                        class(code)[[1L]]))
 }
 
 #' Stop a cluster from tasker_cluster()

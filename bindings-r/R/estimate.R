@@ -86,12 +86,12 @@ get_completion_estimate <- function(progress_history_env = NULL, run_id = NULL, 
     return(.tk_estimate(n, dt, last$items_total - last$items_complete, confidence_level))
   }
   if (is.character(progress_history_env) && is.null(run_id)) run_id <- progress_history_env
-  .tk_ensure()
-  info <- .tk(tk_resolve(.tk_text(run_id, "run_id")))
+  info <- .tk_call(tk_resolve, .tk_text(run_id, "run_id"))
   subs <- .tk_df(tk_subtasks(info$run_id))
   if (is.null(subtask_number)) {
+    # A run without subtasks has no current one (NA from the native side): no estimate.
     subtask_number <- info$current
-    if (is.null(subtask_number)) {
+    if (is.null(subtask_number) || is.na(subtask_number)) {
       active <- subs[subs$status %in% c("STARTED", "RUNNING", "PAUSED"), , drop = FALSE]
       if (!nrow(active)) return(NULL)
       subtask_number <- max(active$subtask_number)

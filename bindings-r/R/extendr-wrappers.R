@@ -4,6 +4,11 @@
 #' @useDynLib tasker, .registration = TRUE
 NULL
 
+# Whether tracking reaches its database and what waits to be written (opens the
+# configured database first if needed, like any other call).
+# @keywords internal
+tk_health <- function() .Call(wrap__tk_health)
+
 # Opens the database the arguments (a named list) and the usual sources name.
 # @keywords internal
 tk_open <- function(args) .Call(wrap__tk_open, args)
@@ -98,4 +103,19 @@ tk_subtask_status <- function(run_id, number, status, message, error_message, er
 
 # @keywords internal
 tk_native_version <- function() .Call(wrap__tk_native_version)
+
+# The queued events, oldest first, as columns; empties the queue. The attribute
+# `dropped` counts events lost to the queue's bound since the last call.
+# @keywords internal
+tk_take_events <- function() .Call(wrap__tk_take_events)
+
+# Starts (`on = TRUE`) or stops queueing events for R, now and for every database
+# opened later in this session.
+# @keywords internal
+tk_listen <- function(on) .Call(wrap__tk_listen, on)
+
+# `n` rounds of the four transitions; returns a list of four numeric vectors of
+# microseconds per call (task_start, subtask_start, subtask_complete, task_complete).
+# @keywords internal
+tk_bench_transitions <- function(n, stage, task) .Call(wrap__tk_bench_transitions, n, stage, task)
 

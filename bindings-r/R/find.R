@@ -1,26 +1,3 @@
-#' The file name of the running script
-#'
-#' The base name of the script given to `Rscript` / `R CMD BATCH`
-#' (`--file=`), else of the file being `source()`d, else of the document knitr
-#' is rendering, else `NULL` (e.g. at the console).
-#'
-#' @return A file name or `NULL`.
-#' @export
-get_script_filename <- function() {
-  args <- commandArgs(trailingOnly = FALSE)
-  f <- grep("^--file=", args, value = TRUE)
-  if (length(f)) return(basename(sub("^--file=", "", f[[1L]])))
-  for (i in rev(seq_len(sys.nframe()))) {
-    of <- sys.frame(i)$ofile
-    if (is.character(of) && length(of) == 1L && !is.na(of)) return(basename(of))
-  }
-  if (isNamespaceLoaded("knitr")) {
-    input <- tryCatch(get("current_input", envir = asNamespace("knitr"))(), error = function(e) NULL)
-    if (is.character(input) && length(input) == 1L) return(basename(input))
-  }
-  NULL
-}
-
 #' Find the registered task of a script
 #'
 #' @param script_filename A script file name (exact match on the registered
@@ -51,16 +28,28 @@ lookup_task_by_script <- function(script_filename, conn = NULL) {
   which(!is.na(lower) & grepl(k, lower, fixed = TRUE))
 }
 
-.tk_find_task <- function(stage, task, filename) {
+# The locator of find_and_update_*, checked before anything is looked up.
+.tk_locate_args <- function(stage, task, filename) {
+  if (!is.null(filename)) return(list(filename = basename(.tk_name(filename, "filename"))))
+  if (is.null(stage) || is.null(task)) .tk_arg_error("Either provide 'filename' or both 'stage' and 'task'")
+  list(stage = .tk_locator(stage, "stage"), task = .tk_locator(task, "task"))
+}
+
+.tk_find_task <- function(loc) {
   tasks <- get_registered_tasks()
-  if (!nrow(tasks)) .tk_signal("not_found", "no tasks are registered")
+  if (!nrow(tasks)) .tk_signal("not_found", "Task not found: no tasks are registered")
   describe <- function(t) paste(sprintf("%s.%s", t$stage_name, t$task_name), collapse = ", ")
-  if (!missing(filename) && !is.null(filename)) {
-    key <- basename(filename)
-    rows <- .tk_pick(tasks$script_filename, key)
-    what <- sprintf("script \"%s\"", key)
+  if (!is.null(loc$filename)) {
+    rows <- .tk_pick(tasks$script_filename, loc$filename)
+    if (!length(rows)) {
+      files <- unique(tasks$script_filename[!is.na(tasks$script_filename)])
+      .tk_signal("not_found", sprintf("Task with script filename matching '%s' not found. Registered script files: %s",
+                                      loc$filename, if (length(files)) paste(files, collapse = ", ") else "none"))
+    }
+    what <- sprintf("script filename '%s'", loc$filename)
   } else {
-    if (missing(stage) || missing(task)) .tk_arg_error("give stage and task, or filename")
+    stage <- loc$stage
+    task <- loc$task
     if (is.numeric(stage)) {
       s_rows <- which(!is.na(tasks$stage_order) & tasks$stage_order == stage)
     } else {
@@ -69,7 +58,7 @@ lookup_task_by_script <- function(script_filename, conn = NULL) {
       if (length(exact)) s_rows <- exact
     }
     if (!length(s_rows)) {
-      .tk_signal("not_found", sprintf("no stage matches %s; stages: %s", format(stage),
+      .tk_signal("not_found", sprintf("Stage %s not found. Available stages: %s", format(stage),
                                       paste(unique(tasks$stage_name), collapse = ", ")))
     }
     in_stage <- tasks[s_rows, , drop = FALSE]
@@ -80,9 +69,12 @@ lookup_task_by_script <- function(script_filename, conn = NULL) {
       if (!length(t_rows)) t_rows <- .tk_pick(in_stage$script_filename, task)
     }
     rows <- s_rows[t_rows]
+    if (!length(rows)) {
+      .tk_signal("not_found", sprintf("Task %s not found in stage %s. Available tasks: %s", format(task),
+                                      format(stage), describe(in_stage)))
+    }
     what <- sprintf("stage %s, task %s", format(stage), format(task))
   }
-  if (!length(rows)) .tk_signal("not_found", sprintf("no task matches %s; tasks: %s", what, describe(tasks)))
   if (length(rows) > 1L) {
     .tk_arg_error(sprintf("ambiguous: %s matches %s", what, describe(tasks[rows, , drop = FALSE])))
   }
@@ -121,8 +113,12 @@ lookup_task_by_script <- function(script_filename, conn = NULL) {
 find_and_update_task <- function(stage, task, status = NULL, message = NULL, error_message = NULL,
                                  quiet = FALSE, conn = NULL, filename, force = FALSE, reset = FALSE) {
   .tk_conn(conn)
-  .tk_ensure()
-  t <- .tk_find_task(stage, task, if (missing(filename)) NULL else filename)
+  loc <- .tk_locate_args(if (missing(stage)) NULL else stage, if (missing(task)) NULL else task,
+                         if (missing(filename)) NULL else filename)
+  status <- .tk_status(status, .tk_run_statuses)
+  message <- .tk_text(message, "message")
+  error_message <- .tk_text(error_message, "error_message")
+  t <- .tk_find_task(loc)
   run_id <- .tk_latest_run(t, force, quiet)
   if (is.null(status) && is.null(message)) return(invisible(TRUE))
   task_update(status = status, message = message, error_message = error_message, quiet = quiet,
@@ -144,8 +140,16 @@ find_and_update_subtask <- function(stage, task, subtask, status = NULL, percent
                                     error_message = NULL, quiet = FALSE, conn = NULL, filename,
                                     force = FALSE, reset = FALSE) {
   .tk_conn(conn)
-  .tk_ensure()
-  t <- .tk_find_task(stage, task, if (missing(filename)) NULL else filename)
+  loc <- .tk_locate_args(if (missing(stage)) NULL else stage, if (missing(task)) NULL else task,
+                         if (missing(filename)) NULL else filename)
+  if (missing(subtask) || is.null(subtask)) {
+    .tk_arg_error("'subtask' must be provided: a subtask number or a non-empty character string")
+  }
+  subtask <- .tk_locator(subtask, "subtask")
+  status <- .tk_status(status, .tk_subtask_statuses)
+  message <- .tk_text(message, "message")
+  error_message <- .tk_text(error_message, "error_message")
+  t <- .tk_find_task(loc)
   run_id <- .tk_latest_run(t, force, quiet)
   subs <- get_subtask_progress(run_id)
   hit <- if (is.numeric(subtask)) which(subs$subtask_number == subtask) else which(subs$subtask_name == subtask)
@@ -153,8 +157,10 @@ find_and_update_subtask <- function(stage, task, subtask, status = NULL, percent
     if (isTRUE(force) && !is.numeric(subtask)) {
       number <- subtask_start(subtask, items_total = items_total, run_id = run_id, quiet = quiet)
     } else {
-      .tk_signal("not_found", sprintf("no subtask %s in run %s; subtasks: %s", format(subtask), run_id,
-                                      if (nrow(subs)) paste(sprintf("%d %s", subs$subtask_number, subs$subtask_name), collapse = ", ") else "none"))
+      .tk_signal("not_found", sprintf("Subtask %s not found in the latest run of %s.%s (%s). Available subtasks: %s",
+                                      format(subtask), t$stage_name, t$task_name, run_id,
+                                      if (nrow(subs)) paste(sprintf("%d %s", subs$subtask_number, subs$subtask_name),
+                                                            collapse = ", ") else "none"))
     }
   } else {
     number <- subs$subtask_number[[hit[[1L]]]]

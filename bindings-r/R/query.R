@@ -20,9 +20,9 @@
 #' @export
 get_task_status <- function(stage = NULL, task = NULL, status = NULL, limit = NULL, conn = NULL) {
   .tk_conn(conn)
-  .tk_ensure()
-  .tk_df(tk_task_status(.tk_text(stage, "stage"), .tk_text(task, "task"),
-                        .tk_status(status, .tk_all_statuses), limit))
+  args <- list(.tk_text(stage, "stage"), .tk_text(task, "task"), .tk_status(status, .tk_all_statuses))
+  if (.tasker_env$listening) .tk_drain()
+  .tk_df(.tk_call(tk_task_status, args[[1L]], args[[2L]], args[[3L]], limit))
 }
 
 .tk_all_statuses <- c("NOT_STARTED", "STARTED", "RUNNING", "PAUSED", "COMPLETED", "FAILED",
@@ -38,8 +38,8 @@ get_task_status <- function(stage = NULL, task = NULL, status = NULL, limit = NU
 #' @export
 get_active_tasks <- function(conn = NULL) {
   .tk_conn(conn)
-  .tk_ensure()
-  .tk_df(tk_active())
+  if (.tasker_env$listening) .tk_drain()
+  .tk_df(.tk_call(tk_active))
 }
 
 #' Run history, newest first
@@ -51,10 +51,12 @@ get_active_tasks <- function(conn = NULL) {
 get_task_history <- function(stage = NULL, task = NULL, limit = 100, conn = NULL,
                              status = NULL, since = NULL) {
   .tk_conn(conn)
-  .tk_ensure()
+  stage <- .tk_text(stage, "stage")
+  task <- .tk_text(task, "task")
+  status <- .tk_status(status, .tk_all_statuses)
   if (!is.null(since)) since <- as.numeric(as.POSIXct(since, tz = "UTC"))
-  .tk_df(tk_history(.tk_text(stage, "stage"), .tk_text(task, "task"),
-                    .tk_status(status, .tk_all_statuses), since, limit))
+  if (.tasker_env$listening) .tk_drain()
+  .tk_df(.tk_call(tk_history, stage, task, status, since, limit))
 }
 
 #' Subtasks of a run
@@ -70,6 +72,8 @@ get_task_history <- function(stage = NULL, task = NULL, limit = 100, conn = NULL
 #' @export
 get_subtask_progress <- function(run_id = NULL, conn = NULL) {
   .tk_conn(conn)
+  run_id <- .tk_text(run_id, "run_id")
+  if (.tasker_env$listening) .tk_drain()
   .tk_ensure()
   if (is.null(run_id)) run_id <- .tk(tk_context(FALSE, NULL))
   if (is.null(run_id)) {
@@ -77,7 +81,7 @@ get_subtask_progress <- function(run_id = NULL, conn = NULL) {
     if (!nrow(active)) .tk_signal("not_found", "No active tasks found: pass run_id")
     run_id <- active$run_id[order(active$start_time, decreasing = TRUE)][[1L]]
   }
-  .tk_df(tk_subtasks(.tk_text(run_id, "run_id")))
+  .tk_df(.tk(tk_subtasks(run_id)))
 }
 
 #' Transitions recorded for runs
@@ -91,6 +95,36 @@ get_subtask_progress <- function(run_id = NULL, conn = NULL) {
 #'   subtask_number, kind, old_status, new_status, message`, oldest first.
 #' @export
 get_run_events <- function(run_id = NULL, after = 0, limit = 10000) {
-  .tk_ensure()
-  .tk_df(tk_events(.tk_text(run_id, "run_id"), after, limit))
+  run_id <- .tk_text(run_id, "run_id")
+  .tk_df(.tk_call(tk_events, run_id, after, limit))
+}
+
+#' One run
+#'
+#' @param run_id The run (default: the current run, [tasker_context()]).
+#' @return A one-row data frame with the columns of [get_task_status()]. An
+#'   unknown run is an error of class `tasker_not_found`.
+#' @export
+get_run <- function(run_id = NULL) {
+  run_id <- .tk_text(run_id, "run_id")
+  if (.tasker_env$listening) .tk_drain()
+  .tk_df(.tk_call(tk_run, run_id))
+}
+
+#' Whether tracking reaches its database
+#'
+#' Tracking never stops a pipeline because the database is away: transitions
+#' and progress are kept (in memory, then in a spool file) and written when it
+#' is back. `health()` tells whether that is happening now.
+#'
+#' @return A list: `backend` (`"sqlite"` or `"postgresql"`), `location` (never
+#'   with a password), `reachable` (`TRUE`/`FALSE`), `last_error` (`NULL` while
+#'   reachable), `pending_writes` (transitions and progress batches waiting) and
+#'   `spooled_writes` (of those, how many are in this process's spool file).
+#' @export
+health <- function() {
+  if (.tasker_env$listening) .tk_drain()
+  h <- .tk_call(tk_health)
+  if (is.na(h$last_error)) h["last_error"] <- list(NULL)
+  h
 }

@@ -20,8 +20,10 @@ register_task <- function(stage, name, type = NULL, description = NULL, script_p
                           script_filename = NULL, log_path = NULL, log_filename = NULL,
                           stage_order = NULL, task_order = NULL, conn = NULL) {
   .tk_conn(conn)
-  df <- list(stage = .tk_text(stage, "stage"), name = .tk_text(name, "name"))
-  for (nm in c("type", "description", "script_path", "script_filename", "log_path", "log_filename")) {
+  df <- list(stage = .tk_name(if (missing(stage)) NULL else stage, "stage"),
+             name = .tk_name(if (missing(name)) NULL else name, "name"))
+  if (!is.null(type)) df$type <- .tk_name(type, "type")
+  for (nm in c("description", "script_path", "script_filename", "log_path", "log_filename")) {
     v <- get(nm)
     if (!is.null(v)) df[[nm]] <- .tk_text(v, nm)
   }
@@ -54,6 +56,13 @@ register_tasks <- function(tasks_df, conn = NULL) {
     .tk_arg_error(paste("invalid tasks_df: missing required columns:", paste(missing_cols, collapse = ", ")))
   }
   n <- length(tasks_df$stage)
+  for (nm in c("stage", "name")) {
+    v <- tasks_df[[nm]]
+    if (is.factor(v)) v <- as.character(v)
+    if (!is.character(v) || anyNA(v) || !all(nzchar(trimws(v)))) {
+      .tk_arg_error(sprintf("'%s' must be a non-empty character string (column %s of tasks_df)", nm, nm))
+    }
+  }
   cols <- list()
   for (nm in c("stage", "name", "type", "description", "script_path", "script_filename",
                "log_path", "log_filename")) {
@@ -69,8 +78,7 @@ register_tasks <- function(tasks_df, conn = NULL) {
     }
   }
   if (any(lengths(cols) != n)) .tk_arg_error("invalid tasks_df: columns differ in length")
-  .tk_ensure()
-  invisible(.tk(tk_register(cols, as.integer(n))))
+  invisible(.tk_call(tk_register, cols, as.integer(n)))
 }
 
 #' Registered tasks
@@ -83,8 +91,9 @@ register_tasks <- function(tasks_df, conn = NULL) {
 #' @export
 get_registered_tasks <- function(stage = NULL, name = NULL, conn = NULL) {
   .tk_conn(conn)
-  .tk_ensure()
-  .tk_df(tk_tasks(.tk_text(stage, "stage"), .tk_text(name, "name")))
+  stage <- .tk_text(stage, "stage")
+  name <- .tk_text(name, "name")
+  .tk_df(.tk_call(tk_tasks, stage, name))
 }
 
 #' Stages
@@ -95,6 +104,5 @@ get_registered_tasks <- function(stage = NULL, name = NULL, conn = NULL) {
 #' @export
 get_stages <- function(conn = NULL) {
   .tk_conn(conn)
-  .tk_ensure()
-  .tk_df(tk_stages())
+  .tk_df(.tk_call(tk_stages))
 }

@@ -22,9 +22,23 @@
 task_start <- function(stage = NULL, task = NULL, total_subtasks = NULL, message = NULL,
                        version = NULL, git_commit = NULL, quiet = FALSE, conn = NULL,
                        .active = TRUE, metadata = NULL) {
-  .tk_conn(conn)
-  .tk_ensure()
+  if (!is.null(conn)) .tk_conn(conn)
+  # Checks first: nothing below opens the database before the arguments are known good.
+  if (!is.null(stage)) stage <- .tk_name(stage, "stage")
+  if (!is.null(task)) task <- .tk_name(task, "task")
   opts <- list()
+  if (!is.null(total_subtasks)) {
+    if (!is.numeric(total_subtasks) || length(total_subtasks) != 1L || is.na(total_subtasks) ||
+        total_subtasks < 0 || total_subtasks != floor(total_subtasks)) {
+      .tk_arg_error(sprintf("invalid total_subtasks %s: must be a whole number, zero or more",
+                            paste(format(total_subtasks), collapse = ",")))
+    }
+    opts$total_subtasks <- total_subtasks
+  }
+  if (!is.null(message)) opts$message <- .tk_text(message, "message")
+  if (!is.null(version)) opts$version <- .tk_text(version, "version")
+  if (!is.null(git_commit)) opts$git_commit <- .tk_text(git_commit, "git_commit")
+  if (!is.null(metadata)) opts$metadata <- .tk_metadata(metadata)
   if (is.null(stage) || is.null(task)) {
     script <- get_script_filename()
     if (is.null(script)) {
@@ -41,32 +55,33 @@ task_start <- function(stage = NULL, task = NULL, total_subtasks = NULL, message
     task <- task %||% found$task
     opts$script_filename <- enc2utf8(script)
   }
-  if (!is.null(total_subtasks)) opts$total_subtasks <- total_subtasks
-  for (nm in c("message", "version", "git_commit")) {
-    v <- get(nm)
-    if (!is.null(v)) opts[[nm]] <- .tk_text(v, nm)
+  run_id <- .tk_call(tk_task_start, stage, task, opts, isTRUE(.active))
+  if (!.tk_quiet(quiet)) {
+    .tk_say(sprintf("%s.%s START%s", stage, task, if (is.null(message)) "" else paste(":", message)), quiet)
   }
-  if (!is.null(metadata)) {
-    if (is.list(metadata)) {
-      if (!requireNamespace("jsonlite", quietly = TRUE)) {
-        .tk_arg_error("invalid metadata: a list needs the jsonlite package; pass a JSON string")
-      }
-      metadata <- as.character(jsonlite::toJSON(metadata, auto_unbox = TRUE, null = "null"))
-    }
-    opts$metadata <- .tk_text(metadata, "metadata")
-  }
-  run_id <- .tk(tk_task_start(.tk_text(stage, "stage"), .tk_text(task, "task"), opts,
-                              isTRUE(.active)))
-  .tk_say(sprintf("%s.%s START%s", stage, task, if (is.null(message)) "" else paste(":", message)),
-          quiet)
+  if (.tasker_env$listening) .tk_drain()
   run_id
+}
+
+.tk_metadata <- function(metadata) {
+  if (is.list(metadata)) {
+    if (!requireNamespace("jsonlite", quietly = TRUE)) {
+      .tk_arg_error("invalid metadata: a list needs the jsonlite package; pass a JSON string")
+    }
+    metadata <- as.character(jsonlite::toJSON(metadata, auto_unbox = TRUE, null = "null"))
+  }
+  .tk_text(metadata, "metadata")
 }
 
 .tk_run_statuses <- c("RUNNING", "COMPLETED", "FAILED", "SKIPPED", "CANCELLED", "PAUSED")
 
+# The line printed after a transition; a transition to the status a run or subtask
+# already has changes nothing and says so.
 .tk_transition_note <- function(r, number, message, quiet) {
+  if (.tk_quiet(quiet)) return(invisible(NULL))
   what <- if (is.null(number)) .tk_run_label(r) else sprintf("%s [%d]", .tk_run_label(r), number)
-  .tk_say(sprintf("%s %s%s", what, r$new, if (is.null(message)) "" else paste(":", message)), quiet)
+  .tk_say(sprintf("%s %s%s%s", what, r$new, if (identical(r$old, r$new)) " (already)" else "",
+                  if (is.null(message)) "" else paste(":", message)), quiet)
 }
 
 #' Update a run
@@ -92,17 +107,24 @@ task_start <- function(stage = NULL, task = NULL, total_subtasks = NULL, message
 task_update <- function(status = NULL, current_subtask = NULL, overall_percent = NULL,
                         message = NULL, error_message = NULL, error_detail = NULL,
                         quiet = FALSE, conn = NULL, run_id = NULL, reset = FALSE) {
-  .tk_conn(conn)
-  .tk_ensure()
+  if (.tk_looks_like_run(status)) {
+    r <- .tk_legacy_call("task_update", sys.call(), environment(),
+                         c("run_id", "status", "current_subtask", "overall_percent", "message"),
+                         "task_update(status, ..., run_id = run_id)")
+    if (!is.null(r)) return(invisible(r))
+  }
+  if (!is.null(conn)) .tk_conn(conn)
   status <- .tk_status(status, .tk_run_statuses)
   message <- .tk_text(message, "message")
   run_id <- .tk_text(run_id, "run_id")
+  error_message <- .tk_text(error_message, "error_message")
+  error_detail <- .tk_text(error_detail, "error_detail")
   if (is.null(status) && (!is.null(error_message) || !is.null(error_detail))) {
     .tk_arg_error("invalid error_message: an error is recorded with a status (status = \"FAILED\")")
   }
   if (!is.null(current_subtask) || !is.null(overall_percent) || (is.null(status) && !is.null(message))) {
-    .tk(tk_run_progress(run_id, current_subtask, overall_percent, if (is.null(status)) message))
-    if (is.null(status)) {
+    .tk_call(tk_run_progress, run_id, current_subtask, overall_percent, if (is.null(status)) message)
+    if (is.null(status) && !.tk_quiet(quiet)) {
       r <- .tk(tk_resolve(run_id))
       .tk_say(sprintf("%s progress%s%s", .tk_run_label(r),
                       if (is.null(overall_percent)) "" else sprintf(" %.1f%%", overall_percent),
@@ -110,10 +132,10 @@ task_update <- function(status = NULL, current_subtask = NULL, overall_percent =
     }
   }
   if (!is.null(status)) {
-    r <- .tk(tk_run_status(run_id, status, message, .tk_text(error_message, "error_message"),
-                           .tk_text(error_detail, "error_detail"), isTRUE(reset)))
+    r <- .tk_call(tk_run_status, run_id, status, message, error_message, error_detail, isTRUE(reset))
     .tk_transition_note(r, NULL, error_message %||% message, quiet)
   }
+  if (.tasker_env$listening) .tk_drain()
   invisible(TRUE)
 }
 
@@ -125,7 +147,19 @@ task_update <- function(status = NULL, current_subtask = NULL, overall_percent =
 #' @return `TRUE`, invisibly.
 #' @export
 task_complete <- function(message = NULL, quiet = FALSE, conn = NULL, run_id = NULL) {
-  task_update(status = "COMPLETED", message = message, quiet = quiet, conn = conn, run_id = run_id)
+  # task_complete(run_id, "msg"), as the earlier package's README wrote it.
+  if (is.null(run_id) && .tk_looks_like_run(message)) {
+    r <- .tk_legacy_call("task_complete", sys.call(), environment(), c("run_id", "message"),
+                         "task_complete(message, run_id = run_id)")
+    if (!is.null(r)) return(invisible(r))
+  }
+  if (!is.null(conn)) .tk_conn(conn)
+  # Straight to the transition: the native side checks run_id and message before it
+  # needs the database.
+  r <- .tk_call(tk_run_status, run_id, "COMPLETED", message, NULL, NULL, FALSE)
+  if (!.tk_quiet(quiet)) .tk_transition_note(r, NULL, message, quiet)
+  if (.tasker_env$listening) .tk_drain()
+  invisible(TRUE)
 }
 
 #' Fail a run
@@ -142,6 +176,14 @@ task_complete <- function(message = NULL, quiet = FALSE, conn = NULL, run_id = N
 task_fail <- function(error_message, error_detail = NULL, quiet = FALSE, conn = NULL, run_id = NULL) {
   if (missing(error_message) || is.null(error_message)) {
     .tk_arg_error("invalid error_message NULL: task_fail() needs an error message")
+  }
+  # task_fail(run_id, "what went wrong"): the run id first, as in the earlier README.
+  if (is.null(run_id) && .tk_looks_like_run(error_message) && !is.null(error_detail) &&
+      is.character(error_detail)) {
+    r <- .tk_legacy_call("task_fail", sys.call(), environment(),
+                         c("run_id", "error_message", "error_detail"),
+                         "task_fail(error_message, run_id = run_id)")
+    if (!is.null(r)) return(invisible(r))
   }
   task_update(status = "FAILED", error_message = error_message, error_detail = error_detail,
               quiet = quiet, conn = conn, run_id = run_id)
@@ -160,6 +202,8 @@ task_fail <- function(error_message, error_detail = NULL, quiet = FALSE, conn = 
 task_mark_complete <- function(stage, task, message = NULL, total_subtasks = NULL, version = NULL,
                                git_commit = NULL, timestamp = NULL, quiet = FALSE, conn = NULL) {
   .tk_conn(conn)
+  stage <- .tk_name(if (missing(stage)) NULL else stage, "stage")
+  task <- .tk_name(if (missing(task)) NULL else task, "task")
   meta <- '{"marked_complete": true}'
   if (!is.null(timestamp)) {
     meta <- sprintf('{"marked_complete": true, "marked_complete_at": "%s"}',
@@ -189,12 +233,15 @@ task_mark_complete <- function(stage, task, message = NULL, total_subtasks = NUL
 #' @export
 task_reset <- function(stage, task, run_id = NULL, quiet = FALSE, conn = NULL) {
   .tk_conn(conn)
+  stage <- .tk_name(if (missing(stage)) NULL else stage, "stage")
+  task <- .tk_name(if (missing(task)) NULL else task, "task")
+  run_id <- .tk_text(run_id, "run_id")
   .tk_ensure()
   known <- get_registered_tasks(stage = stage, name = task)
   if (!nrow(known)) {
     .tk_signal("not_found", sprintf("task not found: \"%s\" in stage \"%s\"", task, stage))
   }
-  n <- .tk(tk_delete_runs(.tk_text(stage, "stage"), .tk_text(task, "task"), .tk_text(run_id, "run_id")))
+  n <- .tk(tk_delete_runs(stage, task, run_id))
   if (n == 0) {
     .tk_say(sprintf("No task runs found for %s.%s", stage, task), quiet)
   } else {

@@ -132,14 +132,18 @@ with_subtask <- function(name, expr, items_total = NULL, ..., run_id = NULL, qui
 #'
 #' @param x A vector or list.
 #' @param f A function (or its name).
-#' @param name Subtask name (default: the expression given as `x`).
+#' @param name Subtask name. By default the name of the function when `f` is
+#'   given by name (`track(files, download_one)` is "download_one"), else the
+#'   name of the variable given as `x`, else `"items"`; never a deparsed
+#'   expression such as `"1:30"`.
 #' @param ... More arguments to `f`.
 #' @param run_id The run (default: the current run).
 #' @param quiet Do not print messages.
 #' @return A list like `lapply()`'s.
 #' @export
 track <- function(x, f, name = NULL, ..., run_id = NULL, quiet = FALSE) {
-  if (is.null(name)) name <- paste(deparse(substitute(x), nlines = 1L), collapse = " ")
+  if (is.null(name)) name <- .tk_track_name(substitute(f), substitute(x))
+  name <- .tk_name(name, "name")
   f <- match.fun(f)
   with_subtask(name, {
     out <- vector("list", length(x))
@@ -150,4 +154,13 @@ track <- function(x, f, name = NULL, ..., run_id = NULL, quiet = FALSE) {
     names(out) <- names(x)
     out
   }, items_total = length(x), run_id = run_id, quiet = quiet)
+}
+
+# track()'s default subtask name: what a person would call the loop.
+.tk_track_name <- function(f, x) {
+  if (is.character(f) && length(f) == 1L) return(f)
+  if (is.symbol(f)) return(as.character(f))
+  if (is.call(f) && identical(f[[1L]], as.name("::")) && is.symbol(f[[3L]])) return(as.character(f[[3L]]))
+  if (is.symbol(x)) return(as.character(x))
+  "items"
 }

@@ -20,15 +20,29 @@
 #' @export
 subtask_start <- function(subtask_name, items_total = NULL, message = NULL, quiet = FALSE,
                           conn = NULL, run_id = NULL, subtask_number = NULL, restart = FALSE) {
-  .tk_conn(conn)
-  .tk_ensure()
-  r <- .tk(tk_subtask_start(.tk_text(run_id, "run_id"), .tk_text(subtask_name, "subtask_name"),
-                            items_total, .tk_text(message, "message"), subtask_number, isTRUE(restart)))
-  .tk_say(sprintf("%s [%d] START: %s%s", .tk_run_label(r), r$number, subtask_name,
-                  if (is.null(items_total)) "" else sprintf(" (%s items)", format(items_total, big.mark = ","))),
-          quiet)
+  # subtask_start(run_id, 1, "Load data"): the earlier README's form, run id first.
+  if (missing(subtask_name)) .tk_arg_error("'subtask_name' must be a non-empty character string")
+  if (is.null(run_id) && .tk_looks_like_run(subtask_name)) {
+    r <- .tk_legacy_call("subtask_start", sys.call(), environment(),
+                         c("run_id", "subtask_number", "subtask_name", "items_total", "message"),
+                         "subtask_start(subtask_name, items_total, run_id = run_id, subtask_number = n)")
+    if (!is.null(r)) return(invisible(r))
+  }
+  if (!is.null(conn)) .tk_conn(conn)
+  subtask_name <- .tk_name(subtask_name, "subtask_name")
+  r <- .tk_call(tk_subtask_start, .tk_text(run_id, "run_id"), subtask_name, items_total,
+                .tk_text(message, "message"), subtask_number, isTRUE(restart))
+  if (!.tk_quiet(quiet)) {
+    .tk_say(sprintf("%s [%d] START: %s%s", .tk_run_label(r), r$number, subtask_name,
+                    if (is.null(items_total)) "" else sprintf(" (%s items)", .tk_count_text(items_total))),
+            quiet)
+  }
+  if (.tasker_env$listening) .tk_drain()
   invisible(r$number)
 }
+
+# 400000 -> "400,000" (never "4e+05").
+.tk_count_text <- function(x) formatC(x, format = "f", digits = 0L, big.mark = ",")
 
 .tk_subtask_statuses <- c("RUNNING", "COMPLETED", "FAILED", "SKIPPED", "PAUSED", "CANCELLED")
 
@@ -69,22 +83,33 @@ subtask_update <- function(status = NULL, percent = NULL, items_complete = NULL,
       .Call(tk_prog, run_id, subtask_number, items_complete, percent, message, items_total)
     }, TRUE))
   }
-  .tk_conn(conn)
-  .tk_ensure()
+  # subtask_update(run_id, 1, "RUNNING", ...): the earlier README's form, run id first.
+  if (is.null(run_id) && .tk_looks_like_run(status)) {
+    r <- .tk_legacy_call("subtask_update", sys.call(), environment(),
+                         c("run_id", "subtask_number", "status", "percent", "items_complete", "message"),
+                         "subtask_update(status, ..., run_id = run_id, subtask_number = n)")
+    if (!is.null(r)) return(invisible(r))
+  }
+  if (!is.null(conn)) .tk_conn(conn)
   status <- .tk_status(status, .tk_subtask_statuses)
   if (is.null(status)) {
     .tk_arg_error(sprintf("invalid %s: an error is recorded with a status (status = \"FAILED\")",
                           if (is.null(error_message)) "error_detail" else "error_message"))
   }
   run_id <- .tk_text(run_id, "run_id")
+  message <- .tk_text(message, "message")
+  error_message <- .tk_text(error_message, "error_message")
+  error_detail <- .tk_text(error_detail, "error_detail")
   if (!is.null(items_complete) || !is.null(percent) || !is.null(items_total)) {
     .tk_progress_post(.Call(tk_prog, run_id, subtask_number, items_complete, percent, NULL, items_total),
-                      TRUE, run_id, function() NULL)
+                      TRUE, run_id, function() {
+                        .Call(tk_prog, run_id, subtask_number, items_complete, percent, NULL, items_total)
+                      })
   }
-  r <- .tk(tk_subtask_status(run_id, subtask_number, status, .tk_text(message, "message"),
-                             .tk_text(error_message, "error_message"),
-                             .tk_text(error_detail, "error_detail"), isTRUE(reset)))
+  r <- .tk_call(tk_subtask_status, run_id, subtask_number, status, message, error_message,
+                error_detail, isTRUE(reset))
   .tk_transition_note(r, r$number, error_message %||% message, quiet)
+  if (.tasker_env$listening) .tk_drain()
   invisible(TRUE)
 }
 
@@ -97,12 +122,28 @@ subtask_update <- function(status = NULL, percent = NULL, items_complete = NULL,
 #' @export
 subtask_complete <- function(items_completed = NULL, message = NULL, quiet = FALSE, conn = NULL,
                              run_id = NULL, subtask_number = NULL) {
+  # subtask_complete(run_id, 1): the earlier README's form, run id first.
+  if (is.null(run_id) && .tk_looks_like_run(items_completed)) {
+    r <- .tk_legacy_call("subtask_complete", sys.call(), environment(),
+                         c("run_id", "subtask_number", "message"),
+                         "subtask_complete(message = , run_id = run_id, subtask_number = n)")
+    if (!is.null(r)) return(invisible(r))
+  }
   if (is.character(items_completed) && is.null(message)) {
+    # subtask_complete("done"): a string is the message (the earlier package refused it).
     message <- items_completed
     items_completed <- NULL
   }
-  subtask_update(status = "COMPLETED", items_complete = items_completed, message = message,
-                 quiet = quiet, conn = conn, run_id = run_id, subtask_number = subtask_number)
+  if (!is.null(items_completed) || !is.null(conn)) {
+    return(subtask_update(status = "COMPLETED", items_complete = items_completed, message = message,
+                          quiet = quiet, conn = conn, run_id = run_id, subtask_number = subtask_number))
+  }
+  # The usual call, straight to the transition: the native side checks run_id, message
+  # and subtask_number before it needs the database.
+  r <- .tk_call(tk_subtask_status, run_id, subtask_number, "COMPLETED", message, NULL, NULL, FALSE)
+  if (!.tk_quiet(quiet)) .tk_transition_note(r, r$number, message, quiet)
+  if (.tasker_env$listening) .tk_drain()
+  invisible(TRUE)
 }
 
 #' Add items to a subtask's count

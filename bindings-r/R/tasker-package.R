@@ -66,9 +66,61 @@
 #'     level actually used.
 #'   \item `tasker_cluster()` attaches only `packages` on the workers, and
 #'     `stop_tasker_cluster()` flushes the workers' progress before stopping.
-#'   \item The process reporter, Shiny monitor and logging helpers are not
-#'     part of this package: the `tasker` command line (`tasker serve`,
-#'     `tasker status`, `tasker watch`) replaces them.
+#'   \item `find_and_update_task()` and `find_and_update_subtask()` check their
+#'     arguments before looking anything up (the earlier package opened the
+#'     database first); arguments are checked before the database is touched
+#'     everywhere, with the earlier package's messages where it had one
+#'     ("'arg' should be one of", "Either provide 'filename' or both 'stage'
+#'     and 'task'", "'stage' must be a non-empty character string").
+#'   \item Finishing twice is not an error: completing a completed run or
+#'     subtask (failing a failed one, ...) succeeds and changes nothing.
+#'   \item The older call form with the run id first, as in
+#'     `subtask_start(run_id, 1, "Load data")`, still works, with a
+#'     deprecation warning (class `tasker_deprecated`) once per function and
+#'     session naming the current form.
+#'   \item `tasker_cluster(setup_expr = quote({...}))` runs the quoted code on
+#'     every worker (a variable holding it works too); an unquoted `{...}` block
+#'     is sent as written.
+#'   \item [track()] names its subtask after the function or the variable it is
+#'     given (`name =` to choose), never after a deparsed expression.
+#' }
+#'
+#' @section Functions of the earlier package that are not here:
+#' Every other exported function of the earlier package exists here with the
+#' same arguments. These do not, for the reason given, with what to use
+#' instead:
+#' \describe{
+#'   \item{`run_monitor()`}{Planned: the dashboard started from R (it needs the
+#'     dashboard server as a library). Until then: `tasker serve` on the command
+#'     line (a read-only web dashboard), `tasker status`, `tasker watch`.}
+#'   \item{`start_reporter()`, `stop_reporter()`, `check_reporter()`,
+#'     `collect_process_metrics()`}{Planned: built-in process sampling by the
+#'     core (CPU, memory, children of each run's process), with no daemon to
+#'     start or stop. Until then no process metrics are recorded; crashed
+#'     scripts are still detected without a daemon (the `lost` column of
+#'     [get_task_status()]).}
+#'   \item{`get_reporter_database_status()`, `reporter_main_loop()`,
+#'     `write_process_metrics()`, `setup_reporter_schema()`}{The reporter
+#'     daemon's own machinery: there is no daemon, and the schema is created and
+#'     migrated automatically. [health()] tells whether tracking reaches its
+#'     database.}
+#'   \item{`cleanup_old_metrics()`}{Planned with the built-in process sampling
+#'     (retention kept by the core). Old runs: `tasker purge` on the command
+#'     line, or [task_reset()] / [purge_tasker_data()].}
+#'   \item{`clear_registered_tasks()`}{Planned: the core cannot delete
+#'     registrations yet. Registering again is harmless (`NULL` never clears a
+#'     field); [purge_tasker_data()] deletes recorded runs.}
+#'   \item{`migrate_stage_runs()`}{Not provided: runs stay with the task they
+#'     ran as. Register the task under its new stage; [get_task_history()]
+#'     still shows the old runs under the old stage.}
+#'   \item{`get_monitor_connection()`, `get_database_queries()`}{Helpers of the
+#'     earlier Shiny monitor's "SQL Queries" tab. Use [get_db_connection()] and
+#'     query `pg_stat_activity` yourself.}
+#'   \item{`setup_logging()`, `setup_shiny_logging()`,
+#'     `setup_database_logging()`, `get_logging_config()`}{Wrappers around the
+#'     logger package. tasker's own messages go through `message()` (silenced
+#'     by `quiet = TRUE` or `options(tasker.quiet = TRUE)`); use logger
+#'     directly for your pipeline's logs.}
 #' }
 #'
 #' @section Forked workers:

@@ -6,6 +6,10 @@
   .tasker_env$pid <- Sys.getpid()
   .tasker_env$configured <- FALSE
   .tasker_env$conn_noted <- FALSE
+  # Status-change callbacks (events.R).
+  .tasker_env$listening <- FALSE
+  .tasker_env$callbacks <- list()
+  .tasker_env$next_callback <- 1L
   # Progress is written by a background thread every 200 ms; make the rest durable
   # when R exits normally (a forked child that leaves with _exit must call
   # tasker_flush() itself: see ?tasker_flush).
@@ -39,6 +43,23 @@
 .tk <- function(x) {
   if (inherits(x, "tasker_native_error")) .tk_signal(x[[1L]], x[[2L]])
   x
+}
+
+# Runs a native routine; when it failed only because nothing is configured yet, configures
+# from the usual sources (TASKER_DB_*, .tasker.yml, default) and runs it again. The native
+# side checks its arguments before it needs the database, so a bad argument is reported
+# without opening anything.
+.tk_call <- function(f, ...) {
+  r <- f(...)
+  if (inherits(r, "tasker_native_error")) {
+    if (identical(r[[1L]], "config") && !isTRUE(.tasker_env$configured)) {
+      .tk_ensure()
+      r <- f(...)
+      if (!inherits(r, "tasker_native_error")) return(r)
+    }
+    .tk_signal(r[[1L]], r[[2L]])
+  }
+  r
 }
 
 .tk_quiet <- function(quiet) isTRUE(quiet) || isTRUE(getOption("tasker.quiet"))
@@ -81,33 +102,6 @@
   n <- if (length(cols)) length(cols[[1L]]) else 0L
   structure(cols, class = "data.frame",
             row.names = if (n > 0L) c(NA_integer_, -n) else integer(0))
-}
-
-# Text arguments go to the native side as UTF-8.
-.tk_text <- function(x, what) {
-  if (is.null(x)) return(NULL)
-  if (is.factor(x)) x <- as.character(x)
-  if (!is.character(x) || length(x) != 1L) {
-    .tk_arg_error(sprintf("invalid %s %s: must be a single string", what,
-                          paste(utils::head(format(x), 1L), collapse = "")))
-  }
-  enc2utf8(x)
-}
-
-# Statuses: case-insensitive, unique prefixes allowed ("complete" -> COMPLETED).
-.tk_status <- function(status, choices) {
-  if (is.null(status)) return(NULL)
-  if (!is.character(status) || length(status) != 1L || is.na(status)) {
-    .tk_arg_error(sprintf("invalid status %s: must be one of %s",
-                          paste(format(status), collapse = ", "), paste(choices, collapse = ", ")))
-  }
-  norm <- gsub("[- ]", "_", toupper(trimws(status)))
-  hit <- pmatch(norm, choices)
-  if (is.na(hit)) {
-    .tk_arg_error(sprintf("invalid status \"%s\": must be one of %s", status,
-                          paste(choices, collapse = ", ")))
-  }
-  choices[[hit]]
 }
 
 .tk_run_label <- function(r) paste0(r$stage, ".", r$task)

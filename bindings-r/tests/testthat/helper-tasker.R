@@ -24,13 +24,17 @@ repo_root <- function() {
 
 rscript <- function() file.path(R.home("bin"), "Rscript")
 
-# Runs an R script in a fresh process with this session's library paths.
-run_r_script <- function(code, dir = tempdir(), name = "script.R", args = character()) {
+# Runs an R script in a fresh process with this session's library paths (plus `env`,
+# "NAME=value" strings).
+run_r_script <- function(code, dir = tempdir(), name = "script.R", args = character(), env = character()) {
   path <- file.path(dir, name)
   writeLines(code, path)
-  env <- c(sprintf("R_LIBS=%s", paste(.libPaths(), collapse = .Platform$path.sep)))
+  env <- c(sprintf("R_LIBS=%s", paste(.libPaths(), collapse = .Platform$path.sep)), env)
   out <- suppressWarnings(system2(rscript(), c(shQuote(path), args), stdout = TRUE, stderr = TRUE, env = env))
   list(output = out, status = attr(out, "status") %||% 0L)
 }
+
+# The library tasker is installed in (for subprocesses that must not see other packages).
+tasker_lib <- function() dirname(system.file(package = "tasker"))
 
 `%||%` <- function(x, y) if (is.null(x)) y else x

@@ -61,3 +61,33 @@ test_that("a 4-way mclapply counts 10,000 increments each exactly", {
   expect_equal(sort(st$items_complete[-1]), rep(250, 4))
   expect_true(all(st$status[-1] == "COMPLETED"))
 })
+
+test_that("tasker_cluster runs setup_expr given as quote({...}), a variable or a block", {
+  local_tasker_db()
+  e <- quote({
+    from_variable <- 2
+  })
+  cl <- tasker_cluster(2, setup_expr = quote({
+    from_quote <- 1
+    library(stats)
+  }))
+  on.exit(stop_tasker_cluster(cl, quiet = TRUE), add = TRUE)
+  expect_equal(unlist(parallel::clusterEvalQ(cl, from_quote)), c(1, 1))
+  stop_tasker_cluster(cl, quiet = TRUE)
+  cl <- tasker_cluster(1, setup_expr = e)
+  expect_equal(unlist(parallel::clusterEvalQ(cl, from_variable)), 2)
+  stop_tasker_cluster(cl, quiet = TRUE)
+  cl <- tasker_cluster(1, setup_expr = {
+    from_block <- 3
+  })
+  expect_equal(unlist(parallel::clusterEvalQ(cl, from_block)), 3)
+  expect_false(exists("from_block", inherits = FALSE)) # sent, never run here
+  stop_tasker_cluster(cl, quiet = TRUE)
+  cl <- tasker_cluster(1, setup_expr = expression(a <- 4, b <- a + 1))
+  expect_equal(unlist(parallel::clusterEvalQ(cl, b)), 5)
+  stop_tasker_cluster(cl, quiet = TRUE)
+  on.exit()
+  expect_warning(cl <- tasker_cluster(1, setup_expr = quote(stop("no such setup"))), "no such setup")
+  stop_tasker_cluster(cl, quiet = TRUE)
+  expect_error(tasker_cluster(1, setup_expr = 42), "invalid setup_expr", class = "tasker_argument")
+})

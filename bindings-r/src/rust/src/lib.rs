@@ -16,6 +16,9 @@
 //! a thread-local: R calls arrive on its main thread only. A forked child (mclapply)
 //! inherits a copy, and the core takes care of connections and pending progress.
 
+mod bench;
+mod events;
+
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -69,6 +72,31 @@ struct State {
     tracker: Option<Tracker>,
     runs: HashMap<String, Rc<RunEntry>>,
     context: Option<Rc<RunEntry>>,
+    /// R has status-change callbacks: every tracker opened gets the queueing listener.
+    listening: bool,
+    /// The id of that listener on `tracker`.
+    listener: Option<u64>,
+}
+
+/// Starts or stops queueing transition events for R (see events.rs).
+fn set_listening(on: bool) {
+    ST.with(|s| {
+        let mut s = s.borrow_mut();
+        s.listening = on;
+        if let Some(t) = s.tracker.clone() {
+            match (on, s.listener) {
+                (true, None) => s.listener = Some(events::listen(&t)),
+                (false, Some(id)) => {
+                    t.remove_listener(id);
+                    s.listener = None;
+                }
+                _ => {}
+            }
+        }
+    });
+    if !on {
+        events::clear();
+    }
 }
 
 thread_local! {
@@ -77,7 +105,7 @@ thread_local! {
     static ST: ManuallyDrop<RefCell<State>> = ManuallyDrop::new(RefCell::new(State::default()));
 }
 
-fn tracker() -> TkResult<Tracker> {
+pub(crate) fn tracker() -> TkResult<Tracker> {
     ST.with(|s| s.borrow().tracker.clone()).ok_or_else(|| {
         TkError::Config("tasker is not configured: call tasker_config() first".into())
     })
@@ -102,6 +130,14 @@ fn entry(run_id: Option<&str>) -> TkResult<Rc<RunEntry>> {
             Ok(insert_entry(id, handle, current))
         }
     }
+}
+
+/// Lets go of a finished run's handle (the current run keeps its own). The core visits
+/// every live handle of the process on each flush and transition, so handles kept for
+/// every run a long session ever started would make each call slower than the last.
+/// A later call about the run attaches it again.
+fn forget_run(run_id: &str) {
+    ST.with(|s| s.borrow_mut().runs.remove(run_id));
 }
 
 fn insert_entry(id: &str, handle: RunHandle, current: Option<u32>) -> Rc<RunEntry> {
@@ -351,7 +387,7 @@ fn err_robj(e: &TkError) -> Robj {
     r
 }
 
-fn out<T: Into<Robj>>(r: TkResult<T>) -> Robj {
+pub(crate) fn out<T: Into<Robj>>(r: TkResult<T>) -> Robj {
     match r {
         Ok(v) => v.into(),
         Err(e) => err_robj(&e),
@@ -401,23 +437,23 @@ fn int(v: Option<i64>) -> Option<i32> {
 }
 
 /// Columns of a data frame, finished in R (`.tk_df`).
-struct Cols {
+pub(crate) struct Cols {
     names: Vec<&'static str>,
     values: Vec<Robj>,
 }
 
 impl Cols {
-    fn new() -> Cols {
+    pub(crate) fn new() -> Cols {
         Cols {
             names: Vec::new(),
             values: Vec::new(),
         }
     }
-    fn add(&mut self, name: &'static str, v: Robj) {
+    pub(crate) fn add(&mut self, name: &'static str, v: Robj) {
         self.names.push(name);
         self.values.push(v);
     }
-    fn s<'a, I: Iterator<Item = Option<&'a str>>>(&mut self, name: &'static str, it: I) {
+    pub(crate) fn s<'a, I: Iterator<Item = Option<&'a str>>>(&mut self, name: &'static str, it: I) {
         self.add(
             name,
             Robj::from(
@@ -426,19 +462,19 @@ impl Cols {
             ),
         );
     }
-    fn d<I: Iterator<Item = Option<f64>>>(&mut self, name: &'static str, it: I) {
+    pub(crate) fn d<I: Iterator<Item = Option<f64>>>(&mut self, name: &'static str, it: I) {
         self.add(name, Robj::from(it.collect::<Vec<Option<f64>>>()));
     }
-    fn i<I: Iterator<Item = Option<i64>>>(&mut self, name: &'static str, it: I) {
+    pub(crate) fn i<I: Iterator<Item = Option<i64>>>(&mut self, name: &'static str, it: I) {
         self.add(name, Robj::from(it.map(int).collect::<Vec<Option<i32>>>()));
     }
-    fn b<I: Iterator<Item = bool>>(&mut self, name: &'static str, it: I) {
+    pub(crate) fn b<I: Iterator<Item = bool>>(&mut self, name: &'static str, it: I) {
         self.add(
             name,
             Robj::from(it.map(Some).collect::<Vec<Option<bool>>>()),
         );
     }
-    fn done(self) -> Robj {
+    pub(crate) fn done(self) -> Robj {
         List::from_names_and_values(self.names, self.values)
             .map(Robj::from)
             .unwrap_or_else(|e| err_robj(&TkError::Config(e.to_string())))
@@ -648,9 +684,15 @@ fn open(cfg: Config) -> TkResult<Robj> {
         let mut s = s.borrow_mut();
         if let Some(old) = s.tracker.take() {
             let _ = old.flush();
+            if let Some(id) = s.listener.take() {
+                old.remove_listener(id);
+            }
         }
         s.runs.clear();
         s.context = None;
+        if s.listening {
+            s.listener = Some(events::listen(&t));
+        }
         s.tracker = Some(t);
     });
     Ok(d)
@@ -768,6 +810,24 @@ fn tk_import_config(cfg: List) -> Robj {
         c.source = r_str("source", &get("source"))?.unwrap_or_else(|| "parent process".into());
         open(c)
     })())
+}
+
+/// Whether tracking reaches its database and what waits to be written (opens the
+/// configured database first if needed, like any other call).
+/// @keywords internal
+#[extendr]
+fn tk_health() -> Robj {
+    out(tracker().map(|t| {
+        let h = t.health();
+        Robj::from(list!(
+            backend = h.backend,
+            location = h.location,
+            reachable = h.reachable,
+            last_error = h.last_error,
+            pending_writes = h.pending_writes as f64,
+            spooled_writes = h.spooled_writes as f64
+        ))
+    }))
 }
 
 /// A description of the open database, or NULL.
@@ -1135,6 +1195,9 @@ fn tk_run_status(
         };
         let e = entry(r_str("run_id", &run_id)?.as_deref())?;
         let old = e.handle.set_status(to, info)?;
+        if to.is_terminal() {
+            forget_run(e.handle.run_id());
+        }
         Ok(list!(
             run_id = e.handle.run_id(),
             old = old.as_str(),
@@ -1307,6 +1370,9 @@ pub extern "C" fn tk_noop(_x: SEXP) -> SEXP {
 
 extendr_module! {
     mod tasker;
+    use events;
+    use bench;
+    fn tk_health;
     fn tk_open;
     fn tk_export_config;
     fn tk_import_config;
