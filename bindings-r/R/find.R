@@ -164,6 +164,16 @@ find_and_update_subtask <- function(stage, task, subtask, status = NULL, percent
     }
   } else {
     number <- subs$subtask_number[[hit[[1L]]]]
+    # A note on finished work (the earlier package reopened it): finished stays
+    # finished, so nothing is recorded, and the script goes on with a warning.
+    finished <- subs$status[[hit[[1L]]]] %in% c("COMPLETED", "FAILED", "SKIPPED", "CANCELLED")
+    if (finished && is.null(status) && !isTRUE(reset)) {
+      warning(structure(class = c("tasker_warning", "warning", "condition"), list(
+        message = sprintf("Subtask %d of %s.%s has finished (%s): nothing recorded; pass status with reset = TRUE to reopen it",
+                          number, t$stage_name, t$task_name, subs$status[[hit[[1L]]]]),
+        call = NULL)))
+      return(invisible(TRUE))
+    }
   }
   if (!is.null(items_completed) || !is.null(percent) || !is.null(items_total)) {
     subtask_update(percent = percent, items_complete = items_completed, items_total = items_total,
