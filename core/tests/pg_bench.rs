@@ -311,3 +311,104 @@ fn postgres_benchmark() {
         sub_row.items_complete
     );
 }
+
+fn pg_ctl(args: &[&str]) {
+    let bin = std::env::var("PG_BIN").unwrap();
+    let dir = std::env::var("TASKER_PG_DIR").unwrap();
+    let runas = std::env::var("TASKER_PG_RUNAS").unwrap_or_default();
+    let pg_ctl = format!("{bin}/pg_ctl");
+    let mut cmd = if runas.is_empty() {
+        Command::new(&pg_ctl)
+    } else {
+        let mut c = Command::new("runuser");
+        c.args(["-u", &runas, "--", &pg_ctl]);
+        c
+    };
+    let status = cmd
+        .args(["-D", &format!("{dir}/data")])
+        .args(args)
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "pg_ctl {args:?} failed");
+}
+
+/// 3. Replay: writes queued while the server is stopped, applied per second once it
+///    is back, next to a raw batched INSERT (1,000 rows per transaction) on the same
+///    server.
+#[test]
+#[ignore = "a benchmark: run bench/postgres/run.sh"]
+fn postgres_replay_benchmark() {
+    let url =
+        std::env::var("TASKER_PG_URL").expect("TASKER_PG_URL (bench/postgres/run.sh sets it)");
+    let schema = format!("replay_{}", std::process::id());
+    let subtasks = env_num("TASKER_BENCH_N", 2000) * 5;
+    let t = Tracker::open(config(&url, &schema, None)).unwrap();
+    let run = t
+        .task_start("bench", "replay", RunOptions::default())
+        .unwrap();
+    t.flush().unwrap();
+    pg_ctl(&["stop", "-m", "fast", "-w"]);
+    for i in 0..subtasks {
+        let n = run
+            .subtask_start(&format!("s{i}"), SubtaskOptions::default())
+            .unwrap();
+        run.subtask_increment(n, 5).unwrap();
+        run.subtask_complete(n, None).unwrap();
+    }
+    let queued = t.health().pending_writes;
+    pg_ctl(&[
+        "start",
+        "-w",
+        "-t",
+        "60",
+        "-l",
+        &format!("{}/server.log", std::env::var("TASKER_PG_DIR").unwrap()),
+        "-o",
+        &std::env::var("TASKER_PG_OPTS").unwrap(),
+    ]);
+    let start = Instant::now();
+    t.flush().unwrap(); // reconnects now rather than after the backoff
+    while t.health().pending_writes > 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let ours = queued as f64 / start.elapsed().as_secs_f64();
+    let stored = t.subtasks(run.run_id()).unwrap();
+    assert_eq!(
+        stored.len() as u64,
+        subtasks,
+        "every queued start applied once"
+    );
+
+    let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    raw.batch_execute(&format!(
+        "CREATE TABLE \"{schema}\".bench_insert (id bigserial PRIMARY KEY, run text, name text, n bigint, at timestamptz)"
+    ))
+    .unwrap();
+    let insert = raw
+        .prepare(&format!(
+            "INSERT INTO \"{schema}\".bench_insert(run, name, n, at) VALUES ($1, $2, $3, now())"
+        ))
+        .unwrap();
+    let start = Instant::now();
+    let mut left = queued;
+    while left > 0 {
+        let mut tx = raw.transaction().unwrap();
+        for k in 0..left.min(1_000) {
+            tx.execute(&insert, &[&run.run_id(), &format!("s{k}"), &(k as i64)])
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        left -= left.min(1_000);
+    }
+    let raw_rate = queued as f64 / start.elapsed().as_secs_f64();
+    println!("== replay after an outage ({subtasks} subtasks started, incremented, completed while the server was stopped)");
+    println!("queued writes:                     {queued:12}");
+    println!("replayed:                          {ours:12.0} writes/s");
+    println!("raw batched INSERT (1,000 per tx): {raw_rate:12.0} rows/s");
+    println!(
+        "ratio:                             {:12.2}",
+        ours / raw_rate
+    );
+}
