@@ -64,10 +64,16 @@ pub(crate) fn clear() {
 fn tk_take_events() -> Robj {
     let (events, dropped) = {
         let mut q = queue();
-        (std::mem::take(&mut q.events), std::mem::take(&mut q.dropped))
+        (
+            std::mem::take(&mut q.events),
+            std::mem::take(&mut q.dropped),
+        )
     };
     let mut c = crate::Cols::new();
-    c.s("run_id", events.iter().map(|q| Some(q.event.run_id.as_str())));
+    c.s(
+        "run_id",
+        events.iter().map(|q| Some(q.event.run_id.as_str())),
+    );
     c.s(
         "stage_name",
         events.iter().map(|q| Some(q.event.stage_name.as_str())),
