@@ -68,7 +68,7 @@ host  all all 127.0.0.1/32 scram-sha-256
 host  all all ::1/128 scram-sha-256
 EOF
 
-    PG_OPTS="-c listen_addresses=127.0.0.1 -c port=$PGPORT -c unix_socket_directories=$PG_TMP -c fsync=off -c full_page_writes=off -c max_connections=200 -c ssl=on -c ssl_cert_file=server.pem -c ssl_key_file=server.key"
+    PG_OPTS="-c listen_addresses=127.0.0.1 -c port=$PGPORT -c unix_socket_directories=$PG_TMP -c fsync=off -c full_page_writes=off -c max_connections=${PG_MAX_CONNECTIONS:-200} -c ssl=on -c ssl_cert_file=server.pem -c ssl_key_file=server.key"
     pg_ctl_as -l "$PG_TMP/server.log" -w -t 60 -o "$PG_OPTS" start >/dev/null \
         || { cat "$PG_TMP/server.log" >&2; return 1; }
     export PGHOST=127.0.0.1 PGUSER=postgres PGDATABASE=postgres

@@ -22,8 +22,13 @@ fn config(url: &str, schema: &str, host: Option<String>) -> Config {
     let mut c = Config::sqlite("");
     // The raw client below speaks without TLS: so does tasker here (its default,
     // like libpq's, is sslmode=prefer, and the test server offers TLS).
+    // TASKER_BENCH_POOLER=transaction measures the statements tasker sends through
+    // a transaction pooler (unnamed, typed), here on a direct connection.
+    let pooler = std::env::var("TASKER_BENCH_POOLER")
+        .map(|p| format!(" pooler={p}"))
+        .unwrap_or_default();
     c.location = Location::Postgres {
-        conninfo: Secret::new(format!("{url} sslmode=disable")),
+        conninfo: Secret::new(format!("{url} sslmode=disable{pooler}")),
         schema: schema.to_string(),
     };
     c.hostname = host;

@@ -30,7 +30,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use ::postgres::error::SqlState;
-use ::postgres::types::ToSql;
+use ::postgres::types::{ToSql, Type};
 use ::postgres::{Client, GenericClient, NoTls, Row, Statement};
 use chrono::{DateTime, SubsecRound, Utc};
 
@@ -230,42 +230,91 @@ fn i64_of(v: u64) -> i64 {
     v.min(i64::MAX as u64) as i64
 }
 
-/// Prepared statements of one connection, keyed by their template. Templates
-/// write tables as `@.name`; `@.` becomes the quoted schema.
+/// A statement parameter with its PostgreSQL type. Types are given with every
+/// call so that a statement can run without being prepared first: through a
+/// transaction pooler (PgBouncer in transaction mode) consecutive statements may
+/// reach different server sessions, so named prepared statements cannot be used.
+type Typed<'a> = (&'a (dyn ToSql + Sync), Type);
+
+/// How statements reach the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pooler {
+    /// A session of its own: statements are prepared once per connection (named)
+    /// and sessions settings are set at connect.
+    None,
+    /// A transaction pooler in front: unnamed statements, parameters typed in the
+    /// same round trip, no session state.
+    Transaction,
+}
+
+/// The statements of one connection, keyed by their template. Templates write
+/// tables as `@.name`; `@.` becomes the quoted schema.
 struct Statements {
     prefix: String,
     map: HashMap<String, Statement>,
+    pooler: Pooler,
 }
 
 impl Statements {
-    fn prepare(&mut self, c: &mut impl GenericClient, sql: &str) -> R<Statement> {
-        if let Some(s) = self.map.get(sql) {
+    fn sql(&self, template: &str) -> String {
+        template.replace("@.", &self.prefix)
+    }
+
+    fn prepare(
+        &mut self,
+        c: &mut impl GenericClient,
+        template: &str,
+        p: &[Typed<'_>],
+    ) -> R<Statement> {
+        if let Some(s) = self.map.get(template) {
             return Ok(s.clone());
         }
-        let st = c.prepare(&sql.replace("@.", &self.prefix))?;
-        self.map.insert(sql.to_string(), st.clone());
+        let types: Vec<Type> = p.iter().map(|(_, t)| t.clone()).collect();
+        let st = c.prepare_typed(&self.sql(template), &types)?;
+        self.map.insert(template.to_string(), st.clone());
         Ok(st)
     }
 
-    fn exec(&mut self, c: &mut impl GenericClient, sql: &str, p: &[Param<'_>]) -> R<u64> {
-        let st = self.prepare(c, sql)?;
-        Ok(c.execute(&st, p)?)
+    fn exec(&mut self, c: &mut impl GenericClient, template: &str, p: &[Typed<'_>]) -> R<u64> {
+        if self.pooler == Pooler::Transaction {
+            return Ok(c.execute_typed(&self.sql(template), p)?);
+        }
+        let st = self.prepare(c, template, p)?;
+        Ok(c.execute(&st, &values(p))?)
     }
 
-    fn one(&mut self, c: &mut impl GenericClient, sql: &str, p: &[Param<'_>]) -> R<Row> {
-        let st = self.prepare(c, sql)?;
-        Ok(c.query_one(&st, p)?)
+    fn one(&mut self, c: &mut impl GenericClient, template: &str, p: &[Typed<'_>]) -> R<Row> {
+        if self.pooler == Pooler::Transaction {
+            return Ok(c.query_typed_one(&self.sql(template), p)?);
+        }
+        let st = self.prepare(c, template, p)?;
+        Ok(c.query_one(&st, &values(p))?)
     }
 
-    fn opt(&mut self, c: &mut impl GenericClient, sql: &str, p: &[Param<'_>]) -> R<Option<Row>> {
-        let st = self.prepare(c, sql)?;
-        Ok(c.query_opt(&st, p)?)
+    fn opt(
+        &mut self,
+        c: &mut impl GenericClient,
+        template: &str,
+        p: &[Typed<'_>],
+    ) -> R<Option<Row>> {
+        if self.pooler == Pooler::Transaction {
+            return Ok(c.query_typed_opt(&self.sql(template), p)?);
+        }
+        let st = self.prepare(c, template, p)?;
+        Ok(c.query_opt(&st, &values(p))?)
     }
 
-    fn all(&mut self, c: &mut impl GenericClient, sql: &str, p: &[Param<'_>]) -> R<Vec<Row>> {
-        let st = self.prepare(c, sql)?;
-        Ok(c.query(&st, p)?)
+    fn all(&mut self, c: &mut impl GenericClient, template: &str, p: &[Typed<'_>]) -> R<Vec<Row>> {
+        if self.pooler == Pooler::Transaction {
+            return Ok(c.query_typed(&self.sql(template), p)?);
+        }
+        let st = self.prepare(c, template, p)?;
+        Ok(c.query(&st, &values(p))?)
     }
+}
+
+fn values<'a>(p: &[Typed<'a>]) -> Vec<Param<'a>> {
+    p.iter().map(|(v, _)| *v).collect()
 }
 
 /// sslmode values of libpq that tasker understands.
@@ -287,6 +336,9 @@ struct ConnSpec {
     /// How long a statement waits for a row lock held by another session (the
     /// config's `busy_timeout`, as for SQLite) before failing with a storage error.
     lock_timeout: Duration,
+    /// `pooler=transaction` in the connection string: a transaction pooler
+    /// (PgBouncer) is in front, so nothing may rely on session state.
+    pooler: Pooler,
 }
 
 impl std::fmt::Debug for ConnSpec {
@@ -310,8 +362,20 @@ impl ConnSpec {
         let mut ssl = SslMode::Prefer;
         let mut root_cert = None;
         let (mut cert, mut key) = (None, None);
+        let mut pooler = Pooler::None;
         for (k, v) in tls {
             match k.as_str() {
+                "pooler" => {
+                    pooler = match v.as_str() {
+                        "transaction" => Pooler::Transaction,
+                        "none" | "session" | "" => Pooler::None,
+                        other => {
+                            return Err(Error::Config(format!(
+                                "unknown pooler {other:?}: use pooler=transaction (PgBouncer in transaction mode) or pooler=none"
+                            )))
+                        }
+                    }
+                }
                 "sslmode" => {
                     ssl = match v.as_str() {
                         "disable" => SslMode::Disable,
@@ -374,6 +438,7 @@ impl ConnSpec {
             root_cert,
             client_cert,
             lock_timeout: Duration::from_secs(30),
+            pooler,
         })
     }
 
@@ -458,6 +523,11 @@ impl ConnSpec {
         };
         // A session of a host that vanished mid-transaction must not hold locks
         // for hours (until TCP keepalive notices), and no call waits forever.
+        // Through a transaction pooler a session setting would leak to other
+        // clients of the server session (or be lost): set them on the role there.
+        if self.pooler == Pooler::Transaction {
+            return Ok(client);
+        }
         client
             .batch_execute(&format!(
                 "SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {}",
@@ -504,6 +574,11 @@ fn connect_message(e: &::postgres::Error) -> String {
                 " (the server refuses this user, host or database: check pg_hba.conf and the user name)"
             }
             SqlState::INVALID_CATALOG_NAME => " (the database does not exist)",
+            SqlState::TOO_MANY_CONNECTIONS => {
+                " (the server has no connection slot left: put a transaction pooler such as \
+                 PgBouncer in front and add pooler=transaction to the connection string, or \
+                 raise max_connections; tracking keeps the writes and retries meanwhile)"
+            }
             _ => "",
         };
         return format!("{m}{hint}");
@@ -525,10 +600,10 @@ fn connect_message(e: &::postgres::Error) -> String {
     format!("{m}{hint}")
 }
 
-/// Takes the TLS parameters tasker handles itself out of a connection string
+/// Takes the parameters tasker handles itself (TLS, `pooler`) out of a connection string
 /// (URL query or `key=value` pairs) and returns the rest unchanged.
 fn split_tls_params(conninfo: &str) -> Result<(String, Vec<(String, String)>)> {
-    const OURS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
+    const OURS: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "pooler"];
     let s = conninfo.trim();
     let mut taken = Vec::new();
     if s.starts_with("postgres://") || s.starts_with("postgresql://") {
@@ -873,6 +948,7 @@ impl PostgresStore {
         }
         let mut spec = ConnSpec::parse(conninfo)?;
         spec.lock_timeout = config.busy_timeout;
+        let pooler = spec.pooler;
         let mut store = PostgresStore {
             client: Some(spec.connect(true)?),
             spec,
@@ -880,6 +956,7 @@ impl PostgresStore {
             stmts: Statements {
                 prefix: format!("{}.", quote_ident(schema)),
                 map: HashMap::new(),
+                pooler,
             },
             migrate_key: (LOCK_MIGRATE, key_of(schema)),
             events_key: (LOCK_EVENTS, key_of(schema)),
@@ -935,16 +1012,27 @@ impl PostgresStore {
         loop {
             self.ensure_connected()?;
             let events_key = self.events_key;
+            let local_lock_timeout = (self.spec.pooler == Pooler::Transaction).then(|| {
+                format!(
+                    "SET LOCAL lock_timeout = {}",
+                    self.spec.lock_timeout.as_millis().max(1)
+                )
+            });
             let PostgresStore { client, stmts, .. } = self;
             let client = client.as_mut().expect("connected");
             let res = (|| -> R<T> {
                 let mut tx = client.transaction()?;
+                // Through a pooler the session's own setting is not ours to set.
+                if let Some(set) = &local_lock_timeout {
+                    tx.batch_execute(set)?;
+                }
                 let v = f(&mut tx, stmts, events_key)?;
                 tx.commit()?;
                 Ok(v)
             })();
             match res {
                 Ok(v) => return Ok(v),
+                Err(e) if self.pooler_detected(&e) => {}
                 Err(e) if e.retriable() && attempt < MAX_RETRIES => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(
@@ -957,6 +1045,35 @@ impl PostgresStore {
                 }
             }
         }
+    }
+
+    /// A named prepared statement that the server does not have (or has twice)
+    /// means a transaction pooler sends our statements to different server
+    /// sessions. Nothing was executed (the statement failed at Parse or Bind), so
+    /// the call is tried again in pooler mode, and the user is told once.
+    fn pooler_detected(&mut self, e: &Fail) -> bool {
+        let code = match e {
+            Fail::Db(db) => db.code(),
+            Fail::App(_) => None,
+        };
+        let pooled = matches!(
+            code,
+            Some(&SqlState::INVALID_SQL_STATEMENT_NAME | &SqlState::DUPLICATE_PSTATEMENT)
+        );
+        if !pooled || self.stmts.pooler == Pooler::Transaction {
+            return false;
+        }
+        log::warn!(
+            "tasker: {} looks like a transaction pooler (PgBouncer): prepared statements do not \
+             stay on one server session; using unnamed statements from now on (add \
+             pooler=transaction to the connection string to say so, and set lock_timeout on \
+             the role)",
+            self.spec.describe()
+        );
+        self.stmts.pooler = Pooler::Transaction;
+        self.stmts.map.clear();
+        self.spec.pooler = Pooler::Transaction;
+        true
     }
 
     /// Runs `f` on the connection outside any explicit transaction (each statement
@@ -974,6 +1091,7 @@ impl PostgresStore {
             let client = client.as_mut().expect("connected");
             match f(client, stmts, events_key) {
                 Ok(v) => return Ok(v),
+                Err(e) if self.pooler_detected(&e) => {}
                 Err(e) if e.retriable() && attempt < MAX_RETRIES => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(
@@ -989,10 +1107,16 @@ impl PostgresStore {
     }
 
     /// Runs a read outside any explicit transaction.
-    fn read<T>(&mut self, f: impl FnOnce(&mut Client, &mut Statements) -> R<T>) -> Result<T> {
+    fn read<T>(&mut self, mut f: impl FnMut(&mut Client, &mut Statements) -> R<T>) -> Result<T> {
         self.ensure_connected()?;
         let PostgresStore { client, stmts, .. } = self;
-        let res = f(client.as_mut().expect("connected"), stmts);
+        let mut res = f(client.as_mut().expect("connected"), stmts);
+        if let Err(e) = &res {
+            if self.pooler_detected(e) {
+                let PostgresStore { client, stmts, .. } = self;
+                res = f(client.as_mut().expect("connected"), stmts);
+            }
+        }
         res.map_err(|e| {
             self.after_failure(&e);
             e.into_error()
@@ -1010,11 +1134,13 @@ impl PostgresStore {
             Error::unavailable(BACKEND, format!("{what}: {}", pg_message(&e)))
         };
         // Fast path: the schema exists, we may use it, and it is up to date.
+        // Typed, unnamed statements throughout: they work through a transaction
+        // pooler as well as on a session of our own.
         let row = client
-            .query_one(
+            .query_typed_one(
                 "SELECT current_user::text, current_database()::text,
                         (SELECT has_schema_privilege(n.oid, 'USAGE') FROM pg_namespace n WHERE n.nspname = $1)",
-                &[&schema],
+                &[(&schema, Type::TEXT)],
             )
             .map_err(|e| fail("cannot read the server's catalog", e))?;
         let user: String = row.get(0);
@@ -1031,15 +1157,15 @@ impl PostgresStore {
         }
         if usage == Some(true) {
             let exists: bool = client
-                .query_one(
+                .query_typed_one(
                     "SELECT to_regclass($1) IS NOT NULL",
-                    &[&format!("{q}.schema_version")],
+                    &[(&format!("{q}.schema_version"), Type::TEXT)],
                 )
                 .map_err(|e| fail("cannot read the server's catalog", e))?
                 .get(0);
             if exists {
                 let v: i64 = client
-                    .query_one(
+                    .query_typed_one(
                         &format!("SELECT COALESCE(MAX(version), 0) FROM {q}.schema_version"),
                         &[],
                     )
@@ -1062,9 +1188,9 @@ impl PostgresStore {
         let mut tx = client
             .transaction()
             .map_err(|e| fail("cannot begin the migration", e))?;
-        tx.execute(
+        tx.execute_typed(
             "SELECT pg_advisory_xact_lock($1, $2)",
-            &[&migrate_key.0, &migrate_key.1],
+            &[(&migrate_key.0, Type::INT4), (&migrate_key.1, Type::INT4)],
         )
         .map_err(|e| fail("cannot take the migration lock", e))?;
         if usage.is_none() {
@@ -1109,7 +1235,7 @@ impl PostgresStore {
         ))
         .map_err(denied)?;
         let current: i64 = tx
-            .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])
+            .query_typed_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])
             .map_err(denied)?
             .get(0);
         if current > target {
@@ -1117,9 +1243,13 @@ impl PostgresStore {
         }
         for (i, (description, sql)) in MIGRATIONS.iter().enumerate().skip(current as usize) {
             tx.batch_execute(sql).map_err(denied)?;
-            tx.execute(
+            tx.execute_typed(
                 "INSERT INTO schema_version(version, description, applied_at) VALUES ($1, $2, $3)",
-                &[&(i as i64 + 1), description, &ts(Utc::now())],
+                &[
+                    (&(i as i64 + 1), Type::INT8),
+                    (description, Type::TEXT),
+                    (&ts(Utc::now()), Type::TIMESTAMPTZ),
+                ],
             )
             .map_err(denied)?;
         }
@@ -1306,9 +1436,13 @@ impl Store for PostgresStore {
 
     fn run_status(&mut self, run_id: &str) -> Result<Option<Status>> {
         self.read(|c, st| {
-            st.opt(c, "SELECT status FROM @.runs WHERE run_id = $1", &[&run_id])?
-                .map(|r| status_of(r.try_get(0)?))
-                .transpose()
+            st.opt(
+                c,
+                "SELECT status FROM @.runs WHERE run_id = $1",
+                &[(&run_id, Type::TEXT)],
+            )?
+            .map(|r| status_of(r.try_get(0)?))
+            .transpose()
         })
     }
 
@@ -1318,7 +1452,7 @@ impl Store for PostgresStore {
                 c,
                 "SELECT status, items_total, subtask_uid FROM @.subtasks
                  WHERE run_id = $1 AND subtask_number = $2",
-                &[&run_id, &i64::from(number)],
+                &[(&run_id, Type::TEXT), (&i64::from(number), Type::INT8)],
             )?
             .map(|r| {
                 let uid: Option<String> = r.try_get(2)?;
@@ -1334,6 +1468,7 @@ impl Store for PostgresStore {
 
     fn delete_runs(&mut self, which: &RunSelector) -> Result<usize> {
         let before = which.before.map(ts);
+        let limit = limit_param(which.limit);
         self.write(|tx, st, _| {
             let n = st.exec(
                 tx,
@@ -1343,13 +1478,19 @@ impl Store for PostgresStore {
                     WHERE ($1::text IS NULL OR s.stage_name = $1) AND ($2::text IS NULL OR t.task_name = $2)
                       AND ($3::text IS NULL OR r.run_id = $3)
                       AND ($4::timestamptz IS NULL OR COALESCE(r.end_time, r.start_time) < $4)
-                      AND (NOT $5::bool OR r.status <> 'FAILED'))",
+                      AND (NOT $5::bool OR r.status <> 'FAILED')
+                      AND (NOT $6::bool OR r.status = 'FAILED')
+                      AND (NOT $7::bool OR r.end_time IS NOT NULL)
+                    ORDER BY COALESCE(r.end_time, r.start_time) LIMIT $8)",
                 &[
-                    &which.stage,
-                    &which.task,
-                    &which.run_id,
-                    &before,
-                    &which.keep_failed,
+                    (&which.stage, Type::TEXT),
+                    (&which.task, Type::TEXT),
+                    (&which.run_id, Type::TEXT),
+                    (&before, Type::TIMESTAMPTZ),
+                    (&which.keep_failed, Type::BOOL),
+                    (&which.failed_only, Type::BOOL),
+                    (&which.finished_only, Type::BOOL),
+                    (&limit, Type::INT8),
                 ],
             )?;
             Ok(n as usize)
@@ -1371,10 +1512,19 @@ impl Store for PostgresStore {
         let status = filter.status.map(Status::as_str);
         let limit = limit_param(filter.limit);
         self.read(|c, st| {
-            st.all(c, &sql, &[&filter.stage, &filter.task, &status, &limit])?
-                .iter()
-                .map(map_run)
-                .collect()
+            st.all(
+                c,
+                &sql,
+                &[
+                    (&filter.stage, Type::TEXT),
+                    (&filter.task, Type::TEXT),
+                    (&status, Type::TEXT),
+                    (&limit, Type::INT8),
+                ],
+            )?
+            .iter()
+            .map(map_run)
+            .collect()
         })
     }
 
@@ -1402,7 +1552,13 @@ impl Store for PostgresStore {
             st.all(
                 c,
                 &sql,
-                &[&filter.stage, &filter.task, &status, &since, &limit],
+                &[
+                    (&filter.stage, Type::TEXT),
+                    (&filter.task, Type::TEXT),
+                    (&status, Type::TEXT),
+                    (&since, Type::TIMESTAMPTZ),
+                    (&limit, Type::INT8),
+                ],
             )?
             .iter()
             .map(map_run)
@@ -1413,7 +1569,7 @@ impl Store for PostgresStore {
     fn run(&mut self, run_id: &str) -> Result<Option<RunRow>> {
         let sql = format!("SELECT {RUN_COLUMNS} {RUN_FROM} WHERE r.run_id = $1");
         self.read(|c, st| {
-            st.opt(c, &sql, &[&run_id])?
+            st.opt(c, &sql, &[(&run_id, Type::TEXT)])?
                 .as_ref()
                 .map(map_run)
                 .transpose()
@@ -1428,7 +1584,7 @@ impl Store for PostgresStore {
                     last_update, items_total, items_complete, percent, message, error_message,
                     error_detail
                  FROM @.subtasks WHERE run_id = $1 ORDER BY subtask_number",
-                &[&run_id],
+                &[(&run_id, Type::TEXT)],
             )?
             .iter()
             .map(map_subtask)
@@ -1450,7 +1606,7 @@ impl Store for PostgresStore {
              ORDER BY {STAGE_TASK_ORDER}"
         );
         self.read(|c, st| {
-            st.all(c, &sql, &[&stage, &name])?
+            st.all(c, &sql, &[(&stage, Type::TEXT), (&name, Type::TEXT)])?
                 .iter()
                 .map(|r| {
                     Ok(TaskRow {
@@ -1513,7 +1669,11 @@ impl Store for PostgresStore {
                  JOIN @.tasks t ON t.task_id = r.task_id JOIN @.stages s ON s.stage_id = t.stage_id
                  WHERE e.event_id > $1 AND ($2::text IS NULL OR e.run_id = $2)
                  ORDER BY e.event_id LIMIT $3",
-                &[&after, &run_id, &limit],
+                &[
+                    (&after, Type::INT8),
+                    (&run_id, Type::TEXT),
+                    (&limit, Type::INT8),
+                ],
             )?
             .iter()
             .map(|r| {

@@ -13,8 +13,10 @@ use crate::error::Error;
 use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
 use crate::store::{new_uid, NewRun, Op, OpId, Output, ProgressUpdate, SubtaskRef};
 
+use ::postgres::types::Type;
+
 use super::{
-    allowed_from, check_metadata, file_name, i64_of, ts, Fail, Param, Statements, BACKEND, R,
+    allowed_from, check_metadata, file_name, i64_of, ts, Fail, Statements, Typed, BACKEND, R,
 };
 
 /// Advisory lock of the events table (namespace, key of the schema).
@@ -99,7 +101,11 @@ fn register(
             c,
             "UPDATE @.stages SET stage_order = COALESCE($2, stage_order), updated_at = $3
              WHERE stage_name = $1 RETURNING stage_id",
-            &[&spec.stage, &spec.stage_order, &now],
+            &[
+                (&spec.stage, Type::TEXT),
+                (&spec.stage_order, Type::INT8),
+                (&now, Type::TIMESTAMPTZ),
+            ],
         )? {
             Some(r) => r.try_get(0)?,
             None => st
@@ -111,23 +117,27 @@ fn register(
                         stage_order = COALESCE(EXCLUDED.stage_order, x.stage_order),
                         updated_at = EXCLUDED.updated_at
                      RETURNING stage_id",
-                    &[&spec.stage, &spec.stage_order, &now],
+                    &[
+                        (&spec.stage, Type::TEXT),
+                        (&spec.stage_order, Type::INT8),
+                        (&now, Type::TIMESTAMPTZ),
+                    ],
                 )?
                 .try_get(0)?,
         };
         let script_filename = spec.effective_script_filename();
         let log_filename = spec.effective_log_filename();
-        let params: [Param<'_>; 10] = [
-            &stage_id,
-            &spec.name,
-            &spec.task_type,
-            &spec.task_order,
-            &spec.description,
-            &spec.script_path,
-            &script_filename,
-            &spec.log_path,
-            &log_filename,
-            &now,
+        let params: [Typed<'_>; 10] = [
+            (&stage_id, Type::INT8),
+            (&spec.name, Type::TEXT),
+            (&spec.task_type, Type::TEXT),
+            (&spec.task_order, Type::INT8),
+            (&spec.description, Type::TEXT),
+            (&spec.script_path, Type::TEXT),
+            (&script_filename, Type::TEXT),
+            (&spec.log_path, Type::TEXT),
+            (&log_filename, Type::TEXT),
+            (&now, Type::TIMESTAMPTZ),
         ];
         let task_id: i64 = match st.opt(
             c,
@@ -198,26 +208,26 @@ fn start_run(
         "SELECT @.start_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
             $16, $17, $18, $19, $20)",
         &[
-            &run.run_id,
-            &run.stage,
-            &run.task,
-            &run.facts.hostname,
-            &pid,
-            &ppid,
-            &pstart,
-            &run.facts.user,
-            &now,
-            &o.total_subtasks,
-            &o.message,
-            &o.version,
-            &o.git_commit,
-            &o.script_path,
-            &script_filename,
-            &o.log_path,
-            &log_filename,
-            &metadata,
-            &key.0,
-            &key.1,
+            (&run.run_id, Type::TEXT),
+            (&run.stage, Type::TEXT),
+            (&run.task, Type::TEXT),
+            (&run.facts.hostname, Type::TEXT),
+            (&pid, Type::INT8),
+            (&ppid, Type::INT8),
+            (&pstart, Type::TIMESTAMPTZ),
+            (&run.facts.user, Type::TEXT),
+            (&now, Type::TIMESTAMPTZ),
+            (&o.total_subtasks, Type::INT8),
+            (&o.message, Type::TEXT),
+            (&o.version, Type::TEXT),
+            (&o.git_commit, Type::TEXT),
+            (&o.script_path, Type::TEXT),
+            (&script_filename, Type::TEXT),
+            (&o.log_path, Type::TEXT),
+            (&log_filename, Type::TEXT),
+            (&metadata, Type::JSONB),
+            (&key.0, Type::INT4),
+            (&key.1, Type::INT4),
         ],
     )?;
     Ok(row.try_get(0)?)
@@ -248,24 +258,25 @@ fn run_transition(
         Status::Failed => Some("task failed - subtask terminated"),
         _ => None,
     };
+    let to_name = to.as_str();
     let row = st.one(
         c,
         "SELECT o_code, o_status FROM @.run_transition($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
             $11, $12, $13)",
         &[
-            &run_id,
-            &to.as_str(),
-            &allowed,
-            &info.message,
-            &info.error_message,
-            &info.error_detail,
-            &info.reset,
-            &sub_message,
-            &now,
-            &key.0,
-            &key.1,
-            &writer,
-            &seq,
+            (&run_id, Type::TEXT),
+            (&to_name, Type::TEXT),
+            (&allowed, Type::TEXT_ARRAY),
+            (&info.message, Type::TEXT),
+            (&info.error_message, Type::TEXT),
+            (&info.error_detail, Type::TEXT),
+            (&info.reset, Type::BOOL),
+            (&sub_message, Type::TEXT),
+            (&now, Type::TIMESTAMPTZ),
+            (&key.0, Type::INT4),
+            (&key.1, Type::INT4),
+            (&writer, Type::TEXT),
+            (&seq, Type::INT8),
         ],
     )?;
     let code: String = row.try_get(0)?;
@@ -321,17 +332,17 @@ fn subtask_start(
         "SELECT o_code, o_status, o_number FROM @.subtask_start($1, $2, $3, $4, $5, $6, $7, $8,
             $9, $10, $11)",
         &[
-            &run_id,
-            &uid,
-            &name,
-            &number,
-            &items_total,
-            &opts.message,
-            &opts.restart,
-            &renumber_if_taken,
-            &now,
-            &key.0,
-            &key.1,
+            (&run_id, Type::TEXT),
+            (&uid, Type::TEXT),
+            (&name, Type::TEXT),
+            (&number, Type::INT8),
+            (&items_total, Type::INT8),
+            (&opts.message, Type::TEXT),
+            (&opts.restart, Type::BOOL),
+            (&renumber_if_taken, Type::BOOL),
+            (&now, Type::TIMESTAMPTZ),
+            (&key.0, Type::INT4),
+            (&key.1, Type::INT4),
         ],
     )?;
     let code: String = row.try_get(0)?;
@@ -378,30 +389,32 @@ fn subtask_transition(
     let now = ts(at);
     let allowed = allowed_from(to, info.reset);
     let uid = sub.uid.as_deref();
+    let number = i64::from(sub.number);
+    let to_name = to.as_str();
     let row = st.one(
         c,
         "SELECT o_code, o_status, o_number FROM @.subtask_transition($1, $2, $3, $4, $5, $6, $7,
             $8, $9, $10, $11, $12, $13, $14)",
         &[
-            &run_id,
-            &uid,
-            &i64::from(sub.number),
-            &to.as_str(),
-            &allowed,
-            &info.message,
-            &info.error_message,
-            &info.error_detail,
-            &info.reset,
-            &now,
-            &key.0,
-            &key.1,
-            &writer,
-            &seq,
+            (&run_id, Type::TEXT),
+            (&uid, Type::TEXT),
+            (&number, Type::INT8),
+            (&to_name, Type::TEXT),
+            (&allowed, Type::TEXT_ARRAY),
+            (&info.message, Type::TEXT),
+            (&info.error_message, Type::TEXT),
+            (&info.error_detail, Type::TEXT),
+            (&info.reset, Type::BOOL),
+            (&now, Type::TIMESTAMPTZ),
+            (&key.0, Type::INT4),
+            (&key.1, Type::INT4),
+            (&writer, Type::TEXT),
+            (&seq, Type::INT8),
         ],
     )?;
     let code: String = row.try_get(0)?;
     let from: Option<String> = row.try_get(1)?;
-    let number: Option<i64> = row.try_get(2)?;
+    let stored: Option<i64> = row.try_get(2)?;
     let from = || -> R<Status> { Ok(from.as_deref().unwrap_or("NOT_STARTED").parse::<Status>()?) };
     match code.as_str() {
         "ok" => Ok(Output::Transition {
@@ -419,10 +432,7 @@ fn subtask_transition(
             format!("{} of run {run_id}", sub.number),
         ))),
         "invalid" => Err(Fail::App(Error::InvalidTransition {
-            what: format!(
-                "subtask {} of run {run_id}",
-                number.unwrap_or(i64::from(sub.number))
-            ),
+            what: format!("subtask {} of run {run_id}", stored.unwrap_or(number)),
             from: from()?,
             to,
         })),
@@ -469,8 +479,22 @@ fn progress(
         "SELECT o_dup, o_finished, o_status FROM @.apply_progress($1, $2, $3, $4, $5, $6, $7,
             $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         &[
-            &runs, &subtasks, &uids, &set, &delta, &total, &percent, &message, &current, &beats,
-            &lock_runs, &now, &key.0, &key.1, &writer, &seq,
+            (&runs, Type::TEXT_ARRAY),
+            (&subtasks, Type::INT8_ARRAY),
+            (&uids, Type::TEXT_ARRAY),
+            (&set, Type::INT8_ARRAY),
+            (&delta, Type::INT8_ARRAY),
+            (&total, Type::INT8_ARRAY),
+            (&percent, Type::FLOAT8_ARRAY),
+            (&message, Type::TEXT_ARRAY),
+            (&current, Type::INT8_ARRAY),
+            (&beats, Type::TEXT_ARRAY),
+            (&lock_runs, Type::TEXT_ARRAY),
+            (&now, Type::TIMESTAMPTZ),
+            (&key.0, Type::INT4),
+            (&key.1, Type::INT4),
+            (&writer, Type::TEXT),
+            (&seq, Type::INT8),
         ],
     )?;
     if row.try_get::<_, bool>(0)? {
