@@ -209,9 +209,11 @@ impl NativeTracker {
                 lost_after_s,
                 busy_timeout_ms,
                 hostname: opt_text(hostname),
+                ..TrackingSettings::default()
             },
             config_file,
             start_dir,
+            ..ConfigArgs::default()
         };
         let config = io(py, || Config::resolve(&args)).or_raise()?;
         open(py, config)

@@ -1297,6 +1297,7 @@ pub fn purge(g: &Global, a: &PurgeArgs) -> CliResult {
                 run_id: None,
                 before: Some(cutoff),
                 keep_failed: a.keep_failed,
+                ..RunSelector::default()
             })?;
         } else {
             // Never delete a run that is still active: delete the others one by one.

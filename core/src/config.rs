@@ -107,8 +107,23 @@ pub struct Config {
     pub busy_timeout: Duration,
     /// Recorded as the run's host (default: this machine's name).
     pub hostname: Option<String>,
+    /// A connection unused this long is closed (reopened on demand), so that
+    /// processes that have nothing to write hold no server connection.
+    pub idle_disconnect: Duration,
+    /// How long finished runs are kept, when set (applied by long-running tasker
+    /// processes and `tasker purge --apply-retention`, never by a pipeline's calls).
+    pub retention: Option<Retention>,
     /// Where the database location came from (for `tasker status` and error messages).
     pub source: String,
+}
+
+/// How long finished runs are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Retention {
+    /// Finished runs older than this many days go (with their subtasks and events).
+    pub days: u32,
+    /// Failed runs are kept this long instead (default: as long as the others).
+    pub keep_failed_days: Option<u32>,
 }
 
 impl Config {
@@ -121,6 +136,8 @@ impl Config {
             lost_after: Duration::from_secs(120),
             busy_timeout: Duration::from_secs(30),
             hostname: None,
+            idle_disconnect: Duration::from_secs(30),
+            retention: None,
             source: "argument".into(),
         }
     }
@@ -165,6 +182,15 @@ pub struct TrackingSettings {
     pub lost_after_s: Option<u64>,
     pub busy_timeout_ms: Option<u64>,
     pub hostname: Option<String>,
+    pub idle_disconnect_s: Option<u64>,
+}
+
+/// `retention:` in a configuration file (and `TASKER_RETENTION_*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    pub days: Option<u32>,
+    pub keep_failed_days: Option<u32>,
 }
 
 /// Arguments a binding passes in (R's `tasker_config(...)`, Python's `connect(...)`).
@@ -172,6 +198,7 @@ pub struct TrackingSettings {
 pub struct ConfigArgs {
     pub db: DbSettings,
     pub tracking: TrackingSettings,
+    pub retention: RetentionSettings,
     /// Use this file instead of searching for `.tasker.yml`.
     pub config_file: Option<PathBuf>,
     /// Where the search for `.tasker.yml` starts (default: the working directory).
@@ -195,6 +222,7 @@ impl ConfigArgs {
 struct FileConfig {
     database: DbSettings,
     tracking: TrackingSettings,
+    retention: RetentionSettings,
     // Keys other tools keep in the same file (the R package writes these).
     #[allow(dead_code, reason = "accepted so older .tasker.yml files still load")]
     logging: Option<serde_yaml_ng::Value>,
@@ -208,6 +236,7 @@ struct FileConfig {
 struct Level {
     db: DbSettings,
     tracking: TrackingSettings,
+    retention: RetentionSettings,
     source: String,
     /// Relative SQLite paths in a file are relative to the file's directory.
     base_dir: Option<PathBuf>,
@@ -217,6 +246,7 @@ pub(crate) fn resolve_with(args: &ConfigArgs, env: &HashMap<String, String>) -> 
     let mut levels = vec![Level {
         db: args.db.clone(),
         tracking: args.tracking.clone(),
+        retention: args.retention.clone(),
         source: "arguments".into(),
         base_dir: None,
     }];
@@ -327,6 +357,11 @@ fn env_level(env: &HashMap<String, String>) -> Result<Level> {
             lost_after_s: num("TASKER_LOST_AFTER_S")?,
             busy_timeout_ms: num("TASKER_BUSY_TIMEOUT_MS")?,
             hostname: get("TASKER_HOSTNAME"),
+            idle_disconnect_s: num("TASKER_IDLE_DISCONNECT_S")?,
+        },
+        retention: RetentionSettings {
+            days: num("TASKER_RETENTION_DAYS")?.map(clamp_days),
+            keep_failed_days: num("TASKER_RETENTION_KEEP_FAILED_DAYS")?.map(clamp_days),
         },
         source: "environment (TASKER_DB_*)".into(),
         base_dir: None,
@@ -345,6 +380,7 @@ fn file_level(path: &Path, env: &HashMap<String, String>) -> Result<Level> {
     Ok(Level {
         db: parsed.database,
         tracking: parsed.tracking,
+        retention: parsed.retention,
         source: path.display().to_string(),
         base_dir: path.parent().map(Path::to_path_buf),
     })
@@ -420,6 +456,7 @@ fn build(levels: Vec<Level>, env: &HashMap<String, String>) -> Result<Config> {
     let mut db_source: Option<String> = None;
     let mut sqlite_base: Option<PathBuf> = None;
     let mut tracking = TrackingSettings::default();
+    let mut retention = RetentionSettings::default();
     for level in &levels {
         let d = &level.db;
         let names_location = d.url.is_some()
@@ -458,8 +495,15 @@ fn build(levels: Vec<Level>, env: &HashMap<String, String>) -> Result<Config> {
             heartbeat_interval_s,
             lost_after_s,
             busy_timeout_ms,
-            hostname
+            hostname,
+            idle_disconnect_s
         );
+        if retention.days.is_none() {
+            retention.days = level.retention.days;
+        }
+        if retention.keep_failed_days.is_none() {
+            retention.keep_failed_days = level.retention.keep_failed_days;
+        }
     }
     let location = match db_source {
         None => Location::Sqlite {
@@ -486,7 +530,39 @@ fn build(levels: Vec<Level>, env: &HashMap<String, String>) -> Result<Config> {
         cfg.busy_timeout = Duration::from_millis(ms);
     }
     cfg.hostname = tracking.hostname.filter(|h| !h.trim().is_empty());
+    if let Some(s) = tracking.idle_disconnect_s {
+        cfg.idle_disconnect = Duration::from_secs(s.max(1));
+    }
+    cfg.retention = match (retention.days, retention.keep_failed_days) {
+        (Some(0), _) | (_, Some(0)) => {
+            return Err(Error::Config(
+                "retention days must be at least 1 (leave retention out to keep every run)".into(),
+            ))
+        }
+        (Some(d), _) | (_, Some(d)) if d > MAX_RETENTION_DAYS => {
+            return Err(Error::Config(format!(
+                "retention of {d} days is more than {MAX_RETENTION_DAYS} (a century)"
+            )))
+        }
+        (Some(days), keep_failed_days) => Some(Retention {
+            days,
+            keep_failed_days,
+        }),
+        (None, Some(_)) => return Err(Error::Config(
+            "retention.keep_failed_days needs retention.days (how long the other runs are kept)"
+                .into(),
+        )),
+        (None, None) => None,
+    };
     Ok(cfg)
+}
+
+/// A century: longer retention is a mistake (and would overflow dates).
+const MAX_RETENTION_DAYS: u32 = 36_500;
+
+/// Days from the environment, as a number the check above can name.
+fn clamp_days(d: u64) -> u32 {
+    d.min(u64::from(u32::MAX)) as u32
 }
 
 fn location_from(db: &DbSettings, base: Option<&Path>) -> Result<Location> {
@@ -879,5 +955,53 @@ mod test {
             .unwrap_err()
             .to_string();
         assert!(err.contains("fifty"), "{err}");
+    }
+
+    #[test]
+    fn retention_and_idle_disconnect_come_from_files_and_the_environment() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join(".tasker.yml"),
+            "database:\n  path: x.db\nretention:\n  days: 90\n  keep_failed_days: 365\ntracking:\n  idle_disconnect_s: 5\n",
+        )
+        .unwrap();
+        let c = resolve_with(&isolated(d.path()), &env(&[])).unwrap();
+        assert_eq!(
+            c.retention,
+            Some(Retention {
+                days: 90,
+                keep_failed_days: Some(365)
+            })
+        );
+        assert_eq!(c.idle_disconnect, Duration::from_secs(5));
+        // The environment wins over the file, field by field.
+        let c = resolve_with(&isolated(d.path()), &env(&[("TASKER_RETENTION_DAYS", "7")])).unwrap();
+        assert_eq!(
+            c.retention.map(|r| (r.days, r.keep_failed_days)),
+            Some((7, Some(365)))
+        );
+        // None configured: every run is kept.
+        let none = resolve_with(&isolated(tempfile::tempdir().unwrap().path()), &env(&[])).unwrap();
+        assert_eq!(none.retention, None);
+        assert_eq!(none.idle_disconnect, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn bad_retention_is_refused_naming_it() {
+        let d = tempfile::tempdir().unwrap();
+        for (vars, needle) in [
+            (vec![("TASKER_RETENTION_DAYS", "0")], "at least 1"),
+            (vec![("TASKER_RETENTION_DAYS", "99999999")], "99999999"),
+            (
+                vec![("TASKER_RETENTION_KEEP_FAILED_DAYS", "10")],
+                "needs retention.days",
+            ),
+            (vec![("TASKER_RETENTION_DAYS", "ninety")], "ninety"),
+        ] {
+            let err = resolve_with(&isolated(d.path()), &env(&vars))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{vars:?}: {err}");
+        }
     }
 }

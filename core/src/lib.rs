@@ -34,7 +34,7 @@ mod sync;
 mod tracker;
 mod writer;
 
-pub use config::{Config, ConfigArgs, Location};
+pub use config::{Config, ConfigArgs, Location, Retention};
 pub use error::{Error, ErrorKind, Result};
 pub use model::{
     RunOptions, RunProgress, Status, SubtaskOptions, SubtaskProgress, TaskSpec, TransitionInfo,
@@ -43,4 +43,4 @@ pub use query::{EventRow, HistoryFilter, RunRow, StageRow, StatusFilter, Subtask
 pub use run::RunHandle;
 pub use store::RunSelector;
 pub use supervisor::Health;
-pub use tracker::{flush_all, Listener, Tracker, TrackerStats, TransitionEvent};
+pub use tracker::{flush_all, Listener, RetentionReport, Tracker, TrackerStats, TransitionEvent};

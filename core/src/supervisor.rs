@@ -118,6 +118,9 @@ pub(crate) struct Supervisor {
     orphans: Mutex<Vec<ProgressUpdate>>,
     /// Names this process's writes (with a sequence number).
     writer_id: Arc<str>,
+    /// When the connection was last used (ms since `born`): an idle one is closed.
+    last_used: std::sync::atomic::AtomicU64,
+    born: Instant,
 }
 
 struct Queue {
@@ -214,6 +217,23 @@ impl Supervisor {
             owned: Mutex::new(Vec::new()),
             orphans: Mutex::new(Vec::new()),
             writer_id: store::new_uid(),
+            last_used: std::sync::atomic::AtomicU64::new(0),
+            born: Instant::now(),
+        }
+    }
+
+    fn used(&self) {
+        let ms = self.born.elapsed().as_millis() as u64;
+        self.last_used.store(ms, relaxed());
+    }
+
+    /// Closes a connection unused for `idle_disconnect` (nothing waits to be
+    /// written), so that a process with nothing to say holds no server slot; the
+    /// next write or query opens one again.
+    fn disconnect_if_idle(&self, conn: &mut Option<Box<dyn Store>>, config: &Config) {
+        let idle = self.born.elapsed().as_millis() as u64 - self.last_used.load(relaxed());
+        if conn.is_some() && idle >= config.idle_disconnect.as_millis() as u64 {
+            *conn = None;
         }
     }
 
@@ -303,6 +323,7 @@ impl Supervisor {
                 Err(e) => refused_progress(&e),
             }
         }
+        self.used();
         match apply_direct(store, &op, &id) {
             Ok(out) => {
                 cx.counters.transitions.fetch_add(1, relaxed());
@@ -375,6 +396,7 @@ impl Supervisor {
         if !backlog {
             self.flush_on(&mut conn, cx, false)?;
         }
+        self.used();
         let store = conn.as_deref_mut().expect("opened above");
         match f(store) {
             Err(e) if e.is_transient() => {
@@ -409,11 +431,16 @@ impl Supervisor {
             heartbeats,
             at: Utc::now(),
         };
-        let Some(store) = conn.as_deref_mut() else {
-            // Not connected (and not known to be down): keep it for the next attempt.
-            self.enqueue_progress(&mut lock(&self.queue), op, id);
-            return Ok(());
-        };
+        if conn.is_none() {
+            // Closed while idle (or never opened): open it now. (A pipeline call
+            // gets here only with the connection open: see `read`, `flush`.)
+            if let Err(e) = self.open_inline(conn, cx) {
+                self.enqueue_progress(&mut lock(&self.queue), op, id);
+                return Err(e);
+            }
+        }
+        let store = conn.as_deref_mut().expect("opened above");
+        self.used();
         match apply_direct(store, &op, &id) {
             Ok(out) => {
                 cx.counters.progress_commits.fetch_add(1, relaxed());
@@ -495,13 +522,14 @@ impl Supervisor {
         }
         let backlog = !q.outbox.is_empty();
         drop(q);
-        if conn.is_none() && self.open_inline(&mut conn, cx).is_err() {
+        if backlog && conn.is_none() && self.open_inline(&mut conn, cx).is_err() {
             return false;
         }
         if backlog {
             return self.replay_batch(&mut conn, cx);
         }
         let _ = self.flush_on(&mut conn, cx, heartbeat);
+        self.disconnect_if_idle(&mut conn, cx.config);
         false
     }
 
@@ -538,6 +566,7 @@ impl Supervisor {
             return false;
         }
         let started = Instant::now();
+        self.used();
         let answers = store.apply_batch(&batch);
         let took = started.elapsed();
         let mut q = lock(&self.queue);

@@ -86,6 +86,20 @@ pub struct TrackerStats {
     pub transitions: u64,
 }
 
+/// What one application of the retention deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RetentionReport {
+    pub days: u32,
+    pub keep_failed_days: Option<u32>,
+    /// Finished runs (not failed) deleted, with their subtasks and events.
+    pub deleted_runs: usize,
+    /// Failed runs deleted.
+    pub deleted_failed_runs: usize,
+}
+
+/// Runs deleted per transaction when applying retention.
+const RETENTION_BATCH: usize = 500;
+
 /// Trackers alive in this process, for `flush_all` at exit.
 static TRACKERS: Mutex<Vec<Weak<TrackerInner>>> = Mutex::new(Vec::new());
 
@@ -359,6 +373,44 @@ impl Tracker {
     /// Deletes runs with their subtasks and events; returns how many runs.
     pub fn delete_runs(&self, which: &RunSelector) -> Result<usize> {
         self.read(|st| st.delete_runs(which))
+    }
+
+    /// Deletes finished runs older than the configured retention (`retention:`),
+    /// in small batches (one transaction each), never an active run. Failed runs
+    /// are kept for `keep_failed_days` when set. `None` when no retention is
+    /// configured. For long-running tasker processes and `tasker purge
+    /// --apply-retention`; a pipeline's own calls never do this.
+    pub fn apply_retention(&self) -> Result<Option<RetentionReport>> {
+        let Some(r) = self.inner.config.retention else {
+            return Ok(None);
+        };
+        let now = Utc::now();
+        let days = |d: u32| now - chrono::Duration::days(i64::from(d));
+        let mut report = RetentionReport {
+            days: r.days,
+            keep_failed_days: r.keep_failed_days,
+            ..RetentionReport::default()
+        };
+        let batch = |failed: bool, before| {
+            let mut deleted = 0;
+            loop {
+                let n = self.delete_runs(&RunSelector {
+                    before: Some(before),
+                    finished_only: true,
+                    keep_failed: !failed,
+                    failed_only: failed,
+                    limit: Some(RETENTION_BATCH),
+                    ..RunSelector::default()
+                })?;
+                deleted += n;
+                if n < RETENTION_BATCH {
+                    return Ok::<usize, Error>(deleted);
+                }
+            }
+        };
+        report.deleted_runs = batch(false, days(r.days))?;
+        report.deleted_failed_runs = batch(true, days(r.keep_failed_days.unwrap_or(r.days)))?;
+        Ok(Some(report))
     }
 
     /// Sets the status of any run by id (an operator action); `info.reset` leaves a

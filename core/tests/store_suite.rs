@@ -96,6 +96,7 @@ suite!(
     progress_for_a_finished_subtask_counts_items_and_sets_nothing,
     queued_writes_reach_their_subtask_by_identity_whatever_its_number,
     a_batch_goes_on_past_a_refused_write,
+    retention_deletes_finished_runs_in_batches_never_active_ones,
 );
 
 fn t(sec: i64) -> DateTime<Utc> {
@@ -1703,4 +1704,59 @@ fn a_batch_goes_on_past_a_refused_write(db: &mut Db) {
     assert_eq!(answers[2].as_ref().unwrap_err().kind(), ErrorKind::NotFound);
     assert_eq!(s.subtasks("r").unwrap()[0].items_complete, 5);
     assert_eq!(s.run("r").unwrap().unwrap().status, Status::Running);
+}
+
+/// What retention relies on: only finished runs, failed ones separately, the oldest
+/// first, at most `limit` per call.
+fn retention_deletes_finished_runs_in_batches_never_active_ones(db: &mut Db) {
+    let s = &mut db.s;
+    // r0..r4 finished long ago (r1 failed), r5 started long ago and still runs.
+    for i in 0..6 {
+        let id = format!("r{i}");
+        s.start_run(&new_run(&id, "st", "tk", i)).unwrap();
+        match i {
+            1 => s
+                .run_transition(
+                    &id,
+                    Status::Failed,
+                    &TransitionInfo::error("e", None),
+                    t(i + 1),
+                )
+                .map(drop)
+                .unwrap(),
+            5 => {}
+            _ => s
+                .run_transition(&id, Status::Completed, &none(), t(i + 1))
+                .map(drop)
+                .unwrap(),
+        }
+    }
+    let old = |failed: bool, limit| RunSelector {
+        before: Some(t(100)),
+        finished_only: true,
+        keep_failed: !failed,
+        failed_only: failed,
+        limit: Some(limit),
+        ..Default::default()
+    };
+    assert_eq!(s.delete_runs(&old(false, 2)).unwrap(), 2);
+    let left = |s: &mut Box<dyn Store>| {
+        let mut ids: Vec<String> = s
+            .history(&HistoryFilter::default())
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| r.run_id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        left(s),
+        vec!["r1", "r3", "r4", "r5"],
+        "the two oldest, failed kept"
+    );
+    assert_eq!(s.delete_runs(&old(false, 10)).unwrap(), 2);
+    assert_eq!(left(s), vec!["r1", "r5"]);
+    assert_eq!(s.delete_runs(&old(true, 10)).unwrap(), 1);
+    assert_eq!(left(s), vec!["r5"], "the active run is never deleted");
 }

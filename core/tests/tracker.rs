@@ -807,3 +807,70 @@ fn progress_pending_when_the_last_handle_is_dropped_is_still_written() {
     t.flush().unwrap();
     assert_eq!(t.subtasks(&id).unwrap()[0].items_complete, 100);
 }
+
+#[test]
+fn retention_deletes_old_finished_runs_and_never_an_active_one() {
+    use tasker::process::ProcessFacts;
+    use tasker::store::NewRun;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let days_ago = |d: i64| chrono::Utc::now() - chrono::Duration::days(d);
+    {
+        let mut st = tasker::store::open(&Config::sqlite(&db)).unwrap();
+        for (id, started, end) in [
+            ("old done", 10, Some(Status::Completed)),
+            ("old failed", 10, Some(Status::Failed)),
+            ("old running", 10, None),
+            ("recent done", 1, Some(Status::Completed)),
+        ] {
+            st.start_run(&NewRun {
+                run_id: id.into(),
+                stage: "s".into(),
+                task: "t".into(),
+                facts: ProcessFacts::current(None),
+                options: RunOptions::default(),
+                start_time: days_ago(started),
+            })
+            .unwrap();
+            if let Some(to) = end {
+                let info = TransitionInfo::error("e", None);
+                st.run_transition(id, to, &info, days_ago(started - 1))
+                    .unwrap();
+            }
+        }
+    }
+    let open = |retention| {
+        let mut c = Config::sqlite(&db);
+        c.retention = retention;
+        Tracker::open(c).unwrap()
+    };
+    assert_eq!(
+        open(None).apply_retention().unwrap(),
+        None,
+        "none configured"
+    );
+    let ids = |t: &Tracker| {
+        let mut v: Vec<String> = t
+            .history(&HistoryFilter::default())
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| r.run_id)
+            .collect();
+        v.sort();
+        v
+    };
+    let t = open(Some(tasker::Retention {
+        days: 7,
+        keep_failed_days: Some(30),
+    }));
+    let r = t.apply_retention().unwrap().unwrap();
+    assert_eq!((r.deleted_runs, r.deleted_failed_runs), (1, 0));
+    assert_eq!(ids(&t), vec!["old failed", "old running", "recent done"]);
+    let t = open(Some(tasker::Retention {
+        days: 7,
+        keep_failed_days: None,
+    }));
+    let r = t.apply_retention().unwrap().unwrap();
+    assert_eq!((r.deleted_runs, r.deleted_failed_runs), (0, 1));
+    assert_eq!(ids(&t), vec!["old running", "recent done"]);
+}

@@ -61,7 +61,14 @@ pub struct RunSelector {
     pub run_id: Option<String>,
     /// Only runs that ended (or, for active ones, started) before this time.
     pub before: Option<DateTime<Utc>>,
+    /// Leave FAILED runs alone.
     pub keep_failed: bool,
+    /// Only FAILED runs.
+    pub failed_only: bool,
+    /// Only runs that have finished: never an active one.
+    pub finished_only: bool,
+    /// At most this many runs, the oldest first (deletes in small batches).
+    pub limit: Option<usize>,
 }
 
 pub trait Store: Send {

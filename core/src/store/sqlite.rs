@@ -473,13 +473,19 @@ impl Store for SqliteStore {
                     WHERE (?1 IS NULL OR s.stage_name = ?1) AND (?2 IS NULL OR t.task_name = ?2)
                       AND (?3 IS NULL OR r.run_id = ?3)
                       AND (?4 IS NULL OR COALESCE(r.end_time, r.start_time) < ?4)
-                      AND (NOT ?5 OR r.status <> 'FAILED'))",
+                      AND (NOT ?5 OR r.status <> 'FAILED')
+                      AND (NOT ?6 OR r.status = 'FAILED')
+                      AND (NOT ?7 OR r.end_time IS NOT NULL)
+                    ORDER BY COALESCE(r.end_time, r.start_time) LIMIT ?8)",
                 params![
                     which.stage,
                     which.task,
                     which.run_id,
                     which.before.map(ts),
-                    which.keep_failed
+                    which.keep_failed,
+                    which.failed_only,
+                    which.finished_only,
+                    limit_param(which.limit)
                 ],
             )
             .map_err(db_err)?;
