@@ -12,7 +12,7 @@ APT_PACKAGES=(
     build-essential pkg-config valgrind
     r-base-dev r-cran-testthat r-cran-roxygen2 r-cran-jsonlite r-cran-withr
     r-cran-dbi r-cran-rsqlite r-cran-callr r-cran-knitr r-cran-rmarkdown xz-utils
-    postgresql
+    postgresql pgbouncer
     chromium chromium-driver
 )
 

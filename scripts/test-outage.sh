@@ -17,10 +17,9 @@ gcc -Wall -Wextra -Werror -std=c11 -Iinclude tests/outage/worker.c -L"$LIB" -lta
     -Wl,-rpath,"$LIB" -o "$OUT/worker"
 export TASKER_OUTAGE_C_WORKER="$PWD/$OUT/worker"
 
-if ! .venv/bin/python -c 'import tasker' 2>/dev/null; then
-    echo "--- building the Python package into .venv"
-    (. .venv/bin/activate && maturin develop -q)
-fi
+# The Python package of this tree (quick when it is current).
+(. .venv/bin/activate && maturin develop -q) >/dev/null 2>&1 \
+    || { echo "maturin develop failed" >&2; exit 1; }
 if [ ! -d "$RLIB/tasker" ]; then
     echo "--- installing the R package into build/Rlib"
     R CMD INSTALL --no-multiarch --clean -l "$RLIB" bindings-r >/dev/null
