@@ -842,3 +842,37 @@ fn next_free_subtask_numbers_are_unique_across_connections() {
     assert_eq!(all, (1..=200).collect::<Vec<u32>>());
     assert_eq!(setup.subtasks("shared").unwrap().len(), 200);
 }
+
+/// A process with nothing to write holds no server connection: an idle one is
+/// closed after `idle_disconnect`, and the next write opens one again.
+#[test]
+fn an_idle_tracker_closes_its_connection_and_reopens_on_demand() {
+    let Some(url) = pg_url() else { return };
+    let app = format!("tasker_idle_{}", std::process::id());
+    let mut c = pg_config(&format!("{url} application_name={app}"), &fresh_schema("idle"));
+    c.idle_disconnect = std::time::Duration::from_millis(300);
+    c.heartbeat_interval = std::time::Duration::from_secs(3600);
+    let t = Tracker::open(c).unwrap();
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let sessions = |admin: &mut postgres::Client| -> i64 {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&app],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let run = t
+        .task_start("idle", "disconnect", RunOptions::default())
+        .unwrap();
+    assert_eq!(sessions(&mut admin), 1);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sessions(&mut admin) > 0 {
+        assert!(std::time::Instant::now() < until, "the idle connection stays open");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    run.complete(Some("after the pause")).unwrap();
+    assert_eq!(sessions(&mut admin), 1, "the next write opens one again");
+    assert_eq!(t.run(run.run_id()).unwrap().status, tasker::Status::Completed);
+}
