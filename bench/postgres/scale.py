@@ -1,0 +1,113 @@
+"""Driver of bench/postgres/scale.sh: N tracked C processes (scale_worker.c)
+against one PostgreSQL server, through PgBouncer (transaction mode) or straight
+to it. Measured from outside the processes: server transactions per second in the
+busy phase and in the idle phase (runs open, nothing new to write), the most
+connections at the server, CPU used by the server, and the latency of every
+transition the processes made (p50/p99). Prints one JSON line per setting."""
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+
+def psql(sql: str) -> str:
+    return subprocess.run(["psql", "-Atqc", sql], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def commits() -> int:
+    return int(psql("SELECT sum(xact_commit) FROM pg_stat_database"))
+
+
+def server_cpu_seconds() -> float:
+    ticks = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if comm in ("postgres", "postmaster"):
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def run(label: str, url: str, procs: int, seconds: int, idle: int) -> dict:
+    env = dict(os.environ, TASKER_DB_URL=url, BENCH_SECONDS=str(seconds), BENCH_IDLE_SECONDS=str(idle))
+    most = [0]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            n = int(psql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"))
+            most[0] = max(most[0], n)
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    cpu0, start = server_cpu_seconds(), time.monotonic()
+    workers = [
+        subprocess.Popen([os.environ["BENCH_WORKER"]], env=dict(env, BENCH_TASK=f"{label}-{i}", TASKER_HOSTNAME=f"host-{i % 20}"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(procs)
+    ]
+    spawned = time.monotonic()
+    # Busy window: after every process is up, before the first goes idle.
+    time.sleep(max(0.0, start + 2 - time.monotonic()))
+    b0, bt0 = commits(), time.monotonic()
+    time.sleep(max(0.5, start + seconds - 0.5 - time.monotonic()))
+    b1, bt1 = commits(), time.monotonic()
+    time.sleep(max(0.0, start + seconds + 2 - time.monotonic()))
+    i0, it0 = commits(), time.monotonic()
+    time.sleep(max(0.5, start + seconds + idle - 0.5 - time.monotonic()))
+    i1, it1 = commits(), time.monotonic()
+    lat, failed, transitions = [], 0, 0
+    for w in workers:
+        out, err = w.communicate(timeout=600)
+        if w.returncode != 0 or "DONE" not in out:
+            failed += 1
+            sys.stderr.write(err[-500:])
+        for line in out.splitlines():
+            if line.startswith("T "):
+                lat.append(float(line[2:]))
+    elapsed = time.monotonic() - start
+    cpu = server_cpu_seconds() - cpu0
+    stop.set()
+    watcher.join()
+    lat.sort()
+    pct = lambda q: lat[min(len(lat) - 1, int(q * (len(lat) - 1)))] if lat else float("nan")
+    busy_tps = (b1 - b0) / (bt1 - bt0)
+    idle_tps = (i1 - i0) / (it1 - it0)
+    transitions_per_s = len(lat) / elapsed
+    return {
+        "setting": label,
+        "processes": procs,
+        "failed": failed,
+        "spawn_s": round(spawned - start, 1),
+        "busy_tps": round(busy_tps, 1),
+        "busy_bound": round(procs * 5 + transitions_per_s, 1),
+        "idle_tps": round(idle_tps, 1),
+        "idle_bound": round((procs * 5 + transitions_per_s) / 5, 1),
+        "transitions": len(lat),
+        "p50_us": round(pct(0.5)),
+        "p99_us": round(pct(0.99)),
+        "server_connections_max": most[0],
+        "server_cpu_s": round(cpu, 1),
+        "elapsed_s": round(elapsed, 1),
+    }
+
+
+if __name__ == "__main__":
+    seconds = int(os.environ.get("BENCH_SECONDS", "12"))
+    idle = int(os.environ.get("BENCH_IDLE_SECONDS", "8"))
+    for spec in sys.argv[1:]:
+        label, procs = spec.split(":")
+        url = os.environ["TASKER_BOUNCER_URI"] if label.startswith("pooled") else os.environ["TASKER_PG_URI"]
+        sep = "&" if "?" in url else "?"
+        url = f"{url}{sep}schema=bench_{label}_{os.getpid()}"
+        print(json.dumps(run(label, url, int(procs), seconds, idle)), flush=True)
