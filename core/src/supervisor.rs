@@ -295,36 +295,45 @@ impl Supervisor {
         let id = q.next_id(&self.writer_id);
         drop(q);
         let store = conn.as_deref_mut().expect("opened above");
-        if let Some(pid) = progress_id {
-            let before = Op::Progress {
-                updates: progress,
-                heartbeats: Vec::new(),
-                at: op.at(),
-            };
-            match apply_direct(store, &before, &pid) {
-                Ok(out) => {
-                    cx.counters.progress_commits.fetch_add(1, relaxed());
-                    cx.runs.applied(&before, &out);
-                }
-                Err(e) if e.is_transient() => {
-                    // Maybe applied: queued as it was, under its id, then the transition.
-                    let mut q = lock(&self.queue);
-                    q.outbox.push(Queued {
-                        id: Some(pid),
-                        op: before,
-                    });
-                    q.outbox.push(Queued {
-                        id: Some(id),
-                        op: op.into_queued(),
-                    });
-                    self.went_down(&mut q, &mut conn, &e, cx.config);
-                    return Ok(Answer::Queued);
-                }
-                Err(e) => refused_progress(&e),
-            }
-        }
         self.used();
-        match apply_direct(store, &op, &id) {
+        let applied = match progress_id {
+            None => apply_direct(store, &op, &id),
+            Some(pid) => {
+                // The progress and the transition in one transaction.
+                let before = Op::Progress {
+                    updates: progress,
+                    heartbeats: Vec::new(),
+                    at: op.at(),
+                };
+                let ids = store.outcome_may_be_unknown();
+                match store.apply_after((&before, ids.then_some(&pid)), (&op, ids.then_some(&id))) {
+                    Ok((progressed, answer)) => {
+                        cx.counters.progress_commits.fetch_add(1, relaxed());
+                        cx.runs.applied(&before, &progressed);
+                        answer
+                    }
+                    Err(e) if e.is_transient() => {
+                        // Maybe applied: both queued as they were, under their ids.
+                        let mut q = lock(&self.queue);
+                        q.outbox.push(Queued {
+                            id: Some(pid),
+                            op: before,
+                        });
+                        q.outbox.push(Queued {
+                            id: Some(id),
+                            op: op.into_queued(),
+                        });
+                        self.went_down(&mut q, &mut conn, &e, cx.config);
+                        return Ok(Answer::Queued);
+                    }
+                    Err(e) => {
+                        refused_progress(&e);
+                        Err(e)
+                    }
+                }
+            }
+        };
+        match applied {
             Ok(out) => {
                 cx.counters.transitions.fetch_add(1, relaxed());
                 Ok(Answer::Applied(out))

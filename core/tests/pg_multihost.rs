@@ -849,7 +849,10 @@ fn next_free_subtask_numbers_are_unique_across_connections() {
 fn an_idle_tracker_closes_its_connection_and_reopens_on_demand() {
     let Some(url) = pg_url() else { return };
     let app = format!("tasker_idle_{}", std::process::id());
-    let mut c = pg_config(&format!("{url} application_name={app}"), &fresh_schema("idle"));
+    let mut c = pg_config(
+        &format!("{url} application_name={app}"),
+        &fresh_schema("idle"),
+    );
     c.idle_disconnect = std::time::Duration::from_millis(300);
     c.heartbeat_interval = std::time::Duration::from_secs(3600);
     let t = Tracker::open(c).unwrap();
@@ -869,10 +872,16 @@ fn an_idle_tracker_closes_its_connection_and_reopens_on_demand() {
     assert_eq!(sessions(&mut admin), 1);
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while sessions(&mut admin) > 0 {
-        assert!(std::time::Instant::now() < until, "the idle connection stays open");
+        assert!(
+            std::time::Instant::now() < until,
+            "the idle connection stays open"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     run.complete(Some("after the pause")).unwrap();
     assert_eq!(sessions(&mut admin), 1, "the next write opens one again");
-    assert_eq!(t.run(run.run_id()).unwrap().status, tasker::Status::Completed);
+    assert_eq!(
+        t.run(run.run_id()).unwrap().status,
+        tasker::Status::Completed
+    );
 }

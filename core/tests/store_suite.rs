@@ -97,6 +97,7 @@ suite!(
     queued_writes_reach_their_subtask_by_identity_whatever_its_number,
     a_batch_goes_on_past_a_refused_write,
     retention_deletes_finished_runs_in_batches_never_active_ones,
+    progress_then_a_transition_in_one_transaction,
 );
 
 fn t(sec: i64) -> DateTime<Utc> {
@@ -1759,4 +1760,81 @@ fn retention_deletes_finished_runs_in_batches_never_active_ones(db: &mut Db) {
     assert_eq!(left(s), vec!["r1", "r5"]);
     assert_eq!(s.delete_runs(&old(true, 10)).unwrap(), 1);
     assert_eq!(left(s), vec!["r5"], "the active run is never deleted");
+}
+
+/// A transition and the progress it must follow go in one transaction; a refused
+/// transition leaves the progress written.
+fn progress_then_a_transition_in_one_transaction(db: &mut Db) {
+    let s = &mut db.s;
+    s.start_run(&new_run("r", "st", "tk", 0)).unwrap();
+    let n = s
+        .subtask_start("r", "a", &sub(None, Some(10)), t(1))
+        .unwrap();
+    let progress = |items| Op::Progress {
+        updates: vec![ProgressUpdate {
+            items_set: Some(items),
+            message: Some(format!("{items} done")),
+            ..inc("r", n, 0)
+        }],
+        heartbeats: vec![],
+        at: t(2),
+    };
+    let complete = Op::SubtaskTransition {
+        run_id: "r".into(),
+        subtask: SubtaskRef::number(n),
+        to: Status::Completed,
+        info: none(),
+        at: t(3),
+    };
+    let (progressed, answer) = s
+        .apply_after(
+            (&progress(10), Some(&id("w", 1))),
+            (&complete, Some(&id("w", 2))),
+        )
+        .unwrap();
+    assert_eq!(progressed, Output::Progress { finished: vec![] });
+    assert_eq!(
+        answer.unwrap(),
+        Output::Transition {
+            from: Status::Running,
+            changed: true
+        }
+    );
+    let st = &s.subtasks("r").unwrap()[0];
+    assert_eq!(
+        (st.status, st.items_complete, st.progress_message.as_deref()),
+        (Status::Completed, 10, Some("10 done")),
+        "set before the completion, in the same transaction"
+    );
+    // Sent again under the same ids: skipped, both.
+    let (again, answer) = s
+        .apply_after(
+            (&progress(10), Some(&id("w", 1))),
+            (&complete, Some(&id("w", 2))),
+        )
+        .unwrap();
+    assert_eq!(
+        (again, answer.unwrap()),
+        (Output::Duplicate, Output::Duplicate)
+    );
+    // A refused transition leaves the progress written.
+    let m = s
+        .subtask_start("r", "b", &sub(None, Some(10)), t(4))
+        .unwrap();
+    let bad = Op::SubtaskTransition {
+        run_id: "r".into(),
+        subtask: SubtaskRef::number(m),
+        to: Status::NotStarted,
+        info: none(),
+        at: t(5),
+    };
+    let more = Op::Progress {
+        updates: vec![inc("r", m, 4)],
+        heartbeats: vec![],
+        at: t(5),
+    };
+    let (_, answer) = s.apply_after((&more, None), (&bad, None)).unwrap();
+    assert_eq!(answer.unwrap_err().kind(), ErrorKind::InvalidTransition);
+    let b = &s.subtasks("r").unwrap()[1];
+    assert_eq!((b.status, b.items_complete), (Status::Running, 4));
 }

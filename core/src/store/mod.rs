@@ -86,6 +86,22 @@ pub trait Store: Send {
     /// invalid transition, an unknown run) changes nothing.
     fn apply(&mut self, op: &Op, id: Option<&OpId>) -> Result<Output>;
 
+    /// Applies `first` (the progress a transition must follow) and then `op` in one
+    /// transaction where the store can: one commit, the progress first. A refusal
+    /// of `op` is its answer and leaves `first` applied; a transient error means
+    /// neither is known to be applied. The default applies one after the other.
+    fn apply_after(
+        &mut self,
+        first: (&Op, Option<&OpId>),
+        op: (&Op, Option<&OpId>),
+    ) -> Result<(Output, Result<Output>)> {
+        let progressed = self.apply(first.0, first.1)?;
+        match self.apply(op.0, op.1) {
+            Err(e) if e.is_transient() => Err(e),
+            answer => Ok((progressed, answer)),
+        }
+    }
+
     /// Applies queued writes in order, in one transaction, each at most once for
     /// its id. A write the database refuses for good is answered with its error
     /// and does not stop the others; a transient error stops the batch (none of

@@ -1407,6 +1407,29 @@ impl Store for PostgresStore {
         }
     }
 
+    fn apply_after(
+        &mut self,
+        first: (&Op, Option<&OpId>),
+        op: (&Op, Option<&OpId>),
+    ) -> Result<(Output, Result<Output>)> {
+        let combined = matches!(first.0, Op::Progress { .. })
+            && matches!(
+                op.0,
+                Op::RunTransition { .. } | Op::SubtaskTransition { .. }
+            );
+        if !combined {
+            let progressed = self.apply(first.0, first.1)?;
+            return match self.apply(op.0, op.1) {
+                Err(e) if e.is_transient() => Err(e),
+                answer => Ok((progressed, answer)),
+            };
+        }
+        // One statement: one round trip and one transaction for both.
+        self.autocommit(|c, st, key| {
+            write::progress_then(c, st, key, first, op).expect("a progress write and a transition")
+        })
+    }
+
     fn apply_batch(&mut self, ops: &[Queued]) -> Result<Vec<Result<Output>>> {
         let batch = self.write(|tx, st, key| {
             let mut outs = Vec::with_capacity(ops.len());

@@ -406,6 +406,30 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    fn apply_after(
+        &mut self,
+        first: (&Op, Option<&OpId>),
+        op: (&Op, Option<&OpId>),
+    ) -> Result<(Output, Result<Output>)> {
+        let tx = self.write_tx()?;
+        let progressed = write::apply_once(&tx, first.0, first.1)?;
+        run_cached(&tx, "SAVEPOINT transition")?;
+        let answer = match write::apply_once(&tx, op.0, op.1) {
+            Ok(out) => {
+                run_cached(&tx, "RELEASE transition")?;
+                Ok(out)
+            }
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                run_cached(&tx, "ROLLBACK TO transition")?;
+                run_cached(&tx, "RELEASE transition")?;
+                Err(e)
+            }
+        };
+        tx.commit()?;
+        Ok((progressed, answer))
+    }
+
     fn apply_batch(&mut self, ops: &[Queued]) -> Result<Vec<Result<Output>>> {
         let tx = self.write_tx()?;
         let mut outs = Vec::with_capacity(ops.len());

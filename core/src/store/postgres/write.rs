@@ -3,17 +3,13 @@
 //! transaction: one round trip) or inside a batch transaction. Refusals come back
 //! as answer codes, never as server errors, so a batch goes on past them.
 
-use std::sync::Arc;
-
-use ::postgres::types::Json;
-use ::postgres::GenericClient;
+use ::postgres::types::{Json, Type};
+use ::postgres::{GenericClient, Row};
 use chrono::{DateTime, Utc};
 
 use crate::error::Error;
 use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
-use crate::store::{new_uid, NewRun, Op, OpId, Output, ProgressUpdate, SubtaskRef};
-
-use ::postgres::types::Type;
+use crate::store::{new_uid, NewRun, Op, OpId, Output, SubtaskRef};
 
 use super::{
     allowed_from, check_metadata, file_name, i64_of, ts, Fail, Statements, Typed, BACKEND, R,
@@ -31,8 +27,6 @@ pub(super) fn apply_on(
     op: &Op,
     id: Option<&OpId>,
 ) -> R<Output> {
-    let writer = id.map(|i| &*i.writer);
-    let seq = id.map(|i| i64_of(i.seq));
     match op {
         Op::Register { specs, at } => register(c, st, specs, *at).map(Output::Registered),
         Op::StartRun(run) => match start_run(c, st, key, run)? {
@@ -44,12 +38,11 @@ pub(super) fn apply_on(
                 key: run.run_id.clone(),
             })),
         },
-        Op::RunTransition {
-            run_id,
-            to,
-            info,
-            at,
-        } => run_transition(c, st, key, run_id, *to, info, *at, (writer, seq)),
+        Op::RunTransition { .. } => call_alone(
+            c,
+            st,
+            &Call::RunTransition(RunTransitionArgs::of(op, key, id).expect("a run transition")),
+        ),
         Op::SubtaskStart {
             run_id,
             uid,
@@ -72,18 +65,20 @@ pub(super) fn apply_on(
             )
             .map(|number| Output::SubtaskStarted { number })
         }
-        Op::SubtaskTransition {
-            run_id,
-            subtask,
-            to,
-            info,
-            at,
-        } => subtask_transition(c, st, key, run_id, subtask, *to, info, *at, (writer, seq)),
-        Op::Progress {
-            updates,
-            heartbeats,
-            at,
-        } => progress(c, st, key, updates, heartbeats, *at, (writer, seq)),
+        Op::SubtaskTransition { .. } => call_alone(
+            c,
+            st,
+            &Call::SubtaskTransition(
+                SubtaskTransitionArgs::of(op, key, id).expect("a subtask transition"),
+            ),
+        ),
+        Op::Progress { .. } => {
+            let args = ProgressArgs::of(op, key, id).expect("a progress write");
+            if args.is_empty() {
+                return Ok(Output::Progress { finished: vec![] });
+            }
+            call_alone(c, st, &Call::Progress(args))
+        }
     }
 }
 
@@ -233,80 +228,6 @@ fn start_run(
     Ok(row.try_get(0)?)
 }
 
-type WriteName<'a> = (Option<&'a str>, Option<i64>);
-
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the parts of one transition, as the server function takes them"
-)]
-fn run_transition(
-    c: &mut impl GenericClient,
-    st: &mut Statements,
-    key: EventsKey,
-    run_id: &str,
-    to: Status,
-    info: &TransitionInfo,
-    at: DateTime<Utc>,
-    (writer, seq): WriteName<'_>,
-) -> R<Output> {
-    let now = ts(at);
-    // A reset may leave any status, but never to NOT_STARTED (checked once the
-    // run is known to exist, as the SQLite store does).
-    let bad_reset = info.reset && to == Status::NotStarted;
-    let allowed = allowed_from(to, info.reset && !bad_reset);
-    let sub_message = match to {
-        Status::Failed => Some("task failed - subtask terminated"),
-        _ => None,
-    };
-    let to_name = to.as_str();
-    let row = st.one(
-        c,
-        "SELECT o_code, o_status FROM @.run_transition($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-            $11, $12, $13)",
-        &[
-            (&run_id, Type::TEXT),
-            (&to_name, Type::TEXT),
-            (&allowed, Type::TEXT_ARRAY),
-            (&info.message, Type::TEXT),
-            (&info.error_message, Type::TEXT),
-            (&info.error_detail, Type::TEXT),
-            (&info.reset, Type::BOOL),
-            (&sub_message, Type::TEXT),
-            (&now, Type::TIMESTAMPTZ),
-            (&key.0, Type::INT4),
-            (&key.1, Type::INT4),
-            (&writer, Type::TEXT),
-            (&seq, Type::INT8),
-        ],
-    )?;
-    let code: String = row.try_get(0)?;
-    let from: Option<String> = row.try_get(1)?;
-    let from = || -> R<Status> { Ok(from.as_deref().unwrap_or("NOT_STARTED").parse::<Status>()?) };
-    match code.as_str() {
-        "ok" => Ok(Output::Transition {
-            from: from()?,
-            changed: true,
-        }),
-        "same" => Ok(Output::Transition {
-            from: from()?,
-            changed: false,
-        }),
-        "dup" => Ok(Output::Duplicate),
-        "no_run" => Err(Fail::App(Error::not_found("run", run_id))),
-        "invalid" if bad_reset => Err(Fail::App(Error::invalid(
-            "status",
-            to.as_str(),
-            "a run can be reset to STARTED or RUNNING, not NOT_STARTED",
-        ))),
-        "invalid" => Err(Fail::App(Error::InvalidTransition {
-            what: format!("run {run_id}"),
-            from: from()?,
-            to,
-        })),
-        other => Err(unexpected(other, "run_transition")),
-    }
-}
-
 #[allow(
     clippy::too_many_arguments,
     reason = "the parts of one subtask start, as the server function takes them"
@@ -371,144 +292,405 @@ fn subtask_start(
     }
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the parts of one transition, as the server function takes them"
-)]
-fn subtask_transition(
-    c: &mut impl GenericClient,
-    st: &mut Statements,
-    key: EventsKey,
-    run_id: &str,
-    sub: &SubtaskRef,
-    to: Status,
-    info: &TransitionInfo,
-    at: DateTime<Utc>,
-    (writer, seq): WriteName<'_>,
-) -> R<Output> {
-    let now = ts(at);
-    let allowed = allowed_from(to, info.reset);
-    let uid = sub.uid.as_deref();
-    let number = i64::from(sub.number);
-    let to_name = to.as_str();
-    let row = st.one(
-        c,
-        "SELECT o_code, o_status, o_number FROM @.subtask_transition($1, $2, $3, $4, $5, $6, $7,
-            $8, $9, $10, $11, $12, $13, $14)",
-        &[
-            (&run_id, Type::TEXT),
-            (&uid, Type::TEXT),
-            (&number, Type::INT8),
-            (&to_name, Type::TEXT),
-            (&allowed, Type::TEXT_ARRAY),
-            (&info.message, Type::TEXT),
-            (&info.error_message, Type::TEXT),
-            (&info.error_detail, Type::TEXT),
-            (&info.reset, Type::BOOL),
-            (&now, Type::TIMESTAMPTZ),
-            (&key.0, Type::INT4),
-            (&key.1, Type::INT4),
-            (&writer, Type::TEXT),
-            (&seq, Type::INT8),
-        ],
-    )?;
-    let code: String = row.try_get(0)?;
-    let from: Option<String> = row.try_get(1)?;
-    let stored: Option<i64> = row.try_get(2)?;
-    let from = || -> R<Status> { Ok(from.as_deref().unwrap_or("NOT_STARTED").parse::<Status>()?) };
-    match code.as_str() {
-        "ok" => Ok(Output::Transition {
-            from: from()?,
-            changed: true,
-        }),
-        "same" => Ok(Output::Transition {
-            from: from()?,
-            changed: false,
-        }),
-        "dup" => Ok(Output::Duplicate),
-        "no_run" => Err(Fail::App(Error::not_found("run", run_id))),
-        "no_subtask" => Err(Fail::App(Error::not_found(
-            "subtask",
-            format!("{} of run {run_id}", sub.number),
-        ))),
-        "invalid" => Err(Fail::App(Error::InvalidTransition {
-            what: format!("subtask {} of run {run_id}", stored.unwrap_or(number)),
-            from: from()?,
-            to,
-        })),
-        other => Err(unexpected(other, "subtask_transition")),
+/// A call of one of the server functions that may follow a progress write in the
+/// same statement (a transition): its arguments, derived once.
+enum Call<'a> {
+    Progress(ProgressArgs<'a>),
+    RunTransition(RunTransitionArgs<'a>),
+    SubtaskTransition(SubtaskTransitionArgs<'a>),
+}
+
+impl<'a> Call<'a> {
+    /// The function call as a FROM item, its parameters numbered from `$first`.
+    /// With `after`, its first argument refers to that earlier item's answer, so
+    /// that PostgreSQL runs that one first (LATERAL), in the same statement.
+    fn from_item(&self, first: usize, after: Option<&str>) -> String {
+        let (function, arity) = match self {
+            Call::Progress(_) => ("apply_progress", 16),
+            Call::RunTransition(_) => ("run_transition", 13),
+            Call::SubtaskTransition(_) => ("subtask_transition", 14),
+        };
+        let mut args: Vec<String> = (first..first + arity).map(|i| format!("${i}")).collect();
+        if let Some(earlier) = after {
+            args[0] = format!("CASE WHEN {earlier}.o_dup THEN ${first} ELSE ${first} END");
+        }
+        format!("@.{function}({})", args.join(", "))
+    }
+
+    fn columns(&self, alias: &str) -> String {
+        let cols: &[&str] = match self {
+            Call::Progress(_) => &["o_dup", "o_finished", "o_status"],
+            Call::RunTransition(_) => &["o_code", "o_status"],
+            Call::SubtaskTransition(_) => &["o_code", "o_status", "o_number"],
+        };
+        cols.iter()
+            .map(|c| format!("{alias}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn width(&self) -> usize {
+        match self {
+            Call::Progress(_) => 3,
+            Call::RunTransition(_) => 2,
+            Call::SubtaskTransition(_) => 3,
+        }
+    }
+
+    fn params(&self) -> Vec<Typed<'_>> {
+        match self {
+            Call::Progress(a) => a.params(),
+            Call::RunTransition(a) => a.params(),
+            Call::SubtaskTransition(a) => a.params(),
+        }
+    }
+
+    fn decode(&self, row: &Row, col: usize) -> R<Output> {
+        match self {
+            Call::Progress(a) => a.decode(row, col),
+            Call::RunTransition(a) => a.decode(row, col),
+            Call::SubtaskTransition(a) => a.decode(row, col),
+        }
     }
 }
 
-fn progress(
+/// Runs one call on its own: one statement, one round trip.
+fn call_alone(c: &mut impl GenericClient, st: &mut Statements, call: &Call<'_>) -> R<Output> {
+    let sql = format!(
+        "SELECT {} FROM {} x",
+        call.columns("x"),
+        call.from_item(1, None)
+    );
+    let row = st.one(c, &sql, &call.params())?;
+    call.decode(&row, 0)
+}
+
+/// Runs a progress write and then a transition in one statement: one round trip
+/// and one transaction, the progress first. A refused transition (an answer code,
+/// not a server error) leaves the progress written.
+pub(super) fn progress_then(
     c: &mut impl GenericClient,
     st: &mut Statements,
     key: EventsKey,
-    batch: &[ProgressUpdate],
-    heartbeats: &[Arc<str>],
-    at: DateTime<Utc>,
-    (writer, seq): WriteName<'_>,
-) -> R<Output> {
-    if batch.is_empty() && heartbeats.is_empty() && writer.is_none() {
-        return Ok(Output::Progress { finished: vec![] });
+    (progress, progress_id): (&Op, Option<&OpId>),
+    (op, id): (&Op, Option<&OpId>),
+) -> Option<R<(Output, crate::error::Result<Output>)>> {
+    let first = Call::Progress(ProgressArgs::of(progress, key, progress_id)?);
+    let then = match op {
+        Op::RunTransition { .. } => Call::RunTransition(RunTransitionArgs::of(op, key, id)?),
+        Op::SubtaskTransition { .. } => {
+            Call::SubtaskTransition(SubtaskTransitionArgs::of(op, key, id)?)
+        }
+        _ => return None,
+    };
+    let sql = format!(
+        "SELECT {}, {} FROM {} p CROSS JOIN LATERAL {} t",
+        first.columns("p"),
+        then.columns("t"),
+        first.from_item(1, None),
+        then.from_item(17, Some("p"))
+    );
+    let mut params = first.params();
+    params.extend(then.params());
+    Some((|| {
+        let row = st.one(c, &sql, &params)?;
+        let progressed = first.decode(&row, 0)?;
+        let answer = match then.decode(&row, first.width()) {
+            Ok(out) => Ok(out),
+            Err(Fail::App(e)) => Err(e),
+            Err(db) => return Err(db),
+        };
+        Ok((progressed, answer))
+    })())
+}
+
+type WriteName<'a> = (Option<&'a str>, Option<i64>);
+
+fn write_name(id: Option<&OpId>) -> WriteName<'_> {
+    (id.map(|i| &*i.writer), id.map(|i| i64_of(i.seq)))
+}
+
+struct RunTransitionArgs<'a> {
+    run_id: &'a str,
+    to: Status,
+    to_name: &'static str,
+    allowed: Vec<&'static str>,
+    info: &'a TransitionInfo,
+    bad_reset: bool,
+    sub_message: Option<&'static str>,
+    now: DateTime<Utc>,
+    key: EventsKey,
+    name: WriteName<'a>,
+}
+
+impl<'a> RunTransitionArgs<'a> {
+    fn of(op: &'a Op, key: EventsKey, id: Option<&'a OpId>) -> Option<Self> {
+        let Op::RunTransition {
+            run_id,
+            to,
+            info,
+            at,
+        } = op
+        else {
+            return None;
+        };
+        // A reset may leave any status, but never to NOT_STARTED (checked once the
+        // run is known to exist, as the SQLite store does).
+        let bad_reset = info.reset && *to == Status::NotStarted;
+        Some(RunTransitionArgs {
+            run_id,
+            to: *to,
+            to_name: to.as_str(),
+            allowed: allowed_from(*to, info.reset && !bad_reset),
+            info,
+            bad_reset,
+            sub_message: (*to == Status::Failed).then_some("task failed - subtask terminated"),
+            now: ts(*at),
+            key,
+            name: write_name(id),
+        })
     }
-    let now = ts(at);
-    // Every run this flush touches, locked in one order by every process.
-    let mut lock_runs: Vec<&str> = batch
-        .iter()
-        .map(|u| &*u.run_id)
-        .chain(heartbeats.iter().map(|h| &**h))
-        .collect();
-    lock_runs.sort_unstable();
-    lock_runs.dedup();
-    let runs: Vec<&str> = batch.iter().map(|u| &*u.run_id).collect();
-    let subtasks: Vec<Option<i64>> = batch.iter().map(|u| u.subtask.map(i64::from)).collect();
-    let uids: Vec<Option<&str>> = batch.iter().map(|u| u.subtask_uid.as_deref()).collect();
-    let set: Vec<Option<i64>> = batch.iter().map(|u| u.items_set.map(i64_of)).collect();
-    let delta: Vec<i64> = batch.iter().map(|u| i64_of(u.items_delta)).collect();
-    let total: Vec<Option<i64>> = batch.iter().map(|u| u.items_total.map(i64_of)).collect();
-    let percent: Vec<Option<f64>> = batch.iter().map(|u| u.percent).collect();
-    let message: Vec<Option<&str>> = batch.iter().map(|u| u.message.as_deref()).collect();
-    let current: Vec<Option<i64>> = batch
-        .iter()
-        .map(|u| u.current_subtask.map(i64::from))
-        .collect();
-    let beats: Vec<&str> = heartbeats.iter().map(|h| &**h).collect();
-    let row = st.one(
-        c,
-        "SELECT o_dup, o_finished, o_status FROM @.apply_progress($1, $2, $3, $4, $5, $6, $7,
-            $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        &[
-            (&runs, Type::TEXT_ARRAY),
-            (&subtasks, Type::INT8_ARRAY),
-            (&uids, Type::TEXT_ARRAY),
-            (&set, Type::INT8_ARRAY),
-            (&delta, Type::INT8_ARRAY),
-            (&total, Type::INT8_ARRAY),
-            (&percent, Type::FLOAT8_ARRAY),
-            (&message, Type::TEXT_ARRAY),
-            (&current, Type::INT8_ARRAY),
-            (&beats, Type::TEXT_ARRAY),
-            (&lock_runs, Type::TEXT_ARRAY),
-            (&now, Type::TIMESTAMPTZ),
-            (&key.0, Type::INT4),
-            (&key.1, Type::INT4),
-            (&writer, Type::TEXT),
-            (&seq, Type::INT8),
-        ],
-    )?;
-    if row.try_get::<_, bool>(0)? {
-        return Ok(Output::Duplicate);
+
+    fn params(&self) -> Vec<Typed<'_>> {
+        vec![
+            (&self.run_id, Type::TEXT),
+            (&self.to_name, Type::TEXT),
+            (&self.allowed, Type::TEXT_ARRAY),
+            (&self.info.message, Type::TEXT),
+            (&self.info.error_message, Type::TEXT),
+            (&self.info.error_detail, Type::TEXT),
+            (&self.info.reset, Type::BOOL),
+            (&self.sub_message, Type::TEXT),
+            (&self.now, Type::TIMESTAMPTZ),
+            (&self.key.0, Type::INT4),
+            (&self.key.1, Type::INT4),
+            (&self.name.0, Type::TEXT),
+            (&self.name.1, Type::INT8),
+        ]
     }
-    let index: Vec<i32> = row.try_get(1)?;
-    let status: Vec<String> = row.try_get(2)?;
-    let mut finished = Vec::with_capacity(index.len());
-    for (i, s) in index.into_iter().zip(status) {
-        if let Ok(i) = usize::try_from(i) {
-            finished.push((i, s.parse::<Status>()?));
+
+    fn decode(&self, row: &Row, col: usize) -> R<Output> {
+        let code: String = row.try_get(col)?;
+        let from: Option<String> = row.try_get(col + 1)?;
+        let from =
+            || -> R<Status> { Ok(from.as_deref().unwrap_or("NOT_STARTED").parse::<Status>()?) };
+        match code.as_str() {
+            "ok" => Ok(Output::Transition {
+                from: from()?,
+                changed: true,
+            }),
+            "same" => Ok(Output::Transition {
+                from: from()?,
+                changed: false,
+            }),
+            "dup" => Ok(Output::Duplicate),
+            "no_run" => Err(Fail::App(Error::not_found("run", self.run_id))),
+            "invalid" if self.bad_reset => Err(Fail::App(Error::invalid(
+                "status",
+                self.to_name,
+                "a run can be reset to STARTED or RUNNING, not NOT_STARTED",
+            ))),
+            "invalid" => Err(Fail::App(Error::InvalidTransition {
+                what: format!("run {}", self.run_id),
+                from: from()?,
+                to: self.to,
+            })),
+            other => Err(unexpected(other, "run_transition")),
         }
     }
-    Ok(Output::Progress { finished })
+}
+
+struct SubtaskTransitionArgs<'a> {
+    run_id: &'a str,
+    sub: &'a SubtaskRef,
+    uid: Option<&'a str>,
+    number: i64,
+    to: Status,
+    to_name: &'static str,
+    allowed: Vec<&'static str>,
+    info: &'a TransitionInfo,
+    now: DateTime<Utc>,
+    key: EventsKey,
+    name: WriteName<'a>,
+}
+
+impl<'a> SubtaskTransitionArgs<'a> {
+    fn of(op: &'a Op, key: EventsKey, id: Option<&'a OpId>) -> Option<Self> {
+        let Op::SubtaskTransition {
+            run_id,
+            subtask,
+            to,
+            info,
+            at,
+        } = op
+        else {
+            return None;
+        };
+        Some(SubtaskTransitionArgs {
+            run_id,
+            sub: subtask,
+            uid: subtask.uid.as_deref(),
+            number: i64::from(subtask.number),
+            to: *to,
+            to_name: to.as_str(),
+            allowed: allowed_from(*to, info.reset),
+            info,
+            now: ts(*at),
+            key,
+            name: write_name(id),
+        })
+    }
+
+    fn params(&self) -> Vec<Typed<'_>> {
+        vec![
+            (&self.run_id, Type::TEXT),
+            (&self.uid, Type::TEXT),
+            (&self.number, Type::INT8),
+            (&self.to_name, Type::TEXT),
+            (&self.allowed, Type::TEXT_ARRAY),
+            (&self.info.message, Type::TEXT),
+            (&self.info.error_message, Type::TEXT),
+            (&self.info.error_detail, Type::TEXT),
+            (&self.info.reset, Type::BOOL),
+            (&self.now, Type::TIMESTAMPTZ),
+            (&self.key.0, Type::INT4),
+            (&self.key.1, Type::INT4),
+            (&self.name.0, Type::TEXT),
+            (&self.name.1, Type::INT8),
+        ]
+    }
+
+    fn decode(&self, row: &Row, col: usize) -> R<Output> {
+        let code: String = row.try_get(col)?;
+        let from: Option<String> = row.try_get(col + 1)?;
+        let stored: Option<i64> = row.try_get(col + 2)?;
+        let from =
+            || -> R<Status> { Ok(from.as_deref().unwrap_or("NOT_STARTED").parse::<Status>()?) };
+        match code.as_str() {
+            "ok" => Ok(Output::Transition {
+                from: from()?,
+                changed: true,
+            }),
+            "same" => Ok(Output::Transition {
+                from: from()?,
+                changed: false,
+            }),
+            "dup" => Ok(Output::Duplicate),
+            "no_run" => Err(Fail::App(Error::not_found("run", self.run_id))),
+            "no_subtask" => Err(Fail::App(Error::not_found(
+                "subtask",
+                format!("{} of run {}", self.sub.number, self.run_id),
+            ))),
+            "invalid" => Err(Fail::App(Error::InvalidTransition {
+                what: format!(
+                    "subtask {} of run {}",
+                    stored.unwrap_or(self.number),
+                    self.run_id
+                ),
+                from: from()?,
+                to: self.to,
+            })),
+            other => Err(unexpected(other, "subtask_transition")),
+        }
+    }
+}
+
+/// One progress flush: element i of each array is update i.
+struct ProgressArgs<'a> {
+    runs: Vec<&'a str>,
+    subtasks: Vec<Option<i64>>,
+    uids: Vec<Option<&'a str>>,
+    set: Vec<Option<i64>>,
+    delta: Vec<i64>,
+    total: Vec<Option<i64>>,
+    percent: Vec<Option<f64>>,
+    message: Vec<Option<&'a str>>,
+    current: Vec<Option<i64>>,
+    beats: Vec<&'a str>,
+    /// Every run this flush touches, locked in one order by every process.
+    lock_runs: Vec<&'a str>,
+    now: DateTime<Utc>,
+    key: EventsKey,
+    name: WriteName<'a>,
+}
+
+impl<'a> ProgressArgs<'a> {
+    fn of(op: &'a Op, key: EventsKey, id: Option<&'a OpId>) -> Option<Self> {
+        let Op::Progress {
+            updates: batch,
+            heartbeats,
+            at,
+        } = op
+        else {
+            return None;
+        };
+        let mut lock_runs: Vec<&str> = batch
+            .iter()
+            .map(|u| &*u.run_id)
+            .chain(heartbeats.iter().map(|h| &**h))
+            .collect();
+        lock_runs.sort_unstable();
+        lock_runs.dedup();
+        Some(ProgressArgs {
+            runs: batch.iter().map(|u| &*u.run_id).collect(),
+            subtasks: batch.iter().map(|u| u.subtask.map(i64::from)).collect(),
+            uids: batch.iter().map(|u| u.subtask_uid.as_deref()).collect(),
+            set: batch.iter().map(|u| u.items_set.map(i64_of)).collect(),
+            delta: batch.iter().map(|u| i64_of(u.items_delta)).collect(),
+            total: batch.iter().map(|u| u.items_total.map(i64_of)).collect(),
+            percent: batch.iter().map(|u| u.percent).collect(),
+            message: batch.iter().map(|u| u.message.as_deref()).collect(),
+            current: batch
+                .iter()
+                .map(|u| u.current_subtask.map(i64::from))
+                .collect(),
+            beats: heartbeats.iter().map(|h| &**h).collect(),
+            lock_runs,
+            now: ts(*at),
+            key,
+            name: write_name(id),
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.runs.is_empty() && self.beats.is_empty() && self.name.0.is_none()
+    }
+
+    fn params(&self) -> Vec<Typed<'_>> {
+        vec![
+            (&self.runs, Type::TEXT_ARRAY),
+            (&self.subtasks, Type::INT8_ARRAY),
+            (&self.uids, Type::TEXT_ARRAY),
+            (&self.set, Type::INT8_ARRAY),
+            (&self.delta, Type::INT8_ARRAY),
+            (&self.total, Type::INT8_ARRAY),
+            (&self.percent, Type::FLOAT8_ARRAY),
+            (&self.message, Type::TEXT_ARRAY),
+            (&self.current, Type::INT8_ARRAY),
+            (&self.beats, Type::TEXT_ARRAY),
+            (&self.lock_runs, Type::TEXT_ARRAY),
+            (&self.now, Type::TIMESTAMPTZ),
+            (&self.key.0, Type::INT4),
+            (&self.key.1, Type::INT4),
+            (&self.name.0, Type::TEXT),
+            (&self.name.1, Type::INT8),
+        ]
+    }
+
+    fn decode(&self, row: &Row, col: usize) -> R<Output> {
+        if row.try_get::<_, bool>(col)? {
+            return Ok(Output::Duplicate);
+        }
+        let index: Vec<i32> = row.try_get(col + 1)?;
+        let status: Vec<String> = row.try_get(col + 2)?;
+        let mut finished = Vec::with_capacity(index.len());
+        for (i, s) in index.into_iter().zip(status) {
+            if let Ok(i) = usize::try_from(i) {
+                finished.push((i, s.parse::<Status>()?));
+            }
+        }
+        Ok(Output::Progress { finished })
+    }
 }
 
 fn unexpected(code: &str, function: &str) -> Fail {
