@@ -50,6 +50,10 @@ def run(label: str, url: str, procs: int, seconds: int, idle: int) -> dict:
 
     watcher = threading.Thread(target=watch)
     watcher.start()
+    # What the monitoring itself commits per second (psql sessions), to subtract.
+    m0, mt0 = commits(), time.monotonic()
+    time.sleep(2)
+    monitor_tps = (commits() - m0) / (time.monotonic() - mt0)
     cpu0, start = server_cpu_seconds(), time.monotonic()
     workers = [
         subprocess.Popen([os.environ["BENCH_WORKER"]], env=dict(env, BENCH_TASK=f"{label}-{i}", TASKER_HOSTNAME=f"host-{i % 20}"),
@@ -59,14 +63,14 @@ def run(label: str, url: str, procs: int, seconds: int, idle: int) -> dict:
     spawned = time.monotonic()
     # Busy window: after every process is up, before the first goes idle.
     time.sleep(max(0.0, start + 2 - time.monotonic()))
-    b0, bt0 = commits(), time.monotonic()
+    b0, bt0, bw0 = commits(), time.monotonic(), time.time()
     time.sleep(max(0.5, start + seconds - 0.5 - time.monotonic()))
-    b1, bt1 = commits(), time.monotonic()
+    b1, bt1, bw1 = commits(), time.monotonic(), time.time()
     time.sleep(max(0.0, start + seconds + 2 - time.monotonic()))
     i0, it0 = commits(), time.monotonic()
     time.sleep(max(0.5, start + seconds + idle - 0.5 - time.monotonic()))
     i1, it1 = commits(), time.monotonic()
-    lat, failed, transitions = [], 0, 0
+    lat, failed, busy_transitions = [], 0, 0
     for w in workers:
         out, err = w.communicate(timeout=600)
         if w.returncode != 0 or "DONE" not in out:
@@ -74,22 +78,25 @@ def run(label: str, url: str, procs: int, seconds: int, idle: int) -> dict:
             sys.stderr.write(err[-500:])
         for line in out.splitlines():
             if line.startswith("T "):
-                lat.append(float(line[2:]))
+                at, us = line[2:].split()
+                lat.append(float(us))
+                busy_transitions += bw0 <= float(at) <= bw1
     elapsed = time.monotonic() - start
     cpu = server_cpu_seconds() - cpu0
     stop.set()
     watcher.join()
     lat.sort()
     pct = lambda q: lat[min(len(lat) - 1, int(q * (len(lat) - 1)))] if lat else float("nan")
-    busy_tps = (b1 - b0) / (bt1 - bt0)
-    idle_tps = (i1 - i0) / (it1 - it0)
-    transitions_per_s = len(lat) / elapsed
+    busy_tps = (b1 - b0) / (bt1 - bt0) - monitor_tps
+    idle_tps = (i1 - i0) / (it1 - it0) - monitor_tps
+    transitions_per_s = busy_transitions / (bw1 - bw0)
     return {
         "setting": label,
         "processes": procs,
         "failed": failed,
         "spawn_s": round(spawned - start, 1),
         "busy_tps": round(busy_tps, 1),
+        "busy_transitions_per_s": round(transitions_per_s, 1),
         "busy_bound": round(procs * 5 + transitions_per_s, 1),
         "idle_tps": round(idle_tps, 1),
         "idle_bound": round((procs * 5 + transitions_per_s) / 5, 1),

@@ -1,8 +1,8 @@
 /* One tracked process of bench/postgres/scale.sh: starts a run, then for
  * $BENCH_SECONDS starts a subtask, increments it $BENCH_ITEMS times over
  * $BENCH_WORK_MS, completes it (busy phase); then holds its run open with nothing
- * to write for $BENCH_IDLE_SECONDS (idle phase); completes the run. Prints the
- * latency of every transition in microseconds, one per line ("T <us>"). */
+ * to write for $BENCH_IDLE_SECONDS (idle phase); completes the run. Prints every
+ * transition: when it ended and its latency ("T <epoch s> <us>"). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,13 @@ static double now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/* Prints one transition: when it ended (seconds since the epoch) and how long it took. */
+static void report(double started_us) {
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    printf("T %.3f %.1f\n", wall.tv_sec + wall.tv_nsec / 1e9, now_us() - started_us);
 }
 
 static void check(tasker_status s, const char *what) {
@@ -39,7 +46,7 @@ int main(void) {
     check(tasker_open(NULL, &t), "open");
     double t0 = now_us();
     check(tasker_task_start(t, "bench", task ? task : "scale", NULL, &run), "task_start");
-    printf("T %.1f\n", now_us() - t0);
+    report(t0);
     struct timespec step = {0, (work_ms * 1000000L) / (items > 0 ? items : 1)};
     double end = now_us() + seconds * 1e6;
     for (int i = 0; now_us() < end; i++) {
@@ -48,14 +55,14 @@ int main(void) {
         snprintf(name, sizeof name, "part %d", i);
         double a = now_us();
         check(tasker_subtask_start(run, name, items, &n), "subtask_start");
-        printf("T %.1f\n", now_us() - a);
+        report(a);
         for (long k = 0; k < items; k++) {
             check(tasker_subtask_increment(run, n, 1), "increment");
             nanosleep(&step, NULL);
         }
         a = now_us();
         check(tasker_subtask_complete(run, n, NULL), "subtask_complete");
-        printf("T %.1f\n", now_us() - a);
+        report(a);
     }
     printf("IDLE\n");
     fflush(stdout);
@@ -63,7 +70,7 @@ int main(void) {
     nanosleep(&rest, NULL);
     double a = now_us();
     check(tasker_task_complete(run, "done"), "task_complete");
-    printf("T %.1f\n", now_us() - a);
+    report(a);
     tasker_run_free(run);
     check(tasker_close(t), "close");
     printf("DONE\n");

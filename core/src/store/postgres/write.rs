@@ -304,7 +304,7 @@ impl<'a> Call<'a> {
     /// The function call as a FROM item, its parameters numbered from `$first`.
     /// With `after`, its first argument refers to that earlier item's answer, so
     /// that PostgreSQL runs that one first (LATERAL), in the same statement.
-    fn from_item(&self, first: usize, after: Option<&str>) -> String {
+    fn sql_call(&self, first: usize, after: Option<&str>) -> String {
         let (function, arity) = match self {
             Call::Progress(_) => ("apply_progress", 16),
             Call::RunTransition(_) => ("run_transition", 13),
@@ -359,7 +359,7 @@ fn call_alone(c: &mut impl GenericClient, st: &mut Statements, call: &Call<'_>) 
     let sql = format!(
         "SELECT {} FROM {} x",
         call.columns("x"),
-        call.from_item(1, None)
+        call.sql_call(1, None)
     );
     let row = st.one(c, &sql, &call.params())?;
     call.decode(&row, 0)
@@ -387,8 +387,8 @@ pub(super) fn progress_then(
         "SELECT {}, {} FROM {} p CROSS JOIN LATERAL {} t",
         first.columns("p"),
         then.columns("t"),
-        first.from_item(1, None),
-        then.from_item(17, Some("p"))
+        first.sql_call(1, None),
+        then.sql_call(17, Some("p"))
     );
     let mut params = first.params();
     params.extend(then.params());
