@@ -20,8 +20,9 @@ def commits() -> int:
     return int(psql("SELECT sum(xact_commit) FROM pg_stat_database"))
 
 
-def server_cpu_seconds() -> float:
-    ticks = 0
+def server_ticks() -> dict:
+    """CPU ticks used so far by each server process (backends come and go)."""
+    ticks = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -33,19 +34,21 @@ def server_cpu_seconds() -> float:
         except OSError:
             continue
         if comm in ("postgres", "postmaster"):
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+            ticks[pid] = int(fields[11]) + int(fields[12])
+    return ticks
 
 
 def run(label: str, url: str, procs: int, seconds: int, idle: int) -> dict:
     env = dict(os.environ, TASKER_DB_URL=url, BENCH_SECONDS=str(seconds), BENCH_IDLE_SECONDS=str(idle))
     most = [0]
+    seen: dict = {}
     stop = threading.Event()
 
     def watch() -> None:
         while not stop.is_set():
             n = int(psql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"))
             most[0] = max(most[0], n)
+            seen.update(server_ticks())
             time.sleep(0.5)
 
     watcher = threading.Thread(target=watch)
@@ -54,7 +57,8 @@ def run(label: str, url: str, procs: int, seconds: int, idle: int) -> dict:
     m0, mt0 = commits(), time.monotonic()
     time.sleep(2)
     monitor_tps = (commits() - m0) / (time.monotonic() - mt0)
-    cpu0, start = server_cpu_seconds(), time.monotonic()
+    before = server_ticks()
+    start = time.monotonic()
     workers = [
         subprocess.Popen([os.environ["BENCH_WORKER"]], env=dict(env, BENCH_TASK=f"{label}-{i}", TASKER_HOSTNAME=f"host-{i % 20}"),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -62,14 +66,15 @@ def run(label: str, url: str, procs: int, seconds: int, idle: int) -> dict:
     ]
     spawned = time.monotonic()
     # Busy window: after every process is up, before the first goes idle.
-    time.sleep(max(0.0, start + 2 - time.monotonic()))
+    time.sleep(max(0.0, max(start + 2, spawned + 1) - time.monotonic()))
     b0, bt0, bw0 = commits(), time.monotonic(), time.time()
     time.sleep(max(0.5, start + seconds - 0.5 - time.monotonic()))
     b1, bt1, bw1 = commits(), time.monotonic(), time.time()
-    time.sleep(max(0.0, start + seconds + 2 - time.monotonic()))
+    time.sleep(max(0.0, spawned + seconds + 2 - time.monotonic()))
     i0, it0 = commits(), time.monotonic()
     time.sleep(max(0.5, start + seconds + idle - 0.5 - time.monotonic()))
     i1, it1 = commits(), time.monotonic()
+    flushes = 1000 / float(os.environ.get("TASKER_FLUSH_INTERVAL_MS", "200"))
     lat, failed, busy_transitions = [], 0, 0
     for w in workers:
         out, err = w.communicate(timeout=600)
@@ -82,9 +87,10 @@ def run(label: str, url: str, procs: int, seconds: int, idle: int) -> dict:
                 lat.append(float(us))
                 busy_transitions += bw0 <= float(at) <= bw1
     elapsed = time.monotonic() - start
-    cpu = server_cpu_seconds() - cpu0
     stop.set()
     watcher.join()
+    seen.update(server_ticks())
+    cpu = sum(t - before.get(pid, 0) for pid, t in seen.items()) / os.sysconf("SC_CLK_TCK")
     lat.sort()
     pct = lambda q: lat[min(len(lat) - 1, int(q * (len(lat) - 1)))] if lat else float("nan")
     busy_tps = (b1 - b0) / (bt1 - bt0) - monitor_tps
@@ -97,9 +103,10 @@ def run(label: str, url: str, procs: int, seconds: int, idle: int) -> dict:
         "spawn_s": round(spawned - start, 1),
         "busy_tps": round(busy_tps, 1),
         "busy_transitions_per_s": round(transitions_per_s, 1),
-        "busy_bound": round(procs * 5 + transitions_per_s, 1),
+        "flush_interval_ms": round(1000 / flushes),
+        "busy_bound": round(procs * flushes + transitions_per_s, 1),
         "idle_tps": round(idle_tps, 1),
-        "idle_bound": round((procs * 5 + transitions_per_s) / 5, 1),
+        "idle_bound": round((procs * flushes + transitions_per_s) / 5, 1),
         "transitions": len(lat),
         "p50_us": round(pct(0.5)),
         "p99_us": round(pct(0.99)),
