@@ -56,6 +56,11 @@ tk_events <- function(run_id, after, limit_) .Call(wrap__tk_events, run_id, afte
 # @keywords internal
 tk_delete_runs <- function(stage, task, run_id) .Call(wrap__tk_delete_runs, stage, task, run_id)
 
+# Deletes registered tasks (`runs`: "refuse", "keep" or "delete" what tasks
+# with runs do); returns list(tasks, stages, runs, kept).
+# @keywords internal
+tk_delete_tasks <- function(stage, task, runs) .Call(wrap__tk_delete_tasks, stage, task, runs)
+
 # Makes this process's pending progress durable.
 # @keywords internal
 tk_flush <- function() .Call(wrap__tk_flush)

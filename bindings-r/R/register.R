@@ -106,3 +106,43 @@ get_stages <- function(conn = NULL) {
   .tk_conn(conn)
   .tk_df(.tk_call(tk_stages))
 }
+
+#' Clear the registered tasks
+#'
+#' Deletes every registered task and stage, after a typed confirmation. Tasks
+#' that have runs are kept (their history refers to them): the earlier package
+#' deleted them and left their runs behind. To delete runs too, use
+#' [purge_tasker_data()] or [task_reset()] first.
+#'
+#' @param conn Ignored.
+#' @param confirmation_string What to type to confirm; with `NULL` and
+#'   `interactive = FALSE` nothing is asked.
+#' @param interactive Ask for the confirmation.
+#' @return `TRUE` when cleared, `FALSE` when cancelled or on an error (which is
+#'   shown as a message).
+#' @export
+clear_registered_tasks <- function(conn = NULL, confirmation_string = "CLEAR TASKS", interactive = TRUE) {
+  .tk_conn(conn)
+  if (!is.null(confirmation_string) && !(is.character(confirmation_string) && length(confirmation_string) == 1L)) {
+    .tk_arg_error("'confirmation_string' must be a single character string or NULL")
+  }
+  message("WARNING: this deletes every registered task and stage (tasks with runs are kept).")
+  if (isTRUE(interactive) || !is.null(confirmation_string)) {
+    expected <- confirmation_string %||% "CLEAR TASKS"
+    answer <- if (interactive()) readline(sprintf("Type '%s' to confirm: ", expected)) else ""
+    if (!identical(answer, expected)) {
+      message("Cancelled: nothing was deleted.",
+              if (!interactive()) " (Not interactive: pass confirmation_string = NULL, interactive = FALSE.)")
+      return(FALSE)
+    }
+  }
+  r <- tryCatch(.tk(tk_delete_tasks(NULL, NULL, "keep")), tasker_error = function(e) {
+    message("Could not clear the registered tasks: ", conditionMessage(e))
+    NULL
+  })
+  if (is.null(r)) return(FALSE)
+  message(sprintf("Deleted %d task(s) and %d stage(s).%s", as.integer(r$tasks), as.integer(r$stages),
+                  if (length(r$kept)) sprintf(" Kept %d with runs: %s.", length(r$kept),
+                                              paste(r$kept, collapse = ", ")) else ""))
+  TRUE
+}

@@ -107,9 +107,6 @@
 #'   \item{`cleanup_old_metrics()`}{Planned with the built-in process sampling
 #'     (retention kept by the core). Old runs: `tasker purge` on the command
 #'     line, or [task_reset()] / [purge_tasker_data()].}
-#'   \item{`clear_registered_tasks()`}{Planned: the core cannot delete
-#'     registrations yet. Registering again is harmless (`NULL` never clears a
-#'     field); [purge_tasker_data()] deletes recorded runs.}
 #'   \item{`migrate_stage_runs()`}{Not provided: runs stay with the task they
 #'     ran as. Register the task under its new stage; [get_task_history()]
 #'     still shows the old runs under the old stage.}

@@ -41,6 +41,6 @@ pub use model::{
 };
 pub use query::{EventRow, HistoryFilter, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow};
 pub use run::RunHandle;
-pub use store::RunSelector;
+pub use store::{RunSelector, TaskSelector, TasksDeleted, TasksWithRuns};
 pub use supervisor::Health;
 pub use tracker::{flush_all, Listener, RetentionReport, Tracker, TrackerStats, TransitionEvent};

@@ -26,7 +26,9 @@ use crate::query::{
     EventRow, HistoryFilter, LostRule, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
 };
 use crate::run::{RunHandle, RunShared};
-use crate::store::{self, NewRun, Op, Output, ProgressUpdate, RunSelector, Store};
+use crate::store::{
+    self, NewRun, Op, Output, ProgressUpdate, RunSelector, Store, TaskSelector, TasksDeleted,
+};
 use crate::supervisor::{Answer, Counters, Cx, Health, RunRegistry, Supervisor};
 use crate::sync::lock;
 use crate::writer::Writer;
@@ -368,6 +370,12 @@ impl Tracker {
         limit: usize,
     ) -> Result<Vec<EventRow>> {
         self.read(|st| st.events_after(after, run_id, limit))
+    }
+
+    /// Deletes registered tasks (and stages left without any) in one transaction;
+    /// `which.runs` says what happens to tasks that have runs.
+    pub fn delete_tasks(&self, which: &TaskSelector) -> Result<TasksDeleted> {
+        self.read(|st| st.delete_tasks(which))
     }
 
     /// Deletes runs with their subtasks and events; returns how many runs.

@@ -15,8 +15,8 @@ use tasker::store::{
     self, NewRun, Op, OpId, Output, ProgressUpdate, Queued, RunSelector, Store, SubtaskRef,
 };
 use tasker::{
-    ErrorKind, HistoryFilter, RunOptions, RunRow, Status, StatusFilter, SubtaskOptions, TaskSpec,
-    TransitionInfo,
+    ErrorKind, HistoryFilter, RunOptions, RunRow, Status, StatusFilter, SubtaskOptions,
+    TaskSelector, TaskSpec, TasksWithRuns, TransitionInfo,
 };
 
 struct Db {
@@ -98,6 +98,7 @@ suite!(
     a_batch_goes_on_past_a_refused_write,
     retention_deletes_finished_runs_in_batches_never_active_ones,
     progress_then_a_transition_in_one_transaction,
+    deleting_tasks_keeps_or_refuses_those_with_history,
 );
 
 fn t(sec: i64) -> DateTime<Utc> {
@@ -1837,4 +1838,47 @@ fn progress_then_a_transition_in_one_transaction(db: &mut Db) {
     assert_eq!(answer.unwrap_err().kind(), ErrorKind::InvalidTransition);
     let b = &s.subtasks("r").unwrap()[1];
     assert_eq!((b.status, b.items_complete), (Status::Running, 4));
+}
+
+/// Registrations can be cleared; a task with runs is refused, kept or deleted with
+/// its runs, as asked, and stages left without tasks go.
+fn deleting_tasks_keeps_or_refuses_those_with_history(db: &mut Db) {
+    let s = &mut db.s;
+    s.register_tasks(
+        &[
+            TaskSpec::new("a", "idle"),
+            TaskSpec::new("a", "ran"),
+            TaskSpec::new("b", "idle"),
+        ],
+        t(0),
+    )
+    .unwrap();
+    s.start_run(&new_run("r", "a", "ran", 1)).unwrap();
+    let all = |runs| TaskSelector {
+        runs,
+        ..Default::default()
+    };
+    let e = s.delete_tasks(&all(TasksWithRuns::Refuse)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.to_string().contains("a/ran"), "{e}");
+    assert_eq!(
+        s.registered_tasks(None, None).unwrap().len(),
+        3,
+        "nothing deleted"
+    );
+    let done = s.delete_tasks(&all(TasksWithRuns::Keep)).unwrap();
+    assert_eq!((done.tasks, done.stages, done.runs), (2, 1, 0));
+    assert_eq!(done.kept, vec!["a/ran".to_string()]);
+    assert!(s.run("r").unwrap().is_some(), "history kept");
+    let one = TaskSelector {
+        stage: Some("a".into()),
+        task: Some("ran".into()),
+        runs: TasksWithRuns::Delete,
+    };
+    let done = s.delete_tasks(&one).unwrap();
+    assert_eq!((done.tasks, done.stages, done.runs), (1, 1, 1));
+    assert!(s.run("r").unwrap().is_none());
+    assert!(s.events_after(0, None, 100).unwrap().is_empty());
+    assert!(s.registered_tasks(None, None).unwrap().is_empty());
+    assert!(s.stages().unwrap().is_empty());
 }

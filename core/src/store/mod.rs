@@ -46,11 +46,57 @@ pub fn new_uid() -> Arc<str> {
     Arc::from(uuid::Uuid::now_v7().to_string())
 }
 
+/// The error of `delete_tasks` when tasks to delete have runs.
+pub(crate) fn refuse_tasks_with_runs(names: &[String]) -> Error {
+    let shown: Vec<&str> = names.iter().take(20).map(String::as_str).collect();
+    let more = names.len().saturating_sub(shown.len());
+    Error::invalid(
+        "tasks",
+        shown.join(", ")
+            + &if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            },
+        "have runs: keep them, or delete their runs with them",
+    )
+}
+
 fn unexpected(op: &Op, out: Output) -> Error {
     Error::storage_refused(
         "tasker",
         format!("unexpected answer {out:?} to a {}", op.kind()),
     )
+}
+
+/// Which registered tasks `delete_tasks` removes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskSelector {
+    pub stage: Option<String>,
+    pub task: Option<String>,
+    pub runs: TasksWithRuns,
+}
+
+/// What `delete_tasks` does with a task that has runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TasksWithRuns {
+    /// Refuse (nothing is deleted), naming them.
+    #[default]
+    Refuse,
+    /// Keep them (their history needs them) and delete the others.
+    Keep,
+    /// Delete them with their runs, subtasks and events.
+    Delete,
+}
+
+/// What `delete_tasks` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TasksDeleted {
+    pub tasks: usize,
+    pub stages: usize,
+    pub runs: usize,
+    /// `stage/task` names kept because they have runs (`TasksWithRuns::Keep`).
+    pub kept: Vec<String>,
 }
 
 /// Which runs `delete_runs` removes.
@@ -221,6 +267,11 @@ pub trait Store: Send {
 
     /// Deletes runs (with their subtasks and events). Returns how many.
     fn delete_runs(&mut self, which: &RunSelector) -> Result<usize>;
+
+    /// Deletes registered tasks (all, a stage's, or one) in one transaction, and
+    /// the stages left without tasks. What happens to tasks that have runs is
+    /// `which.runs`' choice.
+    fn delete_tasks(&mut self, which: &TaskSelector) -> Result<TasksDeleted>;
 
     fn task_status(&mut self, filter: &StatusFilter) -> Result<Vec<RunRow>>;
     /// Every active run (STARTED, RUNNING, PAUSED), several per task included.

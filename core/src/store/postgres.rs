@@ -43,7 +43,10 @@ use crate::query::{
     DEFAULT_HISTORY_LIMIT,
 };
 
-use super::{Op, OpId, Output, Queued, RunSelector, Store, SubtaskState};
+use super::{
+    refuse_tasks_with_runs, Op, OpId, Output, Queued, RunSelector, Store, SubtaskState,
+    TaskSelector, TasksDeleted, TasksWithRuns,
+};
 
 mod write;
 
@@ -1517,6 +1520,58 @@ impl Store for PostgresStore {
                 ],
             )?;
             Ok(n as usize)
+        })
+    }
+
+    fn delete_tasks(&mut self, which: &TaskSelector) -> Result<TasksDeleted> {
+        let matching = "SELECT t.task_id FROM @.tasks t JOIN @.stages s ON s.stage_id = t.stage_id
+             WHERE ($1::text IS NULL OR s.stage_name = $1) AND ($2::text IS NULL OR t.task_name = $2)";
+        self.write(|tx, st, _| {
+            let p: [Typed<'_>; 2] = [(&which.stage, Type::TEXT), (&which.task, Type::TEXT)];
+            let with_runs: Vec<String> = st
+                .all(
+                    tx,
+                    &format!(
+                        "SELECT s.stage_name || '/' || t.task_name FROM @.tasks t
+                         JOIN @.stages s ON s.stage_id = t.stage_id
+                         WHERE t.task_id IN ({matching})
+                           AND EXISTS (SELECT 1 FROM @.runs r WHERE r.task_id = t.task_id)
+                         ORDER BY (s.stage_name || '/' || t.task_name) COLLATE \"C\""
+                    ),
+                    &p,
+                )?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<std::result::Result<_, _>>()?;
+            let mut done = TasksDeleted::default();
+            match which.runs {
+                TasksWithRuns::Refuse if !with_runs.is_empty() => {
+                    return Err(Fail::App(refuse_tasks_with_runs(&with_runs)));
+                }
+                TasksWithRuns::Delete => {
+                    done.runs = st.exec(
+                        tx,
+                        &format!("DELETE FROM @.runs WHERE task_id IN ({matching})"),
+                        &p,
+                    )? as usize;
+                }
+                TasksWithRuns::Keep => done.kept = with_runs,
+                TasksWithRuns::Refuse => {}
+            }
+            done.tasks = st.exec(
+                tx,
+                &format!(
+                    "DELETE FROM @.tasks x WHERE x.task_id IN ({matching})
+                     AND NOT EXISTS (SELECT 1 FROM @.runs r WHERE r.task_id = x.task_id)"
+                ),
+                &p,
+            )? as usize;
+            done.stages = st.exec(
+                tx,
+                "DELETE FROM @.stages x WHERE NOT EXISTS (SELECT 1 FROM @.tasks t WHERE t.stage_id = x.stage_id)",
+                &[],
+            )? as usize;
+            Ok(done)
         })
     }
 

@@ -19,7 +19,10 @@ use crate::query::{
     DEFAULT_HISTORY_LIMIT,
 };
 
-use super::{Op, OpId, Output, Queued, RunSelector, Store, SubtaskState};
+use super::{
+    refuse_tasks_with_runs, Op, OpId, Output, Queued, RunSelector, Store, SubtaskState,
+    TaskSelector, TasksDeleted, TasksWithRuns,
+};
 
 mod write;
 
@@ -515,6 +518,57 @@ impl Store for SqliteStore {
             .map_err(db_err)?;
         tx.commit()?;
         Ok(n)
+    }
+
+    fn delete_tasks(&mut self, which: &TaskSelector) -> Result<TasksDeleted> {
+        let tx = self.write_tx()?;
+        let matching = "SELECT t.task_id FROM tasks t JOIN stages s ON s.stage_id = t.stage_id
+             WHERE (?1 IS NULL OR s.stage_name = ?1) AND (?2 IS NULL OR t.task_name = ?2)";
+        let with_runs: Vec<String> = tx
+            .prepare(&format!(
+                "SELECT s.stage_name || '/' || t.task_name FROM tasks t
+                 JOIN stages s ON s.stage_id = t.stage_id
+                 WHERE t.task_id IN ({matching}) AND EXISTS (SELECT 1 FROM runs r WHERE r.task_id = t.task_id)
+                 ORDER BY 1"
+            ))
+            .and_then(|mut st| {
+                st.query_map(params![which.stage, which.task], |r| r.get(0))?
+                    .collect()
+            })
+            .map_err(db_err)?;
+        let mut done = TasksDeleted::default();
+        match which.runs {
+            TasksWithRuns::Refuse if !with_runs.is_empty() => {
+                return Err(refuse_tasks_with_runs(&with_runs));
+            }
+            TasksWithRuns::Delete => {
+                done.runs = tx
+                    .execute(
+                        &format!("DELETE FROM runs WHERE task_id IN ({matching})"),
+                        params![which.stage, which.task],
+                    )
+                    .map_err(db_err)?;
+            }
+            TasksWithRuns::Keep => done.kept = with_runs,
+            TasksWithRuns::Refuse => {}
+        }
+        done.tasks = tx
+            .execute(
+                &format!(
+                    "DELETE FROM tasks WHERE task_id IN ({matching})
+                     AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.task_id = tasks.task_id)"
+                ),
+                params![which.stage, which.task],
+            )
+            .map_err(db_err)?;
+        done.stages = tx
+            .execute(
+                "DELETE FROM stages WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.stage_id = stages.stage_id)",
+                [],
+            )
+            .map_err(db_err)?;
+        tx.commit()?;
+        Ok(done)
     }
 
     fn task_status(&mut self, filter: &StatusFilter) -> Result<Vec<RunRow>> {

@@ -37,7 +37,8 @@ use tasker::config::{Location, Secret};
 use tasker::{
     Config, ConfigArgs, Error as TkError, EventRow, HistoryFilter, RunHandle, RunOptions,
     RunProgress, RunRow, RunSelector, StageRow, Status, StatusFilter, SubtaskOptions,
-    SubtaskProgress, SubtaskRow, TaskRow, TaskSpec, Tracker, TransitionInfo,
+    SubtaskProgress, SubtaskRow, TaskRow, TaskSelector, TaskSpec, TasksWithRuns, Tracker,
+    TransitionInfo,
 };
 
 type TkResult<T> = std::result::Result<T, TkError>;
@@ -1031,6 +1032,38 @@ fn tk_delete_runs(stage: Robj, task: Robj, run_id: Robj) -> Robj {
     })())
 }
 
+/// Deletes registered tasks (`runs`: "refuse", "keep" or "delete" what tasks
+/// with runs do); returns list(tasks, stages, runs, kept).
+/// @keywords internal
+#[extendr]
+fn tk_delete_tasks(stage: Robj, task: Robj, runs: Robj) -> Robj {
+    out((|| {
+        let runs = match r_str("runs", &runs)?.as_deref() {
+            Some("refuse") | None => TasksWithRuns::Refuse,
+            Some("keep") => TasksWithRuns::Keep,
+            Some("delete") => TasksWithRuns::Delete,
+            Some(other) => {
+                return Err(TkError::invalid(
+                    "runs",
+                    other,
+                    "must be refuse, keep or delete",
+                ))
+            }
+        };
+        let done = tracker()?.delete_tasks(&TaskSelector {
+            stage: r_str("stage", &stage)?,
+            task: r_str("task", &task)?,
+            runs,
+        })?;
+        Ok(list!(
+            tasks = done.tasks as f64,
+            stages = done.stages as f64,
+            runs = done.runs as f64,
+            kept = done.kept
+        ))
+    })())
+}
+
 /// Makes this process's pending progress durable.
 /// @keywords internal
 #[extendr]
@@ -1387,6 +1420,7 @@ extendr_module! {
     fn tk_subtasks;
     fn tk_events;
     fn tk_delete_runs;
+    fn tk_delete_tasks;
     fn tk_flush;
     fn tk_flush_at_exit;
     fn tk_task_start;
