@@ -515,9 +515,23 @@ impl Supervisor {
     }
 
     /// The writer thread's turn: reconnect when due, replay one batch of queued
-    /// writes, or write pending progress. True when more queued writes wait (the
-    /// writer then comes back at once).
-    pub(crate) fn tick(&self, cx: &Cx<'_>, heartbeat: bool) -> bool {
+    /// writes, or write pending progress. When more queued writes wait, how long
+    /// to pause before the next batch (the writer then comes back that soon).
+    pub(crate) fn tick(&self, cx: &Cx<'_>, heartbeat: bool) -> Option<Duration> {
+        let more = self.tick_once(cx, heartbeat);
+        more.then(|| {
+            match lock(&self.conn)
+                .as_ref()
+                .map(|st| st.one_writer_at_a_time())
+            {
+                // Other processes wait for SQLite's one write lock: leave them room.
+                Some(true) => Duration::from_millis(5),
+                _ => Duration::from_millis(1),
+            }
+        })
+    }
+
+    fn tick_once(&self, cx: &Cx<'_>, heartbeat: bool) -> bool {
         self.reconnect(cx, false);
         if heartbeat {
             // A long-lived process (a dashboard, a pipeline's main process) also

@@ -525,13 +525,13 @@ impl TrackerInner {
         self.supervisor().flush(&self.cx(), drain)
     }
 
-    /// The writer thread's turn (see `Supervisor::tick`); true when it should come
-    /// back at once (queued writes wait).
-    pub(crate) fn flush_in_background(&self, heartbeat: bool) -> bool {
+    /// The writer thread's turn (see `Supervisor::tick`); when queued writes wait,
+    /// how soon it should come back.
+    pub(crate) fn flush_in_background(&self, heartbeat: bool) -> Option<Duration> {
         // A writer left over in a forked child belongs to the parent: do nothing.
         let sup = self.supervisor();
         if sup.generation != fork_generation() {
-            return false;
+            return None;
         }
         sup.tick(&self.cx(), heartbeat)
     }

@@ -14,10 +14,6 @@ use std::time::{Duration, Instant};
 use crate::ffi::os::with_signals_blocked;
 use crate::tracker::TrackerInner;
 
-/// Pause between two replay batches, so that other processes replaying into the
-/// same database (and this process's own calls) get their turn.
-const REPLAY_PAUSE: Duration = Duration::from_millis(5);
-
 /// Handle to a running writer; dropping it does not stop the thread, `stop` does.
 #[derive(Debug)]
 pub(crate) struct Writer {
@@ -62,11 +58,11 @@ fn run(
     heartbeat_interval: Duration,
 ) {
     let mut next_heartbeat = Instant::now() + heartbeat_interval;
-    let mut more = false;
+    let mut more: Option<Duration> = None;
     loop {
         // While queued writes are replayed, batch after batch with a short pause
-        // (so that pipeline calls and queries get the connection in between).
-        let wait = if more { REPLAY_PAUSE } else { flush_interval };
+        // (so that pipeline calls, queries and other processes get their turn).
+        let wait = more.unwrap_or(flush_interval);
         let stop = match stopped.recv_timeout(wait) {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
             Err(RecvTimeoutError::Timeout) => false,

@@ -126,6 +126,12 @@ pub trait Store: Send {
     /// that sending one again is harmless. (A failed SQLite COMMIT did not happen.)
     fn outcome_may_be_unknown(&self) -> bool;
 
+    /// Whether one writer at a time holds the whole database (SQLite): a replay
+    /// then pauses longer between batches, so that other processes get their turn.
+    fn one_writer_at_a_time(&self) -> bool {
+        false
+    }
+
     /// Applies one write in its own transaction. With `id`, at most once for it:
     /// a write at or below the highest id applied for its writer answers
     /// `Output::Duplicate` (a subtask start answers its number). A refusal (an

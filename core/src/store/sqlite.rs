@@ -392,6 +392,10 @@ impl Store for SqliteStore {
         false
     }
 
+    fn one_writer_at_a_time(&self) -> bool {
+        true
+    }
+
     fn apply(&mut self, op: &Op, id: Option<&OpId>) -> Result<Output> {
         if let Op::Progress {
             updates,
