@@ -42,7 +42,11 @@ fn current_user() -> Option<String> {
             }
         }
     }
-    // No variable (daemons, containers): fall back to the numeric uid.
+    // No variable (daemons, cron, containers): the password database, then the
+    // numeric uid.
+    if let Some(name) = crate::ffi::os::current_user_name() {
+        return Some(name);
+    }
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()
@@ -109,6 +113,16 @@ pub fn is_alive(pid: u32, started: Option<DateTime<Utc>>) -> Option<bool> {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn the_user_comes_from_the_password_database_when_the_environment_is_silent() {
+        let Ok(out) = std::process::Command::new("id").arg("-un").output() else {
+            eprintln!("`id` is not installed: skipped");
+            return;
+        };
+        let expected = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(crate::ffi::os::current_user_name(), Some(expected));
+    }
 
     #[test]
     fn this_process_is_alive_and_a_dead_one_is_not() {

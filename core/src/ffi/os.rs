@@ -61,3 +61,36 @@ pub(crate) fn with_signals_blocked<T>(spawn: impl FnOnce() -> T) -> T {
     #[cfg(not(unix))]
     spawn()
 }
+
+/// The login name of this process's real user from the password database (NSS:
+/// files, LDAP, ...), for when the environment names no user.
+pub(crate) fn current_user_name() -> Option<String> {
+    #[cfg(unix)]
+    {
+        // SAFETY: getuid cannot fail. getpwuid_r writes only into `entry` and
+        // `buf`, which outlive the call; `found` is NULL or points at `entry`,
+        // whose strings point into `buf`, read before `buf` is dropped.
+        unsafe {
+            let uid = libc::getuid();
+            let mut entry: libc::passwd = std::mem::zeroed();
+            let mut found: *mut libc::passwd = std::ptr::null_mut();
+            let mut buf = vec![0 as libc::c_char; 4096];
+            loop {
+                let rc = libc::getpwuid_r(uid, &mut entry, buf.as_mut_ptr(), buf.len(), &mut found);
+                if rc == libc::ERANGE && buf.len() < 1 << 20 {
+                    buf.resize(buf.len() * 4, 0);
+                    continue;
+                }
+                if rc != 0 || found.is_null() || entry.pw_name.is_null() {
+                    return None;
+                }
+                let name = std::ffi::CStr::from_ptr(entry.pw_name)
+                    .to_string_lossy()
+                    .into_owned();
+                return (!name.is_empty()).then_some(name);
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    None
+}
