@@ -297,6 +297,8 @@ impl NativeTracker {
             log_path: opt_text(log_path),
             log_filename: opt_text(log_filename),
             metadata,
+            runtime: Some(python_runtime(py)),
+            ..RunOptions::default()
         };
         let handle = io(py, || self.inner.task_start(&stage.0, &task.0, options)).or_raise()?;
         Ok(RunCore {
@@ -1115,4 +1117,10 @@ fn _tasker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_drain_log, m)?)?;
     m.add_function(wrap_pyfunction!(_install_sigterm_flush, m)?)?;
     Ok(())
+}
+
+/// "Python 3.11.7", as a run records its runtime.
+fn python_runtime(py: Python<'_>) -> String {
+    let v = py.version_info();
+    format!("Python {}.{}.{}", v.major, v.minor, v.patch)
 }

@@ -19,6 +19,7 @@
 //! # Ok::<(), tasker::Error>(())
 //! ```
 
+mod capture;
 pub mod config;
 pub mod error;
 pub mod ffi;

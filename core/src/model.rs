@@ -200,6 +200,19 @@ pub struct RunOptions {
     pub log_filename: Option<String>,
     /// Custom metadata: any JSON object.
     pub metadata: Option<serde_json::Value>,
+    /// The command line that started the process (default: read from the OS).
+    pub command_line: Option<String>,
+    /// The language and its version ("R 4.2.2", "Python 3.11.7"); bindings fill it.
+    pub runtime: Option<String>,
+    /// Whether the repository holding the script had uncommitted changes
+    /// (default: asked of git, with `git_commit`).
+    pub git_dirty: Option<bool>,
+    /// The attempt number (1 for a first try). With `retry` it is counted from
+    /// the task's latest run.
+    pub attempt: Option<u32>,
+    /// This run retries the task's latest run if that one failed or was lost:
+    /// it records the next attempt number and the run it retries.
+    pub retry: bool,
 }
 
 impl RunOptions {
@@ -209,6 +222,13 @@ impl RunOptions {
                 return Err(Error::invalid("total_subtasks", n, "must be zero or more"));
             }
         }
+        if self.attempt == Some(0) {
+            return Err(Error::invalid(
+                "attempt",
+                0u32,
+                "attempts are counted from 1",
+            ));
+        }
         for (what, v) in [
             ("message", &self.message),
             ("version", &self.version),
@@ -217,6 +237,8 @@ impl RunOptions {
             ("script_filename", &self.script_filename),
             ("log_path", &self.log_path),
             ("log_filename", &self.log_filename),
+            ("command_line", &self.command_line),
+            ("runtime", &self.runtime),
         ] {
             if let Some(v) = v {
                 check_text(what, v)?;

@@ -65,6 +65,18 @@ pub struct RunRow {
     pub error_message: Option<String>,
     pub error_detail: Option<String>,
     pub metadata: Option<serde_json::Value>,
+    /// 1 for a first try; n for the n-th attempt of one logical run.
+    pub attempt: Option<i64>,
+    /// The run this one retries (the previous attempt).
+    pub retry_of: Option<String>,
+    /// The command line that started the process.
+    pub command_line: Option<String>,
+    /// Whether the script's repository had uncommitted changes (None: unknown).
+    pub git_dirty: Option<bool>,
+    /// The language runtime ("R 4.2.2", "Python 3.11.7"); None for native programs.
+    pub runtime: Option<String>,
+    /// The tasker version that tracked the run.
+    pub tasker_version: Option<String>,
     /// Subtasks of this run that reached COMPLETED or SKIPPED.
     pub subtasks_completed: i64,
     /// Derived: an active run whose process is gone or whose heartbeat is too old.
@@ -268,6 +280,12 @@ mod test {
             error_message: None,
             error_detail: None,
             metadata: None,
+            attempt: Some(1),
+            retry_of: None,
+            command_line: None,
+            git_dirty: None,
+            runtime: None,
+            tasker_version: None,
             subtasks_completed: 0,
             lost: false,
             duration_seconds: None,

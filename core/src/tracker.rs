@@ -197,13 +197,23 @@ impl Tracker {
     pub fn task_start(&self, stage: &str, task: &str, options: RunOptions) -> Result<RunHandle> {
         check_name("stage", stage)?;
         check_name("task name", task)?;
+        let mut options = options;
         options.validate()?;
+        crate::capture::fill(&mut options);
+        let now = Utc::now();
+        let known_lost = if options.retry && options.attempt.is_none() {
+            self.latest_lost_run(stage, task)
+        } else {
+            None
+        };
         let run = NewRun {
             run_id: uuid::Uuid::now_v7().to_string(),
             stage: stage.to_string(),
             task: task.to_string(),
             facts: ProcessFacts::current(self.inner.config.hostname.as_deref()),
-            start_time: Utc::now(),
+            start_time: now,
+            lost_before: now - self.lost_rule().lost_after,
+            known_lost,
             options,
         };
         let message = run.options.message.clone();
@@ -216,6 +226,19 @@ impl Tracker {
             .shared()
             .notify(None, Status::NotStarted, Status::Started, message);
         Ok(handle)
+    }
+
+    /// The task's latest run when it is active but lost (its process is gone),
+    /// which a heartbeat cannot tell yet. Unknown while the database is away.
+    fn latest_lost_run(&self, stage: &str, task: &str) -> Option<String> {
+        let filter = HistoryFilter {
+            stage: Some(stage.to_string()),
+            task: Some(task.to_string()),
+            limit: Some(1),
+            ..HistoryFilter::default()
+        };
+        let latest = self.history(&filter).ok()?.into_iter().next()?;
+        latest.lost.then_some(latest.run_id).flatten()
     }
 
     /// A handle on an existing run (for example in a worker process). While the

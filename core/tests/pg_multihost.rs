@@ -496,6 +496,8 @@ fn missing_schema_permissions_are_named() {
             facts: tasker::process::ProcessFacts::current(None),
             options: RunOptions::default(),
             start_time: chrono::Utc::now(),
+            lost_before: chrono::Utc::now(),
+            known_lost: None,
         })
         .unwrap_err();
     assert!(e.to_string().contains("permission denied"), "{e}");
@@ -691,6 +693,8 @@ fn events_after_never_skips_an_event_under_concurrent_writers() {
                 facts: tasker::process::ProcessFacts::current(None),
                 options: RunOptions::default(),
                 start_time: chrono::Utc::now(),
+                lost_before: chrono::Utc::now(),
+                known_lost: None,
             })
             .unwrap();
     }
@@ -766,6 +770,8 @@ fn a_lock_held_elsewhere_fails_a_call_after_busy_timeout() {
         facts: tasker::process::ProcessFacts::current(None),
         options: RunOptions::default(),
         start_time: chrono::Utc::now(),
+        lost_before: chrono::Utc::now(),
+        known_lost: None,
     })
     .unwrap();
     let mut admin = srv.admin();
@@ -813,6 +819,8 @@ fn next_free_subtask_numbers_are_unique_across_connections() {
             facts: tasker::process::ProcessFacts::current(None),
             options: RunOptions::default(),
             start_time: chrono::Utc::now(),
+            lost_before: chrono::Utc::now(),
+            known_lost: None,
         })
         .unwrap();
     let handles: Vec<_> = (0..8)

@@ -91,6 +91,8 @@ fn the_store_reports_a_lost_server_and_reconnects_when_it_is_back() {
         facts: ProcessFacts::current(Some("host-x")),
         options: RunOptions::default(),
         start_time: Utc::now(),
+        lost_before: Utc::now(),
+        known_lost: None,
     };
     s.start_run(&run).unwrap();
     s.subtask_start("r1", "items", &SubtaskOptions::default(), Utc::now())

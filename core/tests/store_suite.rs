@@ -99,6 +99,7 @@ suite!(
     retention_deletes_finished_runs_in_batches_never_active_ones,
     progress_then_a_transition_in_one_transaction,
     deleting_tasks_keeps_or_refuses_those_with_history,
+    a_retry_counts_attempts_on_from_a_failed_or_lost_run,
 );
 
 fn t(sec: i64) -> DateTime<Utc> {
@@ -125,6 +126,8 @@ fn new_run(id: &str, stage: &str, task: &str, at: i64) -> NewRun {
         facts: facts("host-a"),
         options: RunOptions::default(),
         start_time: t(at),
+        lost_before: t(at - 120),
+        known_lost: None,
     }
 }
 
@@ -240,6 +243,9 @@ fn a_run_registers_its_stage_and_task_and_records_its_facts(db: &mut Db) {
         metadata: Some(
             serde_json::json!({"n": 3, "f": 0.25, "tags": ["a", "b"], "nested": {"ok": true, "none": null}}),
         ),
+        command_line: Some("Rscript /x/y/run.R --day 2026-03-01".into()),
+        runtime: Some("R 4.2.2".into()),
+        git_dirty: Some(true),
         ..RunOptions::default()
     };
     s.start_run(&run).unwrap();
@@ -271,6 +277,14 @@ fn a_run_registers_its_stage_and_task_and_records_its_facts(db: &mut Db) {
     assert_eq!(r.script_filename.as_deref(), Some("run.R"));
     assert_eq!(r.log_filename.as_deref(), Some("run.log"));
     assert_eq!(r.metadata, run.options.metadata);
+    assert_eq!(
+        r.command_line.as_deref(),
+        Some("Rscript /x/y/run.R --day 2026-03-01")
+    );
+    assert_eq!(r.runtime.as_deref(), Some("R 4.2.2"));
+    assert_eq!(r.git_dirty, Some(true));
+    assert_eq!(r.tasker_version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!((r.attempt, r.retry_of.as_deref()), (Some(1), None));
     assert_eq!(r.subtask_count, 0);
     assert!(s.run("nope").unwrap().is_none());
     let tasks = s.registered_tasks(Some("fresh stage"), None).unwrap();
@@ -1293,7 +1307,7 @@ fn a_version_1_sqlite_database_is_migrated_keeping_its_rows() {
     let version: i64 = c
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }
 
 #[test]
@@ -1331,7 +1345,7 @@ fn a_version_1_postgres_schema_is_migrated_keeping_its_rows() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }
 
 fn id(writer: &str, seq: u64) -> OpId {
@@ -1881,4 +1895,62 @@ fn deleting_tasks_keeps_or_refuses_those_with_history(db: &mut Db) {
     assert!(s.events_after(0, None, 100).unwrap().is_empty());
     assert!(s.registered_tasks(None, None).unwrap().is_empty());
     assert!(s.stages().unwrap().is_empty());
+}
+
+fn a_retry_counts_attempts_on_from_a_failed_or_lost_run(db: &mut Db) {
+    let s = &mut db.s;
+    let retry = |id: &str, at: i64| {
+        let mut r = new_run(id, "s", "t", at);
+        r.options.retry = true;
+        r
+    };
+    let attempt = |s: &mut Box<dyn Store>, id: &str| {
+        let r = s.run(id).unwrap().unwrap();
+        (r.attempt, r.retry_of)
+    };
+    // A retry of nothing is a first attempt.
+    s.start_run(&retry("a1", 10)).unwrap();
+    assert_eq!(attempt(s, "a1"), (Some(1), None));
+    s.run_transition("a1", Status::Failed, &none(), t(11))
+        .unwrap();
+    // After a failure: attempt 2, retrying a1; after its failure, attempt 3.
+    s.start_run(&retry("a2", 20)).unwrap();
+    assert_eq!(attempt(s, "a2"), (Some(2), Some("a1".into())));
+    s.run_transition("a2", Status::Failed, &none(), t(21))
+        .unwrap();
+    s.start_run(&retry("a3", 30)).unwrap();
+    assert_eq!(attempt(s, "a3"), (Some(3), Some("a2".into())));
+    s.run_transition("a3", Status::Completed, &none(), t(31))
+        .unwrap();
+    // After a success, a retry starts a new logical run.
+    s.start_run(&retry("b1", 40)).unwrap();
+    assert_eq!(attempt(s, "b1"), (Some(1), None));
+    // b1 still runs with a fresh heartbeat: a retry is a new logical run...
+    s.start_run(&retry("c1", 50)).unwrap();
+    assert_eq!(attempt(s, "c1"), (Some(1), None));
+    // ... but one whose heartbeat is older than the lost limit is lost.
+    let mut late = retry("c2", 500);
+    late.lost_before = t(400);
+    s.start_run(&late).unwrap();
+    assert_eq!(attempt(s, "c2"), (Some(2), Some("c1".into())));
+    // A run the tracker saw lost (its process gone) counts even with a fresh beat.
+    let mut seen = retry("c3", 510);
+    seen.known_lost = Some("c2".into());
+    s.start_run(&seen).unwrap();
+    assert_eq!(attempt(s, "c3"), (Some(3), Some("c2".into())));
+    // Without `retry`, a new run is a first attempt whatever came before.
+    s.run_transition("c3", Status::Failed, &none(), t(511))
+        .unwrap();
+    s.start_run(&new_run("d1", "s", "t", 520)).unwrap();
+    assert_eq!(attempt(s, "d1"), (Some(1), None));
+    // An explicit attempt is stored as given; above 1 it retries the latest run.
+    let mut explicit = new_run("d2", "s", "t", 530);
+    explicit.options.attempt = Some(5);
+    s.start_run(&explicit).unwrap();
+    assert_eq!(attempt(s, "d2"), (Some(5), Some("d1".into())));
+    let mut first = new_run("e1", "s", "other", 540);
+    first.options.attempt = Some(1);
+    first.options.retry = true;
+    s.start_run(&first).unwrap();
+    assert_eq!(attempt(s, "e1"), (Some(1), None));
 }

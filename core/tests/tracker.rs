@@ -830,6 +830,8 @@ fn retention_deletes_old_finished_runs_and_never_an_active_one() {
                 facts: ProcessFacts::current(None),
                 options: RunOptions::default(),
                 start_time: days_ago(started),
+                lost_before: days_ago(started),
+                known_lost: None,
             })
             .unwrap();
             if let Some(to) = end {

@@ -30,7 +30,16 @@ pub struct NewRun {
     pub facts: ProcessFacts,
     pub options: RunOptions,
     pub start_time: DateTime<Utc>,
+    /// With `options.retry`: an active run whose heartbeat is older than this was
+    /// lost, and this run is its next attempt.
+    pub lost_before: DateTime<Utc>,
+    /// With `options.retry`: the task's latest run, when the tracker saw it lost
+    /// (its process gone) before its heartbeat aged.
+    pub known_lost: Option<String>,
 }
+
+/// The tasker version a run records as the one that tracked it.
+pub const TASKER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What a tracker needs to know of a subtask it reaches by number.
 #[derive(Clone, Debug, PartialEq, Eq)]

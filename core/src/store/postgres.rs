@@ -68,6 +68,13 @@ const MIGRATIONS: &[(&str, &str)] = &[
             include_str!("migrations/postgres/functions.sql")
         ),
     ),
+    (
+        "process samples, attempts, captured metadata, inputs and outputs",
+        concat!(
+            include_str!("migrations/postgres/0004_samples_attempts_metadata_io.sql"),
+            include_str!("migrations/postgres/functions.sql")
+        ),
+    ),
 ];
 
 const BACKEND: &str = "postgresql";
@@ -1285,7 +1292,8 @@ const RUN_COLUMNS: &str = "
         WHEN x.items_total > 0 THEN LEAST(1.0::float8, x.items_complete::float8 / x.items_total::float8)
         WHEN x.percent IS NOT NULL THEN x.percent / 100.0::float8
         ELSE 0.0::float8 END), 0.0::float8) FROM @.subtasks x WHERE x.run_id = r.run_id),
-    (SELECT COUNT(*) FROM @.subtasks x WHERE x.run_id = r.run_id)";
+    (SELECT COUNT(*) FROM @.subtasks x WHERE x.run_id = r.run_id),
+    r.attempt, r.retry_of, r.command_line, r.git_dirty, r.runtime, r.tasker_version";
 
 const RUN_FROM: &str =
     "FROM @.runs r JOIN @.tasks t ON t.task_id = r.task_id JOIN @.stages s ON s.stage_id = t.stage_id";
@@ -1329,6 +1337,12 @@ fn map_run(row: &Row) -> R<RunRow> {
         subtasks_completed: row.try_get(29)?,
         subtask_fraction_sum: row.try_get(30)?,
         subtask_count: row.try_get(31)?,
+        attempt: row.try_get(32)?,
+        retry_of: row.try_get(33)?,
+        command_line: row.try_get(34)?,
+        git_dirty: row.try_get(35)?,
+        runtime: row.try_get(36)?,
+        tasker_version: row.try_get(37)?,
         lost: false,
         duration_seconds: None,
     })

@@ -40,6 +40,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "subtask identities, writes applied once per writer",
         include_str!("migrations/sqlite/0003_subtask_identity_and_writers.sql"),
     ),
+    (
+        "process samples, attempts, captured metadata, inputs and outputs",
+        include_str!("migrations/sqlite/0004_samples_attempts_metadata_io.sql"),
+    ),
 ];
 
 /// Timestamps are stored as fixed-width UTC text so that text order is time order.
@@ -310,7 +314,8 @@ const RUN_COLUMNS: &str = "
         WHEN x.items_total > 0 THEN MIN(1.0, x.items_complete * 1.0 / x.items_total)
         WHEN x.percent IS NOT NULL THEN x.percent / 100.0
         ELSE 0.0 END), 0.0) FROM subtasks x WHERE x.run_id = r.run_id),
-    (SELECT COUNT(*) FROM subtasks x WHERE x.run_id = r.run_id)";
+    (SELECT COUNT(*) FROM subtasks x WHERE x.run_id = r.run_id),
+    r.attempt, r.retry_of, r.command_line, r.git_dirty, r.runtime, r.tasker_version";
 
 const RUN_FROM: &str =
     "FROM runs r JOIN tasks t ON t.task_id = r.task_id JOIN stages s ON s.stage_id = t.stage_id";
@@ -353,6 +358,12 @@ fn map_run(row: &Row<'_>) -> rusqlite::Result<RunRow> {
         subtasks_completed: row.get(29)?,
         subtask_fraction_sum: row.get(30)?,
         subtask_count: row.get(31)?,
+        attempt: row.get(32)?,
+        retry_of: row.get(33)?,
+        command_line: row.get(34)?,
+        git_dirty: row.get(35)?,
+        runtime: row.get(36)?,
+        tasker_version: row.get(37)?,
         lost: false,
         duration_seconds: None,
     })

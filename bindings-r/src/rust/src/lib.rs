@@ -1106,6 +1106,17 @@ fn tk_task_start(stage: Robj, task: Robj, opts: List, active: bool) -> Robj {
                 "script_filename" => o.script_filename = r_str(name, &v)?,
                 "log_path" => o.log_path = r_str(name, &v)?,
                 "log_filename" => o.log_filename = r_str(name, &v)?,
+                "command_line" => o.command_line = r_str(name, &v)?,
+                "attempt" => {
+                    o.attempt = r_int(name, &v)?
+                        .map(|a| {
+                            u32::try_from(a).map_err(|_| {
+                                TkError::invalid("attempt", a, "attempts are counted from 1")
+                            })
+                        })
+                        .transpose()?
+                }
+                "retry" => o.retry = r_flag(name, &v)?,
                 "metadata" => {
                     o.metadata = match r_str(name, &v)? {
                         None => None,
@@ -1117,6 +1128,7 @@ fn tk_task_start(stage: Robj, task: Robj, opts: List, active: bool) -> Robj {
                 other => return Err(TkError::invalid("option", other, "is not a run option")),
             }
         }
+        o.runtime = r_runtime();
         let h = tracker()?.task_start(&stage, &task, o)?;
         let id = h.run_id().to_string();
         let e = insert_entry(&id, h, None);
@@ -1485,4 +1497,10 @@ pub unsafe extern "C" fn R_init_tasker_rs(info: *mut extendr_api::DllInfo) {
         .push(raw("tk_noop", &["x"], tk_noop as *const u8));
     // SAFETY: `info` comes from R's loader; the table lists functions of this library.
     unsafe { extendr_api::register_call_methods(info, meta) };
+}
+
+/// "R 4.2.2", as a run records its runtime.
+fn r_runtime() -> Option<String> {
+    let v = eval_string("as.character(getRversion())").ok()?;
+    v.as_str().map(|v| format!("R {v}"))
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::Error;
 use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
-use crate::store::{new_uid, NewRun, Op, OpId, Output, SubtaskRef};
+use crate::store::{new_uid, NewRun, Op, OpId, Output, SubtaskRef, TASKER_VERSION};
 
 use super::{
     allowed_from, check_metadata, file_name, i64_of, ts, Fail, Statements, Typed, BACKEND, R,
@@ -198,10 +198,12 @@ fn start_run(
     let pid = i64::from(run.facts.pid);
     let ppid = run.facts.parent_pid.map(i64::from);
     let pstart = run.facts.process_start.map(ts);
+    let attempt = o.attempt.map(i64::from);
+    let lost_before = ts(run.lost_before);
     let row = st.one(
         c,
         "SELECT @.start_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-            $16, $17, $18, $19, $20)",
+            $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
         &[
             (&run.run_id, Type::TEXT),
             (&run.stage, Type::TEXT),
@@ -223,6 +225,14 @@ fn start_run(
             (&metadata, Type::JSONB),
             (&key.0, Type::INT4),
             (&key.1, Type::INT4),
+            (&o.command_line, Type::TEXT),
+            (&o.git_dirty, Type::BOOL),
+            (&o.runtime, Type::TEXT),
+            (&TASKER_VERSION, Type::TEXT),
+            (&attempt, Type::INT8),
+            (&o.retry, Type::BOOL),
+            (&run.known_lost, Type::TEXT),
+            (&lost_before, Type::TIMESTAMPTZ),
         ],
     )?;
     Ok(row.try_get(0)?)
@@ -294,6 +304,10 @@ fn subtask_start(
 
 /// A call of one of the server functions that may follow a progress write in the
 /// same statement (a transition): its arguments, derived once.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one short-lived value per statement, on the stack"
+)]
 enum Call<'a> {
     Progress(ProgressArgs<'a>),
     RunTransition(RunTransitionArgs<'a>),
@@ -305,11 +319,12 @@ impl<'a> Call<'a> {
     /// With `after`, its first argument refers to that earlier item's answer, so
     /// that PostgreSQL runs that one first (LATERAL), in the same statement.
     fn sql_call(&self, first: usize, after: Option<&str>) -> String {
-        let (function, arity) = match self {
-            Call::Progress(_) => ("apply_progress", 16),
-            Call::RunTransition(_) => ("run_transition", 13),
-            Call::SubtaskTransition(_) => ("subtask_transition", 14),
+        let function = match self {
+            Call::Progress(_) => "apply_progress",
+            Call::RunTransition(_) => "run_transition",
+            Call::SubtaskTransition(_) => "subtask_transition",
         };
+        let arity = self.params().len();
         let mut args: Vec<String> = (first..first + arity).map(|i| format!("${i}")).collect();
         if let Some(earlier) = after {
             args[0] = format!("CASE WHEN {earlier}.o_dup THEN ${first} ELSE ${first} END");
@@ -388,7 +403,7 @@ pub(super) fn progress_then(
         first.columns("p"),
         then.columns("t"),
         first.sql_call(1, None),
-        then.sql_call(17, Some("p"))
+        then.sql_call(1 + first.params().len(), Some("p"))
     );
     let mut params = first.params();
     params.extend(then.params());
@@ -612,6 +627,10 @@ struct ProgressArgs<'a> {
     now: DateTime<Utc>,
     key: EventsKey,
     name: WriteName<'a>,
+    /// Process samples of the runs, as one JSON array of records.
+    samples: Option<Json<serde_json::Value>>,
+    /// Samples older than this are thinned (once in a while).
+    thin_before: Option<DateTime<Utc>>,
 }
 
 impl<'a> ProgressArgs<'a> {
@@ -649,6 +668,8 @@ impl<'a> ProgressArgs<'a> {
             now: ts(*at),
             key,
             name: write_name(id),
+            samples: None,
+            thin_before: None,
         })
     }
 
@@ -674,6 +695,8 @@ impl<'a> ProgressArgs<'a> {
             (&self.key.1, Type::INT4),
             (&self.name.0, Type::TEXT),
             (&self.name.1, Type::INT8),
+            (&self.samples, Type::JSONB),
+            (&self.thin_before, Type::TIMESTAMPTZ),
         ]
     }
 

@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
 use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
-use crate::store::{new_uid, NewRun, Op, OpId, Output, ProgressUpdate, SubtaskRef};
+use crate::store::{new_uid, NewRun, Op, OpId, Output, ProgressUpdate, SubtaskRef, TASKER_VERSION};
 
 use super::{db_err, file_name, ts};
 
@@ -259,14 +259,16 @@ fn start_run(tx: &Connection, run: &NewRun) -> Result<()> {
     let now = ts(run.start_time);
     let task_id = ensure_task(tx, &run.stage, &run.task, &now)?;
     let o = &run.options;
+    let (attempt, retry_of) = attempt_of(tx, task_id, run)?;
     let inserted = tx
         .prepare_cached(
             "INSERT INTO runs(run_id, task_id, hostname, process_id, parent_pid, process_start_time,
                 user_name, status, start_time, last_update, heartbeat_time, total_subtasks,
                 message, version, git_commit, script_path, script_filename, log_path,
-                log_filename, metadata)
+                log_filename, metadata, command_line, git_dirty, runtime, tasker_version,
+                attempt, retry_of)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'STARTED', ?8, ?8, ?8, ?9, ?10, ?11, ?12,
-                ?13, ?14, ?15, ?16, ?17)
+                ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
              ON CONFLICT(run_id) DO NOTHING",
         )
         .and_then(|mut st| {
@@ -292,6 +294,12 @@ fn start_run(tx: &Connection, run: &NewRun) -> Result<()> {
                     .clone()
                     .or_else(|| o.log_path.as_deref().and_then(file_name)),
                 o.metadata.as_ref().map(|m| m.to_string()),
+                o.command_line,
+                o.git_dirty,
+                o.runtime,
+                TASKER_VERSION,
+                attempt,
+                retry_of,
             ])
         })
         .map_err(db_err)?;
@@ -311,6 +319,50 @@ fn start_run(tx: &Connection, run: &NewRun) -> Result<()> {
         Status::Started,
         o.message.as_deref(),
     )
+}
+
+/// The attempt number of a new run and the run it retries (the same rule as the
+/// PostgreSQL store's `start_run`): an explicit attempt above 1 retries the task's
+/// latest run; `retry` counts on from the latest run when it failed or was lost.
+fn attempt_of(tx: &Connection, task_id: i64, run: &NewRun) -> Result<(i64, Option<String>)> {
+    let o = &run.options;
+    let explicit = o.attempt.map(i64::from);
+    if !o.retry && explicit.is_none_or(|a| a <= 1) {
+        return Ok((explicit.unwrap_or(1), None));
+    }
+    let latest = tx
+        .prepare_cached(
+            "SELECT run_id, status, attempt, COALESCE(heartbeat_time, last_update) FROM runs
+              WHERE task_id = ?1 AND run_id <> ?2
+              ORDER BY start_time DESC, run_id DESC LIMIT 1",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![task_id, run.run_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(db_err)?;
+    let Some((prev, status, prev_attempt, beat)) = latest else {
+        return Ok((explicit.unwrap_or(1), None));
+    };
+    if let Some(a) = explicit {
+        return Ok((a, (a > 1).then_some(prev)));
+    }
+    let lost_before = ts(run.lost_before);
+    let lost = run.known_lost.as_deref() == Some(prev.as_str())
+        || (matches!(status.as_str(), "STARTED" | "RUNNING" | "PAUSED")
+            && beat.is_some_and(|b| b < lost_before));
+    if status == "FAILED" || lost {
+        Ok((prev_attempt + 1, Some(prev)))
+    } else {
+        Ok((1, None))
+    }
 }
 
 fn run_transition(

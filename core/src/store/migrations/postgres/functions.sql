@@ -39,10 +39,15 @@ CREATE OR REPLACE FUNCTION start_run(
     p_pstart timestamptz, p_user text, p_now timestamptz, p_total bigint, p_message text,
     p_version text, p_git text, p_script_path text, p_script_filename text,
     p_log_path text, p_log_filename text, p_metadata jsonb,
-    p_lock_ns integer, p_lock_key integer)
+    p_lock_ns integer, p_lock_key integer,
+    p_command_line text, p_git_dirty boolean, p_runtime text, p_tasker_version text,
+    p_attempt bigint, p_retry boolean, p_known_lost text, p_lost_before timestamptz)
 RETURNS boolean LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     v_task bigint;
+    v_prev runs%ROWTYPE;
+    v_attempt bigint := COALESCE(p_attempt, 1);
+    v_retry_of text;
 BEGIN
     SELECT t.task_id INTO v_task FROM tasks t JOIN stages s ON s.stage_id = t.stage_id
      WHERE s.stage_name = p_stage AND t.task_name = p_task;
@@ -57,13 +62,32 @@ BEGIN
         SELECT t.task_id INTO STRICT v_task FROM tasks t JOIN stages s ON s.stage_id = t.stage_id
          WHERE s.stage_name = p_stage AND t.task_name = p_task;
     END IF;
+    -- Attempts (the same rule as the SQLite store's `attempt_of`): an explicit
+    -- attempt above 1 retries the task's latest run; `retry` counts on from the
+    -- latest run when it failed or was lost.
+    IF p_retry OR p_attempt > 1 THEN
+        SELECT * INTO v_prev FROM runs WHERE task_id = v_task AND run_id <> p_run
+         ORDER BY start_time DESC, run_id DESC LIMIT 1;
+        IF FOUND THEN
+            IF p_attempt IS NOT NULL THEN
+                v_retry_of := CASE WHEN p_attempt > 1 THEN v_prev.run_id END;
+            ELSIF v_prev.status = 'FAILED' OR v_prev.run_id = p_known_lost
+               OR (v_prev.status IN ('STARTED','RUNNING','PAUSED')
+                   AND COALESCE(v_prev.heartbeat_time, v_prev.last_update) < p_lost_before) THEN
+                v_attempt := v_prev.attempt + 1;
+                v_retry_of := v_prev.run_id;
+            END IF;
+        END IF;
+    END IF;
     INSERT INTO runs(run_id, task_id, hostname, process_id, parent_pid, process_start_time,
         user_name, status, start_time, last_update, heartbeat_time, total_subtasks,
         message, version, git_commit, script_path, script_filename, log_path,
-        log_filename, metadata)
+        log_filename, metadata, command_line, git_dirty, runtime, tasker_version,
+        attempt, retry_of)
     VALUES (p_run, v_task, p_host, p_pid, p_ppid, p_pstart, p_user, 'STARTED', p_now, p_now,
         p_now, p_total, p_message, p_version, p_git, p_script_path, p_script_filename,
-        p_log_path, p_log_filename, p_metadata)
+        p_log_path, p_log_filename, p_metadata, p_command_line, p_git_dirty, p_runtime,
+        p_tasker_version, v_attempt, v_retry_of)
     ON CONFLICT (run_id) DO NOTHING;
     IF NOT FOUND THEN
         RETURN false;
@@ -262,6 +286,7 @@ CREATE OR REPLACE FUNCTION apply_progress(
     p_total bigint[], p_percent double precision[], p_message text[], p_current bigint[],
     p_beats text[], p_lock_runs text[], p_now timestamptz,
     p_lock_ns integer, p_lock_key integer, p_writer text, p_seq bigint,
+    p_samples jsonb, p_thin_before timestamptz,
     OUT o_dup boolean, OUT o_finished integer[], OUT o_status text[])
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
@@ -346,5 +371,35 @@ BEGIN
     END LOOP;
     IF COALESCE(array_length(p_beats, 1), 0) > 0 THEN
         UPDATE runs SET heartbeat_time = p_now WHERE run_id = ANY (p_beats);
+    END IF;
+    IF p_samples IS NOT NULL THEN
+        INSERT INTO samples(run_id, time, pid, cpu_seconds, cpu_percent, rss_bytes,
+            peak_rss_bytes, read_bytes, write_bytes, threads, open_fds, children,
+            children_cpu_seconds, children_rss_bytes)
+        SELECT x.run_id, x.time, x.pid, x.cpu_seconds, x.cpu_percent, x.rss_bytes,
+            x.peak_rss_bytes, x.read_bytes, x.write_bytes, x.threads, x.open_fds, x.children,
+            x.children_cpu_seconds, x.children_rss_bytes
+          FROM jsonb_to_recordset(p_samples) AS x(run_id text, time timestamptz, pid bigint,
+            cpu_seconds double precision, cpu_percent double precision, rss_bytes bigint,
+            peak_rss_bytes bigint, read_bytes bigint, write_bytes bigint, threads bigint,
+            open_fds bigint, children bigint, children_cpu_seconds double precision,
+            children_rss_bytes bigint)
+         WHERE EXISTS (SELECT 1 FROM runs r WHERE r.run_id = x.run_id);
+        -- Downsampling (the same rule as SQLite's): samples older than
+        -- p_thin_before keep the first of each 5-minute bucket, and older than
+        -- two days the first of each hour.
+        IF p_thin_before IS NOT NULL THEN
+            DELETE FROM samples d USING (
+                SELECT sample_id, row_number() OVER (
+                    PARTITION BY run_id, w, floor(extract(epoch FROM time) / w)
+                    ORDER BY time, sample_id) AS n
+                  FROM (SELECT sample_id, run_id, time,
+                               CASE WHEN time < p_now - interval '2 days' THEN 3600 ELSE 300 END AS w
+                          FROM samples
+                         WHERE run_id IN (SELECT DISTINCT x.run_id
+                                            FROM jsonb_to_recordset(p_samples) AS x(run_id text))
+                           AND time < p_thin_before) b) o
+             WHERE d.sample_id = o.sample_id AND o.n > 1;
+        END IF;
     END IF;
 END $$;
