@@ -23,6 +23,7 @@ mod capture;
 pub mod config;
 pub mod error;
 pub mod ffi;
+pub mod io_record;
 pub mod model;
 mod outbox;
 pub mod process;
@@ -37,10 +38,13 @@ mod writer;
 
 pub use config::{Config, ConfigArgs, Location, Retention};
 pub use error::{Error, ErrorKind, Result};
+pub use io_record::{Direction, IoRecord};
 pub use model::{
     RunOptions, RunProgress, Status, SubtaskOptions, SubtaskProgress, TaskSpec, TransitionInfo,
 };
-pub use query::{EventRow, HistoryFilter, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow};
+pub use query::{
+    EventRow, HistoryFilter, IoRow, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
+};
 pub use run::RunHandle;
 pub use store::{RunSelector, TaskSelector, TasksDeleted, TasksWithRuns};
 pub use supervisor::Health;

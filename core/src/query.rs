@@ -165,6 +165,15 @@ pub struct EventRow {
     pub message: Option<String>,
 }
 
+/// An input or output of a run (see `IoRecord`), as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IoRow {
+    pub run_id: String,
+    #[serde(flatten)]
+    pub record: crate::io_record::IoRecord,
+    pub recorded_at: DateTime<Utc>,
+}
+
 /// What the lost check needs to know about where it runs.
 #[derive(Clone, Debug)]
 pub struct LostRule {

@@ -20,6 +20,7 @@ use chrono::Utc;
 
 use crate::error::{Error, Result};
 use crate::ffi::os::fork_generation;
+use crate::io_record::{Direction, IoRecord};
 use crate::model::{
     check_name, check_percent, check_text, RunProgress, Status, SubtaskOptions, SubtaskProgress,
     TransitionInfo,
@@ -572,6 +573,40 @@ impl RunHandle {
             s.notify(None, old, to, info.error_message.or(info.message));
         }
         Ok(old)
+    }
+
+    /// Records an input or output of this run (`IoRecord::value` or
+    /// `IoRecord::file`), replacing an earlier record of the same name and
+    /// direction. Durable on return (queued while the database is away).
+    pub fn record_io(&self, record: IoRecord) -> Result<()> {
+        let s = &*self.shared;
+        let op = Op::RecordIo {
+            run_id: s.run_id.to_string(),
+            record,
+            at: Utc::now(),
+        };
+        s.tracker.transition(op, Vec::new).map(drop)
+    }
+
+    /// Records a named input value (`record_io` with `IoRecord::value`).
+    pub fn add_input(&self, name: &str, value: &str) -> Result<()> {
+        self.record_io(IoRecord::value(Direction::Input, name, value)?)
+    }
+
+    /// Records a named output value (`record_io` with `IoRecord::value`).
+    pub fn add_output(&self, name: &str, value: &str) -> Result<()> {
+        self.record_io(IoRecord::value(Direction::Output, name, value)?)
+    }
+
+    /// Records an input file: its path, size, modification time and, with `hash`,
+    /// the SHA-256 of its content.
+    pub fn add_input_file(&self, name: &str, path: &str, hash: bool) -> Result<()> {
+        self.record_io(IoRecord::file(Direction::Input, name, path, hash)?)
+    }
+
+    /// Records an output file, as `add_input_file`.
+    pub fn add_output_file(&self, name: &str, path: &str, hash: bool) -> Result<()> {
+        self.record_io(IoRecord::file(Direction::Output, name, path, hash)?)
     }
 
     pub fn complete(&self, message: Option<&str>) -> Result<()> {

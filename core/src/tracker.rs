@@ -23,7 +23,7 @@ use crate::ffi::os::{fork_generation, install_fork_hook};
 use crate::model::{check_name, RunOptions, Status, TaskSpec, TransitionInfo};
 use crate::process::ProcessFacts;
 use crate::query::{
-    EventRow, HistoryFilter, LostRule, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
+    EventRow, HistoryFilter, IoRow, LostRule, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
 };
 use crate::run::{RunHandle, RunShared};
 use crate::store::{
@@ -361,6 +361,11 @@ impl Tracker {
     }
 
     /// The subtasks of a run, by number.
+    /// A run's recorded inputs, then its outputs, each by name.
+    pub fn run_io(&self, run_id: &str) -> Result<Vec<IoRow>> {
+        self.read(|st| st.run_io(run_id))
+    }
+
     pub fn subtasks(&self, run_id: &str) -> Result<Vec<SubtaskRow>> {
         let mut rows = self.read(|st| {
             if st.run_status(run_id)?.is_none() {

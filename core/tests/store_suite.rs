@@ -100,6 +100,7 @@ suite!(
     progress_then_a_transition_in_one_transaction,
     deleting_tasks_keeps_or_refuses_those_with_history,
     a_retry_counts_attempts_on_from_a_failed_or_lost_run,
+    inputs_and_outputs_are_recorded_once_per_name,
 );
 
 fn t(sec: i64) -> DateTime<Utc> {
@@ -1953,4 +1954,71 @@ fn a_retry_counts_attempts_on_from_a_failed_or_lost_run(db: &mut Db) {
     first.options.retry = true;
     s.start_run(&first).unwrap();
     assert_eq!(attempt(s, "e1"), (Some(1), None));
+}
+
+fn inputs_and_outputs_are_recorded_once_per_name(db: &mut Db) {
+    use tasker::{Direction, IoRecord};
+    let s = &mut db.s;
+    s.start_run(&new_run("r", "s", "t", 10)).unwrap();
+    let record = |s: &mut Box<dyn Store>, run: &str, r: IoRecord, at: i64| {
+        s.apply(
+            &Op::RecordIo {
+                run_id: run.into(),
+                record: r,
+                at: t(at),
+            },
+            None,
+        )
+    };
+    let date = IoRecord::value(Direction::Input, "date", "2026-03-01").unwrap();
+    assert_eq!(record(s, "r", date, 11).unwrap(), Output::Recorded);
+    let file = IoRecord {
+        direction: Direction::Output,
+        name: "table".into(),
+        value: None,
+        path: Some("/data/out/table.parquet".into()),
+        size_bytes: Some(12_345_678_901),
+        modified: Some(t(12)),
+        sha256: Some("ab".repeat(32)),
+    };
+    record(s, "r", file.clone(), 13).unwrap();
+    // The same name again replaces it; the same name as an output is another record.
+    let later = IoRecord::value(Direction::Input, "date", "2026-03-02").unwrap();
+    record(s, "r", later, 14).unwrap();
+    let out = IoRecord::value(Direction::Output, "date", "x").unwrap();
+    record(s, "r", out, 15).unwrap();
+    let rows = s.run_io("r").unwrap();
+    let seen: Vec<(Direction, &str, Option<&str>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.record.direction,
+                r.record.name.as_str(),
+                r.record.value.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (Direction::Input, "date", Some("2026-03-02")),
+            (Direction::Output, "date", Some("x")),
+            (Direction::Output, "table", None),
+        ]
+    );
+    assert_eq!(rows[0].recorded_at, t(14));
+    assert_eq!(rows[2].record, file);
+    // A record for a run that does not exist is refused, naming it.
+    let orphan = IoRecord::value(Direction::Input, "a", "b").unwrap();
+    let err = record(s, "no-such-run", orphan, 16).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.to_string().contains("no-such-run"), "{err}");
+    assert!(s.run_io("no-such-run").unwrap().is_empty());
+    // Deleting the run deletes its records.
+    s.delete_runs(&RunSelector {
+        run_id: Some("r".into()),
+        ..RunSelector::default()
+    })
+    .unwrap();
+    assert!(s.run_io("r").unwrap().is_empty());
 }

@@ -13,7 +13,9 @@ use crate::config::{Config, Location};
 use crate::error::{Error, Result};
 use crate::model::{RunOptions, Status, SubtaskOptions, TaskSpec, TransitionInfo};
 use crate::process::ProcessFacts;
-use crate::query::{EventRow, HistoryFilter, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow};
+use crate::query::{
+    EventRow, HistoryFilter, IoRow, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
+};
 
 pub mod op;
 pub mod postgres;
@@ -294,6 +296,8 @@ pub trait Store: Send {
     fn history(&mut self, filter: &HistoryFilter) -> Result<Vec<RunRow>>;
     fn run(&mut self, run_id: &str) -> Result<Option<RunRow>>;
     fn subtasks(&mut self, run_id: &str) -> Result<Vec<SubtaskRow>>;
+    /// A run's inputs, then its outputs, each by name.
+    fn run_io(&mut self, run_id: &str) -> Result<Vec<IoRow>>;
     fn registered_tasks(&mut self, stage: Option<&str>, name: Option<&str>)
         -> Result<Vec<TaskRow>>;
     fn stages(&mut self) -> Result<Vec<StageRow>>;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::io_record::IoRecord;
 use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
 
 use super::NewRun;
@@ -123,6 +124,13 @@ pub enum Op {
         heartbeats: Vec<Arc<str>>,
         at: DateTime<Utc>,
     },
+    /// Records an input or output of a run, replacing its earlier record of the
+    /// same name (so applying it twice is harmless).
+    RecordIo {
+        run_id: String,
+        record: IoRecord,
+        at: DateTime<Utc>,
+    },
 }
 
 impl Op {
@@ -133,7 +141,8 @@ impl Op {
             | Op::RunTransition { at, .. }
             | Op::SubtaskStart { at, .. }
             | Op::SubtaskTransition { at, .. }
-            | Op::Progress { at, .. } => *at,
+            | Op::Progress { at, .. }
+            | Op::RecordIo { at, .. } => *at,
             Op::StartRun(run) => run.start_time,
         }
     }
@@ -144,7 +153,8 @@ impl Op {
             Op::StartRun(run) => Some(&run.run_id),
             Op::RunTransition { run_id, .. }
             | Op::SubtaskStart { run_id, .. }
-            | Op::SubtaskTransition { run_id, .. } => Some(run_id),
+            | Op::SubtaskTransition { run_id, .. }
+            | Op::RecordIo { run_id, .. } => Some(run_id),
             Op::Register { .. } | Op::Progress { .. } => None,
         }
     }
@@ -181,6 +191,7 @@ impl Op {
             Op::SubtaskStart { .. } => "subtask start",
             Op::SubtaskTransition { .. } => "subtask status change",
             Op::Progress { .. } => "progress",
+            Op::RecordIo { .. } => "input or output record",
         }
     }
 }
@@ -242,4 +253,6 @@ pub enum Output {
     },
     /// Applied before under the same id (its answer was lost): skipped.
     Duplicate,
+    /// An input or output was recorded.
+    Recorded,
 }

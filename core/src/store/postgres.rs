@@ -37,9 +37,10 @@ use chrono::{DateTime, SubsecRound, Utc};
 use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
 use crate::ffi::os::with_signals_blocked;
+use crate::io_record::IoRecord;
 use crate::model::Status;
 use crate::query::{
-    EventRow, HistoryFilter, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
+    EventRow, HistoryFilter, IoRow, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
     DEFAULT_HISTORY_LIMIT,
 };
 
@@ -1680,6 +1681,36 @@ impl Store for PostgresStore {
             )?
             .iter()
             .map(map_subtask)
+            .collect()
+        })
+    }
+
+    fn run_io(&mut self, run_id: &str) -> Result<Vec<IoRow>> {
+        self.read(|c, st| {
+            st.all(
+                c,
+                "SELECT run_id, direction, name, value, path, size_bytes, modified, sha256,
+                    recorded_at
+                 FROM @.run_io WHERE run_id = $1 ORDER BY direction COLLATE \"C\", name COLLATE \"C\"",
+                &[(&run_id, Type::TEXT)],
+            )?
+            .iter()
+            .map(|row| {
+                let direction: String = row.try_get(1)?;
+                Ok(IoRow {
+                    run_id: row.try_get(0)?,
+                    record: IoRecord {
+                        direction: direction.parse().map_err(Fail::App)?,
+                        name: row.try_get(2)?,
+                        value: row.try_get(3)?,
+                        path: row.try_get(4)?,
+                        size_bytes: row.try_get(5)?,
+                        modified: row.try_get(6)?,
+                        sha256: row.try_get(7)?,
+                    },
+                    recorded_at: row.try_get(8)?,
+                })
+            })
             .collect()
         })
     }

@@ -13,9 +13,10 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Transactio
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::io_record::IoRecord;
 use crate::model::Status;
 use crate::query::{
-    EventRow, HistoryFilter, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
+    EventRow, HistoryFilter, IoRow, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
     DEFAULT_HISTORY_LIMIT,
 };
 
@@ -667,6 +668,41 @@ impl Store for SqliteStore {
                  FROM subtasks WHERE run_id = ?1 ORDER BY subtask_number",
             )
             .and_then(|mut st| st.query_map([run_id], map_subtask)?.collect())
+            .map_err(db_err)
+    }
+
+    fn run_io(&mut self, run_id: &str) -> Result<Vec<IoRow>> {
+        self.conn
+            .prepare_cached(
+                "SELECT run_id, direction, name, value, path, size_bytes, modified, sha256,
+                    recorded_at
+                 FROM run_io WHERE run_id = ?1 ORDER BY direction, name",
+            )
+            .and_then(|mut st| {
+                st.query_map([run_id], |row| {
+                    let direction: String = row.get(1)?;
+                    Ok(IoRow {
+                        run_id: row.get(0)?,
+                        record: IoRecord {
+                            direction: direction.parse().map_err(|e: Error| {
+                                rusqlite::Error::FromSqlConversionFailure(
+                                    1,
+                                    rusqlite::types::Type::Text,
+                                    Box::new(e),
+                                )
+                            })?,
+                            name: row.get(2)?,
+                            value: row.get(3)?,
+                            path: row.get(4)?,
+                            size_bytes: row.get(5)?,
+                            modified: opt_ts(row, 6)?,
+                            sha256: row.get(7)?,
+                        },
+                        recorded_at: parse_ts(&row.get::<_, String>(8)?)?,
+                    })
+                })?
+                .collect()
+            })
             .map_err(db_err)
     }
 

@@ -8,6 +8,7 @@ use ::postgres::{GenericClient, Row};
 use chrono::{DateTime, Utc};
 
 use crate::error::Error;
+use crate::io_record::IoRecord;
 use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
 use crate::store::{new_uid, NewRun, Op, OpId, Output, SubtaskRef, TASKER_VERSION};
 
@@ -72,6 +73,7 @@ pub(super) fn apply_on(
                 SubtaskTransitionArgs::of(op, key, id).expect("a subtask transition"),
             ),
         ),
+        Op::RecordIo { run_id, record, at } => record_io(c, st, run_id, record, *at),
         Op::Progress { .. } => {
             let args = ProgressArgs::of(op, key, id).expect("a progress write");
             if args.is_empty() {
@@ -172,6 +174,44 @@ fn register(
         ids.push(task_id);
     }
     Ok(ids)
+}
+
+/// Upserts one input or output; a run that does not exist is refused.
+fn record_io(
+    c: &mut impl GenericClient,
+    st: &mut Statements,
+    run_id: &str,
+    r: &IoRecord,
+    at: DateTime<Utc>,
+) -> R<Output> {
+    let size = r.size_bytes;
+    let modified = r.modified.map(ts);
+    let now = ts(at);
+    let written = st.exec(
+        c,
+        "INSERT INTO @.run_io(run_id, direction, name, value, path, size_bytes, modified, sha256,
+            recorded_at)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM @.runs WHERE run_id = $1)
+         ON CONFLICT (run_id, direction, name) DO UPDATE SET value = excluded.value,
+            path = excluded.path, size_bytes = excluded.size_bytes,
+            modified = excluded.modified, sha256 = excluded.sha256,
+            recorded_at = excluded.recorded_at",
+        &[
+            (&run_id, Type::TEXT),
+            (&r.direction.as_str(), Type::TEXT),
+            (&r.name, Type::TEXT),
+            (&r.value, Type::TEXT),
+            (&r.path, Type::TEXT),
+            (&size, Type::INT8),
+            (&modified, Type::TIMESTAMPTZ),
+            (&r.sha256, Type::TEXT),
+            (&now, Type::TIMESTAMPTZ),
+        ],
+    )?;
+    if written == 0 {
+        return Err(Fail::App(Error::not_found("run", run_id)));
+    }
+    Ok(Output::Recorded)
 }
 
 /// True when inserted, false when a run with this id exists.

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
+use crate::io_record::IoRecord;
 use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
 use crate::store::{new_uid, NewRun, Op, OpId, Output, ProgressUpdate, SubtaskRef, TASKER_VERSION};
 
@@ -67,7 +68,36 @@ fn apply(tx: &Connection, op: &Op) -> Result<Output> {
             heartbeats,
             at,
         } => progress(tx, updates, heartbeats, *at),
+        Op::RecordIo { run_id, record, at } => record_io(tx, run_id, record, *at),
     }
+}
+
+fn record_io(tx: &Connection, run_id: &str, r: &IoRecord, at: DateTime<Utc>) -> Result<Output> {
+    stored_run_status(tx, run_id)?;
+    tx.prepare_cached(
+        "INSERT INTO run_io(run_id, direction, name, value, path, size_bytes, modified, sha256,
+            recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT(run_id, direction, name) DO UPDATE SET value = excluded.value,
+            path = excluded.path, size_bytes = excluded.size_bytes,
+            modified = excluded.modified, sha256 = excluded.sha256,
+            recorded_at = excluded.recorded_at",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            run_id,
+            r.direction.as_str(),
+            r.name,
+            r.value,
+            r.path,
+            r.size_bytes,
+            r.modified.map(ts),
+            r.sha256,
+            ts(at)
+        ])
+    })
+    .map_err(db_err)?;
+    Ok(Output::Recorded)
 }
 
 /// Records `id` as the writer's latest applied write; false if it was applied before.
