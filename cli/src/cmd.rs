@@ -1202,10 +1202,11 @@ pub fn reap(g: &Global, a: &ReapArgs) -> CliResult {
                     t.hostname()
                 )),
             );
-            match t.set_run_status(&id, Status::Failed, info) {
+            match t.reap_run(&id, info) {
                 Ok(_) => marked = true,
                 // It finished (or was reaped by someone else) in the meantime.
                 Err(e) if e.kind() == tasker::ErrorKind::InvalidTransition => {}
+                Err(e) if e.kind() == tasker::ErrorKind::InvalidArgument => {}
                 Err(e) if e.kind() == tasker::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }

@@ -273,6 +273,8 @@ fn reap_marks_a_run_whose_process_died_failed_and_purge_deletes_old_runs() {
     assert_eq!(reaped[0]["marked_failed"], true);
     let d = json(&db, &["show", &id, "--json"]);
     assert_eq!(d["run"]["status"], "FAILED");
+    // It ended when it was last seen alive, not when it was reaped.
+    assert_eq!(d["run"]["end_time"], lost[0]["heartbeat_time"], "{d}");
     assert!(d["run"]["error_message"]
         .as_str()
         .unwrap()

@@ -165,6 +165,37 @@ pub struct EventRow {
     pub message: Option<String>,
 }
 
+/// Which runs statistics are computed over: per task, the runs that started
+/// `since` (all by default), at most the latest `limit` of each task.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsFilter {
+    pub stage: Option<String>,
+    pub task: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: Option<usize>,
+}
+
+/// One run as statistics and estimates need it: small, so that 100,000 of them
+/// read quickly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub stage_name: String,
+    pub task_name: String,
+    pub run_id: String,
+    pub status: Status,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    /// The heartbeat, else the last update.
+    pub heartbeat_time: Option<DateTime<Utc>>,
+    pub hostname: Option<String>,
+    pub process_id: Option<i64>,
+    pub process_start_time: Option<DateTime<Utc>>,
+    pub attempt: i64,
+    pub retry_of: Option<String>,
+    /// Items completed over all its subtasks.
+    pub items_complete: i64,
+}
+
 /// An input or output of a run (see `IoRecord`), as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IoRow {
@@ -186,11 +217,20 @@ impl RunRow {
     /// Fills the derived fields: percent, duration and the lost flag.
     pub fn derive(&mut self, rule: &LostRule) {
         self.overall_percent_complete = self.derived_percent();
-        self.duration_seconds = self.start_time.map(|s| {
-            let end = self.end_time.unwrap_or(rule.now);
-            (end - s).num_milliseconds() as f64 / 1000.0
-        });
         self.lost = self.is_lost(rule);
+        self.duration_seconds = self.start_time.map(|s| {
+            let end = self.end_time.unwrap_or_else(|| self.clock_stop(rule.now));
+            ((end - s).num_milliseconds() as f64 / 1000.0).max(0.0)
+        });
+    }
+
+    /// When an unfinished run's clock stops: now while it is alive; for a lost
+    /// run, its last sign of life (its elapsed time stops growing).
+    pub fn clock_stop(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match (self.lost, self.heartbeat_time.or(self.last_update)) {
+            (true, Some(beat)) => beat,
+            _ => now,
+        }
     }
 
     fn derived_percent(&self) -> Option<f64> {
@@ -210,20 +250,53 @@ impl RunRow {
     }
 
     fn is_lost(&self, rule: &LostRule) -> bool {
-        if !self.status.is_active() {
+        rule.is_lost(
+            self.status,
+            self.hostname.as_deref(),
+            self.process_id,
+            self.process_start_time,
+            self.heartbeat_time.or(self.last_update),
+        )
+    }
+}
+
+impl LostRule {
+    /// Whether an active run is lost: on this host, its process is gone (checked
+    /// directly); elsewhere, its heartbeat is older than the limit.
+    pub fn is_lost(
+        &self,
+        status: Status,
+        hostname: Option<&str>,
+        process_id: Option<i64>,
+        process_start: Option<DateTime<Utc>>,
+        beat: Option<DateTime<Utc>>,
+    ) -> bool {
+        if !status.is_active() {
             return false;
         }
-        if self.hostname.as_deref() == Some(rule.this_host.as_str()) {
-            if let Some(pid) = self.process_id.and_then(|p| u32::try_from(p).ok()) {
-                if let Some(alive) = crate::process::is_alive(pid, self.process_start_time) {
+        if hostname == Some(self.this_host.as_str()) {
+            if let Some(pid) = process_id.and_then(|p| u32::try_from(p).ok()) {
+                if let Some(alive) = crate::process::is_alive(pid, process_start) {
                     return !alive;
                 }
             }
         }
-        match self.heartbeat_time.or(self.last_update) {
-            Some(beat) => rule.now - beat > rule.lost_after,
+        match beat {
+            Some(beat) => self.now - beat > self.lost_after,
             None => false,
         }
+    }
+}
+
+impl RunSummary {
+    pub fn is_lost(&self, rule: &LostRule) -> bool {
+        rule.is_lost(
+            self.status,
+            self.hostname.as_deref(),
+            self.process_id,
+            self.process_start_time,
+            self.heartbeat_time,
+        )
     }
 }
 

@@ -547,13 +547,23 @@ impl RunHandle {
     /// also closes the run's open subtasks. Durable on return. Moving it to the
     /// status it has is a no-op (nothing is written). Returns the status it had.
     pub fn set_status(&self, to: Status, info: TransitionInfo) -> Result<Status> {
+        self.set_status_at(to, info, Utc::now())
+    }
+
+    /// `set_status`, stored as made at `at` (a lost run ends at its last heartbeat).
+    pub(crate) fn set_status_at(
+        &self,
+        to: Status,
+        info: TransitionInfo,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<Status> {
         info.validate()?;
         let s = &*self.shared;
         let op = Op::RunTransition {
             run_id: s.run_id.to_string(),
             to,
             info: info.clone(),
-            at: Utc::now(),
+            at,
         };
         let first = || {
             let mut pending = Vec::new();

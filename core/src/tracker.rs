@@ -454,6 +454,23 @@ impl Tracker {
     pub fn set_run_status(&self, run_id: &str, to: Status, info: TransitionInfo) -> Result<Status> {
         self.attach_run(run_id)?.set_status(to, info)
     }
+
+    /// Marks a lost run FAILED, ending it at its last sign of life (so its
+    /// duration is the time it ran, not the time until someone noticed).
+    /// Refuses a run that is not lost.
+    pub fn reap_run(&self, run_id: &str, info: TransitionInfo) -> Result<Status> {
+        let row = self.run(run_id)?;
+        if !row.lost {
+            return Err(Error::invalid(
+                "run_id",
+                run_id,
+                &format!("is not lost (it is {})", row.status),
+            ));
+        }
+        let end = row.clock_stop(Utc::now());
+        self.attach_run(run_id)?
+            .set_status_at(Status::Failed, info, end)
+    }
 }
 
 fn check_limit(limit: Option<usize>) -> Result<()> {

@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::model::{RunOptions, Status, SubtaskOptions, TaskSpec, TransitionInfo};
 use crate::process::ProcessFacts;
 use crate::query::{
-    EventRow, HistoryFilter, IoRow, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
+    EventRow, HistoryFilter, IoRow, RunRow, RunSummary, StageRow, StatsFilter, StatusFilter,
+    SubtaskRow, TaskRow,
 };
 
 pub mod op;
@@ -296,6 +297,16 @@ pub trait Store: Send {
     fn history(&mut self, filter: &HistoryFilter) -> Result<Vec<RunRow>>;
     fn run(&mut self, run_id: &str) -> Result<Option<RunRow>>;
     fn subtasks(&mut self, run_id: &str) -> Result<Vec<SubtaskRow>>;
+    /// Per task, its runs in the window of `filter` (newest first), summarised.
+    fn run_summaries(&mut self, filter: &StatsFilter) -> Result<Vec<RunSummary>>;
+    /// Name and seconds of the completed subtasks of the task's latest `runs`
+    /// completed runs (for estimates by subtask name).
+    fn subtask_durations(
+        &mut self,
+        stage: &str,
+        task: &str,
+        runs: usize,
+    ) -> Result<Vec<(String, f64)>>;
     /// A run's inputs, then its outputs, each by name.
     fn run_io(&mut self, run_id: &str) -> Result<Vec<IoRow>>;
     fn registered_tasks(&mut self, stage: Option<&str>, name: Option<&str>)

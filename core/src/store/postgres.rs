@@ -40,8 +40,8 @@ use crate::ffi::os::with_signals_blocked;
 use crate::io_record::IoRecord;
 use crate::model::Status;
 use crate::query::{
-    EventRow, HistoryFilter, IoRow, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
-    DEFAULT_HISTORY_LIMIT,
+    EventRow, HistoryFilter, IoRow, RunRow, RunSummary, StageRow, StatsFilter, StatusFilter,
+    SubtaskRow, TaskRow, DEFAULT_HISTORY_LIMIT,
 };
 
 use super::{
@@ -1681,6 +1681,83 @@ impl Store for PostgresStore {
             )?
             .iter()
             .map(map_subtask)
+            .collect()
+        })
+    }
+
+    fn run_summaries(&mut self, f: &StatsFilter) -> Result<Vec<RunSummary>> {
+        let since = f.since.map(ts);
+        let limit = limit_param(f.limit);
+        self.read(|c, st| {
+            st.all(
+                c,
+                "WITH w AS (
+                    SELECT r.run_id, ROW_NUMBER() OVER (
+                        PARTITION BY r.task_id ORDER BY r.start_time DESC, r.run_id COLLATE \"C\" DESC) AS n
+                      FROM @.runs r JOIN @.tasks t ON t.task_id = r.task_id
+                      JOIN @.stages s ON s.stage_id = t.stage_id
+                     WHERE ($1::text IS NULL OR s.stage_name = $1) AND ($2::text IS NULL OR t.task_name = $2)
+                       AND ($3::timestamptz IS NULL OR r.start_time >= $3))
+                 SELECT s.stage_name, t.task_name, r.run_id, r.status, r.start_time, r.end_time,
+                    COALESCE(r.heartbeat_time, r.last_update), r.hostname, r.process_id,
+                    r.process_start_time, r.attempt, r.retry_of,
+                    (SELECT COALESCE(SUM(x.items_complete), 0)::bigint FROM @.subtasks x WHERE x.run_id = r.run_id)
+                   FROM w JOIN @.runs r ON r.run_id = w.run_id JOIN @.tasks t ON t.task_id = r.task_id
+                   JOIN @.stages s ON s.stage_id = t.stage_id
+                  WHERE $4::bigint IS NULL OR w.n <= $4
+                  ORDER BY r.start_time DESC, r.run_id COLLATE \"C\" DESC",
+                &[
+                    (&f.stage, Type::TEXT),
+                    (&f.task, Type::TEXT),
+                    (&since, Type::TIMESTAMPTZ),
+                    (&limit, Type::INT8),
+                ],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(RunSummary {
+                    stage_name: row.try_get(0)?,
+                    task_name: row.try_get(1)?,
+                    run_id: row.try_get(2)?,
+                    status: status_of(row.try_get(3)?)?,
+                    start_time: row.try_get(4)?,
+                    end_time: row.try_get(5)?,
+                    heartbeat_time: row.try_get(6)?,
+                    hostname: row.try_get(7)?,
+                    process_id: row.try_get(8)?,
+                    process_start_time: row.try_get(9)?,
+                    attempt: row.try_get(10)?,
+                    retry_of: row.try_get(11)?,
+                    items_complete: row.try_get(12)?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn subtask_durations(
+        &mut self,
+        stage: &str,
+        task: &str,
+        runs: usize,
+    ) -> Result<Vec<(String, f64)>> {
+        let runs = limit_param(Some(runs));
+        self.read(|c, st| {
+            st.all(
+                c,
+                "SELECT x.subtask_name,
+                        GREATEST(EXTRACT(EPOCH FROM (x.end_time - x.start_time))::float8, 0.0::float8)
+                   FROM @.subtasks x
+                  WHERE x.status = 'COMPLETED' AND x.start_time IS NOT NULL AND x.end_time IS NOT NULL
+                    AND x.run_id IN (
+                        SELECT r.run_id FROM @.runs r JOIN @.tasks t ON t.task_id = r.task_id
+                          JOIN @.stages s ON s.stage_id = t.stage_id
+                         WHERE s.stage_name = $1 AND t.task_name = $2 AND r.status = 'COMPLETED'
+                         ORDER BY r.start_time DESC LIMIT $3)",
+                &[(&stage, Type::TEXT), (&task, Type::TEXT), (&runs, Type::INT8)],
+            )?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
             .collect()
         })
     }

@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::io_record::IoRecord;
 use crate::model::Status;
 use crate::query::{
-    EventRow, HistoryFilter, IoRow, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
-    DEFAULT_HISTORY_LIMIT,
+    EventRow, HistoryFilter, IoRow, RunRow, RunSummary, StageRow, StatsFilter, StatusFilter,
+    SubtaskRow, TaskRow, DEFAULT_HISTORY_LIMIT,
 };
 
 use super::{
@@ -668,6 +668,78 @@ impl Store for SqliteStore {
                  FROM subtasks WHERE run_id = ?1 ORDER BY subtask_number",
             )
             .and_then(|mut st| st.query_map([run_id], map_subtask)?.collect())
+            .map_err(db_err)
+    }
+
+    fn run_summaries(&mut self, f: &StatsFilter) -> Result<Vec<RunSummary>> {
+        self.conn
+            .prepare_cached(
+                "WITH w AS (
+                    SELECT r.run_id, ROW_NUMBER() OVER (
+                        PARTITION BY r.task_id ORDER BY r.start_time DESC, r.run_id DESC) AS n
+                      FROM runs r JOIN tasks t ON t.task_id = r.task_id
+                      JOIN stages s ON s.stage_id = t.stage_id
+                     WHERE (?1 IS NULL OR s.stage_name = ?1) AND (?2 IS NULL OR t.task_name = ?2)
+                       AND (?3 IS NULL OR r.start_time >= ?3))
+                 SELECT s.stage_name, t.task_name, r.run_id, r.status, r.start_time, r.end_time,
+                    COALESCE(r.heartbeat_time, r.last_update), r.hostname, r.process_id,
+                    r.process_start_time, r.attempt, r.retry_of,
+                    (SELECT COALESCE(SUM(x.items_complete), 0) FROM subtasks x WHERE x.run_id = r.run_id)
+                   FROM w JOIN runs r ON r.run_id = w.run_id JOIN tasks t ON t.task_id = r.task_id
+                   JOIN stages s ON s.stage_id = t.stage_id
+                  WHERE ?4 < 0 OR w.n <= ?4
+                  ORDER BY r.start_time DESC, r.run_id DESC",
+            )
+            .and_then(|mut st| {
+                st.query_map(
+                    params![f.stage, f.task, f.since.map(ts), limit_param(f.limit)],
+                    |row| {
+                        Ok(RunSummary {
+                            stage_name: row.get(0)?,
+                            task_name: row.get(1)?,
+                            run_id: row.get(2)?,
+                            status: status_col(row, 3)?,
+                            start_time: opt_ts(row, 4)?,
+                            end_time: opt_ts(row, 5)?,
+                            heartbeat_time: opt_ts(row, 6)?,
+                            hostname: row.get(7)?,
+                            process_id: row.get(8)?,
+                            process_start_time: opt_ts(row, 9)?,
+                            attempt: row.get(10)?,
+                            retry_of: row.get(11)?,
+                            items_complete: row.get(12)?,
+                        })
+                    },
+                )?
+                .collect()
+            })
+            .map_err(db_err)
+    }
+
+    fn subtask_durations(
+        &mut self,
+        stage: &str,
+        task: &str,
+        runs: usize,
+    ) -> Result<Vec<(String, f64)>> {
+        self.conn
+            .prepare_cached(
+                "SELECT x.subtask_name,
+                        (julianday(x.end_time) - julianday(x.start_time)) * 86400.0
+                   FROM subtasks x
+                  WHERE x.status = 'COMPLETED' AND x.start_time IS NOT NULL AND x.end_time IS NOT NULL
+                    AND x.run_id IN (
+                        SELECT r.run_id FROM runs r JOIN tasks t ON t.task_id = r.task_id
+                          JOIN stages s ON s.stage_id = t.stage_id
+                         WHERE s.stage_name = ?1 AND t.task_name = ?2 AND r.status = 'COMPLETED'
+                         ORDER BY r.start_time DESC LIMIT ?3)",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![stage, task, limit_param(Some(runs))], |row| {
+                    Ok((row.get(0)?, row.get::<_, f64>(1)?.max(0.0)))
+                })?
+                .collect()
+            })
             .map_err(db_err)
     }
 
