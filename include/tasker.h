@@ -175,13 +175,32 @@ void tasker_run_options_free(tasker_run_options *options);
 tasker_status tasker_run_options_set_total_subtasks(tasker_run_options *options, int64_t total);
 
 // Sets a text option: `message`, `version`, `git_commit`, `script_path`,
-// `script_filename`, `log_path`, `log_filename`, or `metadata` (a JSON object).
+// `script_filename`, `log_path`, `log_filename`, `command_line`, `runtime`, or
+// `metadata` (a JSON object). Unset, the command line, the program (this
+// executable) and the git commit and dirty flag of its repository are captured
+// by `tasker_task_start`. A `runtime` names an interpreter running a script
+// (`script_path`): the executable is then not taken for the program.
 //
 // # Safety
 // `options` is live and not used by another thread meanwhile; strings are NUL-terminated.
 tasker_status tasker_run_options_set(tasker_run_options *options,
                                      const char *key,
                                      const char *value);
+
+// Marks the run to start as a retry: when the task's latest run FAILED or was
+// lost, the new run records the next attempt number and the run it retries;
+// otherwise it is a first attempt (`retry` false: always a first attempt).
+//
+// # Safety
+// `options` is live and not used by another thread meanwhile.
+tasker_status tasker_run_options_set_retry(tasker_run_options *options, bool retry);
+
+// Sets the attempt number of the run to start (1 for a first try; above 1 it
+// retries the task's latest run). 0 is refused.
+//
+// # Safety
+// `options` is live and not used by another thread meanwhile.
+tasker_status tasker_run_options_set_attempt(tasker_run_options *options, uint32_t attempt);
 
 // Starts a run of `stage`/`task` (registering them if new). `options` may be NULL.
 // On success `*out` receives the run, to release with `tasker_run_free`. Durable on
@@ -346,6 +365,28 @@ tasker_status tasker_task_set_message(const tasker_run *run, const char *message
 // `run` is NULL or live; `message` is NULL or NUL-terminated.
 tasker_status tasker_task_set_status(const tasker_run *run, int32_t state, const char *message);
 
+// Records a named input (`output` false) or output (`output` true) value of the
+// run, replacing an earlier record of that name. Durable on return.
+//
+// # Safety
+// `run` is NULL or live; strings are NUL-terminated.
+tasker_status tasker_run_add_value(const tasker_run *run,
+                                   bool output,
+                                   const char *name,
+                                   const char *value);
+
+// Records an input (`output` false) or output (`output` true) file of the run:
+// its path, size and modification time, and with `hash` the SHA-256 of its
+// content. A file that cannot be read is refused, naming it.
+//
+// # Safety
+// `run` is NULL or live; strings are NUL-terminated.
+tasker_status tasker_run_add_file(const tasker_run *run,
+                                  bool output,
+                                  const char *name,
+                                  const char *path,
+                                  bool hash);
+
 // Marks the run COMPLETED (and its open subtasks). `message` may be NULL.
 //
 // # Safety
@@ -363,7 +404,8 @@ tasker_status tasker_task_fail(const tasker_run *run,
 
 // Runs a query and writes its result as a JSON array (or object, for `run`) to
 // `*out_json`, to free with `tasker_string_free`. `query` is one of `task_status`,
-// `active_runs`, `history`, `run`, `subtasks`, `registered_tasks`, `stages`, `events`.
+// `active_runs`, `history`, `run`, `subtasks`, `run_io` (inputs and outputs),
+// `registered_tasks`, `stages`, `events`.
 // `params_json` (may be NULL) is a JSON object of filters: `stage`, `task`, `status`,
 // `limit`, `since` (RFC 3339), `run_id`, `name`, `after` (event id). Thread-safe.
 //

@@ -128,6 +128,51 @@ int main(int argc, char **argv) {
     expect_true("health says reachable", json && strstr(json, "\"reachable\":true") != NULL);
     tasker_string_free(json);
 
+    /* Attempts: a failed run, then a retry, is attempt 2 of one logical run. */
+    tasker_run *first = NULL, *second = NULL;
+    expect("first attempt", tasker_task_start(t, "etl", "load", NULL, &first), TASKER_STATUS_OK, NULL);
+    snprintf(params, sizeof params, "{\"run_id\": \"%s\"}", tasker_run_id(first));
+    json = NULL;
+    expect("first run query", tasker_query_json(t, "run", params, &json), TASKER_STATUS_OK, NULL);
+    expect_true("command line captured", json && strstr(json, "\"command_line\":\"") != NULL && strstr(json, "abi_test") != NULL);
+    expect_true("a first attempt", json && strstr(json, "\"attempt\":1,\"retry_of\":null") != NULL);
+    tasker_string_free(json);
+    expect("first attempt fails", tasker_task_fail(first, "disk full", NULL), TASKER_STATUS_OK, NULL);
+    tasker_run_options *ro = NULL;
+    expect("options", tasker_run_options_new(&ro), TASKER_STATUS_OK, NULL);
+    expect("attempt 0 refused", tasker_run_options_set_attempt(ro, 0), TASKER_STATUS_INVALID_ARGUMENT, "attempt");
+    expect("retry", tasker_run_options_set_retry(ro, true), TASKER_STATUS_OK, NULL);
+    expect("command line option", tasker_run_options_set(ro, "command_line", "load --day 1"), TASKER_STATUS_OK, NULL);
+    expect("second attempt", tasker_task_start(t, "etl", "load", ro, &second), TASKER_STATUS_OK, NULL);
+    tasker_run_options_free(ro);
+    /* Inputs and outputs. */
+    expect("input value", tasker_run_add_value(second, false, "date", "2026-03-01"), TASKER_STATUS_OK, NULL);
+    expect("output file", tasker_run_add_file(second, true, "program", argv[0], true), TASKER_STATUS_OK, NULL);
+    expect("missing file", tasker_run_add_file(second, false, "x", "/no/such/input.csv", false), TASKER_STATUS_INVALID_ARGUMENT, "/no/such/input.csv");
+    expect("blank name", tasker_run_add_value(second, false, " ", "v"), TASKER_STATUS_INVALID_ARGUMENT, "name");
+    expect("NULL value", tasker_run_add_value(second, false, "v", NULL), TASKER_STATUS_NULL_POINTER, "value");
+    expect("second attempt completes", tasker_task_complete(second, NULL), TASKER_STATUS_OK, NULL);
+    snprintf(params, sizeof params, "{\"run_id\": \"%s\"}", tasker_run_id(second));
+    json = NULL;
+    expect("retry run query", tasker_query_json(t, "run", params, &json), TASKER_STATUS_OK, NULL);
+    char retry_of[128];
+    snprintf(retry_of, sizeof retry_of, "\"retry_of\":\"%s\"", tasker_run_id(first));
+    expect_true("attempt 2", json && strstr(json, "\"attempt\":2") != NULL);
+    expect_true("retries the failed run", json && strstr(json, retry_of) != NULL);
+    expect_true("command line as given", json && strstr(json, "\"command_line\":\"load --day 1\"") != NULL);
+    expect_true("program is the executable", json && strstr(json, "\"script_filename\":\"abi_test_") != NULL);
+    char version[64];
+    snprintf(version, sizeof version, "\"tasker_version\":\"%s\"", tasker_version());
+    expect_true("tasker version", json && strstr(json, version) != NULL);
+    tasker_string_free(json);
+    json = NULL;
+    expect("run_io query", tasker_query_json(t, "run_io", params, &json), TASKER_STATUS_OK, NULL);
+    expect_true("input value stored", json && strstr(json, "\"value\":\"2026-03-01\"") != NULL);
+    expect_true("output file hashed", json && strstr(json, "\"sha256\":\"") != NULL && strstr(json, "\"direction\":\"output\"") != NULL);
+    tasker_string_free(json);
+    tasker_run_free(first);
+    tasker_run_free(second);
+
     /* Buffers and frees. */
     char small[4];
     tasker_subtask_increment(NULL, 1, 1);

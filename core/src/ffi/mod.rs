@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use crate::config::ConfigArgs;
 use crate::error::{Error, ErrorKind};
+use crate::io_record::{Direction, IoRecord};
 use crate::model::{
     RunOptions, RunProgress, Status, SubtaskOptions, SubtaskProgress, TaskSpec, TransitionInfo,
 };
@@ -502,7 +503,11 @@ pub unsafe extern "C" fn tasker_run_options_set_total_subtasks(
 }
 
 /// Sets a text option: `message`, `version`, `git_commit`, `script_path`,
-/// `script_filename`, `log_path`, `log_filename`, or `metadata` (a JSON object).
+/// `script_filename`, `log_path`, `log_filename`, `command_line`, `runtime`, or
+/// `metadata` (a JSON object). Unset, the command line, the program (this
+/// executable) and the git commit and dirty flag of its repository are captured
+/// by `tasker_task_start`. A `runtime` names an interpreter running a script
+/// (`script_path`): the executable is then not taken for the program.
 ///
 /// # Safety
 /// `options` is live and not used by another thread meanwhile; strings are NUL-terminated.
@@ -527,6 +532,8 @@ pub unsafe extern "C" fn tasker_run_options_set(
             "script_filename" => &mut o.script_filename,
             "log_path" => &mut o.log_path,
             "log_filename" => &mut o.log_filename,
+            "command_line" => &mut o.command_line,
+            "runtime" => &mut o.runtime,
             "metadata" => {
                 let v: serde_json::Value = serde_json::from_str(&value)
                     .map_err(|e| Error::invalid("metadata", value.as_str(), &format!("is not JSON: {e}")))?;
@@ -537,13 +544,53 @@ pub unsafe extern "C" fn tasker_run_options_set(
                 return Err(Error::invalid(
                     "option name",
                     other,
-                    "must be one of message, version, git_commit, script_path, script_filename, log_path, log_filename, metadata",
+                    "must be one of message, version, git_commit, script_path, script_filename, log_path, log_filename, command_line, runtime, metadata",
                 )
                 .into())
             }
         };
         *slot = Some(value);
         Ok(o.validate()?)
+    })
+}
+
+/// Marks the run to start as a retry: when the task's latest run FAILED or was
+/// lost, the new run records the next attempt number and the run it retries;
+/// otherwise it is a first attempt (`retry` false: always a first attempt).
+///
+/// # Safety
+/// `options` is live and not used by another thread meanwhile.
+#[no_mangle]
+pub unsafe extern "C" fn tasker_run_options_set_retry(
+    options: *mut tasker_run_options,
+    retry: bool,
+) -> tasker_status {
+    guard(|| {
+        // SAFETY: caller contract.
+        let o = unsafe { tasker_run_options::borrow_mut(options, "options") }?;
+        o.retry = retry;
+        Ok(())
+    })
+}
+
+/// Sets the attempt number of the run to start (1 for a first try; above 1 it
+/// retries the task's latest run). 0 is refused.
+///
+/// # Safety
+/// `options` is live and not used by another thread meanwhile.
+#[no_mangle]
+pub unsafe extern "C" fn tasker_run_options_set_attempt(
+    options: *mut tasker_run_options,
+    attempt: u32,
+) -> tasker_status {
+    guard(|| {
+        // SAFETY: caller contract.
+        let o = unsafe { tasker_run_options::borrow_mut(options, "options") }?;
+        if attempt == 0 {
+            return Err(Error::invalid("attempt", 0u32, "attempts are counted from 1").into());
+        }
+        o.attempt = Some(attempt);
+        Ok(())
     })
 }
 
@@ -1008,6 +1055,64 @@ pub unsafe extern "C" fn tasker_task_set_status(
     })
 }
 
+/// Records a named input (`output` false) or output (`output` true) value of the
+/// run, replacing an earlier record of that name. Durable on return.
+///
+/// # Safety
+/// `run` is NULL or live; strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn tasker_run_add_value(
+    run: *const tasker_run,
+    output: bool,
+    name: *const c_char,
+    value: *const c_char,
+) -> tasker_status {
+    guard(|| {
+        // SAFETY: caller contract for every pointer.
+        let r = unsafe { run_ref(run) }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        let name = unsafe { req_str(name, "name") }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        let value = unsafe { req_str(value, "value") }?;
+        let direction = if output {
+            Direction::Output
+        } else {
+            Direction::Input
+        };
+        Ok(r.record_io(IoRecord::value(direction, name, value)?)?)
+    })
+}
+
+/// Records an input (`output` false) or output (`output` true) file of the run:
+/// its path, size and modification time, and with `hash` the SHA-256 of its
+/// content. A file that cannot be read is refused, naming it.
+///
+/// # Safety
+/// `run` is NULL or live; strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn tasker_run_add_file(
+    run: *const tasker_run,
+    output: bool,
+    name: *const c_char,
+    path: *const c_char,
+    hash: bool,
+) -> tasker_status {
+    guard(|| {
+        // SAFETY: caller contract for every pointer.
+        let r = unsafe { run_ref(run) }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        let name = unsafe { req_str(name, "name") }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        let path = unsafe { req_str(path, "path") }?;
+        let direction = if output {
+            Direction::Output
+        } else {
+            Direction::Input
+        };
+        Ok(r.record_io(IoRecord::file(direction, name, path, hash)?)?)
+    })
+}
+
 /// Marks the run COMPLETED (and its open subtasks). `message` may be NULL.
 ///
 /// # Safety
@@ -1048,7 +1153,8 @@ pub unsafe extern "C" fn tasker_task_fail(
 
 /// Runs a query and writes its result as a JSON array (or object, for `run`) to
 /// `*out_json`, to free with `tasker_string_free`. `query` is one of `task_status`,
-/// `active_runs`, `history`, `run`, `subtasks`, `registered_tasks`, `stages`, `events`.
+/// `active_runs`, `history`, `run`, `subtasks`, `run_io` (inputs and outputs),
+/// `registered_tasks`, `stages`, `events`.
 /// `params_json` (may be NULL) is a JSON object of filters: `stage`, `task`, `status`,
 /// `limit`, `since` (RFC 3339), `run_id`, `name`, `after` (event id). Thread-safe.
 ///
@@ -1140,6 +1246,7 @@ pub fn run_query(t: &Tracker, query: &str, params: &str) -> Result<String, Error
         })?),
         "run" => serde_json::to_string(&t.run(&need_run(&p)?)?),
         "subtasks" => serde_json::to_string(&t.subtasks(&need_run(&p)?)?),
+        "run_io" => serde_json::to_string(&t.run_io(&need_run(&p)?)?),
         "registered_tasks" => {
             serde_json::to_string(&t.registered_tasks(p.stage.as_deref(), p.name.as_deref().or(p.task.as_deref()))?)
         }
@@ -1153,7 +1260,7 @@ pub fn run_query(t: &Tracker, query: &str, params: &str) -> Result<String, Error
             return Err(Error::invalid(
                 "query",
                 other,
-                "must be one of task_status, active_runs, history, run, subtasks, registered_tasks, stages, events",
+                "must be one of task_status, active_runs, history, run, subtasks, run_io, registered_tasks, stages, events",
             ))
         }
     };
