@@ -21,6 +21,7 @@
 
 pub mod config;
 pub mod error;
+pub mod estimate;
 pub mod ffi;
 pub mod model;
 mod outbox;
