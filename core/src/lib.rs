@@ -22,6 +22,7 @@
 mod capture;
 pub mod config;
 pub mod error;
+pub mod estimate;
 pub mod ffi;
 pub mod io_record;
 pub mod model;
