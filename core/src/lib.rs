@@ -31,6 +31,7 @@ pub mod process;
 mod progress;
 pub mod query;
 mod run;
+pub mod stats;
 pub mod store;
 mod supervisor;
 mod sync;
@@ -44,9 +45,11 @@ pub use model::{
     RunOptions, RunProgress, Status, SubtaskOptions, SubtaskProgress, TaskSpec, TransitionInfo,
 };
 pub use query::{
-    EventRow, HistoryFilter, IoRow, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
+    EventRow, HistoryFilter, IoRow, RunRow, StageRow, StatsFilter, StatusFilter, SubtaskRow,
+    TaskRow,
 };
 pub use run::RunHandle;
+pub use stats::TaskStats;
 pub use store::{RunSelector, TaskSelector, TasksDeleted, TasksWithRuns};
 pub use supervisor::Health;
 pub use tracker::{flush_all, Listener, RetentionReport, Tracker, TrackerStats, TransitionEvent};

@@ -23,9 +23,11 @@ use crate::ffi::os::{fork_generation, install_fork_hook};
 use crate::model::{check_name, RunOptions, Status, TaskSpec, TransitionInfo};
 use crate::process::ProcessFacts;
 use crate::query::{
-    EventRow, HistoryFilter, IoRow, LostRule, RunRow, StageRow, StatusFilter, SubtaskRow, TaskRow,
+    EventRow, HistoryFilter, IoRow, LostRule, RunRow, StageRow, StatsFilter, StatusFilter,
+    SubtaskRow, TaskRow,
 };
 use crate::run::{RunHandle, RunShared};
+use crate::stats::TaskStats;
 use crate::store::{
     self, NewRun, Op, Output, ProgressUpdate, RunSelector, Store, TaskSelector, TasksDeleted,
 };
@@ -361,6 +363,16 @@ impl Tracker {
     }
 
     /// The subtasks of a run, by number.
+    /// Statistics per task over its stored runs (see `TaskStats`), ordered by
+    /// stage and task.
+    pub fn task_stats(&self, filter: &StatsFilter) -> Result<Vec<TaskStats>> {
+        if filter.limit == Some(0) {
+            return Err(Error::invalid("limit", 0usize, "must be at least 1"));
+        }
+        let runs = self.read(|st| st.run_summaries(filter))?;
+        Ok(crate::stats::task_stats(&runs, &self.lost_rule()))
+    }
+
     /// A run's recorded inputs, then its outputs, each by name.
     pub fn run_io(&self, run_id: &str) -> Result<Vec<IoRow>> {
         self.read(|st| st.run_io(run_id))

@@ -15,8 +15,8 @@ use tasker::store::{
     self, NewRun, Op, OpId, Output, ProgressUpdate, Queued, RunSelector, Store, SubtaskRef,
 };
 use tasker::{
-    ErrorKind, HistoryFilter, RunOptions, RunRow, Status, StatusFilter, SubtaskOptions,
-    TaskSelector, TaskSpec, TasksWithRuns, TransitionInfo,
+    ErrorKind, HistoryFilter, RunOptions, RunRow, StatsFilter, Status, StatusFilter,
+    SubtaskOptions, TaskSelector, TaskSpec, TasksWithRuns, TransitionInfo,
 };
 
 struct Db {
@@ -101,6 +101,7 @@ suite!(
     deleting_tasks_keeps_or_refuses_those_with_history,
     a_retry_counts_attempts_on_from_a_failed_or_lost_run,
     inputs_and_outputs_are_recorded_once_per_name,
+    run_summaries_window_each_task_and_sum_items,
 );
 
 fn t(sec: i64) -> DateTime<Utc> {
@@ -2021,4 +2022,55 @@ fn inputs_and_outputs_are_recorded_once_per_name(db: &mut Db) {
     })
     .unwrap();
     assert!(s.run_io("r").unwrap().is_empty());
+}
+
+fn run_summaries_window_each_task_and_sum_items(db: &mut Db) {
+    let s = &mut db.s;
+    for (i, task) in ["a", "a", "a", "b"].iter().enumerate() {
+        let id = format!("{task}{i}");
+        let at = 10 * i as i64;
+        s.start_run(&new_run(&id, "s", task, at)).unwrap();
+        let n = s
+            .subtask_start(&id, "part", &sub(None, None), t(at))
+            .unwrap();
+        s.apply(
+            &Op::Progress {
+                updates: vec![inc(&id, n, 5 + i as u64)],
+                heartbeats: vec![],
+                at: t(at + 1),
+            },
+            None,
+        )
+        .unwrap();
+        s.run_transition(&id, Status::Completed, &none(), t(at + 2 + i as i64))
+            .unwrap();
+    }
+    let all = s.run_summaries(&StatsFilter::default()).unwrap();
+    let ids: Vec<&str> = all.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(ids, ["b3", "a2", "a1", "a0"], "newest first");
+    assert_eq!(all[1].items_complete, 7);
+    assert_eq!(all[1].end_time, Some(t(24)));
+    assert_eq!(all[1].attempt, 1);
+    // At most the latest 2 of each task; since a time; one task.
+    let latest = s
+        .run_summaries(&StatsFilter {
+            limit: Some(2),
+            ..StatsFilter::default()
+        })
+        .unwrap();
+    let ids: Vec<&str> = latest.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(ids, ["b3", "a2", "a1"]);
+    let since = s
+        .run_summaries(&StatsFilter {
+            task: Some("a".into()),
+            since: Some(t(10)),
+            ..StatsFilter::default()
+        })
+        .unwrap();
+    assert_eq!(since.len(), 2);
+    let by_name = s.subtask_durations("s", "a", 2).unwrap();
+    assert_eq!(by_name.len(), 2);
+    assert!(by_name
+        .iter()
+        .all(|(name, secs)| name == "part" && *secs > 0.0));
 }

@@ -1,0 +1,294 @@
+//! Statistics per task from stored history: how often it runs and succeeds, how
+//! long it takes, how fast it goes, when it last succeeded and failed. One pass
+//! over the run summaries the store reads (`Store::run_summaries`); every skin
+//! shows these numbers.
+//!
+//! Attempts of one logical run count once: a run and the retries that follow it
+//! (`retry_of`) are one logical run whose outcome is that of its last attempt, so
+//! a task that failed twice and then succeeded counts one success with three
+//! attempts. Durations are those of completed attempts (the time the work took).
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::estimate::percentile;
+use crate::model::Status;
+use crate::query::{LostRule, RunSummary};
+
+/// What the history of one task says.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskStats {
+    pub stage_name: String,
+    pub task_name: String,
+    /// Runs in the window, every attempt counted.
+    pub runs: i64,
+    /// Logical runs: a run and its retries count once.
+    pub logical_runs: i64,
+    /// Logical runs by the outcome of their last attempt.
+    pub completed: i64,
+    pub failed: i64,
+    pub lost: i64,
+    pub cancelled: i64,
+    pub skipped: i64,
+    pub active: i64,
+    /// Completed logical runs over those that ended (completed, failed, lost,
+    /// cancelled); skipped and active ones are left out.
+    pub success_rate: Option<f64>,
+    /// Logical runs that took more than one attempt.
+    pub retried: i64,
+    /// Mean attempts per ended logical run.
+    pub mean_attempts: Option<f64>,
+    /// Seconds taken by completed runs: percentiles (linear interpolation),
+    /// mean and longest.
+    pub duration_p50: Option<f64>,
+    pub duration_p90: Option<f64>,
+    pub duration_p95: Option<f64>,
+    pub duration_mean: Option<f64>,
+    pub duration_max: Option<f64>,
+    /// Items per second of completed runs that counted items: their items over
+    /// their seconds.
+    pub items_per_second: Option<f64>,
+    pub last_start: Option<DateTime<Utc>>,
+    /// When the latest completed run ended.
+    pub last_success: Option<DateTime<Utc>>,
+    /// When the latest failed or lost run ended (a lost one: its last heartbeat).
+    pub last_failure: Option<DateTime<Utc>>,
+}
+
+/// Statistics of every task among `runs`, ordered by stage and task name.
+pub fn task_stats(runs: &[RunSummary], rule: &LostRule) -> Vec<TaskStats> {
+    let mut by_task: BTreeMap<(&str, &str), Vec<&RunSummary>> = BTreeMap::new();
+    for r in runs {
+        by_task
+            .entry((&r.stage_name, &r.task_name))
+            .or_default()
+            .push(r);
+    }
+    by_task
+        .into_iter()
+        .map(|((stage, task), runs)| one_task(stage, task, &runs, rule))
+        .collect()
+}
+
+/// The seconds of each completed run, for estimates from history.
+pub fn completed_durations(runs: &[RunSummary]) -> Vec<f64> {
+    runs.iter()
+        .filter(|r| r.status == Status::Completed)
+        .filter_map(seconds)
+        .collect()
+}
+
+fn seconds(r: &RunSummary) -> Option<f64> {
+    let (start, end) = (r.start_time?, r.end_time?);
+    Some(((end - start).num_milliseconds() as f64 / 1000.0).max(0.0))
+}
+
+enum Outcome {
+    Completed,
+    Failed,
+    Lost,
+    Cancelled,
+    Skipped,
+    Active,
+}
+
+fn outcome(r: &RunSummary, rule: &LostRule) -> Outcome {
+    match r.status {
+        Status::Completed => Outcome::Completed,
+        Status::Failed => Outcome::Failed,
+        Status::Cancelled => Outcome::Cancelled,
+        Status::Skipped => Outcome::Skipped,
+        _ if r.is_lost(rule) => Outcome::Lost,
+        _ => Outcome::Active,
+    }
+}
+
+fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> TaskStats {
+    // The last attempt of a logical run is the one no other run retries.
+    let retried: HashSet<&str> = runs.iter().filter_map(|r| r.retry_of.as_deref()).collect();
+    let mut s = TaskStats {
+        stage_name: stage.to_string(),
+        task_name: task.to_string(),
+        runs: runs.len() as i64,
+        logical_runs: 0,
+        completed: 0,
+        failed: 0,
+        lost: 0,
+        cancelled: 0,
+        skipped: 0,
+        active: 0,
+        success_rate: None,
+        retried: 0,
+        mean_attempts: None,
+        duration_p50: None,
+        duration_p90: None,
+        duration_p95: None,
+        duration_mean: None,
+        duration_max: None,
+        items_per_second: None,
+        last_start: runs.iter().filter_map(|r| r.start_time).max(),
+        last_success: None,
+        last_failure: None,
+    };
+    let (mut attempts, mut ended) = (0i64, 0i64);
+    for r in runs.iter().filter(|r| !retried.contains(r.run_id.as_str())) {
+        s.logical_runs += 1;
+        if r.attempt > 1 {
+            s.retried += 1;
+        }
+        let counted = match outcome(r, rule) {
+            Outcome::Completed => {
+                s.completed += 1;
+                true
+            }
+            Outcome::Failed => {
+                s.failed += 1;
+                true
+            }
+            Outcome::Lost => {
+                s.lost += 1;
+                true
+            }
+            Outcome::Cancelled => {
+                s.cancelled += 1;
+                true
+            }
+            Outcome::Skipped => {
+                s.skipped += 1;
+                false
+            }
+            Outcome::Active => {
+                s.active += 1;
+                false
+            }
+        };
+        if counted {
+            ended += 1;
+            attempts += r.attempt.max(1);
+        }
+    }
+    if ended > 0 {
+        s.success_rate = Some(s.completed as f64 / ended as f64);
+        s.mean_attempts = Some(attempts as f64 / ended as f64);
+    }
+    // Every attempt's own outcome for the times and durations.
+    let mut durations = Vec::new();
+    let (mut items, mut item_seconds) = (0f64, 0f64);
+    for r in runs {
+        match outcome(r, rule) {
+            Outcome::Completed => {
+                s.last_success = s.last_success.max(r.end_time);
+                if let Some(d) = seconds(r) {
+                    durations.push(d);
+                    if r.items_complete > 0 && d > 0.0 {
+                        items += r.items_complete as f64;
+                        item_seconds += d;
+                    }
+                }
+            }
+            Outcome::Failed => s.last_failure = s.last_failure.max(r.end_time),
+            Outcome::Lost => s.last_failure = s.last_failure.max(r.heartbeat_time),
+            _ => {}
+        }
+    }
+    s.duration_p50 = percentile(&durations, 0.5);
+    s.duration_p90 = percentile(&durations, 0.9);
+    s.duration_p95 = percentile(&durations, 0.95);
+    s.duration_max = durations.iter().copied().reduce(f64::max);
+    if !durations.is_empty() {
+        s.duration_mean = Some(durations.iter().sum::<f64>() / durations.len() as f64);
+    }
+    if item_seconds > 0.0 {
+        s.items_per_second = Some(items / item_seconds);
+    }
+    s
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(sec: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(sec)
+    }
+
+    fn run(id: &str, status: Status, start: i64, secs: i64) -> RunSummary {
+        RunSummary {
+            stage_name: "s".into(),
+            task_name: "t".into(),
+            run_id: id.into(),
+            status,
+            start_time: Some(at(start)),
+            end_time: (!status.is_active()).then(|| at(start + secs)),
+            heartbeat_time: Some(at(start + secs)),
+            hostname: Some("elsewhere".into()),
+            process_id: Some(1),
+            process_start_time: None,
+            attempt: 1,
+            retry_of: None,
+            items_complete: 0,
+        }
+    }
+
+    fn rule() -> LostRule {
+        LostRule {
+            now: at(100_000),
+            this_host: "here".into(),
+            lost_after: chrono::Duration::seconds(60),
+        }
+    }
+
+    #[test]
+    fn percentiles_of_known_durations_are_exact() {
+        // Durations 10, 20, ..., 100 s.
+        let runs: Vec<RunSummary> = (1..=10)
+            .map(|i| run(&format!("r{i}"), Status::Completed, i * 1000, i * 10))
+            .collect();
+        let s = &task_stats(&runs, &rule())[0];
+        assert_eq!(s.runs, 10);
+        assert_eq!(s.completed, 10);
+        assert_eq!(s.success_rate, Some(1.0));
+        assert_eq!(s.duration_p50, Some(55.0));
+        assert!((s.duration_p90.unwrap() - 91.0).abs() < 1e-9);
+        assert!((s.duration_p95.unwrap() - 95.5).abs() < 1e-9);
+        assert_eq!(s.duration_max, Some(100.0));
+        assert_eq!(s.duration_mean, Some(55.0));
+        assert_eq!(s.last_success, Some(at(10_000 + 100)));
+    }
+
+    #[test]
+    fn a_retried_success_is_one_success_with_its_attempts() {
+        let a1 = run("a1", Status::Failed, 0, 5);
+        let mut a2 = run("a2", Status::Failed, 10, 5);
+        a2.attempt = 2;
+        a2.retry_of = Some("a1".into());
+        let mut a3 = run("a3", Status::Completed, 20, 30);
+        a3.attempt = 3;
+        a3.retry_of = Some("a2".into());
+        a3.items_complete = 300;
+        let b = run("b", Status::Failed, 100, 1);
+        let lost = run("c", Status::Running, 200, 1);
+        let s = &task_stats(&[a3, a2, a1, b, lost], &rule())[0];
+        assert_eq!((s.runs, s.logical_runs), (5, 3));
+        assert_eq!((s.completed, s.failed, s.lost, s.active), (1, 1, 1, 0));
+        assert_eq!(s.retried, 1);
+        assert!((s.success_rate.unwrap() - 1.0 / 3.0).abs() < 1e-9);
+        assert!((s.mean_attempts.unwrap() - 5.0 / 3.0).abs() < 1e-9);
+        assert_eq!(s.duration_p50, Some(30.0));
+        assert_eq!(s.items_per_second, Some(10.0));
+        // The lost run failed last, at its last heartbeat.
+        assert_eq!(s.last_failure, Some(at(201)));
+    }
+
+    #[test]
+    fn no_runs_ended_means_no_rates() {
+        let mut fresh = run("r", Status::Running, 99_990, 5);
+        fresh.heartbeat_time = Some(at(99_995));
+        let s = &task_stats(&[fresh], &rule())[0];
+        assert_eq!((s.active, s.success_rate, s.duration_p50), (1, None, None));
+        assert!(task_stats(&[], &rule()).is_empty());
+    }
+}
