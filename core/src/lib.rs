@@ -24,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod estimate;
 pub mod ffi;
+mod forecast;
 pub mod io_record;
 pub mod model;
 mod outbox;

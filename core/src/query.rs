@@ -81,8 +81,16 @@ pub struct RunRow {
     pub subtasks_completed: i64,
     /// Derived: an active run whose process is gone or whose heartbeat is too old.
     pub lost: bool,
-    /// Seconds from start to end (or to now while active).
+    /// Seconds from start to end (or to now while active; a lost run's stop at
+    /// its last heartbeat).
     pub duration_seconds: Option<f64>,
+    /// Seconds left while active and not lost: the core's one estimate from its
+    /// subtasks' rates and the task's history, with an 80% interval
+    /// [`eta_low`, `eta_high`] and what it rests on (`rate`, `history`, `blend`).
+    pub eta_seconds: Option<f64>,
+    pub eta_low: Option<f64>,
+    pub eta_high: Option<f64>,
+    pub eta_basis: Option<crate::estimate::Basis>,
     /// Percent given explicitly with `task_update` (before derivation).
     #[serde(skip)]
     pub explicit_percent: Option<f64>,
@@ -111,10 +119,14 @@ pub struct SubtaskRow {
     pub error_message: Option<String>,
     /// What `subtask_fail` was given besides the message (a traceback, say).
     pub error_detail: Option<String>,
-    /// Items per second since the subtask started.
+    /// Items per second since the subtask started (none once its run is lost).
     pub rate_per_second: Option<f64>,
-    /// Seconds left at that rate, while active and the total is known.
+    /// Seconds left, while active: the core's one estimate (see `estimate`),
+    /// from its item rate and the history of subtasks of the same name, with an
+    /// 80% interval [`eta_low`, `eta_high`].
     pub eta_seconds: Option<f64>,
+    pub eta_low: Option<f64>,
+    pub eta_high: Option<f64>,
     #[serde(skip)]
     pub stored_percent: Option<f64>,
 }
@@ -314,16 +326,28 @@ impl SubtaskRow {
             Some(e) if e > 0.0 && self.items_complete > 0 => Some(self.items_complete as f64 / e),
             _ => None,
         };
-        self.eta_seconds = match (
-            self.status.is_active(),
-            self.items_total,
-            self.rate_per_second,
-        ) {
-            (true, Some(t), Some(r)) if r > 0.0 => {
-                Some(((t - self.items_complete).max(0) as f64) / r)
-            }
-            _ => None,
-        };
+        // The estimate needs history: `Tracker` fills it (see `forecast`).
+    }
+
+    /// What the estimator needs of this subtask.
+    pub fn facts(&self) -> crate::estimate::SubtaskFacts<'_> {
+        crate::estimate::SubtaskFacts {
+            name: &self.subtask_name,
+            active: self.status.is_active(),
+            done: matches!(self.status, Status::Completed | Status::Skipped),
+            items_total: self.items_total,
+            items_complete: self.items_complete,
+            percent: self.stored_percent,
+            started: self.start_time,
+            ended: self.end_time,
+        }
+    }
+
+    /// Sets the estimate (or clears it).
+    pub fn set_eta(&mut self, eta: Option<crate::estimate::Eta>) {
+        self.eta_seconds = eta.map(|e| e.seconds);
+        self.eta_low = eta.map(|e| e.low);
+        self.eta_high = eta.map(|e| e.high);
     }
 }
 
@@ -371,6 +395,10 @@ mod test {
             subtasks_completed: 0,
             lost: false,
             duration_seconds: None,
+            eta_seconds: None,
+            eta_low: None,
+            eta_high: None,
+            eta_basis: None,
             explicit_percent: None,
             subtask_fraction_sum: 1.5,
             subtask_count: 2,

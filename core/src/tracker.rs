@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::config::{Config, ConfigArgs};
 use crate::error::{Error, Result};
 use crate::ffi::os::{fork_generation, install_fork_hook};
+use crate::forecast::{self, HistoryCache};
 use crate::model::{check_name, RunOptions, Status, TaskSpec, TransitionInfo};
 use crate::process::ProcessFacts;
 use crate::query::{
@@ -79,6 +80,7 @@ pub(crate) struct TrackerInner {
     fork_lock: Mutex<()>,
     me: OnceLock<Weak<TrackerInner>>,
     counters: Counters,
+    histories: HistoryCache,
 }
 
 /// What a tracker wrote so far in this process.
@@ -137,6 +139,7 @@ impl Tracker {
             runs: ArcSwap::from_pointee(Vec::new()),
             listeners: ArcSwap::from_pointee(Vec::new()),
             next_listener: AtomicU64::new(1),
+            histories: HistoryCache::default(),
             fork_lock: Mutex::new(()),
             me: OnceLock::new(),
             counters: Counters::default(),
@@ -317,9 +320,19 @@ impl Tracker {
         }
     }
 
+    /// Fills the derived fields of rows read: percent, lost, duration, and the
+    /// ETA of active runs. An estimate that cannot be made (the database went
+    /// away meanwhile) leaves the ETA empty rather than failing the query.
     fn derived(&self, mut rows: Vec<RunRow>) -> Vec<RunRow> {
         let rule = self.lost_rule();
         rows.iter_mut().for_each(|r| r.derive(&rule));
+        if rows.iter().any(|r| r.status.is_active() && !r.lost) {
+            let cache = &self.inner.histories;
+            if let Err(e) = self.read(|st| forecast::estimate_runs(cache, st, &mut rows, rule.now))
+            {
+                log::debug!("tasker: no estimates this time: {e}");
+            }
+        }
         rows
     }
 
@@ -379,15 +392,19 @@ impl Tracker {
     }
 
     pub fn subtasks(&self, run_id: &str) -> Result<Vec<SubtaskRow>> {
-        let mut rows = self.read(|st| {
-            if st.run_status(run_id)?.is_none() {
-                return Err(Error::not_found("run", run_id));
-            }
-            st.subtasks(run_id)
-        })?;
-        let now = Utc::now();
-        rows.iter_mut().for_each(|r| r.derive(now));
-        Ok(rows)
+        let rule = self.lost_rule();
+        let cache = &self.inner.histories;
+        self.read(|st| {
+            let mut run = st
+                .run(run_id)?
+                .ok_or_else(|| Error::not_found("run", run_id))?;
+            run.derive(&rule);
+            let mut rows = st.subtasks(run_id)?;
+            rows.iter_mut()
+                .for_each(|r| r.derive(run.clock_stop(rule.now)));
+            forecast::estimate_subtasks(cache, st, &run, &mut rows, rule.now)?;
+            Ok(rows)
+        })
     }
 
     pub fn registered_tasks(

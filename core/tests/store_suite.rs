@@ -2068,6 +2068,10 @@ fn run_summaries_window_each_task_and_sum_items(db: &mut Db) {
         })
         .unwrap();
     assert_eq!(since.len(), 2);
+    let both = s.subtasks_of_runs(&["b3", "a0", "nope"]).unwrap();
+    let runs: Vec<&str> = both.iter().map(|x| x.run_id.as_str()).collect();
+    assert_eq!(runs, ["a0", "b3"]);
+    assert!(s.subtasks_of_runs(&[]).unwrap().is_empty());
     let by_name = s.subtask_durations("s", "a", 2).unwrap();
     assert_eq!(by_name.len(), 2);
     assert!(by_name

@@ -297,6 +297,8 @@ pub trait Store: Send {
     fn history(&mut self, filter: &HistoryFilter) -> Result<Vec<RunRow>>;
     fn run(&mut self, run_id: &str) -> Result<Option<RunRow>>;
     fn subtasks(&mut self, run_id: &str) -> Result<Vec<SubtaskRow>>;
+    /// The subtasks of several runs at once, by run and number.
+    fn subtasks_of_runs(&mut self, run_ids: &[&str]) -> Result<Vec<SubtaskRow>>;
     /// Per task, its runs in the window of `filter` (newest first), summarised.
     fn run_summaries(&mut self, filter: &StatsFilter) -> Result<Vec<RunSummary>>;
     /// Name and seconds of the completed subtasks of the task's latest `runs`

@@ -1346,6 +1346,10 @@ fn map_run(row: &Row) -> R<RunRow> {
         tasker_version: row.try_get(37)?,
         lost: false,
         duration_seconds: None,
+        eta_seconds: None,
+        eta_low: None,
+        eta_high: None,
+        eta_basis: None,
     })
 }
 
@@ -1367,6 +1371,8 @@ fn map_subtask(row: &Row) -> R<SubtaskRow> {
         error_detail: row.try_get(12)?,
         rate_per_second: None,
         eta_seconds: None,
+        eta_low: None,
+        eta_high: None,
     })
 }
 
@@ -1678,6 +1684,23 @@ impl Store for PostgresStore {
                     error_detail
                  FROM @.subtasks WHERE run_id = $1 ORDER BY subtask_number",
                 &[(&run_id, Type::TEXT)],
+            )?
+            .iter()
+            .map(map_subtask)
+            .collect()
+        })
+    }
+
+    fn subtasks_of_runs(&mut self, run_ids: &[&str]) -> Result<Vec<SubtaskRow>> {
+        self.read(|c, st| {
+            st.all(
+                c,
+                "SELECT run_id, subtask_number, subtask_name, status, start_time, end_time,
+                    last_update, items_total, items_complete, percent, message, error_message,
+                    error_detail
+                 FROM @.subtasks WHERE run_id = ANY($1)
+                 ORDER BY run_id COLLATE \"C\", subtask_number",
+                &[(&run_ids, Type::TEXT_ARRAY)],
             )?
             .iter()
             .map(map_subtask)

@@ -367,6 +367,10 @@ fn map_run(row: &Row<'_>) -> rusqlite::Result<RunRow> {
         tasker_version: row.get(37)?,
         lost: false,
         duration_seconds: None,
+        eta_seconds: None,
+        eta_low: None,
+        eta_high: None,
+        eta_basis: None,
     })
 }
 
@@ -388,6 +392,8 @@ fn map_subtask(row: &Row<'_>) -> rusqlite::Result<SubtaskRow> {
         error_detail: row.get(12)?,
         rate_per_second: None,
         eta_seconds: None,
+        eta_low: None,
+        eta_high: None,
     })
 }
 
@@ -668,6 +674,20 @@ impl Store for SqliteStore {
                  FROM subtasks WHERE run_id = ?1 ORDER BY subtask_number",
             )
             .and_then(|mut st| st.query_map([run_id], map_subtask)?.collect())
+            .map_err(db_err)
+    }
+
+    fn subtasks_of_runs(&mut self, run_ids: &[&str]) -> Result<Vec<SubtaskRow>> {
+        let ids = serde_json::to_string(run_ids).map_err(|e| Error::storage_refused("json", e))?;
+        self.conn
+            .prepare_cached(
+                "SELECT run_id, subtask_number, subtask_name, status, start_time, end_time,
+                    last_update, items_total, items_complete, percent, message, error_message,
+                    error_detail
+                 FROM subtasks WHERE run_id IN (SELECT value FROM json_each(?1))
+                 ORDER BY run_id, subtask_number",
+            )
+            .and_then(|mut st| st.query_map([ids], map_subtask)?.collect())
             .map_err(db_err)
     }
 
