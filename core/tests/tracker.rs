@@ -582,7 +582,9 @@ fn snapshot(t: &Tracker) -> String {
     let mut out = serde_json::to_string(&t.registered_tasks(None, None).unwrap()).unwrap();
     for r in &runs {
         let mut r = r.clone();
+        // What changes with the clock alone.
         r.duration_seconds = None;
+        (r.eta_seconds, r.eta_low, r.eta_high, r.eta_basis) = (None, None, None, None);
         out += &serde_json::to_string(&r).unwrap();
         out += &serde_json::to_string(
             &t.subtasks(r.run_id.as_deref().unwrap())
@@ -591,6 +593,7 @@ fn snapshot(t: &Tracker) -> String {
                 .map(|s| {
                     let mut s = s.clone();
                     (s.rate_per_second, s.eta_seconds) = (None, None);
+                    (s.eta_low, s.eta_high) = (None, None);
                     s
                 })
                 .collect::<Vec<_>>(),
