@@ -28,6 +28,7 @@ pub mod process;
 mod progress;
 pub mod query;
 mod run;
+pub mod sampler;
 pub mod store;
 mod supervisor;
 mod sync;
