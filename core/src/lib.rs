@@ -32,6 +32,7 @@ pub mod process;
 mod progress;
 pub mod query;
 mod run;
+pub mod sampler;
 pub mod stats;
 pub mod store;
 mod supervisor;
