@@ -27,6 +27,20 @@
 
 #define TASKER_VERSION_PATCH 0
 
+// Samples younger than this are all kept.
+#define KEEP_ALL_YOUNGER_THAN_S (2 * 3600)
+
+// Samples younger than this (and at least [`KEEP_ALL_YOUNGER_THAN_S`] old) keep
+// one per [`FINE_BUCKET_S`]; older ones keep one per [`COARSE_BUCKET_S`].
+#define FINE_YOUNGER_THAN_S (2 * 86400)
+
+// Bucket width between 2 hours and 2 days: 5 minutes.
+#define FINE_BUCKET_S 300
+
+// Bucket width after 2 days: 1 hour. A multiple of [`FINE_BUCKET_S`], so the
+// first sample of an hour is also the first of a 5-minute bucket.
+#define COARSE_BUCKET_S 3600
+
 // Result of every call. The numbers are fixed forever; retired values are never reused.
 typedef enum {
   TASKER_STATUS_OK = 0,
@@ -405,7 +419,8 @@ tasker_status tasker_task_fail(const tasker_run *run,
 // Runs a query and writes its result as a JSON array (or object, for `run`) to
 // `*out_json`, to free with `tasker_string_free`. `query` is one of `task_status`,
 // `active_runs`, `history`, `run`, `subtasks`, `run_io` (inputs and outputs),
-// `registered_tasks`, `stages`, `events`.
+// `samples` (resource use), `task_stats` (per task: runs, success rate,
+// duration percentiles, items/s), `registered_tasks`, `stages`, `events`.
 // `params_json` (may be NULL) is a JSON object of filters: `stage`, `task`, `status`,
 // `limit`, `since` (RFC 3339), `run_id`, `name`, `after` (event id). Thread-safe.
 //

@@ -110,6 +110,10 @@ pub struct Config {
     /// A connection unused this long is closed (reopened on demand), so that
     /// processes that have nothing to write hold no server connection.
     pub idle_disconnect: Duration,
+    /// How often the writer samples this process's resource use (CPU, memory,
+    /// I/O, children) for the runs it started; `None`: never. Samples are
+    /// written with progress and heartbeats, never in transactions of their own.
+    pub sample_interval: Option<Duration>,
     /// How long finished runs are kept, when set (applied by long-running tasker
     /// processes and `tasker purge --apply-retention`, never by a pipeline's calls).
     pub retention: Option<Retention>,
@@ -137,6 +141,7 @@ impl Config {
             busy_timeout: Duration::from_secs(30),
             hostname: None,
             idle_disconnect: Duration::from_secs(30),
+            sample_interval: Some(Duration::from_secs(10)),
             retention: None,
             source: "argument".into(),
         }
@@ -183,6 +188,8 @@ pub struct TrackingSettings {
     pub busy_timeout_ms: Option<u64>,
     pub hostname: Option<String>,
     pub idle_disconnect_s: Option<u64>,
+    /// 0 turns sampling off.
+    pub sample_interval_s: Option<u64>,
 }
 
 /// `retention:` in a configuration file (and `TASKER_RETENTION_*`).
@@ -358,6 +365,7 @@ fn env_level(env: &HashMap<String, String>) -> Result<Level> {
             busy_timeout_ms: num("TASKER_BUSY_TIMEOUT_MS")?,
             hostname: get("TASKER_HOSTNAME"),
             idle_disconnect_s: num("TASKER_IDLE_DISCONNECT_S")?,
+            sample_interval_s: num("TASKER_SAMPLE_INTERVAL_S")?,
         },
         retention: RetentionSettings {
             days: num("TASKER_RETENTION_DAYS")?.map(clamp_days),
@@ -496,7 +504,8 @@ fn build(levels: Vec<Level>, env: &HashMap<String, String>) -> Result<Config> {
             lost_after_s,
             busy_timeout_ms,
             hostname,
-            idle_disconnect_s
+            idle_disconnect_s,
+            sample_interval_s
         );
         if retention.days.is_none() {
             retention.days = level.retention.days;
@@ -532,6 +541,9 @@ fn build(levels: Vec<Level>, env: &HashMap<String, String>) -> Result<Config> {
     cfg.hostname = tracking.hostname.filter(|h| !h.trim().is_empty());
     if let Some(s) = tracking.idle_disconnect_s {
         cfg.idle_disconnect = Duration::from_secs(s.max(1));
+    }
+    if let Some(s) = tracking.sample_interval_s {
+        cfg.sample_interval = (s > 0).then(|| Duration::from_secs(s));
     }
     cfg.retention = match (retention.days, retention.keep_failed_days) {
         (Some(0), _) | (_, Some(0)) => {

@@ -521,6 +521,7 @@ mod test {
                     ..ProgressUpdate::default()
                 }],
                 heartbeats: vec![],
+                samples: vec![],
                 at: Utc::now(),
             },
         }

@@ -40,12 +40,18 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::outbox::{location_key, Orphans, Outbox};
-use crate::store::{self, Op, OpId, Output, ProgressUpdate, Queued, Store};
+use crate::sampler::Sample;
+use crate::store::{self, Op, OpId, Output, ProgressUpdate, Queued, RunSample, Store};
 use crate::sync::lock;
 use crate::writer::Writer;
 
 /// Waits between attempts to reach a database that is down: doubling up to the maximum.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// Samples kept for the next write (6 minutes of one run at the default interval
+/// per 36 runs; an outage keeps the latest).
+const MAX_PENDING_SAMPLES: usize = 360;
+/// How often a process thins the stored samples of its runs.
+const THIN_EVERY: Duration = Duration::from_secs(3600);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Queued writes per replay transaction: adapted so that one batch takes about
@@ -116,6 +122,10 @@ pub(crate) struct Supervisor {
     owned: Mutex<Vec<Arc<str>>>,
     /// Progress of runs whose last handle was dropped before it was written.
     orphans: Mutex<Vec<ProgressUpdate>>,
+    /// Resource samples waiting for the next progress or heartbeat write.
+    samples: Mutex<Vec<RunSample>>,
+    /// When samples of this process's runs were last thinned.
+    thinned: Mutex<Instant>,
     /// Names this process's writes (with a sequence number).
     writer_id: Arc<str>,
     /// When the connection was last used (ms since `born`): an idle one is closed.
@@ -216,6 +226,8 @@ impl Supervisor {
             writer: Mutex::new(None),
             owned: Mutex::new(Vec::new()),
             orphans: Mutex::new(Vec::new()),
+            samples: Mutex::new(Vec::new()),
+            thinned: Mutex::new(Instant::now()),
             writer_id: store::new_uid(),
             last_used: std::sync::atomic::AtomicU64::new(0),
             born: Instant::now(),
@@ -243,6 +255,29 @@ impl Supervisor {
 
     pub(crate) fn forget_owned(&self, run_id: &str) {
         lock(&self.owned).retain(|r| &**r != run_id);
+    }
+
+    /// Whether this process started runs that are still active here.
+    pub(crate) fn owns_runs(&self) -> bool {
+        !lock(&self.owned).is_empty()
+    }
+
+    /// Keeps a sample of this process for each run it started, to be written
+    /// with the next progress or heartbeat. Bounded: during a long outage the
+    /// oldest go first.
+    pub(crate) fn add_sample(&self, sample: Sample) {
+        let owned = lock(&self.owned).clone();
+        let mut pending = lock(&self.samples);
+        for run_id in owned {
+            pending.push(RunSample {
+                run_id,
+                sample: sample.clone(),
+            });
+        }
+        if pending.len() > MAX_PENDING_SAMPLES {
+            let excess = pending.len() - MAX_PENDING_SAMPLES;
+            pending.drain(..excess);
+        }
     }
 
     /// Progress of a run whose last handle went: written by the next flush.
@@ -303,6 +338,7 @@ impl Supervisor {
                 let before = Op::Progress {
                     updates: progress,
                     heartbeats: Vec::new(),
+                    samples: Vec::new(),
                     at: op.at(),
                 };
                 let ids = store.outcome_may_be_unknown();
@@ -360,6 +396,7 @@ impl Supervisor {
                 Op::Progress {
                     updates: progress,
                     heartbeats: Vec::new(),
+                    samples: Vec::new(),
                     at: op.at(),
                 },
             );
@@ -432,12 +469,14 @@ impl Supervisor {
             Vec::new()
         };
         if updates.is_empty() && heartbeats.is_empty() {
-            return Ok(());
+            return Ok(()); // samples wait: never a transaction of their own
         }
+        let samples = std::mem::take(&mut *lock(&self.samples));
         let id = lock(&self.queue).next_id(&self.writer_id);
         let op = Op::Progress {
             updates,
             heartbeats,
+            samples,
             at: Utc::now(),
         };
         if conn.is_none() {
@@ -472,13 +511,20 @@ impl Supervisor {
     /// Queues a progress write under its id, without its heartbeats (a late
     /// heartbeat says nothing).
     fn enqueue_progress(&self, q: &mut Queue, op: Op, id: OpId) {
-        if let Op::Progress { updates, at, .. } = op {
-            if !updates.is_empty() {
+        if let Op::Progress {
+            updates,
+            samples,
+            at,
+            ..
+        } = op
+        {
+            if !updates.is_empty() || !samples.is_empty() {
                 q.outbox.push(Queued {
                     id: Some(id),
                     op: Op::Progress {
                         updates,
                         heartbeats: Vec::new(),
+                        samples,
                         at,
                     },
                 });
@@ -552,8 +598,31 @@ impl Supervisor {
             return self.replay_batch(&mut conn, cx);
         }
         let _ = self.flush_on(&mut conn, cx, heartbeat);
+        if heartbeat {
+            self.thin_samples_hourly(&mut conn);
+        }
         self.disconnect_if_idle(&mut conn, cx.config);
         false
+    }
+
+    /// Once an hour, downsamples the stored samples of this process's runs (see
+    /// `sampler::thin`), so that a week-long run keeps a few thousand rows.
+    fn thin_samples_hourly(&self, conn: &mut Option<Box<dyn Store>>) {
+        let mut thinned = lock(&self.thinned);
+        if thinned.elapsed() < THIN_EVERY {
+            return;
+        }
+        let Some(store) = conn.as_deref_mut() else {
+            return;
+        };
+        *thinned = Instant::now();
+        let owned = lock(&self.owned).clone();
+        for run_id in owned {
+            if let Err(e) = store.thin_samples(&run_id, Utc::now()) {
+                log::debug!("tasker: samples of run {run_id} not thinned this hour: {e}");
+            }
+        }
+        self.used();
     }
 
     /// Claims spool files of processes that are gone (reading them without the
@@ -744,6 +813,7 @@ impl Supervisor {
                     Op::Progress {
                         updates: pending,
                         heartbeats: Vec::new(),
+                        samples: Vec::new(),
                         at: Utc::now(),
                     },
                 );

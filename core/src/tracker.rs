@@ -28,6 +28,7 @@ use crate::query::{
     SubtaskRow, TaskRow,
 };
 use crate::run::{RunHandle, RunShared};
+use crate::sampler::{Sample, Sampler};
 use crate::stats::TaskStats;
 use crate::store::{
     self, NewRun, Op, Output, ProgressUpdate, RunSelector, Store, TaskSelector, TasksDeleted,
@@ -386,6 +387,11 @@ impl Tracker {
         Ok(crate::stats::task_stats(&runs, &self.lost_rule()))
     }
 
+    /// A run's resource samples (its process and children), oldest first.
+    pub fn samples(&self, run_id: &str) -> Result<Vec<Sample>> {
+        self.read(|st| st.samples(run_id))
+    }
+
     /// A run's recorded inputs, then its outputs, each by name.
     pub fn run_io(&self, run_id: &str) -> Result<Vec<IoRow>> {
         self.read(|st| st.run_io(run_id))
@@ -529,6 +535,7 @@ impl TrackerInner {
             me,
             self.config.flush_interval,
             self.config.heartbeat_interval,
+            self.config.sample_interval,
         );
         *lock(&sup.writer) = Some(w);
     }
@@ -597,6 +604,18 @@ impl TrackerInner {
     fn flush(&self, drain: Option<Duration>) -> Result<()> {
         self.check_fork();
         self.supervisor().flush(&self.cx(), drain)
+    }
+
+    /// Samples this process for the runs it started (nothing when it started
+    /// none, or on a platform without sampling). Called by the writer thread.
+    pub(crate) fn sample_owned_runs(&self, sampler: &mut Sampler) {
+        let sup = self.supervisor();
+        if sup.generation != fork_generation() || !sup.owns_runs() {
+            return;
+        }
+        if let Ok(sample) = sampler.sample() {
+            sup.add_sample(sample);
+        }
     }
 
     /// The writer thread's turn (see `Supervisor::tick`); when queued writes wait,

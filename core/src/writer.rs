@@ -1,7 +1,8 @@
 //! The one background writer thread of an open database in a process. Every
-//! `flush_interval` it writes all dirty progress in one transaction, and every
+//! `flush_interval` it writes all dirty progress in one transaction, every
 //! `heartbeat_interval` it refreshes the heartbeat of the runs this process
-//! started; after an outage it reconnects and replays the queued writes
+//! started, and every `sample_interval` it samples this process's resource use
+//! for them (written with the next progress or heartbeat); after an outage it reconnects and replays the queued writes
 //! (`supervisor.rs`). Transitions do not wait for it: they are committed on the
 //! caller's thread. The thread blocks asynchronous signals: they are the
 //! program's, not tasker's.
@@ -12,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::ffi::os::with_signals_blocked;
+use crate::sampler::Sampler;
 use crate::tracker::TrackerInner;
 
 /// Handle to a running writer; dropping it does not stop the thread, `stop` does.
@@ -26,12 +28,18 @@ impl Writer {
         tracker: Weak<TrackerInner>,
         flush_interval: Duration,
         heartbeat_interval: Duration,
+        sample_interval: Option<Duration>,
     ) -> Writer {
         let (stop, stopped) = mpsc::channel::<()>();
+        let every = Intervals {
+            flush: flush_interval,
+            heartbeat: heartbeat_interval,
+            sample: sample_interval,
+        };
         let thread = with_signals_blocked(|| {
             std::thread::Builder::new()
                 .name("tasker-writer".into())
-                .spawn(move || run(tracker, stopped, flush_interval, heartbeat_interval))
+                .spawn(move || run(tracker, stopped, every))
                 .expect("the OS refused to start the tasker writer thread")
         });
         Writer {
@@ -51,26 +59,35 @@ impl Writer {
     }
 }
 
-fn run(
-    tracker: Weak<TrackerInner>,
-    stopped: mpsc::Receiver<()>,
-    flush_interval: Duration,
-    heartbeat_interval: Duration,
-) {
-    let mut next_heartbeat = Instant::now() + heartbeat_interval;
+struct Intervals {
+    flush: Duration,
+    heartbeat: Duration,
+    sample: Option<Duration>,
+}
+
+fn run(tracker: Weak<TrackerInner>, stopped: mpsc::Receiver<()>, every: Intervals) {
+    let mut next_heartbeat = Instant::now() + every.heartbeat;
+    let mut sampler = Sampler::new();
+    let mut next_sample = every.sample.map(|s| Instant::now() + s);
     let mut more: Option<Duration> = None;
     loop {
         // While queued writes are replayed, batch after batch with a short pause
         // (so that pipeline calls, queries and other processes get their turn).
-        let wait = more.unwrap_or(flush_interval);
+        let wait = more.unwrap_or(every.flush);
         let stop = match stopped.recv_timeout(wait) {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
             Err(RecvTimeoutError::Timeout) => false,
         };
         let Some(t) = tracker.upgrade() else { return };
+        if let (Some(due), Some(interval)) = (next_sample, every.sample) {
+            if Instant::now() >= due {
+                next_sample = Some(Instant::now() + interval);
+                t.sample_owned_runs(&mut sampler);
+            }
+        }
         let beat = Instant::now() >= next_heartbeat;
         if beat {
-            next_heartbeat = Instant::now() + heartbeat_interval;
+            next_heartbeat = Instant::now() + every.heartbeat;
         }
         // Errors are reported (once per outage) and the writes kept by the supervisor.
         more = t.flush_in_background(beat);

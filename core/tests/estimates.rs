@@ -55,6 +55,7 @@ fn progress(s: &mut dyn Store, id: &str, n: u32, items: u64, at: DateTime<Utc>, 
                 ..ProgressUpdate::default()
             }],
             heartbeats: if beat { vec![id.into()] } else { vec![] },
+            samples: vec![],
             at,
         },
         None,
@@ -225,6 +226,7 @@ fn progress_run_heartbeat(s: &mut dyn Store, id: &str, at: DateTime<Utc>) {
         &Op::Progress {
             updates: vec![],
             heartbeats: vec![id.into()],
+            samples: Vec::new(),
             at,
         },
         None,

@@ -102,6 +102,7 @@ suite!(
     a_retry_counts_attempts_on_from_a_failed_or_lost_run,
     inputs_and_outputs_are_recorded_once_per_name,
     run_summaries_window_each_task_and_sum_items,
+    samples_are_stored_with_progress_and_thinned_to_a_bound,
 );
 
 fn t(sec: i64) -> DateTime<Utc> {
@@ -1396,6 +1397,7 @@ fn a_write_sent_again_under_its_id_is_applied_once(db: &mut Db) {
             ..inc("r", n, delta)
         }],
         heartbeats: vec![],
+        samples: vec![],
         at: t(2),
     };
     let count = |s: &mut Box<dyn Store>| s.subtasks("r").unwrap()[0].items_complete;
@@ -1565,6 +1567,7 @@ fn progress_for_a_finished_subtask_counts_items_and_sets_nothing(db: &mut Db) {
             },
         ],
         heartbeats: vec![],
+        samples: vec![],
         at: t(4),
     };
     assert_eq!(
@@ -1626,6 +1629,7 @@ fn queued_writes_reach_their_subtask_by_identity_whatever_its_number(db: &mut Db
                 op: Op::Progress {
                     updates: vec![by_uid("u-auto", 5), by_uid("u-explicit", 3)],
                     heartbeats: vec![],
+                    samples: Vec::new(),
                     at: t(3),
                 },
             },
@@ -1693,6 +1697,7 @@ fn a_batch_goes_on_past_a_refused_write(db: &mut Db) {
             q(Op::Progress {
                 updates: vec![inc("r", n, 2)],
                 heartbeats: vec![],
+                samples: Vec::new(),
                 at: t(2),
             }),
             q(Op::RunTransition {
@@ -1710,6 +1715,7 @@ fn a_batch_goes_on_past_a_refused_write(db: &mut Db) {
             q(Op::Progress {
                 updates: vec![inc("r", n, 3)],
                 heartbeats: vec![],
+                samples: Vec::new(),
                 at: t(4),
             }),
         ])
@@ -1794,6 +1800,7 @@ fn progress_then_a_transition_in_one_transaction(db: &mut Db) {
             ..inc("r", n, 0)
         }],
         heartbeats: vec![],
+        samples: vec![],
         at: t(2),
     };
     let complete = Op::SubtaskTransition {
@@ -1848,6 +1855,7 @@ fn progress_then_a_transition_in_one_transaction(db: &mut Db) {
     let more = Op::Progress {
         updates: vec![inc("r", m, 4)],
         heartbeats: vec![],
+        samples: Vec::new(),
         at: t(5),
     };
     let (_, answer) = s.apply_after((&more, None), (&bad, None)).unwrap();
@@ -2037,6 +2045,7 @@ fn run_summaries_window_each_task_and_sum_items(db: &mut Db) {
             &Op::Progress {
                 updates: vec![inc(&id, n, 5 + i as u64)],
                 heartbeats: vec![],
+                samples: Vec::new(),
                 at: t(at + 1),
             },
             None,
@@ -2077,4 +2086,71 @@ fn run_summaries_window_each_task_and_sum_items(db: &mut Db) {
     assert!(by_name
         .iter()
         .all(|(name, secs)| name == "part" && *secs > 0.0));
+}
+
+fn samples_are_stored_with_progress_and_thinned_to_a_bound(db: &mut Db) {
+    use tasker::sampler::Sample;
+    use tasker::store::RunSample;
+    let s = &mut db.s;
+    let now = t(7 * 86_400);
+    s.start_run(&new_run("long", "s", "t", 0)).unwrap();
+    let sample = |at: DateTime<Utc>| Sample {
+        time: at,
+        pid: 42,
+        cpu_seconds: 1.5,
+        cpu_percent: Some(99.5),
+        rss_bytes: 3 << 30,
+        peak_rss_bytes: Some(4 << 30),
+        read_bytes: None,
+        write_bytes: Some(10),
+        threads: Some(8),
+        open_fds: Some(12),
+        children: 3,
+        children_cpu_seconds: 7.25,
+        children_rss_bytes: 200 << 20,
+    };
+    // A week sampled every minute, written with progress in batches of a day.
+    for day in 0..7 {
+        let samples = (0..1440)
+            .map(|m| RunSample {
+                run_id: "long".into(),
+                sample: sample(t(day * 86_400 + m * 60)),
+            })
+            .chain(std::iter::once(RunSample {
+                run_id: "no-such-run".into(),
+                sample: sample(t(day * 86_400)),
+            }))
+            .collect();
+        s.apply(
+            &Op::Progress {
+                updates: vec![],
+                heartbeats: vec!["long".into()],
+                samples,
+                at: t(day * 86_400 + 86_399),
+            },
+            None,
+        )
+        .unwrap();
+    }
+    let all = s.samples("long").unwrap();
+    assert_eq!(all.len(), 7 * 1440, "samples of an unknown run are dropped");
+    assert_eq!(all[0], sample(t(0)));
+    let gone = s.thin_samples("long", now).unwrap();
+    let kept = s.samples("long").unwrap();
+    assert_eq!(gone + kept.len(), 7 * 1440);
+    // 2 h at 1/min, 46 h of 5-minute buckets, the rest hourly.
+    assert!(kept.len() <= 120 + 552 + 120 + 3, "{} kept", kept.len());
+    assert!(kept.windows(2).all(|w| w[0].time <= w[1].time));
+    assert_eq!(
+        s.thin_samples("long", now).unwrap(),
+        0,
+        "thinning twice deletes nothing"
+    );
+    // Deleting the run deletes its samples.
+    s.delete_runs(&RunSelector {
+        run_id: Some("long".into()),
+        ..RunSelector::default()
+    })
+    .unwrap();
+    assert!(s.samples("long").unwrap().is_empty());
 }

@@ -1154,7 +1154,8 @@ pub unsafe extern "C" fn tasker_task_fail(
 /// Runs a query and writes its result as a JSON array (or object, for `run`) to
 /// `*out_json`, to free with `tasker_string_free`. `query` is one of `task_status`,
 /// `active_runs`, `history`, `run`, `subtasks`, `run_io` (inputs and outputs),
-/// `registered_tasks`, `stages`, `events`.
+/// `samples` (resource use), `task_stats` (per task: runs, success rate,
+/// duration percentiles, items/s), `registered_tasks`, `stages`, `events`.
 /// `params_json` (may be NULL) is a JSON object of filters: `stage`, `task`, `status`,
 /// `limit`, `since` (RFC 3339), `run_id`, `name`, `after` (event id). Thread-safe.
 ///
@@ -1247,6 +1248,13 @@ pub fn run_query(t: &Tracker, query: &str, params: &str) -> Result<String, Error
         "run" => serde_json::to_string(&t.run(&need_run(&p)?)?),
         "subtasks" => serde_json::to_string(&t.subtasks(&need_run(&p)?)?),
         "run_io" => serde_json::to_string(&t.run_io(&need_run(&p)?)?),
+        "samples" => serde_json::to_string(&t.samples(&need_run(&p)?)?),
+        "task_stats" => serde_json::to_string(&t.task_stats(&crate::query::StatsFilter {
+            stage: p.stage,
+            task: p.task,
+            since: p.since,
+            limit: p.limit,
+        })?),
         "registered_tasks" => {
             serde_json::to_string(&t.registered_tasks(p.stage.as_deref(), p.name.as_deref().or(p.task.as_deref()))?)
         }
@@ -1260,7 +1268,7 @@ pub fn run_query(t: &Tracker, query: &str, params: &str) -> Result<String, Error
             return Err(Error::invalid(
                 "query",
                 other,
-                "must be one of task_status, active_runs, history, run, subtasks, run_io, registered_tasks, stages, events",
+                "must be one of task_status, active_runs, history, run, subtasks, run_io, samples, task_stats, registered_tasks, stages, events",
             ))
         }
     };

@@ -17,12 +17,13 @@ use crate::query::{
     EventRow, HistoryFilter, IoRow, RunRow, RunSummary, StageRow, StatsFilter, StatusFilter,
     SubtaskRow, TaskRow,
 };
+use crate::sampler::Sample;
 
 pub mod op;
 pub mod postgres;
 pub mod sqlite;
 
-pub use op::{Op, OpId, Output, ProgressUpdate, Queued, SubtaskRef};
+pub use op::{Op, OpId, Output, ProgressUpdate, Queued, RunSample, SubtaskRef};
 
 /// A new run, with its client-generated id.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -270,6 +271,7 @@ pub trait Store: Send {
             &Op::Progress {
                 updates: batch.to_vec(),
                 heartbeats: heartbeats.to_vec(),
+                samples: Vec::new(),
                 at: now,
             },
             None,
@@ -309,6 +311,10 @@ pub trait Store: Send {
         task: &str,
         runs: usize,
     ) -> Result<Vec<(String, f64)>>;
+    /// A run's resource samples, oldest first.
+    fn samples(&mut self, run_id: &str) -> Result<Vec<Sample>>;
+    /// Downsamples a run's stored samples (`sampler::thin`); returns how many went.
+    fn thin_samples(&mut self, run_id: &str, now: DateTime<Utc>) -> Result<usize>;
     /// A run's inputs, then its outputs, each by name.
     fn run_io(&mut self, run_id: &str) -> Result<Vec<IoRow>>;
     fn registered_tasks(&mut self, stage: Option<&str>, name: Option<&str>)

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::io_record::IoRecord;
 use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
+use crate::sampler::Sample;
 
 use super::NewRun;
 
@@ -79,6 +80,14 @@ impl ProgressUpdate {
     }
 }
 
+/// A resource sample of the process running a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSample {
+    pub run_id: Arc<str>,
+    #[serde(flatten)]
+    pub sample: Sample,
+}
+
 /// One write, with the time it happened (stored as that time when applied later).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Op {
@@ -122,6 +131,10 @@ pub enum Op {
         /// heartbeat says nothing).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         heartbeats: Vec<Arc<str>>,
+        /// Resource samples of this process for the runs it started (written
+        /// with the progress: never a transaction of their own).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        samples: Vec<RunSample>,
         at: DateTime<Utc>,
     },
     /// Records an input or output of a run, replacing its earlier record of the

@@ -43,6 +43,7 @@ use crate::query::{
     EventRow, HistoryFilter, IoRow, RunRow, RunSummary, StageRow, StatsFilter, StatusFilter,
     SubtaskRow, TaskRow, DEFAULT_HISTORY_LIMIT,
 };
+use crate::sampler::Sample;
 
 use super::{
     refuse_tasks_with_runs, Op, OpId, Output, Queued, RunSelector, Store, SubtaskState,
@@ -1782,6 +1783,69 @@ impl Store for PostgresStore {
             .iter()
             .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
             .collect()
+        })
+    }
+
+    fn samples(&mut self, run_id: &str) -> Result<Vec<Sample>> {
+        self.read(|c, st| {
+            st.all(
+                c,
+                "SELECT time, pid, cpu_seconds, cpu_percent, rss_bytes, peak_rss_bytes,
+                    read_bytes, write_bytes, threads, open_fds, children, children_cpu_seconds,
+                    children_rss_bytes
+                 FROM @.samples WHERE run_id = $1 ORDER BY time, sample_id",
+                &[(&run_id, Type::TEXT)],
+            )?
+            .iter()
+            .map(|row| {
+                let u = |i: usize| row.try_get::<_, i64>(i).map(|v| v.max(0) as u64);
+                let ou = |i: usize| {
+                    row.try_get::<_, Option<i64>>(i)
+                        .map(|v| v.map(|v| v.max(0) as u64))
+                };
+                let small = |i: usize| {
+                    row.try_get::<_, Option<i64>>(i)
+                        .map(|v| v.and_then(|v| u32::try_from(v).ok()))
+                };
+                Ok(Sample {
+                    time: row.try_get(0)?,
+                    pid: u32::try_from(row.try_get::<_, i64>(1)?).unwrap_or(0),
+                    cpu_seconds: row.try_get(2)?,
+                    cpu_percent: row.try_get(3)?,
+                    rss_bytes: u(4)?,
+                    peak_rss_bytes: ou(5)?,
+                    read_bytes: ou(6)?,
+                    write_bytes: ou(7)?,
+                    threads: small(8)?,
+                    open_fds: small(9)?,
+                    children: small(10)?.unwrap_or(0),
+                    children_cpu_seconds: row.try_get(11)?,
+                    children_rss_bytes: u(12)?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn thin_samples(&mut self, run_id: &str, now: DateTime<Utc>) -> Result<usize> {
+        let before = ts(now - chrono::Duration::hours(2));
+        self.write(|tx, st, _| {
+            let old: Vec<(i64, DateTime<Utc>)> = st
+                .all(
+                    tx,
+                    "SELECT sample_id, time FROM @.samples WHERE run_id = $1 AND time < $2",
+                    &[(&run_id, Type::TEXT), (&before, Type::TIMESTAMPTZ)],
+                )?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<R<_>>()?;
+            let gone = crate::sampler::thin(&old, now);
+            st.exec(
+                tx,
+                "DELETE FROM @.samples WHERE sample_id = ANY($1)",
+                &[(&gone, Type::INT8_ARRAY)],
+            )?;
+            Ok(gone.len())
         })
     }
 

@@ -19,6 +19,7 @@ use crate::query::{
     EventRow, HistoryFilter, IoRow, RunRow, RunSummary, StageRow, StatsFilter, StatusFilter,
     SubtaskRow, TaskRow, DEFAULT_HISTORY_LIMIT,
 };
+use crate::sampler::Sample;
 
 use super::{
     refuse_tasks_with_runs, Op, OpId, Output, Queued, RunSelector, Store, SubtaskState,
@@ -761,6 +762,67 @@ impl Store for SqliteStore {
                 .collect()
             })
             .map_err(db_err)
+    }
+
+    fn samples(&mut self, run_id: &str) -> Result<Vec<Sample>> {
+        self.conn
+            .prepare_cached(
+                "SELECT time, pid, cpu_seconds, cpu_percent, rss_bytes, peak_rss_bytes,
+                    read_bytes, write_bytes, threads, open_fds, children, children_cpu_seconds,
+                    children_rss_bytes
+                 FROM samples WHERE run_id = ?1 ORDER BY time, sample_id",
+            )
+            .and_then(|mut st| {
+                st.query_map([run_id], |row| {
+                    let u = |i: usize| row.get::<_, i64>(i).map(|v| v.max(0) as u64);
+                    let ou = |i: usize| {
+                        row.get::<_, Option<i64>>(i)
+                            .map(|v| v.map(|v| v.max(0) as u64))
+                    };
+                    Ok(Sample {
+                        time: parse_ts(&row.get::<_, String>(0)?)?,
+                        pid: row.get(1)?,
+                        cpu_seconds: row.get(2)?,
+                        cpu_percent: row.get(3)?,
+                        rss_bytes: u(4)?,
+                        peak_rss_bytes: ou(5)?,
+                        read_bytes: ou(6)?,
+                        write_bytes: ou(7)?,
+                        threads: row.get(8)?,
+                        open_fds: row.get(9)?,
+                        children: row.get(10)?,
+                        children_cpu_seconds: row.get(11)?,
+                        children_rss_bytes: u(12)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(db_err)
+    }
+
+    fn thin_samples(&mut self, run_id: &str, now: DateTime<Utc>) -> Result<usize> {
+        let tx = self.write_tx()?;
+        let old: Vec<(i64, DateTime<Utc>)> = tx
+            .prepare_cached("SELECT sample_id, time FROM samples WHERE run_id = ?1 AND time < ?2")
+            .and_then(|mut st| {
+                st.query_map(params![run_id, ts(now - chrono::Duration::hours(2))], |r| {
+                    Ok((r.get(0)?, parse_ts(&r.get::<_, String>(1)?)?))
+                })?
+                .collect()
+            })
+            .map_err(db_err)?;
+        let gone = crate::sampler::thin(&old, now);
+        for chunk in gone.chunks(500) {
+            let ids =
+                serde_json::to_string(chunk).map_err(|e| Error::storage_refused("json", e))?;
+            tx.execute(
+                "DELETE FROM samples WHERE sample_id IN (SELECT value FROM json_each(?1))",
+                [ids],
+            )
+            .map_err(db_err)?;
+        }
+        tx.commit()?;
+        Ok(gone.len())
     }
 
     fn run_io(&mut self, run_id: &str) -> Result<Vec<IoRow>> {

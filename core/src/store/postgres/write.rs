@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::error::Error;
 use crate::io_record::IoRecord;
 use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
-use crate::store::{new_uid, NewRun, Op, OpId, Output, SubtaskRef, TASKER_VERSION};
+use crate::store::{new_uid, NewRun, Op, OpId, Output, RunSample, SubtaskRef, TASKER_VERSION};
 
 use super::{
     allowed_from, check_metadata, file_name, i64_of, ts, Fail, Statements, Typed, BACKEND, R,
@@ -668,9 +668,7 @@ struct ProgressArgs<'a> {
     key: EventsKey,
     name: WriteName<'a>,
     /// Process samples of the runs, as one JSON array of records.
-    samples: Option<Json<serde_json::Value>>,
-    /// Samples older than this are thinned (once in a while).
-    thin_before: Option<DateTime<Utc>>,
+    samples: Option<Json<&'a [RunSample]>>,
 }
 
 impl<'a> ProgressArgs<'a> {
@@ -678,6 +676,7 @@ impl<'a> ProgressArgs<'a> {
         let Op::Progress {
             updates: batch,
             heartbeats,
+            samples,
             at,
         } = op
         else {
@@ -708,8 +707,7 @@ impl<'a> ProgressArgs<'a> {
             now: ts(*at),
             key,
             name: write_name(id),
-            samples: None,
-            thin_before: None,
+            samples: (!samples.is_empty()).then_some(Json(samples.as_slice())),
         })
     }
 
@@ -736,7 +734,6 @@ impl<'a> ProgressArgs<'a> {
             (&self.name.0, Type::TEXT),
             (&self.name.1, Type::INT8),
             (&self.samples, Type::JSONB),
-            (&self.thin_before, Type::TIMESTAMPTZ),
         ]
     }
 

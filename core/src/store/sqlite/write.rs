@@ -9,7 +9,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::error::{Error, Result};
 use crate::io_record::IoRecord;
 use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
-use crate::store::{new_uid, NewRun, Op, OpId, Output, ProgressUpdate, SubtaskRef, TASKER_VERSION};
+use crate::store::{
+    new_uid, NewRun, Op, OpId, Output, ProgressUpdate, RunSample, SubtaskRef, TASKER_VERSION,
+};
 
 use super::{db_err, file_name, ts};
 
@@ -66,8 +68,13 @@ fn apply(tx: &Connection, op: &Op) -> Result<Output> {
         Op::Progress {
             updates,
             heartbeats,
+            samples,
             at,
-        } => progress(tx, updates, heartbeats, *at),
+        } => {
+            let out = progress(tx, updates, heartbeats, *at)?;
+            insert_samples(tx, samples)?;
+            Ok(out)
+        }
         Op::RecordIo { run_id, record, at } => record_io(tx, run_id, record, *at),
     }
 }
@@ -676,6 +683,43 @@ fn subtask_transition(
 
 /// One flush. An update of a finished subtask still adds its items (they were
 /// made before it finished, in another process) but sets nothing.
+/// Stores resource samples of runs that exist (a run deleted meanwhile: dropped).
+fn insert_samples(tx: &Connection, samples: &[RunSample]) -> Result<()> {
+    for RunSample { run_id, sample: x } in samples {
+        tx.prepare_cached(
+            "INSERT INTO samples(run_id, time, pid, cpu_seconds, cpu_percent, rss_bytes,
+                peak_rss_bytes, read_bytes, write_bytes, threads, open_fds, children,
+                children_cpu_seconds, children_rss_bytes)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
+              WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ?1)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                &**run_id,
+                ts(x.time),
+                x.pid,
+                x.cpu_seconds,
+                x.cpu_percent,
+                i64_of(x.rss_bytes),
+                x.peak_rss_bytes.map(i64_of),
+                x.read_bytes.map(i64_of),
+                x.write_bytes.map(i64_of),
+                x.threads,
+                x.open_fds,
+                x.children,
+                x.children_cpu_seconds,
+                i64_of(x.children_rss_bytes),
+            ])
+        })
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
 fn progress(
     tx: &Connection,
     updates: &[ProgressUpdate],

@@ -286,7 +286,7 @@ CREATE OR REPLACE FUNCTION apply_progress(
     p_total bigint[], p_percent double precision[], p_message text[], p_current bigint[],
     p_beats text[], p_lock_runs text[], p_now timestamptz,
     p_lock_ns integer, p_lock_key integer, p_writer text, p_seq bigint,
-    p_samples jsonb, p_thin_before timestamptz,
+    p_samples jsonb,
     OUT o_dup boolean, OUT o_finished integer[], OUT o_status text[])
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
@@ -385,21 +385,5 @@ BEGIN
             open_fds bigint, children bigint, children_cpu_seconds double precision,
             children_rss_bytes bigint)
          WHERE EXISTS (SELECT 1 FROM runs r WHERE r.run_id = x.run_id);
-        -- Downsampling (the same rule as SQLite's): samples older than
-        -- p_thin_before keep the first of each 5-minute bucket, and older than
-        -- two days the first of each hour.
-        IF p_thin_before IS NOT NULL THEN
-            DELETE FROM samples d USING (
-                SELECT sample_id, row_number() OVER (
-                    PARTITION BY run_id, w, floor(extract(epoch FROM time) / w)
-                    ORDER BY time, sample_id) AS n
-                  FROM (SELECT sample_id, run_id, time,
-                               CASE WHEN time < p_now - interval '2 days' THEN 3600 ELSE 300 END AS w
-                          FROM samples
-                         WHERE run_id IN (SELECT DISTINCT x.run_id
-                                            FROM jsonb_to_recordset(p_samples) AS x(run_id text))
-                           AND time < p_thin_before) b) o
-             WHERE d.sample_id = o.sample_id AND o.n > 1;
-        END IF;
     END IF;
 END $$;

@@ -1,0 +1,103 @@
+//! Resource sampling by a tracked process, end to end: the writer thread samples
+//! the process and its children and stores the samples with its heartbeats; a
+//! child that holds 200 MB and spins a core shows up within two intervals;
+//! sampling off stores nothing.
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use tasker::{Config, RunOptions, Tracker};
+
+/// A shell whose child holds 200 MiB while the shell spins a core; the whole
+/// process group is killed when dropped (also when a test fails).
+struct Busy(Child);
+
+impl Busy {
+    fn start() -> Busy {
+        use std::os::unix::process::CommandExt;
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(
+                "dd if=/dev/zero bs=200M count=1 iflag=fullblock status=none | sleep 3600 &
+                 while :; do :; done",
+            )
+            .process_group(0)
+            .spawn()
+            .expect("sh");
+        Busy(child)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        // The shell's own kill signals the group: `kill -9 -PGID`.
+        let group = format!("kill -9 -{}", self.0.id());
+        let _ = Command::new("sh").args(["-c", &group]).status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tracker(dir: &tempfile::TempDir, every: Option<Duration>) -> Tracker {
+    let mut config = Config::sqlite(dir.path().join("s.db"));
+    config.sample_interval = every;
+    config.heartbeat_interval = Duration::from_secs(1);
+    Tracker::open(config).unwrap()
+}
+
+#[test]
+fn a_busy_child_shows_up_in_the_samples_within_two_intervals() {
+    if !tasker::sampler::available() {
+        eprintln!("process sampling is not available on this platform: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let t = tracker(&dir, Some(Duration::from_secs(1)));
+    let run = t.task_start("s", "busy", RunOptions::default()).unwrap();
+    let busy = Busy::start();
+    let started = Instant::now();
+    let seen = loop {
+        std::thread::sleep(Duration::from_millis(250));
+        let samples = t.samples(run.run_id()).unwrap();
+        if let Some(s) = samples
+            .iter()
+            .find(|s| s.children_rss_bytes >= 200 * 1024 * 1024)
+        {
+            break (s.clone(), samples.len(), started.elapsed());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "no sample showed the child's 200 MB within 4 s: {samples:?}"
+        );
+    };
+    let (sample, n, after) = seen;
+    eprintln!("seen after {after:?} in sample {n}: {sample:?}");
+    assert_eq!(sample.pid, std::process::id());
+    assert!(sample.children >= 2, "{sample:?}");
+    assert!(sample.rss_bytes > 0 && sample.threads.unwrap_or(0) >= 2);
+    // CPU of the children grows between samples.
+    std::thread::sleep(Duration::from_millis(2200));
+    let last = t.samples(run.run_id()).unwrap().pop().unwrap();
+    assert!(
+        last.children_cpu_seconds > sample.children_cpu_seconds,
+        "{sample:?} then {last:?}"
+    );
+    drop(busy);
+    run.complete(None).unwrap();
+    // A finished run is no longer sampled.
+    let count = t.samples(run.run_id()).unwrap().len();
+    std::thread::sleep(Duration::from_millis(2200));
+    t.flush().unwrap();
+    assert_eq!(t.samples(run.run_id()).unwrap().len(), count);
+}
+
+#[test]
+fn sampling_off_stores_no_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tracker(&dir, None);
+    let run = t.task_start("s", "quiet", RunOptions::default()).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    t.flush().unwrap();
+    assert!(t.samples(run.run_id()).unwrap().is_empty());
+    run.complete(None).unwrap();
+}
