@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build -q --release -p tasker-core
+cargo build -q --release -p tasker-core -p tasker-cli
+export BENCH_TASKER="$CARGO_TARGET_DIR/release/tasker"
 mkdir -p build/bench
 gcc -O2 -Wall -std=c11 -Iinclude bench/postgres/scale_worker.c -L"$CARGO_TARGET_DIR/release" -ltasker \
     -Wl,-rpath,"$CARGO_TARGET_DIR/release" -o build/bench/scale_worker

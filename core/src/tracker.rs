@@ -9,6 +9,7 @@
 //! the progress it inherited (the parent writes that), never touches the
 //! parent's connection or threads, and opens its own on first use.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -410,6 +411,33 @@ impl Tracker {
                 .for_each(|r| r.derive(run.clock_stop(rule.now)));
             forecast::estimate_subtasks(cache, st, &run, &mut rows, rule.now)?;
             Ok(rows)
+        })
+    }
+
+    /// The subtasks of many runs in one query (derived, with their ETA), by
+    /// run id: what a view of many active runs needs. `runs` are rows read
+    /// before (their lost flag decides whether subtasks get a rate and ETA).
+    pub fn subtasks_of(&self, runs: &[RunRow]) -> Result<HashMap<String, Vec<SubtaskRow>>> {
+        let ids: Vec<&str> = runs.iter().filter_map(|r| r.run_id.as_deref()).collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rule = self.lost_rule();
+        let cache = &self.inner.histories;
+        self.read(|st| {
+            let mut by_run: HashMap<String, Vec<SubtaskRow>> = HashMap::new();
+            for s in st.subtasks_of_runs(&ids)? {
+                by_run.entry(s.run_id.clone()).or_default().push(s);
+            }
+            for run in runs {
+                let Some(rows) = run.run_id.as_ref().and_then(|id| by_run.get_mut(id)) else {
+                    continue;
+                };
+                rows.iter_mut()
+                    .for_each(|r| r.derive(run.clock_stop(rule.now)));
+                forecast::estimate_subtasks(cache, st, run, rows, rule.now)?;
+            }
+            Ok(by_run)
         })
     }
 
