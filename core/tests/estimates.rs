@@ -191,6 +191,13 @@ fn statistics_and_estimates_on_a_known_history() {
         (lost_subs[0].rate_per_second, lost_subs[0].eta_seconds),
         (None, None)
     );
+
+    // Many runs' subtasks in one query: the same figures.
+    let many = t.subtasks_of(&[live.clone(), lost.clone()]).unwrap();
+    assert_eq!(many["live"].len(), 3);
+    let again = many["live"].iter().find(|s| s.status.is_active()).unwrap();
+    assert!((again.eta_seconds.unwrap() - running.eta_seconds.unwrap()).abs() < 1.0);
+    assert_eq!(many["lost"][0].rate_per_second, None);
 }
 
 #[test]
