@@ -17,15 +17,15 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+// The library version (the workspace version in Cargo.toml; also tasker_version()).
+#define TASKER_VERSION_MAJOR 0
+#define TASKER_VERSION_MINOR 1
+#define TASKER_VERSION_PATCH 0
+#define TASKER_VERSION_STRING "0.1.0"
+
 // Version of the C ABI described by this header. Changes when an existing
 // function's signature or meaning changes; additions keep it.
 #define TASKER_ABI_VERSION 1
-
-#define TASKER_VERSION_MAJOR 0
-
-#define TASKER_VERSION_MINOR 1
-
-#define TASKER_VERSION_PATCH 0
 
 // Samples younger than this are all kept.
 #define KEEP_ALL_YOUNGER_THAN_S (2 * 3600)

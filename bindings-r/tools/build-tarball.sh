@@ -12,9 +12,8 @@
 # - src/rust/Cargo.toml becomes a workspace of its own (the R crate plus core/), with the
 #   repository's [workspace.package], [workspace.dependencies] and lints copied in, and a
 #   release profile without debug info;
-# - core/ loses what only the repository build uses: build.rs (it writes the C header
-#   into ../include), its build-, dev-dependencies and benches, and the cdylib/staticlib
-#   crate types;
+# - core/ loses what only the repository build uses: its dev-dependencies, benches and
+#   tests, and the cdylib/staticlib crate types;
 # - the repository's Cargo.lock pins the versions; cargo vendor drops what the R
 #   package does not use.
 set -euo pipefail
@@ -27,6 +26,14 @@ export PATH="$PATH:$HOME/.cargo/bin"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 stage="$work/tasker"
+
+# The version is written once, in the workspace Cargo.toml; DESCRIPTION must repeat it.
+cargo_version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
+desc_version=$(sed -n 's/^Version:[[:space:]]*//p' "$pkg_src/DESCRIPTION")
+if [ "$cargo_version" != "$desc_version" ]; then
+    echo "build-tarball: DESCRIPTION says Version: $desc_version, Cargo.toml says $cargo_version" >&2
+    exit 1
+fi
 
 # The package and the core as git sees them (tracked and new files, never build products).
 (cd "$root" && git ls-files -z --cached --others --exclude-standard -- bindings-r core |

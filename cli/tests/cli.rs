@@ -388,3 +388,16 @@ fn watch_follows_a_run_to_its_end_and_reports_a_failure() {
     let all = format!("{seen}{rest}");
     assert!(all.contains("1.  items"), "a bar per active subtask: {all}");
 }
+
+#[test]
+fn version_is_the_workspace_version() {
+    // The core, and so the libraries every binding wraps, carry the same version.
+    let out = Command::new(bin())
+        .arg("--version")
+        .output()
+        .expect("run tasker");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(text.trim(), format!("tasker {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(env!("CARGO_PKG_VERSION"), tasker::VERSION);
+}

@@ -41,9 +41,8 @@ use crate::tracker::{Tracker, TransitionEvent};
 /// Version of the C ABI described by this header. Changes when an existing
 /// function's signature or meaning changes; additions keep it.
 pub const TASKER_ABI_VERSION: u32 = 1;
-pub const TASKER_VERSION_MAJOR: u32 = 0;
-pub const TASKER_VERSION_MINOR: u32 = 1;
-pub const TASKER_VERSION_PATCH: u32 = 0;
+// TASKER_VERSION_MAJOR/MINOR/PATCH are written into the header by tools/gen-header from
+// the workspace version (the one place it is written); a test below checks they match.
 
 /// Result of every call. The numbers are fixed forever; retired values are never reused.
 #[repr(C)]
@@ -1350,14 +1349,37 @@ mod test {
 
     #[test]
     fn header_version_matches_cargo() {
-        let v = format!("{TASKER_VERSION_MAJOR}.{TASKER_VERSION_MINOR}.{TASKER_VERSION_PATCH}");
-        assert_eq!(v, env!("CARGO_PKG_VERSION"));
+        let header = include_str!("../../../include/tasker.h");
+        let define = |name: &str| {
+            let prefix = format!("#define {name} ");
+            header
+                .lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("{name} missing from include/tasker.h"))
+                .trim()
+                .to_string()
+        };
+        let parts = [
+            define("TASKER_VERSION_MAJOR"),
+            define("TASKER_VERSION_MINOR"),
+            define("TASKER_VERSION_PATCH"),
+        ];
+        let cargo = [
+            env!("CARGO_PKG_VERSION_MAJOR"),
+            env!("CARGO_PKG_VERSION_MINOR"),
+            env!("CARGO_PKG_VERSION_PATCH"),
+        ];
+        assert_eq!(parts, cargo, "run `cargo run -p gen-header`");
+        assert_eq!(
+            format!("\"{}\"", env!("CARGO_PKG_VERSION")),
+            define("TASKER_VERSION_STRING"),
+            "run `cargo run -p gen-header`"
+        );
         // SAFETY: tasker_version returns a static NUL-terminated string.
         let s = unsafe { CStr::from_ptr(tasker_version()) }
             .to_str()
             .unwrap();
         assert_eq!(s, env!("CARGO_PKG_VERSION"));
-        let header = include_str!("../../../include/tasker.h");
         assert!(header.contains(&format!("#define TASKER_ABI_VERSION {TASKER_ABI_VERSION}")));
     }
 

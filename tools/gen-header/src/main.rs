@@ -21,13 +21,14 @@ fn main() -> ExitCode {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let core = root.join("core");
     let header = root.join("include/tasker.h");
-    let config = match cbindgen::Config::from_file(core.join("cbindgen.toml")) {
+    let mut config = match cbindgen::Config::from_file(core.join("cbindgen.toml")) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("gen-header: core/cbindgen.toml: {e}");
             return ExitCode::FAILURE;
         }
     };
+    config.after_includes = Some(version_defines());
     let bindings = match cbindgen::Builder::new()
         .with_crate(&core)
         .with_config(config)
@@ -55,4 +56,21 @@ fn main() -> ExitCode {
     }
     println!("wrote include/tasker.h");
     ExitCode::SUCCESS
+}
+
+/// The library version as C defines. This tool is versioned with the workspace, so its
+/// own package version is the one written in the workspace `Cargo.toml`; the core's
+/// tests check the header against the core's version.
+fn version_defines() -> String {
+    format!(
+        "\n// The library version (the workspace version in Cargo.toml; also tasker_version()).\n\
+         #define TASKER_VERSION_MAJOR {}\n\
+         #define TASKER_VERSION_MINOR {}\n\
+         #define TASKER_VERSION_PATCH {}\n\
+         #define TASKER_VERSION_STRING \"{}\"",
+        env!("CARGO_PKG_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MINOR"),
+        env!("CARGO_PKG_VERSION_PATCH"),
+        env!("CARGO_PKG_VERSION"),
+    )
 }
