@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build -q --release -p tasker-core
+cargo build -q --release -p tasker-core --all-features
 mkdir -p build/bench
 cc -O2 -std=c11 -Iinclude bench/c/bench_progress.c "$CARGO_TARGET_DIR/release/libtasker.a" -lm -lpthread -ldl -o build/bench/bench_progress_c
 db=$(mktemp -d)/bench.db

@@ -26,7 +26,7 @@ cargo test -q -p tasker-cli
 # A database written by the C example pipeline (another language, another process),
 # read by the CLI in tests/cli/test_example_db.py.
 if command -v gcc >/dev/null; then
-    cargo build -q -p tasker-core
+    cargo build -q -p tasker-core --all-features
     mkdir -p build/cli
     gcc -std=c11 -Iinclude examples/c/pipeline.c -L"$CARGO_TARGET_DIR/debug" -ltasker -lm \
         -Wl,-rpath,"$CARGO_TARGET_DIR/debug" -o build/cli/c_pipeline

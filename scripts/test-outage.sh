@@ -12,7 +12,7 @@ OUT=build/outage
 RLIB="$PWD/build/Rlib"
 mkdir -p "$OUT" "$RLIB"
 
-cargo build -q -p tasker-core
+cargo build -q -p tasker-core --all-features
 gcc -Wall -Wextra -Werror -std=c11 -Iinclude tests/outage/worker.c -L"$LIB" -ltasker \
     -Wl,-rpath,"$LIB" -o "$OUT/worker"
 export TASKER_OUTAGE_C_WORKER="$PWD/$OUT/worker"

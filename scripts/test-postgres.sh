@@ -15,7 +15,7 @@ for f in core/tests/pg_*.rs; do
     [ -e "$f" ] && tests+=(--test "$(basename "$f" .rs)")
 done
 status=0
-cargo test -p tasker-core "${tests[@]}" -- "$@" 2>&1 | tee "$TASKER_PG_DIR/cargo-test.log" || status=$?
+cargo test -p tasker-core --all-features "${tests[@]}" -- "$@" 2>&1 | tee "$TASKER_PG_DIR/cargo-test.log" || status=$?
 if [ "$status" != 0 ]; then
     echo "test-postgres: FAILED; the last lines of the server log:" >&2
     tail -n 30 "$TASKER_PG_DIR/server.log" >&2 || true

@@ -13,7 +13,7 @@ mkdir -p "$LIB"
 fail() { echo "$1" >&2; echo "R: 0 passed, 1 failed"; exit 1; }
 
 # The cross-language tests link the C reader against target/debug/libtasker.so.
-cargo build -q -p tasker-core || fail "cargo build -p tasker-core failed"
+cargo build -q -p tasker-core --all-features || fail "cargo build -p tasker-core failed"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

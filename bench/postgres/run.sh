@@ -15,6 +15,6 @@ profile=(--release)
 source tests/pg.sh
 pg_start
 for bench in postgres_benchmark postgres_replay_benchmark; do
-    cargo test -q "${profile[@]}" -p tasker-core --test pg_bench -- --ignored --nocapture --exact "$bench" 2>&1 \
+    cargo test -q "${profile[@]}" -p tasker-core --all-features --test pg_bench -- --ignored --nocapture --exact "$bench" 2>&1 \
         | grep -v '^running\|^test \|^$\|^test result'
 done

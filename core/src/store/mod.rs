@@ -20,7 +20,9 @@ use crate::query::{
 use crate::sampler::Sample;
 
 pub mod op;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use op::{Op, OpId, Output, ProgressUpdate, Queued, RunSample, SubtaskRef};
@@ -60,6 +62,10 @@ pub fn new_uid() -> Arc<str> {
 }
 
 /// The error of `delete_tasks` when tasks to delete have runs.
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(dead_code, reason = "used by the backends; a build may have none")
+)]
 pub(crate) fn refuse_tasks_with_runs(names: &[String]) -> Error {
     let shown: Vec<&str> = names.iter().take(20).map(String::as_str).collect();
     let more = names.len().saturating_sub(shown.len());
@@ -332,9 +338,56 @@ pub trait Store: Send {
 /// Opens the store a config names, creating and migrating the database if needed.
 pub fn open(config: &Config) -> Result<Box<dyn Store>> {
     match &config.location {
+        #[cfg(feature = "sqlite")]
         Location::Sqlite { path } => Ok(Box::new(sqlite::SqliteStore::open(path, config)?)),
+        #[cfg(feature = "postgres")]
         Location::Postgres { conninfo, schema } => Ok(Box::new(
             self::postgres::PostgresStore::open(conninfo, schema, config)?,
         )),
+        #[allow(unreachable_patterns, reason = "reached when a backend feature is off")]
+        other => Err(missing_backend(other)),
+    }
+}
+
+/// The error for a database whose backend this build left out (a Cargo feature of
+/// tasker-core): say which one, so that the fix is obvious.
+#[allow(dead_code, reason = "used only when a backend feature is off")]
+fn missing_backend(location: &Location) -> Error {
+    let (feature, what) = match location {
+        Location::Sqlite { .. } => ("sqlite", "SQLite"),
+        Location::Postgres { .. } => ("postgres", "PostgreSQL"),
+    };
+    Error::Config(format!(
+        "{} needs {what} support, which this build of tasker leaves out \
+         (rebuild tasker-core with the Cargo feature \"{feature}\")",
+        location.describe()
+    ))
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn a_backend_left_out_of_the_build_is_named_with_its_feature() {
+        let pg = Config::resolve(&crate::ConfigArgs::url(
+            "postgresql://me:secret@db.example/pipelines",
+        ))
+        .unwrap();
+        let msg = missing_backend(&pg.location).to_string();
+        assert!(msg.contains("PostgreSQL support"), "{msg}");
+        assert!(msg.contains("feature \"postgres\""), "{msg}");
+        assert!(!msg.contains("secret"), "{msg}");
+        if !cfg!(feature = "postgres") {
+            // This build has no PostgreSQL client: opening says so instead of connecting.
+            let err = open(&pg).err().expect("no PostgreSQL in this build");
+            assert_eq!(err.to_string(), msg);
+        }
+        let lite = Config::sqlite("/tmp/x.db");
+        let msg = missing_backend(&lite.location).to_string();
+        assert!(
+            msg.contains("SQLite support") && msg.contains("feature \"sqlite\""),
+            "{msg}"
+        );
     }
 }
