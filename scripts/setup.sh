@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-    build-essential pkg-config valgrind
+    build-essential pkg-config valgrind cmake
     r-base-dev r-cran-testthat r-cran-roxygen2 r-cran-jsonlite r-cran-withr
     r-cran-dbi r-cran-rsqlite r-cran-callr r-cran-knitr r-cran-rmarkdown xz-utils
     postgresql pgbouncer

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # C layer: builds the example pipeline and the ABI test against the shared and the
 # static libtasker, runs them, checks the stored data with an independent reader
-# (Python's sqlite3), and runs both under valgrind memcheck.
+# (Python's sqlite3), installs libtasker into a prefix (scripts/install-c.sh) and builds
+# the example against it with pkg-config and with CMake, and runs the programs under
+# valgrind memcheck.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 LIB="$CARGO_TARGET_DIR/debug"
 OUT=build/c
 mkdir -p "$OUT"
-cargo build -q -p tasker-core
+cargo build -q -p tasker-core --all-features
 
 CFLAGS=(-Wall -Wextra -Werror -std=c11 -Iinclude)
 for prog in examples/c/pipeline.c tests/c/abi_test.c; do
@@ -50,17 +52,58 @@ for kind in shared static; do
     check "pipeline ($kind) stored data" verify "$tmp/$kind.db"
     check "abi test ($kind)" "$OUT/abi_test_$kind" "sqlite://$tmp/abi_$kind.db"
 done
-# Installed with a pkg-config file, as a C user would consume it.
-TASKER_CARGO_PROFILE=dev bash scripts/install-c.sh "$tmp/prefix" >/dev/null
-pc_flags=$(PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config --cflags --libs tasker)
+# Installed as a C user gets it (scripts/install-c.sh; a debug build here, the dist layer
+# installs the release build): the versioned shared library and its links, pkg-config and
+# the CMake package, each building the example pipeline.
+prefix="$tmp/prefix"
+TASKER_CARGO_PROFILE=dev bash scripts/install-c.sh "$prefix" >/dev/null
+abi=$(sed -n 's/^#define TASKER_ABI_VERSION //p' include/tasker.h)
+check "installed SONAME is libtasker.so.$abi" \
+    sh -c "readelf -d '$prefix/lib/libtasker.so' | grep -q 'SONAME.*\\[libtasker.so.$abi\\]'"
+check "libtasker.so -> libtasker.so.$abi" test "$(readlink "$prefix/lib/libtasker.so")" = "libtasker.so.$abi"
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+check "pkg-config version" test "$(pkg-config --modversion tasker)" = \
+    "$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)"
+pc_flags=$(pkg-config --cflags --libs tasker)
+# Static: the archive from libdir, and the system libraries it needs (Libs.private).
+pc_static=$(pkg-config --cflags tasker)" $(pkg-config --variable=libdir tasker)/libtasker.a "
+pc_static+=$(pkg-config --static --libs-only-l tasker | sed 's/-ltasker\b//')
 # shellcheck disable=SC2086
 check "pkg-config build" gcc "${CFLAGS[@]}" examples/c/pipeline.c $pc_flags -o "$OUT/pipeline_pc"
+# shellcheck disable=SC2086
+check "pkg-config static build" gcc "${CFLAGS[@]}" examples/c/pipeline.c $pc_static -o "$OUT/pipeline_pc_static"
+check "the static build needs no libtasker.so" \
+    sh -c "! readelf -d '$OUT/pipeline_pc_static' | grep -q 'NEEDED.*libtasker'"
+check "pkg-config static build runs" "$OUT/pipeline_pc_static" "sqlite://$tmp/pc_static.db" > /dev/null
+check "the pkg-config build loads libtasker.so.$abi" \
+    sh -c "readelf -d '$OUT/pipeline_pc' | grep -q 'NEEDED.*\\[libtasker.so.$abi\\]'"
 check "pkg-config build runs" "$OUT/pipeline_pc" "sqlite://$tmp/pc.db" > /dev/null
+check "pkg-config build stored data" verify "$tmp/pc.db"
+if command -v cmake >/dev/null; then
+    rm -rf "$OUT/cmake"
+    if cmake -S examples/c/cmake -B "$OUT/cmake" -DCMAKE_PREFIX_PATH="$prefix" \
+        -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" >"$tmp/cmake.log" 2>&1 &&
+        cmake --build "$OUT/cmake" >>"$tmp/cmake.log" 2>&1; then
+        passed=$((passed + 1))
+        check "CMake build runs" "$OUT/cmake/pipeline" "sqlite://$tmp/cmake.db" > /dev/null
+        check "CMake build stored data" verify "$tmp/cmake.db"
+        check "CMake static build runs" "$OUT/cmake/pipeline_static" "sqlite://$tmp/cmake_static.db" > /dev/null
+    else
+        cat "$tmp/cmake.log" >&2
+        echo "FAIL: CMake build against the installed package" >&2
+        failed=$((failed + 1))
+    fi
+else
+    echo "cmake missing: run scripts/setup.sh" >&2
+    failed=$((failed + 1))
+fi
 
 if command -v valgrind >/dev/null; then
     VG=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
     check "pipeline under valgrind" "${VG[@]}" "$OUT/pipeline_shared" "sqlite://$tmp/vg.db" > /dev/null
     check "abi test under valgrind" "${VG[@]}" "$OUT/abi_test_shared" "sqlite://$tmp/vg_abi.db" > /dev/null
+    check "installed (pkg-config) under valgrind" "${VG[@]}" "$OUT/pipeline_pc" "sqlite://$tmp/vg_pc.db" > /dev/null
+    check "installed (CMake) under valgrind" "${VG[@]}" "$OUT/cmake/pipeline" "sqlite://$tmp/vg_cmake.db" > /dev/null
 else
     echo "valgrind missing: run scripts/setup.sh" >&2
     failed=$((failed + 1))
