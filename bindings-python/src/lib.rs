@@ -24,6 +24,7 @@ use tasker::{
     SubtaskOptions, SubtaskProgress, TaskSpec, TransitionInfo,
 };
 
+mod cli;
 mod convert;
 mod errors;
 
@@ -1116,6 +1117,7 @@ fn _tasker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(flush_all, m)?)?;
     m.add_function(wrap_pyfunction!(_drain_log, m)?)?;
     m.add_function(wrap_pyfunction!(_install_sigterm_flush, m)?)?;
+    m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
     Ok(())
 }
 

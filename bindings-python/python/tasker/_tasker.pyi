@@ -1,5 +1,5 @@
 """Type stubs of the native module tasker._tasker (checked by mypy.stubtest)."""
-from typing import Any, Callable, Dict, List, Optional, Tuple, final
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, final
 
 from typing_extensions import disjoint_base
 
@@ -20,6 +20,7 @@ __all__ = [
     "flush_all",
     "_drain_log",
     "_install_sigterm_flush",
+    "cli_main",
 ]
 
 __version__: str
@@ -224,3 +225,4 @@ class _Noop:
 def flush_all() -> None: ...
 def _drain_log() -> List[Tuple[int, str]]: ...
 def _install_sigterm_flush() -> bool: ...
+def cli_main(argv: Sequence[str]) -> int: ...
