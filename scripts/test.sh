@@ -7,7 +7,7 @@ bash scripts/setup.sh || { echo "setup failed"; exit 1; }
 export CARGO_TARGET_DIR="$PWD/target"
 export CARGO_TERM_COLOR=never
 
-layers=(rust c python r r-dist cli postgres outage scale)
+layers=(rust c python r r-dist dist cli postgres outage scale)
 passed=0
 failed=0
 failed_layers=()

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""What the installed Python package costs: wheel size, installed size, import time
+(next to ``import json``, measured in the same run) and the resident memory that
+``import tasker; tasker.connect()`` on SQLite adds to a bare interpreter.
+
+    python bench/python/footprint.py [--wheel dist/tasker-*.whl] [--runs 21]
+
+Every figure comes from fresh interpreters (``python -X importtime``, /proc/self/status),
+so nothing is cached in the measuring process. Run with the interpreter whose
+environment has tasker installed (scripts/test-dist.sh uses a fresh venv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from typing import List
+
+TARGET_IMPORT_MS = 20.0
+TARGET_RSS_MB = 10.0
+
+
+def import_ms(module: str, runs: int) -> List[float]:
+    """Cumulative import time of `module` in fresh interpreters, as -X importtime reports it."""
+    times = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stderr
+        for line in out.splitlines():
+            # "import time:   self [us] | cumulative | imported package"
+            parts = [p.strip() for p in line.split("|")]
+            if len(parts) == 3 and parts[2] == module:
+                times.append(int(parts[1]) / 1000.0)
+    if len(times) != runs:
+        raise SystemExit(f"footprint: -X importtime did not report {module}")
+    return times
+
+
+RSS_SCRIPT = r"""
+import sys
+def rss_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+before = rss_kb()
+if sys.argv[1] == "tasker":
+    import tasker
+    t = tasker.connect("sqlite://" + sys.argv[2])
+    t.stages()
+print(before, rss_kb())
+"""
+
+
+def rss_mb(what: str, db: str, runs: int) -> List[float]:
+    added = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", RSS_SCRIPT, what, db], capture_output=True, text=True, check=True
+        ).stdout.split()
+        added.append((int(out[1]) - int(out[0])) / 1024.0)
+    return added
+
+
+def bare_rss_mb() -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_SCRIPT, "bare", ""], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(out[1]) / 1024.0
+
+
+def installed_kib() -> float:
+    dist = importlib.metadata.distribution("tasker")
+    total = 0
+    for f in dist.files or []:
+        path = dist.locate_file(f)
+        if os.path.isfile(path):
+            total += os.path.getsize(path)
+    return total / 1024.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--wheel", help="the wheel file, for its size")
+    ap.add_argument("--runs", type=int, default=21)
+    args = ap.parse_args()
+
+    print(f"footprint: Python {sys.version.split()[0]}, tasker {importlib.metadata.version('tasker')}")
+    if args.wheel:
+        print(f"  wheel size:      {os.path.getsize(args.wheel) / 1024:8.0f} KiB  ({os.path.basename(args.wheel)})")
+    print(f"  installed size:  {installed_kib():8.0f} KiB  (files of the installed distribution)")
+
+    json_ms = statistics.median(import_ms("json", args.runs))
+    tasker_ms = statistics.median(import_ms("tasker", args.runs))
+    verdict = "meets" if tasker_ms <= TARGET_IMPORT_MS else "misses"
+    print(
+        f"  import time:     tasker {tasker_ms:.1f} ms, json {json_ms:.1f} ms in the same run "
+        f"({tasker_ms / json_ms:.1f}x; median of {args.runs} fresh interpreters; "
+        f"{verdict} the {TARGET_IMPORT_MS:.0f} ms target)"
+    )
+
+    with tempfile.TemporaryDirectory() as d:
+        db = os.path.join(d, "footprint.db")
+        base = statistics.median(rss_mb("bare", db, args.runs))
+        added = statistics.median(rss_mb("tasker", db, args.runs))
+    verdict = "meets" if added <= TARGET_RSS_MB else "misses"
+    print(
+        f"  resident memory: import tasker + connect() (SQLite) adds {added:.1f} MB to a bare "
+        f"interpreter of {bare_rss_mb():.1f} MB (no-op script: +{base:.1f} MB; "
+        f"{verdict} the {TARGET_RSS_MB:.0f} MB target)"
+    )
+
+
+if __name__ == "__main__":
+    main()
