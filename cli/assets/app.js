@@ -53,6 +53,12 @@ function duration(secs) {
   return `${r}s`;
 }
 
+// Durations on axes and in statistics, where runs may take milliseconds.
+function fineDuration(secs) {
+  if (secs !== null && secs !== undefined && isFinite(secs) && secs >= 0 && secs < 1) return secs === 0 ? "0s" : Math.round(secs * 1000) + " ms";
+  return duration(secs);
+}
+
 function count(n) {
   if (n === null || n === undefined) return "";
   const a = Math.abs(n);
@@ -404,7 +410,7 @@ function renderRun(d) {
   if ((d.samples || []).length) {
     box.appendChild(el("h2", { text: "Resources" }));
     const charts = el("div", { class: "charts" });
-    charts.appendChild(lineChart("CPU %", d.samples, (x) => x.cpu_percent, (v) => Math.round(v) + "%", "cpu-chart"));
+    charts.appendChild(lineChart("CPU %", d.samples, (x) => x.cpu_percent, (v) => (v < 10 ? v.toFixed(1) : Math.round(v)) + "%", "cpu-chart"));
     charts.appendChild(lineChart("Memory (resident, children included)", d.samples, (x) => x.rss_bytes + (x.children_rss_bytes || 0), bytes, "memory-chart"));
     box.appendChild(charts);
   }
@@ -594,8 +600,8 @@ function renderTask(stage, task, st, runs) {
   add("completed", st.completed);
   add("failed", st.failed + st.lost ? `${st.failed + st.lost}${st.lost ? ` (${st.lost} lost)` : ""}` : "0");
   add("retried", st.retried ? `${st.retried} (mean ${st.mean_attempts.toFixed(2)} attempts)` : "");
-  add("duration p50 / p90 / p95", st.duration_p50 === null ? "" : [st.duration_p50, st.duration_p90, st.duration_p95].map(duration).join(" / "));
-  add("longest", duration(st.duration_max));
+  add("duration p50 / p90 / p95", st.duration_p50 === null ? "" : [st.duration_p50, st.duration_p90, st.duration_p95].map(fineDuration).join(" / "));
+  add("longest", fineDuration(st.duration_max));
   add("items per second", st.items_per_second === null ? "" : count(Math.round(st.items_per_second)));
   add("last success", localTime(st.last_success));
   add("last failure", localTime(st.last_failure));
@@ -630,7 +636,7 @@ function trendChart(runs) {
   for (const v of [0, vmax / 2, vmax]) {
     s.appendChild(svg("line", { x1: left, y1: y(v), x2: width - 4, y2: y(v), stroke: "#e2e8f0" }));
     const t = svg("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 11 });
-    t.textContent = duration(v) || "0s";
+    t.textContent = fineDuration(v);
     s.appendChild(t);
   }
   const ok = pts.filter((r) => r.status === "COMPLETED");
@@ -640,7 +646,7 @@ function trendChart(runs) {
   }
   for (const r of pts) {
     const c = svg("circle", { cx: x(Date.parse(r.start_time)), cy: y(r.duration_seconds), r: 3, fill: COLORS[r.status] || "#64748b", class: "trend-point", "data-status": r.status, "data-run-id": r.run_id });
-    const tt = svg("title", {}); tt.textContent = `${localTime(r.start_time)} ${r.status} ${duration(r.duration_seconds)}`; c.appendChild(tt);
+    const tt = svg("title", {}); tt.textContent = `${localTime(r.start_time)} ${r.status} ${fineDuration(r.duration_seconds)}`; c.appendChild(tt);
     c.addEventListener("click", () => { location.hash = "#/run/" + encodeURIComponent(r.run_id); });
     s.appendChild(c);
   }
