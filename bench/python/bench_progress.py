@@ -8,7 +8,9 @@ tqdm.update(1) writing to the null device.
 
 Each figure is the best of --repeat timed loops of --calls calls (loop overhead
 included, and measured on its own as "empty loop"). Ratios are to the trivial PyO3
-call. Target (issue 3): st.increment() <= 2x the PyO3 call and cheaper than tqdm.
+call. Targets: st.increment() <= 2x the PyO3 call and cheaper than tqdm (issue 3);
+the R-named functional tasker.subtask_increment() <= 3x the handle's st.increment()
+(issue 12).
 """
 import argparse
 import os
@@ -128,6 +130,8 @@ def main():
     inc = dict(results)["st.increment()"]
     print()
     print(f"st.increment() / trivial PyO3 call = {inc / ref:.2f} (target <= 2)")
+    fn = dict(results)["subtask_increment() (functional)"]
+    print(f"subtask_increment() / st.increment() = {fn / inc:.2f} (target <= 3)")
     if bar is not None:
         print(f"st.increment() / tqdm.update(1)    = {inc / dict(results)['tqdm.update(1) to /dev/null']:.2f} (target < 1)")
     stats = tracker._native.stats()
