@@ -1234,6 +1234,8 @@ struct Functional {
     core_dict: Py<PyDict>,
     /// `_core._LAST_SUBTASK`: the last subtask started in this process, by run id.
     last_subtask: Py<PyDict>,
+    /// `_functional._RUNS`: runs the functional API started or attached, by id.
+    runs: Py<PyDict>,
     slow: Py<PyAny>,
 }
 
@@ -1245,12 +1247,14 @@ fn _register_functional(
     current_get: Py<PyAny>,
     core_dict: Py<PyDict>,
     last_subtask: Py<PyDict>,
+    runs: Py<PyDict>,
     slow: Py<PyAny>,
 ) {
     let _ = FUNCTIONAL.set(Functional {
         current_get,
         core_dict,
         last_subtask,
+        runs,
         slow,
     });
 }
@@ -1277,6 +1281,15 @@ fn subtask_increment(
             "tasker._functional was not imported",
         ));
     };
+    // Both numbers given, for a run this API knows: straight to its handle.
+    if let (Some(id), Some(number), None) = (run_id, subtask_number, tracker) {
+        if let Some(run) = f.runs.bind(py).get_item(id)? {
+            if let Ok(run) = run.cast::<Run>() {
+                let number = number_arg(Some(number), "subtask_number")?.unwrap_or(1);
+                return self::increment(&run.get().handle, number, increment);
+            }
+        }
+    }
     if run_id.is_none() && subtask_number.is_none() && tracker.is_none() {
         let mut run = f.current_get.bind(py).call0()?;
         if run.is_none() {

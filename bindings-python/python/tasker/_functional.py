@@ -348,7 +348,7 @@ def _subtask_increment_slow(
 # Native: its common form (no arguments) reads _core's state directly, at about
 # the cost of the handle's own `st.increment()`.
 subtask_increment = _tasker.subtask_increment
-_tasker._register_functional(_current.get, vars(_core), _LAST_SUBTASK, _subtask_increment_slow)
+_tasker._register_functional(_current.get, vars(_core), _LAST_SUBTASK, _RUNS, _subtask_increment_slow)
 
 
 def subtask_complete(

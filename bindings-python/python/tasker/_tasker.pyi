@@ -283,6 +283,7 @@ def _register_functional(
     current_get: Callable[[], Any],
     core_dict: Dict[str, Any],
     last_subtask: Dict[str, Any],
+    runs: Dict[str, Any],
     slow: Callable[..., None],
 ) -> None: ...
 def _drain_log() -> List[Tuple[int, str]]: ...
