@@ -82,6 +82,13 @@ class Tracker:
     reopens the same database in the process that unpickles it).
 
     Create one with :func:`tasker.connect`; module-level functions use a default one.
+    Writing: :meth:`task` (a :class:`Run`, or with ``retries=`` the
+    :class:`Attempts` of a block), :meth:`attach`, :meth:`register_task`.
+    Reading (typed records; :func:`tasker.to_pandas` makes DataFrames):
+    :meth:`task_status`, :meth:`active_runs`, :meth:`history`, :meth:`run`,
+    :meth:`subtasks`, :meth:`task_stats`, :meth:`samples`, :meth:`run_io`,
+    :meth:`events`. Operating: :meth:`health`, :meth:`purge`, :meth:`flush`,
+    :meth:`close`, callbacks with :meth:`on_status_change`.
     """
 
     __slots__ = ("_native", "_callbacks", "_lock", "_listener_id", "_runs", "_cores", "__weakref__")
@@ -841,7 +848,27 @@ def _finish_with(
 
 
 class Run(_tasker.Run):
-    """One run of a task: a context manager, picklable, safe to share between threads."""
+    """One run of a task: a context manager, picklable, safe to share between threads.
+
+    Start one with :meth:`Tracker.task` or :func:`tasker.task`::
+
+        with tasker.task("ingest", "download", total_subtasks=2) as run:
+            for url in run.track(urls, "fetch"):        # a subtask counting items
+                fetch(url)
+            with run.subtask("parse", items_total=n) as st:
+                st.increment()                          # memory only
+            run.add_output("rows", n)
+
+    Leaving the block completes the run; an exception fails it (message and
+    traceback) and is raised; KeyboardInterrupt cancels it. Without ``with``,
+    finish it yourself: :meth:`complete`, :meth:`fail`, :meth:`skip`,
+    :meth:`cancel` (:meth:`pause`/:meth:`resume` in between). Transitions are
+    durable when they return; progress (``update``, ``subtask_increment``,
+    ``subtask_update``) only touches memory and is written every 200 ms.
+    Subtasks can also be driven by number (``subtask_start`` returns it).
+    ``record()``, ``subtasks()``, ``io()`` and ``samples()`` read back what is
+    stored.
+    """
 
     __slots__ = ()
 
@@ -1007,8 +1034,11 @@ def _run_from_state(state: _State, run_id: str) -> Run:
 
 
 class Subtask(_tasker.Subtask):
-    """One subtask: ``increment()`` and ``update()`` cost about one method call (memory
-    only; a background thread writes them). A context manager; picklable."""
+    """One subtask of a run (``run.subtask(name, items_total)``): ``increment()`` and
+    ``update()`` cost about one method call (memory only; a background thread writes
+    them). A context manager: it completes at the end of the block and fails with the
+    exception. Picklable: a worker process that receives it counts into the same
+    subtask. ``complete()``, ``fail()``, ``skip()``, ``cancel()`` finish it by hand."""
 
     __slots__ = ()
 
