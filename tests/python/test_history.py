@@ -255,18 +255,21 @@ with t.task("compute", "spin") as run:
     block = bytearray(50 * 1024 * 1024)  # resident: written below
     for i in range(0, len(block), 4096):
         block[i] = 1
-    # Samples are written with progress (never in a transaction of their own).
-    with run.subtask("spin") as st:
+    if sys.argv[3] == "progress":
+        with run.subtask("spin") as st:
+            while time.monotonic() < end:
+                st.increment()
+    else:  # no progress at all: the samples ride the run's completion
         while time.monotonic() < end:
-            st.increment()
+            pass
 """
 
 
-def _sampled_run(tmp_path, db_url, interval, seconds):
+def _sampled_run(tmp_path, db_url, interval, seconds, mode="progress"):
     script = tmp_path / "spin.py"
     script.write_text(SAMPLED_SCRIPT)
     env = dict(os.environ, TASKER_SAMPLE_INTERVAL_S=str(interval))
-    p = subprocess.run([sys.executable, str(script), db_url, str(seconds)], env=env, capture_output=True,
+    p = subprocess.run([sys.executable, str(script), db_url, str(seconds), mode], env=env, capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     return p.stdout.split()[0]
@@ -288,6 +291,15 @@ def test_samples_are_taken_at_the_configured_interval(tmp_path, db_url, tracker)
     assert last.threads is not None and last.threads >= 2  # the main thread and tasker's writer
     df = tasker.to_pandas(samples)
     assert str(df["rss_bytes"].dtype) == "Int64" and "UTC" in str(df["time"].dtype)
+
+
+def test_a_run_without_progress_keeps_its_samples(tmp_path, db_url, tracker):
+    if not os.path.exists("/proc/self/stat"):
+        pytest.skip("process sampling needs /proc (Linux)")
+    # Shorter than a heartbeat (10 s) and no progress: nothing else writes them.
+    run_id = _sampled_run(tmp_path, db_url, 1, 2.5, mode="quiet")
+    samples = tracker.samples(run_id)
+    assert len(samples) >= 1 and samples[-1].cpu_seconds > 0.5
 
 
 def test_sampling_off_records_no_samples(tmp_path, db_url, tracker):
