@@ -53,6 +53,12 @@ function duration(secs) {
   return `${r}s`;
 }
 
+// Durations on axes and in statistics, where runs may take milliseconds.
+function fineDuration(secs) {
+  if (secs !== null && secs !== undefined && isFinite(secs) && secs >= 0 && secs < 1) return secs === 0 ? "0s" : Math.round(secs * 1000) + " ms";
+  return duration(secs);
+}
+
 function count(n) {
   if (n === null || n === undefined) return "";
   const a = Math.abs(n);
@@ -93,10 +99,40 @@ function items(s) {
   return s.items_complete ? count(s.items_complete) : "";
 }
 
-function etaText(e) {
-  if (!e) return "";
-  if (e.seconds === 0) return "0s";
-  return `${duration(e.seconds)} (${Math.round(e.level * 100)}% CI ${duration(e.low)}–${duration(e.high)})`;
+// The core's ETA of a run or subtask, with its 80% interval when it has one.
+function etaText(r) {
+  if (!r || r.eta_seconds === null || r.eta_seconds === undefined) return "";
+  if (r.eta_seconds === 0) return "0s";
+  const lo = r.eta_low, hi = r.eta_high;
+  if (lo === null || lo === undefined || hi === null || hi === undefined || !(hi > lo)) return duration(r.eta_seconds);
+  return `${duration(r.eta_seconds)} (${duration(lo)}–${duration(hi)})`;
+}
+
+function bytes(n) {
+  if (n === null || n === undefined) return "";
+  if (n < 1024) return n + " B";
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = n / 1024, u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return v.toFixed(1) + " " + units[u];
+}
+
+// "35% CPU · 1.2 GiB" for the newest sample of a run's process (children included).
+function resourcesText(x) {
+  if (!x) return "";
+  const parts = [];
+  if (x.cpu_percent !== null && x.cpu_percent !== undefined) parts.push(Math.round(x.cpu_percent) + "% CPU");
+  parts.push(bytes(x.rss_bytes + (x.children_rss_bytes || 0)));
+  if (x.children) parts.push(`${x.children} child process${x.children > 1 ? "es" : ""}`);
+  return parts.join(" · ");
+}
+
+function retentionText(r) {
+  const failed = r.keep_failed_days && r.keep_failed_days !== r.days ? ` (failed ${r.keep_failed_days} d)` : "";
+  let last = ": not applied yet";
+  if (r.last_error) last = ": failing (" + r.last_error + ")";
+  else if (r.last_applied) last = `: ${r.deleted_total} run(s) deleted, last applied ${localTime(r.last_applied)}`;
+  return `retention ${r.days} d${failed}${last}`;
 }
 
 function hostPid(r) {
@@ -262,13 +298,13 @@ function taskRow(v) {
     never ? "" : bar(v.overall_percent_complete, { status: v.status, label: v.total_subtasks ? `${v.subtasks_completed}/${v.total_subtasks} subtasks` : "" }),
     c ? bar(c.percent_complete, { thin: true, title: `${c.subtask_name}: ${items(c)}` }) : null);
   return el("tr", { class: "task-row", "data-stage": v.stage_name, "data-task": v.task_name, "data-status": v.status, "data-run-id": v.run_id || "" },
-    el("td", { class: "task-name", text: taskLabel(v), title: v.task_name }),
+    el("td", { class: "task-name", title: v.task_name }, taskLink(v.stage_name, v.task_name, taskLabel(v))),
     el("td", {}, badge(v.status, v.lost)),
     progress,
     el("td", { class: "sub" }, c ? `${c.subtask_number}. ${c.subtask_name}` : "", c && c.progress_message ? el("div", { class: "muted", text: c.progress_message }) : null),
     el("td", { class: "num" }, c ? items(c) : ""),
     never ? el("td") : elapsedCell(v),
-    el("td", { class: "num" }, v.eta_seconds !== null && v.eta_seconds !== undefined ? duration(v.eta_seconds) : ""),
+    el("td", { class: "num", text: etaText(v) }),
     el("td", { text: hostPid(v) }),
     el("td", {}, runLink(v.run_id)));
 }
@@ -284,7 +320,7 @@ function activeCard(v) {
       el("td", {}, bar(s.percent_complete, { status: s.status })),
       el("td", { class: "num", text: items(s) }),
       el("td", { class: "num", text: s.rate_per_second ? count(Math.round(s.rate_per_second)) + "/s" : "" }),
-      el("td", { class: "num", text: etaText(s.eta) }),
+      el("td", { class: "num", text: etaText(s) }),
       el("td", { class: "muted", text: s.error_message || s.progress_message || "" })));
   }
   return el("div", { class: "run-card" + (v.lost ? " lost" : ""), "data-run-id": v.run_id, "data-stage": v.stage_name, "data-task": v.task_name },
@@ -293,7 +329,8 @@ function activeCard(v) {
       badge(v.status, v.lost),
       bar(v.overall_percent_complete, { status: v.status }),
       el("span", { class: "muted" }, "elapsed ", el("span", { class: "elapsed", "data-start": v.start_time, text: duration(v.duration_seconds) })),
-      v.eta_seconds !== null && v.eta_seconds !== undefined ? el("span", { text: "ETA " + duration(v.eta_seconds) }) : null,
+      v.eta_seconds !== null && v.eta_seconds !== undefined ? el("span", { class: "eta", text: "ETA " + etaText(v) }) : null,
+      v.resources ? el("span", { class: "resources", title: "newest resource sample of the run's process", text: resourcesText(v.resources) }) : null,
       el("span", { class: "muted", text: hostPid(v) }),
       runLink(v.run_id, "details")),
     v.overall_progress_message ? el("div", { class: "muted", text: v.overall_progress_message }) : null,
@@ -342,10 +379,13 @@ function renderRun(d) {
   const kv = el("dl", { class: "kv" });
   const add = (k, v) => { if (v !== null && v !== undefined && v !== "") { kv.appendChild(el("dt", { text: k })); kv.appendChild(el("dd", {}, v)); } };
   add("run", r.run_id);
+  add("task", taskLink(r.stage_name, r.task_name, "statistics and history of this task"));
+  if (r.attempt && r.attempt > 1) add("attempt", el("span", {}, `${r.attempt}, retrying `, runLink(r.retry_of)));
   add("started", localTime(r.start_time));
   add("ended", localTime(r.end_time));
-  add("duration", el("span", r.end_time ? {} : { class: "elapsed", "data-start": r.start_time }, duration(r.duration_seconds)));
-  add("ETA", d.eta_seconds !== null && d.eta_seconds !== undefined ? duration(d.eta_seconds) : "");
+  // A lost run's clock stopped at its last heartbeat: no live counter for it.
+  add("duration", el("span", r.end_time || r.lost ? {} : { class: "elapsed", "data-start": r.start_time }, duration(r.duration_seconds)));
+  add("ETA", etaText(r) + (r.eta_basis ? ` (from ${{ rate: "this run's rate", history: "past runs", blend: "this run's rate and past runs" }[r.eta_basis]})` : ""));
   add("last update", localTime(r.last_update));
   add("heartbeat", localTime(r.heartbeat_time));
   add("host", r.hostname);
@@ -353,7 +393,10 @@ function renderRun(d) {
   add("parent pid", r.parent_pid);
   add("user", r.user_name);
   add("version", r.version);
-  add("git commit", r.git_commit);
+  add("git commit", r.git_commit ? r.git_commit + (r.git_dirty ? " (with uncommitted changes)" : "") : "");
+  add("command line", r.command_line);
+  add("runtime", r.runtime);
+  add("tasker", r.tasker_version);
   add("script", r.script_path || r.script_filename);
   add("log", r.log_path || r.log_filename);
   add("message", r.overall_progress_message);
@@ -364,6 +407,29 @@ function renderRun(d) {
     box.appendChild(el("p", { class: "banner", id: "run-error", text: r.error_message }));
   }
   if (r.error_detail) box.appendChild(el("pre", { id: "run-error-detail", text: r.error_detail }));
+  if ((d.samples || []).length) {
+    box.appendChild(el("h2", { text: "Resources" }));
+    const charts = el("div", { class: "charts" });
+    charts.appendChild(lineChart("CPU %", d.samples, (x) => x.cpu_percent, (v) => (v < 10 ? v.toFixed(1) : Math.round(v)) + "%", "cpu-chart"));
+    charts.appendChild(lineChart("Memory (resident, children included)", d.samples, (x) => x.rss_bytes + (x.children_rss_bytes || 0), bytes, "memory-chart"));
+    box.appendChild(charts);
+  }
+  for (const [dir, title] of [["input", "Inputs"], ["output", "Outputs"]]) {
+    const rows = (d.io || []).filter((x) => x.direction === dir);
+    if (!rows.length) continue;
+    box.appendChild(el("h2", { text: title }));
+    const tb = el("tbody");
+    for (const x of rows) {
+      tb.appendChild(el("tr", { class: "io-row", "data-direction": dir, "data-name": x.name },
+        el("td", { text: x.name }),
+        el("td", { class: x.path ? "path" : "", text: x.value !== null && x.value !== undefined ? x.value : x.path || "" }),
+        el("td", { class: "num", text: bytes(x.size_bytes) }),
+        el("td", { text: localTime(x.modified) }),
+        el("td", { class: "muted", title: x.sha256 || "", text: x.sha256 ? x.sha256.slice(0, 12) : "" })));
+    }
+    box.appendChild(el("table", { class: "grid" },
+      el("thead", {}, el("tr", {}, ["name", "value or file", "size", "modified", "sha-256"].map((h) => el("th", { text: h })))), tb));
+  }
   box.appendChild(el("h2", { text: `Subtasks (${d.subtasks.length})` }));
   const sb = el("tbody");
   for (const s of d.subtasks) {
@@ -375,7 +441,7 @@ function renderRun(d) {
       el("td", {}, bar(s.percent_complete, { status: s.status })),
       el("td", { class: "num", text: items(s) }),
       el("td", { class: "num", text: duration(secs) }),
-      el("td", { class: "num", text: etaText(s.eta) }),
+      el("td", { class: "num", text: etaText(s) }),
       el("td", {}, s.error_message ? el("span", { class: "lost-flag", text: s.error_message }) : (s.progress_message || ""))));
   }
   box.appendChild(el("table", { class: "grid" },
@@ -389,6 +455,36 @@ function renderRun(d) {
   for (const e of d.events) eb.appendChild(eventRow(e));
   box.appendChild(el("table", { class: "grid" },
     el("thead", {}, el("tr", {}, ["time", "stage / task", "subtask", "change", "message"].map((h) => el("th", { text: h })))), eb));
+}
+
+// A small line chart of one figure of a run's samples over time (SVG, no library).
+function lineChart(title, samples, pick, label, id) {
+  const pts = samples.map((x) => [Date.parse(x.time), pick(x)]).filter(([t, v]) => isFinite(t) && v !== null && v !== undefined && isFinite(v));
+  const width = 520, height = 140, left = 64, bottom = 20, top = 8;
+  const box = el("figure", { class: "chart", id });
+  box.appendChild(el("figcaption", { text: title }));
+  const s = svg("svg", { width, height, role: "img", "aria-label": title, "data-points": pts.length });
+  if (pts.length) {
+    const t0 = pts[0][0], t1 = Math.max(pts[pts.length - 1][0], t0 + 1);
+    const vmax = Math.max(...pts.map((p) => p[1]), 1e-9);
+    const x = (t) => left + ((t - t0) / (t1 - t0)) * (width - left - 4);
+    const y = (v) => top + (1 - v / vmax) * (height - top - bottom);
+    for (const v of [0, vmax / 2, vmax]) {
+      s.appendChild(svg("line", { x1: left, y1: y(v), x2: width - 4, y2: y(v), stroke: "#e2e8f0" }));
+      const t = svg("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 11 });
+      t.textContent = label(v);
+      s.appendChild(t);
+    }
+    const path = pts.map(([t, v], i) => (i ? "L" : "M") + x(t).toFixed(1) + "," + y(v).toFixed(1)).join(" ");
+    s.appendChild(svg("path", { d: path, fill: "none", stroke: "#0284c7", "stroke-width": 1.5 }));
+    for (const [t, anchor] of [[t0, "start"], [t1, "end"]]) {
+      const lab = svg("text", { x: x(t), y: height - 4, "text-anchor": anchor, "font-size": 11 });
+      lab.textContent = localTime(new Date(t).toISOString()).slice(11);
+      s.appendChild(lab);
+    }
+  }
+  box.appendChild(s);
+  return box;
 }
 
 // ------------------------------------------------------------------ timeline
@@ -470,6 +566,93 @@ function renderTimeline(d) {
   box.appendChild(s);
 }
 
+// ------------------------------------------------------------------ task page
+
+function taskLink(stage, task, label) {
+  return el("a", { href: "#/task/" + encodeURIComponent(stage) + "/" + encodeURIComponent(task), text: label });
+}
+
+async function loadTask(stage, task) {
+  const box = $("view-task");
+  const q = new URLSearchParams({ stage, task });
+  try {
+    const [stats, runs] = await Promise.all([
+      fetchJson("/api/v1/stats?" + q.toString()),
+      fetchJson("/api/v1/runs?" + q.toString() + "&limit=200"),
+    ]);
+    renderTask(stage, task, stats[0] || null, runs);
+  } catch (err) {
+    clear(box).appendChild(el("p", { class: "banner", text: `Cannot load ${stage} / ${task}: ${err.message}` }));
+  }
+}
+
+function renderTask(stage, task, st, runs) {
+  const box = clear($("view-task"));
+  box.appendChild(el("h2", { text: `${stage} / ${task}` }));
+  if (!st) {
+    box.appendChild(el("p", { class: "muted", text: "This task has no runs yet." }));
+    return;
+  }
+  const kv = el("dl", { class: "kv", id: "task-stats" });
+  const add = (k, v) => { if (v !== null && v !== undefined && v !== "") { kv.appendChild(el("dt", { text: k })); kv.appendChild(el("dd", { "data-stat": k }, String(v))); } };
+  add("runs", st.runs === st.logical_runs ? st.runs : `${st.logical_runs} (${st.runs} attempts)`);
+  add("success rate", st.success_rate === null ? "" : Math.round(st.success_rate * 100) + "%");
+  add("completed", st.completed);
+  add("failed", st.failed + st.lost ? `${st.failed + st.lost}${st.lost ? ` (${st.lost} lost)` : ""}` : "0");
+  add("retried", st.retried ? `${st.retried} (mean ${st.mean_attempts.toFixed(2)} attempts)` : "");
+  add("duration p50 / p90 / p95", st.duration_p50 === null ? "" : [st.duration_p50, st.duration_p90, st.duration_p95].map(fineDuration).join(" / "));
+  add("longest", fineDuration(st.duration_max));
+  add("items per second", st.items_per_second === null ? "" : count(Math.round(st.items_per_second)));
+  add("last success", localTime(st.last_success));
+  add("last failure", localTime(st.last_failure));
+  box.appendChild(kv);
+  box.appendChild(el("h2", { text: "Duration of each run" }));
+  box.appendChild(trendChart(runs.slice().reverse()));
+  box.appendChild(el("h2", { text: `Latest runs (${runs.length})` }));
+  const tb = el("tbody");
+  for (const r of runs) {
+    tb.appendChild(el("tr", { class: "task-run-row", "data-run-id": r.run_id, "data-attempt": r.attempt || 1 },
+      el("td", { text: localTime(r.start_time) }),
+      el("td", {}, badge(r.status, r.lost)),
+      el("td", { class: "num", text: r.attempt && r.attempt > 1 ? "attempt " + r.attempt : "" }),
+      el("td", { class: "num", text: duration(r.duration_seconds) }),
+      el("td", { text: hostPid(r) }),
+      el("td", {}, runLink(r.run_id))));
+  }
+  box.appendChild(el("table", { class: "grid" },
+    el("thead", {}, el("tr", {}, ["started", "status", "attempt", "duration", "host:pid", "run"].map((h) => el("th", { text: h })))), tb));
+}
+
+// Each run's duration against its start: completed runs in green, failed in red.
+function trendChart(runs) {
+  const pts = runs.filter((r) => r.start_time && r.duration_seconds !== null && r.duration_seconds !== undefined && !["STARTED", "RUNNING", "PAUSED"].includes(r.status));
+  const width = 640, height = 180, left = 64, bottom = 20, top = 8;
+  const s = svg("svg", { width, height, role: "img", "aria-label": "duration of each run", id: "task-trend", "data-points": pts.length });
+  if (!pts.length) return s;
+  const t0 = Date.parse(pts[0].start_time), t1 = Math.max(Date.parse(pts[pts.length - 1].start_time), t0 + 1);
+  const vmax = Math.max(...pts.map((r) => r.duration_seconds), 1e-9);
+  const x = (t) => left + (pts.length === 1 ? (width - left) / 2 : ((t - t0) / (t1 - t0)) * (width - left - 8));
+  const y = (v) => top + (1 - v / vmax) * (height - top - bottom);
+  for (const v of [0, vmax / 2, vmax]) {
+    s.appendChild(svg("line", { x1: left, y1: y(v), x2: width - 4, y2: y(v), stroke: "#e2e8f0" }));
+    const t = svg("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 11 });
+    t.textContent = fineDuration(v);
+    s.appendChild(t);
+  }
+  const ok = pts.filter((r) => r.status === "COMPLETED");
+  if (ok.length > 1) {
+    const d = ok.map((r, i) => (i ? "L" : "M") + x(Date.parse(r.start_time)).toFixed(1) + "," + y(r.duration_seconds).toFixed(1)).join(" ");
+    s.appendChild(svg("path", { d, fill: "none", stroke: "#16a34a", "stroke-opacity": 0.5 }));
+  }
+  for (const r of pts) {
+    const c = svg("circle", { cx: x(Date.parse(r.start_time)), cy: y(r.duration_seconds), r: 3, fill: COLORS[r.status] || "#64748b", class: "trend-point", "data-status": r.status, "data-run-id": r.run_id });
+    const tt = svg("title", {}); tt.textContent = `${localTime(r.start_time)} ${r.status} ${fineDuration(r.duration_seconds)}`; c.appendChild(tt);
+    c.addEventListener("click", () => { location.hash = "#/run/" + encodeURIComponent(r.run_id); });
+    s.appendChild(c);
+  }
+  return s;
+}
+
 // ------------------------------------------------------------------ history
 
 async function loadHistory() {
@@ -503,9 +686,10 @@ function show() {
   const views = { "/": "view-pipeline", "/timeline": "view-timeline", "/history": "view-history" };
   let id = views[r.path];
   if (!id && r.path.startsWith("/run/")) id = "view-run";
+  if (!id && r.path.startsWith("/task/")) id = "view-task";
   if (!id) id = "view-pipeline";
-  for (const v of ["view-pipeline", "view-timeline", "view-history", "view-run"]) $(v).hidden = v !== id;
-  $("filters").hidden = id === "view-run"; // one run: nothing to filter
+  for (const v of ["view-pipeline", "view-timeline", "view-history", "view-run", "view-task"]) $(v).hidden = v !== id;
+  $("filters").hidden = id === "view-run" || id === "view-task"; // one run or task: nothing to filter
   $("nav-pipeline").className = id === "view-pipeline" ? "on" : "";
   $("nav-timeline").className = id === "view-timeline" ? "on" : "";
   $("nav-history").className = id === "view-history" ? "on" : "";
@@ -516,6 +700,11 @@ function show() {
     clear($("view-run")).appendChild(el("p", { class: "muted", text: "Loading…" }));
     loadRun(decodeURIComponent(r.path.slice(5)));
   }
+  if (id === "view-task") {
+    clear($("view-task")).appendChild(el("p", { class: "muted", text: "Loading…" }));
+    const [stage, task] = r.path.slice(6).split("/").map(decodeURIComponent);
+    loadTask(stage, task || "");
+  }
 }
 
 function onStatus(p) {
@@ -525,7 +714,7 @@ function onStatus(p) {
   S.lastMessage = Date.now();
   $("banner").hidden = true;
   $("updated").textContent = "updated " + localTime(p.generated_at);
-  $("footer").textContent = `${p.database} · ${p.backend} · last event #${p.last_event_id}`;
+  $("footer").textContent = `${p.database} · ${p.backend} · last event #${p.last_event_id}` + (p.retention ? " · " + retentionText(p.retention) : "");
   syncFilterOptions();
   const r = route();
   if (r.path === "/" || r.path === "") renderPipeline();

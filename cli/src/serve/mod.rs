@@ -125,12 +125,16 @@ pub fn serve(g: &Global, a: ServeArgs) -> CliResult {
     let keep = trackers.clone();
     let result = rt.block_on(async move {
         let metrics = Arc::new(Mutex::new(MetricsState::default()));
+        // Retention shares the /metrics loader's connection: both are occasional.
+        let retention =
+            crate::retention::start_thread(trackers[1].clone(), crate::retention::EVERY);
         let live = state::start(
             trackers[0].clone(),
             Duration::from_millis(a.poll_ms),
             Arc::clone(&metrics),
             trackers[1].clone(),
             Duration::from_secs(a.metrics_rescan.max(10)),
+            retention,
         )
         .await
         .map_err(|e| Failure::new(format!("cannot read {database}: {e}")))?;
@@ -197,6 +201,7 @@ fn router(app: Shared) -> Router {
         .route("/api/v1/active", get(api_active))
         .route("/api/v1/runs", get(api_runs))
         .route("/api/v1/runs/{id}", get(api_run))
+        .route("/api/v1/stats", get(api_stats))
         .route("/api/v1/events", get(api_events))
         .route("/api/v1/timeline", get(api_timeline))
         .route("/api/v1/stream", get(api_stream))
@@ -530,6 +535,30 @@ async fn api_runs(
             .map_err(ApiError::from)
     })
     .await?;
+    Ok(Json(rows).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct StatsQuery {
+    stage: Option<String>,
+    task: Option<String>,
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Per task statistics from history (the task page), as `tasker stats --json`.
+async fn api_stats(
+    State(app): State<Shared>,
+    Query(q): Query<StatsQuery>,
+) -> Result<Response, ApiError> {
+    let blank = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let filter = tasker::StatsFilter {
+        since: when(&q.since, "since")?,
+        stage: blank(q.stage),
+        task: blank(q.task),
+        limit: q.limit.filter(|n| *n > 0),
+    };
+    let rows = blocking(&app, move |t| Ok(t.task_stats(&filter)?)).await?;
     Ok(Json(rows).into_response())
 }
 
