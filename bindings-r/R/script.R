@@ -35,9 +35,20 @@ get_script_filename <- function() {
       return(.tk_full_path(input))
     }
   }
+  .tk_launch_script()
+}
+
+# The script R was started with (or, in a callr subprocess, its parent's), as a full
+# path. R's arguments do not change, so it is worked out once per process (task_start()
+# asks on every call) and resolved against the directory current at that time.
+.tk_launch_script <- function() {
+  known <- .tasker_env$launch_script
+  if (!is.null(known)) return(known[[1L]])
   script <- .tk_script_arg(commandArgs(trailingOnly = FALSE), full = TRUE)
   if (!is.null(script) && .tk_is_launcher(basename(script))) script <- .tk_parent_script()
-  if (is.null(script)) NULL else .tk_full_path(script)
+  if (!is.null(script)) script <- .tk_full_path(script)
+  .tasker_env$launch_script <- list(script)
+  script
 }
 
 # An absolute path for a file named relative to the working directory, or to the
@@ -56,7 +67,14 @@ get_script_filename <- function() {
 
 # This process's command line as one string, the way the core writes it (arguments
 # holding spaces or quotes are quoted).
-.tk_command_line <- function(args = commandArgs(trailingOnly = FALSE)) {
+.tk_command_line <- function(args = NULL) {
+  if (is.null(args)) {
+    # Once per process, as for the script.
+    if (is.null(.tasker_env$command_line)) {
+      .tasker_env$command_line <- list(.tk_command_line(commandArgs(trailingOnly = FALSE)))
+    }
+    return(.tasker_env$command_line[[1L]])
+  }
   if (!length(args)) return(NULL)
   odd <- grepl("[ \t\"']", args)
   args[odd] <- encodeString(args[odd], quote = "\"")
