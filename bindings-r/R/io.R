@@ -4,9 +4,8 @@
 #' (a parameter, a date, a row count) or a file with its size, modification
 #' time and, with `hash = TRUE`, the SHA-256 of its content, read when it is
 #' recorded. Recording a name again replaces the earlier record of that name
-#' (a retried step does not leave two). The records are shown by
-#' [get_run_io()], on the dashboard's run page, by `tasker show` and compared
-#' by `tasker diff RUN1 RUN2`.
+#' (a retried step does not leave two). [get_run_io()] reads them back; they
+#' are stored in the database with the run, for every language to read.
 #'
 #' Whether `value` is a file: with `file = NA` (the default), a single string
 #' naming an existing regular file is recorded as that file, and so is an

@@ -141,8 +141,8 @@ health <- function() {
 #' Statistics per task from its stored runs
 #'
 #' How often each task ran and succeeded, how long it takes and how fast it
-#' goes, computed by one core query (the same figures as `tasker stats`, the
-#' dashboard's task page and Python's `get_task_stats()`). Attempts of one
+#' goes, computed by one core query (the figures every part of tasker shows).
+#' Attempts of one
 #' logical run (a run and the retries that follow it, see [task_start()] and
 #' [with_task()]) count once, with the outcome of their last attempt: a task
 #' that failed and then succeeded on retry is one success with two attempts.
