@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: sets up what is missing (scripts/setup.sh), then each
 # layer's script (scripts/test-<layer>.sh) in turn, and prints one summary line.
+# `scripts/test.sh cli c` runs only the layers named.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || { echo "setup failed"; exit 1; }
@@ -8,6 +9,12 @@ export CARGO_TARGET_DIR="$PWD/target"
 export CARGO_TERM_COLOR=never
 
 layers=(rust c python r r-dist cli postgres outage scale)
+if [ "$#" -gt 0 ]; then
+    for layer in "$@"; do
+        [ -f "scripts/test-$layer.sh" ] || { echo "no such layer: $layer (layers: ${layers[*]})"; exit 2; }
+    done
+    layers=("$@")
+fi
 passed=0
 failed=0
 failed_layers=()

@@ -1,5 +1,6 @@
 """Measures, on one database: p50/p95 of GET /api/v1/status and GET /metrics (tasker
-serve, keep-alive connection), the wall time of `tasker status` (and --json), and, as the
+serve, keep-alive connection), the wall time of `tasker status` (and --json) and of
+`tasker stats` (every task, and one task), and, as the
 baseline in the same run, `SELECT count(*) FROM runs` through Python's sqlite3."""
 
 import http.client
@@ -36,7 +37,9 @@ results["select_count_runs"] = summary("SELECT count(*) FROM runs", xs)
 con.close()
 
 # The command line, from process start to exit.
-for args in (["status"], ["status", "--json"]):
+# `tasker --version` opens no database: what starting the program costs by itself.
+for args in (["--version"], ["status"], ["status", "--json"], ["stats"], ["stats", "--json"],
+             ["stats", "--stage", "stage03", "--task", "task04"]):
     xs = []
     for _ in range(max(3, n // 20)):
         t = time.perf_counter()

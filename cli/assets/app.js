@@ -93,10 +93,40 @@ function items(s) {
   return s.items_complete ? count(s.items_complete) : "";
 }
 
-function etaText(e) {
-  if (!e) return "";
-  if (e.seconds === 0) return "0s";
-  return `${duration(e.seconds)} (${Math.round(e.level * 100)}% CI ${duration(e.low)}–${duration(e.high)})`;
+// The core's ETA of a run or subtask, with its 80% interval when it has one.
+function etaText(r) {
+  if (!r || r.eta_seconds === null || r.eta_seconds === undefined) return "";
+  if (r.eta_seconds === 0) return "0s";
+  const lo = r.eta_low, hi = r.eta_high;
+  if (lo === null || lo === undefined || hi === null || hi === undefined || !(hi > lo)) return duration(r.eta_seconds);
+  return `${duration(r.eta_seconds)} (${duration(lo)}–${duration(hi)})`;
+}
+
+function bytes(n) {
+  if (n === null || n === undefined) return "";
+  if (n < 1024) return n + " B";
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = n / 1024, u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return v.toFixed(1) + " " + units[u];
+}
+
+// "35% CPU · 1.2 GiB" for the newest sample of a run's process (children included).
+function resourcesText(x) {
+  if (!x) return "";
+  const parts = [];
+  if (x.cpu_percent !== null && x.cpu_percent !== undefined) parts.push(Math.round(x.cpu_percent) + "% CPU");
+  parts.push(bytes(x.rss_bytes + (x.children_rss_bytes || 0)));
+  if (x.children) parts.push(`${x.children} child process${x.children > 1 ? "es" : ""}`);
+  return parts.join(" · ");
+}
+
+function retentionText(r) {
+  const failed = r.keep_failed_days && r.keep_failed_days !== r.days ? ` (failed ${r.keep_failed_days} d)` : "";
+  let last = ": not applied yet";
+  if (r.last_error) last = ": failing (" + r.last_error + ")";
+  else if (r.last_applied) last = `: ${r.deleted_total} run(s) deleted, last applied ${localTime(r.last_applied)}`;
+  return `retention ${r.days} d${failed}${last}`;
 }
 
 function hostPid(r) {
@@ -268,7 +298,7 @@ function taskRow(v) {
     el("td", { class: "sub" }, c ? `${c.subtask_number}. ${c.subtask_name}` : "", c && c.progress_message ? el("div", { class: "muted", text: c.progress_message }) : null),
     el("td", { class: "num" }, c ? items(c) : ""),
     never ? el("td") : elapsedCell(v),
-    el("td", { class: "num" }, v.eta_seconds !== null && v.eta_seconds !== undefined ? duration(v.eta_seconds) : ""),
+    el("td", { class: "num", text: etaText(v) }),
     el("td", { text: hostPid(v) }),
     el("td", {}, runLink(v.run_id)));
 }
@@ -284,7 +314,7 @@ function activeCard(v) {
       el("td", {}, bar(s.percent_complete, { status: s.status })),
       el("td", { class: "num", text: items(s) }),
       el("td", { class: "num", text: s.rate_per_second ? count(Math.round(s.rate_per_second)) + "/s" : "" }),
-      el("td", { class: "num", text: etaText(s.eta) }),
+      el("td", { class: "num", text: etaText(s) }),
       el("td", { class: "muted", text: s.error_message || s.progress_message || "" })));
   }
   return el("div", { class: "run-card" + (v.lost ? " lost" : ""), "data-run-id": v.run_id, "data-stage": v.stage_name, "data-task": v.task_name },
@@ -293,7 +323,8 @@ function activeCard(v) {
       badge(v.status, v.lost),
       bar(v.overall_percent_complete, { status: v.status }),
       el("span", { class: "muted" }, "elapsed ", el("span", { class: "elapsed", "data-start": v.start_time, text: duration(v.duration_seconds) })),
-      v.eta_seconds !== null && v.eta_seconds !== undefined ? el("span", { text: "ETA " + duration(v.eta_seconds) }) : null,
+      v.eta_seconds !== null && v.eta_seconds !== undefined ? el("span", { class: "eta", text: "ETA " + etaText(v) }) : null,
+      v.resources ? el("span", { class: "resources", title: "newest resource sample of the run's process", text: resourcesText(v.resources) }) : null,
       el("span", { class: "muted", text: hostPid(v) }),
       runLink(v.run_id, "details")),
     v.overall_progress_message ? el("div", { class: "muted", text: v.overall_progress_message }) : null,
@@ -342,10 +373,12 @@ function renderRun(d) {
   const kv = el("dl", { class: "kv" });
   const add = (k, v) => { if (v !== null && v !== undefined && v !== "") { kv.appendChild(el("dt", { text: k })); kv.appendChild(el("dd", {}, v)); } };
   add("run", r.run_id);
+  if (r.attempt && r.attempt > 1) add("attempt", el("span", {}, `${r.attempt}, retrying `, runLink(r.retry_of)));
   add("started", localTime(r.start_time));
   add("ended", localTime(r.end_time));
-  add("duration", el("span", r.end_time ? {} : { class: "elapsed", "data-start": r.start_time }, duration(r.duration_seconds)));
-  add("ETA", d.eta_seconds !== null && d.eta_seconds !== undefined ? duration(d.eta_seconds) : "");
+  // A lost run's clock stopped at its last heartbeat: no live counter for it.
+  add("duration", el("span", r.end_time || r.lost ? {} : { class: "elapsed", "data-start": r.start_time }, duration(r.duration_seconds)));
+  add("ETA", etaText(r) + (r.eta_basis ? ` (from ${{ rate: "this run's rate", history: "past runs", blend: "this run's rate and past runs" }[r.eta_basis]})` : ""));
   add("last update", localTime(r.last_update));
   add("heartbeat", localTime(r.heartbeat_time));
   add("host", r.hostname);
@@ -353,7 +386,10 @@ function renderRun(d) {
   add("parent pid", r.parent_pid);
   add("user", r.user_name);
   add("version", r.version);
-  add("git commit", r.git_commit);
+  add("git commit", r.git_commit ? r.git_commit + (r.git_dirty ? " (with uncommitted changes)" : "") : "");
+  add("command line", r.command_line);
+  add("runtime", r.runtime);
+  add("tasker", r.tasker_version);
   add("script", r.script_path || r.script_filename);
   add("log", r.log_path || r.log_filename);
   add("message", r.overall_progress_message);
@@ -364,6 +400,29 @@ function renderRun(d) {
     box.appendChild(el("p", { class: "banner", id: "run-error", text: r.error_message }));
   }
   if (r.error_detail) box.appendChild(el("pre", { id: "run-error-detail", text: r.error_detail }));
+  if ((d.samples || []).length) {
+    box.appendChild(el("h2", { text: "Resources" }));
+    const charts = el("div", { class: "charts" });
+    charts.appendChild(lineChart("CPU %", d.samples, (x) => x.cpu_percent, (v) => Math.round(v) + "%", "cpu-chart"));
+    charts.appendChild(lineChart("Memory (resident, children included)", d.samples, (x) => x.rss_bytes + (x.children_rss_bytes || 0), bytes, "memory-chart"));
+    box.appendChild(charts);
+  }
+  for (const [dir, title] of [["input", "Inputs"], ["output", "Outputs"]]) {
+    const rows = (d.io || []).filter((x) => x.direction === dir);
+    if (!rows.length) continue;
+    box.appendChild(el("h2", { text: title }));
+    const tb = el("tbody");
+    for (const x of rows) {
+      tb.appendChild(el("tr", { class: "io-row", "data-direction": dir, "data-name": x.name },
+        el("td", { text: x.name }),
+        el("td", { class: x.path ? "path" : "", text: x.value !== null && x.value !== undefined ? x.value : x.path || "" }),
+        el("td", { class: "num", text: bytes(x.size_bytes) }),
+        el("td", { text: localTime(x.modified) }),
+        el("td", { class: "muted", title: x.sha256 || "", text: x.sha256 ? x.sha256.slice(0, 12) : "" })));
+    }
+    box.appendChild(el("table", { class: "grid" },
+      el("thead", {}, el("tr", {}, ["name", "value or file", "size", "modified", "sha-256"].map((h) => el("th", { text: h })))), tb));
+  }
   box.appendChild(el("h2", { text: `Subtasks (${d.subtasks.length})` }));
   const sb = el("tbody");
   for (const s of d.subtasks) {
@@ -375,7 +434,7 @@ function renderRun(d) {
       el("td", {}, bar(s.percent_complete, { status: s.status })),
       el("td", { class: "num", text: items(s) }),
       el("td", { class: "num", text: duration(secs) }),
-      el("td", { class: "num", text: etaText(s.eta) }),
+      el("td", { class: "num", text: etaText(s) }),
       el("td", {}, s.error_message ? el("span", { class: "lost-flag", text: s.error_message }) : (s.progress_message || ""))));
   }
   box.appendChild(el("table", { class: "grid" },
@@ -389,6 +448,36 @@ function renderRun(d) {
   for (const e of d.events) eb.appendChild(eventRow(e));
   box.appendChild(el("table", { class: "grid" },
     el("thead", {}, el("tr", {}, ["time", "stage / task", "subtask", "change", "message"].map((h) => el("th", { text: h })))), eb));
+}
+
+// A small line chart of one figure of a run's samples over time (SVG, no library).
+function lineChart(title, samples, pick, label, id) {
+  const pts = samples.map((x) => [Date.parse(x.time), pick(x)]).filter(([t, v]) => isFinite(t) && v !== null && v !== undefined && isFinite(v));
+  const width = 520, height = 140, left = 64, bottom = 20, top = 8;
+  const box = el("figure", { class: "chart", id });
+  box.appendChild(el("figcaption", { text: title }));
+  const s = svg("svg", { width, height, role: "img", "aria-label": title, "data-points": pts.length });
+  if (pts.length) {
+    const t0 = pts[0][0], t1 = Math.max(pts[pts.length - 1][0], t0 + 1);
+    const vmax = Math.max(...pts.map((p) => p[1]), 1e-9);
+    const x = (t) => left + ((t - t0) / (t1 - t0)) * (width - left - 4);
+    const y = (v) => top + (1 - v / vmax) * (height - top - bottom);
+    for (const v of [0, vmax / 2, vmax]) {
+      s.appendChild(svg("line", { x1: left, y1: y(v), x2: width - 4, y2: y(v), stroke: "#e2e8f0" }));
+      const t = svg("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 11 });
+      t.textContent = label(v);
+      s.appendChild(t);
+    }
+    const path = pts.map(([t, v], i) => (i ? "L" : "M") + x(t).toFixed(1) + "," + y(v).toFixed(1)).join(" ");
+    s.appendChild(svg("path", { d: path, fill: "none", stroke: "#0284c7", "stroke-width": 1.5 }));
+    for (const [t, anchor] of [[t0, "start"], [t1, "end"]]) {
+      const lab = svg("text", { x: x(t), y: height - 4, "text-anchor": anchor, "font-size": 11 });
+      lab.textContent = localTime(new Date(t).toISOString()).slice(11);
+      s.appendChild(lab);
+    }
+  }
+  box.appendChild(s);
+  return box;
 }
 
 // ------------------------------------------------------------------ timeline
@@ -525,7 +614,7 @@ function onStatus(p) {
   S.lastMessage = Date.now();
   $("banner").hidden = true;
   $("updated").textContent = "updated " + localTime(p.generated_at);
-  $("footer").textContent = `${p.database} · ${p.backend} · last event #${p.last_event_id}`;
+  $("footer").textContent = `${p.database} · ${p.backend} · last event #${p.last_event_id}` + (p.retention ? " · " + retentionText(p.retention) : "");
   syncFilterOptions();
   const r = route();
   if (r.path === "/" || r.path === "") renderPipeline();

@@ -4,49 +4,36 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use tasker::{
-    EventRow, HistoryFilter, RunRow, RunSelector, Status, StatusFilter, SubtaskRow, Tracker,
-    TransitionInfo,
+    Basis, Direction, EventRow, HistoryFilter, IoRow, RunRow, RunSelector, Sample, Status,
+    StatusFilter, SubtaskRow, Tracker, TransitionInfo,
 };
 
-use crate::fmt::{self, Eta, Style, Table};
+use crate::fmt::{self, Style, Table};
 use crate::{CliResult, Failure, Global};
 
 // ---------------------------------------------------------------- shared views
 
-/// A subtask with its ETA and confidence interval.
-#[derive(Clone, Debug, Serialize)]
-pub struct SubtaskView {
-    #[serde(flatten)]
-    pub row: SubtaskRow,
-    pub eta: Option<Eta>,
-}
-
-impl SubtaskView {
-    pub fn new(row: SubtaskRow, now: DateTime<Utc>) -> SubtaskView {
-        let eta = fmt::subtask_eta(&row, now);
-        SubtaskView { row, eta }
-    }
-}
-
-/// A run with the subtask it is working on and its ETA.
+/// A run with the subtask it is working on. Its ETA and interval, and those of
+/// its subtasks, are the core's (`RunRow::eta_*`, `SubtaskRow::eta_*`).
 #[derive(Clone, Debug, Serialize)]
 pub struct RunView {
     #[serde(flatten)]
     pub run: RunRow,
     /// The subtask being worked on (active runs only).
-    pub current: Option<SubtaskView>,
-    /// Seconds left, when progress is known.
-    pub eta_seconds: Option<f64>,
+    pub current: Option<SubtaskRow>,
     /// Every subtask (only where asked for).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub subtasks: Option<Vec<SubtaskView>>,
+    pub subtasks: Option<Vec<SubtaskRow>>,
+    /// The newest resource sample of an active run's process (CPU, memory).
+    pub resources: Option<Sample>,
 }
 
-/// Adds the current subtask and ETA to active runs (one subtask query per active run).
+/// Adds the current subtask to active runs: the subtasks of all of them in one
+/// query, whatever their number (a dashboard polls this twice a second).
 pub fn run_views(t: &Tracker, rows: Vec<RunRow>, keep_subtasks: bool) -> CliResult<Vec<RunView>> {
     run_views_cached(t, rows, keep_subtasks, &HashMap::new())
 }
@@ -58,27 +45,34 @@ pub fn run_views_cached(
     keep_subtasks: bool,
     known: &HashMap<String, Vec<SubtaskRow>>,
 ) -> CliResult<Vec<RunView>> {
-    let now = Utc::now();
+    let to_read: Vec<RunRow> = rows
+        .iter()
+        .filter(|r| r.status.is_active())
+        .filter(|r| r.run_id.as_ref().is_some_and(|id| !known.contains_key(id)))
+        .cloned()
+        .collect();
+    // A run deleted between the two reads simply has no subtasks here.
+    let mut read = t.subtasks_of(&to_read)?;
+    let active: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.status.is_active())
+        .filter_map(|r| r.run_id.as_deref())
+        .collect();
+    let mut resources = t.latest_samples(&active)?;
     let mut out = Vec::with_capacity(rows.len());
     for run in rows {
-        let cached = run.run_id.as_ref().and_then(|id| known.get(id));
-        let subs: Vec<SubtaskRow> = match (&run.run_id, run.status.is_active(), cached) {
-            (_, _, Some(c)) => c.clone(),
-            (Some(id), true, None) => match t.subtasks(id) {
-                Ok(s) => s,
-                // Deleted between the two reads: show the run without subtasks.
-                Err(e) if e.kind() == tasker::ErrorKind::NotFound => Vec::new(),
-                Err(e) => return Err(e.into()),
+        let subs: Vec<SubtaskRow> = match run.run_id.as_ref() {
+            Some(id) => match known.get(id) {
+                Some(c) => c.clone(),
+                None => read.remove(id).unwrap_or_default(),
             },
-            _ => Vec::new(),
+            None => Vec::new(),
         };
         let current = fmt::current_subtask(&run, &subs).cloned();
-        let eta_seconds = fmt::run_eta(&run, current.as_ref(), now);
         out.push(RunView {
-            current: current.map(|c| SubtaskView::new(c, now)),
-            eta_seconds,
-            subtasks: keep_subtasks
-                .then(|| subs.into_iter().map(|s| SubtaskView::new(s, now)).collect()),
+            current,
+            subtasks: keep_subtasks.then_some(subs),
+            resources: run.run_id.as_ref().and_then(|id| resources.remove(id)),
             run,
         });
     }
@@ -139,7 +133,7 @@ fn host_pid(r: &RunRow) -> String {
     }
 }
 
-fn print_json<T: Serialize + ?Sized>(v: &T) -> CliResult {
+pub fn print_json<T: Serialize + ?Sized>(v: &T) -> CliResult {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, v)?;
     writeln!(out)?;
@@ -301,10 +295,10 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
             Some(c) => (
                 format!(
                     "{}. {}",
-                    c.row.subtask_number,
-                    fmt::truncate(&c.row.subtask_name, 28)
+                    c.subtask_number,
+                    fmt::truncate(&c.subtask_name, 28)
                 ),
-                fmt::items(&c.row),
+                fmt::items(c),
             ),
             None => (String::new(), String::new()),
         };
@@ -321,7 +315,7 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
             current,
             items,
             r.duration_seconds.map(fmt::duration).unwrap_or_default(),
-            v.eta_seconds.map(fmt::duration).unwrap_or_default(),
+            r.eta_seconds.map(fmt::duration).unwrap_or_default(),
             if r.run_id.is_some() {
                 host_pid(r)
             } else {
@@ -387,6 +381,7 @@ pub fn watch(g: &Global, a: &WatchArgs) -> CliResult {
     let mut finished: BTreeMap<String, RunRow> = BTreeMap::new();
     let mut last_event = last_event_id(&t)?;
     let mut recent: Vec<EventRow> = Vec::new();
+    let retention = crate::retention::start_thread(t.clone(), crate::retention::EVERY);
     loop {
         let active: Vec<RunRow> = t
             .active_runs()?
@@ -423,7 +418,11 @@ pub fn watch(g: &Global, a: &WatchArgs) -> CliResult {
         recent.extend(events);
         let keep_from = recent.len().saturating_sub(8);
         recent.drain(..keep_from);
-        let frame = render_watch(&t, &style, &views, &finished, &recent);
+        let mut frame = render_watch(&t, &style, &views, &finished, &recent);
+        if let Some(r) = crate::retention::lock(&retention).as_ref() {
+            frame.push_str(&style.dim(&r.describe()));
+            frame.push('\n');
+        }
         let mut out = std::io::stdout().lock();
         if tty {
             // Redraw in place (no flicker): home, each line cleared to its end, then the rest.
@@ -480,8 +479,9 @@ fn render_watch(
             style.status(r.status, r.lost),
             fmt::bar(style, r.overall_percent_complete, 30),
             r.duration_seconds.map(fmt::duration).unwrap_or_default(),
-            v.eta_seconds
-                .map(|e| format!("  ETA {}", fmt::duration(e)))
+            Some(fmt::run_eta_text(r))
+                .filter(|e| !e.is_empty())
+                .map(|e| format!("  ETA {e}"))
                 .unwrap_or_default(),
             style.dim(&host_pid(r)),
         ));
@@ -496,24 +496,23 @@ fn render_watch(
         let mut table = Table::new(&["", "SUBTASK", "STATUS", "PROGRESS", "ITEMS", "RATE", "ETA"])
             .align_right(0)
             .align_right(4);
-        for s in subs.iter().filter(|s| s.row.status.is_active()) {
+        for s in subs.iter().filter(|s| s.status.is_active()) {
             table.push(vec![
-                format!("    {}.", s.row.subtask_number),
-                fmt::truncate(&s.row.subtask_name, 36),
-                style.status(s.row.status, false),
-                fmt::bar(style, s.row.percent_complete, 30),
-                fmt::items(&s.row),
-                s.row
-                    .rate_per_second
+                format!("    {}.", s.subtask_number),
+                fmt::truncate(&s.subtask_name, 36),
+                style.status(s.status, false),
+                fmt::bar(style, s.percent_complete, 30),
+                fmt::items(s),
+                s.rate_per_second
                     .map(|r| format!("{}/s", fmt::count(r.round() as i64)))
                     .unwrap_or_default(),
-                s.eta.as_ref().map(fmt::eta_text).unwrap_or_default(),
+                fmt::subtask_eta_text(s),
             ]);
         }
         if !table.is_empty() {
             out.push_str(&table.render(style));
         }
-        let done = subs.iter().filter(|s| s.row.status.is_terminal()).count();
+        let done = subs.iter().filter(|s| s.status.is_terminal()).count();
         if done > 0 {
             out.push_str(&format!(
                 "    {}\n",
@@ -704,27 +703,31 @@ pub struct ShowArgs {
     pub run: String,
     #[arg(long)]
     pub json: bool,
+    /// Print every resource sample of the run's process (CPU, memory, I/O).
+    #[arg(long, conflicts_with = "json")]
+    pub samples: bool,
 }
 
 #[derive(Debug, Serialize)]
 pub struct RunDetail {
+    /// With the core's ETA and interval (`eta_seconds`, `eta_low`, `eta_high`).
     pub run: RunRow,
-    pub eta_seconds: Option<f64>,
-    pub subtasks: Vec<SubtaskView>,
+    pub subtasks: Vec<SubtaskRow>,
     pub events: Vec<EventRow>,
+    /// Inputs and outputs the run recorded.
+    pub io: Vec<IoRow>,
+    /// Resource samples of its process, oldest first (thinned as they age).
+    pub samples: Vec<Sample>,
 }
 
 pub fn run_detail(t: &Tracker, run_id: &str) -> tasker::Result<RunDetail> {
     let run = t.run(run_id)?;
-    let now = Utc::now();
-    let subs = t.subtasks(run_id)?;
-    let current = fmt::current_subtask(&run, &subs).cloned();
-    let eta_seconds = fmt::run_eta(&run, current.as_ref(), now);
-    let events = t.events_after(0, Some(run_id), 10_000)?;
+    let mut subtasks = t.subtasks_of(std::slice::from_ref(&run))?;
     Ok(RunDetail {
-        eta_seconds,
-        subtasks: subs.into_iter().map(|s| SubtaskView::new(s, now)).collect(),
-        events,
+        subtasks: subtasks.remove(run_id).unwrap_or_default(),
+        events: t.events_after(0, Some(run_id), 10_000)?,
+        io: t.run_io(run_id)?,
+        samples: t.samples(run_id)?,
         run,
     })
 }
@@ -736,6 +739,10 @@ pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
         return print_json(&d);
     }
     let style = Style::detect(g.color);
+    if a.samples {
+        print!("{}", render_samples(&style, &d.samples));
+        return Ok(());
+    }
     let r = &d.run;
     let mut out = String::new();
     let mut field = |k: &str, v: String| {
@@ -747,6 +754,14 @@ pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
     field("stage", fmt::clean(&r.stage_name));
     field("task", fmt::clean(&r.task_name));
     field("status", style.status(r.status, r.lost));
+    field(
+        "attempt",
+        match (r.attempt, &r.retry_of) {
+            (Some(n), Some(prev)) if n > 1 => format!("{n} (retries {prev})"),
+            (Some(n), _) if n > 1 => n.to_string(),
+            _ => String::new(),
+        },
+    );
     field("progress", fmt::bar(&style, r.overall_percent_complete, 30));
     field(
         "subtasks",
@@ -761,7 +776,13 @@ pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
         "duration",
         r.duration_seconds.map(fmt::duration).unwrap_or_default(),
     );
-    field("eta", d.eta_seconds.map(fmt::duration).unwrap_or_default());
+    field(
+        "eta",
+        match (fmt::run_eta_text(r), r.eta_basis) {
+            (e, Some(b)) if !e.is_empty() => format!("{e}, from {}", basis_text(b)),
+            (e, _) => e,
+        },
+    );
     field("last update", fmt::local_time(r.last_update));
     field("heartbeat", fmt::local_time(r.heartbeat_time));
     field(
@@ -786,7 +807,29 @@ pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
     );
     field(
         "git commit",
-        r.git_commit.as_deref().map(fmt::clean).unwrap_or_default(),
+        match (r.git_commit.as_deref().map(fmt::clean), r.git_dirty) {
+            (Some(c), Some(true)) => format!("{c} (with uncommitted changes)"),
+            (Some(c), _) => c,
+            (None, _) => String::new(),
+        },
+    );
+    field(
+        "command line",
+        r.command_line
+            .as_deref()
+            .map(fmt::clean)
+            .unwrap_or_default(),
+    );
+    field(
+        "runtime",
+        r.runtime.as_deref().map(fmt::clean).unwrap_or_default(),
+    );
+    field(
+        "tasker",
+        r.tasker_version
+            .as_deref()
+            .map(fmt::clean)
+            .unwrap_or_default(),
     );
     field(
         "script",
@@ -832,6 +875,19 @@ pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
         out.push_str(&format!("\n{}\n", style.bold("Error detail")));
         push_detail(&mut out, detail);
     }
+    if let Some(summary) = resources_summary(&d.samples) {
+        out.push_str(&format!("\n{}\n{summary}", style.bold("Resources")));
+    }
+    for (dir, title) in [(Direction::Input, "Inputs"), (Direction::Output, "Outputs")] {
+        let rows: Vec<&IoRow> =
+            d.io.iter()
+                .filter(|io| io.record.direction == dir)
+                .collect();
+        if !rows.is_empty() {
+            out.push_str(&format!("\n{}\n", style.bold(title)));
+            out.push_str(&io_table(&rows).render(&style));
+        }
+    }
     if !d.subtasks.is_empty() {
         out.push_str(&format!("\n{}\n", style.bold("Subtasks")));
         let mut table = Table::new(&[
@@ -839,8 +895,7 @@ pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
         ])
         .align_right(0)
         .align_right(4);
-        for s in &d.subtasks {
-            let row = &s.row;
+        for row in &d.subtasks {
             let dur = row.start_time.map(|st| {
                 (row.end_time.unwrap_or_else(Utc::now) - st).num_milliseconds() as f64 / 1000.0
             });
@@ -851,7 +906,7 @@ pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
                 fmt::bar(&style, row.percent_complete, 20),
                 fmt::items(row),
                 dur.map(fmt::duration).unwrap_or_default(),
-                s.eta.as_ref().map(fmt::eta_text).unwrap_or_default(),
+                fmt::subtask_eta_text(row),
                 fmt::truncate(
                     row.error_message
                         .as_deref()
@@ -862,10 +917,10 @@ pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
             ]);
         }
         out.push_str(&table.render(&style));
-        for s in d.subtasks.iter().filter(|s| s.row.error_detail.is_some()) {
-            let title = format!("Error detail of subtask {}", s.row.subtask_number);
+        for s in d.subtasks.iter().filter(|s| s.error_detail.is_some()) {
+            let title = format!("Error detail of subtask {}", s.subtask_number);
             out.push_str(&format!("\n{}\n", style.bold(&title)));
-            push_detail(&mut out, s.row.error_detail.as_deref().unwrap_or_default());
+            push_detail(&mut out, s.error_detail.as_deref().unwrap_or_default());
         }
     }
     if !d.events.is_empty() {
@@ -876,6 +931,123 @@ pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
     }
     print!("{out}");
     Ok(())
+}
+
+fn basis_text(b: Basis) -> &'static str {
+    match b {
+        Basis::Rate => "this run's rate",
+        Basis::History => "past runs",
+        Basis::Blend => "this run's rate and past runs",
+    }
+}
+
+/// Latest and peak figures of a run's samples, for `tasker show`.
+fn resources_summary(samples: &[Sample]) -> Option<String> {
+    let last = samples.last()?;
+    let peak_rss = samples
+        .iter()
+        .filter_map(|s| s.peak_rss_bytes.or(Some(s.rss_bytes)))
+        .max()
+        .unwrap_or(last.rss_bytes);
+    let max_cpu = samples
+        .iter()
+        .filter_map(|s| s.cpu_percent)
+        .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.max(c))));
+    let mut out = format!(
+        "  {} sample(s), the last at {}\n  cpu: {} s in all{}{}\n  memory: {} resident now, {} at peak\n",
+        samples.len(),
+        fmt::local_time(Some(last.time)),
+        fmt::decimal(last.cpu_seconds),
+        last.cpu_percent
+            .map(|c| format!(", {c:.0}% now"))
+            .unwrap_or_default(),
+        max_cpu.map(|c| format!(", {c:.0}% at most")).unwrap_or_default(),
+        fmt::bytes(last.rss_bytes),
+        fmt::bytes(peak_rss),
+    );
+    if last.children > 0 || last.children_cpu_seconds > 0.0 {
+        out.push_str(&format!(
+            "  children: {} now, {} resident, {} s cpu in all\n",
+            last.children,
+            fmt::bytes(last.children_rss_bytes),
+            fmt::decimal(last.children_cpu_seconds),
+        ));
+    }
+    if let (Some(r), Some(w)) = (last.read_bytes, last.write_bytes) {
+        out.push_str(&format!(
+            "  storage: {} read, {} written\n",
+            fmt::bytes(r),
+            fmt::bytes(w)
+        ));
+    }
+    Some(out)
+}
+
+/// Every sample, for `tasker show --samples`.
+fn render_samples(style: &Style, samples: &[Sample]) -> String {
+    if samples.is_empty() {
+        return "No resource samples for this run (sampling is off or the run was too short).\n"
+            .into();
+    }
+    let mut table = Table::new(&[
+        "TIME",
+        "CPU %",
+        "CPU S",
+        "RSS",
+        "PEAK RSS",
+        "READ",
+        "WRITTEN",
+        "THREADS",
+        "FDS",
+        "CHILDREN",
+        "CHILD CPU S",
+        "CHILD RSS",
+    ]);
+    for i in 1..12 {
+        table = table.align_right(i);
+    }
+    let opt = |v: Option<u64>| v.map(fmt::bytes).unwrap_or_default();
+    for s in samples {
+        table.push(vec![
+            fmt::local_time(Some(s.time)),
+            s.cpu_percent.map(|c| format!("{c:.1}")).unwrap_or_default(),
+            fmt::decimal(s.cpu_seconds),
+            fmt::bytes(s.rss_bytes),
+            opt(s.peak_rss_bytes),
+            opt(s.read_bytes),
+            opt(s.write_bytes),
+            s.threads.map(|t| t.to_string()).unwrap_or_default(),
+            s.open_fds.map(|t| t.to_string()).unwrap_or_default(),
+            s.children.to_string(),
+            fmt::decimal(s.children_cpu_seconds),
+            fmt::bytes(s.children_rss_bytes),
+        ]);
+    }
+    table.render(style)
+}
+
+/// Inputs or outputs as a table: a value, or a file with its size, time and hash.
+fn io_table(rows: &[&IoRow]) -> Table {
+    let mut table =
+        Table::new(&["NAME", "VALUE OR FILE", "SIZE", "MODIFIED", "SHA-256"]).align_right(2);
+    for io in rows {
+        let r = &io.record;
+        table.push(vec![
+            fmt::truncate(&r.name, 32),
+            fmt::truncate(r.value.as_deref().or(r.path.as_deref()).unwrap_or(""), 60),
+            r.size_bytes
+                .map(|b| fmt::bytes(b.max(0) as u64))
+                .unwrap_or_default(),
+            r.modified
+                .map(|m| fmt::local_time(Some(m)))
+                .unwrap_or_default(),
+            r.sha256
+                .as_deref()
+                .map(|h| h[..h.len().min(12)].to_string())
+                .unwrap_or_default(),
+        ]);
+    }
+    table
 }
 
 // ---------------------------------------------------------------- export
@@ -1252,8 +1424,12 @@ pub fn reap(g: &Global, a: &ReapArgs) -> CliResult {
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
     /// Delete runs that ended longer ago than this (30d, 12h, 2w). Active runs are never deleted.
-    #[arg(long, value_name = "AGE")]
-    pub older_than: String,
+    #[arg(long, value_name = "AGE", required_unless_present = "apply_retention")]
+    pub older_than: Option<String>,
+    /// Apply the configured `retention:` (days, keep_failed_days) in small batches,
+    /// as `tasker serve` and `tasker watch` do hourly; for cron.
+    #[arg(long, conflicts_with_all = ["older_than", "keep_failed", "stage", "task"])]
+    pub apply_retention: bool,
     /// Keep FAILED runs (and their events) whatever their age.
     #[arg(long)]
     pub keep_failed: bool,
@@ -1269,7 +1445,11 @@ pub struct PurgeArgs {
 }
 
 pub fn purge(g: &Global, a: &PurgeArgs) -> CliResult {
-    let age = fmt::parse_age(&a.older_than).map_err(Failure::usage)?;
+    if a.apply_retention {
+        return purge_by_retention(g, a);
+    }
+    let older_than = a.older_than.as_deref().unwrap_or_default();
+    let age = fmt::parse_age(older_than).map_err(Failure::usage)?;
     let cutoff = Utc::now() - age;
     let t = g.open(false)?;
     let all = t.history(&HistoryFilter {
@@ -1334,5 +1514,61 @@ pub fn purge(g: &Global, a: &PurgeArgs) -> CliResult {
     if active_old > 0 {
         println!("Kept {active_old} old run(s) that are still active (see `tasker reap`).");
     }
+    Ok(())
+}
+
+/// `tasker purge --apply-retention`: the configured retention, in batches.
+fn purge_by_retention(g: &Global, a: &PurgeArgs) -> CliResult {
+    let t = g.open(false)?;
+    let Some(r) = t.config().retention else {
+        return Err(Failure::usage(format!(
+            "no retention is configured for {} (add `retention: {{days: 90, keep_failed_days: 365}}` \
+             to .tasker.yml or set TASKER_RETENTION_DAYS)",
+            t.config().location.describe()
+        )));
+    };
+    let now = Utc::now();
+    let cutoff = now - chrono::Duration::days(i64::from(r.days));
+    let failed_cutoff =
+        now - chrono::Duration::days(i64::from(r.keep_failed_days.unwrap_or(r.days)));
+    let (runs, failed) = if a.dry_run {
+        let all = t.history(&HistoryFilter {
+            limit: Some(usize::MAX),
+            ..HistoryFilter::default()
+        })?;
+        let ended_before = |r: &RunRow, c| {
+            !r.status.is_active() && r.end_time.or(r.start_time).is_some_and(|e| e < c)
+        };
+        let failed = all
+            .iter()
+            .filter(|x| x.status == Status::Failed && ended_before(x, failed_cutoff))
+            .count();
+        let runs = all
+            .iter()
+            .filter(|x| x.status != Status::Failed && ended_before(x, cutoff))
+            .count();
+        (runs, failed)
+    } else {
+        let report = t.apply_retention()?.unwrap_or_default();
+        (report.deleted_runs, report.deleted_failed_runs)
+    };
+    if a.json {
+        return print_json(&serde_json::json!({
+            "retention_days": r.days,
+            "keep_failed_days": r.keep_failed_days,
+            "dry_run": a.dry_run,
+            "deleted_runs": if a.dry_run { 0 } else { runs },
+            "deleted_failed_runs": if a.dry_run { 0 } else { failed },
+            "matching_runs": runs,
+            "matching_failed_runs": failed,
+        }));
+    }
+    let verb = if a.dry_run { "Would delete" } else { "Deleted" };
+    println!(
+        "{verb} {runs} finished run(s) older than {} day(s) and {failed} failed run(s) older than {} day(s) \
+         (with their subtasks and events).",
+        r.days,
+        r.keep_failed_days.unwrap_or(r.days)
+    );
     Ok(())
 }

@@ -133,6 +133,30 @@ pub fn count(n: i64) -> String {
     }
 }
 
+/// `512 B`, `3.4 MiB`, `1.2 GiB` for memory and file sizes.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// Seconds of CPU and the like: `0.42`, `12.3`, `4512`.
+pub fn decimal(x: f64) -> String {
+    match x.abs() {
+        a if a < 10.0 => format!("{x:.2}"),
+        a if a < 1000.0 => format!("{x:.1}"),
+        _ => format!("{x:.0}"),
+    }
+}
+
 /// The items of a subtask: `1200/5000`, or `1200` when the total is unknown.
 pub fn items(s: &SubtaskRow) -> String {
     match s.items_total {
@@ -142,96 +166,26 @@ pub fn items(s: &SubtaskRow) -> String {
     }
 }
 
-/// An ETA with a confidence interval, from the items done since the subtask started.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct Eta {
-    pub seconds: f64,
-    /// Lower and upper bounds of the interval, in seconds.
-    pub low: f64,
-    pub high: f64,
-    /// The interval's confidence level (0.95).
-    pub level: f64,
-    /// `high` (>= 30 items seen), `medium` (>= 10) or `low`.
-    pub confidence: &'static str,
+/// The core's ETA with its interval: "4m 10s (3m 50s–4m 40s)".
+pub fn eta_text(seconds: Option<f64>, low: Option<f64>, high: Option<f64>) -> String {
+    match (seconds, low, high) {
+        (None, _, _) => String::new(),
+        (Some(0.0), _, _) => "0s".into(),
+        (Some(s), Some(lo), Some(hi)) if hi > lo => {
+            format!("{} ({}–{})", duration(s), duration(lo), duration(hi))
+        }
+        (Some(s), _, _) => duration(s),
+    }
 }
 
-/// Items arriving as a Poisson process at rate λ = N/t: SE(λ) = √N/t, so the
-/// interval of the remaining time R/λ is [R/(λ+zSE), R/max(λ-zSE, ε)].
-pub fn subtask_eta(s: &SubtaskRow, now: DateTime<Utc>) -> Option<Eta> {
-    if !s.status.is_active() {
-        return None;
-    }
-    let total = s.items_total?;
-    let done = s.items_complete;
-    let remaining = (total - done).max(0) as f64;
-    if remaining == 0.0 {
-        return Some(Eta {
-            seconds: 0.0,
-            low: 0.0,
-            high: 0.0,
-            level: 0.95,
-            confidence: "high",
-        });
-    }
-    let elapsed = (now - s.start_time?).num_milliseconds() as f64 / 1000.0;
-    if done <= 0 || elapsed <= 0.0 {
-        return None;
-    }
-    let n = done as f64;
-    let rate = n / elapsed;
-    let se = n.sqrt() / elapsed;
-    let z = 1.959_963_984_540_054;
-    let lo_rate = (rate - z * se).max(1e-10);
-    let hi_rate = rate + z * se;
-    Some(Eta {
-        seconds: remaining / rate,
-        low: remaining / hi_rate,
-        high: remaining / lo_rate,
-        level: 0.95,
-        confidence: if n >= 30.0 {
-            "high"
-        } else if n >= 10.0 {
-            "medium"
-        } else {
-            "low"
-        },
-    })
+/// A run's ETA and interval.
+pub fn run_eta_text(r: &RunRow) -> String {
+    eta_text(r.eta_seconds, r.eta_low, r.eta_high)
 }
 
-/// A run's ETA: its active subtask's when the run has one subtask to go, else the
-/// pace of its overall percent so far.
-pub fn run_eta(r: &RunRow, current: Option<&SubtaskRow>, now: DateTime<Utc>) -> Option<f64> {
-    if !r.status.is_active() || r.lost {
-        return None;
-    }
-    let sub = current.and_then(|s| subtask_eta(s, now));
-    let last_subtask = match (r.total_subtasks, current) {
-        (Some(t), Some(c)) => c.subtask_number >= t,
-        (None, Some(_)) => true,
-        _ => false,
-    };
-    if let (true, Some(e)) = (last_subtask, &sub) {
-        return Some(e.seconds);
-    }
-    let p = r.overall_percent_complete?;
-    let elapsed = r.duration_seconds?;
-    if p <= 0.0 || p >= 100.0 || elapsed <= 0.0 {
-        return sub.map(|e| e.seconds);
-    }
-    Some(elapsed * (100.0 - p) / p)
-}
-
-pub fn eta_text(e: &Eta) -> String {
-    if e.seconds == 0.0 {
-        return "0s".into();
-    }
-    format!(
-        "{} ({:.0}% CI {}–{})",
-        duration(e.seconds),
-        e.level * 100.0,
-        duration(e.low),
-        duration(e.high)
-    )
+/// A subtask's ETA and interval.
+pub fn subtask_eta_text(s: &SubtaskRow) -> String {
+    eta_text(s.eta_seconds, s.eta_low, s.eta_high)
 }
 
 /// The subtask a run is working on: the announced current one, else the last active one.

@@ -4,9 +4,12 @@
 //! user config, else the default SQLite file.
 
 mod cmd;
+mod diff;
 mod fmt;
 mod report;
+mod retention;
 mod serve;
+mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,8 +61,12 @@ pub enum Command {
     Watch(cmd::WatchArgs),
     /// Runs, newest first.
     History(cmd::HistoryArgs),
-    /// One run: its details, subtasks, events and error.
+    /// One run: its details, metadata, inputs and outputs, resources, subtasks, events and error.
     Show(cmd::ShowArgs),
+    /// Per task from history: runs and attempts, success rate, duration percentiles, item rate.
+    Stats(stats::StatsArgs),
+    /// What changed between two runs: inputs, outputs, duration, status and metadata.
+    Diff(diff::DiffArgs),
     /// Runs, subtasks and events as CSV or JSON.
     Export(cmd::ExportArgs),
     /// One self-contained HTML report: summary per stage, Gantt timeline, failures.
@@ -149,6 +156,8 @@ fn main() -> ExitCode {
         Command::Watch(a) => cmd::watch(&cli.global, &a),
         Command::History(a) => cmd::history(&cli.global, &a),
         Command::Show(a) => cmd::show(&cli.global, &a),
+        Command::Stats(a) => stats::stats(&cli.global, &a),
+        Command::Diff(a) => diff::diff(&cli.global, &a),
         Command::Export(a) => cmd::export(&cli.global, &a),
         Command::Report(a) => report::report(&cli.global, &a),
         Command::Reap(a) => cmd::reap(&cli.global, &a),

@@ -42,6 +42,7 @@ mod writer;
 
 pub use config::{Config, ConfigArgs, Location, Retention};
 pub use error::{Error, ErrorKind, Result};
+pub use estimate::{Basis, Eta};
 pub use io_record::{Direction, IoRecord};
 pub use model::{
     RunOptions, RunProgress, Status, SubtaskOptions, SubtaskProgress, TaskSpec, TransitionInfo,
@@ -51,6 +52,7 @@ pub use query::{
     TaskRow,
 };
 pub use run::RunHandle;
+pub use sampler::Sample;
 pub use stats::TaskStats;
 pub use store::{RunSelector, TaskSelector, TasksDeleted, TasksWithRuns};
 pub use supervisor::Health;

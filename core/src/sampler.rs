@@ -194,10 +194,20 @@ mod linux {
     }
 
     impl Units {
+        /// From libc's sysconf, not procfs's helpers: those read the auxiliary
+        /// vector through rustix, which checks the vDSO's ELF header, and under
+        /// valgrind (no vDSO mapped there) that read crashes the process.
         pub(super) fn get() -> Units {
+            // SAFETY: sysconf has no preconditions; -1 (unknown) falls back below.
+            let (ticks, page) = unsafe {
+                (
+                    libc::sysconf(libc::_SC_CLK_TCK),
+                    libc::sysconf(libc::_SC_PAGESIZE),
+                )
+            };
             Units {
-                ticks_per_second: procfs::ticks_per_second() as f64,
-                page_size: procfs::page_size(),
+                ticks_per_second: if ticks > 0 { ticks as f64 } else { 100.0 },
+                page_size: if page > 0 { page as u64 } else { 4096 },
             }
         }
     }

@@ -326,7 +326,12 @@ impl Supervisor {
             return Ok(Answer::Queued);
         }
         let progress = first();
-        let progress_id = (!progress.is_empty()).then(|| q.next_id(&self.writer_id));
+        // Samples waiting for a write ride the transition too: a run that only
+        // starts and completes subtasks (no increments, shorter than a
+        // heartbeat) still keeps the samples taken while it ran.
+        let samples = self.take_samples();
+        let progress_id =
+            (!progress.is_empty() || !samples.is_empty()).then(|| q.next_id(&self.writer_id));
         let id = q.next_id(&self.writer_id);
         drop(q);
         let store = conn.as_deref_mut().expect("opened above");
@@ -338,7 +343,7 @@ impl Supervisor {
                 let before = Op::Progress {
                     updates: progress,
                     heartbeats: Vec::new(),
-                    samples: Vec::new(),
+                    samples,
                     at: op.at(),
                 };
                 let ids = store.outcome_may_be_unknown();
@@ -388,15 +393,21 @@ impl Supervisor {
         }
     }
 
-    /// Queues `op` behind the progress it must follow.
+    /// Samples waiting for the next write, taken for it.
+    fn take_samples(&self) -> Vec<RunSample> {
+        std::mem::take(&mut *lock(&self.samples))
+    }
+
+    /// Queues `op` behind the progress it must follow (and the waiting samples).
     fn enqueue(&self, q: &mut Queue, progress: Vec<ProgressUpdate>, op: Op) {
-        if !progress.is_empty() {
+        let samples = self.take_samples();
+        if !progress.is_empty() || !samples.is_empty() {
             q.push(
                 &self.writer_id,
                 Op::Progress {
                     updates: progress,
                     heartbeats: Vec::new(),
-                    samples: Vec::new(),
+                    samples,
                     at: op.at(),
                 },
             );
@@ -471,7 +482,7 @@ impl Supervisor {
         if updates.is_empty() && heartbeats.is_empty() {
             return Ok(()); // samples wait: never a transaction of their own
         }
-        let samples = std::mem::take(&mut *lock(&self.samples));
+        let samples = self.take_samples();
         let id = lock(&self.queue).next_id(&self.writer_id);
         let op = Op::Progress {
             updates,

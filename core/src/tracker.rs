@@ -394,6 +394,15 @@ impl Tracker {
     }
 
     /// A run's recorded inputs, then its outputs, each by name.
+    /// The newest resource sample of each run that has one, by run id (one
+    /// query, for views of many active runs).
+    pub fn latest_samples(&self, run_ids: &[&str]) -> Result<HashMap<String, Sample>> {
+        if run_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.read(|st| Ok(st.latest_samples(run_ids)?.into_iter().collect()))
+    }
+
     pub fn run_io(&self, run_id: &str) -> Result<Vec<IoRow>> {
         self.read(|st| st.run_io(run_id))
     }

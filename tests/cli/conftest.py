@@ -87,13 +87,14 @@ def serve():
 class Run:
     """A run held open by a tasker-fixture process until `finish()`."""
 
-    def __init__(self, db, stage, task, items):
+    def __init__(self, db, stage, task, items, env=None):
         self.db = db
         self.proc = subprocess.Popen(
             [_need(FIXTURE), "start", f"sqlite://{db}", stage, task, str(items)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env={**os.environ, **(env or {})},
         )
         started = json.loads(self.proc.stdout.readline())
         self.run_id = started["run_id"]
@@ -115,8 +116,8 @@ class Run:
 def runs():
     started = []
 
-    def start(db, stage, task, items=100):
-        r = Run(db, stage, task, items)
+    def start(db, stage, task, items=100, env=None):
+        r = Run(db, stage, task, items, env=env)
         started.append(r)
         return r
 

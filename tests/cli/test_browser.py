@@ -139,3 +139,28 @@ def test_dashboard_follows_other_processes_live(db, serve, runs, browser):
         lambda: set(attrs(browser, "#gantt rect.tl-bar", "data-stage")) == {"model"},
         what="only model runs in the timeline",
     )
+
+
+def test_run_page_draws_resources_and_captured_metadata(db, serve, runs, browser):
+    server = serve(db)
+    sampled = {"TASKER_SAMPLE_INTERVAL_S": "1", "TASKER_HEARTBEAT_INTERVAL_S": "1"}
+    run = runs(db, "model", "sampled", items=10, env=sampled)
+    wait_for(
+        lambda: len(server.json(f"/api/v1/runs/{run.run_id}")["samples"]) >= 3, timeout=20, what="three samples"
+    )
+    # The overview: the active run's card tells its CPU and memory.
+    browser.get(server.url + "/")
+    card = f'.run-card[data-run-id="{run.run_id}"] .resources'
+    wait_for(lambda: texts(browser, card), what="the run's resources on its card")
+    assert "iB" in texts(browser, card)[0]
+
+    browser.get(server.url + "/#/run/" + run.run_id)
+    wait_for(lambda: attrs(browser, "#memory-chart svg", "data-points"), what="the memory chart")
+    assert int(attrs(browser, "#memory-chart svg", "data-points")[0]) >= 3
+    assert int(attrs(browser, "#cpu-chart svg", "data-points")[0]) >= 2, "CPU needs two samples for a rate"
+    assert browser.execute_script("return document.querySelectorAll('#memory-chart path').length") == 1
+    terms = texts(browser, "dl.kv dt")
+    for t in ["command line", "tasker"]:
+        assert t in terms, terms
+    browser.save_screenshot(str(ROOT / "build" / "cli-run-resources.png"))
+    run.finish()

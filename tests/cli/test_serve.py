@@ -67,6 +67,45 @@ def test_metrics_have_the_expected_series_and_values(db, serve, runs):
     assert value(s, "tasker_active_runs", stage="publish", task='up"load\\ \n<x>') is None
 
 
+# The process holding a run samples itself every second and writes with its
+# heartbeat, every second too.
+SAMPLED = {"TASKER_SAMPLE_INTERVAL_S": "1", "TASKER_HEARTBEAT_INTERVAL_S": "1"}
+
+
+def test_metrics_and_status_show_resources_of_active_runs(db, serve, runs):
+    server = serve(db)
+    run = runs(db, "model", "sampled", items=10, env=SAMPLED)
+    labels = dict(stage="model", task="sampled", run_id=run.run_id)
+    rss = wait_for(lambda: value(metrics(server)[1], "tasker_run_resident_bytes", **labels), what="the run's memory")
+    assert rss > 1_000_000, "a process has more than a megabyte resident"
+    _, s = metrics(server)
+    assert value(s, "tasker_run_cpu_seconds", **labels) >= 0
+    active = [v for v in server.json("/api/v1/status")["active"] if v["run_id"] == run.run_id]
+    assert active and active[0]["resources"]["rss_bytes"] > 0
+    detail = wait_for(lambda: len(server.json(f"/api/v1/runs/{run.run_id}")["samples"]) >= 2 and server.json(
+        f"/api/v1/runs/{run.run_id}"
+    ), what="two samples")
+    assert all(x["pid"] == detail["run"]["process_id"] for x in detail["samples"])
+    run.finish()
+    wait_for(lambda: value(metrics(server)[1], "tasker_run_resident_bytes", **labels) is None, what="the gauge gone")
+
+
+def test_serve_applies_retention_and_reports_it(db, serve):
+    server = serve(db, env={"TASKER_RETENTION_DAYS": "30"})
+    ret = wait_for(lambda: server.json("/api/v1/status")["retention"], what="retention in the status")
+    assert ret["days"] == 30
+    ret = wait_for(lambda: server.json("/api/v1/status")["retention"]["last_applied"] and ret, what="applied once")
+    _, s = metrics(server)
+    assert value(s, "tasker_retention_days") == 30
+    # The example's runs are all recent: none deleted.
+    assert value(s, "tasker_retention_deleted_runs_total") == 0
+    assert value(s, "tasker_retention_failing") == 0
+    assert value(s, "tasker_retention_last_applied_timestamp_seconds") > 1.7e9
+    plain = serve(db)
+    assert plain.json("/api/v1/status")["retention"] is None
+    assert value(metrics(plain)[1], "tasker_retention_days") is None
+
+
 def test_healthz_and_json_api(db, serve, runs):
     server = serve(db)
     h = server.json("/healthz")

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
-use tasker::{HistoryFilter, RunRow, Status, Tracker};
+use tasker::{HistoryFilter, RunRow, Sample, Status, Tracker};
 
 use super::state::StatusPayload;
 
@@ -348,15 +348,15 @@ pub fn render(m: &Mutex<MetricsState>, p: &StatusPayload, up: bool, backend: &st
                 label(&v.run.stage_name),
                 label(&v.run.task_name),
                 label(v.run.run_id.as_deref().unwrap_or("")),
-                s.row.subtask_number,
-                label(&s.row.subtask_name)
+                s.subtask_number,
+                label(&s.subtask_name)
             );
             let _ = writeln!(
                 done,
                 "tasker_subtask_items_done{{{l}}} {}",
-                s.row.items_complete
+                s.items_complete
             );
-            if let Some(t) = s.row.items_total {
+            if let Some(t) = s.items_total {
                 let _ = writeln!(total, "tasker_subtask_items_total{{{l}}} {t}");
             }
         }
@@ -375,7 +375,108 @@ pub fn render(m: &Mutex<MetricsState>, p: &StatusPayload, up: bool, backend: &st
         "Items announced for each subtask of the active runs (when known).",
     );
     out.push_str(&total);
+    push_resources(&mut out, p);
+    push_retention(&mut out, p);
     out
+}
+
+/// Retention, when configured: its setting and what it deleted.
+fn push_retention(out: &mut String, p: &StatusPayload) {
+    let Some(r) = &p.retention else {
+        return;
+    };
+    header(
+        out,
+        "tasker_retention_days",
+        "gauge",
+        "Finished runs older than this many days are deleted.",
+    );
+    let _ = writeln!(out, "tasker_retention_days {}", r.days);
+    header(
+        out,
+        "tasker_retention_deleted_runs_total",
+        "counter",
+        "Runs deleted by retention since this server started.",
+    );
+    let _ = writeln!(
+        out,
+        "tasker_retention_deleted_runs_total {}",
+        r.deleted_total
+    );
+    if let Some(t) = r.last_applied {
+        header(
+            out,
+            "tasker_retention_last_applied_timestamp_seconds",
+            "gauge",
+            "When retention was last applied (Unix seconds).",
+        );
+        let _ = writeln!(
+            out,
+            "tasker_retention_last_applied_timestamp_seconds {}",
+            num(t.timestamp_millis() as f64 / 1000.0)
+        );
+    }
+    header(
+        out,
+        "tasker_retention_failing",
+        "gauge",
+        "1 when the last application of retention failed.",
+    );
+    let _ = writeln!(
+        out,
+        "tasker_retention_failing {}",
+        u8::from(r.last_error.is_some())
+    );
+}
+
+/// CPU and memory of each active run's process, from its newest sample. The
+/// labels name the run, so there are as many series as active runs (bounded
+/// by what is running, as for the subtask gauges).
+fn push_resources(out: &mut String, p: &StatusPayload) {
+    type Pick = fn(&Sample) -> Option<f64>;
+    let gauges: [(&str, &str, Pick); 5] = [
+        (
+            "tasker_run_cpu_percent",
+            "CPU of an active run's process since its previous sample (100 = one core).",
+            |s| s.cpu_percent,
+        ),
+        (
+            "tasker_run_cpu_seconds",
+            "CPU seconds an active run's process has used so far.",
+            |s| Some(s.cpu_seconds),
+        ),
+        (
+            "tasker_run_resident_bytes",
+            "Resident memory of an active run's process.",
+            |s| Some(s.rss_bytes as f64),
+        ),
+        (
+            "tasker_run_children_resident_bytes",
+            "Summed resident memory of an active run's child processes.",
+            |s| Some(s.children_rss_bytes as f64),
+        ),
+        (
+            "tasker_run_children_cpu_seconds",
+            "CPU seconds used by an active run's child processes so far.",
+            |s| Some(s.children_cpu_seconds),
+        ),
+    ];
+    for (name, help, pick) in gauges {
+        header(out, name, "gauge", help);
+        for v in &p.active {
+            let Some(value) = v.resources.as_ref().and_then(pick) else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "{name}{{stage=\"{}\",task=\"{}\",run_id=\"{}\"}} {}",
+                label(&v.run.stage_name),
+                label(&v.run.task_name),
+                label(v.run.run_id.as_deref().unwrap_or("")),
+                num(value)
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -125,12 +125,16 @@ pub fn serve(g: &Global, a: ServeArgs) -> CliResult {
     let keep = trackers.clone();
     let result = rt.block_on(async move {
         let metrics = Arc::new(Mutex::new(MetricsState::default()));
+        // Retention shares the /metrics loader's connection: both are occasional.
+        let retention =
+            crate::retention::start_thread(trackers[1].clone(), crate::retention::EVERY);
         let live = state::start(
             trackers[0].clone(),
             Duration::from_millis(a.poll_ms),
             Arc::clone(&metrics),
             trackers[1].clone(),
             Duration::from_secs(a.metrics_rescan.max(10)),
+            retention,
         )
         .await
         .map_err(|e| Failure::new(format!("cannot read {database}: {e}")))?;

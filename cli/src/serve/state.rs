@@ -18,6 +18,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::metrics::MetricsState;
 use crate::cmd::{run_views, run_views_cached, RunView};
+use crate::retention::{self, RetentionStatus, SharedRetention};
 
 /// Round-robin over a few open trackers (each holds one connection).
 #[derive(Debug)]
@@ -71,6 +72,8 @@ pub struct StatusPayload {
     pub last_event_id: i64,
     /// The newest events, oldest first.
     pub recent_events: Vec<EventRow>,
+    /// Retention as configured and last applied (none configured: `null`).
+    pub retention: Option<RetentionStatus>,
 }
 
 /// A published state: the payload and its JSON, made once for every reader.
@@ -148,7 +151,6 @@ fn fingerprint(p: &StatusPayload) -> u64 {
         r.overall_percent_complete.map(f64::to_bits).hash(h);
         let subs = v.subtasks.iter().flatten().chain(v.current.iter());
         for s in subs {
-            let s = &s.row;
             (s.subtask_number, s.status, s.items_complete, s.items_total).hash(h);
             (&s.progress_message, &s.last_update).hash(h);
             s.percent_complete.map(f64::to_bits).hash(h);
@@ -236,15 +238,18 @@ pub fn slim(r: &mut RunRow) {
 
 /// Reads the state once.
 fn poll_once(t: &Tracker, cursor: &mut Cursor) -> tasker::Result<(StatusPayload, Vec<EventRow>)> {
-    let latest = t.task_status(&StatusFilter::default())?;
+    // Active runs before the latest runs: a run that starts between the two reads
+    // is then in neither or in the latest runs too, never on the page as a card
+    // without its row in the stage table.
     let active = t.active_runs()?;
+    let latest = t.task_status(&StatusFilter::default())?;
     let map_err = |f: crate::Failure| tasker::Error::unavailable(t.backend_name(), f.message);
     // Active runs first (with all their subtasks); the latest runs reuse those subtasks.
     let active = run_views(t, active, true).map_err(map_err)?;
     let known: HashMap<String, Vec<SubtaskRow>> = active
         .iter()
         .filter_map(|v| {
-            let subs = v.subtasks.as_ref()?.iter().map(|s| s.row.clone()).collect();
+            let subs = v.subtasks.clone()?;
             Some((v.run.run_id.clone()?, subs))
         })
         .collect();
@@ -270,6 +275,7 @@ fn poll_once(t: &Tracker, cursor: &mut Cursor) -> tasker::Result<(StatusPayload,
         hosts: hosts.into_iter().collect(),
         last_event_id: cursor.max,
         recent_events: cursor.recent.iter().cloned().collect(),
+        retention: None,
     };
     Ok((payload, fresh))
 }
@@ -290,6 +296,7 @@ pub async fn start(
     metrics: Arc<Mutex<MetricsState>>,
     metrics_tracker: Tracker,
     rescan: Duration,
+    retention: SharedRetention,
 ) -> Result<Live, String> {
     let mut poller = Cursor::default();
     let t0 = tracker.clone();
@@ -300,7 +307,8 @@ pub async fn start(
     .await
     .map_err(|e| e.to_string())?;
     let mut poller = poller_back;
-    let (payload, _) = first.map_err(|e| e.to_string())?;
+    let (mut payload, _) = first.map_err(|e| e.to_string())?;
+    payload.retention = retention::lock(&retention).clone();
     let json = serde_json::to_string(&payload).map_err(|e| e.to_string())?;
     let mut print = fingerprint(&payload);
     let (tx, rx) = watch::channel(Arc::new(Snapshot {
@@ -347,7 +355,8 @@ pub async fn start(
             };
             poller = back;
             match result {
-                Ok((payload, fresh)) => {
+                Ok((mut payload, fresh)) => {
+                    payload.retention = retention::lock(&retention).clone();
                     let now_print = fingerprint(&payload);
                     let was_error = tx.borrow().error.is_some();
                     if !fresh.is_empty() {
@@ -493,8 +502,8 @@ mod test {
         RunView {
             run: row,
             current: None,
-            eta_seconds: None,
             subtasks: None,
+            resources: None,
         }
     }
 

@@ -313,6 +313,8 @@ pub trait Store: Send {
     ) -> Result<Vec<(String, f64)>>;
     /// A run's resource samples, oldest first.
     fn samples(&mut self, run_id: &str) -> Result<Vec<Sample>>;
+    /// The newest sample of each of these runs that has one.
+    fn latest_samples(&mut self, run_ids: &[&str]) -> Result<Vec<(String, Sample)>>;
     /// Downsamples a run's stored samples (`sampler::thin`); returns how many went.
     fn thin_samples(&mut self, run_id: &str, now: DateTime<Utc>) -> Result<usize>;
     /// A run's inputs, then its outputs, each by name.

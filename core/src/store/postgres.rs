@@ -1787,43 +1787,30 @@ impl Store for PostgresStore {
     }
 
     fn samples(&mut self, run_id: &str) -> Result<Vec<Sample>> {
+        let sql = format!(
+            "SELECT {SAMPLE_COLUMNS} FROM @.samples WHERE run_id = $1 ORDER BY time, sample_id"
+        );
         self.read(|c, st| {
-            st.all(
-                c,
-                "SELECT time, pid, cpu_seconds, cpu_percent, rss_bytes, peak_rss_bytes,
-                    read_bytes, write_bytes, threads, open_fds, children, children_cpu_seconds,
-                    children_rss_bytes
-                 FROM @.samples WHERE run_id = $1 ORDER BY time, sample_id",
-                &[(&run_id, Type::TEXT)],
-            )?
-            .iter()
-            .map(|row| {
-                let u = |i: usize| row.try_get::<_, i64>(i).map(|v| v.max(0) as u64);
-                let ou = |i: usize| {
-                    row.try_get::<_, Option<i64>>(i)
-                        .map(|v| v.map(|v| v.max(0) as u64))
-                };
-                let small = |i: usize| {
-                    row.try_get::<_, Option<i64>>(i)
-                        .map(|v| v.and_then(|v| u32::try_from(v).ok()))
-                };
-                Ok(Sample {
-                    time: row.try_get(0)?,
-                    pid: u32::try_from(row.try_get::<_, i64>(1)?).unwrap_or(0),
-                    cpu_seconds: row.try_get(2)?,
-                    cpu_percent: row.try_get(3)?,
-                    rss_bytes: u(4)?,
-                    peak_rss_bytes: ou(5)?,
-                    read_bytes: ou(6)?,
-                    write_bytes: ou(7)?,
-                    threads: small(8)?,
-                    open_fds: small(9)?,
-                    children: small(10)?.unwrap_or(0),
-                    children_cpu_seconds: row.try_get(11)?,
-                    children_rss_bytes: u(12)?,
-                })
-            })
-            .collect()
+            st.all(c, &sql, &[(&run_id, Type::TEXT)])?
+                .iter()
+                .map(|row| sample_at(row, 0))
+                .collect()
+        })
+    }
+
+    fn latest_samples(&mut self, run_ids: &[&str]) -> Result<Vec<(String, Sample)>> {
+        // One index probe per run (samples_run_time), newest first.
+        let sql = format!(
+            "SELECT ids.run_id, {SAMPLE_COLUMNS} FROM unnest($1::text[]) AS ids(run_id)
+               CROSS JOIN LATERAL (
+                    SELECT * FROM @.samples x WHERE x.run_id = ids.run_id
+                     ORDER BY x.time DESC, x.sample_id DESC LIMIT 1) s"
+        );
+        self.read(|c, st| {
+            st.all(c, &sql, &[(&run_ids, Type::TEXT_ARRAY)])?
+                .iter()
+                .map(|row| Ok((row.try_get(0)?, sample_at(row, 1)?)))
+                .collect()
         })
     }
 
@@ -1981,6 +1968,38 @@ impl Store for PostgresStore {
             .collect()
         })
     }
+}
+
+/// The columns a [`Sample`] is read from, in `sample_at`'s order.
+const SAMPLE_COLUMNS: &str = "time, pid, cpu_seconds, cpu_percent, rss_bytes, peak_rss_bytes, \
+    read_bytes, write_bytes, threads, open_fds, children, children_cpu_seconds, children_rss_bytes";
+
+/// A sample from `SAMPLE_COLUMNS`, starting at column `at`.
+fn sample_at(row: &Row, at: usize) -> R<Sample> {
+    let u = |i: usize| row.try_get::<_, i64>(at + i).map(|v| v.max(0) as u64);
+    let ou = |i: usize| {
+        row.try_get::<_, Option<i64>>(at + i)
+            .map(|v| v.map(|v| v.max(0) as u64))
+    };
+    let small = |i: usize| {
+        row.try_get::<_, Option<i64>>(at + i)
+            .map(|v| v.and_then(|v| u32::try_from(v).ok()))
+    };
+    Ok(Sample {
+        time: row.try_get(at)?,
+        pid: u32::try_from(row.try_get::<_, i64>(at + 1)?).unwrap_or(0),
+        cpu_seconds: row.try_get(at + 2)?,
+        cpu_percent: row.try_get(at + 3)?,
+        rss_bytes: u(4)?,
+        peak_rss_bytes: ou(5)?,
+        read_bytes: ou(6)?,
+        write_bytes: ou(7)?,
+        threads: small(8)?,
+        open_fds: small(9)?,
+        children: small(10)?.unwrap_or(0),
+        children_cpu_seconds: row.try_get(at + 11)?,
+        children_rss_bytes: u(12)?,
+    })
 }
 
 #[cfg(test)]

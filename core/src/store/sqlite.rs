@@ -766,34 +766,27 @@ impl Store for SqliteStore {
 
     fn samples(&mut self, run_id: &str) -> Result<Vec<Sample>> {
         self.conn
-            .prepare_cached(
-                "SELECT time, pid, cpu_seconds, cpu_percent, rss_bytes, peak_rss_bytes,
-                    read_bytes, write_bytes, threads, open_fds, children, children_cpu_seconds,
-                    children_rss_bytes
-                 FROM samples WHERE run_id = ?1 ORDER BY time, sample_id",
-            )
+            .prepare_cached(&format!(
+                "SELECT {SAMPLE_COLUMNS} FROM samples WHERE run_id = ?1 ORDER BY time, sample_id"
+            ))
+            .and_then(|mut st| st.query_map([run_id], map_sample)?.collect())
+            .map_err(db_err)
+    }
+
+    fn latest_samples(&mut self, run_ids: &[&str]) -> Result<Vec<(String, Sample)>> {
+        let ids = serde_json::to_string(run_ids).map_err(|e| Error::storage_refused("json", e))?;
+        // One index probe per run (samples_run_time), newest first.
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT ids.value, {SAMPLE_COLUMNS} FROM json_each(?1) ids
+                   JOIN samples ON samples.sample_id = (
+                        SELECT x.sample_id FROM samples x WHERE x.run_id = ids.value
+                         ORDER BY x.time DESC, x.sample_id DESC LIMIT 1)"
+            ))
             .and_then(|mut st| {
-                st.query_map([run_id], |row| {
-                    let u = |i: usize| row.get::<_, i64>(i).map(|v| v.max(0) as u64);
-                    let ou = |i: usize| {
-                        row.get::<_, Option<i64>>(i)
-                            .map(|v| v.map(|v| v.max(0) as u64))
-                    };
-                    Ok(Sample {
-                        time: parse_ts(&row.get::<_, String>(0)?)?,
-                        pid: row.get(1)?,
-                        cpu_seconds: row.get(2)?,
-                        cpu_percent: row.get(3)?,
-                        rss_bytes: u(4)?,
-                        peak_rss_bytes: ou(5)?,
-                        read_bytes: ou(6)?,
-                        write_bytes: ou(7)?,
-                        threads: row.get(8)?,
-                        open_fds: row.get(9)?,
-                        children: row.get(10)?,
-                        children_cpu_seconds: row.get(11)?,
-                        children_rss_bytes: u(12)?,
-                    })
+                st.query_map([ids], |row| {
+                    let run_id: String = row.get(0)?;
+                    Ok((run_id, sample_at(row, 1)?))
                 })?
                 .collect()
             })
@@ -961,4 +954,36 @@ fn file_name(path: &str) -> Option<String> {
     Path::new(path)
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
+}
+
+/// The columns a [`Sample`] is read from, in `sample_at`'s order.
+const SAMPLE_COLUMNS: &str = "time, pid, cpu_seconds, cpu_percent, rss_bytes, peak_rss_bytes, \
+    read_bytes, write_bytes, threads, open_fds, children, children_cpu_seconds, children_rss_bytes";
+
+fn map_sample(row: &rusqlite::Row<'_>) -> rusqlite::Result<Sample> {
+    sample_at(row, 0)
+}
+
+/// A sample from `SAMPLE_COLUMNS`, starting at column `at`.
+fn sample_at(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Sample> {
+    let u = |i: usize| row.get::<_, i64>(at + i).map(|v| v.max(0) as u64);
+    let ou = |i: usize| {
+        row.get::<_, Option<i64>>(at + i)
+            .map(|v| v.map(|v| v.max(0) as u64))
+    };
+    Ok(Sample {
+        time: parse_ts(&row.get::<_, String>(at)?)?,
+        pid: row.get(at + 1)?,
+        cpu_seconds: row.get(at + 2)?,
+        cpu_percent: row.get(at + 3)?,
+        rss_bytes: u(4)?,
+        peak_rss_bytes: ou(5)?,
+        read_bytes: ou(6)?,
+        write_bytes: ou(7)?,
+        threads: row.get(at + 8)?,
+        open_fds: row.get(at + 9)?,
+        children: row.get(at + 10)?,
+        children_cpu_seconds: row.get(at + 11)?,
+        children_rss_bytes: u(12)?,
+    })
 }
