@@ -4,8 +4,9 @@
 #' (a parameter, a date, a row count) or a file with its size, modification
 #' time and, with `hash = TRUE`, the SHA-256 of its content, read when it is
 #' recorded. Recording a name again replaces the earlier record of that name
-#' (a retried step does not leave two). [get_run_io()] reads them back; they
-#' are stored in the database with the run, for every language to read.
+#' (a retried step does not leave two). [get_run_io()] reads them back;
+#' `tasker show RUN` lists them and `tasker diff RUN1 RUN2` compares two runs'
+#' (files by size and hash) on the command line.
 #'
 #' Whether `value` is a file: with `file = NA` (the default), a single string
 #' naming an existing regular file is recorded as that file, and so is an

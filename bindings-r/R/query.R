@@ -141,7 +141,7 @@ health <- function() {
 #' Statistics per task from its stored runs
 #'
 #' How often each task ran and succeeded, how long it takes and how fast it
-#' goes, computed by one core query (the figures every part of tasker shows).
+#' goes, computed by one core query (the figures `tasker stats` shows).
 #' Attempts of one
 #' logical run (a run and the retries that follow it, see [task_start()] and
 #' [with_task()]) count once, with the outcome of their last attempt: a task
@@ -194,7 +194,8 @@ get_task_stats <- function(stage = NULL, task = NULL, since = NULL, limit = NULL
 #' `tracking: sample_interval_s:` in `.tasker.yml`; 0 turns sampling off). No
 #' daemon is involved: the samples are written with the run's progress. Old
 #' samples of long runs are thinned, so a week-long run keeps a few thousand
-#' rows. On a system without `/proc` (not Linux) there are none.
+#' rows. On a system without `/proc` (not Linux) there are none. On the
+#' command line: `tasker show RUN --samples`.
 #'
 #' @param run_id The run (default: the current run). An unknown run is an
 #'   error of class `tasker_not_found`.
