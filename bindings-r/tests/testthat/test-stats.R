@@ -6,6 +6,7 @@ test_that("get_task_stats counts runs by outcome with typed columns and filters"
   try(with_task("stats", "ok", stop("bad input"), quiet = TRUE), silent = TRUE)
   with_subtask_run <- task_start("stats", "items", quiet = TRUE)
   subtask_start("rows", items_total = 50, quiet = TRUE)
+  Sys.sleep(0.05) # durations are kept in milliseconds: a run of 0 ms has no rate
   subtask_update(items_complete = 50, quiet = TRUE)
   task_complete(quiet = TRUE)
   open <- task_start("stats", "open", quiet = TRUE)
