@@ -57,6 +57,42 @@ pc_flags=$(PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config --cflags --lib
 check "pkg-config build" gcc "${CFLAGS[@]}" examples/c/pipeline.c $pc_flags -o "$OUT/pipeline_pc"
 check "pkg-config build runs" "$OUT/pipeline_pc" "sqlite://$tmp/pc.db" > /dev/null
 
+# Metadata a C program records by itself: its executable as the script, the command
+# line, and the commit of the git repository holding it, clean and then with a change.
+metadata() { # repo dir, expected dirty flag (0/1)
+    python3 - "$1" "$2" <<'PY'
+import sqlite3, subprocess, sys
+repo, dirty = sys.argv[1], int(sys.argv[2])
+head = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+db = sqlite3.connect(f"{repo}/meta.db")
+row = db.execute("SELECT script_path, command_line, git_commit, git_dirty, runtime, tasker_version, user_name"
+                 " FROM runs ORDER BY start_time DESC LIMIT 1").fetchone()
+script, cmd, commit, is_dirty, runtime, version, user = row
+assert script == f"{repo}/bin/pipeline", row
+assert cmd.startswith(f"{repo}/bin/pipeline sqlite://"), row
+assert commit == head, (row, head)
+assert is_dirty == dirty, row
+assert runtime is None and version and user, row
+PY
+}
+if command -v git >/dev/null; then
+    repo="$tmp/repo"
+    mkdir -p "$repo/bin"
+    cp examples/c/pipeline.c "$repo/"
+    printf 'bin/\n*.db*\n' > "$repo/.gitignore"
+    git -C "$repo" init -q && git -C "$repo" add -A &&
+        git -C "$repo" -c user.name=t -c user.email=t@t commit -qm "pipeline"
+    cp "$OUT/pipeline_shared" "$repo/bin/pipeline"
+    "$repo/bin/pipeline" "sqlite://$repo/meta.db" > /dev/null
+    check "C metadata, clean repository" metadata "$repo" 0
+    echo "/* a local change */" >> "$repo/pipeline.c"
+    "$repo/bin/pipeline" "sqlite://$repo/meta.db" > /dev/null
+    check "C metadata, local changes" metadata "$repo" 1
+else
+    echo "git missing: the C metadata test needs it" >&2
+    failed=$((failed + 1))
+fi
+
 if command -v valgrind >/dev/null; then
     VG=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
     check "pipeline under valgrind" "${VG[@]}" "$OUT/pipeline_shared" "sqlite://$tmp/vg.db" > /dev/null

@@ -6,7 +6,10 @@ use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
-use tasker::{EventRow, RunRow, StageRow, SubtaskRow, TaskRow, TransitionEvent};
+use tasker::sampler::Sample;
+use tasker::{
+    EventRow, Health, IoRow, RunRow, StageRow, SubtaskRow, TaskRow, TaskStats, TransitionEvent,
+};
 
 use crate::errors::argument_error;
 
@@ -198,9 +201,19 @@ pub(crate) fn run_row<'py>(py: Python<'py>, r: &RunRow) -> PyResult<Bound<'py, P
         "error_message" => &r.error_message,
         "error_detail" => &r.error_detail,
         "metadata" => json_value(py, &r.metadata)?,
+        "attempt" => r.attempt,
+        "retry_of" => &r.retry_of,
+        "command_line" => &r.command_line,
+        "git_dirty" => r.git_dirty,
+        "runtime" => &r.runtime,
+        "tasker_version" => &r.tasker_version,
         "subtasks_completed" => r.subtasks_completed,
         "lost" => r.lost,
         "duration_seconds" => r.duration_seconds,
+        "eta_seconds" => r.eta_seconds,
+        "eta_low" => r.eta_low,
+        "eta_high" => r.eta_high,
+        "eta_basis" => r.eta_basis.map(basis_name),
     ))
 }
 
@@ -221,6 +234,8 @@ pub(crate) fn subtask_row<'py>(py: Python<'py>, r: &SubtaskRow) -> PyResult<Boun
         "error_detail" => &r.error_detail,
         "rate_per_second" => r.rate_per_second,
         "eta_seconds" => r.eta_seconds,
+        "eta_low" => r.eta_low,
+        "eta_high" => r.eta_high,
     ))
 }
 
@@ -266,6 +281,92 @@ pub(crate) fn event_row<'py>(py: Python<'py>, r: &EventRow) -> PyResult<Bound<'p
         "old_status" => r.old_status.map(|s| s.as_str()),
         "new_status" => r.new_status.as_str(),
         "message" => &r.message,
+    ))
+}
+
+/// What an ETA rests on, as the core names it in JSON.
+fn basis_name(b: tasker::estimate::Basis) -> &'static str {
+    match b {
+        tasker::estimate::Basis::Rate => "rate",
+        tasker::estimate::Basis::History => "history",
+        tasker::estimate::Basis::Blend => "blend",
+    }
+}
+
+pub(crate) fn health<'py>(py: Python<'py>, h: &Health) -> PyResult<Bound<'py, PyDict>> {
+    Ok(dict!(py;
+        "backend" => h.backend,
+        "location" => &h.location,
+        "reachable" => h.reachable,
+        "last_error" => &h.last_error,
+        "pending_writes" => h.pending_writes,
+        "spooled_writes" => h.spooled_writes,
+        "replaying" => h.replaying,
+    ))
+}
+
+pub(crate) fn task_stats<'py>(py: Python<'py>, s: &TaskStats) -> PyResult<Bound<'py, PyDict>> {
+    Ok(dict!(py;
+        "stage_name" => &s.stage_name,
+        "task_name" => &s.task_name,
+        "runs" => s.runs,
+        "logical_runs" => s.logical_runs,
+        "completed" => s.completed,
+        "failed" => s.failed,
+        "lost" => s.lost,
+        "cancelled" => s.cancelled,
+        "skipped" => s.skipped,
+        "active" => s.active,
+        "success_rate" => s.success_rate,
+        "retried" => s.retried,
+        "mean_attempts" => s.mean_attempts,
+        "duration_p50" => s.duration_p50,
+        "duration_p90" => s.duration_p90,
+        "duration_p95" => s.duration_p95,
+        "duration_mean" => s.duration_mean,
+        "duration_max" => s.duration_max,
+        "items_per_second" => s.items_per_second,
+        "last_start" => opt_time(py, &s.last_start)?,
+        "last_success" => opt_time(py, &s.last_success)?,
+        "last_failure" => opt_time(py, &s.last_failure)?,
+    ))
+}
+
+pub(crate) fn sample<'py>(
+    py: Python<'py>,
+    run_id: &str,
+    s: &Sample,
+) -> PyResult<Bound<'py, PyDict>> {
+    Ok(dict!(py;
+        "run_id" => run_id,
+        "time" => py_time(py, &s.time)?,
+        "pid" => s.pid,
+        "cpu_seconds" => s.cpu_seconds,
+        "cpu_percent" => s.cpu_percent,
+        "rss_bytes" => s.rss_bytes,
+        "peak_rss_bytes" => s.peak_rss_bytes,
+        "read_bytes" => s.read_bytes,
+        "write_bytes" => s.write_bytes,
+        "threads" => s.threads,
+        "open_fds" => s.open_fds,
+        "children" => s.children,
+        "children_cpu_seconds" => s.children_cpu_seconds,
+        "children_rss_bytes" => s.children_rss_bytes,
+    ))
+}
+
+pub(crate) fn io_row<'py>(py: Python<'py>, r: &IoRow) -> PyResult<Bound<'py, PyDict>> {
+    let io = &r.record;
+    Ok(dict!(py;
+        "run_id" => &r.run_id,
+        "direction" => io.direction.as_str(),
+        "name" => &io.name,
+        "value" => &io.value,
+        "path" => &io.path,
+        "size_bytes" => io.size_bytes,
+        "modified" => opt_time(py, &io.modified)?,
+        "sha256" => &io.sha256,
+        "recorded_at" => py_time(py, &r.recorded_at)?,
     ))
 }
 

@@ -20,8 +20,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use tasker::config::{DbSettings, Location, Secret, TrackingSettings};
 use tasker::{
-    Config, ConfigArgs, HistoryFilter, RunHandle, RunOptions, RunProgress, StatusFilter,
-    SubtaskOptions, SubtaskProgress, TaskSpec, TransitionInfo,
+    Config, ConfigArgs, Direction, HistoryFilter, IoRecord, RunHandle, RunOptions, RunProgress,
+    RunSelector, StatsFilter, StatusFilter, SubtaskOptions, SubtaskProgress, TaskSpec,
+    TransitionInfo,
 };
 
 mod convert;
@@ -163,7 +164,7 @@ impl NativeTracker {
     #[pyo3(signature = (url=None, *, config_file=None, start_dir=None, driver=None, path=None,
         host=None, port=None, dbname=None, user=None, password=None, schema=None, sslmode=None,
         sslrootcert=None, flush_interval_ms=None, heartbeat_interval_s=None, lost_after_s=None,
-        busy_timeout_ms=None, hostname=None))]
+        busy_timeout_ms=None, hostname=None, idle_disconnect_s=None, sample_interval_s=None))]
     #[allow(
         clippy::too_many_arguments,
         reason = "mirrors the keyword arguments of connect()"
@@ -188,6 +189,8 @@ impl NativeTracker {
         lost_after_s: Option<u64>,
         busy_timeout_ms: Option<u64>,
         hostname: Option<Text>,
+        idle_disconnect_s: Option<u64>,
+        sample_interval_s: Option<u64>,
     ) -> PyResult<NativeTracker> {
         let args = ConfigArgs {
             db: DbSettings {
@@ -209,7 +212,8 @@ impl NativeTracker {
                 lost_after_s,
                 busy_timeout_ms,
                 hostname: opt_text(hostname),
-                ..TrackingSettings::default()
+                idle_disconnect_s,
+                sample_interval_s,
             },
             config_file,
             start_dir,
@@ -263,7 +267,7 @@ impl NativeTracker {
 
     #[pyo3(signature = (stage, task, *, total_subtasks=None, message=None, version=None,
         git_commit=None, script_path=None, script_filename=None, log_path=None,
-        log_filename=None, metadata_json=None))]
+        log_filename=None, metadata_json=None, attempt=None, retry=false))]
     #[allow(clippy::too_many_arguments, reason = "the fields of RunOptions")]
     fn task_start(
         &self,
@@ -279,6 +283,8 @@ impl NativeTracker {
         log_path: Option<Text>,
         log_filename: Option<Text>,
         metadata_json: Option<Text>,
+        attempt: Option<&Bound<'_, PyAny>>,
+        retry: bool,
     ) -> PyResult<RunCore> {
         let metadata = match metadata_json {
             Some(j) => Some(
@@ -298,6 +304,8 @@ impl NativeTracker {
             log_filename: opt_text(log_filename),
             metadata,
             runtime: Some(python_runtime(py)),
+            attempt: number_arg(attempt, "attempt")?,
+            retry,
             ..RunOptions::default()
         };
         let handle = io(py, || self.inner.task_start(&stage.0, &task.0, options)).or_raise()?;
@@ -384,13 +392,7 @@ impl NativeTracker {
         since_us: Option<i64>,
         limit: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let since = match since_us {
-            Some(us) => Some(
-                chrono::DateTime::from_timestamp_micros(us)
-                    .ok_or_else(|| argument_error(format!("invalid since {us}: out of range")))?,
-            ),
-            None => None,
-        };
+        let since = since_us.map(time_arg).transpose()?;
         let filter = HistoryFilter {
             stage: opt_text(stage),
             task: opt_text(task),
@@ -434,6 +436,125 @@ impl NativeTracker {
         rows.iter().map(|r| convert::stage_row(py, r)).collect()
     }
 
+    /// Whether the database is reachable and how many writes wait for it (a dict
+    /// with the fields of `tasker.Health`). Never waits for the database.
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        convert::health(py, &self.inner.health())
+    }
+
+    /// Statistics per task over its stored runs (dicts with the fields of
+    /// `tasker.TaskStatsRecord`), ordered by stage and task.
+    #[pyo3(signature = (stage=None, task=None, since_us=None, limit=None))]
+    fn task_stats<'py>(
+        &self,
+        py: Python<'py>,
+        stage: Option<Text>,
+        task: Option<Text>,
+        since_us: Option<i64>,
+        limit: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let filter = StatsFilter {
+            stage: opt_text(stage),
+            task: opt_text(task),
+            since: since_us.map(time_arg).transpose()?,
+            limit: limit_arg(limit)?,
+        };
+        let rows = io(py, || self.inner.task_stats(&filter)).or_raise()?;
+        rows.iter().map(|r| convert::task_stats(py, r)).collect()
+    }
+
+    /// A run's resource samples, oldest first.
+    fn samples<'py>(&self, py: Python<'py>, run_id: Text) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let rows = io(py, || self.inner.samples(&run_id.0)).or_raise()?;
+        rows.iter()
+            .map(|r| convert::sample(py, &run_id.0, r))
+            .collect()
+    }
+
+    /// A run's recorded inputs, then its outputs, each by name.
+    fn run_io<'py>(&self, py: Python<'py>, run_id: Text) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let rows = io(py, || self.inner.run_io(&run_id.0)).or_raise()?;
+        rows.iter().map(|r| convert::io_row(py, r)).collect()
+    }
+
+    /// Deletes runs (with their subtasks and events) that match every filter
+    /// given; returns how many. `finished_only` never deletes an active run.
+    #[pyo3(signature = (*, stage=None, task=None, run_id=None, before_us=None, keep_failed=false,
+        finished_only=false))]
+    #[allow(clippy::too_many_arguments, reason = "the fields of RunSelector")]
+    fn delete_runs(
+        &self,
+        py: Python<'_>,
+        stage: Option<Text>,
+        task: Option<Text>,
+        run_id: Option<Text>,
+        before_us: Option<i64>,
+        keep_failed: bool,
+        finished_only: bool,
+    ) -> PyResult<usize> {
+        let which = RunSelector {
+            stage: opt_text(stage),
+            task: opt_text(task),
+            run_id: opt_text(run_id),
+            before: before_us.map(time_arg).transpose()?,
+            keep_failed,
+            finished_only,
+            ..RunSelector::default()
+        };
+        io(py, || self.inner.delete_runs(&which)).or_raise()
+    }
+
+    /// Deletes finished runs that ended before `cutoff_us` (as `tasker purge`):
+    /// never an active one, FAILED ones kept with `keep_failed`. Returns (runs
+    /// matching, runs deleted, old runs kept because they are active); with
+    /// `dry_run` nothing is deleted.
+    #[pyo3(signature = (cutoff_us, *, stage=None, task=None, keep_failed=false, dry_run=false))]
+    fn purge(
+        &self,
+        py: Python<'_>,
+        cutoff_us: i64,
+        stage: Option<Text>,
+        task: Option<Text>,
+        keep_failed: bool,
+        dry_run: bool,
+    ) -> PyResult<(usize, usize, usize)> {
+        let cutoff = time_arg(cutoff_us)?;
+        let (stage, task) = (opt_text(stage), opt_text(task));
+        io(py, || -> tasker::Result<(usize, usize, usize)> {
+            let runs = self.inner.history(&HistoryFilter {
+                stage: stage.clone(),
+                task: task.clone(),
+                limit: Some(usize::MAX),
+                ..HistoryFilter::default()
+            })?;
+            let (mut matching, mut active) = (0, 0);
+            for r in runs.iter().filter(|r| {
+                r.end_time.or(r.start_time).is_some_and(|t| t < cutoff)
+                    && !(keep_failed && r.status == tasker::Status::Failed)
+            }) {
+                if r.status.is_active() {
+                    active += 1;
+                } else {
+                    matching += 1;
+                }
+            }
+            let deleted = if dry_run || matching == 0 {
+                0
+            } else {
+                self.inner.delete_runs(&RunSelector {
+                    stage,
+                    task,
+                    before: Some(cutoff),
+                    keep_failed,
+                    finished_only: true,
+                    ..RunSelector::default()
+                })?
+            };
+            Ok((matching, deleted, active))
+        })
+        .or_raise()
+    }
+
     #[pyo3(signature = (after=0, run_id=None, limit=None))]
     fn events<'py>(
         &self,
@@ -450,6 +571,15 @@ impl NativeTracker {
         .or_raise()?;
         rows.iter().map(|r| convert::event_row(py, r)).collect()
     }
+}
+
+/// A time given as microseconds since the epoch (the facade converts datetimes).
+fn time_arg(us: i64) -> PyResult<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp_micros(us).ok_or_else(|| {
+        argument_error(format!(
+            "invalid time {us} (microseconds since 1970): out of range"
+        ))
+    })
 }
 
 fn task_spec(d: &Bound<'_, PyDict>) -> PyResult<TaskSpec> {
@@ -620,16 +750,19 @@ impl Run {
         }
     }
 
+    /// The run's id (a UUID): what queries, `attach()` and other processes use.
     #[getter]
     fn run_id(&self, py: Python<'_>) -> Py<pyo3::types::PyString> {
         self.run_id.clone_ref(py)
     }
 
+    /// The stage the run's task belongs to.
     #[getter]
     fn stage(&self) -> &str {
         self.handle.stage()
     }
 
+    /// The name of the run's task.
     #[getter]
     fn task(&self) -> &str {
         self.handle.task()
@@ -771,12 +904,105 @@ impl Run {
             .map(|s| s.as_str())
     }
 
+    /// Completes subtask `number` (durable on return). Completing a COMPLETED
+    /// subtask again changes nothing; another finished status needs `reset`
+    /// (see `subtask_set_status`).
+    #[pyo3(signature = (number, message=None))]
+    fn subtask_complete(
+        &self,
+        py: Python<'_>,
+        number: &Bound<'_, PyAny>,
+        message: Option<Text>,
+    ) -> PyResult<()> {
+        let number = number_arg(Some(number), "subtask_number")?.unwrap_or(1);
+        let m = opt_text(message);
+        io(py, || self.handle.subtask_complete(number, m.as_deref())).or_raise()
+    }
+
+    /// Marks subtask `number` FAILED with a message and optional detail (a
+    /// traceback, say); the run goes on.
+    #[pyo3(signature = (number, error_message, error_detail=None))]
+    fn subtask_fail(
+        &self,
+        py: Python<'_>,
+        number: &Bound<'_, PyAny>,
+        error_message: Text,
+        error_detail: Option<Text>,
+    ) -> PyResult<()> {
+        let number = number_arg(Some(number), "subtask_number")?.unwrap_or(1);
+        let d = opt_text(error_detail);
+        io(py, || {
+            self.handle
+                .subtask_fail(number, &error_message.0, d.as_deref())
+        })
+        .or_raise()
+    }
+
+    /// Marks subtask `number` SKIPPED (it counts as done for the run's percent).
+    #[pyo3(signature = (number, message=None))]
+    fn subtask_skip(
+        &self,
+        py: Python<'_>,
+        number: &Bound<'_, PyAny>,
+        message: Option<Text>,
+    ) -> PyResult<()> {
+        let number = number_arg(Some(number), "subtask_number")?.unwrap_or(1);
+        let m = opt_text(message);
+        io(py, || self.handle.subtask_skip(number, m.as_deref())).or_raise()
+    }
+
+    /// Records an input or output of this run, replacing an earlier record of
+    /// the same name and direction: a `value` (text), or the file at `path` with
+    /// its size, modification time and, with `hash`, the SHA-256 of its content
+    /// (read now). Durable on return. `tasker.Run.add_input` / `add_output`
+    /// choose between the two from the value given.
+    #[pyo3(signature = (direction, name, *, value=None, path=None, hash=false))]
+    fn record_io(
+        &self,
+        py: Python<'_>,
+        direction: Text,
+        name: Text,
+        value: Option<Text>,
+        path: Option<Text>,
+        hash: bool,
+    ) -> PyResult<()> {
+        let direction: Direction = direction.0.parse().or_raise()?;
+        let record = match (value, path) {
+            (Some(v), None) => {
+                if hash {
+                    return Err(argument_error(format!(
+                        "invalid hash True for the value {:?}: only a file is hashed (pass a pathlib.Path)",
+                        v.0
+                    )));
+                }
+                IoRecord::value(direction, &name.0, &v.0)
+            }
+            (None, Some(p)) => {
+                // Hashing reads the whole file: without the GIL.
+                io(py, || IoRecord::file(direction, &name.0, &p.0, hash))
+            }
+            _ => {
+                return Err(argument_error(format!(
+                    "invalid input/output {:?}: give exactly one of value= and path=",
+                    name.0
+                )))
+            }
+        }
+        .or_raise()?;
+        io(py, || self.handle.record_io(record)).or_raise()
+    }
+
+    /// Completes the run (durable on return); its open subtasks complete too.
+    /// Completing a COMPLETED run again changes nothing; leaving another
+    /// finished status needs `set_status(..., reset=True)`.
     #[pyo3(signature = (message=None))]
     fn complete(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let m = opt_text(message);
         io(py, || self.handle.complete(m.as_deref())).or_raise()
     }
 
+    /// Marks the run FAILED with a message and an optional detail (a traceback,
+    /// say); its open subtasks fail too. Durable on return.
     #[pyo3(signature = (error_message, error_detail=None))]
     fn fail(
         &self,
@@ -788,24 +1014,30 @@ impl Run {
         io(py, || self.handle.fail(&error_message.0, d.as_deref())).or_raise()
     }
 
+    /// Marks the run CANCELLED (stopped on purpose; a `with` block does this on
+    /// KeyboardInterrupt); its open subtasks are cancelled too.
     #[pyo3(signature = (message=None))]
     fn cancel(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let m = opt_text(message);
         io(py, || self.handle.cancel(m.as_deref())).or_raise()
     }
 
+    /// Marks the run SKIPPED (there was nothing to do); its open subtasks too.
     #[pyo3(signature = (message=None))]
     fn skip(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let m = opt_text(message);
         io(py, || self.handle.skip(m.as_deref())).or_raise()
     }
 
+    /// Marks the run PAUSED (waiting, for example for a resource); `resume()`
+    /// makes it RUNNING again. A paused run is still active.
     #[pyo3(signature = (message=None))]
     fn pause(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let m = opt_text(message);
         io(py, || self.handle.pause(m.as_deref())).or_raise()
     }
 
+    /// Makes a PAUSED (or STARTED) run RUNNING.
     #[pyo3(signature = (message=None))]
     fn resume(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let m = opt_text(message);
@@ -886,11 +1118,13 @@ impl Subtask {
         self.number
     }
 
+    /// The run this subtask belongs to.
     #[getter]
     fn run(&self, py: Python<'_>) -> Py<PyAny> {
         self.run.clone_ref(py)
     }
 
+    /// The id of the run this subtask belongs to.
     #[getter]
     fn run_id(&self, py: Python<'_>) -> Py<pyo3::types::PyString> {
         self.run_id.clone_ref(py)
@@ -939,6 +1173,7 @@ impl Subtask {
             .map(|s| s.as_str())
     }
 
+    /// Completes the subtask (durable on return). Completing it again changes nothing.
     #[pyo3(signature = (message=None))]
     fn complete(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let m = opt_text(message);
@@ -948,6 +1183,7 @@ impl Subtask {
         .or_raise()
     }
 
+    /// Marks the subtask FAILED with a message and optional detail; the run goes on.
     #[pyo3(signature = (error_message, error_detail=None))]
     fn fail(
         &self,
@@ -963,12 +1199,14 @@ impl Subtask {
         .or_raise()
     }
 
+    /// Marks the subtask SKIPPED (counts as done for the run's percent).
     #[pyo3(signature = (message=None))]
     fn skip(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let m = opt_text(message);
         io(py, || self.handle.subtask_skip(self.number, m.as_deref())).or_raise()
     }
 
+    /// Marks the subtask CANCELLED.
     #[pyo3(signature = (message=None))]
     fn cancel(&self, py: Python<'_>, message: Option<Text>) -> PyResult<()> {
         let i = TransitionInfo::message(opt_text(message).as_deref());
@@ -979,6 +1217,112 @@ impl Subtask {
         .or_raise()
         .map(drop)
     }
+}
+
+// ---------------------------------------------------------------------------
+// The functional `subtask_increment()` (R's name), called in tight loops. Its
+// common form (no arguments: the last subtask started for the current run) is
+// answered here, reading the facade's own state (the context variable of the
+// current run, `_core._active`, `_LAST_SUBTASK`) so there is one truth; a
+// Python function in between would cost more than the increment itself.
+// Anything else goes to the facade's `_subtask_increment_slow`.
+
+struct Functional {
+    /// `_core._current.get`: the run of the innermost `with` block, or None.
+    current_get: Py<PyAny>,
+    /// `_core.__dict__`, where `_active` (the run `task_start()` made active) lives.
+    core_dict: Py<PyDict>,
+    /// `_core._LAST_SUBTASK`: the last subtask started in this process, by run id.
+    last_subtask: Py<PyDict>,
+    /// `_functional._RUNS`: runs the functional API started or attached, by id.
+    runs: Py<PyDict>,
+    slow: Py<PyAny>,
+}
+
+static FUNCTIONAL: std::sync::OnceLock<Functional> = std::sync::OnceLock::new();
+
+/// Called once by `tasker._functional` at import.
+#[pyfunction]
+fn _register_functional(
+    current_get: Py<PyAny>,
+    core_dict: Py<PyDict>,
+    last_subtask: Py<PyDict>,
+    runs: Py<PyDict>,
+    slow: Py<PyAny>,
+) {
+    let _ = FUNCTIONAL.set(Functional {
+        current_get,
+        core_dict,
+        last_subtask,
+        runs,
+        slow,
+    });
+}
+
+/// Adds `increment` items to a subtask: by default the last one started in
+/// this process for the current run (the innermost `with tasker.task(...)`,
+/// else the run `task_start()` made active). Memory only; a background thread
+/// writes it, and increments from many processes add up exactly. `quiet` is
+/// accepted for the R package's signature and ignored.
+#[pyfunction]
+#[pyo3(signature = (increment=None, quiet=None, *, run_id=None, subtask_number=None, tracker=None),
+    text_signature = "(increment=1, quiet=True, *, run_id=None, subtask_number=None, tracker=None)")]
+fn subtask_increment(
+    py: Python<'_>,
+    increment: Option<&Bound<'_, PyAny>>,
+    quiet: Option<&Bound<'_, PyAny>>,
+    run_id: Option<&Bound<'_, PyAny>>,
+    subtask_number: Option<&Bound<'_, PyAny>>,
+    tracker: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let _ = quiet;
+    let Some(f) = FUNCTIONAL.get() else {
+        return Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "tasker._functional was not imported",
+        ));
+    };
+    // Both numbers given, for a run this API knows: straight to its handle.
+    if let (Some(id), Some(number), None) = (run_id, subtask_number, tracker) {
+        if let Some(run) = f.runs.bind(py).get_item(id)? {
+            if let Ok(run) = run.cast::<Run>() {
+                let number = number_arg(Some(number), "subtask_number")?.unwrap_or(1);
+                return self::increment(&run.get().handle, number, increment);
+            }
+        }
+    }
+    if run_id.is_none() && subtask_number.is_none() && tracker.is_none() {
+        let mut run = f.current_get.bind(py).call0()?;
+        if run.is_none() {
+            if let Some(active) = f
+                .core_dict
+                .bind(py)
+                .get_item(pyo3::intern!(py, "_active"))?
+            {
+                run = active;
+            }
+        }
+        if let Ok(run) = run.cast::<Run>() {
+            if let Some(st) = f
+                .last_subtask
+                .bind(py)
+                .get_item(run.get().run_id.bind(py))?
+            {
+                if let Ok(st) = st.cast::<Subtask>() {
+                    let st = st.get();
+                    return self::increment(&st.handle, st.number, increment);
+                }
+            }
+        }
+    }
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("run_id", run_id)?;
+    kwargs.set_item("subtask_number", subtask_number)?;
+    kwargs.set_item("tracker", tracker)?;
+    let n = match increment {
+        Some(n) => n.clone(),
+        None => 1i64.into_pyobject(py)?.into_any(),
+    };
+    f.slow.bind(py).call((n,), Some(&kwargs)).map(drop)
 }
 
 /// A method that does nothing, for benchmarks (the cost of a PyO3 call itself).
@@ -1114,6 +1458,8 @@ fn _tasker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Subtask>()?;
     m.add_class::<Noop>()?;
     m.add_function(wrap_pyfunction!(flush_all, m)?)?;
+    m.add_function(wrap_pyfunction!(subtask_increment, m)?)?;
+    m.add_function(wrap_pyfunction!(_register_functional, m)?)?;
     m.add_function(wrap_pyfunction!(_drain_log, m)?)?;
     m.add_function(wrap_pyfunction!(_install_sigterm_flush, m)?)?;
     Ok(())

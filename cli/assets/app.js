@@ -53,6 +53,12 @@ function duration(secs) {
   return `${r}s`;
 }
 
+// Durations on axes and in statistics, where runs may take milliseconds.
+function fineDuration(secs) {
+  if (secs !== null && secs !== undefined && isFinite(secs) && secs >= 0 && secs < 1) return secs === 0 ? "0s" : Math.round(secs * 1000) + " ms";
+  return duration(secs);
+}
+
 function count(n) {
   if (n === null || n === undefined) return "";
   const a = Math.abs(n);
@@ -292,7 +298,7 @@ function taskRow(v) {
     never ? "" : bar(v.overall_percent_complete, { status: v.status, label: v.total_subtasks ? `${v.subtasks_completed}/${v.total_subtasks} subtasks` : "" }),
     c ? bar(c.percent_complete, { thin: true, title: `${c.subtask_name}: ${items(c)}` }) : null);
   return el("tr", { class: "task-row", "data-stage": v.stage_name, "data-task": v.task_name, "data-status": v.status, "data-run-id": v.run_id || "" },
-    el("td", { class: "task-name", text: taskLabel(v), title: v.task_name }),
+    el("td", { class: "task-name", title: v.task_name }, taskLink(v.stage_name, v.task_name, taskLabel(v))),
     el("td", {}, badge(v.status, v.lost)),
     progress,
     el("td", { class: "sub" }, c ? `${c.subtask_number}. ${c.subtask_name}` : "", c && c.progress_message ? el("div", { class: "muted", text: c.progress_message }) : null),
@@ -373,6 +379,7 @@ function renderRun(d) {
   const kv = el("dl", { class: "kv" });
   const add = (k, v) => { if (v !== null && v !== undefined && v !== "") { kv.appendChild(el("dt", { text: k })); kv.appendChild(el("dd", {}, v)); } };
   add("run", r.run_id);
+  add("task", taskLink(r.stage_name, r.task_name, "statistics and history of this task"));
   if (r.attempt && r.attempt > 1) add("attempt", el("span", {}, `${r.attempt}, retrying `, runLink(r.retry_of)));
   add("started", localTime(r.start_time));
   add("ended", localTime(r.end_time));
@@ -403,7 +410,7 @@ function renderRun(d) {
   if ((d.samples || []).length) {
     box.appendChild(el("h2", { text: "Resources" }));
     const charts = el("div", { class: "charts" });
-    charts.appendChild(lineChart("CPU %", d.samples, (x) => x.cpu_percent, (v) => Math.round(v) + "%", "cpu-chart"));
+    charts.appendChild(lineChart("CPU %", d.samples, (x) => x.cpu_percent, (v) => (v < 10 ? v.toFixed(1) : Math.round(v)) + "%", "cpu-chart"));
     charts.appendChild(lineChart("Memory (resident, children included)", d.samples, (x) => x.rss_bytes + (x.children_rss_bytes || 0), bytes, "memory-chart"));
     box.appendChild(charts);
   }
@@ -559,6 +566,93 @@ function renderTimeline(d) {
   box.appendChild(s);
 }
 
+// ------------------------------------------------------------------ task page
+
+function taskLink(stage, task, label) {
+  return el("a", { href: "#/task/" + encodeURIComponent(stage) + "/" + encodeURIComponent(task), text: label });
+}
+
+async function loadTask(stage, task) {
+  const box = $("view-task");
+  const q = new URLSearchParams({ stage, task });
+  try {
+    const [stats, runs] = await Promise.all([
+      fetchJson("/api/v1/stats?" + q.toString()),
+      fetchJson("/api/v1/runs?" + q.toString() + "&limit=200"),
+    ]);
+    renderTask(stage, task, stats[0] || null, runs);
+  } catch (err) {
+    clear(box).appendChild(el("p", { class: "banner", text: `Cannot load ${stage} / ${task}: ${err.message}` }));
+  }
+}
+
+function renderTask(stage, task, st, runs) {
+  const box = clear($("view-task"));
+  box.appendChild(el("h2", { text: `${stage} / ${task}` }));
+  if (!st) {
+    box.appendChild(el("p", { class: "muted", text: "This task has no runs yet." }));
+    return;
+  }
+  const kv = el("dl", { class: "kv", id: "task-stats" });
+  const add = (k, v) => { if (v !== null && v !== undefined && v !== "") { kv.appendChild(el("dt", { text: k })); kv.appendChild(el("dd", { "data-stat": k }, String(v))); } };
+  add("runs", st.runs === st.logical_runs ? st.runs : `${st.logical_runs} (${st.runs} attempts)`);
+  add("success rate", st.success_rate === null ? "" : Math.round(st.success_rate * 100) + "%");
+  add("completed", st.completed);
+  add("failed", st.failed + st.lost ? `${st.failed + st.lost}${st.lost ? ` (${st.lost} lost)` : ""}` : "0");
+  add("retried", st.retried ? `${st.retried} (mean ${st.mean_attempts.toFixed(2)} attempts)` : "");
+  add("duration p50 / p90 / p95", st.duration_p50 === null ? "" : [st.duration_p50, st.duration_p90, st.duration_p95].map(fineDuration).join(" / "));
+  add("longest", fineDuration(st.duration_max));
+  add("items per second", st.items_per_second === null ? "" : count(Math.round(st.items_per_second)));
+  add("last success", localTime(st.last_success));
+  add("last failure", localTime(st.last_failure));
+  box.appendChild(kv);
+  box.appendChild(el("h2", { text: "Duration of each run" }));
+  box.appendChild(trendChart(runs.slice().reverse()));
+  box.appendChild(el("h2", { text: `Latest runs (${runs.length})` }));
+  const tb = el("tbody");
+  for (const r of runs) {
+    tb.appendChild(el("tr", { class: "task-run-row", "data-run-id": r.run_id, "data-attempt": r.attempt || 1 },
+      el("td", { text: localTime(r.start_time) }),
+      el("td", {}, badge(r.status, r.lost)),
+      el("td", { class: "num", text: r.attempt && r.attempt > 1 ? "attempt " + r.attempt : "" }),
+      el("td", { class: "num", text: duration(r.duration_seconds) }),
+      el("td", { text: hostPid(r) }),
+      el("td", {}, runLink(r.run_id))));
+  }
+  box.appendChild(el("table", { class: "grid" },
+    el("thead", {}, el("tr", {}, ["started", "status", "attempt", "duration", "host:pid", "run"].map((h) => el("th", { text: h })))), tb));
+}
+
+// Each run's duration against its start: completed runs in green, failed in red.
+function trendChart(runs) {
+  const pts = runs.filter((r) => r.start_time && r.duration_seconds !== null && r.duration_seconds !== undefined && !["STARTED", "RUNNING", "PAUSED"].includes(r.status));
+  const width = 640, height = 180, left = 64, bottom = 20, top = 8;
+  const s = svg("svg", { width, height, role: "img", "aria-label": "duration of each run", id: "task-trend", "data-points": pts.length });
+  if (!pts.length) return s;
+  const t0 = Date.parse(pts[0].start_time), t1 = Math.max(Date.parse(pts[pts.length - 1].start_time), t0 + 1);
+  const vmax = Math.max(...pts.map((r) => r.duration_seconds), 1e-9);
+  const x = (t) => left + (pts.length === 1 ? (width - left) / 2 : ((t - t0) / (t1 - t0)) * (width - left - 8));
+  const y = (v) => top + (1 - v / vmax) * (height - top - bottom);
+  for (const v of [0, vmax / 2, vmax]) {
+    s.appendChild(svg("line", { x1: left, y1: y(v), x2: width - 4, y2: y(v), stroke: "#e2e8f0" }));
+    const t = svg("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 11 });
+    t.textContent = fineDuration(v);
+    s.appendChild(t);
+  }
+  const ok = pts.filter((r) => r.status === "COMPLETED");
+  if (ok.length > 1) {
+    const d = ok.map((r, i) => (i ? "L" : "M") + x(Date.parse(r.start_time)).toFixed(1) + "," + y(r.duration_seconds).toFixed(1)).join(" ");
+    s.appendChild(svg("path", { d, fill: "none", stroke: "#16a34a", "stroke-opacity": 0.5 }));
+  }
+  for (const r of pts) {
+    const c = svg("circle", { cx: x(Date.parse(r.start_time)), cy: y(r.duration_seconds), r: 3, fill: COLORS[r.status] || "#64748b", class: "trend-point", "data-status": r.status, "data-run-id": r.run_id });
+    const tt = svg("title", {}); tt.textContent = `${localTime(r.start_time)} ${r.status} ${fineDuration(r.duration_seconds)}`; c.appendChild(tt);
+    c.addEventListener("click", () => { location.hash = "#/run/" + encodeURIComponent(r.run_id); });
+    s.appendChild(c);
+  }
+  return s;
+}
+
 // ------------------------------------------------------------------ history
 
 async function loadHistory() {
@@ -592,9 +686,10 @@ function show() {
   const views = { "/": "view-pipeline", "/timeline": "view-timeline", "/history": "view-history" };
   let id = views[r.path];
   if (!id && r.path.startsWith("/run/")) id = "view-run";
+  if (!id && r.path.startsWith("/task/")) id = "view-task";
   if (!id) id = "view-pipeline";
-  for (const v of ["view-pipeline", "view-timeline", "view-history", "view-run"]) $(v).hidden = v !== id;
-  $("filters").hidden = id === "view-run"; // one run: nothing to filter
+  for (const v of ["view-pipeline", "view-timeline", "view-history", "view-run", "view-task"]) $(v).hidden = v !== id;
+  $("filters").hidden = id === "view-run" || id === "view-task"; // one run or task: nothing to filter
   $("nav-pipeline").className = id === "view-pipeline" ? "on" : "";
   $("nav-timeline").className = id === "view-timeline" ? "on" : "";
   $("nav-history").className = id === "view-history" ? "on" : "";
@@ -604,6 +699,11 @@ function show() {
   if (id === "view-run") {
     clear($("view-run")).appendChild(el("p", { class: "muted", text: "Loading…" }));
     loadRun(decodeURIComponent(r.path.slice(5)));
+  }
+  if (id === "view-task") {
+    clear($("view-task")).appendChild(el("p", { class: "muted", text: "Loading…" }));
+    const [stage, task] = r.path.slice(6).split("/").map(decodeURIComponent);
+    loadTask(stage, task || "");
   }
 }
 

@@ -107,6 +107,10 @@ impl FromStr for Status {
 
     /// Accepts the names in any case, with `-` or space for `_` ("completed", "not started").
     fn from_str(s: &str) -> Result<Status> {
+        // Stored names are exact: no allocation for them (statistics read many).
+        if let Some(st) = Status::ALL.into_iter().find(|st| st.as_str() == s) {
+            return Ok(st);
+        }
         let norm = s.trim().to_ascii_uppercase().replace(['-', ' '], "_");
         Status::ALL
             .into_iter()

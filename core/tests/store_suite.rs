@@ -2054,19 +2054,25 @@ fn run_summaries_window_each_task_and_sum_items(db: &mut Db) {
         s.run_transition(&id, Status::Completed, &none(), t(at + 2 + i as i64))
             .unwrap();
     }
-    let all = s.run_summaries(&StatsFilter::default()).unwrap();
+    // In no particular order: newest first here.
+    let newest_first = |mut v: Vec<tasker::query::RunSummary>| {
+        v.sort_by(|a, b| b.start_time.cmp(&a.start_time));
+        v
+    };
+    let all = newest_first(s.run_summaries(&StatsFilter::default()).unwrap());
     let ids: Vec<&str> = all.iter().map(|r| r.run_id.as_str()).collect();
-    assert_eq!(ids, ["b3", "a2", "a1", "a0"], "newest first");
+    assert_eq!(ids, ["b3", "a2", "a1", "a0"]);
     assert_eq!(all[1].items_complete, 7);
     assert_eq!(all[1].end_time, Some(t(24)));
     assert_eq!(all[1].attempt, 1);
     // At most the latest 2 of each task; since a time; one task.
-    let latest = s
-        .run_summaries(&StatsFilter {
+    let latest = newest_first(
+        s.run_summaries(&StatsFilter {
             limit: Some(2),
             ..StatsFilter::default()
         })
-        .unwrap();
+        .unwrap(),
+    );
     let ids: Vec<&str> = latest.iter().map(|r| r.run_id.as_str()).collect();
     assert_eq!(ids, ["b3", "a2", "a1"]);
     let since = s

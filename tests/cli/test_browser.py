@@ -164,3 +164,23 @@ def test_run_page_draws_resources_and_captured_metadata(db, serve, runs, browser
         assert t in terms, terms
     browser.save_screenshot(str(ROOT / "build" / "cli-run-resources.png"))
     run.finish()
+
+
+def test_task_page_shows_statistics_and_the_duration_trend(db, serve, browser):
+    server = serve(db)
+    browser.get(server.url + "/")
+    link = 'tr.task-row[data-task="fit"] .task-name a'
+    wait_for(lambda: attrs(browser, link, "href"), what="the task's link")
+    browser.execute_script("document.querySelector(arguments[0]).click()", link)
+    wait_for(lambda: attrs(browser, "#task-trend", "data-points"), what="the task page")
+    assert texts(browser, "#view-task h2")[0] == "model / fit"
+    stat = lambda k: texts(browser, f'#task-stats dd[data-stat="{k}"]')  # noqa: E731
+    assert stat("success rate") == ["100%"]
+    assert stat("runs") == ["2"]
+    assert attrs(browser, "#task-trend", "data-points") == ["2"]
+    assert set(attrs(browser, "#task-trend circle.trend-point", "data-status")) == {"COMPLETED"}
+    assert len(attrs(browser, "tr.task-run-row", "data-run-id")) == 2
+    api = server.json("/api/v1/stats?stage=model&task=fit")
+    assert api[0]["completed"] == 2 and api[0]["duration_p50"] is not None
+    assert server.get("/api/v1/stats?since=last-tuesday")[0] == 400
+    browser.save_screenshot(str(ROOT / "build" / "cli-task.png"))

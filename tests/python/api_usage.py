@@ -6,14 +6,25 @@ the stubs)."""
 from __future__ import annotations
 
 import io
+import pathlib
 import pickle
-from datetime import datetime, timezone
+import tempfile
+from datetime import datetime, timedelta, timezone
 from typing import Any, List, Optional
 
 import tasker
 from tasker import (
+    Attempt,
+    Run,
+    Attempts,
     EventRecord,
+    Health,
+    IoRecord,
+    PurgeReport,
     RunRecord,
+    SampleRecord,
+    Script,
+    TaskStatsRecord,
     StageRecord,
     Status,
     SubtaskRecord,
@@ -25,7 +36,8 @@ from tasker import (
 
 def exercise(url: str) -> List[Any]:
     out: List[Any] = []
-    t: Tracker = tasker.connect(url, busy_timeout_ms=5000, flush_interval_ms=100, hostname="typed")
+    t: Tracker = tasker.connect(url, busy_timeout_ms=5000, flush_interval_ms=100, hostname="typed",
+                                idle_disconnect_s=30, sample_interval_s=0)
     out += [t.location, t.backend, t.source, repr(t)]
     tid: int = t.register_task("typed", "one", type="python", description="d", script_path="/x/one.py",
                                script_filename="one.py", log_path="/x/one.log", log_filename="one.log",
@@ -70,6 +82,17 @@ def exercise(url: str) -> List[Any]:
         st5.complete("fine")
         run.pause("p")
         run.resume("r")
+        n6: int = run.subtask_start("i")
+        run.subtask_complete(n6, "done")
+        run.subtask_fail(run.subtask_start("j"), "bad", None)
+        run.subtask_skip(run.subtask_start("k"), None)
+        with tempfile.NamedTemporaryFile() as f:
+            run.add_input("file", pathlib.Path(f.name), hash=True)
+        run.add_input("value", 1)
+        run.add_output("json", {"a": [1]}, hash=False)
+        ios: List[IoRecord] = run.io()
+        samples: List[SampleRecord] = run.samples()
+        out += [ios, samples]
         out += [old, pickle.loads(pickle.dumps(run)).run_id, pickle.loads(pickle.dumps(st2)).number]
         rec: RunRecord = run.record()
         status: Status = run.status()
@@ -87,6 +110,27 @@ def exercise(url: str) -> List[Any]:
     fourth.fail("f", None)
     fifth = t.attach(t.task("typed", "five").run_id)
     fifth.complete(None)
+
+    attempts: Attempts = t.task("typed", "retried", None, retries=2, retry_on=(ValueError,), retry_delay=0.0)
+    for attempt in attempts:
+        with attempt as retried_run:
+            a: Attempt = attempt
+            out += [a.number, a.retries_left, a.run is retried_run, a.error]
+            if a.number == 1:
+                raise ValueError("first attempt fails")
+    out.append(attempts.attempts)
+    again: Run = t.task("typed", "retried", attempt=None, retry=True)
+    again.complete()
+    module_attempts: Attempts = tasker.task("typed", "module-retries", retries=0)
+    out.append(module_attempts)
+    script: Script = tasker.main_script()
+    out += [script.path, script.module, script.stem]
+    health: Health = t.health()
+    stats: List[TaskStatsRecord] = t.task_stats(stage="typed", task=None, since=None, limit=10)
+    report: PurgeReport = t.purge(timedelta(days=365), stage="typed", task=None, keep_failed=True, dry_run=True)
+    report2: PurgeReport = t.purge("400d")
+    out += [health.reachable, stats, report.matching_runs, report2.deleted_runs, t.run_io(again.run_id),
+            t.samples(again.run_id)]
 
     statuses: List[RunRecord] = t.task_status(stage="typed", task=None, status=Status.COMPLETED, limit=10)
     active: List[RunRecord] = t.active_runs()
@@ -108,13 +152,20 @@ def exercise(url: str) -> List[Any]:
     def bare(x: int) -> int:
         return x * 2
 
+    @tasker.tracked(tracker=t, retries=1)
+    def retried(x: int) -> int:
+        return x - 1
+
+    out.append(retried(1))
+
     out += [decorated(1)]
 
     # the functional API (R names)
     tasker.register_task("typed", "fn", "python", None, None, None, None, None, 1, 2, tracker=t)
     tasker.register_tasks([{"stage": "typed", "name": "fn2", "type": "python", "stage_order": 1}], tracker=t)
     run_id: str = tasker.task_start("typed", "fn", 2, "msg", "1.0", "abc", False, active=True,
-                                    metadata={"a": 1}, script_path=None, log_path=None, tracker=t)
+                                    metadata={"a": 1}, script_path=None, log_path=None, attempt=None,
+                                    retry=False, tracker=t)
     sn: int = tasker.subtask_start("s", 4, "m", False, run_id=None, subtask_number=None, restart=False, tracker=t)
     tasker.subtask_increment(1, True, run_id=None, subtask_number=None, tracker=t)
     tasker.subtask_update(None, 50.0, 2, "two", None, False, items_total=4, run_id=None,
@@ -135,7 +186,13 @@ def exercise(url: str) -> List[Any]:
         tasker.get_subtask_progress(run_id, tracker=t),
         tasker.get_registered_tasks("typed", None, tracker=t),
         tasker.get_stages(tracker=t),
+        tasker.get_task_stats("typed", None, None, None, tracker=t),
+        tasker.get_run_samples(run_id, tracker=t),
+        tasker.get_run_io(run_id, tracker=t),
+        tasker.health(tracker=t),
     ]
+    purged: bool = tasker.purge_tasker_data("DELETE ALL DATA", True, tracker=t)
+    out.append(purged)
     frame = tasker.to_pandas(tasker.get_task_history(tracker=t))
     out.append(len(frame))
 

@@ -15,6 +15,19 @@ Quick start::
 The database comes from ``TASKER_DB_URL`` (or ``.tasker.yml``, or the default
 SQLite file); ``tasker.connect(url)`` opens one explicitly. Progress calls cost
 about as much as a method call: a background thread writes them every 200 ms.
+
+Retries (each attempt a run; the last failure is raised)::
+
+    for attempt in tasker.task("ingest", "download", retries=3):
+        with attempt as run:
+            run.add_input("source", pathlib.Path("urls.txt"), hash=True)
+            ...
+
+Queries return typed records (``tasker.to_pandas`` makes a DataFrame):
+``get_task_status``, ``get_active_tasks``, ``get_task_history``,
+``get_subtask_progress``, ``get_task_stats``, ``get_run_samples``, ``get_run_io``;
+``health()`` says whether the database is reachable. See ``help(tasker.Run)``,
+``help(tasker.Tracker)`` and bindings-python/README.md.
 """
 from ._tasker import (
     AlreadyExistsError,
@@ -28,16 +41,24 @@ from ._tasker import (
 )
 from ._records import (
     EventRecord,
+    Health,
+    IoRecord,
+    PurgeReport,
     RunRecord,
+    SampleRecord,
     StageRecord,
     Status,
     SubtaskRecord,
     TaskRecord,
+    TaskStatsRecord,
     TransitionEvent,
     to_pandas,
 )
 from ._core import (
+    Attempt,
+    Attempts,
     Run,
+    Script,
     Subtask,
     Tracked,
     Tracker,
@@ -46,6 +67,7 @@ from ._core import (
     current_run,
     default_tracker,
     flush,
+    main_script,
     set_default_tracker,
     task,
     tracked,
@@ -53,10 +75,15 @@ from ._core import (
 from ._functional import (
     get_active_tasks,
     get_registered_tasks,
+    get_run_io,
+    get_run_samples,
     get_stages,
     get_subtask_progress,
     get_task_history,
+    get_task_stats,
     get_task_status,
+    health,
+    purge_tasker_data,
     register_task,
     register_tasks,
     subtask_complete,
@@ -89,12 +116,21 @@ __all__ = [
     "StageRecord",
     "EventRecord",
     "TransitionEvent",
+    "TaskStatsRecord",
+    "SampleRecord",
+    "IoRecord",
+    "Health",
+    "PurgeReport",
     "to_pandas",
     # handles
     "Tracker",
     "Run",
     "Subtask",
     "Tracked",
+    "Attempt",
+    "Attempts",
+    "Script",
+    "main_script",
     "connect",
     "configure",
     "default_tracker",
@@ -121,5 +157,10 @@ __all__ = [
     "get_subtask_progress",
     "get_registered_tasks",
     "get_stages",
+    "get_task_stats",
+    "get_run_samples",
+    "get_run_io",
+    "health",
+    "purge_tasker_data",
     "tasker_context",
 ]

@@ -10,6 +10,7 @@ import json
 import logging
 import multiprocessing
 import multiprocessing.util
+import numbers
 import os
 import signal
 import sys
@@ -17,7 +18,7 @@ import threading
 import time
 import traceback
 import weakref
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import (
     TYPE_CHECKING,
@@ -26,7 +27,9 @@ from typing import (
     Dict,
     Generic,
     Iterable,
+    Iterator,
     List,
+    NamedTuple,
     Optional,
     Tuple,
     Type,
@@ -38,11 +41,16 @@ from typing import (
 from . import _tasker
 from ._records import (
     EventRecord,
+    Health,
+    IoRecord,
+    PurgeReport,
     RunRecord,
+    SampleRecord,
     StageRecord,
     Status,
     SubtaskRecord,
     TaskRecord,
+    TaskStatsRecord,
     TransitionEvent,
     _records,
 )
@@ -54,6 +62,7 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 StatusLike = Union[Status, str]
 Callback = Callable[[TransitionEvent], Any]
+RetryOn = Union[Type[BaseException], Tuple[Type[BaseException], ...]]
 
 _State = Tuple[str, str, Optional[str], int, int, int, int, Optional[str], str]
 
@@ -73,6 +82,13 @@ class Tracker:
     reopens the same database in the process that unpickles it).
 
     Create one with :func:`tasker.connect`; module-level functions use a default one.
+    Writing: :meth:`task` (a :class:`Run`, or with ``retries=`` the
+    :class:`Attempts` of a block), :meth:`attach`, :meth:`register_task`.
+    Reading (typed records; :func:`tasker.to_pandas` makes DataFrames):
+    :meth:`task_status`, :meth:`active_runs`, :meth:`history`, :meth:`run`,
+    :meth:`subtasks`, :meth:`task_stats`, :meth:`samples`, :meth:`run_io`,
+    :meth:`events`. Operating: :meth:`health`, :meth:`purge`, :meth:`flush`,
+    :meth:`close`, callbacks with :meth:`on_status_change`.
     """
 
     __slots__ = ("_native", "_callbacks", "_lock", "_listener_id", "_runs", "_cores", "__weakref__")
@@ -162,6 +178,28 @@ class Tracker:
         DataFrame or an iterable of mappings with the keys of :meth:`register_task`."""
         return self._call(self._native.register_tasks, _task_dicts(tasks))
 
+    @overload
+    def task(
+        self,
+        stage: str,
+        name: str,
+        total_subtasks: Optional[int] = None,
+        *,
+        retries: None = None,
+        **options: Any,
+    ) -> "Run": ...
+
+    @overload
+    def task(
+        self,
+        stage: str,
+        name: str,
+        total_subtasks: Optional[int] = None,
+        *,
+        retries: int,
+        **options: Any,
+    ) -> "Attempts": ...
+
     def task(
         self,
         stage: str,
@@ -171,19 +209,91 @@ class Tracker:
         message: Optional[str] = None,
         version: Optional[str] = None,
         git_commit: Optional[str] = None,
-        script_path: Optional[str] = None,
+        script_path: Optional[Union[str, "os.PathLike[str]"]] = None,
         script_filename: Optional[str] = None,
         log_path: Optional[str] = None,
         log_filename: Optional[str] = None,
         metadata: Optional[Dict[str, Any]] = None,
+        attempt: Optional[int] = None,
+        retry: bool = False,
+        retries: Optional[int] = None,
+        retry_on: Optional[RetryOn] = None,
+        retry_delay: Optional[float] = None,
         **extra_metadata: Any,
-    ) -> "Run":
+    ) -> Union["Run", "Attempts"]:
         """Starts a run of ``stage``/``name`` (registering them if new) and returns it.
 
         Use it as a context manager: the run completes when the block ends, fails with
         the exception's message and traceback if it raises, and is cancelled on
         KeyboardInterrupt. Extra keyword arguments are stored as custom metadata.
+
+        The run records by itself the script (``__main__``'s file, also under
+        ``python -m``), the command line, the git commit of the script's repository
+        and whether it had local changes, the user and the Python version; give
+        ``script_path`` or ``git_commit`` to record others.
+
+        ``retry=True`` marks the run as the next attempt of the task's latest run
+        when that one FAILED or was lost (it records ``attempt`` and ``retry_of``);
+        ``attempt=n`` gives the number explicitly.
+
+        With ``retries=N`` nothing starts yet: an :class:`Attempts` is returned that
+        runs a block up to N + 1 times, each attempt a run of its own::
+
+            for attempt in tracker.task("ingest", "download", retries=3):
+                with attempt as run:
+                    fetch(run)
+
+        Exceptions that are instances of ``retry_on`` (default ``Exception``) fail the
+        attempt and start the next after ``retry_delay`` seconds; the last failure is
+        raised.
         """
+        options: Dict[str, Any] = dict(
+            message=message,
+            version=version,
+            git_commit=git_commit,
+            script_path=script_path,
+            script_filename=script_filename,
+            log_path=log_path,
+            log_filename=log_filename,
+            metadata=metadata,
+            **extra_metadata,
+        )
+        if retries is not None:
+            return Attempts(
+                self,
+                stage,
+                name,
+                total_subtasks,
+                retries=retries,
+                retry_on=Exception if retry_on is None else retry_on,
+                retry_delay=0.0 if retry_delay is None else retry_delay,
+                attempt=attempt,
+                retry=retry,
+                options=options,
+            )
+        if retry_on is not None or retry_delay is not None:
+            what, value = ("retry_on", retry_on) if retry_on is not None else ("retry_delay", retry_delay)
+            raise _tasker.ArgumentError(f"invalid {what} {value!r}: it needs retries= (how many times to retry)")
+        return self._start(stage, name, total_subtasks, attempt=attempt, retry=retry, **options)
+
+    def _start(
+        self,
+        stage: str,
+        name: str,
+        total_subtasks: Optional[int],
+        *,
+        message: Optional[str] = None,
+        version: Optional[str] = None,
+        git_commit: Optional[str] = None,
+        script_path: Optional[Union[str, "os.PathLike[str]"]] = None,
+        script_filename: Optional[str] = None,
+        log_path: Optional[str] = None,
+        log_filename: Optional[str] = None,
+        metadata: Optional[Dict[str, Any]] = None,
+        attempt: Optional[int] = None,
+        retry: bool = False,
+        **extra_metadata: Any,
+    ) -> "Run":
         md: Optional[Dict[str, Any]] = None
         if metadata is not None or extra_metadata:
             if metadata is not None and not isinstance(metadata, dict):
@@ -192,6 +302,10 @@ class Tracker:
                 )
             md = {**(metadata or {}), **extra_metadata}
         metadata_json = None if md is None else json.dumps(md, default=str)
+        if isinstance(attempt, bool):
+            raise _tasker.ArgumentError(f"invalid attempt {attempt!r}: must be a number (1 for a first try)")
+        if script_path is None:
+            script_path = main_script().path
         core = self._call(
             self._native.task_start,
             stage,
@@ -200,11 +314,13 @@ class Tracker:
             message=message,
             version=version,
             git_commit=git_commit,
-            script_path=script_path,
+            script_path=None if script_path is None else os.fspath(script_path),
             script_filename=script_filename,
             log_path=log_path,
             log_filename=log_filename,
             metadata_json=metadata_json,
+            attempt=attempt,
+            retry=bool(retry),
         )
         run = Run(self, core)
         self._cores[run.run_id] = core
@@ -328,6 +444,68 @@ class Tracker:
         """Stored transitions after event id ``after``, oldest first."""
         return _records(EventRecord, self._call(self._native.events, after, run_id, limit))
 
+    def task_stats(
+        self,
+        stage: Optional[str] = None,
+        task: Optional[str] = None,
+        since: Optional[datetime] = None,
+        limit: Optional[int] = None,
+    ) -> List[TaskStatsRecord]:
+        """Statistics per task from its stored runs: runs, success rate, duration
+        percentiles, throughput, last success and failure. ``since`` keeps runs that
+        started then or later; ``limit`` the latest N runs of each task. A run and its
+        retries count as one logical run (one success with N attempts)."""
+        since_us = None if since is None else _micros(since)
+        return _records(
+            TaskStatsRecord, self._call(self._native.task_stats, stage, task, since_us, limit)
+        )
+
+    def samples(self, run_id: str) -> List[SampleRecord]:
+        """A run's resource samples (CPU, memory, I/O, children), oldest first. The
+        process that started a run samples itself every ``sample_interval_s``."""
+        return _records(SampleRecord, self._call(self._native.samples, run_id))
+
+    def run_io(self, run_id: str) -> List[IoRecord]:
+        """A run's recorded inputs, then its outputs, each by name."""
+        return _records(IoRecord, self._call(self._native.run_io, run_id))
+
+    def health(self) -> Health:
+        """Whether the database is reachable and how many writes wait for it (memory
+        and spool files). Never waits for the database."""
+        return Health._from_row(self._call(self._native.health))
+
+    def purge(
+        self,
+        older_than: Union[timedelta, str],
+        *,
+        stage: Optional[str] = None,
+        task: Optional[str] = None,
+        keep_failed: bool = False,
+        dry_run: bool = False,
+    ) -> PurgeReport:
+        """Deletes runs that ended longer ago than ``older_than`` (a ``timedelta``, or
+        text as ``tasker purge --older-than`` takes it: ``"30d"``, ``"12h"``, ``"2w"``,
+        ``"1d12h"``), with their subtasks, events, samples and inputs/outputs. Active
+        runs are never deleted (see ``kept_active_runs``); ``keep_failed`` keeps FAILED
+        runs; ``stage``/``task`` narrow it; ``dry_run`` only counts."""
+        age = _age(older_than)
+        cutoff = datetime.now(timezone.utc) - age
+        matching, deleted, kept = self._call(
+            self._native.purge,
+            _micros(cutoff),
+            stage=stage,
+            task=task,
+            keep_failed=bool(keep_failed),
+            dry_run=bool(dry_run),
+        )
+        return PurgeReport(
+            cutoff=cutoff,
+            dry_run=bool(dry_run),
+            matching_runs=matching,
+            deleted_runs=deleted,
+            kept_active_runs=kept,
+        )
+
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
             return fn(*args, **kwargs)
@@ -339,6 +517,39 @@ def _st(status: Optional[StatusLike]) -> Optional[str]:
     if status is None:
         return None
     return status.value if isinstance(status, Status) else status
+
+
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _age(value: Union[timedelta, str]) -> timedelta:
+    """A timedelta, or "30d" / "12h" / "1d12h" (units s, m, h, d, w), as the CLI reads it."""
+    if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise _tasker.ArgumentError(f"invalid older_than {value!r}: must not be negative")
+        return value
+    if not isinstance(value, str):
+        raise _tasker.ArgumentError(
+            f"invalid older_than {value!r}: must be a timedelta or text such as '30d', '12h', '2w'"
+        )
+    text = value.strip()
+    seconds = 0
+    number = ""
+    for c in text:
+        if c.isdigit():
+            number += c
+            continue
+        if not number or c not in _AGE_UNITS:
+            raise _tasker.ArgumentError(
+                f"invalid older_than {value!r}: expected numbers with units s, m, h, d or w, e.g. '30d'"
+            )
+        seconds += int(number) * _AGE_UNITS[c]
+        number = ""
+    if number or not text:
+        raise _tasker.ArgumentError(
+            f"invalid older_than {value!r}: a number needs a unit (s, m, h, d or w), e.g. '30d'"
+        )
+    return timedelta(seconds=seconds)
 
 
 def _micros(t: datetime) -> int:
@@ -414,6 +625,8 @@ def connect(
     lost_after_s: Optional[int] = None,
     busy_timeout_ms: Optional[int] = None,
     hostname: Optional[str] = None,
+    idle_disconnect_s: Optional[int] = None,
+    sample_interval_s: Optional[int] = None,
 ) -> Tracker:
     """Opens a tracking database and returns a :class:`Tracker`.
 
@@ -422,6 +635,13 @@ def connect(
     ``TASKER_DB_*``, then ``.tasker.yml`` (searched upwards from ``start_dir`` or the
     working directory), then ``$XDG_CONFIG_HOME/tasker/config.yml``, then SQLite at
     ``~/.local/share/tasker/tasker.db``.
+
+    Tracking settings (each also a ``TASKER_*`` variable and a ``tracking:`` key of
+    ``.tasker.yml``): ``flush_interval_ms`` (progress is written every 200 ms),
+    ``heartbeat_interval_s``, ``lost_after_s`` (a run whose heartbeat is older is
+    lost), ``busy_timeout_ms`` (SQLite locks), ``hostname``, ``idle_disconnect_s``
+    (an unused connection is closed) and ``sample_interval_s`` (how often a process
+    samples its own CPU and memory for its runs; default 10, 0 turns it off).
     """
     native = _tasker.NativeTracker.connect(
         url,
@@ -442,6 +662,8 @@ def connect(
         lost_after_s=lost_after_s,
         busy_timeout_ms=busy_timeout_ms,
         hostname=hostname,
+        idle_disconnect_s=idle_disconnect_s,
+        sample_interval_s=sample_interval_s,
     )
     _ensure_exit_flush()
     return Tracker(native)
@@ -626,7 +848,27 @@ def _finish_with(
 
 
 class Run(_tasker.Run):
-    """One run of a task: a context manager, picklable, safe to share between threads."""
+    """One run of a task: a context manager, picklable, safe to share between threads.
+
+    Start one with :meth:`Tracker.task` or :func:`tasker.task`::
+
+        with tasker.task("ingest", "download", total_subtasks=2) as run:
+            for url in run.track(urls, "fetch"):        # a subtask counting items
+                fetch(url)
+            with run.subtask("parse", items_total=n) as st:
+                st.increment()                          # memory only
+            run.add_output("rows", n)
+
+    Leaving the block completes the run; an exception fails it (message and
+    traceback) and is raised; KeyboardInterrupt cancels it. Without ``with``,
+    finish it yourself: :meth:`complete`, :meth:`fail`, :meth:`skip`,
+    :meth:`cancel` (:meth:`pause`/:meth:`resume` in between). Transitions are
+    durable when they return; progress (``update``, ``subtask_increment``,
+    ``subtask_update``) only touches memory and is written every 200 ms.
+    Subtasks can also be driven by number (``subtask_start`` returns it).
+    ``record()``, ``subtasks()``, ``io()`` and ``samples()`` read back what is
+    stored.
+    """
 
     __slots__ = ()
 
@@ -730,6 +972,56 @@ class Run(_tasker.Run):
         """The run's subtasks as stored now."""
         return self.tracker.subtasks(self.run_id)
 
+    def add_input(self, name: str, value: Any, *, hash: bool = False) -> None:
+        """Records an input of the run under ``name`` (recording a name again replaces it).
+
+        An ``os.PathLike`` (``pathlib.Path``) records a file: its absolute path, size
+        and modification time, and with ``hash=True`` the SHA-256 of its content. A
+        ``str`` is recorded as it is, numbers as their text, ``True``/``False`` as
+        ``true``/``false`` and other values (lists, dicts, None) as JSON. To record a
+        path given as text as a file, wrap it: ``Path(text)``. Durable on return.
+        """
+        self._record_io("input", name, value, hash)
+
+    def add_output(self, name: str, value: Any, *, hash: bool = False) -> None:
+        """Records an output of the run, as :meth:`add_input` does an input."""
+        self._record_io("output", name, value, hash)
+
+    def _record_io(self, direction: str, name: str, value: Any, hash: bool) -> None:
+        if isinstance(value, os.PathLike):
+            path = os.fspath(value)
+            if isinstance(path, bytes):
+                path = os.fsdecode(path)
+            self.record_io(direction, name, path=path, hash=bool(hash))
+        else:
+            self.record_io(direction, name, value=_io_text(name, value), hash=bool(hash))
+        _drain_log()
+
+    def io(self) -> List[IoRecord]:
+        """The run's recorded inputs, then its outputs, as stored now."""
+        return self.tracker.run_io(self.run_id)
+
+    def samples(self) -> List[SampleRecord]:
+        """The run's resource samples (CPU, memory, children), oldest first."""
+        return self.tracker.samples(self.run_id)
+
+
+def _io_text(name: str, value: Any) -> str:
+    """The text an input/output value is stored as."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, numbers.Number):
+        return str(value)
+    try:
+        return json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        raise _tasker.ArgumentError(
+            f"invalid value {value!r} for {name!r}: must be text, a number, a bool, a"
+            f" JSON-serialisable value or a path (os.PathLike) ({e})"
+        ) from None
+
 
 _TOKENS: Dict[int, List["contextvars.Token[Optional[Run]]"]] = {}
 _ORPHANS: Dict[str, List["Subtask"]] = {}
@@ -742,8 +1034,11 @@ def _run_from_state(state: _State, run_id: str) -> Run:
 
 
 class Subtask(_tasker.Subtask):
-    """One subtask: ``increment()`` and ``update()`` cost about one method call (memory
-    only; a background thread writes them). A context manager; picklable."""
+    """One subtask of a run (``run.subtask(name, items_total)``): ``increment()`` and
+    ``update()`` cost about one method call (memory only; a background thread writes
+    them). A context manager: it completes at the end of the block and fails with the
+    exception. Picklable: a worker process that receives it counts into the same
+    subtask. ``complete()``, ``fail()``, ``skip()``, ``cancel()`` finish it by hand."""
 
     __slots__ = ()
 
@@ -937,6 +1232,211 @@ def _bar_name(st: Subtask) -> str:
 
 
 # ---------------------------------------------------------------------------
+# Retries: each attempt of a block is a run of its own
+
+
+class Attempt:
+    """One attempt of a block that :class:`Attempts` may re-run. ``with attempt as run:``
+    starts the attempt's run; leaving the block completes it, or fails it with the
+    exception, which is then either swallowed (another attempt follows) or raised
+    (the last attempt, or an exception not in ``retry_on``)."""
+
+    __slots__ = ("number", "run", "error", "_attempts", "_state", "__weakref__")
+
+    def __init__(self, attempts: "Attempts", number: int) -> None:
+        #: 1 for the first attempt of this loop, 2 for its first retry, ...
+        self.number = number
+        #: The attempt's run, once the ``with`` block started it.
+        self.run: Optional[Run] = None
+        #: The exception that ended this attempt, if one did.
+        self.error: Optional[BaseException] = None
+        self._attempts = attempts
+        self._state = "new"  # new -> entered -> succeeded / retrying / raised
+
+    @property
+    def retries_left(self) -> int:
+        """How many more attempts may follow this one."""
+        return self._attempts.retries + 1 - self.number
+
+    def __repr__(self) -> str:
+        a = self._attempts
+        return f"<tasker.Attempt {self.number} of {a.retries + 1} for {a.stage}/{a.name} ({self._state})>"
+
+    def __enter__(self) -> Run:
+        if self._state != "new":
+            raise _tasker.ArgumentError(f"invalid attempt {self.number}: it was entered already")
+        self._state = "entered"
+        a = self._attempts
+        if self.number == 1:
+            attempt, retry = a.attempt, a.retry
+        else:
+            # The previous attempt FAILED: the core numbers this one after it.
+            attempt, retry = None, True
+        self.run = a.tracker._start(a.stage, a.name, a.total_subtasks, attempt=attempt, retry=retry, **a.options)
+        return self.run.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool:
+        assert self.run is not None
+        self.run.__exit__(exc_type, exc, tb)
+        if exc is None:
+            self._state = "succeeded"
+            return False
+        self.error = exc
+        a = self._attempts
+        # Ctrl-C and sys.exit() stop the program, whatever retry_on says.
+        stop = isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit))
+        if self.retries_left > 0 and isinstance(exc, a.retry_on) and not stop:
+            self._state = "retrying"
+            logger.warning(
+                "tasker: %s/%s attempt %d failed (%s); retrying (%d left)",
+                a.stage,
+                a.name,
+                self.number,
+                _error_info(exc, None)[0],
+                self.retries_left,
+            )
+            return True  # the loop goes on to the next attempt
+        self._state = "raised"
+        return False
+
+
+class Attempts:
+    """What ``task(..., retries=N)`` returns: iterate over it to run a block up to
+    N + 1 times, each attempt a run of its own (its ``attempt`` number counts up and
+    ``retry_of`` names the attempt before)::
+
+        for attempt in tasker.task("ingest", "download", retries=3):
+            with attempt as run:
+                download(run)
+
+    The loop ends after the first attempt that succeeds. An exception that is an
+    instance of ``retry_on`` fails the attempt's run and, while retries are left,
+    the next attempt starts (after ``retry_delay`` seconds); the last one is
+    raised. KeyboardInterrupt and SystemExit are never retried (the run is
+    cancelled, or completed for a zero exit). Statistics count the attempts as one
+    logical run; ``attempts`` lists the :class:`Attempt` objects made.
+    """
+
+    __slots__ = (
+        "tracker",
+        "stage",
+        "name",
+        "total_subtasks",
+        "retries",
+        "retry_on",
+        "retry_delay",
+        "attempt",
+        "retry",
+        "options",
+        "attempts",
+    )
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        stage: str,
+        name: str,
+        total_subtasks: Optional[int],
+        *,
+        retries: int,
+        retry_on: RetryOn,
+        retry_delay: float,
+        attempt: Optional[int],
+        retry: bool,
+        options: Dict[str, Any],
+    ) -> None:
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise _tasker.ArgumentError(f"invalid retries {retries!r}: must be a whole number, 0 or more")
+        classes = retry_on if isinstance(retry_on, tuple) else (retry_on,)
+        if not classes or not all(isinstance(c, type) and issubclass(c, BaseException) for c in classes):
+            raise _tasker.ArgumentError(
+                f"invalid retry_on {retry_on!r}: must be an exception class or a tuple of them"
+            )
+        if isinstance(retry_delay, bool) or not isinstance(retry_delay, (int, float)) or not retry_delay >= 0:
+            raise _tasker.ArgumentError(f"invalid retry_delay {retry_delay!r}: must be seconds, 0 or more")
+        self.tracker = tracker
+        self.stage = stage
+        self.name = name
+        self.total_subtasks = total_subtasks
+        self.retries = retries
+        self.retry_on: Tuple[Type[BaseException], ...] = classes
+        self.retry_delay = float(retry_delay)
+        self.attempt = attempt
+        self.retry = retry
+        self.options = options
+        #: The attempts made so far, in order.
+        self.attempts: List[Attempt] = []
+
+    def __repr__(self) -> str:
+        return f"<tasker.Attempts {self.stage}/{self.name} retries={self.retries} made={len(self.attempts)}>"
+
+    def __iter__(self) -> Iterator[Attempt]:
+        for number in range(1, self.retries + 2):
+            a = Attempt(self, number)
+            self.attempts.append(a)
+            yield a
+            if a._state == "new":
+                raise _tasker.ArgumentError(
+                    f"invalid attempt {number} of {self.stage}/{self.name}: it was never entered;"
+                    " write `with attempt as run:` in the loop"
+                )
+            if a._state != "retrying":
+                return
+            if self.retry_delay:
+                time.sleep(self.retry_delay)
+
+    def __enter__(self) -> Run:
+        raise _tasker.ArgumentError(
+            f"invalid use of task({self.stage!r}, {self.name!r}, retries={self.retries}): a `with` block"
+            " cannot run twice; write `for attempt in tasker.task(..., retries=N):` and"
+            " `with attempt as run:` inside the loop"
+        )
+
+    def __exit__(self, *exc: object) -> None:  # pragma: no cover - __enter__ always raises
+        return None
+
+
+# ---------------------------------------------------------------------------
+# The program being run: what runs record as their script, and the stage of
+# functions decorated in it.
+
+
+class Script(NamedTuple):
+    """The program Python runs: ``python script.py`` or ``python -m package.module``."""
+
+    #: Absolute path of ``__main__``'s file (for ``-m pkg``, ``pkg/__main__.py``).
+    path: Optional[str]
+    #: The module given to ``-m`` (``pkg``, ``pkg.tool``), else None.
+    module: Optional[str]
+    #: A short name: the script's file name without extension, or the last part
+    #: of the module (``pkg`` for ``-m pkg``, ``tool`` for ``-m pkg.tool``).
+    stem: Optional[str]
+
+
+def main_script() -> Script:
+    """The script this process runs: ``__main__.__file__``, or for ``python -m pkg``
+    the module and its file. All None in an interactive session or ``python -c``."""
+    main = sys.modules.get("__main__")
+    file = getattr(main, "__file__", None)
+    if not isinstance(file, str) or not file:
+        return Script(None, None, None)
+    # Absolute since Python 3.9 for scripts and -m; abspath covers embedders.
+    path = os.path.abspath(file)
+    spec = getattr(main, "__spec__", None)
+    module = getattr(spec, "name", None) if spec is not None else None
+    if isinstance(module, str) and module.endswith(".__main__"):
+        module = module[: -len(".__main__")]
+    if isinstance(module, str) and module and module not in ("__main__", "__mp_main__"):
+        return Script(path, module, module.rsplit(".", 1)[-1])
+    return Script(path, None, os.path.splitext(os.path.basename(path))[0])
+
+
+# ---------------------------------------------------------------------------
 # The decorator
 
 
@@ -952,6 +1452,7 @@ def tracked(
     task: Optional[str] = None,
     tracker: Optional[Tracker] = None,
     total_subtasks: Optional[int] = None,
+    retries: Optional[int] = None,
     **options: Any,
 ) -> Callable[[F], F]: ...
 
@@ -963,24 +1464,41 @@ def tracked(
     task: Optional[str] = None,
     tracker: Optional[Tracker] = None,
     total_subtasks: Optional[int] = None,
+    retries: Optional[int] = None,
     **options: Any,
 ) -> Union[F, Callable[[F], F]]:
     """Runs every call of the decorated function as a tracked run.
 
-    ``stage`` defaults to the function's module and ``task`` to its name. Inside the
-    call, :func:`current_run` (and the functional API) refers to the run. The run fails
-    with the traceback if the function raises.
+    ``stage`` defaults to the function's module (for a function of the script
+    itself: the script's file name without ``.py``, or the module given to
+    ``python -m``) and ``task`` to the function's name. Inside the call,
+    :func:`current_run` (and the functional API) refers to the run. The run fails
+    with the traceback if the function raises; with ``retries=N`` the function is
+    called again (as a new attempt) up to N times, see :class:`Attempts`. Other
+    keywords go to :meth:`Tracker.task`.
     """
 
     def decorate(f: F) -> F:
-        st = stage or (f.__module__ or "main").rsplit(".", 1)[-1]
         tk = task or f.__qualname__.rsplit("<locals>.", 1)[-1]
+
+        def stage_name() -> str:
+            if stage:
+                return stage
+            module = f.__module__ or "__main__"
+            if module in ("__main__", "__mp_main__"):
+                return main_script().stem or "main"
+            return module.rsplit(".", 1)[-1]
 
         @functools.wraps(f)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             t = tracker if tracker is not None else default_tracker()
-            with t.task(st, tk, total_subtasks, **options):
-                return f(*args, **kwargs)
+            if retries is None:
+                with t.task(stage_name(), tk, total_subtasks, retries=None, **options):
+                    return f(*args, **kwargs)
+            for attempt in t.task(stage_name(), tk, total_subtasks, retries=retries, **options):
+                with attempt:
+                    return f(*args, **kwargs)
+            raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
         return wrapper  # type: ignore[return-value]
 
@@ -989,14 +1507,42 @@ def tracked(
     return decorate
 
 
+@overload
 def task(
     stage: str,
     name: str,
     total_subtasks: Optional[int] = None,
+    *,
+    retries: None = None,
     **options: Any,
-) -> Run:
-    """``default_tracker().task(...)``: start a run on the default tracker."""
-    return default_tracker().task(stage, name, total_subtasks, **options)
+) -> Run: ...
+
+
+@overload
+def task(
+    stage: str,
+    name: str,
+    total_subtasks: Optional[int] = None,
+    *,
+    retries: int,
+    **options: Any,
+) -> Attempts: ...
+
+
+def task(
+    stage: str,
+    name: str,
+    total_subtasks: Optional[int] = None,
+    *,
+    retries: Optional[int] = None,
+    **options: Any,
+) -> Union[Run, Attempts]:
+    """``default_tracker().task(...)``: start a run on the default tracker (with
+    ``retries=N``: the attempts of a block, see :class:`Attempts`)."""
+    t = default_tracker()
+    if retries is None:
+        return t.task(stage, name, total_subtasks, retries=None, **options)
+    return t.task(stage, name, total_subtasks, retries=retries, **options)
 
 
 __all__ = [
@@ -1004,6 +1550,9 @@ __all__ = [
     "Run",
     "Subtask",
     "Tracked",
+    "Attempt",
+    "Attempts",
+    "Script",
     "connect",
     "configure",
     "default_tracker",
@@ -1012,4 +1561,5 @@ __all__ = [
     "tracked",
     "task",
     "current_run",
+    "main_script",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import datetime
 from typing import Any, Dict, List, Optional, Union
 
 from . import _tasker
@@ -25,9 +26,19 @@ from ._core import (
     _st,
     current_run,
     default_tracker,
+    main_script,
 )
 from . import _core
-from ._records import RunRecord, StageRecord, SubtaskRecord, TaskRecord
+from ._records import (
+    Health,
+    IoRecord,
+    RunRecord,
+    SampleRecord,
+    StageRecord,
+    SubtaskRecord,
+    TaskRecord,
+    TaskStatsRecord,
+)
 
 __all__ = [
     "register_task",
@@ -47,6 +58,11 @@ __all__ = [
     "get_subtask_progress",
     "get_registered_tasks",
     "get_stages",
+    "get_task_stats",
+    "get_run_samples",
+    "get_run_io",
+    "health",
+    "purge_tasker_data",
     "tasker_context",
 ]
 
@@ -134,8 +150,7 @@ def register_tasks(tasks_df: Any, *, tracker: Optional[Tracker] = None) -> List[
 
 
 def _script_name() -> Optional[str]:
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv and sys.argv[0] else None)
+    path = main_script().path
     return os.path.basename(path) if path else None
 
 
@@ -152,11 +167,18 @@ def task_start(
     metadata: Optional[Dict[str, Any]] = None,
     script_path: Optional[str] = None,
     log_path: Optional[str] = None,
+    attempt: Optional[int] = None,
+    retry: bool = False,
     tracker: Optional[Tracker] = None,
 ) -> str:
     """Starts a run and returns its run_id; it becomes the active run of this process
     (unless ``active=False``). Without ``stage``/``task``, they are looked up from the
-    registered task whose script_filename is this script's file name."""
+    registered task whose script_filename is this script's file name.
+
+    ``retry=True`` makes the run the next attempt of the task's latest run when that
+    one FAILED or was lost (``attempt`` and ``retry_of`` are recorded); ``attempt=n``
+    gives the number explicitly. The script, command line, git commit and dirty flag
+    are recorded by themselves."""
     t = _tracker(tracker)
     script_filename = None
     if stage is None or task is None:
@@ -185,6 +207,8 @@ def task_start(
         script_filename=script_filename,
         log_path=log_path,
         metadata=metadata,
+        attempt=attempt,
+        retry=retry,
     )
     _RUNS[run.run_id] = run
     if active:
@@ -307,25 +331,24 @@ def subtask_update(
         )
 
 
-def subtask_increment(
-    increment: int = 1,
-    quiet: bool = True,
+def _subtask_increment_slow(
+    increment: Any = 1,
     *,
     run_id: Optional[str] = None,
     subtask_number: Optional[int] = None,
     tracker: Optional[Tracker] = None,
 ) -> None:
-    """Adds ``increment`` items to the subtask. Memory only; exact across processes."""
-    if run_id is None and subtask_number is None and tracker is None:
-        r = _current.get() or _core._active
-        if r is not None:
-            st = _LAST_SUBTASK.get(r.run_id)
-            if st is not None:
-                st.increment(increment)
-                return
+    """``subtask_increment`` with explicit arguments, or when its fast path (the
+    native function) finds no current run or no subtask started for it here."""
     run = _run(run_id, tracker)
     n = subtask_number if subtask_number is not None else _number(run, None)
     run.subtask_increment(n, increment)
+
+
+# Native: its common form (no arguments) reads _core's state directly, at about
+# the cost of the handle's own `st.increment()`.
+subtask_increment = _tasker.subtask_increment
+_tasker._register_functional(_current.get, vars(_core), _LAST_SUBTASK, _RUNS, _subtask_increment_slow)
 
 
 def subtask_complete(
@@ -435,6 +458,83 @@ def get_registered_tasks(
 def get_stages(*, tracker: Optional[Tracker] = None) -> List[StageRecord]:
     """Stages in order."""
     return _tracker(tracker).stages()
+
+
+def get_task_stats(
+    stage: Optional[str] = None,
+    task: Optional[str] = None,
+    since: Optional[datetime] = None,
+    limit: Optional[int] = None,
+    *,
+    tracker: Optional[Tracker] = None,
+) -> List[TaskStatsRecord]:
+    """Statistics per task from stored history: runs, success rate, duration
+    percentiles (p50/p90/p95/max of completed runs), items per second, last success and
+    failure, over runs started ``since`` (at most the latest ``limit`` per task). A run
+    and its retries count once: one success with N attempts."""
+    return _tracker(tracker).task_stats(stage, task, since, limit)
+
+
+def _run_id(run_id: Optional[str]) -> str:
+    if run_id is not None:
+        return run_id
+    r = current_run()
+    if r is None:
+        raise _tasker.NotFoundError("run not found: no active run in this process (pass run_id=)")
+    return r.run_id
+
+
+def get_run_samples(run_id: Optional[str] = None, *, tracker: Optional[Tracker] = None) -> List[SampleRecord]:
+    """Resource samples of a run (default: the current run), oldest first: CPU,
+    memory, I/O, threads, open files and child processes, taken every
+    ``sample_interval_s`` by the process that started the run."""
+    return _tracker(tracker).samples(_run_id(run_id))
+
+
+def get_run_io(run_id: Optional[str] = None, *, tracker: Optional[Tracker] = None) -> List[IoRecord]:
+    """Inputs and outputs a run recorded (default: the current run), inputs first."""
+    return _tracker(tracker).run_io(_run_id(run_id))
+
+
+def health(*, tracker: Optional[Tracker] = None) -> Health:
+    """Whether tracking reaches its database, and how many writes wait for it. Never
+    waits for the database (see :meth:`Tracker.health`)."""
+    return _tracker(tracker).health()
+
+
+def purge_tasker_data(
+    confirmation_string: Optional[str] = "DELETE ALL DATA",
+    quiet: bool = False,
+    *,
+    tracker: Optional[Tracker] = None,
+) -> bool:
+    """Deletes every recorded run with its subtasks, events, samples and inputs and
+    outputs; registered stages and tasks are kept. Returns whether runs were deleted.
+
+    As in the R package: at a terminal the user is asked to type
+    ``confirmation_string``; without one (a script, a notebook kernel) nothing is
+    deleted unless ``confirmation_string=None`` is passed. To delete old runs only,
+    use :meth:`Tracker.purge`.
+    """
+    if confirmation_string is not None:
+        if not (sys.stdin is not None and sys.stdin.isatty()):
+            _say("purge_tasker_data: not interactive; pass confirmation_string=None to confirm", quiet, 30)
+            return False
+        answer = input(f"Type '{confirmation_string}' to delete every recorded run: ")
+        if answer != confirmation_string:
+            _say("purge_tasker_data: cancelled", quiet, 30)
+            return False
+    t = _tracker(tracker)
+    n = t._call(t._native.delete_runs)
+    _set_active(None)
+    _say(f"tasker: deleted {n} run(s)", quiet, 20)
+    return True
+
+
+def _say(message: str, quiet: bool, level: int) -> None:
+    """A message for the "tasker" logger (``quiet`` silences it, as in R)."""
+    if not quiet:
+        _core.logger.log(level, "%s", message)
 
 
 def tasker_context(run_id: Optional[str] = _UNSET, *, tracker: Optional[Tracker] = None) -> Optional[str]:

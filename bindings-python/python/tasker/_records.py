@@ -18,6 +18,11 @@ __all__ = [
     "StageRecord",
     "EventRecord",
     "TransitionEvent",
+    "TaskStatsRecord",
+    "SampleRecord",
+    "IoRecord",
+    "Health",
+    "PurgeReport",
     "to_pandas",
 ]
 
@@ -118,16 +123,35 @@ class RunRecord(_Record):
     error_message: Optional[str]
     error_detail: Optional[str]
     metadata: Optional[Dict[str, Any]]
+    #: 1 for a first try; n for the n-th attempt of one logical run.
+    attempt: Optional[int]
+    #: The run this one retries (its previous attempt).
+    retry_of: Optional[str]
+    #: The command line that started the process.
+    command_line: Optional[str]
+    #: Whether the script's git repository had uncommitted changes (None: unknown).
+    git_dirty: Optional[bool]
+    #: The language runtime ("Python 3.11.7"); None for native programs.
+    runtime: Optional[str]
+    #: The tasker version that tracked the run.
+    tasker_version: Optional[str]
     subtasks_completed: int
     lost: bool
     duration_seconds: Optional[float]
+    #: Seconds left while active and not lost, with an 80% interval
+    #: [eta_low, eta_high] and what it rests on ("rate", "history" or "blend").
+    eta_seconds: Optional[float]
+    eta_low: Optional[float]
+    eta_high: Optional[float]
+    eta_basis: Optional[str]
 
     def __repr__(self) -> str:
         pct = "" if self.overall_percent_complete is None else f" {self.overall_percent_complete:.1f}%"
         lost = " LOST" if self.lost else ""
+        attempt = f" attempt={self.attempt}" if self.attempt is not None and self.attempt > 1 else ""
         err = f" error={self.error_message!r}" if self.error_message else ""
         return (
-            f"<RunRecord {self.stage_name}/{self.task_name} {self.status.value}{pct}{lost}"
+            f"<RunRecord {self.stage_name}/{self.task_name} {self.status.value}{pct}{lost}{attempt}"
             f" run_id={_short(self.run_id)}{err}>"
         )
 
@@ -150,7 +174,10 @@ class SubtaskRecord(_Record):
     error_message: Optional[str]
     error_detail: Optional[str]
     rate_per_second: Optional[float]
+    #: Seconds left while active, with an 80% interval [eta_low, eta_high].
     eta_seconds: Optional[float]
+    eta_low: Optional[float]
+    eta_high: Optional[float]
 
     def __repr__(self) -> str:
         total = "?" if self.items_total is None else str(self.items_total)
@@ -245,14 +272,176 @@ class TransitionEvent(_Record):
         )
 
 
+@dataclass(frozen=True)
+class TaskStatsRecord(_Record):
+    """What the stored history of one task says (``get_task_stats``). A run and its
+    retries are one logical run, whose outcome is that of its last attempt."""
+
+    stage_name: str
+    task_name: str
+    #: Runs in the window, every attempt counted.
+    runs: int
+    #: Logical runs: a run and its retries count once.
+    logical_runs: int
+    #: Logical runs by the outcome of their last attempt.
+    completed: int
+    failed: int
+    lost: int
+    cancelled: int
+    skipped: int
+    active: int
+    #: Completed logical runs over those that ended (skipped and active left out).
+    success_rate: Optional[float]
+    #: Logical runs that took more than one attempt.
+    retried: int
+    #: Mean attempts per ended logical run.
+    mean_attempts: Optional[float]
+    #: Seconds taken by completed runs.
+    duration_p50: Optional[float]
+    duration_p90: Optional[float]
+    duration_p95: Optional[float]
+    duration_mean: Optional[float]
+    duration_max: Optional[float]
+    #: Items per second of completed runs that counted items.
+    items_per_second: Optional[float]
+    last_start: Optional[datetime]
+    last_success: Optional[datetime]
+    last_failure: Optional[datetime]
+
+    def __repr__(self) -> str:
+        rate = "-" if self.success_rate is None else f"{self.success_rate * 100:.0f}%"
+        p50 = "-" if self.duration_p50 is None else f"{self.duration_p50:.1f}s"
+        return (
+            f"<TaskStatsRecord {self.stage_name}/{self.task_name} runs={self.logical_runs}"
+            f" success={rate} p50={p50}>"
+        )
+
+
+@dataclass(frozen=True)
+class SampleRecord(_Record):
+    """One resource sample of a run's process and its children (``get_run_samples``)."""
+
+    run_id: str
+    time: datetime
+    pid: int
+    #: User + system CPU seconds of the process so far.
+    cpu_seconds: float
+    #: CPU since the previous sample (100 = one core busy); None on the first.
+    cpu_percent: Optional[float]
+    rss_bytes: int
+    peak_rss_bytes: Optional[int]
+    #: Bytes read from / written to storage (page-cache hits do not count).
+    read_bytes: Optional[int]
+    write_bytes: Optional[int]
+    threads: Optional[int]
+    open_fds: Optional[int]
+    #: Live descendant processes, their CPU seconds (with those reaped) and RSS.
+    children: int
+    children_cpu_seconds: float
+    children_rss_bytes: int
+
+    def __repr__(self) -> str:
+        cpu = "-" if self.cpu_percent is None else f"{self.cpu_percent:.0f}%"
+        return f"<SampleRecord {self.time.isoformat()} cpu={cpu} rss={self.rss_bytes >> 20}MiB>"
+
+
+@dataclass(frozen=True)
+class IoRecord(_Record):
+    """An input or output a run recorded (``get_run_io``): a value, or a file with its
+    size, modification time and (when asked) SHA-256."""
+
+    run_id: str
+    #: "input" or "output".
+    direction: str
+    name: str
+    value: Optional[str]
+    path: Optional[str]
+    size_bytes: Optional[int]
+    modified: Optional[datetime]
+    sha256: Optional[str]
+    recorded_at: datetime
+
+    def __repr__(self) -> str:
+        what = repr(self.value) if self.path is None else f"file {self.path} ({self.size_bytes} bytes)"
+        return f"<IoRecord {self.direction} {self.name}={what}>"
+
+
+@dataclass(frozen=True)
+class Health(_Record):
+    """Whether tracking reaches its database, and what waits to be written (``health()``).
+
+    While the database is away nothing fails: writes wait in memory, then in spool
+    files, and are replayed when it is back."""
+
+    #: "sqlite" or "postgresql".
+    backend: str
+    #: Where the database is (never with a password).
+    location: str
+    reachable: bool
+    #: The last error, while the database is unreachable.
+    last_error: Optional[str]
+    #: Writes waiting for the database (memory and spool).
+    pending_writes: int
+    #: Of those, how many are in spool files.
+    spooled_writes: int
+    #: The database is back and the waiting writes are being replayed.
+    replaying: bool
+
+    def __repr__(self) -> str:
+        state = "reachable" if self.reachable else f"UNREACHABLE ({self.last_error})"
+        return f"<Health {self.backend} {state} pending_writes={self.pending_writes}>"
+
+
+@dataclass(frozen=True)
+class PurgeReport(_Record):
+    """What :meth:`Tracker.purge` deleted (or, with ``dry_run``, would delete)."""
+
+    #: Runs that ended before this time were candidates.
+    cutoff: datetime
+    dry_run: bool
+    #: Finished runs older than the cutoff (after ``keep_failed``).
+    matching_runs: int
+    deleted_runs: int
+    #: Runs older than the cutoff that are still active: never deleted.
+    kept_active_runs: int
+
+    def __repr__(self) -> str:
+        did = "would delete" if self.dry_run else "deleted"
+        return f"<PurgeReport {did} {self.matching_runs if self.dry_run else self.deleted_runs} run(s)>"
+
+
 def _records(cls: Type[R], rows: Iterable[Mapping[str, Any]]) -> List[R]:
     return [cls._from_row(r) for r in rows]
+
+
+# The pandas dtype of each field type (annotations are strings here): nullable
+# dtypes, so a missing count stays an integer column (Int64 with <NA>) instead of
+# becoming float or object.
+_PANDAS_DTYPES = {
+    "int": "Int64",
+    "bool": "boolean",
+    "str": "string",
+    "Status": "string",
+    "float": "float64",
+}
+
+
+def _pandas_dtype(annotation: Any) -> Optional[str]:
+    name = str(annotation)
+    if name.startswith("Optional[") and name.endswith("]"):
+        name = name[len("Optional[") : -1]
+    if name == "datetime":
+        return "datetime64[ns, UTC]"
+    return _PANDAS_DTYPES.get(name)
 
 
 def to_pandas(records: Sequence[_Record]) -> "pandas.DataFrame":
     """A pandas DataFrame with one row per record (pandas must be installed).
 
-    Times become timezone-aware (UTC) datetime columns and statuses strings.
+    Columns get pandas' nullable dtypes: counts ``Int64``, flags ``boolean``, text
+    and statuses ``string`` (missing values are ``<NA>``), times
+    ``datetime64[ns, UTC]`` and other numbers ``float64``; ``metadata`` stays a
+    column of dicts. An empty list gives an empty DataFrame.
     """
     try:
         import pandas as pd
@@ -261,9 +450,17 @@ def to_pandas(records: Sequence[_Record]) -> "pandas.DataFrame":
     records = list(records)
     if not records:
         return pd.DataFrame()
-    columns = [f.name for f in dataclasses.fields(records[0])]  # type: ignore[arg-type]
-    df = pd.DataFrame([r.to_dict() for r in records], columns=columns)
+    rows = [r.to_dict() for r in records]
+    columns: Dict[str, Any] = {}
+    # Column by column from the Python values: through a float column, integers
+    # above 2**53 would lose digits.
     for f in dataclasses.fields(records[0]):  # type: ignore[arg-type]
-        if "datetime" in str(f.type):
-            df[f.name] = pd.to_datetime(df[f.name], utc=True)
-    return df
+        values = [row[f.name] for row in rows]
+        dtype = _pandas_dtype(f.type)
+        if dtype is None:
+            columns[f.name] = pd.Series(values, dtype=object)
+        elif dtype.startswith("datetime64"):
+            columns[f.name] = pd.Series(pd.to_datetime(values, utc=True)).astype(dtype)
+        else:
+            columns[f.name] = pd.Series(values, dtype=dtype)
+    return pd.DataFrame(columns)

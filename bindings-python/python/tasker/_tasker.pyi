@@ -3,6 +3,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, final
 
 from typing_extensions import disjoint_base
 
+from tasker._core import Tracker
+
 __all__ = [
     "__version__",
     "TaskerError",
@@ -18,6 +20,8 @@ __all__ = [
     "Subtask",
     "_Noop",
     "flush_all",
+    "subtask_increment",
+    "_register_functional",
     "_drain_log",
     "_install_sigterm_flush",
 ]
@@ -58,6 +62,8 @@ class NativeTracker:
         lost_after_s: Optional[int] = None,
         busy_timeout_ms: Optional[int] = None,
         hostname: Optional[str] = None,
+        idle_disconnect_s: Optional[int] = None,
+        sample_interval_s: Optional[int] = None,
     ) -> NativeTracker: ...
     @staticmethod
     def from_state(state: _State) -> NativeTracker: ...
@@ -85,6 +91,8 @@ class NativeTracker:
         log_path: Optional[str] = None,
         log_filename: Optional[str] = None,
         metadata_json: Optional[str] = None,
+        attempt: Optional[int] = None,
+        retry: bool = False,
     ) -> RunCore: ...
     def attach_run(self, run_id: str) -> RunCore: ...
     def flush(self) -> None: ...
@@ -113,6 +121,35 @@ class NativeTracker:
     def registered_tasks(self, stage: Optional[str] = None, name: Optional[str] = None) -> List[_Row]: ...
     def stages(self) -> List[_Row]: ...
     def events(self, after: int = 0, run_id: Optional[str] = None, limit: Optional[int] = None) -> List[_Row]: ...
+    def health(self) -> _Row: ...
+    def task_stats(
+        self,
+        stage: Optional[str] = None,
+        task: Optional[str] = None,
+        since_us: Optional[int] = None,
+        limit: Optional[int] = None,
+    ) -> List[_Row]: ...
+    def samples(self, run_id: str) -> List[_Row]: ...
+    def run_io(self, run_id: str) -> List[_Row]: ...
+    def delete_runs(
+        self,
+        *,
+        stage: Optional[str] = None,
+        task: Optional[str] = None,
+        run_id: Optional[str] = None,
+        before_us: Optional[int] = None,
+        keep_failed: bool = False,
+        finished_only: bool = False,
+    ) -> int: ...
+    def purge(
+        self,
+        cutoff_us: int,
+        *,
+        stage: Optional[str] = None,
+        task: Optional[str] = None,
+        keep_failed: bool = False,
+        dry_run: bool = False,
+    ) -> Tuple[int, int, int]: ...
 
 @final
 class RunCore:
@@ -175,6 +212,18 @@ class Run:
         error_detail: Optional[str] = None,
         reset: bool = False,
     ) -> str: ...
+    def subtask_complete(self, number: int, message: Optional[str] = None) -> None: ...
+    def subtask_fail(self, number: int, error_message: str, error_detail: Optional[str] = None) -> None: ...
+    def subtask_skip(self, number: int, message: Optional[str] = None) -> None: ...
+    def record_io(
+        self,
+        direction: str,
+        name: str,
+        *,
+        value: Optional[str] = None,
+        path: Optional[str] = None,
+        hash: bool = False,
+    ) -> None: ...
     def complete(self, message: Optional[str] = None) -> None: ...
     def fail(self, error_message: str, error_detail: Optional[str] = None) -> None: ...
     def cancel(self, message: Optional[str] = None) -> None: ...
@@ -222,5 +271,20 @@ class _Noop:
     def call(self, n: Optional[int] = None) -> None: ...
 
 def flush_all() -> None: ...
+def subtask_increment(
+    increment: int = 1,
+    quiet: bool = True,
+    *,
+    run_id: Optional[str] = None,
+    subtask_number: Optional[int] = None,
+    tracker: Optional[Tracker] = None,
+) -> None: ...
+def _register_functional(
+    current_get: Callable[[], Any],
+    core_dict: Dict[str, Any],
+    last_subtask: Dict[str, Any],
+    runs: Dict[str, Any],
+    slow: Callable[..., None],
+) -> None: ...
 def _drain_log() -> List[Tuple[int, str]]: ...
 def _install_sigterm_flush() -> bool: ...

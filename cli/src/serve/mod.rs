@@ -201,6 +201,7 @@ fn router(app: Shared) -> Router {
         .route("/api/v1/active", get(api_active))
         .route("/api/v1/runs", get(api_runs))
         .route("/api/v1/runs/{id}", get(api_run))
+        .route("/api/v1/stats", get(api_stats))
         .route("/api/v1/events", get(api_events))
         .route("/api/v1/timeline", get(api_timeline))
         .route("/api/v1/stream", get(api_stream))
@@ -534,6 +535,30 @@ async fn api_runs(
             .map_err(ApiError::from)
     })
     .await?;
+    Ok(Json(rows).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct StatsQuery {
+    stage: Option<String>,
+    task: Option<String>,
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Per task statistics from history (the task page), as `tasker stats --json`.
+async fn api_stats(
+    State(app): State<Shared>,
+    Query(q): Query<StatsQuery>,
+) -> Result<Response, ApiError> {
+    let blank = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let filter = tasker::StatsFilter {
+        since: when(&q.since, "since")?,
+        stage: blank(q.stage),
+        task: blank(q.task),
+        limit: q.limit.filter(|n| *n > 0),
+    };
+    let rows = blocking(&app, move |t| Ok(t.task_stats(&filter)?)).await?;
     Ok(Json(rows).into_response())
 }
 

@@ -4,6 +4,7 @@
 //! A store validates transitions inside the same transaction that writes them,
 //! because other processes change the same rows.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -301,7 +302,8 @@ pub trait Store: Send {
     fn subtasks(&mut self, run_id: &str) -> Result<Vec<SubtaskRow>>;
     /// The subtasks of several runs at once, by run and number.
     fn subtasks_of_runs(&mut self, run_ids: &[&str]) -> Result<Vec<SubtaskRow>>;
-    /// Per task, its runs in the window of `filter` (newest first), summarised.
+    /// Per task, its runs in the window of `filter` (the latest `limit` of each),
+    /// summarised, in no particular order.
     fn run_summaries(&mut self, filter: &StatsFilter) -> Result<Vec<RunSummary>>;
     /// Name and seconds of the completed subtasks of the task's latest `runs`
     /// completed runs (for estimates by subtask name).
@@ -338,5 +340,44 @@ pub fn open(config: &Config) -> Result<Box<dyn Store>> {
         Location::Postgres { conninfo, schema } => Ok(Box::new(
             self::postgres::PostgresStore::open(conninfo, schema, config)?,
         )),
+    }
+}
+
+/// How many of a task's latest completed runs count towards its items per
+/// second: enough for a stable mean, few enough that statistics over 100,000
+/// runs need not add up every subtask of every run.
+pub const ITEMS_RUNS_PER_TASK: usize = 20;
+
+fn start_key(r: &RunSummary) -> i64 {
+    r.start_time.map_or(i64::MIN, |t| t.timestamp_micros())
+}
+
+/// The latest `ITEMS_RUNS_PER_TASK` completed runs of each task among `runs`
+/// (in any order): the ones whose items are read.
+pub(crate) fn items_window(runs: &[RunSummary]) -> Vec<&str> {
+    let mut by_task: HashMap<(&str, &str), Vec<(i64, &str)>> = HashMap::new();
+    for r in runs.iter().filter(|r| r.status == Status::Completed) {
+        by_task
+            .entry((&*r.stage_name, &*r.task_name))
+            .or_default()
+            .push((start_key(r), r.run_id.as_str()));
+    }
+    let mut out = Vec::new();
+    for mut done in by_task.into_values() {
+        // The newest first, without sorting all of them.
+        if done.len() > ITEMS_RUNS_PER_TASK {
+            done.select_nth_unstable_by(ITEMS_RUNS_PER_TASK - 1, |a, b| b.cmp(a));
+            done.truncate(ITEMS_RUNS_PER_TASK);
+        }
+        out.extend(done.into_iter().map(|(_, id)| id));
+    }
+    out
+}
+
+pub(crate) fn fill_items(runs: &mut [RunSummary], items: &HashMap<String, i64>) {
+    for r in runs.iter_mut() {
+        if let Some(n) = items.get(&r.run_id) {
+            r.items_complete = *n;
+        }
     }
 }

@@ -1710,26 +1710,37 @@ impl Store for PostgresStore {
     }
 
     fn run_summaries(&mut self, f: &StatsFilter) -> Result<Vec<RunSummary>> {
+        // No ORDER BY (statistics need none) and the window only when a limit asks for it.
+        const COLUMNS: &str = "s.stage_name, t.task_name, r.run_id, r.status, r.start_time,
+            r.end_time, COALESCE(r.heartbeat_time, r.last_update), r.hostname, r.process_id,
+            r.process_start_time, r.attempt, r.retry_of";
+        const FROM: &str = "FROM @.runs r JOIN @.tasks t ON t.task_id = r.task_id
+            JOIN @.stages s ON s.stage_id = t.stage_id
+           WHERE ($1::text IS NULL OR s.stage_name = $1) AND ($2::text IS NULL OR t.task_name = $2)
+             AND ($3::timestamptz IS NULL OR r.start_time >= $3)";
+        let sql = match f.limit {
+            None => format!("SELECT {COLUMNS} {FROM} AND $4::bigint IS NULL"),
+            Some(_) => format!(
+                "SELECT * FROM (SELECT {COLUMNS}, ROW_NUMBER() OVER (
+                    PARTITION BY r.task_id ORDER BY r.start_time DESC, r.run_id COLLATE \"C\" DESC) AS n
+                  {FROM}) w WHERE w.n <= $4"
+            ),
+        };
         let since = f.since.map(ts);
         let limit = limit_param(f.limit);
-        self.read(|c, st| {
+        let mut names: HashMap<String, Arc<str>> = HashMap::new();
+        let mut intern = |s: &str| -> Arc<str> {
+            if let Some(a) = names.get(s) {
+                return Arc::clone(a);
+            }
+            let a: Arc<str> = s.into();
+            names.insert(s.to_string(), Arc::clone(&a));
+            a
+        };
+        let mut runs: Vec<RunSummary> = self.read(|c, st| {
             st.all(
                 c,
-                "WITH w AS (
-                    SELECT r.run_id, ROW_NUMBER() OVER (
-                        PARTITION BY r.task_id ORDER BY r.start_time DESC, r.run_id COLLATE \"C\" DESC) AS n
-                      FROM @.runs r JOIN @.tasks t ON t.task_id = r.task_id
-                      JOIN @.stages s ON s.stage_id = t.stage_id
-                     WHERE ($1::text IS NULL OR s.stage_name = $1) AND ($2::text IS NULL OR t.task_name = $2)
-                       AND ($3::timestamptz IS NULL OR r.start_time >= $3))
-                 SELECT s.stage_name, t.task_name, r.run_id, r.status, r.start_time, r.end_time,
-                    COALESCE(r.heartbeat_time, r.last_update), r.hostname, r.process_id,
-                    r.process_start_time, r.attempt, r.retry_of,
-                    (SELECT COALESCE(SUM(x.items_complete), 0)::bigint FROM @.subtasks x WHERE x.run_id = r.run_id)
-                   FROM w JOIN @.runs r ON r.run_id = w.run_id JOIN @.tasks t ON t.task_id = r.task_id
-                   JOIN @.stages s ON s.stage_id = t.stage_id
-                  WHERE $4::bigint IS NULL OR w.n <= $4
-                  ORDER BY r.start_time DESC, r.run_id COLLATE \"C\" DESC",
+                &sql,
                 &[
                     (&f.stage, Type::TEXT),
                     (&f.task, Type::TEXT),
@@ -1740,8 +1751,8 @@ impl Store for PostgresStore {
             .iter()
             .map(|row| {
                 Ok(RunSummary {
-                    stage_name: row.try_get(0)?,
-                    task_name: row.try_get(1)?,
+                    stage_name: intern(row.try_get(0)?),
+                    task_name: intern(row.try_get(1)?),
                     run_id: row.try_get(2)?,
                     status: status_of(row.try_get(3)?)?,
                     start_time: row.try_get(4)?,
@@ -1752,11 +1763,27 @@ impl Store for PostgresStore {
                     process_start_time: row.try_get(9)?,
                     attempt: row.try_get(10)?,
                     retry_of: row.try_get(11)?,
-                    items_complete: row.try_get(12)?,
+                    items_complete: 0,
                 })
             })
             .collect()
-        })
+        })?;
+        let ids = super::items_window(&runs);
+        if !ids.is_empty() {
+            let items: HashMap<String, i64> = self.read(|c, st| {
+                st.all(
+                    c,
+                    "SELECT run_id, SUM(items_complete)::bigint FROM @.subtasks
+                      WHERE run_id = ANY($1) GROUP BY run_id",
+                    &[(&ids, Type::TEXT_ARRAY)],
+                )?
+                .iter()
+                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                .collect()
+            })?;
+            super::fill_items(&mut runs, &items);
+        }
+        Ok(runs)
     }
 
     fn subtask_durations(

@@ -3,6 +3,7 @@
 //! instead of failing, foreign keys on, synchronous=NORMAL (a commit survives a
 //! process crash; a power cut may lose the last commits but never corrupts).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -693,48 +694,109 @@ impl Store for SqliteStore {
     }
 
     fn run_summaries(&mut self, f: &StatsFilter) -> Result<Vec<RunSummary>> {
+        // Statistics read every run of a window (100,000 of them, say), so this
+        // reads as little as it can: the names of the tasks once, then each run
+        // without joins; times parsed in Rust; what only the lost check needs,
+        // only for active runs; no ORDER BY (statistics need none); the window only when a limit asks for it.
+        let mut names: HashMap<i64, (Arc<str>, Arc<str>)> = HashMap::new();
         self.conn
             .prepare_cached(
-                "WITH w AS (
-                    SELECT r.run_id, ROW_NUMBER() OVER (
-                        PARTITION BY r.task_id ORDER BY r.start_time DESC, r.run_id DESC) AS n
-                      FROM runs r JOIN tasks t ON t.task_id = r.task_id
-                      JOIN stages s ON s.stage_id = t.stage_id
-                     WHERE (?1 IS NULL OR s.stage_name = ?1) AND (?2 IS NULL OR t.task_name = ?2)
-                       AND (?3 IS NULL OR r.start_time >= ?3))
-                 SELECT s.stage_name, t.task_name, r.run_id, r.status, r.start_time, r.end_time,
-                    COALESCE(r.heartbeat_time, r.last_update), r.hostname, r.process_id,
-                    r.process_start_time, r.attempt, r.retry_of,
-                    (SELECT COALESCE(SUM(x.items_complete), 0) FROM subtasks x WHERE x.run_id = r.run_id)
-                   FROM w JOIN runs r ON r.run_id = w.run_id JOIN tasks t ON t.task_id = r.task_id
-                   JOIN stages s ON s.stage_id = t.stage_id
-                  WHERE ?4 < 0 OR w.n <= ?4
-                  ORDER BY r.start_time DESC, r.run_id DESC",
+                "SELECT t.task_id, s.stage_name, t.task_name
+                   FROM tasks t JOIN stages s ON s.stage_id = t.stage_id
+                  WHERE (?1 IS NULL OR s.stage_name = ?1) AND (?2 IS NULL OR t.task_name = ?2)",
             )
             .and_then(|mut st| {
-                st.query_map(
-                    params![f.stage, f.task, f.since.map(ts), limit_param(f.limit)],
-                    |row| {
-                        Ok(RunSummary {
-                            stage_name: row.get(0)?,
-                            task_name: row.get(1)?,
-                            run_id: row.get(2)?,
-                            status: status_col(row, 3)?,
-                            start_time: opt_ts(row, 4)?,
-                            end_time: opt_ts(row, 5)?,
-                            heartbeat_time: opt_ts(row, 6)?,
-                            hostname: row.get(7)?,
-                            process_id: row.get(8)?,
-                            process_start_time: opt_ts(row, 9)?,
-                            attempt: row.get(10)?,
-                            retry_of: row.get(11)?,
-                            items_complete: row.get(12)?,
-                        })
-                    },
-                )?
-                .collect()
+                let mut rows = st.query(params![f.stage, f.task])?;
+                while let Some(row) = rows.next()? {
+                    let (stage, task): (String, String) = (row.get(1)?, row.get(2)?);
+                    names.insert(row.get(0)?, (stage.into(), task.into()));
+                }
+                Ok(())
             })
-            .map_err(db_err)
+            .map_err(db_err)?;
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        const COLUMNS: &str = "r.task_id, r.run_id, r.status, r.start_time, r.end_time,
+            r.attempt, r.retry_of, CASE WHEN r.status IN ('STARTED','RUNNING','PAUSED') THEN
+              json_array(COALESCE(r.heartbeat_time, r.last_update), r.hostname, r.process_id,
+                         r.process_start_time) END";
+        // Every task: a plain scan. Some: their runs from the index (runs_task_start).
+        let tasks = match (&f.stage, &f.task) {
+            (None, None) => "?1 IS NULL".to_string(),
+            _ => "r.task_id IN (SELECT value FROM json_each(?1))".to_string(),
+        };
+        let ids: Option<String> = (f.stage.is_some() || f.task.is_some())
+            .then(|| serde_json::to_string(&names.keys().collect::<Vec<_>>()))
+            .transpose()
+            .map_err(|e| Error::storage_refused("json", e))?;
+        let sql = match f.limit {
+            None => format!(
+                "SELECT {COLUMNS} FROM runs r
+                  WHERE {tasks} AND (?2 IS NULL OR r.start_time >= ?2) AND ?3 < 0"
+            ),
+            Some(_) => format!(
+                "SELECT * FROM (SELECT {COLUMNS}, ROW_NUMBER() OVER (
+                    PARTITION BY r.task_id ORDER BY r.start_time DESC, r.run_id DESC) AS n
+                   FROM runs r WHERE {tasks} AND (?2 IS NULL OR r.start_time >= ?2))
+                  WHERE n <= ?3"
+            ),
+        };
+        let mut runs = Vec::new();
+        self.conn
+            .prepare_cached(&sql)
+            .and_then(|mut st| {
+                let mut rows = st.query(params![ids, f.since.map(ts), limit_param(f.limit)])?;
+                while let Some(row) = rows.next()? {
+                    let Some((stage, task)) = names.get(&row.get::<_, i64>(0)?) else {
+                        continue;
+                    };
+                    let text = |i: usize| -> rusqlite::Result<Option<&str>> {
+                        Ok(row.get_ref(i)?.as_str_or_null()?)
+                    };
+                    let time = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
+                        text(i)?.map(fast_ts).transpose()
+                    };
+                    let status = text(2)?.unwrap_or_default();
+                    let mut r = RunSummary {
+                        stage_name: Arc::clone(stage),
+                        task_name: Arc::clone(task),
+                        run_id: row.get(1)?,
+                        status: status.parse().map_err(|e: Error| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                2,
+                                rusqlite::types::Type::Text,
+                                Box::new(e),
+                            )
+                        })?,
+                        start_time: time(3)?,
+                        end_time: time(4)?,
+                        heartbeat_time: None,
+                        hostname: None,
+                        process_id: None,
+                        process_start_time: None,
+                        attempt: row.get(5)?,
+                        retry_of: row.get(6)?,
+                        items_complete: 0,
+                    };
+                    if let Some(live) = text(7)? {
+                        // [beat, host, pid, process start] of an active run.
+                        let v: (Option<String>, Option<String>, Option<i64>, Option<String>) =
+                            serde_json::from_str(live).unwrap_or_default();
+                        r.heartbeat_time = v.0.as_deref().and_then(|t| fast_ts(t).ok());
+                        r.hostname = v.1;
+                        r.process_id = v.2;
+                        r.process_start_time = v.3.as_deref().and_then(|t| fast_ts(t).ok());
+                    }
+                    runs.push(r);
+                }
+                Ok(())
+            })
+            .map_err(db_err)?;
+        let ids = super::items_window(&runs);
+        let items = items_of_runs(&self.conn, &ids)?;
+        super::fill_items(&mut runs, &items);
+        Ok(runs)
     }
 
     fn subtask_durations(
@@ -750,9 +812,11 @@ impl Store for SqliteStore {
                    FROM subtasks x
                   WHERE x.status = 'COMPLETED' AND x.start_time IS NOT NULL AND x.end_time IS NOT NULL
                     AND x.run_id IN (
-                        SELECT r.run_id FROM runs r JOIN tasks t ON t.task_id = r.task_id
-                          JOIN stages s ON s.stage_id = t.stage_id
-                         WHERE s.stage_name = ?1 AND t.task_name = ?2 AND r.status = 'COMPLETED'
+                        SELECT r.run_id FROM runs r
+                         WHERE r.task_id = (
+                                SELECT t.task_id FROM tasks t JOIN stages s ON s.stage_id = t.stage_id
+                                 WHERE s.stage_name = ?1 AND t.task_name = ?2)
+                           AND r.status = 'COMPLETED'
                          ORDER BY r.start_time DESC LIMIT ?3)",
             )
             .and_then(|mut st| {
@@ -955,6 +1019,62 @@ fn file_name(path: &str) -> Option<String> {
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
 }
+
+/// Parses a time as this store writes it (`TS_FORMAT`, fixed positions) without
+/// the general RFC 3339 parser, which costs more than the row it is read from
+/// when statistics read every run; anything else goes to that parser.
+fn fast_ts(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    let b = s.as_bytes();
+    let digits = |from: usize, to: usize| -> Option<u32> {
+        b.get(from..to)?.iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let fixed = b.len() == 27
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'.'
+        && b[26] == b'Z';
+    if fixed {
+        if let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(se), Some(us)) = (
+            digits(0, 4),
+            digits(5, 7),
+            digits(8, 10),
+            digits(11, 13),
+            digits(14, 16),
+            digits(17, 19),
+            digits(20, 26),
+        ) {
+            let t = chrono::NaiveDate::from_ymd_opt(y as i32, mo, d)
+                .and_then(|date| date.and_hms_micro_opt(h, mi, se, us));
+            if let Some(t) = t {
+                return Ok(t.and_utc());
+            }
+        }
+    }
+    parse_ts(s)
+}
+
+/// Items completed over all subtasks of each of these runs.
+fn items_of_runs(conn: &Connection, run_ids: &[&str]) -> Result<HashMap<String, i64>> {
+    if run_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids = serde_json::to_string(run_ids).map_err(|e| Error::storage_refused("json", e))?;
+    conn.prepare_cached(
+        "SELECT x.run_id, SUM(x.items_complete) FROM json_each(?1) ids
+           JOIN subtasks x ON x.run_id = ids.value GROUP BY x.run_id",
+    )
+    .and_then(|mut st| {
+        st.query_map([ids], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect()
+    })
+    .map_err(db_err)
+}
+
 
 /// The columns a [`Sample`] is read from, in `sample_at`'s order.
 const SAMPLE_COLUMNS: &str = "time, pid, cpu_seconds, cpu_percent, rss_bytes, peak_rss_bytes, \
