@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of `tasker status`, the status API and /metrics on a large database:
 # 100,000 runs, 1,000,000 events, 50 active runs (override with RUNS, EVENTS_PER_RUN,
-# ACTIVE, N). The baseline measured in the same run is `SELECT count(*) FROM runs`.
+# ACTIVE, N; OUT for another directory). The baseline measured in the same run is `SELECT count(*) FROM runs`.
 # PROFILE=release measures an optimised build (default: debug, like the tests).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,7 +14,7 @@ else
     cargo build -q -p tasker-cli --bins --examples
 fi
 BIN="$CARGO_TARGET_DIR/$PROFILE"
-OUT=build/bench-cli
+OUT="${OUT:-build/bench-cli}"
 mkdir -p "$OUT"
 DB="$OUT/bench.db"
 if [ ! -f "$DB" ] || [ "${REGEN:-0}" = 1 ]; then

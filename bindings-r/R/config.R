@@ -22,7 +22,9 @@
 #' @param url A database URL (`sqlite:///path/file.db`, `postgresql://...`).
 #' @param quiet Do not print where the database is.
 #' @param ... Tracking settings: `flush_interval_ms`, `heartbeat_interval_s`,
-#'   `lost_after_s`, `busy_timeout_ms`, `hostname`.
+#'   `lost_after_s`, `busy_timeout_ms`, `hostname`, `sample_interval_s` (how
+#'   often a process samples its resource use for its runs, see
+#'   [get_run_samples()]; 0 turns it off).
 #' @return The configuration (a list: driver, location, path, schema, source,
 #'   ...), invisibly. Passwords are never part of it.
 #' @examples

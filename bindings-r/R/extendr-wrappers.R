@@ -50,6 +50,28 @@ tk_run <- function(run_id) .Call(wrap__tk_run, run_id)
 # @keywords internal
 tk_subtasks <- function(run_id) .Call(wrap__tk_subtasks, run_id)
 
+# Statistics per task from stored history (see `TaskStats`).
+# @keywords internal
+tk_task_stats <- function(stage, task, since, limit_) .Call(wrap__tk_task_stats, stage, task, since, limit_)
+
+# A run's resource samples, oldest first. An unknown run is an error.
+# @keywords internal
+tk_samples <- function(run_id) .Call(wrap__tk_samples, run_id)
+
+# A run's inputs, then its outputs, by name. An unknown run is an error.
+# @keywords internal
+tk_run_io <- function(run_id) .Call(wrap__tk_run_io, run_id)
+
+# Records an input or output of a run: a file (`path`, read now: size, time and,
+# with `hash`, SHA-256) or a value. Returns the run id.
+# @keywords internal
+tk_record_io <- function(run_id, direction, name, value, path, hash) .Call(wrap__tk_record_io, run_id, direction, name, value, path, hash)
+
+# The core's estimate for `done` of `total` items in `elapsed` seconds (the live
+# rate alone): list(eta, low, high, basis), or NULL when there is nothing to go on.
+# @keywords internal
+tk_rate_eta <- function(done, total, elapsed) .Call(wrap__tk_rate_eta, done, total, elapsed)
+
 # @keywords internal
 tk_events <- function(run_id, after, limit_) .Call(wrap__tk_events, run_id, after, limit_)
 

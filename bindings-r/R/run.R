@@ -8,6 +8,24 @@
 #' With `stage` or `task` missing, both come from the registration whose
 #' `script_filename` matches the running script ([get_script_filename()]).
 #'
+#' Each run records how it was started: the running script's full path (under
+#' `Rscript`, `R CMD BATCH` / `R -f`, `source()`, knitr/rmarkdown, or the script
+#' of the process that started a callr subprocess), the command line
+#' (`commandArgs()`), the R version, the tasker version, and the commit and
+#' dirty flag (uncommitted changes to tracked files) of the git repository
+#' holding the script (or the working directory). `git_commit` given here wins;
+#' nothing found is left empty and never fails the start. They are columns of
+#' [get_task_status()], [get_run()] and [get_task_history()].
+#'
+#' @section Retries:
+#' A run that repeats a failed one is its next attempt: with `retry = TRUE`,
+#' when the task's latest run `FAILED` (or was lost: its process died), the new
+#' run records `attempt` = that run's attempt + 1 and `retry_of` = that run's
+#' id; otherwise it is a first attempt. `attempt = n` sets the number
+#' explicitly (above 1, the task's latest run is the one retried). Attempts of
+#' one logical run count once in [get_task_stats()]. [with_task()] with
+#' `retries` does this for you.
+#'
 #' @param stage,task Stage and task name.
 #' @param total_subtasks How many subtasks the run will have (for percentages).
 #' @param message A progress message.
@@ -17,11 +35,21 @@
 #' @param .active Make the run the current run of the session.
 #' @param metadata Custom metadata: a JSON object as a string, or a named list
 #'   (converted with jsonlite).
+#' @param attempt The attempt number (1 for a first try); see "Retries".
+#' @param retry `TRUE` to make this run the next attempt of the task's latest
+#'   run when that one failed or was lost; see "Retries".
 #' @return The run id (a UUID string).
+#' @examples
+#' tasker_config(path = tempfile(fileext = ".db"), quiet = TRUE)
+#' run_id <- task_start("examples", "fetch", quiet = TRUE)
+#' task_fail("the server did not answer", quiet = TRUE)
+#' retry <- task_start("examples", "fetch", retry = TRUE, quiet = TRUE)
+#' task_complete(quiet = TRUE)
+#' get_run(retry)[, c("status", "attempt", "retry_of", "runtime")]
 #' @export
 task_start <- function(stage = NULL, task = NULL, total_subtasks = NULL, message = NULL,
                        version = NULL, git_commit = NULL, quiet = FALSE, conn = NULL,
-                       .active = TRUE, metadata = NULL) {
+                       .active = TRUE, metadata = NULL, attempt = NULL, retry = FALSE) {
   if (!is.null(conn)) .tk_conn(conn)
   # Checks first: nothing below opens the database before the arguments are known good.
   if (!is.null(stage)) stage <- .tk_name(stage, "stage")
@@ -39,8 +67,23 @@ task_start <- function(stage = NULL, task = NULL, total_subtasks = NULL, message
   if (!is.null(version)) opts$version <- .tk_text(version, "version")
   if (!is.null(git_commit)) opts$git_commit <- .tk_text(git_commit, "git_commit")
   if (!is.null(metadata)) opts$metadata <- .tk_metadata(metadata)
+  if (!is.null(attempt)) {
+    if (!is.numeric(attempt) || length(attempt) != 1L || is.na(attempt) || attempt < 1 ||
+        attempt != floor(attempt)) {
+      .tk_arg_error(sprintf("invalid attempt %s: attempts are whole numbers counted from 1",
+                            paste(format(attempt), collapse = ",")))
+    }
+    opts$attempt <- attempt
+  }
+  if (!is.logical(retry) || length(retry) != 1L || is.na(retry)) {
+    .tk_arg_error(sprintf("invalid retry %s: must be TRUE or FALSE", paste(format(retry), collapse = ",")))
+  }
+  if (retry) opts$retry <- TRUE
+  script_path <- .tk_script_path()
+  if (!is.null(script_path)) opts$script_path <- enc2utf8(script_path)
+  opts$command_line <- .tk_command_line()
   if (is.null(stage) || is.null(task)) {
-    script <- get_script_filename()
+    script <- if (is.null(script_path)) NULL else basename(script_path)
     if (is.null(script)) {
       .tk_arg_error(paste("Could not auto-detect script filename and stage/task not provided:",
                           "pass stage and task"))
@@ -57,7 +100,11 @@ task_start <- function(stage = NULL, task = NULL, total_subtasks = NULL, message
   }
   run_id <- .tk_call(tk_task_start, stage, task, opts, isTRUE(.active))
   if (!.tk_quiet(quiet)) {
-    .tk_say(sprintf("%s.%s START%s", stage, task, if (is.null(message)) "" else paste(":", message)), quiet)
+    # Which attempt it became is the database's answer: asked only to say it.
+    again <- if (retry || !is.null(attempt)) .tk(tk_run(run_id))$attempt else NA
+    .tk_say(sprintf("%s.%s START%s%s", stage, task,
+                    if (!is.na(again) && again > 1) sprintf(" (attempt %d)", again) else "",
+                    if (is.null(message)) "" else paste(":", message)), quiet)
   }
   if (.tasker_env$listening) .tk_drain()
   run_id

@@ -28,22 +28,60 @@
 #' error detail, and the error is signalled again unchanged. An interrupt
 #' cancels the run. The previous current run is restored afterwards.
 #'
+#' With `retries = n`, a failed evaluation is retried up to `n` times: each
+#' attempt is a run of its own, the next attempt of the one before (its
+#' `attempt` number and `retry_of`, see [task_start()]), so the task's history
+#' and [get_task_stats()] count them as one logical run. `expr` is evaluated
+#' again from its code in the caller's environment, so it must be written
+#' inside the call (an expression passed on from another function's argument
+#' is evaluated only once by R). The error of the last attempt is signalled
+#' again unchanged; an interrupt is never retried.
+#'
 #' @param stage,task Stage and task name.
 #' @param expr The work.
 #' @param ... Passed to [task_start()] (`total_subtasks`, `message`, `version`,
-#'   `git_commit`, `metadata`).
+#'   `git_commit`, `metadata`, and `attempt` / `retry` for the first attempt).
 #' @param quiet Do not print messages.
+#' @param retries How many times to evaluate `expr` again after an error (a
+#'   whole number, 0 by default).
 #' @return The value of `expr`.
 #' @examples
-#' \dontrun{
-#' with_task("prepare", "download", {
-#'   with_subtask("files", items_total = 3, for (f in 1:3) subtask_increment())
-#' })
-#' }
+#' tasker_config(path = tempfile(fileext = ".db"), quiet = TRUE)
+#' tries <- 0
+#' with_task("examples", "flaky", {
+#'   tries <- tries + 1
+#'   if (tries < 2) stop("temporary failure")
+#'   "done"
+#' }, retries = 2, quiet = TRUE)
+#' get_task_stats(stage = "examples", task = "flaky")[, c("runs", "logical_runs", "completed")]
 #' @export
-with_task <- function(stage, task, expr, ..., quiet = FALSE) {
+with_task <- function(stage, task, expr, ..., quiet = FALSE, retries = 0) {
+  if (!is.numeric(retries) || length(retries) != 1L || is.na(retries) || retries < 0 ||
+      retries != floor(retries)) {
+    .tk_arg_error(sprintf("invalid retries %s: must be a whole number, zero or more",
+                          paste(format(retries), collapse = ",")))
+  }
+  if (retries == 0) return(.tk_task_attempt(stage, task, expr, list(...), quiet, last = TRUE)$value)
+  # Evaluated again from its code: the promise `expr` can be forced only once.
+  code <- substitute(expr)
+  env <- parent.frame()
+  opts <- list(...)
+  for (k in seq_len(retries + 1L)) {
+    if (k > 1L) opts <- c(opts[setdiff(names(opts), c("attempt", "retry"))], list(retry = TRUE))
+    last <- k == retries + 1L
+    r <- .tk_task_attempt(stage, task, eval(code, env), opts, quiet, last = last)
+    if (!inherits(r, "tasker_attempt_failed")) return(r$value)
+    .tk_say(sprintf("%s.%s attempt %d of %d failed: %s; retrying", stage, task, k, retries + 1L,
+                    conditionMessage(r$error)), quiet)
+  }
+}
+
+# One run of with_task(): the value of `expr` as list(value = ), or, unless this is
+# the last attempt, the error as a "tasker_attempt_failed" (the run is FAILED either
+# way). The last attempt lets the error go on unchanged.
+.tk_task_attempt <- function(stage, task, expr, opts, quiet, last) {
   previous <- tasker_context()
-  run_id <- task_start(stage, task, ..., quiet = quiet)
+  run_id <- do.call(task_start, c(list(stage, task), opts, list(quiet = quiet)))
   state <- new.env(parent = emptyenv())
   state$closed <- FALSE
   on.exit({
@@ -54,7 +92,7 @@ with_task <- function(stage, task, expr, ..., quiet = FALSE) {
     if (.tk_is_forked_child()) try(tasker_flush(), silent = TRUE)
     try(.tk(tk_context(TRUE, previous)), silent = TRUE)
   })
-  value <- withCallingHandlers(expr, error = function(e) {
+  record_failure <- function(e) {
     if (!state$closed) {
       state$closed <- TRUE
       tryCatch({
@@ -65,10 +103,21 @@ with_task <- function(stage, task, expr, ..., quiet = FALSE) {
       }, error = function(e2) warning("tasker could not record the failure: ", conditionMessage(e2),
                                       call. = FALSE))
     }
-  })
+  }
+  if (last) {
+    value <- withCallingHandlers(expr, error = record_failure)
+  } else {
+    failed <- NULL
+    value <- tryCatch(withCallingHandlers(expr, error = record_failure),
+                      error = function(e) failed <<- e)
+    if (!is.null(failed)) {
+      state$closed <- TRUE
+      return(structure(list(error = failed), class = "tasker_attempt_failed"))
+    }
+  }
   state$closed <- TRUE
   if (!.tk_is_finished(run_id)) task_complete(run_id = run_id, quiet = quiet)
-  value
+  list(value = value)
 }
 
 #' Run an expression as a tracked subtask

@@ -61,9 +61,16 @@
 #'   \item `subtask_complete("done")` takes a string as the message.
 #'   \item `purge_tasker_data()` deletes runs but keeps registered tasks;
 #'     `setup_tasker_db()` never drops data (migrations are automatic).
-#'   \item [get_completion_estimate()] reads stored progress (any process, no
-#'     dashboard needed); [format_completion_with_ci()] shows the confidence
-#'     level actually used.
+#'   \item [get_completion_estimate()] is the core's estimate, the one every
+#'     part of tasker shows, from stored progress and the task's history (any
+#'     process, no dashboard needed); its interval is always 80%, and
+#'     [format_completion_with_ci()] says so (the earlier package wrote "95%"
+#'     whatever level it used).
+#'   \item Runs record their attempt: `task_start(retry = TRUE)` and
+#'     `with_task(retries = n)` make a rerun after a failure the next attempt
+#'     of one logical run, counted once by [get_task_stats()]. Runs also record
+#'     the script's full path, the command line, the R and tasker versions and
+#'     the git commit with a dirty flag, by themselves.
 #'   \item `tasker_cluster()` attaches only `packages` on the workers, and
 #'     `stop_tasker_cluster()` flushes the workers' progress before stopping.
 #'   \item `find_and_update_task()` and `find_and_update_subtask()` check their
@@ -94,18 +101,19 @@
 #'     dashboard server as a library). Until then: `tasker serve` on the command
 #'     line (a read-only web dashboard), `tasker status`, `tasker watch`.}
 #'   \item{`start_reporter()`, `stop_reporter()`, `check_reporter()`,
-#'     `collect_process_metrics()`}{Planned: built-in process sampling by the
-#'     core (CPU, memory, children of each run's process), with no daemon to
-#'     start or stop. Until then no process metrics are recorded; crashed
-#'     scripts are still detected without a daemon (the `lost` column of
-#'     [get_task_status()]).}
+#'     `collect_process_metrics()`}{Not needed: the process that starts a run
+#'     samples its own CPU, memory, I/O and child processes itself, with no
+#'     daemon to start or stop ([get_run_samples()]; interval
+#'     `tasker_config(sample_interval_s = )`). Crashed scripts are detected
+#'     without a daemon too (the `lost` column of [get_task_status()]).}
 #'   \item{`get_reporter_database_status()`, `reporter_main_loop()`,
 #'     `write_process_metrics()`, `setup_reporter_schema()`}{The reporter
 #'     daemon's own machinery: there is no daemon, and the schema is created and
 #'     migrated automatically. [health()] tells whether tracking reaches its
 #'     database.}
-#'   \item{`cleanup_old_metrics()`}{Planned with the built-in process sampling
-#'     (retention kept by the core). Old runs: `tasker purge` on the command
+#'   \item{`cleanup_old_metrics()`}{Not needed: the core thins the samples of
+#'     long runs by itself (a week-long run keeps a few thousand rows), and a
+#'     run's samples go with the run. Old runs: `tasker purge` on the command
 #'     line, or [task_reset()] / [purge_tasker_data()].}
 #'   \item{`migrate_stage_runs()`}{Not provided: runs stay with the task they
 #'     ran as. Register the task under its new stage; [get_task_history()]

@@ -92,7 +92,8 @@
 
 # Column names holding times (seconds since the epoch from the native side).
 .tk_time_cols <- c("start_time", "end_time", "last_update", "heartbeat_time",
-                   "created_at", "updated_at", "time")
+                   "created_at", "updated_at", "time", "last_start", "last_success",
+                   "last_failure", "modified", "recorded_at")
 
 .tk_df <- function(cols) {
   cols <- .tk(cols)

@@ -31,7 +31,7 @@ test_that("the earlier package's 56 exports are present or explained in ?tasker"
   }
   # The planned ones say so.
   expect_match(section, "Planned: the dashboard started from R")
-  expect_match(section, "Planned: built-in process sampling")
+  expect_match(section, "samples its own CPU, memory, I/O and child processes")
   # No stubs: what is listed as missing is not exported.
   expect_false(any(c("run_monitor", "start_reporter", "collect_process_metrics") %in% getNamespaceExports("tasker")))
 })

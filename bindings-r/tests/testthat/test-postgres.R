@@ -10,13 +10,20 @@ small_pipeline <- function() {
     with_subtask("rows", items_total = 10, for (i in 1:10) subtask_increment())
     with_subtask("pct", subtask_update(percent = 50))
   })
+  tries <- 0
+  with_task("s", "retried", { tries <- tries + 1; if (tries < 2) stop("once") }, retries = 1)
   open <- task_start("s", "t2")
+  f <- tempfile()
+  writeLines("x", f)
+  add_input("file", f, hash = TRUE)
+  add_output("n", 1)
   subtask_start("open", items_total = 4)
   subtask_update(items_complete = 1)
   tasker_flush()
   list(status = get_task_status(), history = get_task_history(), active = get_active_tasks(),
        subtasks = get_subtask_progress(get_task_history(task = "t")$run_id),
-       tasks = get_registered_tasks(), stages = get_stages(), events = get_run_events())
+       tasks = get_registered_tasks(), stages = get_stages(), events = get_run_events(),
+       stats = get_task_stats(), io = get_run_io(open), samples = get_run_samples(open))
 }
 
 test_that("PostgreSQL and SQLite return the same columns, types and values", {
@@ -35,6 +42,10 @@ test_that("PostgreSQL and SQLite return the same columns, types and values", {
   expect_equal(pg$subtasks$items_complete, lite$subtasks$items_complete)
   expect_equal(pg$subtasks$percent_complete, lite$subtasks$percent_complete)
   expect_equal(pg$events$new_status, lite$events$new_status)
+  expect_equal(pg$stats[, c("task_name", "runs", "logical_runs", "completed")],
+               lite$stats[, c("task_name", "runs", "logical_runs", "completed")])
+  expect_equal(pg$history$attempt, lite$history$attempt)
+  expect_equal(pg$io[, c("name", "value", "size_bytes", "sha256")], lite$io[, c("name", "value", "size_bytes", "sha256")])
   expect_equal(attr(pg$status$start_time, "tzone"), "UTC")
 })
 

@@ -34,11 +34,13 @@ use extendr_ffi as ffi;
 use extendr_ffi::{SEXP, SEXPTYPE};
 
 use tasker::config::{Location, Secret};
+use tasker::estimate::{Basis, SubtaskFacts};
+use tasker::sampler::Sample;
 use tasker::{
-    Config, ConfigArgs, Error as TkError, EventRow, HistoryFilter, RunHandle, RunOptions,
-    RunProgress, RunRow, RunSelector, StageRow, Status, StatusFilter, SubtaskOptions,
-    SubtaskProgress, SubtaskRow, TaskRow, TaskSelector, TaskSpec, TasksWithRuns, Tracker,
-    TransitionInfo,
+    Config, ConfigArgs, Direction, Error as TkError, EventRow, HistoryFilter, IoRecord, IoRow,
+    RunHandle, RunOptions, RunProgress, RunRow, RunSelector, StageRow, StatsFilter, Status,
+    StatusFilter, SubtaskOptions, SubtaskProgress, SubtaskRow, TaskRow, TaskSelector, TaskSpec,
+    TaskStats, TasksWithRuns, Tracker, TransitionInfo,
 };
 
 type TkResult<T> = std::result::Result<T, TkError>;
@@ -475,6 +477,10 @@ impl Cols {
             Robj::from(it.map(Some).collect::<Vec<Option<bool>>>()),
         );
     }
+    /// Optional logicals (`NA` for unknown).
+    pub(crate) fn l<I: Iterator<Item = Option<bool>>>(&mut self, name: &'static str, it: I) {
+        self.add(name, Robj::from(it.collect::<Vec<Option<bool>>>()));
+    }
     pub(crate) fn done(self) -> Robj {
         List::from_names_and_values(self.names, self.values)
             .map(Robj::from)
@@ -546,7 +552,36 @@ fn run_cols(rows: &[RunRow]) -> Robj {
         .map(|r| r.metadata.as_ref().map(|m| m.to_string()))
         .collect();
     c.s("metadata", meta.iter().map(|m| m.as_deref()));
+    // Added with attempts, captured metadata and the core's ETA: after the columns
+    // scripts already index by position.
+    c.i("attempt", rows.iter().map(|r| r.attempt));
+    c.s("retry_of", rows.iter().map(|r| r.retry_of.as_deref()));
+    c.s(
+        "command_line",
+        rows.iter().map(|r| r.command_line.as_deref()),
+    );
+    c.l("git_dirty", rows.iter().map(|r| r.git_dirty));
+    c.s("runtime", rows.iter().map(|r| r.runtime.as_deref()));
+    c.s(
+        "tasker_version",
+        rows.iter().map(|r| r.tasker_version.as_deref()),
+    );
+    c.d("eta_seconds", rows.iter().map(|r| r.eta_seconds));
+    c.d("eta_low", rows.iter().map(|r| r.eta_low));
+    c.d("eta_high", rows.iter().map(|r| r.eta_high));
+    c.s(
+        "eta_basis",
+        rows.iter().map(|r| r.eta_basis.map(basis_name)),
+    );
     c.done()
+}
+
+fn basis_name(b: Basis) -> &'static str {
+    match b {
+        Basis::Rate => "rate",
+        Basis::History => "history",
+        Basis::Blend => "blend",
+    }
 }
 
 fn subtask_cols(rows: &[SubtaskRow]) -> Robj {
@@ -587,6 +622,93 @@ fn subtask_cols(rows: &[SubtaskRow]) -> Robj {
     );
     c.d("rate_per_second", rows.iter().map(|r| r.rate_per_second));
     c.d("eta_seconds", rows.iter().map(|r| r.eta_seconds));
+    c.d("eta_low", rows.iter().map(|r| r.eta_low));
+    c.d("eta_high", rows.iter().map(|r| r.eta_high));
+    c.done()
+}
+
+fn stats_cols(rows: &[TaskStats]) -> Robj {
+    let mut c = Cols::new();
+    c.s(
+        "stage_name",
+        rows.iter().map(|r| Some(r.stage_name.as_str())),
+    );
+    c.s("task_name", rows.iter().map(|r| Some(r.task_name.as_str())));
+    c.i("runs", rows.iter().map(|r| Some(r.runs)));
+    c.i("logical_runs", rows.iter().map(|r| Some(r.logical_runs)));
+    c.i("completed", rows.iter().map(|r| Some(r.completed)));
+    c.i("failed", rows.iter().map(|r| Some(r.failed)));
+    c.i("lost", rows.iter().map(|r| Some(r.lost)));
+    c.i("cancelled", rows.iter().map(|r| Some(r.cancelled)));
+    c.i("skipped", rows.iter().map(|r| Some(r.skipped)));
+    c.i("active", rows.iter().map(|r| Some(r.active)));
+    c.d("success_rate", rows.iter().map(|r| r.success_rate));
+    c.i("retried", rows.iter().map(|r| Some(r.retried)));
+    c.d("mean_attempts", rows.iter().map(|r| r.mean_attempts));
+    c.d("duration_p50", rows.iter().map(|r| r.duration_p50));
+    c.d("duration_p90", rows.iter().map(|r| r.duration_p90));
+    c.d("duration_p95", rows.iter().map(|r| r.duration_p95));
+    c.d("duration_mean", rows.iter().map(|r| r.duration_mean));
+    c.d("duration_max", rows.iter().map(|r| r.duration_max));
+    c.d("items_per_second", rows.iter().map(|r| r.items_per_second));
+    c.d("last_start", rows.iter().map(|r| secs(r.last_start)));
+    c.d("last_success", rows.iter().map(|r| secs(r.last_success)));
+    c.d("last_failure", rows.iter().map(|r| secs(r.last_failure)));
+    c.done()
+}
+
+/// Byte counts as doubles: R's integers stop at 2 GiB.
+fn bytes(v: Option<u64>) -> Option<f64> {
+    v.map(|b| b as f64)
+}
+
+fn sample_cols(rows: &[Sample]) -> Robj {
+    let mut c = Cols::new();
+    c.d("time", rows.iter().map(|r| secs(Some(r.time))));
+    c.i("pid", rows.iter().map(|r| Some(i64::from(r.pid))));
+    c.d("cpu_seconds", rows.iter().map(|r| Some(r.cpu_seconds)));
+    c.d("cpu_percent", rows.iter().map(|r| r.cpu_percent));
+    c.d("rss_bytes", rows.iter().map(|r| bytes(Some(r.rss_bytes))));
+    c.d(
+        "peak_rss_bytes",
+        rows.iter().map(|r| bytes(r.peak_rss_bytes)),
+    );
+    c.d("read_bytes", rows.iter().map(|r| bytes(r.read_bytes)));
+    c.d("write_bytes", rows.iter().map(|r| bytes(r.write_bytes)));
+    c.i("threads", rows.iter().map(|r| r.threads.map(i64::from)));
+    c.i("open_fds", rows.iter().map(|r| r.open_fds.map(i64::from)));
+    c.i("children", rows.iter().map(|r| Some(i64::from(r.children))));
+    c.d(
+        "children_cpu_seconds",
+        rows.iter().map(|r| Some(r.children_cpu_seconds)),
+    );
+    c.d(
+        "children_rss_bytes",
+        rows.iter().map(|r| bytes(Some(r.children_rss_bytes))),
+    );
+    c.done()
+}
+
+fn io_cols(rows: &[IoRow]) -> Robj {
+    let mut c = Cols::new();
+    c.s("run_id", rows.iter().map(|r| Some(r.run_id.as_str())));
+    c.s(
+        "direction",
+        rows.iter().map(|r| Some(r.record.direction.as_str())),
+    );
+    c.s("name", rows.iter().map(|r| Some(r.record.name.as_str())));
+    c.s("value", rows.iter().map(|r| r.record.value.as_deref()));
+    c.s("path", rows.iter().map(|r| r.record.path.as_deref()));
+    c.d(
+        "size_bytes",
+        rows.iter().map(|r| r.record.size_bytes.map(|b| b as f64)),
+    );
+    c.d("modified", rows.iter().map(|r| secs(r.record.modified)));
+    c.s("sha256", rows.iter().map(|r| r.record.sha256.as_deref()));
+    c.d(
+        "recorded_at",
+        rows.iter().map(|r| secs(Some(r.recorded_at))),
+    );
     c.done()
 }
 
@@ -673,7 +795,8 @@ fn describe(t: &Tracker) -> Robj {
         source = cfg.source.clone(),
         hostname = t.hostname().to_string(),
         flush_interval_ms = cfg.flush_interval.as_millis() as f64,
-        lost_after_s = cfg.lost_after.as_secs_f64()
+        lost_after_s = cfg.lost_after.as_secs_f64(),
+        sample_interval_s = cfg.sample_interval.map_or(0.0, |d| d.as_secs_f64())
     )
     .into()
 }
@@ -732,6 +855,7 @@ fn tk_open(args: List) -> Robj {
                 "heartbeat_interval_s" => a.tracking.heartbeat_interval_s = r_count(name, &v)?,
                 "lost_after_s" => a.tracking.lost_after_s = r_count(name, &v)?,
                 "busy_timeout_ms" => a.tracking.busy_timeout_ms = r_count(name, &v)?,
+                "sample_interval_s" => a.tracking.sample_interval_s = r_count(name, &v)?,
                 "hostname" => a.tracking.hostname = r_str(name, &v)?,
                 other => {
                     return Err(TkError::invalid(
@@ -767,6 +891,7 @@ fn tk_export_config() -> Robj {
             heartbeat_interval_ms = c.heartbeat_interval.as_millis() as f64,
             lost_after_ms = c.lost_after.as_millis() as f64,
             busy_timeout_ms = c.busy_timeout.as_millis() as f64,
+            sample_interval_ms = c.sample_interval.map_or(0.0, |d| d.as_millis() as f64),
             hostname = c.hostname.clone(),
             source = c.source.clone()
         )))
@@ -807,6 +932,11 @@ fn tk_import_config(cfg: List) -> Robj {
         c.heartbeat_interval = ms("heartbeat_interval_ms")?.max(Duration::from_secs(1));
         c.lost_after = ms("lost_after_ms")?.max(Duration::from_secs(1));
         c.busy_timeout = ms("busy_timeout_ms")?;
+        // Absent (a parent with an older tasker) keeps the default; 0 is off.
+        if !get("sample_interval_ms").is_null() {
+            let every = ms("sample_interval_ms")?;
+            c.sample_interval = (!every.is_zero()).then_some(every);
+        }
         c.hostname = r_str("hostname", &get("hostname"))?;
         c.source = r_str("source", &get("source"))?.unwrap_or_else(|| "parent process".into());
         open(c)
@@ -963,13 +1093,7 @@ fn tk_active() -> Robj {
 #[extendr]
 fn tk_history(stage: Robj, task: Robj, status: Robj, since: Robj, limit_: Robj) -> Robj {
     out((|| {
-        let since = match r_num("since", &since)? {
-            None => None,
-            Some(s) => Some(
-                chrono::DateTime::from_timestamp_micros((s * 1e6) as i64)
-                    .ok_or_else(|| TkError::invalid("since", s, "is not a time"))?,
-            ),
-        };
+        let since = r_time("since", &since)?;
         let f = HistoryFilter {
             stage: r_str("stage", &stage)?,
             task: r_str("task", &task)?,
@@ -991,6 +1115,141 @@ fn tk_run(run_id: Robj) -> Robj {
         };
         Ok(run_cols(&[tracker()?.run(&id)?]))
     })())
+}
+
+/// Statistics per task from stored history (see `TaskStats`).
+/// @keywords internal
+#[extendr]
+fn tk_task_stats(stage: Robj, task: Robj, since: Robj, limit_: Robj) -> Robj {
+    out((|| {
+        let f = StatsFilter {
+            stage: r_str("stage", &stage)?,
+            task: r_str("task", &task)?,
+            since: r_time("since", &since)?,
+            limit: limit(&limit_)?,
+        };
+        if f.limit == Some(0) {
+            return Err(TkError::invalid("limit", 0, "must be at least 1"));
+        }
+        Ok(stats_cols(&tracker()?.task_stats(&f)?))
+    })())
+}
+
+/// The run a query means: `run_id`, else the current run.
+fn run_id_or_current(run_id: &Robj) -> TkResult<String> {
+    match r_str("run_id", run_id)? {
+        Some(id) => Ok(id),
+        None => Ok(entry(None)?.handle.run_id().to_string()),
+    }
+}
+
+/// A run's resource samples, oldest first. An unknown run is an error.
+/// @keywords internal
+#[extendr]
+fn tk_samples(run_id: Robj) -> Robj {
+    out((|| {
+        let id = run_id_or_current(&run_id)?;
+        let t = tracker()?;
+        t.run(&id)?;
+        Ok(sample_cols(&t.samples(&id)?))
+    })())
+}
+
+/// A run's inputs, then its outputs, by name. An unknown run is an error.
+/// @keywords internal
+#[extendr]
+fn tk_run_io(run_id: Robj) -> Robj {
+    out((|| {
+        let id = run_id_or_current(&run_id)?;
+        let t = tracker()?;
+        t.run(&id)?;
+        Ok(io_cols(&t.run_io(&id)?))
+    })())
+}
+
+/// Records an input or output of a run: a file (`path`, read now: size, time and,
+/// with `hash`, SHA-256) or a value. Returns the run id.
+/// @keywords internal
+#[extendr]
+fn tk_record_io(
+    run_id: Robj,
+    direction: Robj,
+    name: Robj,
+    value: Robj,
+    path: Robj,
+    hash: Robj,
+) -> Robj {
+    out((|| {
+        let direction: Direction = r_str("direction", &direction)?
+            .ok_or_else(|| TkError::invalid("direction", "NULL", "is required"))?
+            .parse()?;
+        let name =
+            r_str("name", &name)?.ok_or_else(|| TkError::invalid("name", "NA", "is required"))?;
+        let hash = r_flag("hash", &hash)?;
+        // The file is read before the run is looked up: a missing file is the
+        // caller's error whatever the database says.
+        let record = match r_str("path", &path)? {
+            Some(p) => IoRecord::file(direction, &name, &p, hash)?,
+            None => {
+                let v = r_str("value", &value)?
+                    .ok_or_else(|| TkError::invalid("value", "NA", "is required"))?;
+                IoRecord::value(direction, &name, &v)?
+            }
+        };
+        let e = entry(r_str("run_id", &run_id)?.as_deref())?;
+        e.handle.record_io(record)?;
+        Ok(e.handle.run_id().to_string())
+    })())
+}
+
+/// The core's estimate for `done` of `total` items in `elapsed` seconds (the live
+/// rate alone): list(eta, low, high, basis), or NULL when there is nothing to go on.
+/// @keywords internal
+#[extendr]
+fn tk_rate_eta(done: Robj, total: Robj, elapsed: Robj) -> Robj {
+    out((|| {
+        let done = r_count("done", &done)?.unwrap_or(0);
+        let total = r_count("total", &total)?;
+        let elapsed = r_num("elapsed", &elapsed)?.unwrap_or(0.0);
+        if !elapsed.is_finite() || elapsed < 0.0 {
+            return Err(TkError::invalid(
+                "elapsed",
+                elapsed,
+                "must be zero or more seconds",
+            ));
+        }
+        let now = chrono::Utc::now();
+        let started = now - chrono::Duration::microseconds((elapsed * 1e6) as i64);
+        let facts = SubtaskFacts {
+            name: "",
+            active: true,
+            done: total.is_some_and(|t| done >= t),
+            items_total: total.map(|t| t.min(i64::MAX as u64) as i64),
+            items_complete: done.min(i64::MAX as u64) as i64,
+            percent: None,
+            started: Some(started),
+            ended: None,
+        };
+        Ok(match tasker::estimate::subtask_eta(&facts, None, now) {
+            None => Robj::from(()),
+            Some(e) => Robj::from(list!(
+                eta = e.seconds,
+                low = e.low,
+                high = e.high,
+                basis = basis_name(e.basis)
+            )),
+        })
+    })())
+}
+
+/// A time given from R as seconds since the epoch.
+fn r_time(what: &str, x: &Robj) -> TkResult<Option<chrono::DateTime<chrono::Utc>>> {
+    match r_num(what, x)? {
+        None => Ok(None),
+        Some(s) => chrono::DateTime::from_timestamp_micros((s * 1e6) as i64)
+            .map(Some)
+            .ok_or_else(|| TkError::invalid(what, s, "is not a time")),
+    }
 }
 
 /// @keywords internal
@@ -1430,6 +1689,11 @@ extendr_module! {
     fn tk_history;
     fn tk_run;
     fn tk_subtasks;
+    fn tk_task_stats;
+    fn tk_samples;
+    fn tk_run_io;
+    fn tk_record_io;
+    fn tk_rate_eta;
     fn tk_events;
     fn tk_delete_runs;
     fn tk_delete_tasks;
