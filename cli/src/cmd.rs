@@ -17,113 +17,9 @@ use crate::{CliResult, Failure, Global};
 
 // ---------------------------------------------------------------- shared views
 
-/// A run with the subtask it is working on. Its ETA and interval, and those of
-/// its subtasks, are the core's (`RunRow::eta_*`, `SubtaskRow::eta_*`).
-#[derive(Clone, Debug, Serialize)]
-pub struct RunView {
-    #[serde(flatten)]
-    pub run: RunRow,
-    /// The subtask being worked on (active runs only).
-    pub current: Option<SubtaskRow>,
-    /// Every subtask (only where asked for).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subtasks: Option<Vec<SubtaskRow>>,
-    /// The newest resource sample of an active run's process (CPU, memory).
-    pub resources: Option<Sample>,
-}
-
-/// Adds the current subtask to active runs: the subtasks of all of them in one
-/// query, whatever their number (a dashboard polls this twice a second).
-pub fn run_views(t: &Tracker, rows: Vec<RunRow>, keep_subtasks: bool) -> CliResult<Vec<RunView>> {
-    run_views_cached(t, rows, keep_subtasks, &HashMap::new())
-}
-
-/// Like `run_views`, using subtasks already read (by run id) where it has them.
-pub fn run_views_cached(
-    t: &Tracker,
-    rows: Vec<RunRow>,
-    keep_subtasks: bool,
-    known: &HashMap<String, Vec<SubtaskRow>>,
-) -> CliResult<Vec<RunView>> {
-    let to_read: Vec<RunRow> = rows
-        .iter()
-        .filter(|r| r.status.is_active())
-        .filter(|r| r.run_id.as_ref().is_some_and(|id| !known.contains_key(id)))
-        .cloned()
-        .collect();
-    // A run deleted between the two reads simply has no subtasks here.
-    let mut read = t.subtasks_of(&to_read)?;
-    let active: Vec<&str> = rows
-        .iter()
-        .filter(|r| r.status.is_active())
-        .filter_map(|r| r.run_id.as_deref())
-        .collect();
-    let mut resources = t.latest_samples(&active)?;
-    let mut out = Vec::with_capacity(rows.len());
-    for run in rows {
-        let subs: Vec<SubtaskRow> = match run.run_id.as_ref() {
-            Some(id) => match known.get(id) {
-                Some(c) => c.clone(),
-                None => read.remove(id).unwrap_or_default(),
-            },
-            None => Vec::new(),
-        };
-        let current = fmt::current_subtask(&run, &subs).cloned();
-        out.push(RunView {
-            current,
-            subtasks: keep_subtasks.then_some(subs),
-            resources: run.run_id.as_ref().and_then(|id| resources.remove(id)),
-            run,
-        });
-    }
-    Ok(out)
-}
-
-/// Which statuses to keep: names, plus `active` (STARTED/RUNNING/PAUSED) and `lost`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StatusSel {
-    pub statuses: Vec<Status>,
-    pub active: bool,
-    pub lost: bool,
-}
-
-impl StatusSel {
-    pub fn parse(values: &[String]) -> Result<StatusSel, Failure> {
-        let mut sel = StatusSel::default();
-        for v in values.iter().flat_map(|v| v.split(',')) {
-            let v = v.trim();
-            match v.to_ascii_lowercase().as_str() {
-                "" => {}
-                "active" => sel.active = true,
-                "lost" => sel.lost = true,
-                _ => sel.statuses.push(
-                    v.parse()
-                        .map_err(|e: tasker::Error| Failure::usage(e.to_string()))?,
-                ),
-            }
-        }
-        Ok(sel)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.statuses.is_empty() && !self.active && !self.lost
-    }
-
-    /// A single status the store can filter on by itself.
-    pub fn single(&self) -> Option<Status> {
-        match (&self.statuses[..], self.active, self.lost) {
-            ([s], false, false) => Some(*s),
-            _ => None,
-        }
-    }
-
-    pub fn keeps(&self, r: &RunRow) -> bool {
-        self.is_empty()
-            || self.statuses.contains(&r.status)
-            || (self.active && r.status.is_active())
-            || (self.lost && r.lost)
-    }
-}
+// RunView, run_views, StatusSel, run_detail, ...: the core's (tasker::views), which the
+// dashboard server reads too.
+pub use tasker::views::{last_event_id, run_detail, run_views, RunView, StatusSel};
 
 fn host_pid(r: &RunRow) -> String {
     match (&r.hostname, r.process_id) {
@@ -167,31 +63,6 @@ fn lost_footer(style: &Style, lost: &[&RunRow]) -> String {
     s
 }
 
-/// The id of the newest event, found with O(log n) indexed probes (the core
-/// reads events oldest first only).
-pub fn last_event_id(t: &Tracker) -> tasker::Result<i64> {
-    let beyond = |x: i64| -> tasker::Result<bool> { Ok(t.events_after(x, None, 1)?.is_empty()) };
-    if beyond(0)? {
-        return Ok(0);
-    }
-    let mut lo = 0i64; // an event exists after lo
-    let mut hi = 1024i64;
-    while !beyond(hi)? {
-        lo = hi;
-        hi = hi.saturating_mul(2);
-    }
-    // Invariant: an event exists after lo; none after hi.
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if beyond(mid)? {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    Ok(hi)
-}
-
 // ---------------------------------------------------------------- status
 
 #[derive(Debug, Args)]
@@ -211,7 +82,7 @@ pub struct StatusArgs {
 }
 
 pub fn status(g: &Global, a: &StatusArgs) -> CliResult {
-    let sel = StatusSel::parse(&a.status)?;
+    let sel = StatusSel::parse(&a.status).map_err(Failure::usage)?;
     let t = g.open(false)?;
     let rows = t.task_status(&StatusFilter {
         stage: a.stage.clone(),
@@ -241,7 +112,7 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
         out.push_str("No tasks match.\n");
         return out;
     }
-    let stages = crate::serve::state::summarize(views);
+    let stages = tasker::serve::summarize(views);
     if stages.len() > 1 {
         let any_lost = stages.iter().any(|s| s.lost > 0);
         let header: &[&str] = if any_lost {
@@ -381,7 +252,7 @@ pub fn watch(g: &Global, a: &WatchArgs) -> CliResult {
     let mut finished: BTreeMap<String, RunRow> = BTreeMap::new();
     let mut last_event = last_event_id(&t)?;
     let mut recent: Vec<EventRow> = Vec::new();
-    let retention = crate::retention::start_thread(t.clone(), crate::retention::EVERY);
+    let retention = tasker::retention::start_thread(t.clone(), tasker::retention::EVERY);
     loop {
         let active: Vec<RunRow> = t
             .active_runs()?
@@ -419,7 +290,7 @@ pub fn watch(g: &Global, a: &WatchArgs) -> CliResult {
         let keep_from = recent.len().saturating_sub(8);
         recent.drain(..keep_from);
         let mut frame = render_watch(&t, &style, &views, &finished, &recent);
-        if let Some(r) = crate::retention::lock(&retention).as_ref() {
+        if let Some(r) = tasker::retention::lock(&retention).as_ref() {
             frame.push_str(&style.dim(&r.describe()));
             frame.push('\n');
         }
@@ -593,6 +464,8 @@ pub struct HistoryArgs {
     pub json: bool,
 }
 
+/// `tasker::views::history_rows` with the command line's arguments: a bad status or
+/// `--since` is a usage error.
 pub fn history_rows(
     t: &Tracker,
     stage: &Option<String>,
@@ -602,46 +475,15 @@ pub fn history_rows(
     since: &Option<String>,
     limit: Option<usize>,
 ) -> CliResult<Vec<RunRow>> {
-    let sel = StatusSel::parse(status)?;
+    let sel = StatusSel::parse(status).map_err(Failure::usage)?;
     let since = since
         .as_deref()
         .map(|s| fmt::parse_since(s, Utc::now()))
         .transpose()
         .map_err(Failure::usage)?;
-    if sel.statuses.is_empty() && (sel.active || sel.lost) {
-        // Only active (or lost, which are active) runs: no need to read the whole history.
-        let mut rows: Vec<RunRow> = t
-            .active_runs()?
-            .into_iter()
-            .filter(|r| stage.as_ref().is_none_or(|s| *s == r.stage_name))
-            .filter(|r| task.as_ref().is_none_or(|x| *x == r.task_name))
-            .filter(|r| since.is_none_or(|s| r.start_time.is_some_and(|st| st >= s)))
-            .filter(|r| sel.keeps(r))
-            .filter(|r| host.is_none() || r.hostname == *host)
-            .collect();
-        rows.sort_by_key(|r| std::cmp::Reverse((r.start_time, r.run_id.clone())));
-        rows.truncate(limit.unwrap_or(usize::MAX));
-        return Ok(rows);
-    }
-    let client_side = !sel.is_empty() && sel.single().is_none() || host.is_some();
-    let rows = t.history(&HistoryFilter {
-        stage: stage.clone(),
-        task: task.clone(),
-        status: sel.single(),
-        since,
-        // Filters the store cannot apply are applied here, over all matching runs.
-        limit: if client_side {
-            Some(usize::MAX)
-        } else {
-            Some(limit.unwrap_or(usize::MAX))
-        },
-    })?;
-    Ok(rows
-        .into_iter()
-        .filter(|r| sel.keeps(r))
-        .filter(|r| host.is_none() || r.hostname == *host)
-        .take(limit.unwrap_or(usize::MAX))
-        .collect())
+    Ok(tasker::views::history_rows(
+        t, stage, task, &sel, host, since, limit,
+    )?)
 }
 
 pub fn history(g: &Global, a: &HistoryArgs) -> CliResult {
@@ -706,30 +548,6 @@ pub struct ShowArgs {
     /// Print every resource sample of the run's process (CPU, memory, I/O).
     #[arg(long, conflicts_with = "json")]
     pub samples: bool,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RunDetail {
-    /// With the core's ETA and interval (`eta_seconds`, `eta_low`, `eta_high`).
-    pub run: RunRow,
-    pub subtasks: Vec<SubtaskRow>,
-    pub events: Vec<EventRow>,
-    /// Inputs and outputs the run recorded.
-    pub io: Vec<IoRow>,
-    /// Resource samples of its process, oldest first (thinned as they age).
-    pub samples: Vec<Sample>,
-}
-
-pub fn run_detail(t: &Tracker, run_id: &str) -> tasker::Result<RunDetail> {
-    let run = t.run(run_id)?;
-    let mut subtasks = t.subtasks_of(std::slice::from_ref(&run))?;
-    Ok(RunDetail {
-        subtasks: subtasks.remove(run_id).unwrap_or_default(),
-        events: t.events_after(0, Some(run_id), 10_000)?,
-        io: t.run_io(run_id)?,
-        samples: t.samples(run_id)?,
-        run,
-    })
 }
 
 pub fn show(g: &Global, a: &ShowArgs) -> CliResult {

@@ -1,7 +1,7 @@
 //! Human output: durations, times, colours (only on a terminal, never with
 //! NO_COLOR), progress bars, aligned tables, ETA with its confidence interval.
 
-use chrono::{DateTime, Duration, Local, Utc};
+use chrono::{DateTime, Local, Utc};
 use tasker::{RunRow, Status, SubtaskRow};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
@@ -188,18 +188,6 @@ pub fn subtask_eta_text(s: &SubtaskRow) -> String {
     eta_text(s.eta_seconds, s.eta_low, s.eta_high)
 }
 
-/// The subtask a run is working on: the announced current one, else the last active one.
-pub fn current_subtask<'a>(r: &RunRow, subs: &'a [SubtaskRow]) -> Option<&'a SubtaskRow> {
-    r.current_subtask
-        .and_then(|n| subs.iter().find(|s| s.subtask_number == n))
-        .filter(|s| s.status.is_active())
-        .or_else(|| subs.iter().rev().find(|s| s.status.is_active()))
-        .or_else(|| {
-            r.current_subtask
-                .and_then(|n| subs.iter().find(|s| s.subtask_number == n))
-        })
-}
-
 /// Removes control characters (a stored name must not drive the terminal).
 pub fn clean(s: &str) -> String {
     s.chars()
@@ -309,61 +297,13 @@ impl Table {
     }
 }
 
-/// Parses `30d`, `12h`, `15m`, `45s`, `2w` (or a sum such as `1d12h`).
-pub fn parse_age(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
-    let mut total = Duration::zero();
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: i64 = num
-            .parse()
-            .map_err(|_| format!("{s:?}: expected a number before {c:?}"))?;
-        num.clear();
-        let unit = match c {
-            's' => Duration::seconds(n),
-            'm' => Duration::minutes(n),
-            'h' => Duration::hours(n),
-            'd' => Duration::days(n),
-            'w' => Duration::weeks(n),
-            _ => return Err(format!("{s:?}: unknown unit {c:?} (use s, m, h, d or w)")),
-        };
-        total += unit;
-    }
-    if !num.is_empty() {
-        return Err(format!(
-            "{s:?}: a number needs a unit (s, m, h, d or w), e.g. 30d"
-        ));
-    }
-    Ok(total)
-}
-
-/// A point in time: an age (`2d`, meaning that long ago) or an RFC 3339 / `YYYY-MM-DD` date.
-pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        let t = d
-            .and_hms_opt(0, 0, 0)
-            .and_then(|t| t.and_local_timezone(Local).earliest())
-            .ok_or_else(|| format!("{s:?} is not a valid local date"))?;
-        return Ok(t.with_timezone(&Utc));
-    }
-    parse_age(s)
-        .map(|d| now - d)
-        .map_err(|e| format!("{e}; or give a date (2026-11-01 or RFC 3339)"))
-}
+// Shared with the dashboard server (tasker::views).
+pub use tasker::views::{parse_age, parse_since};
 
 #[cfg(test)]
 mod test {
     use super::*;
+    use chrono::Duration;
 
     #[test]
     fn durations_read_well() {

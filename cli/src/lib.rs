@@ -10,7 +10,6 @@ mod cmd;
 mod diff;
 mod fmt;
 mod report;
-mod retention;
 mod serve;
 mod stats;
 

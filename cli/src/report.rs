@@ -30,22 +30,8 @@ pub struct ReportArgs {
     pub title: String,
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for HTML (shared with the dashboard server).
+pub use tasker::views::html_escape as esc;
 
 pub fn status_fill(s: Status, lost: bool) -> &'static str {
     if lost {

@@ -31,13 +31,17 @@ mod outbox;
 pub mod process;
 mod progress;
 pub mod query;
+pub mod retention;
 mod run;
 pub mod sampler;
+#[cfg(feature = "server")]
+pub mod serve;
 pub mod stats;
 pub mod store;
 mod supervisor;
 mod sync;
 mod tracker;
+pub mod views;
 mod writer;
 
 pub use config::{Config, ConfigArgs, Location, Retention};

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::{HistoryFilter, RunRow, Sample, Status, Tracker};
 use chrono::{DateTime, Utc};
-use tasker::{HistoryFilter, RunRow, Sample, Status, Tracker};
 
 use super::state::StatusPayload;
 
@@ -172,7 +172,7 @@ impl MetricsState {
         for id in run_ids {
             match t.run(id) {
                 Ok(r) => lock(m).upsert(&r),
-                Err(e) if e.kind() == tasker::ErrorKind::NotFound => lock(m).remove(id),
+                Err(e) if e.kind() == crate::ErrorKind::NotFound => lock(m).remove(id),
                 Err(e) => eprintln!("tasker serve: cannot read run {id} for /metrics: {e}"),
             }
         }

@@ -1,6 +1,10 @@
-//! `tasker serve`: a read-only dashboard, a JSON API under /api/v1/, live updates
-//! by server-sent events, /metrics (Prometheus) and /healthz, on tokio + axum.
+//! The dashboard server (`tasker serve`, `tasker.serve()` in Python, `run_monitor()`
+//! in R, `tasker_serve_start` in C): a read-only dashboard, a JSON API under
+//! /api/v1/, live updates by server-sent events, /metrics (Prometheus) and
+//! /healthz, on tokio + axum. Built with the `server` feature.
 //!
+//! [`Server::start`] binds, then serves on a runtime of its own (two worker
+//! threads) until [`Server::stop`]; the caller's thread is free meanwhile.
 //! The store clients are synchronous (and the PostgreSQL one panics inside a
 //! tokio runtime), so every database call runs in `spawn_blocking`.
 
@@ -9,7 +13,6 @@ pub(crate) mod state;
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,38 +24,49 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use clap::Args;
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
-use tasker::{HistoryFilter, RunRow, Tracker};
 
-use crate::{CliResult, Failure, Global};
+use crate::views::{self, StatusSel};
+use crate::{Config, Error, HistoryFilter, Result, RunRow, Tracker};
 use metrics::MetricsState;
 use state::{Filter, Live, Pool};
+// The stage summary `tasker status` prints above its table, as the dashboard draws it.
+pub use state::{summarize, StageSummary};
 
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address to listen on. Anything but loopback needs --token or --no-auth.
-    #[arg(long, default_value = "127.0.0.1:8750")]
+/// How a dashboard is served. `ServeOptions::default()` is `tasker serve` without
+/// options: 127.0.0.1:8750, no token, polls every 500 ms.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// `HOST:PORT` to listen on (port 0: any free port; [`Server::url`] says which).
+    /// Anything but loopback needs a token, or `no_auth`.
     pub bind: String,
-    /// Require `Authorization: Bearer TOKEN` (browsers: open /?token=TOKEN once; a cookie keeps it).
-    #[arg(long, env = "TASKER_SERVE_TOKEN", hide_env_values = true)]
+    /// Require `Authorization: Bearer TOKEN` (browsers: open /?token=TOKEN once; a
+    /// cookie keeps it). `None`: the `TASKER_SERVE_TOKEN` environment variable, if set.
     pub token: Option<String>,
-    /// Read the bearer token from this file (keeps it out of the process list).
-    #[arg(long, conflicts_with = "token")]
-    pub token_file: Option<PathBuf>,
-    /// Serve a non-loopback address without authentication (for a trusted network or a proxy that authenticates).
-    #[arg(long, conflicts_with_all = ["token", "token_file"])]
+    /// Serve a non-loopback address without authentication (a trusted network, or a
+    /// proxy that authenticates).
     pub no_auth: bool,
     /// Milliseconds between database polls for live updates (100..=1000).
-    #[arg(long, default_value_t = 500)]
     pub poll_ms: u64,
-    /// Seconds between full re-reads of the run counts behind /metrics (they also follow events).
-    #[arg(long, default_value_t = 600)]
-    pub metrics_rescan: u64,
+    /// Seconds between full re-reads of the run counts behind /metrics (they also
+    /// follow events; at least 10).
+    pub metrics_rescan_s: u64,
     /// Title shown on the dashboard.
-    #[arg(long, default_value = "tasker")]
     pub title: String,
+}
+
+impl Default for ServeOptions {
+    fn default() -> ServeOptions {
+        ServeOptions {
+            bind: "127.0.0.1:8750".into(),
+            token: None,
+            no_auth: false,
+            poll_ms: 500,
+            metrics_rescan_s: 600,
+            title: "tasker".into(),
+        }
+    }
 }
 
 struct App {
@@ -71,123 +85,214 @@ struct App {
 
 type Shared = Arc<App>;
 
-fn resolve(bind: &str) -> Result<Vec<SocketAddr>, Failure> {
+fn resolve(bind: &str) -> Result<Vec<SocketAddr>> {
     let addrs: Vec<SocketAddr> = bind
         .to_socket_addrs()
-        .map_err(|e| Failure::usage(format!("--bind {bind:?}: {e} (use HOST:PORT)")))?
+        .map_err(|e| Error::invalid("bind address", bind, &format!("{e} (use HOST:PORT)")))?
         .collect();
     if addrs.is_empty() {
-        return Err(Failure::usage(format!("--bind {bind:?} names no address")));
+        return Err(Error::invalid("bind address", bind, "names no address"));
     }
     Ok(addrs)
 }
 
-pub fn serve(g: &Global, a: ServeArgs) -> CliResult {
-    let addrs = resolve(&a.bind)?;
+/// The checks every caller gets, whatever its language: the token (given, or from
+/// `TASKER_SERVE_TOKEN`) is not empty, a non-loopback address has a token or
+/// `no_auth`, the poll interval is in range. Returns the addresses and the token.
+fn check(o: &ServeOptions) -> Result<(Vec<SocketAddr>, Option<String>)> {
+    let addrs = resolve(&o.bind)?;
     let loopback = addrs.iter().all(|s| s.ip().is_loopback());
-    let token = match (&a.token, &a.token_file) {
-        (Some(t), _) => Some(t.trim().to_string()),
-        (None, Some(f)) => Some(
-            std::fs::read_to_string(f)
-                .map_err(|e| Failure::usage(format!("--token-file {}: {e}", f.display())))?
-                .trim()
-                .to_string(),
-        ),
-        _ => None,
+    let token = match &o.token {
+        Some(t) => Some(t.trim().to_string()),
+        None if o.no_auth => None,
+        None => std::env::var("TASKER_SERVE_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_string()),
     };
     if token.as_deref() == Some("") {
-        return Err(Failure::usage("the token is empty"));
+        return Err(Error::invalid("token", "", "the token is empty"));
     }
-    if !loopback && token.is_none() && !a.no_auth {
-        return Err(Failure::usage(format!(
-            "refusing to serve on {} without authentication: it is not a loopback address. \
-             Pass --token (or --token-file, or TASKER_SERVE_TOKEN) to require a bearer token, \
-             or --no-auth if something else protects it.",
-            a.bind
-        )));
+    if !loopback && token.is_none() && !o.no_auth {
+        return Err(Error::invalid(
+            "bind address",
+            &o.bind,
+            "refusing to serve it without authentication: it is not a loopback address. \
+             Pass --token (or --token-file, or TASKER_SERVE_TOKEN; token= from Python and R) \
+             to require a bearer token, or --no-auth (no_auth=) if something else protects it",
+        ));
     }
-    if !(100..=1000).contains(&a.poll_ms) {
-        return Err(Failure::usage("--poll-ms must be between 100 and 1000"));
+    if !(100..=1000).contains(&o.poll_ms) {
+        return Err(Error::invalid(
+            "poll interval (ms)",
+            o.poll_ms,
+            "must be between 100 and 1000",
+        ));
     }
-    // Four connections: the poller, the /metrics loader and two for API calls.
-    let mut trackers = Vec::new();
-    for _ in 0..4 {
-        trackers.push(g.open(true)?);
-    }
-    let backend = trackers[0].backend_name();
-    let database = trackers[0].config().location.describe();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    // The last handles are dropped here, after the runtime: closing a store (the
-    // synchronous PostgreSQL client) must not happen on a runtime thread.
-    let keep = trackers.clone();
-    let result = rt.block_on(async move {
-        let metrics = Arc::new(Mutex::new(MetricsState::default()));
-        // Retention shares the /metrics loader's connection: both are occasional.
-        let retention =
-            crate::retention::start_thread(trackers[1].clone(), crate::retention::EVERY);
-        let live = state::start(
-            trackers[0].clone(),
-            Duration::from_millis(a.poll_ms),
-            Arc::clone(&metrics),
-            trackers[1].clone(),
-            Duration::from_secs(a.metrics_rescan.max(10)),
-            retention,
-        )
-        .await
-        .map_err(|e| Failure::new(format!("cannot read {database}: {e}")))?;
+    Ok((addrs, token))
+}
+
+/// A running dashboard. Dropping it stops it, as [`Server::stop`] does.
+#[derive(Debug)]
+pub struct Server {
+    url: String,
+    local: SocketAddr,
+    database: String,
+    auth: &'static str,
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl Server {
+    /// Opens the database `config` names (four connections: the poller, the
+    /// /metrics loader and two for API calls), reads it once, binds, and serves on
+    /// threads of its own. Errors (a refused address, a database that cannot be
+    /// read, an address in use) are returned here, before anything is served.
+    pub fn start(config: &Config, o: &ServeOptions) -> Result<Server> {
+        let (addrs, token) = check(o)?;
+        let loopback = addrs.iter().all(|s| s.ip().is_loopback());
+        let mut trackers = Vec::new();
+        for _ in 0..4 {
+            trackers.push(Tracker::open(config.clone())?);
+        }
+        let backend = trackers[0].backend_name();
+        let database = trackers[0].config().location.describe();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tasker-serve")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start the dashboard's runtime: {e}")))?;
         let (stop_tx, stopping) = tokio::sync::watch::channel(false);
-        let app = Arc::new(App {
-            stopping,
-            pool: Pool::new(trackers[2..].to_vec()),
-            live,
-            metrics,
-            check_host: loopback && token.is_none(),
-            token,
-            backend,
-            title: a.title.clone(),
-        });
-        let router = router(Arc::clone(&app));
-        let listener = tokio::net::TcpListener::bind(&addrs[..])
+        let poll = Duration::from_millis(o.poll_ms);
+        let rescan = Duration::from_secs(o.metrics_rescan_s.max(10));
+        let title = o.title.clone();
+        let t = trackers.clone();
+        let db = database.clone();
+        let started = rt.block_on(async move {
+            let metrics = Arc::new(Mutex::new(MetricsState::default()));
+            // Retention shares the /metrics loader's connection: both are occasional.
+            let (retention, retention_thread) =
+                crate::retention::start_stoppable(t[1].clone(), crate::retention::EVERY);
+            let live = state::start(
+                t[0].clone(),
+                poll,
+                Arc::clone(&metrics),
+                t[1].clone(),
+                rescan,
+                retention,
+            )
             .await
-            .map_err(|e| Failure::new(format!("cannot listen on {}: {e}", a.bind)))?;
-        let local = listener.local_addr()?;
+            .map_err(|e| Error::unavailable(backend, format!("cannot read {db}: {e}")))?;
+            let app = Arc::new(App {
+                stopping,
+                pool: Pool::new(t[2..].to_vec()),
+                live,
+                metrics,
+                check_host: loopback && token.is_none(),
+                token,
+                backend,
+                title,
+            });
+            let listener = tokio::net::TcpListener::bind(&addrs[..])
+                .await
+                .map_err(|e| Error::Config(format!("cannot listen on {addrs:?}: {e}")))?;
+            let local = listener
+                .local_addr()
+                .map_err(|e| Error::Config(format!("cannot listen on {addrs:?}: {e}")))?;
+            Ok::<_, Error>((app, listener, local, retention_thread))
+        });
+        let (app, listener, local, retention_thread) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                // Closing a store (the synchronous PostgreSQL client) must not happen on
+                // a runtime thread: the runtime goes first.
+                drop(rt);
+                drop(trackers);
+                return Err(e);
+            }
+        };
         let auth = if app.token.is_some() {
             "bearer token required"
         } else if loopback {
             "loopback only, no authentication"
         } else {
-            "NO AUTHENTICATION (--no-auth)"
+            "NO AUTHENTICATION (no_auth)"
         };
-        println!("tasker dashboard on http://{local}/  ({database}; {auth})");
-        let _ = std::io::Write::flush(&mut std::io::stdout());
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                // Ctrl-C or SIGTERM (systemd, docker stop, kill): finish requests, then leave.
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-                let term = async {
-                    match term.as_mut() {
-                        Some(t) => {
-                            t.recv().await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                };
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term => {}
-                }
-                let _ = stop_tx.send(true);
+        let mut stop_rx = stop_tx.subscribe();
+        let thread = std::thread::Builder::new()
+            .name("tasker-serve".into())
+            .spawn(move || {
+                let router = router(app);
+                let served = rt.block_on(async move {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(async move {
+                            let _ = stop_rx.wait_for(|stop| *stop).await;
+                        })
+                        .await
+                });
+                // The runtime first, then the store handles (see above), then the
+                // retention thread (it may be deleting a batch: that ends first).
+                drop(rt);
+                drop(trackers);
+                drop(retention_thread);
+                served.map_err(|e| Error::Config(format!("the dashboard server stopped: {e}")))
             })
-            .await
-            .map_err(|e| Failure::new(e.to_string()))
-    });
-    drop(rt);
-    drop(keep);
-    result
+            .map_err(|e| Error::Config(format!("cannot start the dashboard's thread: {e}")))?;
+        let host = match local {
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+            SocketAddr::V4(a) => a.ip().to_string(),
+        };
+        Ok(Server {
+            url: format!("http://{host}:{}/", local.port()),
+            local,
+            database,
+            auth,
+            stop: stop_tx,
+            thread: Some(thread),
+        })
+    }
+
+    /// `http://HOST:PORT/`, with the port actually bound.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The database served, as `Location::describe` shows it (no password).
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// "bearer token required", "loopback only, no authentication" or "NO AUTHENTICATION (no_auth)".
+    pub fn auth(&self) -> &'static str {
+        self.auth
+    }
+
+    /// Whether it still serves (false once stopped, or if it stopped by itself).
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Finishes the requests in progress, ends live streams, closes the
+    /// connections and joins the server's threads. Stopping twice is a no-op.
+    pub fn stop(&mut self) -> Result<()> {
+        let _ = self.stop.send(true);
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(Error::Config("the dashboard server panicked".into()))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
 }
 
 fn router(app: Shared) -> Router {
@@ -383,26 +488,15 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<tasker::Error> for ApiError {
-    fn from(e: tasker::Error) -> ApiError {
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
         let code = match e.kind() {
-            tasker::ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            tasker::ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
-            tasker::ErrorKind::Storage => StatusCode::SERVICE_UNAVAILABLE,
+            crate::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            crate::ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+            crate::ErrorKind::Storage => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError(code, tasker::config::redact(&e.to_string()))
-    }
-}
-
-impl From<Failure> for ApiError {
-    fn from(f: Failure) -> ApiError {
-        let code = if f.code == 2 {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        };
-        ApiError(code, tasker::config::redact(&f.message))
+        ApiError(code, crate::config::redact(&e.to_string()))
     }
 }
 
@@ -433,7 +527,7 @@ const APP_JS: &str = include_str!("../../assets/app.js");
 const APP_CSS: &str = include_str!("../../assets/app.css");
 
 async fn index(State(app): State<Shared>) -> Response {
-    let title = crate::report::esc(&app.title);
+    let title = views::html_escape(&app.title);
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -516,7 +610,7 @@ struct RunsQuery {
 fn when(s: &Option<String>, what: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
     match s.as_deref().filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(v) => crate::fmt::parse_since(v, Utc::now())
+        Some(v) => views::parse_since(v, Utc::now())
             .map(Some)
             .map_err(|e| bad(format!("{what}: {e}"))),
     }
@@ -530,9 +624,18 @@ async fn api_runs(
     let blank = |v: Option<String>| v.filter(|s| !s.is_empty());
     let (stage, task, host, since) = (blank(q.stage), blank(q.task), blank(q.host), blank(q.since));
     let status: Vec<String> = blank(q.status).into_iter().collect();
+    let sel = StatusSel::parse(&status).map_err(bad)?;
+    let since = when(&since, "since")?;
     let rows = blocking(&app, move |t| {
-        crate::cmd::history_rows(t, &stage, &task, &status, &host, &since, Some(limit))
-            .map_err(ApiError::from)
+        Ok(views::history_rows(
+            t,
+            &stage,
+            &task,
+            &sel,
+            &host,
+            since,
+            Some(limit),
+        )?)
     })
     .await?;
     Ok(Json(rows).into_response())
@@ -552,7 +655,7 @@ async fn api_stats(
     Query(q): Query<StatsQuery>,
 ) -> Result<Response, ApiError> {
     let blank = |v: Option<String>| v.filter(|s| !s.is_empty());
-    let filter = tasker::StatsFilter {
+    let filter = crate::StatsFilter {
         since: when(&q.since, "since")?,
         stage: blank(q.stage),
         task: blank(q.task),
@@ -563,7 +666,7 @@ async fn api_stats(
 }
 
 async fn api_run(State(app): State<Shared>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let d = blocking(&app, move |t| Ok(crate::cmd::run_detail(t, &id)?)).await?;
+    let d = blocking(&app, move |t| Ok(views::run_detail(t, &id)?)).await?;
     Ok(Json(d).into_response())
 }
 
@@ -716,7 +819,7 @@ fn status_event(snap: &state::Snapshot) -> Event {
     match &snap.error {
         Some(e) => Event::default()
             .event("db_error")
-            .data(serde_json::json!({ "error": tasker::config::redact(e) }).to_string()),
+            .data(serde_json::json!({ "error": crate::config::redact(e) }).to_string()),
         None => Event::default()
             .event("status")
             .id(snap.version.to_string())

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tasker::{EventRow, RunRow, Status, StatusFilter, SubtaskRow, Tracker};
 use tokio::sync::{broadcast, watch};
 
 use super::metrics::MetricsState;
-use crate::cmd::{run_views, run_views_cached, RunView};
 use crate::retention::{self, RetentionStatus, SharedRetention};
+use crate::views::{run_views, run_views_cached, RunView};
+use crate::{EventRow, RunRow, Status, StatusFilter, SubtaskRow, Tracker};
 
 /// Round-robin over a few open trackers (each holds one connection).
 #[derive(Debug)]
@@ -179,12 +179,12 @@ pub struct Cursor {
 const OVERLAP: i64 = 200;
 
 impl Cursor {
-    fn read(&mut self, t: &Tracker) -> tasker::Result<Vec<EventRow>> {
+    fn read(&mut self, t: &Tracker) -> crate::Result<Vec<EventRow>> {
         let from = if self.started {
             (self.max - OVERLAP).max(0)
         } else {
             self.started = true;
-            (crate::cmd::last_event_id(t)? - 100).max(0)
+            (crate::views::last_event_id(t)? - 100).max(0)
         };
         let mut fresh = Vec::new();
         let mut after = from;
@@ -237,15 +237,14 @@ pub fn slim(r: &mut RunRow) {
 }
 
 /// Reads the state once.
-fn poll_once(t: &Tracker, cursor: &mut Cursor) -> tasker::Result<(StatusPayload, Vec<EventRow>)> {
+fn poll_once(t: &Tracker, cursor: &mut Cursor) -> crate::Result<(StatusPayload, Vec<EventRow>)> {
     // Active runs before the latest runs: a run that starts between the two reads
     // is then in neither or in the latest runs too, never on the page as a card
     // without its row in the stage table.
     let active = t.active_runs()?;
     let latest = t.task_status(&StatusFilter::default())?;
-    let map_err = |f: crate::Failure| tasker::Error::unavailable(t.backend_name(), f.message);
     // Active runs first (with all their subtasks); the latest runs reuse those subtasks.
-    let active = run_views(t, active, true).map_err(map_err)?;
+    let active = run_views(t, active, true)?;
     let known: HashMap<String, Vec<SubtaskRow>> = active
         .iter()
         .filter_map(|v| {
@@ -253,7 +252,7 @@ fn poll_once(t: &Tracker, cursor: &mut Cursor) -> tasker::Result<(StatusPayload,
             Some((v.run.run_id.clone()?, subs))
         })
         .collect();
-    let tasks = run_views_cached(t, latest, false, &known).map_err(map_err)?;
+    let tasks = run_views_cached(t, latest, false, &known)?;
     let mut tasks = tasks;
     let mut active = active;
     for v in tasks.iter_mut().chain(active.iter_mut()) {

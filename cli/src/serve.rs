@@ -1,0 +1,90 @@
+//! `tasker serve`: the core's dashboard server (`tasker::serve`, the one the Python,
+//! R and C packages start too) until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use tasker::serve::{ServeOptions, Server};
+
+use crate::{CliResult, Failure, Global};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Anything but loopback needs --token or --no-auth.
+    #[arg(long, default_value = "127.0.0.1:8750")]
+    pub bind: String,
+    /// Require `Authorization: Bearer TOKEN` (browsers: open /?token=TOKEN once; a cookie keeps it).
+    #[arg(long, env = "TASKER_SERVE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Read the bearer token from this file (keeps it out of the process list).
+    #[arg(long, conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+    /// Serve a non-loopback address without authentication (for a trusted network or a proxy that authenticates).
+    #[arg(long, conflicts_with_all = ["token", "token_file"])]
+    pub no_auth: bool,
+    /// Milliseconds between database polls for live updates (100..=1000).
+    #[arg(long, default_value_t = 500)]
+    pub poll_ms: u64,
+    /// Seconds between full re-reads of the run counts behind /metrics (they also follow events).
+    #[arg(long, default_value_t = 600)]
+    pub metrics_rescan: u64,
+    /// Title shown on the dashboard.
+    #[arg(long, default_value = "tasker")]
+    pub title: String,
+}
+
+pub fn serve(g: &Global, a: ServeArgs) -> CliResult {
+    let token = match (&a.token, &a.token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| Failure::usage(format!("--token-file {}: {e}", f.display())))?,
+        ),
+        _ => None,
+    };
+    let options = ServeOptions {
+        bind: a.bind,
+        token,
+        no_auth: a.no_auth,
+        poll_ms: a.poll_ms,
+        metrics_rescan_s: a.metrics_rescan,
+        title: a.title,
+    };
+    let config = g.config()?;
+    let mut server = Server::start(&config, &options).map_err(|e| {
+        if e.kind() == tasker::ErrorKind::InvalidArgument {
+            Failure::usage(e.to_string())
+        } else {
+            Failure::from(e)
+        }
+    })?;
+    println!(
+        "tasker dashboard on {}  ({}; {})",
+        server.url(),
+        server.database(),
+        server.auth()
+    );
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    // Ctrl-C or SIGTERM (systemd, docker stop, kill): finish requests, then leave.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+    });
+    server.stop()?;
+    Ok(())
+}
