@@ -714,7 +714,7 @@ function onStatus(p) {
   S.lastMessage = Date.now();
   $("banner").hidden = true;
   $("updated").textContent = "updated " + localTime(p.generated_at);
-  $("footer").textContent = `${p.database} · ${p.backend} · last event #${p.last_event_id}` + (p.retention ? " · " + retentionText(p.retention) : "");
+  $("footer").textContent = `${p.database} · ${p.backend} · tasker ${p.version} · last event #${p.last_event_id}` + (p.retention ? " · " + retentionText(p.retention) : "");
   syncFilterOptions();
   const r = route();
   if (r.path === "/" || r.path === "") renderPipeline();

@@ -75,6 +75,8 @@ def test_dashboard_follows_other_processes_live(db, serve, runs, browser):
     server = serve(db)
     browser.get(server.url + "/")
     wait_for(lambda: "prepare" in attrs(browser, "details.stage", "data-stage"), what="stages")
+    version = server.json("/healthz")["version"]
+    assert f"tasker {version}" in texts(browser, "#footer")[0], "the footer names the version"
     # Anything that reloads the page would drop this marker.
     browser.execute_script("window.__noReload = 42;")
 

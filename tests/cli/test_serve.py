@@ -2,6 +2,7 @@
 server-sent events, and authentication."""
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -112,6 +113,8 @@ def test_healthz_and_json_api(db, serve, runs):
     assert h["status"] == "ok" and h["reachable"] is True and h["backend"] == "sqlite"
 
     st = server.json("/api/v1/status")
+    # One version everywhere: the footer shows the payload's, /healthz has the same.
+    assert st["version"] == h["version"] and re.fullmatch(r"\d+\.\d+\.\d+.*", st["version"])
     assert [x["stage_name"] for x in st["stages"]] == ["prepare", "model", "publish"]
     assert {t["task_name"] for t in st["tasks"]} >= {"download", "validate", "fit", "score", "upload"}
     only = server.json("/api/v1/status?stage=model")

@@ -63,6 +63,8 @@ pub struct StatusPayload {
     pub generated_at: DateTime<Utc>,
     pub backend: &'static str,
     pub database: String,
+    /// The tasker version serving it (the dashboard's footer shows it).
+    pub version: &'static str,
     pub stages: Vec<StageSummary>,
     /// The latest run of every registered task, with its current subtask and ETA.
     pub tasks: Vec<RunView>,
@@ -268,6 +270,7 @@ fn poll_once(t: &Tracker, cursor: &mut Cursor) -> crate::Result<(StatusPayload, 
         generated_at: Utc::now(),
         backend: t.backend_name(),
         database: t.config().location.describe(),
+        version: crate::VERSION,
         stages: summarize(&tasks),
         tasks,
         active,
