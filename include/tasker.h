@@ -41,6 +41,11 @@
 // first sample of an hour is also the first of a 5-minute bucket.
 #define COARSE_BUCKET_S 3600
 
+// How many of a task's latest completed runs count towards its items per
+// second: enough for a stable mean, few enough that statistics over 100,000
+// runs need not add up every subtask of every run.
+#define ITEMS_RUNS_PER_TASK 20
+
 // Result of every call. The numbers are fixed forever; retired values are never reused.
 typedef enum {
   TASKER_STATUS_OK = 0,
@@ -62,6 +67,9 @@ typedef enum {
   TASKER_STATUS_INVALID_UTF8 = 8,
   // A bug inside libtasker was caught before it could cross into C.
   TASKER_STATUS_PANIC = 9,
+  // This build of libtasker leaves the feature out (e.g. the dashboard server:
+  // the Cargo feature `server`); the message says which.
+  TASKER_STATUS_UNSUPPORTED = 10,
 } tasker_status;
 
 // Statuses of runs and subtasks, for `tasker_task_set_status` (values fixed).
@@ -81,6 +89,9 @@ typedef struct tasker_run tasker_run;
 
 // Options for `tasker_task_start` (opaque). Not thread-safe: build it on one thread.
 typedef struct tasker_run_options tasker_run_options;
+
+// A running dashboard server (opaque), from `tasker_serve_start`. Thread-safe.
+typedef struct tasker_server tasker_server;
 
 // An open tracking database (opaque). Thread-safe.
 typedef struct tasker_tracker tasker_tracker;
@@ -458,6 +469,39 @@ tasker_status tasker_add_listener(const tasker_tracker *tracker,
 // # Safety
 // `tracker` is live.
 tasker_status tasker_remove_listener(const tasker_tracker *tracker, uint64_t id);
+
+// Serves the dashboard, its JSON API, `/metrics` and `/healthz` for the database of
+// `tracker` (the server opens connections of its own) and returns at once; it runs
+// until `tasker_serve_stop`. `bind` is `HOST:PORT`, NULL for `127.0.0.1:8750`; port 0
+// takes any free port (`tasker_serve_url` tells which).
+//
+// As with `tasker serve`: an address that is not loopback needs a bearer token,
+// taken from the `TASKER_SERVE_TOKEN` environment variable; without one such an
+// address is refused with `TASKER_STATUS_INVALID_ARGUMENT`. An address in use or a
+// database that cannot be read fails here too, before anything is served. A build
+// without the `server` feature returns `TASKER_STATUS_UNSUPPORTED`.
+//
+// # Safety
+// `tracker` is a live tracker; `bind` is NULL or a NUL-terminated string; `out` is
+// valid for one write. On success `*out` is released with `tasker_serve_stop`.
+tasker_status tasker_serve_start(const tasker_tracker *tracker,
+                                 const char *bind,
+                                 tasker_server **out);
+
+// The server's address, `http://HOST:PORT/`, with the port actually bound. `*out`
+// is freed with `tasker_string_free`.
+//
+// # Safety
+// `server` is a live server from `tasker_serve_start`; `out` is valid for one write.
+tasker_status tasker_serve_url(const tasker_server *server, char **out);
+
+// Stops the server (requests in progress finish, live streams end, its connections
+// close, its threads are joined) and frees it. NULL is ignored. The handle must not
+// be used afterwards.
+//
+// # Safety
+// `server` is NULL or from `tasker_serve_start`, not yet stopped.
+tasker_status tasker_serve_stop(tasker_server *server);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -13,7 +13,7 @@ mkdir -p "$OUT"
 cargo build -q -p tasker-core --all-features
 
 CFLAGS=(-Wall -Wextra -Werror -std=c11 -Iinclude)
-for prog in examples/c/pipeline.c tests/c/abi_test.c; do
+for prog in examples/c/pipeline.c tests/c/abi_test.c tests/c/serve_test.c; do
     name=$(basename "$prog" .c)
     gcc "${CFLAGS[@]}" "$prog" -L"$LIB" -ltasker -lm -Wl,-rpath,"$LIB" -o "$OUT/${name}_shared"
     gcc "${CFLAGS[@]}" "$prog" "$LIB/libtasker.a" -lm -lpthread -ldl -o "$OUT/${name}_static"
@@ -51,6 +51,7 @@ for kind in shared static; do
     check "pipeline ($kind)" "$OUT/pipeline_$kind" "sqlite://$tmp/$kind.db" > "$tmp/$kind.out"
     check "pipeline ($kind) stored data" verify "$tmp/$kind.db"
     check "abi test ($kind)" "$OUT/abi_test_$kind" "sqlite://$tmp/abi_$kind.db"
+    check "dashboard server from C ($kind)" "$OUT/serve_test_$kind" "sqlite://$tmp/serve_$kind.db"
 done
 # Installed as a C user gets it (scripts/install-c.sh; a debug build here, the dist layer
 # installs the release build): the versioned shared library and its links, pkg-config and
@@ -138,6 +139,7 @@ if command -v valgrind >/dev/null; then
     VG=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
     check "pipeline under valgrind" "${VG[@]}" "$OUT/pipeline_shared" "sqlite://$tmp/vg.db" > /dev/null
     check "abi test under valgrind" "${VG[@]}" "$OUT/abi_test_shared" "sqlite://$tmp/vg_abi.db" > /dev/null
+    check "dashboard server from C under valgrind" "${VG[@]}" "$OUT/serve_test_shared" "sqlite://$tmp/vg_serve.db" > /dev/null
     check "installed (pkg-config) under valgrind" "${VG[@]}" "$OUT/pipeline_pc" "sqlite://$tmp/vg_pc.db" > /dev/null
     check "installed (CMake) under valgrind" "${VG[@]}" "$OUT/cmake/pipeline" "sqlite://$tmp/vg_cmake.db" > /dev/null
 else

@@ -22,6 +22,9 @@
 )]
 
 pub(crate) mod os;
+mod serve;
+
+pub use serve::{tasker_serve_start, tasker_serve_stop, tasker_serve_url, tasker_server};
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -67,6 +70,9 @@ pub enum tasker_status {
     InvalidUtf8 = 8,
     /// A bug inside libtasker was caught before it could cross into C.
     Panic = 9,
+    /// This build of libtasker leaves the feature out (e.g. the dashboard server:
+    /// the Cargo feature `server`); the message says which.
+    Unsupported = 10,
 }
 
 /// Statuses of runs and subtasks, for `tasker_task_set_status` (values fixed).
@@ -168,6 +174,12 @@ enum FfiError {
     Core(Error),
     Null(&'static str),
     Utf8(&'static str),
+    /// A feature this build leaves out (its Cargo feature is named).
+    #[cfg_attr(
+        feature = "server",
+        allow(dead_code, reason = "only builds without a feature")
+    )]
+    Unsupported(&'static str),
 }
 
 impl From<Error> for FfiError {
@@ -181,6 +193,7 @@ impl FfiError {
         match self {
             FfiError::Null(_) => tasker_status::NullPointer,
             FfiError::Utf8(_) => tasker_status::InvalidUtf8,
+            FfiError::Unsupported(_) => tasker_status::Unsupported,
             FfiError::Core(e) => match e.kind() {
                 ErrorKind::InvalidArgument => tasker_status::InvalidArgument,
                 ErrorKind::NotFound => tasker_status::NotFound,
@@ -196,6 +209,9 @@ impl FfiError {
         match self {
             FfiError::Null(what) => format!("{what} must not be NULL"),
             FfiError::Utf8(what) => format!("{what} is not valid UTF-8"),
+            FfiError::Unsupported(feature) => format!(
+                "this build of libtasker leaves out {feature} (rebuild tasker-core with that Cargo feature)"
+            ),
             FfiError::Core(e) => e.to_string(),
         }
     }
@@ -294,6 +310,7 @@ pub extern "C" fn tasker_status_name(code: i32) -> *const c_char {
         7 => "NULL_POINTER\0",
         8 => "INVALID_UTF8\0",
         9 => "PANIC\0",
+        10 => "UNSUPPORTED\0",
         _ => "UNKNOWN\0",
     };
     name.as_ptr().cast()
