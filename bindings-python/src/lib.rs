@@ -28,6 +28,7 @@ use tasker::{
 mod cli;
 mod convert;
 mod errors;
+mod serve;
 
 use convert::{count_arg, limit_arg, number_arg, opt_text, status_arg, Text};
 use errors::{argument_error, OrRaise};
@@ -1464,6 +1465,8 @@ fn _tasker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_drain_log, m)?)?;
     m.add_function(wrap_pyfunction!(_install_sigterm_flush, m)?)?;
     m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
+    m.add_class::<serve::DashboardServer>()?;
+    m.add_function(wrap_pyfunction!(serve::serve_start, m)?)?;
     Ok(())
 }
 

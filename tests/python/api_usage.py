@@ -209,5 +209,11 @@ def exercise(url: str) -> List[Any]:
                           tasker.StorageError]
     out.append(errors)
     out.append(events)
+    dash: tasker.Dashboard = tasker.serve(0, host="127.0.0.1", open_browser=False, tracker=t, token=None,
+                                          no_auth=False, title="typed", poll_ms=200)
+    out += [dash.url, dash.database, dash.running, dash._repr_html_()]
+    with dash:
+        pass
+    dash.stop()
     t.close()
     return out

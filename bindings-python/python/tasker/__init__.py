@@ -97,6 +97,7 @@ from ._functional import (
     task_update,
     tasker_context,
 )
+from ._serve import Dashboard, serve
 
 __all__ = [
     "__version__",
@@ -138,6 +139,9 @@ __all__ = [
     "flush",
     "task",
     "tracked",
+    # the dashboard
+    "serve",
+    "Dashboard",
     "current_run",
     # functional API (the R package's names)
     "register_task",

@@ -25,6 +25,8 @@ __all__ = [
     "_drain_log",
     "_install_sigterm_flush",
     "cli_main",
+    "DashboardServer",
+    "serve_start",
 ]
 
 __version__: str
@@ -290,3 +292,25 @@ def _register_functional(
 def _drain_log() -> List[Tuple[int, str]]: ...
 def _install_sigterm_flush() -> bool: ...
 def cli_main(argv: Sequence[str]) -> int: ...
+
+@final
+class DashboardServer:
+    @property
+    def url(self) -> str: ...
+    @property
+    def database(self) -> str: ...
+    @property
+    def auth(self) -> str: ...
+    @property
+    def running(self) -> bool: ...
+    def stop(self) -> None: ...
+
+def serve_start(
+    tracker: NativeTracker,
+    bind: str,
+    *,
+    token: Optional[str] = None,
+    no_auth: bool = False,
+    poll_ms: int = 500,
+    title: str = ...,
+) -> DashboardServer: ...
