@@ -146,3 +146,16 @@ tk_listen <- function(on) .Call(wrap__tk_listen, on)
 # @keywords internal
 tk_bench_transitions <- function(n, stage, task) .Call(wrap__tk_bench_transitions, n, stage, task)
 
+# Starts the dashboard on `bind` for the open database (a running monitor is
+# stopped first); the checks are those of `tasker serve`.
+# @keywords internal
+tk_monitor_start <- function(bind, token, no_auth, title) .Call(wrap__tk_monitor_start, bind, token, no_auth, title)
+
+# Stops the monitor; TRUE if one was running.
+# @keywords internal
+tk_monitor_stop <- function() .Call(wrap__tk_monitor_stop)
+
+# The running monitor (url, database, auth, running), or NULL.
+# @keywords internal
+tk_monitor_info <- function() .Call(wrap__tk_monitor_info)
+

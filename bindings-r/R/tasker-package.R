@@ -90,6 +90,11 @@
 #'     is sent as written.
 #'   \item [track()] names its subtask after the function or the variable it is
 #'     given (`name =` to choose), never after a deparsed expression.
+#'   \item [run_monitor()] serves the dashboard of `tasker serve` (no Shiny) from
+#'     background threads and returns at once: the session stays usable, and
+#'     [stop_monitor()] stops it. Its default `port` is 8750 (the earlier
+#'     package let Shiny choose) and `launch.browser` defaults to
+#'     `interactive()`; an address other than loopback needs a `token`.
 #' }
 #'
 #' @section Functions of the earlier package that are not here:
@@ -97,9 +102,6 @@
 #' same arguments. These do not, for the reason given, with what to use
 #' instead:
 #' \describe{
-#'   \item{`run_monitor()`}{Planned: the dashboard started from R (it needs the
-#'     dashboard server as a library). Until then: `tasker serve` on the command
-#'     line (a read-only web dashboard), `tasker status`, `tasker watch`.}
 #'   \item{`start_reporter()`, `stop_reporter()`, `check_reporter()`,
 #'     `collect_process_metrics()`}{Not needed: the process that starts a run
 #'     samples its own CPU, memory, I/O and child processes itself, with no

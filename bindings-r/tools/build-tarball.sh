@@ -42,7 +42,8 @@ fi
 mv "$work/bindings-r" "$stage"
 rust="$stage/src/rust"
 mkdir -p "$rust/core"
-cp -R "$work/core/Cargo.toml" "$work/core/src" "$rust/core/"
+# assets/: the dashboard page, compiled into the server (run_monitor()).
+cp -R "$work/core/Cargo.toml" "$work/core/src" "$work/core/assets" "$rust/core/"
 rm -rf "$work/core"
 
 # core/Cargo.toml without the repository-only parts.

@@ -18,6 +18,7 @@
 
 mod bench;
 mod events;
+mod monitor;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -1676,6 +1677,7 @@ extendr_module! {
     mod tasker;
     use events;
     use bench;
+    use monitor;
     fn tk_health;
     fn tk_open;
     fn tk_export_config;
