@@ -149,6 +149,18 @@ impl Server {
     /// read, an address in use) are returned here, before anything is served.
     pub fn start(config: &Config, o: &ServeOptions) -> Result<Server> {
         let (addrs, token) = check(o)?;
+        // Every thread the server starts (runtime workers, blocking pool, retention)
+        // inherits this mask: SIGINT, SIGTERM, ... keep reaching the program's own
+        // threads (R's console, Python's main thread, `tasker serve`'s handler).
+        crate::ffi::os::with_signals_blocked(|| Server::start_blocked(config, o, addrs, token))
+    }
+
+    fn start_blocked(
+        config: &Config,
+        o: &ServeOptions,
+        addrs: Vec<SocketAddr>,
+        token: Option<String>,
+    ) -> Result<Server> {
         let loopback = addrs.iter().all(|s| s.ip().is_loopback());
         let mut trackers = Vec::new();
         for _ in 0..4 {
