@@ -6,7 +6,7 @@
 #    rustc (pip --no-index; in a network namespace without interfaces when this script
 #    may create one), runs the example pipeline, `tasker --version`, `tasker status`,
 #    `python -m tasker`, `tasker serve` (curl /healthz, SIGTERM ends it cleanly) and the
-#    dashboard from Python (tasker.serve);
+#    dashboard from Python (tasker.serve(), twice);
 #  - installs libtasker into a prefix (scripts/install-c.sh, release) and builds the
 #    example pipeline against it with CMake and with pkg-config, runs both (one under
 #    valgrind);
@@ -79,6 +79,8 @@ export XDG_DATA_HOME="$work/xdg/data" XDG_CONFIG_HOME="$work/xdg/config" XDG_STA
 unset TASKER_DB_URL TASKER_DB_PATH TASKER_DB_DRIVER TASKER_DB_HOST TASKER_DB_NAME TASKER_SERVE_TOKEN
 db="$work/pipeline.db"
 run() { (cd "$work" && "${offline[@]}" env PATH="$clean_path" TASKER_DB_URL="sqlite://$db" "$@"); }
+# The servers run outside the network namespace (its loopback is down), and only on loopback.
+run_local() { (cd "$work" && env PATH="$clean_path" TASKER_DB_URL="sqlite://$db" "$@"); }
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 check "tasker --version is the workspace version" test "$(run tasker --version)" = "tasker $version"
@@ -121,6 +123,18 @@ else
     failed=$((failed + 1))
 fi
 serve_pid=""
+
+# The dashboard from Python, twice in one process, from the installed wheel.
+check "tasker.serve() starts and stops twice" run_local python - <<'PY'
+import json, urllib.request
+import tasker
+for _ in range(2):
+    d = tasker.serve(port=0, open_browser=False)
+    with urllib.request.urlopen(d.url + "healthz", timeout=10) as r:
+        assert json.load(r)["status"] == "ok"
+    d.stop()
+    assert not d.running
+PY
 
 # --- the C library, installed into a prefix (release)
 start=$SECONDS

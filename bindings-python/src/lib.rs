@@ -25,9 +25,11 @@ use tasker::{
     TransitionInfo,
 };
 
+#[cfg(feature = "server")]
 mod cli;
 mod convert;
 mod errors;
+#[cfg(feature = "server")]
 mod serve;
 
 use convert::{count_arg, limit_arg, number_arg, opt_text, status_arg, Text};
@@ -1464,9 +1466,12 @@ fn _tasker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_register_functional, m)?)?;
     m.add_function(wrap_pyfunction!(_drain_log, m)?)?;
     m.add_function(wrap_pyfunction!(_install_sigterm_flush, m)?)?;
-    m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
-    m.add_class::<serve::DashboardServer>()?;
-    m.add_function(wrap_pyfunction!(serve::serve_start, m)?)?;
+    #[cfg(feature = "server")]
+    {
+        m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
+        m.add_class::<serve::DashboardServer>()?;
+        m.add_function(wrap_pyfunction!(serve::serve_start, m)?)?;
+    }
     Ok(())
 }
 

@@ -22,6 +22,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # sets a flag that the Rust code never reads); `serve` installs its own handler
         # and shuts down gracefully.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if not hasattr(_tasker, "cli_main"):
+        print("tasker: this build of the Python package leaves out the command line "
+              "(Cargo feature 'server')", file=sys.stderr)
+        return 1
     return _tasker.cli_main(["tasker", *args])
 
 

@@ -103,6 +103,8 @@ def serve(
     """
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise _tasker.ArgumentError(f"invalid port {port!r}: a whole number from 0 to 65535")
+    if not hasattr(_tasker, "serve_start"):
+        raise _tasker.TaskerError("this build of tasker leaves out the dashboard server (Cargo feature 'server')")
     t = tracker if tracker is not None else default_tracker()
     bind = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
     server = _tasker.serve_start(
