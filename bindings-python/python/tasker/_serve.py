@@ -4,7 +4,6 @@ same Rust code, compiled into the extension module) on threads of its own."""
 from __future__ import annotations
 
 import atexit
-import html
 import sys
 import threading
 from typing import Any, Optional, Set
@@ -67,6 +66,8 @@ class Dashboard:
         return f"<tasker.Dashboard {self.url} ({self.database}; {self._server.auth}) {state}>"
 
     def _repr_html_(self) -> str:
+        import html  # only in notebooks: html.entities is not worth loading at import
+
         url = html.escape(self.url, quote=True)
         if not self.running:
             return f"tasker dashboard (stopped) was at {url}"
