@@ -32,10 +32,23 @@ SOFILE="libtasker.so.$ABI.$VERSION"
 
 # The SONAME is given to the linker here rather than in every build of the core: a
 # library with a versioned SONAME only runs where that name exists, which the cargo
-# target directory (used by the tests and examples) does not provide.
+# target directory (used by the tests and examples) does not provide. So the library
+# the target directory had is put back afterwards (the next cargo build relinks it
+# anyway): programs linked against target/ never pick up the SONAME.
 # rustc also prints the system libraries a program linking the static library needs.
+built="$CARGO_TARGET_DIR/$OUTDIR/libtasker.so"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+saved=$(mktemp -d)
+restore() {
+    if [ -f "$saved/libtasker.so" ]; then
+        cp -p "$saved/libtasker.so" "$built.restored" && mv -f "$built.restored" "$built"
+    fi
+    rm -rf "$saved" "$log"
+}
+trap restore EXIT
+if [ -f "$built" ] && ! { command -v readelf >/dev/null && readelf -d "$built" | grep -q "(SONAME)"; }; then
+    cp -p "$built" "$saved/libtasker.so"
+fi
 if ! cargo rustc -q --profile "$PROFILE" -p tasker-core --lib --all-features \
     --crate-type cdylib,staticlib -- -C "link-arg=-Wl,-soname,$SONAME" \
     --print native-static-libs 2>"$log"; then
@@ -46,7 +59,6 @@ fi
 static_libs=$(sed -n 's/.*native-static-libs: //p' "$log" | tail -n1)
 static_libs=${static_libs:--lgcc_s -lutil -lrt -lpthread -lm -ldl -lc}
 
-built="$CARGO_TARGET_DIR/$OUTDIR/libtasker.so"
 if command -v readelf >/dev/null; then
     readelf -d "$built" | grep -q "(SONAME).*\[$SONAME\]" ||
         { echo "install-c: $built has no SONAME $SONAME" >&2; exit 1; }
