@@ -58,6 +58,17 @@ tk_task_stats <- function(stage, task, since, limit_) .Call(wrap__tk_task_stats,
 # @keywords internal
 tk_samples <- function(run_id) .Call(wrap__tk_samples, run_id)
 
+# This process's resource sampling (the earlier package's "reporter"): sets the
+# interval first when `every_s` is given (whole seconds, 0 for off); returns
+# list(interval_s, available, hostname, last = the newest sample's columns or NULL).
+# @keywords internal
+tk_sampling <- function(every_s) .Call(wrap__tk_sampling, every_s)
+
+# Samples process `pid` (and its descendants) now, without the database: returns
+# list(sample = the columns of one sample or NULL, error, error_type, duration_ms).
+# @keywords internal
+tk_collect_sample <- function(pid) .Call(wrap__tk_collect_sample, pid)
+
 # A run's inputs, then its outputs, by name. An unknown run is an error.
 # @keywords internal
 tk_run_io <- function(run_id) .Call(wrap__tk_run_io, run_id)

@@ -36,7 +36,7 @@ use extendr_ffi::{SEXP, SEXPTYPE};
 
 use tasker::config::{Location, Secret};
 use tasker::estimate::{Basis, SubtaskFacts};
-use tasker::sampler::Sample;
+use tasker::sampler::{Sample, Sampler, Unavailable};
 use tasker::{
     Config, ConfigArgs, Direction, Error as TkError, EventRow, HistoryFilter, IoRecord, IoRow,
     RunHandle, RunOptions, RunProgress, RunRow, RunSelector, StageRow, StatsFilter, Status,
@@ -825,7 +825,7 @@ fn describe(t: &Tracker) -> Robj {
         hostname = t.hostname().to_string(),
         flush_interval_ms = cfg.flush_interval.as_millis() as f64,
         lost_after_s = cfg.lost_after.as_secs_f64(),
-        sample_interval_s = cfg.sample_interval.map_or(0.0, |d| d.as_secs_f64())
+        sample_interval_s = t.sample_interval().map_or(0.0, |d| d.as_secs_f64())
     )
     .into()
 }
@@ -920,7 +920,8 @@ fn tk_export_config() -> Robj {
             heartbeat_interval_ms = c.heartbeat_interval.as_millis() as f64,
             lost_after_ms = c.lost_after.as_millis() as f64,
             busy_timeout_ms = c.busy_timeout.as_millis() as f64,
-            sample_interval_ms = c.sample_interval.map_or(0.0, |d| d.as_millis() as f64),
+            // As it is now (start_reporter() may have changed it), not as configured.
+            sample_interval_ms = t.sample_interval().map_or(0.0, |d| d.as_millis() as f64),
             hostname = c.hostname.clone(),
             source = c.source.clone()
         )))
@@ -1182,6 +1183,98 @@ fn tk_samples(run_id: Robj) -> Robj {
         t.run(&id)?;
         Ok(sample_cols(&t.samples(&id)?))
     })())
+}
+
+/// This process's resource sampling (the earlier package's "reporter"): sets the
+/// interval first when `every_s` is given (whole seconds, 0 for off); returns
+/// list(interval_s, available, hostname, last = the newest sample's columns or NULL).
+/// @keywords internal
+#[extendr]
+fn tk_sampling(every_s: Robj) -> Robj {
+    out((|| {
+        let t = tracker()?;
+        if let Some(s) = r_count("collection_interval", &every_s)? {
+            t.set_sample_interval((s > 0).then(|| Duration::from_secs(s)));
+        }
+        let last = match t.last_sample() {
+            Some(s) => sample_cols(&[s]),
+            None => Robj::from(()),
+        };
+        Ok(Robj::from(list!(
+            interval_s = t.sample_interval().map_or(0.0, |d| d.as_secs_f64()),
+            available = tasker::sampler::available(),
+            hostname = t.hostname().to_string(),
+            last = last
+        )))
+    })())
+}
+
+thread_local! {
+    /// One sampler per process id sampled on request, so that a second sample of a
+    /// process has its CPU percentage and a reused pid is noticed.
+    static SAMPLERS: RefCell<HashMap<u32, Sampler>> = RefCell::new(HashMap::new());
+}
+
+/// Samples process `pid` (and its descendants) now, without the database: returns
+/// list(sample = the columns of one sample or NULL, error, error_type, duration_ms).
+/// @keywords internal
+#[extendr]
+fn tk_collect_sample(pid: Robj) -> Robj {
+    out((|| {
+        let pid = r_count("process_id", &pid)?
+            .ok_or_else(|| TkError::invalid("process_id", "NULL", "is required"))?;
+        let pid = u32::try_from(pid)
+            .map_err(|_| TkError::invalid("process_id", pid, "is not a process id"))?;
+        let started = std::time::Instant::now();
+        let taken = SAMPLERS.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.len() >= 1024 && !m.contains_key(&pid) {
+                m.clear(); // a bound for sessions that sample many short-lived processes
+            }
+            let r = m
+                .entry(pid)
+                .or_insert_with(|| Sampler::for_pid(pid))
+                .sample();
+            if r.is_err() {
+                // Gone (or its pid reused): a later request starts over.
+                m.remove(&pid);
+            }
+            r
+        });
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(Robj::from(match taken {
+            Ok(sample) => list!(
+                sample = sample_cols(&[sample]),
+                error = (),
+                error_type = (),
+                duration_ms = ms
+            ),
+            Err(e) => list!(
+                sample = (),
+                error = e.to_string(),
+                error_type = unavailable_kind(pid, &e),
+                duration_ms = ms
+            ),
+        }))
+    })())
+}
+
+/// The earlier package's `error_type` for a process that could not be sampled.
+fn unavailable_kind(pid: u32, e: &Unavailable) -> &'static str {
+    if !tasker::sampler::available() {
+        "UNAVAILABLE"
+    } else if e.0.contains("another process") {
+        "PID_REUSED"
+    } else if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        // Still listed: a zombie (exited, not yet reaped) or unreadable.
+        if e.0.contains("exited") {
+            "ZOMBIE_PROCESS"
+        } else {
+            "PS_ERROR"
+        }
+    } else {
+        "PROCESS_DIED"
+    }
 }
 
 /// A run's inputs, then its outputs, by name. An unknown run is an error.
@@ -1896,6 +1989,8 @@ extendr_module! {
     fn tk_subtasks;
     fn tk_task_stats;
     fn tk_samples;
+    fn tk_sampling;
+    fn tk_collect_sample;
     fn tk_run_io;
     fn tk_record_io;
     fn tk_rate_eta;
