@@ -27,20 +27,6 @@
 
 #define TASKER_VERSION_PATCH 0
 
-// Samples younger than this are all kept.
-#define KEEP_ALL_YOUNGER_THAN_S (2 * 3600)
-
-// Samples younger than this (and at least [`KEEP_ALL_YOUNGER_THAN_S`] old) keep
-// one per [`FINE_BUCKET_S`]; older ones keep one per [`COARSE_BUCKET_S`].
-#define FINE_YOUNGER_THAN_S (2 * 86400)
-
-// Bucket width between 2 hours and 2 days: 5 minutes.
-#define FINE_BUCKET_S 300
-
-// Bucket width after 2 days: 1 hour. A multiple of [`FINE_BUCKET_S`], so the
-// first sample of an hour is also the first of a 5-minute bucket.
-#define COARSE_BUCKET_S 3600
-
 // Result of every call. The numbers are fixed forever; retired values are never reused.
 typedef enum {
   TASKER_STATUS_OK = 0,

@@ -68,7 +68,7 @@ for i in range(runs):
     for k in range(events_per_run):
         kind, sub, old, new = kinds[k % len(kinds)]
         ev_rows.append((ts(start + dur * (k / events_per_run)), rid, sub, kind, old, new, None))
-    if len(run_rows) >= 10000:
+    if len(run_rows) >= 10000 or i == runs - 1:
         cur.executemany(
             "INSERT INTO runs(run_id, task_id, hostname, process_id, parent_pid, process_start_time, user_name, status,"
             " start_time, end_time, last_update, heartbeat_time, total_subtasks, current_subtask, overall_percent,"
@@ -86,7 +86,6 @@ for i in range(runs):
             ev_rows,
         )
         run_rows, sub_rows, ev_rows = [], [], []
-assert not run_rows, "RUNS must be a multiple of 10000"
 con.commit()
 print(
     "generated:",

@@ -675,7 +675,11 @@ pub fn history(g: &Global, a: &HistoryArgs) -> CliResult {
             fmt::local_time(r.start_time),
             fmt::truncate(&r.stage_name, 24),
             fmt::truncate(&r.task_name, 32),
-            style.status(r.status, r.lost),
+            // A retry says which attempt of its logical run it is.
+            match r.attempt {
+                Some(n) if n > 1 => format!("{} (try {n})", style.status(r.status, r.lost)),
+                _ => style.status(r.status, r.lost),
+            },
             r.duration_seconds.map(fmt::duration).unwrap_or_default(),
             fmt::bar(&style, r.overall_percent_complete, 10),
             host_pid(r),

@@ -100,6 +100,8 @@ fn stats_count_a_retried_success_once_with_its_attempts() {
     assert_eq!(s["success_rate"], 1.0, "{s}");
     assert_eq!(s["retried"], 1, "{s}");
 
+    let history = ok(&db, &["history"]);
+    assert!(history.contains("COMPLETED (try 2)"), "{history}");
     let text = ok(&db, &["stats"]);
     assert!(text.contains("1 (2 tries)"), "{text}");
     assert!(text.contains("100%"), "{text}");

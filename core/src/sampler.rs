@@ -330,15 +330,15 @@ mod linux {
 }
 
 /// Samples younger than this are all kept.
-pub const KEEP_ALL_YOUNGER_THAN_S: i64 = 2 * 3600;
+pub(crate) const KEEP_ALL_YOUNGER_THAN_S: i64 = 2 * 3600;
 /// Samples younger than this (and at least [`KEEP_ALL_YOUNGER_THAN_S`] old) keep
 /// one per [`FINE_BUCKET_S`]; older ones keep one per [`COARSE_BUCKET_S`].
-pub const FINE_YOUNGER_THAN_S: i64 = 2 * 86_400;
+pub(crate) const FINE_YOUNGER_THAN_S: i64 = 2 * 86_400;
 /// Bucket width between 2 hours and 2 days: 5 minutes.
-pub const FINE_BUCKET_S: i64 = 300;
+pub(crate) const FINE_BUCKET_S: i64 = 300;
 /// Bucket width after 2 days: 1 hour. A multiple of [`FINE_BUCKET_S`], so the
 /// first sample of an hour is also the first of a 5-minute bucket.
-pub const COARSE_BUCKET_S: i64 = 3600;
+pub(crate) const COARSE_BUCKET_S: i64 = 3600;
 const _: () = assert!(COARSE_BUCKET_S % FINE_BUCKET_S == 0);
 
 /// Downsampling policy so that a week-long run keeps at most a few thousand rows:

@@ -2056,7 +2056,7 @@ fn run_summaries_window_each_task_and_sum_items(db: &mut Db) {
     }
     // In no particular order: newest first here.
     let newest_first = |mut v: Vec<tasker::query::RunSummary>| {
-        v.sort_by(|a, b| b.start_time.cmp(&a.start_time));
+        v.sort_by_key(|r| std::cmp::Reverse(r.start_time));
         v
     };
     let all = newest_first(s.run_summaries(&StatsFilter::default()).unwrap());

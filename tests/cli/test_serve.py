@@ -75,11 +75,11 @@ SAMPLED = {"TASKER_SAMPLE_INTERVAL_S": "1", "TASKER_HEARTBEAT_INTERVAL_S": "1"}
 def test_metrics_and_status_show_resources_of_active_runs(db, serve, runs):
     server = serve(db)
     run = runs(db, "model", "sampled", items=10, env=SAMPLED)
-    labels = dict(stage="model", task="sampled", run_id=run.run_id)
-    rss = wait_for(lambda: value(metrics(server)[1], "tasker_run_resident_bytes", **labels), what="the run's memory")
+    labels = dict(stage="model", task="sampled")  # per task: no series per run
+    rss = wait_for(lambda: value(metrics(server)[1], "tasker_active_resident_bytes", **labels), what="the run's memory")
     assert rss > 1_000_000, "a process has more than a megabyte resident"
     _, s = metrics(server)
-    assert value(s, "tasker_run_cpu_seconds", **labels) >= 0
+    assert value(s, "tasker_active_cpu_seconds", **labels) >= 0
     active = [v for v in server.json("/api/v1/status")["active"] if v["run_id"] == run.run_id]
     assert active and active[0]["resources"]["rss_bytes"] > 0
     detail = wait_for(lambda: len(server.json(f"/api/v1/runs/{run.run_id}")["samples"]) >= 2 and server.json(
@@ -87,7 +87,7 @@ def test_metrics_and_status_show_resources_of_active_runs(db, serve, runs):
     ), what="two samples")
     assert all(x["pid"] == detail["run"]["process_id"] for x in detail["samples"])
     run.finish()
-    wait_for(lambda: value(metrics(server)[1], "tasker_run_resident_bytes", **labels) is None, what="the gauge gone")
+    wait_for(lambda: value(metrics(server)[1], "tasker_active_resident_bytes", **labels) is None, what="the gauge gone")
 
 
 def test_serve_applies_retention_and_reports_it(db, serve):

@@ -429,50 +429,54 @@ fn push_retention(out: &mut String, p: &StatusPayload) {
     );
 }
 
-/// CPU and memory of each active run's process, from its newest sample. The
-/// labels name the run, so there are as many series as active runs (bounded
-/// by what is running, as for the subtask gauges).
+/// CPU and memory of the active runs' processes (their newest samples), summed
+/// per task: labels name the task, not the run, so series do not come and go
+/// with every run.
 fn push_resources(out: &mut String, p: &StatusPayload) {
     type Pick = fn(&Sample) -> Option<f64>;
     let gauges: [(&str, &str, Pick); 5] = [
         (
-            "tasker_run_cpu_percent",
-            "CPU of an active run's process since its previous sample (100 = one core).",
+            "tasker_active_cpu_percent",
+            "CPU of the task's active runs' processes since their previous samples (100 = one core).",
             |s| s.cpu_percent,
         ),
         (
-            "tasker_run_cpu_seconds",
-            "CPU seconds an active run's process has used so far.",
+            "tasker_active_cpu_seconds",
+            "CPU seconds the task's active runs' processes have used so far.",
             |s| Some(s.cpu_seconds),
         ),
         (
-            "tasker_run_resident_bytes",
-            "Resident memory of an active run's process.",
+            "tasker_active_resident_bytes",
+            "Resident memory of the task's active runs' processes.",
             |s| Some(s.rss_bytes as f64),
         ),
         (
-            "tasker_run_children_resident_bytes",
-            "Summed resident memory of an active run's child processes.",
+            "tasker_active_children_resident_bytes",
+            "Resident memory of the child processes of the task's active runs.",
             |s| Some(s.children_rss_bytes as f64),
         ),
         (
-            "tasker_run_children_cpu_seconds",
-            "CPU seconds used by an active run's child processes so far.",
+            "tasker_active_children_cpu_seconds",
+            "CPU seconds used by the child processes of the task's active runs so far.",
             |s| Some(s.children_cpu_seconds),
         ),
     ];
     for (name, help, pick) in gauges {
-        header(out, name, "gauge", help);
+        let mut by_task: BTreeMap<(&str, &str), f64> = BTreeMap::new();
         for v in &p.active {
-            let Some(value) = v.resources.as_ref().and_then(pick) else {
-                continue;
-            };
+            if let Some(value) = v.resources.as_ref().and_then(pick) {
+                *by_task
+                    .entry((&v.run.stage_name, &v.run.task_name))
+                    .or_default() += value;
+            }
+        }
+        header(out, name, "gauge", help);
+        for ((stage, task), value) in by_task {
             let _ = writeln!(
                 out,
-                "{name}{{stage=\"{}\",task=\"{}\",run_id=\"{}\"}} {}",
-                label(&v.run.stage_name),
-                label(&v.run.task_name),
-                label(v.run.run_id.as_deref().unwrap_or("")),
+                "{name}{{stage=\"{}\",task=\"{}\"}} {}",
+                label(stage),
+                label(task),
                 num(value)
             );
         }

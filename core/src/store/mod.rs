@@ -346,7 +346,7 @@ pub fn open(config: &Config) -> Result<Box<dyn Store>> {
 /// How many of a task's latest completed runs count towards its items per
 /// second: enough for a stable mean, few enough that statistics over 100,000
 /// runs need not add up every subtask of every run.
-pub const ITEMS_RUNS_PER_TASK: usize = 20;
+pub(crate) const ITEMS_RUNS_PER_TASK: usize = 20;
 
 fn start_key(r: &RunSummary) -> i64 {
     r.start_time.map_or(i64::MIN, |t| t.timestamp_micros())

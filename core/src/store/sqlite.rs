@@ -1075,7 +1075,6 @@ fn items_of_runs(conn: &Connection, run_ids: &[&str]) -> Result<HashMap<String, 
     .map_err(db_err)
 }
 
-
 /// The columns a [`Sample`] is read from, in `sample_at`'s order.
 const SAMPLE_COLUMNS: &str = "time, pid, cpu_seconds, cpu_percent, rss_bytes, peak_rss_bytes, \
     read_bytes, write_bytes, threads, open_fds, children, children_cpu_seconds, children_rss_bytes";
