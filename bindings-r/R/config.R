@@ -55,6 +55,8 @@ tasker_config <- function(config_file = NULL, host = NULL, port = NULL, dbname =
   }
   cfg <- .tk(tk_open(args))
   .tasker_env$configured <- TRUE
+  # When this process began sampling itself, for check_reporter().
+  .tasker_env$sampling_since <- if (isTRUE(cfg$sample_interval_s > 0)) Sys.time()
   options(tasker.config = cfg)
   .tk_say(sprintf("tasker: using %s (from %s)", cfg$location, cfg$source), quiet)
   invisible(cfg)

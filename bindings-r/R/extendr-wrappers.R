@@ -58,6 +58,17 @@ tk_task_stats <- function(stage, task, since, limit_) .Call(wrap__tk_task_stats,
 # @keywords internal
 tk_samples <- function(run_id) .Call(wrap__tk_samples, run_id)
 
+# This process's resource sampling (the earlier package's "reporter"): sets the
+# interval first when `every_s` is given (whole seconds, 0 for off); returns
+# list(interval_s, available, hostname, last = the newest sample's columns or NULL).
+# @keywords internal
+tk_sampling <- function(every_s) .Call(wrap__tk_sampling, every_s)
+
+# Samples process `pid` (and its descendants) now, without the database: returns
+# list(sample = the columns of one sample or NULL, error, error_type, duration_ms).
+# @keywords internal
+tk_collect_sample <- function(pid) .Call(wrap__tk_collect_sample, pid)
+
 # A run's inputs, then its outputs, by name. An unknown run is an error.
 # @keywords internal
 tk_run_io <- function(run_id) .Call(wrap__tk_run_io, run_id)
@@ -92,10 +103,6 @@ tk_flush <- function() .Call(wrap__tk_flush)
 # @keywords internal
 tk_flush_at_exit <- function() .Call(wrap__tk_flush_at_exit)
 
-# Starts a run; returns its id. `opts` is a named list of RunOptions fields.
-# @keywords internal
-tk_task_start <- function(stage, task, opts, active) .Call(wrap__tk_task_start, stage, task, opts, active)
-
 # Sets (when `set`) and returns the current run of this R session.
 # @keywords internal
 tk_context <- function(set, run_id) .Call(wrap__tk_context, set, run_id)
@@ -115,18 +122,6 @@ tk_get_current <- function(run_id) .Call(wrap__tk_get_current, run_id)
 # Run-level progress (never changes the status).
 # @keywords internal
 tk_run_progress <- function(run_id, current_subtask, overall_percent, message) .Call(wrap__tk_run_progress, run_id, current_subtask, overall_percent, message)
-
-# Moves a run to `status`; returns list(run_id, old, new, stage, task).
-# @keywords internal
-tk_run_status <- function(run_id, status, message, error_message, error_detail, reset) .Call(wrap__tk_run_status, run_id, status, message, error_message, error_detail, reset)
-
-# Starts a subtask and makes it the run's current one; returns list(run_id, number, ...).
-# @keywords internal
-tk_subtask_start <- function(run_id, name, items_total, message, number, restart) .Call(wrap__tk_subtask_start, run_id, name, items_total, message, number, restart)
-
-# Moves a subtask to `status`; returns list(run_id, number, old, new, ...).
-# @keywords internal
-tk_subtask_status <- function(run_id, number, status, message, error_message, error_detail, reset) .Call(wrap__tk_subtask_status, run_id, number, status, message, error_message, error_detail, reset)
 
 # @keywords internal
 tk_native_version <- function() .Call(wrap__tk_native_version)

@@ -54,34 +54,28 @@ task_start <- function(stage = NULL, task = NULL, total_subtasks = NULL, message
   # Checks first: nothing below opens the database before the arguments are known good.
   if (!is.null(stage)) stage <- .tk_name(stage, "stage")
   if (!is.null(task)) task <- .tk_name(task, "task")
-  opts <- list()
-  if (!is.null(total_subtasks)) {
-    if (!is.numeric(total_subtasks) || length(total_subtasks) != 1L || is.na(total_subtasks) ||
-        total_subtasks < 0 || total_subtasks != floor(total_subtasks)) {
-      .tk_arg_error(sprintf("invalid total_subtasks %s: must be a whole number, zero or more",
-                            paste(format(total_subtasks), collapse = ",")))
-    }
-    opts$total_subtasks <- total_subtasks
+  if (!is.null(total_subtasks) &&
+      (!is.numeric(total_subtasks) || length(total_subtasks) != 1L || is.na(total_subtasks) ||
+       total_subtasks < 0 || total_subtasks != floor(total_subtasks))) {
+    .tk_arg_error(sprintf("invalid total_subtasks %s: must be a whole number, zero or more",
+                          paste(format(total_subtasks), collapse = ",")))
   }
-  if (!is.null(message)) opts$message <- .tk_text(message, "message")
-  if (!is.null(version)) opts$version <- .tk_text(version, "version")
-  if (!is.null(git_commit)) opts$git_commit <- .tk_text(git_commit, "git_commit")
-  if (!is.null(metadata)) opts$metadata <- .tk_metadata(metadata)
-  if (!is.null(attempt)) {
-    if (!is.numeric(attempt) || length(attempt) != 1L || is.na(attempt) || attempt < 1 ||
-        attempt != floor(attempt)) {
-      .tk_arg_error(sprintf("invalid attempt %s: attempts are whole numbers counted from 1",
-                            paste(format(attempt), collapse = ",")))
-    }
-    opts$attempt <- attempt
+  if (!is.null(message)) message <- .tk_text(message, "message")
+  if (!is.null(version)) version <- .tk_text(version, "version")
+  if (!is.null(git_commit)) git_commit <- .tk_text(git_commit, "git_commit")
+  if (!is.null(metadata)) metadata <- .tk_metadata(metadata)
+  if (!is.null(attempt) &&
+      (!is.numeric(attempt) || length(attempt) != 1L || is.na(attempt) || attempt < 1 ||
+       attempt != floor(attempt))) {
+    .tk_arg_error(sprintf("invalid attempt %s: attempts are whole numbers counted from 1",
+                          paste(format(attempt), collapse = ",")))
   }
   if (!is.logical(retry) || length(retry) != 1L || is.na(retry)) {
     .tk_arg_error(sprintf("invalid retry %s: must be TRUE or FALSE", paste(format(retry), collapse = ",")))
   }
-  if (retry) opts$retry <- TRUE
   script_path <- .tk_script_path()
-  if (!is.null(script_path)) opts$script_path <- enc2utf8(script_path)
-  opts$command_line <- .tk_command_line()
+  if (!is.null(script_path)) script_path <- enc2utf8(script_path)
+  script_filename <- NULL
   if (is.null(stage) || is.null(task)) {
     script <- if (is.null(script_path)) NULL else basename(script_path)
     if (is.null(script)) {
@@ -96,9 +90,11 @@ task_start <- function(stage = NULL, task = NULL, total_subtasks = NULL, message
     }
     stage <- stage %||% found$stage
     task <- task %||% found$task
-    opts$script_filename <- enc2utf8(script)
+    script_filename <- enc2utf8(script)
   }
-  run_id <- .tk_call(tk_task_start, stage, task, opts, isTRUE(.active))
+  run_id <- .tk_native(tk_task_start, stage, task, total_subtasks, message, version, git_commit,
+                       metadata, attempt, if (retry) TRUE, script_path, script_filename,
+                       .tk_command_line(), isTRUE(.active))
   if (!.tk_quiet(quiet)) {
     # Which attempt it became is the database's answer: asked only to say it.
     again <- if (retry || !is.null(attempt)) .tk(tk_run(run_id))$attempt else NA
@@ -179,7 +175,7 @@ task_update <- function(status = NULL, current_subtask = NULL, overall_percent =
     }
   }
   if (!is.null(status)) {
-    r <- .tk_call(tk_run_status, run_id, status, message, error_message, error_detail, isTRUE(reset))
+    r <- .tk_native(tk_run_status, run_id, status, message, error_message, error_detail, isTRUE(reset))
     .tk_transition_note(r, NULL, error_message %||% message, quiet)
   }
   if (.tasker_env$listening) .tk_drain()
@@ -203,7 +199,7 @@ task_complete <- function(message = NULL, quiet = FALSE, conn = NULL, run_id = N
   if (!is.null(conn)) .tk_conn(conn)
   # Straight to the transition: the native side checks run_id and message before it
   # needs the database.
-  r <- .tk_call(tk_run_status, run_id, "COMPLETED", message, NULL, NULL, FALSE)
+  r <- .tk_native(tk_run_status, run_id, "COMPLETED", message, NULL, NULL, FALSE)
   if (!.tk_quiet(quiet)) .tk_transition_note(r, NULL, message, quiet)
   if (.tasker_env$listening) .tk_drain()
   invisible(TRUE)

@@ -22,9 +22,12 @@ get_script_filename <- function() {
 # The running script as a full path (what task_start() records with a run), by the
 # rules of get_script_filename(); NULL when there is none.
 .tk_script_path <- function() {
-  for (i in rev(seq_len(sys.nframe()))) {
-    if (identical(sys.function(i), base::source)) {
-      of <- sys.frame(i)$ofile
+  # task_start() asks on every call: look only at the frames that hold source()'s
+  # `ofile` (exists() does not force anything), then check that the frame is source()'s.
+  frames <- sys.frames()
+  for (i in rev(seq_along(frames))) {
+    if (exists("ofile", envir = frames[[i]], inherits = FALSE) && identical(sys.function(i), source)) {
+      of <- frames[[i]]$ofile
       if (is.character(of) && length(of) == 1L && !is.na(of)) return(.tk_full_path(of))
     }
   }

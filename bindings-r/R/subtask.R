@@ -30,8 +30,8 @@ subtask_start <- function(subtask_name, items_total = NULL, message = NULL, quie
   }
   if (!is.null(conn)) .tk_conn(conn)
   subtask_name <- .tk_name(subtask_name, "subtask_name")
-  r <- .tk_call(tk_subtask_start, .tk_text(run_id, "run_id"), subtask_name, items_total,
-                .tk_text(message, "message"), subtask_number, isTRUE(restart))
+  r <- .tk_native(tk_subtask_start, .tk_text(run_id, "run_id"), subtask_name, items_total,
+                  .tk_text(message, "message"), subtask_number, isTRUE(restart))
   if (!.tk_quiet(quiet)) {
     .tk_say(sprintf("%s [%d] START: %s%s", .tk_run_label(r), r$number, subtask_name,
                     if (is.null(items_total)) "" else sprintf(" (%s items)", .tk_count_text(items_total))),
@@ -78,9 +78,11 @@ subtask_update <- function(status = NULL, percent = NULL, items_complete = NULL,
   if (is.null(status) && is.null(error_message) && is.null(error_detail)) {
     # Progress only: memory, no I/O (the background writer stores it).
     if (!is.null(conn)) .tk_conn(conn)
-    r <- .Call(tk_prog, run_id, subtask_number, items_complete, percent, message, items_total)
-    return(if (is.null(r)) invisible(TRUE) else .tk_progress_post(r, quiet, run_id, function() {
-      .Call(tk_prog, run_id, subtask_number, items_complete, percent, message, items_total)
+    if (is.null(.Call(tk_prog, run_id, subtask_number, items_complete, percent, message, items_total))) {
+      return(invisible(TRUE))
+    }
+    return(.tk_progress_post(.Call(tk_progress_left), quiet, run_id, function() {
+      .tk_left(.Call(tk_prog, run_id, subtask_number, items_complete, percent, message, items_total))
     }, TRUE))
   }
   # subtask_update(run_id, 1, "RUNNING", ...): the earlier README's form, run id first.
@@ -101,13 +103,15 @@ subtask_update <- function(status = NULL, percent = NULL, items_complete = NULL,
   error_message <- .tk_text(error_message, "error_message")
   error_detail <- .tk_text(error_detail, "error_detail")
   if (!is.null(items_complete) || !is.null(percent) || !is.null(items_total)) {
-    .tk_progress_post(.Call(tk_prog, run_id, subtask_number, items_complete, percent, NULL, items_total),
+    .tk_progress_post(.tk_left(.Call(tk_prog, run_id, subtask_number, items_complete, percent, NULL,
+                                     items_total)),
                       TRUE, run_id, function() {
-                        .Call(tk_prog, run_id, subtask_number, items_complete, percent, NULL, items_total)
+                        .tk_left(.Call(tk_prog, run_id, subtask_number, items_complete, percent, NULL,
+                                       items_total))
                       })
   }
-  r <- .tk_call(tk_subtask_status, run_id, subtask_number, status, message, error_message,
-                error_detail, isTRUE(reset))
+  r <- .tk_native(tk_subtask_status, run_id, subtask_number, status, message, error_message,
+                  error_detail, isTRUE(reset))
   .tk_transition_note(r, r$number, error_message %||% message, quiet)
   if (.tasker_env$listening) .tk_drain()
   invisible(TRUE)
@@ -140,7 +144,7 @@ subtask_complete <- function(items_completed = NULL, message = NULL, quiet = FAL
   }
   # The usual call, straight to the transition: the native side checks run_id, message
   # and subtask_number before it needs the database.
-  r <- .tk_call(tk_subtask_status, run_id, subtask_number, "COMPLETED", message, NULL, NULL, FALSE)
+  r <- .tk_native(tk_subtask_status, run_id, subtask_number, "COMPLETED", message, NULL, NULL, FALSE)
   if (!.tk_quiet(quiet)) .tk_transition_note(r, r$number, message, quiet)
   if (.tasker_env$listening) .tk_drain()
   invisible(TRUE)
@@ -162,15 +166,26 @@ subtask_complete <- function(items_completed = NULL, message = NULL, quiet = FAL
 #' @export
 subtask_increment <- function(increment = 1, quiet = TRUE, conn = NULL, run_id = NULL,
                               subtask_number = NULL) {
-  # NULL run_id / subtask_number mean the current ones (resolved natively).
-  r <- .Call(tk_inc, run_id, subtask_number, increment)
-  if (is.null(r) && is.null(conn)) invisible(TRUE) else .tk_after_increment(r, increment, quiet, conn, run_id, subtask_number)
+  # NULL run_id / subtask_number mean the current ones (resolved natively). NULL back:
+  # done with nothing to say; anything else: see .tk_after_increment(). The result is
+  # not kept in a variable: that alone cost about a quarter of the native call.
+  if (is.null(.Call(tk_inc, run_id, subtask_number, increment, conn))) invisible(TRUE) else
+    .tk_after_increment(increment, quiet, conn, run_id, subtask_number)
 }
 
-.tk_after_increment <- function(r, increment, quiet, conn, run_id, subtask_number) {
+# What an increment left for R: a note about `conn`, a progress note that is due, or an
+# error to signal (configuring first if that is all that was missing).
+.tk_after_increment <- function(increment, quiet, conn, run_id, subtask_number) {
   .tk_conn(conn)
+  r <- .Call(tk_progress_left)
   if (!is.null(r)) {
-    .tk_progress_post(r, quiet, run_id, function() .Call(tk_inc, run_id, subtask_number, increment))
+    .tk_progress_post(r, quiet, run_id, function() {
+      .tk_left(.Call(tk_inc, run_id, subtask_number, increment, NULL))
+    })
   }
   invisible(TRUE)
 }
+
+# A progress routine's answer as .tk_progress_post() takes it: NULL when done, else what
+# the routine left (a note's subtask number or an error).
+.tk_left <- function(x) if (is.null(x)) NULL else .Call(tk_progress_left)

@@ -95,6 +95,19 @@
 #'     [stop_monitor()] stops it. Its default `port` is 8750 (the earlier
 #'     package let Shiny choose) and `launch.browser` defaults to
 #'     `interactive()`; an address other than loopback needs a `token`.
+#'   \item There is no reporter daemon: the process that starts a run samples
+#'     its own CPU, memory, I/O, threads, open files and child processes every
+#'     `sample_interval_s` seconds (10 by default) on its writer thread, and
+#'     stores the samples with the run ([get_run_samples()]). [start_reporter()]
+#'     makes sure this process does so (at `collection_interval`), and starts
+#'     and supervises nothing; [stop_reporter()] stops sampling in this process
+#'     only; [check_reporter()] describes this process's sampling and its latest
+#'     sample (`NULL` when it is off), not a daemon per host; a host name other
+#'     than this one is an error. [collect_process_metrics()] takes one sample
+#'     now as a one-row data frame (the earlier package returned a list) and
+#'     writes nothing; `cpu_percent` is `NA` on the first call for a process, as
+#'     before. Crashed scripts are detected without a daemon too (the `lost`
+#'     column of [get_task_status()]).
 #' }
 #'
 #' @section Functions of the earlier package that are not here:
@@ -102,17 +115,13 @@
 #' same arguments. These do not, for the reason given, with what to use
 #' instead:
 #' \describe{
-#'   \item{`start_reporter()`, `stop_reporter()`, `check_reporter()`,
-#'     `collect_process_metrics()`}{Not needed: the process that starts a run
-#'     samples its own CPU, memory, I/O and child processes itself, with no
-#'     daemon to start or stop ([get_run_samples()]; interval
-#'     `tasker_config(sample_interval_s = )`). Crashed scripts are detected
-#'     without a daemon too (the `lost` column of [get_task_status()]).}
 #'   \item{`get_reporter_database_status()`, `reporter_main_loop()`,
 #'     `write_process_metrics()`, `setup_reporter_schema()`}{The reporter
-#'     daemon's own machinery: there is no daemon, and the schema is created and
-#'     migrated automatically. [health()] tells whether tracking reaches its
-#'     database.}
+#'     daemon's own machinery: there is no daemon (the process that starts a run
+#'     samples its own CPU, memory, I/O and child processes: [start_reporter()],
+#'     [get_run_samples()]), and the schema is created and migrated
+#'     automatically. [check_reporter()] shows this process's sampling, [health()]
+#'     whether tracking reaches its database.}
 #'   \item{`cleanup_old_metrics()`}{Not needed: the core thins the samples of
 #'     long runs by itself (a week-long run keeps a few thousand rows), and a
 #'     run's samples go with the run. Old runs: `tasker purge` on the command

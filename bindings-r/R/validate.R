@@ -4,20 +4,19 @@
 
 # A required name: one non-empty string ("'stage' must be a non-empty character string").
 # Called on every transition: no regular expression (trimws() alone costs ~25 us, more
-# than the transition's own work in R).
+# than the transition's own work in R), and the usual case (a string that does not start
+# with white space) is decided by the first test.
 .tk_name <- function(x, what) {
-  if (is.factor(x)) x <- as.character(x)
-  if (!is.character(x) || length(x) != 1L || is.na(x) || .tk_blank(x)) {
-    .tk_arg_error(sprintf("'%s' must be a non-empty character string", what))
+  if (is.character(x) && length(x) == 1L && !is.na(x) && nzchar(x)) {
+    # Blank: only spaces, tabs and line breaks. NA codes: bytes that are not UTF-8.
+    codes <- utf8ToInt(x)
+    if (anyNA(codes) || codes[[1L]] > 32L || !all(codes %in% c(9L, 10L, 11L, 12L, 13L, 32L))) {
+      return(x) # the native side reads it as UTF-8 whatever its encoding
+    }
+  } else if (is.factor(x)) {
+    return(.tk_name(as.character(x), what))
   }
-  x # the native side reads it as UTF-8 whatever its encoding
-}
-
-# "" or only spaces, tabs and line breaks.
-.tk_blank <- function(x) {
-  if (!nzchar(x)) return(TRUE)
-  codes <- utf8ToInt(x) # NA for bytes that are not UTF-8: not blank
-  !anyNA(codes) && codes[[1L]] <= 32L && all(codes %in% c(9L, 10L, 11L, 12L, 13L, 32L))
+  .tk_arg_error(sprintf("'%s' must be a non-empty character string", what))
 }
 
 # Optional free text (messages, descriptions, paths): NULL or one string, sent as UTF-8.

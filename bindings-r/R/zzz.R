@@ -62,6 +62,20 @@
   r
 }
 
+# The same for a plain .Call routine (the transitions: see src/rust/src/lib.rs).
+.tk_native <- function(routine, ...) {
+  r <- .Call(routine, ...)
+  if (inherits(r, "tasker_native_error")) {
+    if (identical(r[[1L]], "config") && !isTRUE(.tasker_env$configured)) {
+      .tk_ensure()
+      r <- .Call(routine, ...)
+      if (!inherits(r, "tasker_native_error")) return(r)
+    }
+    .tk_signal(r[[1L]], r[[2L]])
+  }
+  r
+}
+
 .tk_quiet <- function(quiet) isTRUE(quiet) || isTRUE(getOption("tasker.quiet"))
 
 .tk_say <- function(text, quiet) {

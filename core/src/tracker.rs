@@ -83,6 +83,11 @@ pub(crate) struct TrackerInner {
     me: OnceLock<Weak<TrackerInner>>,
     counters: Counters,
     histories: HistoryCache,
+    /// Milliseconds between resource samples, 0 for none: `config.sample_interval`
+    /// until `set_sample_interval` changes it (the writer thread reads it each turn).
+    sample_every_ms: AtomicU64,
+    /// The newest sample taken for this process's runs.
+    last_sample: Mutex<Option<Sample>>,
 }
 
 /// What a tracker wrote so far in this process.
@@ -129,6 +134,7 @@ impl Tracker {
         };
         let generation = fork_generation();
         let supervisor = Supervisor::new(generation, store, &config);
+        let config_sample_interval = config.sample_interval;
         let this_host = config
             .hostname
             .clone()
@@ -145,6 +151,8 @@ impl Tracker {
             fork_lock: Mutex::new(()),
             me: OnceLock::new(),
             counters: Counters::default(),
+            sample_every_ms: AtomicU64::new(interval_ms(config_sample_interval)),
+            last_sample: Mutex::new(None),
         });
         let _ = inner.me.set(Arc::downgrade(&inner));
         // Writes left by processes that exited during an outage are replayed before
@@ -173,6 +181,28 @@ impl Tracker {
     /// The host name runs of this process record (after any override).
     pub fn hostname(&self) -> &str {
         &self.inner.this_host
+    }
+
+    /// How often this process samples its resource use for the runs it started
+    /// (`None`: it does not). Starts as `Config::sample_interval`.
+    pub fn sample_interval(&self) -> Option<Duration> {
+        self.inner.sample_interval()
+    }
+
+    /// Changes how often this process samples its resource use for the runs it
+    /// started, from now on (`None` or zero: stop sampling). A new interval starts
+    /// with a sample within one flush interval. Processes forked later inherit it.
+    pub fn set_sample_interval(&self, every: Option<Duration>) {
+        self.inner
+            .sample_every_ms
+            .store(interval_ms(every), Ordering::Relaxed);
+    }
+
+    /// The newest sample this process took for the runs it started (also before
+    /// it is written), if it took one.
+    pub fn last_sample(&self) -> Option<Sample> {
+        self.inner.check_fork();
+        lock(&self.inner.last_sample).clone()
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -545,6 +575,15 @@ impl Tracker {
     }
 }
 
+/// A sample interval in milliseconds (0: none; at least 1 ms otherwise).
+fn interval_ms(every: Option<Duration>) -> u64 {
+    every.map_or(0, |d| {
+        u64::try_from(d.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(u64::from(!d.is_zero()))
+    })
+}
+
 fn check_limit(limit: Option<usize>) -> Result<()> {
     match limit {
         Some(0) => Err(Error::invalid("limit", 0usize, "must be at least 1")),
@@ -572,7 +611,6 @@ impl TrackerInner {
             me,
             self.config.flush_interval,
             self.config.heartbeat_interval,
-            self.config.sample_interval,
         );
         *lock(&sup.writer) = Some(w);
     }
@@ -601,6 +639,8 @@ impl TrackerInner {
         for run in self.live_runs() {
             run.cells.reset_all();
         }
+        // The parent's sample is not this process's.
+        *lock(&self.last_sample) = None;
         let fresh = Arc::new(Supervisor::new(g, Ok(None), &self.config));
         self.spawn_writer(&fresh);
         // The parent's connection and writer belong to the parent: never close or join
@@ -651,7 +691,16 @@ impl TrackerInner {
             return;
         }
         if let Ok(sample) = sampler.sample() {
-            sup.add_sample(sample);
+            sup.add_sample(sample.clone());
+            *lock(&self.last_sample) = Some(sample);
+        }
+    }
+
+    /// See `Tracker::sample_interval`.
+    pub(crate) fn sample_interval(&self) -> Option<Duration> {
+        match self.sample_every_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
         }
     }
 

@@ -1,8 +1,9 @@
 //! The one background writer thread of an open database in a process. Every
 //! `flush_interval` it writes all dirty progress in one transaction, every
 //! `heartbeat_interval` it refreshes the heartbeat of the runs this process
-//! started, and every `sample_interval` it samples this process's resource use
-//! for them (written with the next progress or heartbeat); after an outage it reconnects and replays the queued writes
+//! started, and every sample interval (`Tracker::set_sample_interval`, which may
+//! change while it runs) it samples this process's resource use for them
+//! (written with the next progress or heartbeat); after an outage it reconnects and replays the queued writes
 //! (`supervisor.rs`). Transitions do not wait for it: they are committed on the
 //! caller's thread. The thread blocks asynchronous signals: they are the
 //! program's, not tasker's.
@@ -28,13 +29,11 @@ impl Writer {
         tracker: Weak<TrackerInner>,
         flush_interval: Duration,
         heartbeat_interval: Duration,
-        sample_interval: Option<Duration>,
     ) -> Writer {
         let (stop, stopped) = mpsc::channel::<()>();
         let every = Intervals {
             flush: flush_interval,
             heartbeat: heartbeat_interval,
-            sample: sample_interval,
         };
         let thread = with_signals_blocked(|| {
             std::thread::Builder::new()
@@ -62,13 +61,15 @@ impl Writer {
 struct Intervals {
     flush: Duration,
     heartbeat: Duration,
-    sample: Option<Duration>,
 }
 
 fn run(tracker: Weak<TrackerInner>, stopped: mpsc::Receiver<()>, every: Intervals) {
     let mut next_heartbeat = Instant::now() + every.heartbeat;
     let mut sampler = Sampler::new();
-    let mut next_sample = every.sample.map(|s| Instant::now() + s);
+    // The sample interval is read on every turn: a program may turn sampling on,
+    // off or change its pace while runs go on.
+    let mut sampling = tracker.upgrade().and_then(|t| t.sample_interval());
+    let mut next_sample = sampling.map(|s| Instant::now() + s);
     let mut more: Option<Duration> = None;
     loop {
         // While queued writes are replayed, batch after batch with a short pause
@@ -79,7 +80,14 @@ fn run(tracker: Weak<TrackerInner>, stopped: mpsc::Receiver<()>, every: Interval
             Err(RecvTimeoutError::Timeout) => false,
         };
         let Some(t) = tracker.upgrade() else { return };
-        if let (Some(due), Some(interval)) = (next_sample, every.sample) {
+        let interval_now = t.sample_interval();
+        if interval_now != sampling {
+            // A new interval starts with a sample now, so that whoever changed it
+            // sees one at once.
+            sampling = interval_now;
+            next_sample = sampling.map(|_| Instant::now());
+        }
+        if let (Some(due), Some(interval)) = (next_sample, sampling) {
             if Instant::now() >= due {
                 next_sample = Some(Instant::now() + interval);
                 t.sample_owned_runs(&mut sampler);

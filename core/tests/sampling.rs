@@ -1,7 +1,7 @@
 //! Resource sampling by a tracked process, end to end: the writer thread samples
 //! the process and its children and stores the samples with its heartbeats; a
 //! child that holds 200 MB and spins a core shows up within two intervals;
-//! sampling off stores nothing.
+//! sampling off stores nothing; sampling can be switched while runs go on.
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -100,4 +100,45 @@ fn sampling_off_stores_no_samples() {
     t.flush().unwrap();
     assert!(t.samples(run.run_id()).unwrap().is_empty());
     run.complete(None).unwrap();
+}
+
+#[test]
+fn sampling_can_be_turned_on_and_off_while_a_run_goes_on() {
+    if !tasker::sampler::available() {
+        eprintln!("process sampling is not available on this platform: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let t = tracker(&dir, None);
+    let run = t
+        .task_start("s", "switched", RunOptions::default())
+        .unwrap();
+    assert_eq!(t.sample_interval(), None);
+    assert!(t.last_sample().is_none());
+    // On: a long interval still starts with a sample at once.
+    t.set_sample_interval(Some(Duration::from_secs(3600)));
+    assert_eq!(t.sample_interval(), Some(Duration::from_secs(3600)));
+    let started = Instant::now();
+    let first = loop {
+        if let Some(s) = t.last_sample() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "no sample within 3 s of turning sampling on"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(first.pid, std::process::id());
+    // Off: no more samples.
+    t.set_sample_interval(None);
+    assert_eq!(t.sample_interval(), None);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(t.last_sample(), Some(first));
+    // A zero interval is off too.
+    t.set_sample_interval(Some(Duration::ZERO));
+    assert_eq!(t.sample_interval(), None);
+    // Samples are written with heartbeats and transitions: the one taken is stored.
+    run.complete(None).unwrap();
+    assert_eq!(t.samples(run.run_id()).unwrap().len(), 1);
 }

@@ -3,7 +3,8 @@
 # tests/testthat/test-readme-examples.R (in a directory whose .tasker.yml names an
 # SQLite file, as that README's configuration section sets up).
 # Written from that package's documented API; nothing is adapted to this package.
-# Left out: run_monitor() (the Shiny dashboard; see ?tasker).
+# Left out: run_monitor() (the Shiny dashboard; see ?tasker). The process-metrics
+# section calls the reporter functions as that package documents them.
 
 library(tasker)
 
@@ -96,6 +97,13 @@ tryCatch({
 }, error = function(e) {
   task_fail(error_message = conditionMessage(e))
 })
+
+# --- Process metrics (the reporter) ----------------------------------------------------------
+reporter <- start_reporter(collection_interval = 10)
+reporter_state <- check_reporter()
+metrics <- collect_process_metrics(run_id = run_id, process_id = Sys.getpid())
+cat(sprintf("memory: %.0f MB, alive: %s\n", metrics$memory_mb, metrics$is_alive))
+stop_reporter()
 
 # --- Monitoring and queries -----------------------------------------------------------------
 status <- get_task_status()

@@ -37,4 +37,11 @@ test_that("argument names of the existing package are kept", {
   expect_named(formals(tasker_cluster), c("ncores", "packages", "export", "setup_expr", "envir", "load_all"))
   expect_named(formals(get_completion_estimate), c("progress_history_env", "run_id", "subtask_number",
                                                    "confidence_level", "quiet"))
+  expect_named(formals(start_reporter), c("collection_interval", "hostname", "force", "quiet", "conn",
+                                          "supervise", "timeout", "config_file"))
+  expect_named(formals(stop_reporter)[1:3], c("hostname", "timeout", "con"))
+  expect_named(formals(check_reporter), c("con", "quiet"))
+  expect_named(formals(collect_process_metrics), c("run_id", "process_id", "hostname", "include_children",
+                                                   "timeout_seconds", "prev_start_time",
+                                                   "scale_cpu_by_cores"))
 })

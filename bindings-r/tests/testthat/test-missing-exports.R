@@ -32,7 +32,12 @@ test_that("the earlier package's 56 exports are present or explained in ?tasker"
   # The planned ones say so.
   expect_match(section, "samples its own CPU, memory, I/O and child processes")
   # No stubs: what is listed as missing is not exported.
-  expect_false(any(c("start_reporter", "collect_process_metrics") %in% getNamespaceExports("tasker")))
+  expect_false(any(missing_here %in% getNamespaceExports("tasker")))
+  # The reporter functions are here, on the process's own sampling.
+  expect_true(all(c("start_reporter", "stop_reporter", "check_reporter", "collect_process_metrics") %in%
+                    getNamespaceExports("tasker")))
+  differences <- sub("Functions of the earlier package that are not here.*", "", text)
+  expect_match(differences, "There is no reporter daemon")
   # run_monitor() is here now (the dashboard server of `tasker serve`), not listed as missing.
   expect_true(all(c("run_monitor", "stop_monitor") %in% getNamespaceExports("tasker")))
   expect_false(grepl("run_monitor()", section, fixed = TRUE))

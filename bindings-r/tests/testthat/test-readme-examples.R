@@ -14,6 +14,8 @@ test_that("the earlier package's README examples run unchanged and record their 
   text <- paste(out, collapse = "\n")
   expect_null(attr(out, "status"), label = text)
   expect_match(text, "README examples: done")
+  expect_match(text, "memory: [1-9][0-9]* MB, alive: TRUE")
+  expect_match(text, "no reporter daemon is needed")
   # The old call form warned once per function, naming the current form.
   expect_equal(lengths(regmatches(text, gregexpr("subtask_start() with the run id first", text, fixed = TRUE))), 1L)
   local_tasker_db()

@@ -4,9 +4,10 @@
 //! - `#[extendr]` functions (`tk_*`) for everything that is not in a tight loop; their
 //!   R wrappers are generated into `R/extendr-wrappers.R` and stay internal.
 //! - plain `.Call` routines (`tk_inc`, `tk_prog`, and the no-op `tk_noop`) for progress
-//!   calls, registered next to the extendr ones in [`R_init_tasker_rs`]. They avoid
-//!   the wrapper's per-argument bookkeeping so a progress call costs about as much as
-//!   an empty R closure.
+//!   calls and for the four transitions (`tk_task_start`, `tk_run_status`,
+//!   `tk_subtask_start`, `tk_subtask_status`), registered next to the extendr ones in
+//!   [`R_init_tasker_rs`]. They avoid the wrapper's per-argument bookkeeping, which
+//!   costs more than a progress call's own work and a large part of a transition's.
 //!
 //! Errors never unwind into R: a failing function returns a character vector
 //! `c(kind, message)` of class `tasker_native_error`, and the R layer signals a
@@ -27,7 +28,7 @@ use std::mem::ManuallyDrop;
 use std::os::raw::c_char;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use extendr_api::metadata::{Arg, Func};
 use extendr_api::prelude::*;
@@ -36,7 +37,7 @@ use extendr_ffi::{SEXP, SEXPTYPE};
 
 use tasker::config::{Location, Secret};
 use tasker::estimate::{Basis, SubtaskFacts};
-use tasker::sampler::Sample;
+use tasker::sampler::{Sample, Sampler, Unavailable};
 use tasker::{
     Config, ConfigArgs, Direction, Error as TkError, EventRow, HistoryFilter, IoRecord, IoRow,
     RunHandle, RunOptions, RunProgress, RunRow, RunSelector, StageRow, StatsFilter, Status,
@@ -47,27 +48,54 @@ use tasker::{
 type TkResult<T> = std::result::Result<T, TkError>;
 
 /// At most one progress note per run and second: loops do not flood the console.
-const NOTE_EVERY: Duration = Duration::from_secs(1);
+const NOTE_EVERY_MS: u64 = 1000;
 
 struct RunEntry {
     handle: RunHandle,
     /// The subtask that implicit progress calls go to (the last one started here).
     current: Cell<Option<u32>>,
-    last_note: Cell<Option<Instant>>,
+    /// When the last progress note was due ([`coarse_ms`]).
+    last_note: Cell<Option<u64>>,
 }
 
 impl RunEntry {
-    /// True when a progress note is due (first call, then once per `NOTE_EVERY`).
+    /// True when a progress note is due (first call, then once per `NOTE_EVERY_MS`).
     #[inline]
     fn note_due(&self) -> bool {
-        let now = Instant::now();
+        let now = coarse_ms();
         match self.last_note.get() {
-            Some(t) if now.duration_since(t) < NOTE_EVERY => false,
+            Some(t) if now.saturating_sub(t) < NOTE_EVERY_MS => false,
             _ => {
                 self.last_note.set(Some(now));
                 true
             }
         }
+    }
+}
+
+/// Milliseconds of a monotonic clock, read cheaply. Every progress call asks it, and
+/// `Instant::now()` (about 25 ns) was a third of the native part of an increment;
+/// Linux's coarse clock costs a few ns and its few-ms resolution is plenty for a
+/// once-a-second note.
+#[inline]
+fn coarse_ms() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime only writes into the timespec it is given.
+        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) } == 0 {
+            return (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000;
+        }
+        0
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        use std::time::Instant;
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        START.get_or_init(Instant::now).elapsed().as_millis() as u64
     }
 }
 
@@ -186,6 +214,7 @@ fn subtask_of(e: &RunEntry, number: Option<u32>) -> TkResult<u32> {
 #[allow(improper_ctypes, reason = "SEXP is an opaque pointer owned by R")]
 extern "C" {
     fn Rf_translateCharUTF8(x: SEXP) -> *const c_char;
+    fn Rf_ScalarLogical(x: i32) -> SEXP;
 }
 
 fn bad(what: &str, value: &str, reason: &str) -> TkError {
@@ -797,7 +826,7 @@ fn describe(t: &Tracker) -> Robj {
         hostname = t.hostname().to_string(),
         flush_interval_ms = cfg.flush_interval.as_millis() as f64,
         lost_after_s = cfg.lost_after.as_secs_f64(),
-        sample_interval_s = cfg.sample_interval.map_or(0.0, |d| d.as_secs_f64())
+        sample_interval_s = t.sample_interval().map_or(0.0, |d| d.as_secs_f64())
     )
     .into()
 }
@@ -892,7 +921,8 @@ fn tk_export_config() -> Robj {
             heartbeat_interval_ms = c.heartbeat_interval.as_millis() as f64,
             lost_after_ms = c.lost_after.as_millis() as f64,
             busy_timeout_ms = c.busy_timeout.as_millis() as f64,
-            sample_interval_ms = c.sample_interval.map_or(0.0, |d| d.as_millis() as f64),
+            // As it is now (start_reporter() may have changed it), not as configured.
+            sample_interval_ms = t.sample_interval().map_or(0.0, |d| d.as_millis() as f64),
             hostname = c.hostname.clone(),
             source = c.source.clone()
         )))
@@ -1156,6 +1186,98 @@ fn tk_samples(run_id: Robj) -> Robj {
     })())
 }
 
+/// This process's resource sampling (the earlier package's "reporter"): sets the
+/// interval first when `every_s` is given (whole seconds, 0 for off); returns
+/// list(interval_s, available, hostname, last = the newest sample's columns or NULL).
+/// @keywords internal
+#[extendr]
+fn tk_sampling(every_s: Robj) -> Robj {
+    out((|| {
+        let t = tracker()?;
+        if let Some(s) = r_count("collection_interval", &every_s)? {
+            t.set_sample_interval((s > 0).then(|| Duration::from_secs(s)));
+        }
+        let last = match t.last_sample() {
+            Some(s) => sample_cols(&[s]),
+            None => Robj::from(()),
+        };
+        Ok(Robj::from(list!(
+            interval_s = t.sample_interval().map_or(0.0, |d| d.as_secs_f64()),
+            available = tasker::sampler::available(),
+            hostname = t.hostname().to_string(),
+            last = last
+        )))
+    })())
+}
+
+thread_local! {
+    /// One sampler per process id sampled on request, so that a second sample of a
+    /// process has its CPU percentage and a reused pid is noticed.
+    static SAMPLERS: RefCell<HashMap<u32, Sampler>> = RefCell::new(HashMap::new());
+}
+
+/// Samples process `pid` (and its descendants) now, without the database: returns
+/// list(sample = the columns of one sample or NULL, error, error_type, duration_ms).
+/// @keywords internal
+#[extendr]
+fn tk_collect_sample(pid: Robj) -> Robj {
+    out((|| {
+        let pid = r_count("process_id", &pid)?
+            .ok_or_else(|| TkError::invalid("process_id", "NULL", "is required"))?;
+        let pid = u32::try_from(pid)
+            .map_err(|_| TkError::invalid("process_id", pid, "is not a process id"))?;
+        let started = std::time::Instant::now();
+        let taken = SAMPLERS.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.len() >= 1024 && !m.contains_key(&pid) {
+                m.clear(); // a bound for sessions that sample many short-lived processes
+            }
+            let r = m
+                .entry(pid)
+                .or_insert_with(|| Sampler::for_pid(pid))
+                .sample();
+            if r.is_err() {
+                // Gone (or its pid reused): a later request starts over.
+                m.remove(&pid);
+            }
+            r
+        });
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        Ok(Robj::from(match taken {
+            Ok(sample) => list!(
+                sample = sample_cols(&[sample]),
+                error = (),
+                error_type = (),
+                duration_ms = ms
+            ),
+            Err(e) => list!(
+                sample = (),
+                error = e.to_string(),
+                error_type = unavailable_kind(pid, &e),
+                duration_ms = ms
+            ),
+        }))
+    })())
+}
+
+/// The earlier package's `error_type` for a process that could not be sampled.
+fn unavailable_kind(pid: u32, e: &Unavailable) -> &'static str {
+    if !tasker::sampler::available() {
+        "UNAVAILABLE"
+    } else if e.0.contains("another process") {
+        "PID_REUSED"
+    } else if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        // Still listed: a zombie (exited, not yet reaped) or unreadable.
+        if e.0.contains("exited") {
+            "ZOMBIE_PROCESS"
+        } else {
+            "PS_ERROR"
+        }
+    } else {
+        "PROCESS_DIED"
+    }
+}
+
 /// A run's inputs, then its outputs, by name. An unknown run is an error.
 /// @keywords internal
 #[extendr]
@@ -1346,59 +1468,6 @@ fn tk_flush_at_exit() -> Robj {
 // ---------------------------------------------------------------------------------
 // Runs and subtasks.
 
-/// Starts a run; returns its id. `opts` is a named list of RunOptions fields.
-/// @keywords internal
-#[extendr]
-fn tk_task_start(stage: Robj, task: Robj, opts: List, active: bool) -> Robj {
-    out((|| {
-        let stage = r_str("stage", &stage)?
-            .ok_or_else(|| TkError::invalid("stage", "NULL", "is required"))?;
-        let task =
-            r_str("task", &task)?.ok_or_else(|| TkError::invalid("task", "NULL", "is required"))?;
-        let mut o = RunOptions::default();
-        for (name, v) in opts.iter() {
-            match name {
-                "total_subtasks" => o.total_subtasks = r_int(name, &v)?,
-                "message" => o.message = r_str(name, &v)?,
-                "version" => o.version = r_str(name, &v)?,
-                "git_commit" => o.git_commit = r_str(name, &v)?,
-                "script_path" => o.script_path = r_str(name, &v)?,
-                "script_filename" => o.script_filename = r_str(name, &v)?,
-                "log_path" => o.log_path = r_str(name, &v)?,
-                "log_filename" => o.log_filename = r_str(name, &v)?,
-                "command_line" => o.command_line = r_str(name, &v)?,
-                "attempt" => {
-                    o.attempt = r_int(name, &v)?
-                        .map(|a| {
-                            u32::try_from(a).map_err(|_| {
-                                TkError::invalid("attempt", a, "attempts are counted from 1")
-                            })
-                        })
-                        .transpose()?
-                }
-                "retry" => o.retry = r_flag(name, &v)?,
-                "metadata" => {
-                    o.metadata = match r_str(name, &v)? {
-                        None => None,
-                        Some(js) => Some(serde_json::from_str(&js).map_err(|e| {
-                            TkError::invalid("metadata", js.as_str(), &format!("is not JSON: {e}"))
-                        })?),
-                    }
-                }
-                other => return Err(TkError::invalid("option", other, "is not a run option")),
-            }
-        }
-        o.runtime = r_runtime();
-        let h = tracker()?.task_start(&stage, &task, o)?;
-        let id = h.run_id().to_string();
-        let e = insert_entry(&id, h, None);
-        if active {
-            ST.with(|s| s.borrow_mut().context = Some(e));
-        }
-        Ok(id)
-    })())
-}
-
 /// Sets (when `set`) and returns the current run of this R session.
 /// @keywords internal
 #[extendr]
@@ -1478,108 +1547,6 @@ fn tk_run_progress(
     })())
 }
 
-/// Moves a run to `status`; returns list(run_id, old, new, stage, task).
-/// @keywords internal
-#[extendr]
-fn tk_run_status(
-    run_id: Robj,
-    status: Robj,
-    message: Robj,
-    error_message: Robj,
-    error_detail: Robj,
-    reset: Robj,
-) -> Robj {
-    out((|| {
-        let to = r_status("status", &status)?
-            .ok_or_else(|| TkError::invalid("status", "NULL", "is required"))?;
-        let info = TransitionInfo {
-            message: r_str("message", &message)?,
-            error_message: r_str("error_message", &error_message)?,
-            error_detail: r_str("error_detail", &error_detail)?,
-            reset: r_flag("reset", &reset)?,
-        };
-        let e = entry(r_str("run_id", &run_id)?.as_deref())?;
-        let old = e.handle.set_status(to, info)?;
-        if to.is_terminal() {
-            forget_run(e.handle.run_id());
-        }
-        Ok(list!(
-            run_id = e.handle.run_id(),
-            old = old.as_str(),
-            new = to.as_str(),
-            stage = e.handle.stage(),
-            task = e.handle.task()
-        ))
-    })())
-}
-
-/// Starts a subtask and makes it the run's current one; returns list(run_id, number, ...).
-/// @keywords internal
-#[extendr]
-fn tk_subtask_start(
-    run_id: Robj,
-    name: Robj,
-    items_total: Robj,
-    message: Robj,
-    number: Robj,
-    restart: Robj,
-) -> Robj {
-    out((|| {
-        let name = r_str("subtask_name", &name)?
-            .ok_or_else(|| TkError::invalid("subtask_name", "NULL", "is required"))?;
-        let opts = SubtaskOptions {
-            number: r_number("subtask_number", &number)?,
-            items_total: r_count("items_total", &items_total)?,
-            message: r_str("message", &message)?,
-            restart: r_flag("restart", &restart)?,
-        };
-        let e = entry(r_str("run_id", &run_id)?.as_deref())?;
-        let n = e.handle.subtask_start(&name, opts)?;
-        e.current.set(Some(n));
-        Ok(list!(
-            run_id = e.handle.run_id(),
-            number = n as i32,
-            stage = e.handle.stage(),
-            task = e.handle.task()
-        ))
-    })())
-}
-
-/// Moves a subtask to `status`; returns list(run_id, number, old, new, ...).
-/// @keywords internal
-#[extendr]
-fn tk_subtask_status(
-    run_id: Robj,
-    number: Robj,
-    status: Robj,
-    message: Robj,
-    error_message: Robj,
-    error_detail: Robj,
-    reset: Robj,
-) -> Robj {
-    out((|| {
-        let to = r_status("status", &status)?
-            .ok_or_else(|| TkError::invalid("status", "NULL", "is required"))?;
-        let info = TransitionInfo {
-            message: r_str("message", &message)?,
-            error_message: r_str("error_message", &error_message)?,
-            error_detail: r_str("error_detail", &error_detail)?,
-            reset: r_flag("reset", &reset)?,
-        };
-        let e = entry(r_str("run_id", &run_id)?.as_deref())?;
-        let n = subtask_of(&e, r_number("subtask_number", &number)?)?;
-        let old = e.handle.subtask_set_status(n, to, info)?;
-        Ok(list!(
-            run_id = e.handle.run_id(),
-            number = n as i32,
-            old = old.as_str(),
-            new = to.as_str(),
-            stage = e.handle.stage(),
-            task = e.handle.task()
-        ))
-    })())
-}
-
 /// @keywords internal
 #[extendr]
 fn tk_native_version() -> &'static str {
@@ -1587,18 +1554,59 @@ fn tk_native_version() -> &'static str {
 }
 
 // ---------------------------------------------------------------------------------
-// The hot path: plain .Call routines. Each returns NULL when done, an integer (the
-// subtask number) when a progress note is due, or a `tasker_native_error`.
+// The hot path: plain .Call routines. Each returns NULL when done with nothing more to
+// say, which is almost always; otherwise TRUE, and what is left for R (a progress note
+// is due, or an error, or a `conn` argument to note) waits in `LEFT` for
+// `tk_progress_left`. Returning the error itself would be simpler, but R would then
+// have to keep the result in a variable on every call, which costs more than the
+// native part of an increment.
 
+/// What a progress call left for R.
+enum Left {
+    /// A progress note is due for this subtask.
+    Note(u32),
+    Error(TkError),
+}
+
+thread_local! {
+    static LEFT: RefCell<Option<Left>> = const { RefCell::new(None) };
+}
+
+/// Whether an R value is NULL.
 #[inline]
-unsafe fn progress_result(e: &RunEntry, n: u32, r: TkResult<()>) -> SEXP {
-    // SAFETY: R API calls on the R thread.
+fn sx_is_null(x: SEXP) -> bool {
+    // SAFETY: R API call on the R main thread, on an object R keeps alive during this call.
+    unsafe { ffi::TYPEOF(x) == SEXPTYPE::NILSXP }
+}
+
+/// The result of a progress routine (see above); `conn_given`: whether the R argument
+/// `conn` was not NULL.
+#[inline]
+unsafe fn progress_result(left: TkResult<Option<u32>>, conn_given: bool) -> SEXP {
+    // SAFETY: R API calls on the R main thread.
     unsafe {
-        match r {
-            Ok(()) if e.note_due() => ffi::Rf_ScalarInteger(n as i32),
-            Ok(()) => ffi::R_NilValue,
-            Err(err) => err_sexp(&err),
-        }
+        let left = match left {
+            Ok(None) if !conn_given => return ffi::R_NilValue,
+            Ok(None) => None,
+            Ok(Some(n)) => Some(Left::Note(n)),
+            Err(e) => Some(Left::Error(e)),
+        };
+        LEFT.with(|l| *l.borrow_mut() = left);
+        Rf_ScalarLogical(1)
+    }
+}
+
+/// Runs a progress routine's work, also when it panics (then an internal error is left).
+fn progress_guard(f: impl FnOnce() -> SEXP) -> SEXP {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(s) => s,
+        // SAFETY: R API calls on the R main thread.
+        Err(_) => unsafe {
+            progress_result(
+                Err(TkError::Config("internal error (panic) in tasker".into())),
+                false,
+            )
+        },
     }
 }
 
@@ -1612,23 +1620,18 @@ fn guard(f: impl FnOnce() -> SEXP) -> SEXP {
 
 /// `subtask_increment(n, run_id, subtask_number)`; NULLs mean the current ones.
 #[no_mangle]
-pub extern "C" fn tk_inc(run_id: SEXP, number: SEXP, n: SEXP) -> SEXP {
+pub extern "C" fn tk_inc(run_id: SEXP, number: SEXP, n: SEXP, conn: SEXP) -> SEXP {
     // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
-    guard(|| unsafe {
-        let r = (|| {
+    progress_guard(|| unsafe {
+        let left = (|| {
             let by = sx_count("increment", n, 1.0)?.unwrap_or(1);
             let id = sx_str_ref("run_id", run_id)?;
             let e = entry(id.as_deref())?;
             let number = subtask_of(&e, sx_number("subtask_number", number)?)?;
-            Ok((e, number, by))
+            e.handle.subtask_increment(number, by)?;
+            Ok(e.note_due().then_some(number))
         })();
-        match r {
-            Ok((e, number, by)) => {
-                let res = e.handle.subtask_increment(number, by);
-                progress_result(&e, number, res)
-            }
-            Err(err) => err_sexp(&err),
-        }
+        progress_result(left, !sx_is_null(conn))
     })
 }
 
@@ -1643,8 +1646,8 @@ pub extern "C" fn tk_prog(
     items_total: SEXP,
 ) -> SEXP {
     // SAFETY: R API calls on the R main thread, on objects R keeps alive during this call.
-    guard(|| unsafe {
-        let r = (|| {
+    progress_guard(|| unsafe {
+        let left = (|| {
             let p = SubtaskProgress {
                 items_complete: sx_count("items_complete", items_complete, 0.0)?,
                 items_total: sx_count("items_total", items_total, 0.0)?,
@@ -1654,21 +1657,316 @@ pub extern "C" fn tk_prog(
             let id = sx_str_ref("run_id", run_id)?;
             let e = entry(id.as_deref())?;
             let number = subtask_of(&e, sx_number("subtask_number", number)?)?;
-            Ok((e, number, p))
+            e.handle.subtask_update(number, &p)?;
+            Ok(e.note_due().then_some(number))
         })();
-        match r {
-            Ok((e, number, p)) => {
-                let res = e.handle.subtask_update(number, &p);
-                progress_result(&e, number, res)
+        progress_result(left, false)
+    })
+}
+
+/// What the last progress call left (and forgets it): NULL, the number of the subtask
+/// whose progress note is due, or a `tasker_native_error`.
+#[no_mangle]
+pub extern "C" fn tk_progress_left() -> SEXP {
+    guard(|| {
+        let left = LEFT.with(|l| l.borrow_mut().take());
+        // SAFETY: R API calls on the R main thread.
+        unsafe {
+            match left {
+                None => ffi::R_NilValue,
+                Some(Left::Note(n)) => ffi::Rf_ScalarInteger(n as i32),
+                Some(Left::Error(e)) => err_sexp(&e),
             }
-            Err(err) => err_sexp(&err),
         }
     })
+}
+
+// ---------------------------------------------------------------------------------
+// Transitions: plain .Call routines too. They were extendr functions, and extendr's
+// bookkeeping (a global protection table touched for every argument and every element
+// of the result) cost 5-15 us per transition, half of what R added to the core's own
+// work. Arguments are read and results built with R's API directly; nothing here
+// calls into R while a `RefCell` of the state is borrowed.
+
+/// A value of a result list.
+enum Field<'a> {
+    Str(&'a str),
+    Int(i32),
+}
+
+/// A CHARSXP holding `s` as UTF-8.
+unsafe fn mk_char(s: &str) -> SEXP {
+    // SAFETY: R API call on the R main thread; `s` is valid for its length.
+    unsafe {
+        ffi::Rf_mkCharLenCE(
+            s.as_ptr() as *const c_char,
+            s.len() as i32,
+            ffi::cetype_t::CE_UTF8,
+        )
+    }
+}
+
+/// A character vector of length one.
+unsafe fn mk_string(s: &str) -> SEXP {
+    // SAFETY: R API calls on the R main thread; the vector is protected while its
+    // element is allocated.
+    unsafe {
+        let v = ffi::Rf_protect(ffi::Rf_allocVector(SEXPTYPE::STRSXP, 1));
+        ffi::SET_STRING_ELT(v, 0, mk_char(s));
+        ffi::Rf_unprotect(1);
+        v
+    }
+}
+
+/// A named list (what the R layer reads with `$`).
+unsafe fn named_list(fields: &[(&str, Field<'_>)]) -> SEXP {
+    // SAFETY: R API calls on the R main thread; the list and its names are protected
+    // while elements are allocated, and each element is stored right after it is made.
+    unsafe {
+        let n = fields.len() as isize;
+        let list = ffi::Rf_protect(ffi::Rf_allocVector(SEXPTYPE::VECSXP, n));
+        let names = ffi::Rf_protect(ffi::Rf_allocVector(SEXPTYPE::STRSXP, n));
+        for (i, (name, value)) in fields.iter().enumerate() {
+            ffi::SET_STRING_ELT(names, i as isize, mk_char(name));
+            let v = match value {
+                Field::Str(s) => mk_string(s),
+                Field::Int(k) => ffi::Rf_ScalarInteger(*k),
+            };
+            ffi::SET_VECTOR_ELT(list, i as isize, v);
+        }
+        ffi::Rf_setAttrib(list, ffi::R_NamesSymbol, names);
+        ffi::Rf_unprotect(2);
+        list
+    }
+}
+
+/// A status given from R ("COMPLETED", ...); NULL is refused.
+fn sx_status(x: SEXP) -> TkResult<Status> {
+    sx_str("status", x)?
+        .ok_or_else(|| TkError::invalid("status", "NULL", "is required"))?
+        .parse::<Status>()
+}
+
+/// A whole number (R's numeric or integer), `None` for NULL.
+fn sx_int(what: &str, x: SEXP) -> TkResult<Option<i64>> {
+    match sx_num(what, x)? {
+        None => Ok(None),
+        Some(v) if v.is_finite() && v.fract() == 0.0 && v.abs() <= 9.0e15 => Ok(Some(v as i64)),
+        Some(v) => Err(TkError::invalid(what, v, "must be a whole number")),
+    }
+}
+
+/// Runs `f` and turns its answer into the routine's result.
+fn raw_call<T>(f: impl FnOnce() -> TkResult<T>, done: impl FnOnce(T) -> SEXP) -> SEXP {
+    guard(|| match f() {
+        Ok(v) => done(v),
+        // SAFETY: R API calls on the R main thread.
+        Err(e) => unsafe { err_sexp(&e) },
+    })
+}
+
+/// Starts a run; returns its id. Checked in R first (names, counts); here the rest.
+#[no_mangle]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one argument per R argument of task_start()"
+)]
+pub extern "C" fn tk_task_start(
+    stage: SEXP,
+    task: SEXP,
+    total_subtasks: SEXP,
+    message: SEXP,
+    version: SEXP,
+    git_commit: SEXP,
+    metadata: SEXP,
+    attempt: SEXP,
+    retry: SEXP,
+    script_path: SEXP,
+    script_filename: SEXP,
+    command_line: SEXP,
+    active: SEXP,
+) -> SEXP {
+    raw_call(
+        || {
+            let stage = sx_str("stage", stage)?
+                .ok_or_else(|| TkError::invalid("stage", "NULL", "is required"))?;
+            let task = sx_str("task", task)?
+                .ok_or_else(|| TkError::invalid("task", "NULL", "is required"))?;
+            let mut o = RunOptions {
+                total_subtasks: sx_int("total_subtasks", total_subtasks)?,
+                message: sx_str("message", message)?,
+                version: sx_str("version", version)?,
+                git_commit: sx_str("git_commit", git_commit)?,
+                script_path: sx_str("script_path", script_path)?,
+                script_filename: sx_str("script_filename", script_filename)?,
+                command_line: sx_str("command_line", command_line)?,
+                retry: sx_flag("retry", retry)?,
+                ..RunOptions::default()
+            };
+            o.attempt = sx_int("attempt", attempt)?
+                .map(|a| {
+                    u32::try_from(a)
+                        .map_err(|_| TkError::invalid("attempt", a, "attempts are counted from 1"))
+                })
+                .transpose()?;
+            if let Some(js) = sx_str("metadata", metadata)? {
+                o.metadata = Some(serde_json::from_str(&js).map_err(|e| {
+                    TkError::invalid("metadata", js.as_str(), &format!("is not JSON: {e}"))
+                })?);
+            }
+            let active = sx_flag(".active", active)?;
+            o.runtime = r_runtime();
+            let h = tracker()?.task_start(&stage, &task, o)?;
+            let id = h.run_id().to_string();
+            let e = insert_entry(&id, h, None);
+            if active {
+                ST.with(|s| s.borrow_mut().context = Some(e));
+            }
+            Ok(id)
+        },
+        // SAFETY: R API call on the R main thread.
+        |id| unsafe { mk_string(&id) },
+    )
+}
+
+/// Moves a run to `status`; returns list(run_id, old, new, stage, task).
+#[no_mangle]
+pub extern "C" fn tk_run_status(
+    run_id: SEXP,
+    status: SEXP,
+    message: SEXP,
+    error_message: SEXP,
+    error_detail: SEXP,
+    reset: SEXP,
+) -> SEXP {
+    raw_call(
+        || {
+            let to = sx_status(status)?;
+            let info = TransitionInfo {
+                message: sx_str("message", message)?,
+                error_message: sx_str("error_message", error_message)?,
+                error_detail: sx_str("error_detail", error_detail)?,
+                reset: sx_flag("reset", reset)?,
+            };
+            let id = sx_str_ref("run_id", run_id)?;
+            let e = entry(id.as_deref())?;
+            let old = e.handle.set_status(to, info)?;
+            if to.is_terminal() {
+                forget_run(e.handle.run_id());
+            }
+            Ok((e, old, to))
+        },
+        |(e, old, to)| {
+            let h = &e.handle;
+            // SAFETY: R API calls on the R main thread.
+            unsafe {
+                named_list(&[
+                    ("run_id", Field::Str(h.run_id())),
+                    ("old", Field::Str(old.as_str())),
+                    ("new", Field::Str(to.as_str())),
+                    ("stage", Field::Str(h.stage())),
+                    ("task", Field::Str(h.task())),
+                ])
+            }
+        },
+    )
+}
+
+/// Starts a subtask and makes it the run's current one; returns list(run_id, number, ...).
+#[no_mangle]
+pub extern "C" fn tk_subtask_start(
+    run_id: SEXP,
+    name: SEXP,
+    items_total: SEXP,
+    message: SEXP,
+    number: SEXP,
+    restart: SEXP,
+) -> SEXP {
+    raw_call(
+        || {
+            let name = sx_str("subtask_name", name)?
+                .ok_or_else(|| TkError::invalid("subtask_name", "NULL", "is required"))?;
+            let opts = SubtaskOptions {
+                number: sx_number("subtask_number", number)?,
+                items_total: sx_count("items_total", items_total, 0.0)?,
+                message: sx_str("message", message)?,
+                restart: sx_flag("restart", restart)?,
+            };
+            let id = sx_str_ref("run_id", run_id)?;
+            let e = entry(id.as_deref())?;
+            let n = e.handle.subtask_start(&name, opts)?;
+            e.current.set(Some(n));
+            Ok((e, n))
+        },
+        |(e, n)| {
+            let h = &e.handle;
+            // SAFETY: R API calls on the R main thread.
+            unsafe {
+                named_list(&[
+                    ("run_id", Field::Str(h.run_id())),
+                    ("number", Field::Int(n as i32)),
+                    ("stage", Field::Str(h.stage())),
+                    ("task", Field::Str(h.task())),
+                ])
+            }
+        },
+    )
+}
+
+/// Moves a subtask to `status`; returns list(run_id, number, old, new, stage, task).
+#[no_mangle]
+pub extern "C" fn tk_subtask_status(
+    run_id: SEXP,
+    number: SEXP,
+    status: SEXP,
+    message: SEXP,
+    error_message: SEXP,
+    error_detail: SEXP,
+    reset: SEXP,
+) -> SEXP {
+    raw_call(
+        || {
+            let to = sx_status(status)?;
+            let info = TransitionInfo {
+                message: sx_str("message", message)?,
+                error_message: sx_str("error_message", error_message)?,
+                error_detail: sx_str("error_detail", error_detail)?,
+                reset: sx_flag("reset", reset)?,
+            };
+            let id = sx_str_ref("run_id", run_id)?;
+            let e = entry(id.as_deref())?;
+            let n = subtask_of(&e, sx_number("subtask_number", number)?)?;
+            let old = e.handle.subtask_set_status(n, to, info)?;
+            Ok((e, n, old, to))
+        },
+        |(e, n, old, to)| {
+            let h = &e.handle;
+            // SAFETY: R API calls on the R main thread.
+            unsafe {
+                named_list(&[
+                    ("run_id", Field::Str(h.run_id())),
+                    ("number", Field::Int(n as i32)),
+                    ("old", Field::Str(old.as_str())),
+                    ("new", Field::Str(to.as_str())),
+                    ("stage", Field::Str(h.stage())),
+                    ("task", Field::Str(h.task())),
+                ])
+            }
+        },
+    )
 }
 
 /// A native routine that does nothing: the `.Call` baseline of bench/r/bench_progress.R.
 #[no_mangle]
 pub extern "C" fn tk_noop(_x: SEXP) -> SEXP {
+    // SAFETY: reading R's NULL constant.
+    unsafe { ffi::R_NilValue }
+}
+
+/// The same with `tk_inc`'s four arguments: the floor of any `.Call`-based increment
+/// (bench/r/bench_progress.R).
+#[no_mangle]
+pub extern "C" fn tk_noop4(_a: SEXP, _b: SEXP, _c: SEXP, _d: SEXP) -> SEXP {
     // SAFETY: reading R's NULL constant.
     unsafe { ffi::R_NilValue }
 }
@@ -1693,6 +1991,8 @@ extendr_module! {
     fn tk_subtasks;
     fn tk_task_stats;
     fn tk_samples;
+    fn tk_sampling;
+    fn tk_collect_sample;
     fn tk_run_io;
     fn tk_record_io;
     fn tk_rate_eta;
@@ -1701,15 +2001,11 @@ extendr_module! {
     fn tk_delete_tasks;
     fn tk_flush;
     fn tk_flush_at_exit;
-    fn tk_task_start;
     fn tk_context;
     fn tk_resolve;
     fn tk_set_current;
     fn tk_get_current;
     fn tk_run_progress;
-    fn tk_run_status;
-    fn tk_subtask_start;
-    fn tk_subtask_status;
     fn tk_native_version;
 }
 
@@ -1744,9 +2040,11 @@ pub unsafe extern "C" fn R_init_tasker_rs(info: *mut extendr_api::DllInfo) {
     let mut meta = get_tasker_metadata();
     meta.functions.push(raw(
         "tk_inc",
-        &["run_id", "number", "n"],
+        &["run_id", "number", "n", "conn"],
         tk_inc as *const u8,
     ));
+    meta.functions
+        .push(raw("tk_progress_left", &[], tk_progress_left as *const u8));
     meta.functions.push(raw(
         "tk_prog",
         &[
@@ -1761,12 +2059,82 @@ pub unsafe extern "C" fn R_init_tasker_rs(info: *mut extendr_api::DllInfo) {
     ));
     meta.functions
         .push(raw("tk_noop", &["x"], tk_noop as *const u8));
+    meta.functions.push(raw(
+        "tk_noop4",
+        &["a", "b", "c", "d"],
+        tk_noop4 as *const u8,
+    ));
+    meta.functions.push(raw(
+        "tk_task_start",
+        &[
+            "stage",
+            "task",
+            "total_subtasks",
+            "message",
+            "version",
+            "git_commit",
+            "metadata",
+            "attempt",
+            "retry",
+            "script_path",
+            "script_filename",
+            "command_line",
+            "active",
+        ],
+        tk_task_start as *const u8,
+    ));
+    meta.functions.push(raw(
+        "tk_run_status",
+        &[
+            "run_id",
+            "status",
+            "message",
+            "error_message",
+            "error_detail",
+            "reset",
+        ],
+        tk_run_status as *const u8,
+    ));
+    meta.functions.push(raw(
+        "tk_subtask_start",
+        &[
+            "run_id",
+            "name",
+            "items_total",
+            "message",
+            "number",
+            "restart",
+        ],
+        tk_subtask_start as *const u8,
+    ));
+    meta.functions.push(raw(
+        "tk_subtask_status",
+        &[
+            "run_id",
+            "number",
+            "status",
+            "message",
+            "error_message",
+            "error_detail",
+            "reset",
+        ],
+        tk_subtask_status as *const u8,
+    ));
     // SAFETY: `info` comes from R's loader; the table lists functions of this library.
     unsafe { extendr_api::register_call_methods(info, meta) };
 }
 
-/// "R 4.2.2", as a run records its runtime.
+/// "R 4.2.2", as a run records its runtime. Asked once per process: evaluating R
+/// code from here costs about 40 us, a third of a whole task_start().
 fn r_runtime() -> Option<String> {
-    let v = eval_string("as.character(getRversion())").ok()?;
-    v.as_str().map(|v| format!("R {v}"))
+    thread_local! {
+        static RUNTIME: std::cell::OnceCell<Option<String>> = const { std::cell::OnceCell::new() };
+    }
+    RUNTIME.with(|r| {
+        r.get_or_init(|| {
+            let v = eval_string("as.character(getRversion())").ok()?;
+            v.as_str().map(|v| format!("R {v}"))
+        })
+        .clone()
+    })
 }
