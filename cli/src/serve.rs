@@ -58,6 +58,20 @@ pub fn serve(g: &Global, a: ServeArgs) -> CliResult {
             Failure::from(e)
         }
     })?;
+    // Ctrl-C or SIGTERM (systemd, docker stop, kill): finish requests, then leave.
+    // The handlers are in place before the address is printed: whoever read it
+    // may signal at once, and a signal before them would kill the process.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (mut term, mut int) = {
+        let _in_runtime = rt.enter();
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        )
+    };
     println!(
         "tasker dashboard on {}  ({}; {})",
         server.url(),
@@ -65,24 +79,10 @@ pub fn serve(g: &Global, a: ServeArgs) -> CliResult {
         server.auth()
     );
     let _ = std::io::Write::flush(&mut std::io::stdout());
-    // Ctrl-C or SIGTERM (systemd, docker stop, kill): finish requests, then leave.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     rt.block_on(async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
+            _ = int.recv() => {}
+            _ = term.recv() => {}
         }
     });
     server.stop()?;
