@@ -284,3 +284,24 @@ fn purge_applies_the_configured_retention_and_never_an_active_run() {
     left.sort();
     assert_eq!(left, ["old failed", "old running", "recent done"]);
 }
+
+#[test]
+fn ages_out_of_range_are_clear_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _, _) = retried_task(dir.path());
+    for args in [
+        &["history", "--since", "100000000d"][..],
+        &["history", "--since", "9999999999999999s"],
+        &["stats", "--since", "99999999999999999999d"],
+        &["purge", "--older-than", "9999999999999999s", "--dry-run"],
+        &["report", "--html", "/dev/null", "--since", "100000000d"],
+    ] {
+        let out = tasker(&db, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("too long ago"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // A long but sane age still works.
+    assert!(ok(&db, &["history", "--since", "36500d"]).contains("etl"));
+}

@@ -244,19 +244,24 @@ pub fn parse_age(s: &str) -> std::result::Result<Duration, String> {
             num.push(c);
             continue;
         }
-        let n: i64 = num
-            .parse()
-            .map_err(|_| format!("{s:?}: expected a number before {c:?}"))?;
+        let too_long = || format!("{s:?} is too long ago (at most {MAX_AGE_DAYS} days)");
+        let n: i64 = num.parse().map_err(|_| match num.is_empty() {
+            true => format!("{s:?}: expected a number before {c:?}"),
+            false => too_long(),
+        })?;
         num.clear();
         let unit = match c {
-            's' => Duration::seconds(n),
-            'm' => Duration::minutes(n),
-            'h' => Duration::hours(n),
-            'd' => Duration::days(n),
-            'w' => Duration::weeks(n),
+            's' => Duration::try_seconds(n),
+            'm' => Duration::try_minutes(n),
+            'h' => Duration::try_hours(n),
+            'd' => Duration::try_days(n),
+            'w' => Duration::try_weeks(n),
             _ => return Err(format!("{s:?}: unknown unit {c:?} (use s, m, h, d or w)")),
         };
-        total += unit;
+        total = unit
+            .and_then(|u| total.checked_add(&u))
+            .filter(|t| t.num_days() <= MAX_AGE_DAYS)
+            .ok_or_else(too_long)?;
     }
     if !num.is_empty() {
         return Err(format!(
@@ -265,6 +270,10 @@ pub fn parse_age(s: &str) -> std::result::Result<Duration, String> {
     }
     Ok(total)
 }
+
+/// The longest age an argument may give: a millennium (longer ones are typing
+/// mistakes, and times before year 1000 are out of what is stored).
+const MAX_AGE_DAYS: i64 = 365_250;
 
 /// A point in time: an age (`2d`, meaning that long ago) or an RFC 3339 / `YYYY-MM-DD` date.
 pub fn parse_since(s: &str, now: DateTime<Utc>) -> std::result::Result<DateTime<Utc>, String> {
@@ -279,7 +288,10 @@ pub fn parse_since(s: &str, now: DateTime<Utc>) -> std::result::Result<DateTime<
         return Ok(t.with_timezone(&Utc));
     }
     parse_age(s)
-        .map(|d| now - d)
+        .and_then(|d| {
+            now.checked_sub_signed(d)
+                .ok_or_else(|| format!("{s:?} is too long ago"))
+        })
         .map_err(|e| format!("{e}; or give a date (2026-11-01 or RFC 3339)"))
 }
 

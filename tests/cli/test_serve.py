@@ -135,6 +135,10 @@ def test_healthz_and_json_api(db, serve, runs):
     assert {r["stage_name"] for r in tl["runs"]} == {"model"}
     status, _, body = server.get("/api/v1/timeline?from=yesterday-ish")
     assert status == 400 and "from" in body
+    # Ages too long ago are refused like any bad value, never a panic or a dropped connection.
+    for path in ["/api/v1/runs?since=100000000d", "/api/v1/timeline?from=100000000d", "/api/v1/stats?since=9999999999999999s"]:
+        status, _, body = server.get(path)
+        assert status == 400 and "too long ago" in body, (path, status, body)
     events = server.json("/api/v1/events?after=0&limit=5")
     assert [e["event_id"] for e in events] == sorted(e["event_id"] for e in events)
 
