@@ -305,3 +305,37 @@ fn ages_out_of_range_are_clear_errors_not_panics() {
     // A long but sane age still works.
     assert!(ok(&db, &["history", "--since", "36500d"]).contains("etl"));
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("many.db");
+    {
+        // Enough runs that the output outlasts the pipe's buffer (64 KiB).
+        let mut st = tasker::store::open(&Config::sqlite(&db)).unwrap();
+        let now = chrono::Utc::now();
+        for i in 0..1500 {
+            st.start_run(&NewRun {
+                run_id: format!("run-{i:05}"),
+                stage: "s".into(),
+                task: "t".into(),
+                facts: ProcessFacts::current(None),
+                options: RunOptions::default(),
+                start_time: now,
+                lost_before: now,
+                known_lost: None,
+            })
+            .unwrap();
+        }
+    }
+    let script = format!(
+        "'{bin}' --db '{db}' export --format json --table runs | head -c 10 >/dev/null; \
+         '{bin}' --db '{db}' history -n 100000 --json | head -c 10 >/dev/null",
+        bin = env!("CARGO_BIN_EXE_tasker"),
+        db = db.display()
+    );
+    let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+}
