@@ -520,6 +520,8 @@ def _st(status: Optional[StatusLike]) -> Optional[str]:
 
 
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# As the command line: longer ages are typing mistakes (and would overflow).
+_MAX_AGE = timedelta(days=365_250)
 
 
 def _age(value: Union[timedelta, str]) -> timedelta:
@@ -527,6 +529,8 @@ def _age(value: Union[timedelta, str]) -> timedelta:
     if isinstance(value, timedelta):
         if value < timedelta(0):
             raise _tasker.ArgumentError(f"invalid older_than {value!r}: must not be negative")
+        if value > _MAX_AGE:
+            raise _tasker.ArgumentError(f"invalid older_than {value!r}: too long ago (at most 365250 days)")
         return value
     if not isinstance(value, str):
         raise _tasker.ArgumentError(
@@ -549,6 +553,8 @@ def _age(value: Union[timedelta, str]) -> timedelta:
         raise _tasker.ArgumentError(
             f"invalid older_than {value!r}: a number needs a unit (s, m, h, d or w), e.g. '30d'"
         )
+    if seconds > _MAX_AGE.total_seconds():
+        raise _tasker.ArgumentError(f"invalid older_than {value!r}: too long ago (at most 365250 days)")
     return timedelta(seconds=seconds)
 
 
