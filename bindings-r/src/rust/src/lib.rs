@@ -1747,6 +1747,21 @@ fn sx_status(x: SEXP) -> TkResult<Status> {
         .parse::<Status>()
 }
 
+/// What a run or subtask transition carries, from its R arguments.
+fn sx_transition_info(
+    message: SEXP,
+    error_message: SEXP,
+    error_detail: SEXP,
+    reset: SEXP,
+) -> TkResult<TransitionInfo> {
+    Ok(TransitionInfo {
+        message: sx_str("message", message)?,
+        error_message: sx_str("error_message", error_message)?,
+        error_detail: sx_str("error_detail", error_detail)?,
+        reset: sx_flag("reset", reset)?,
+    })
+}
+
 /// A whole number (R's numeric or integer), `None` for NULL.
 fn sx_int(what: &str, x: SEXP) -> TkResult<Option<i64>> {
     match sx_num(what, x)? {
@@ -1842,12 +1857,7 @@ pub extern "C" fn tk_run_status(
     raw_call(
         || {
             let to = sx_status(status)?;
-            let info = TransitionInfo {
-                message: sx_str("message", message)?,
-                error_message: sx_str("error_message", error_message)?,
-                error_detail: sx_str("error_detail", error_detail)?,
-                reset: sx_flag("reset", reset)?,
-            };
+            let info = sx_transition_info(message, error_message, error_detail, reset)?;
             let id = sx_str_ref("run_id", run_id)?;
             let e = entry(id.as_deref())?;
             let old = e.handle.set_status(to, info)?;
@@ -1927,12 +1937,7 @@ pub extern "C" fn tk_subtask_status(
     raw_call(
         || {
             let to = sx_status(status)?;
-            let info = TransitionInfo {
-                message: sx_str("message", message)?,
-                error_message: sx_str("error_message", error_message)?,
-                error_detail: sx_str("error_detail", error_detail)?,
-                reset: sx_flag("reset", reset)?,
-            };
+            let info = sx_transition_info(message, error_message, error_detail, reset)?;
             let id = sx_str_ref("run_id", run_id)?;
             let e = entry(id.as_deref())?;
             let n = subtask_of(&e, sx_number("subtask_number", number)?)?;
