@@ -56,7 +56,41 @@ pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.format(TS_FORMAT).to_string()
 }
 
+/// Parses a stored time. The times this store writes (`TS_FORMAT`) are read at
+/// fixed positions: the general RFC 3339 parser costs more than the row it is read
+/// from when statistics read every run. Anything else goes to that parser.
 fn parse_ts(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    let b = s.as_bytes();
+    let digits = |from: usize, to: usize| -> Option<u32> {
+        b.get(from..to)?.iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let fixed = b.len() == 27
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'.'
+        && b[26] == b'Z';
+    if fixed {
+        if let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(se), Some(us)) = (
+            digits(0, 4),
+            digits(5, 7),
+            digits(8, 10),
+            digits(11, 13),
+            digits(14, 16),
+            digits(17, 19),
+            digits(20, 26),
+        ) {
+            let t = chrono::NaiveDate::from_ymd_opt(y as i32, mo, d)
+                .and_then(|date| date.and_hms_micro_opt(h, mi, se, us));
+            if let Some(t) = t {
+                return Ok(t.and_utc());
+            }
+        }
+    }
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
@@ -755,7 +789,7 @@ impl Store for SqliteStore {
                         Ok(row.get_ref(i)?.as_str_or_null()?)
                     };
                     let time = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
-                        text(i)?.map(fast_ts).transpose()
+                        text(i)?.map(parse_ts).transpose()
                     };
                     let status = text(2)?.unwrap_or_default();
                     let mut r = RunSummary {
@@ -783,10 +817,10 @@ impl Store for SqliteStore {
                         // [beat, host, pid, process start] of an active run.
                         let v: (Option<String>, Option<String>, Option<i64>, Option<String>) =
                             serde_json::from_str(live).unwrap_or_default();
-                        r.heartbeat_time = v.0.as_deref().and_then(|t| fast_ts(t).ok());
+                        r.heartbeat_time = v.0.as_deref().and_then(|t| parse_ts(t).ok());
                         r.hostname = v.1;
                         r.process_id = v.2;
-                        r.process_start_time = v.3.as_deref().and_then(|t| fast_ts(t).ok());
+                        r.process_start_time = v.3.as_deref().and_then(|t| parse_ts(t).ok());
                     }
                     runs.push(r);
                 }
@@ -1018,44 +1052,6 @@ fn file_name(path: &str) -> Option<String> {
     Path::new(path)
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
-}
-
-/// Parses a time as this store writes it (`TS_FORMAT`, fixed positions) without
-/// the general RFC 3339 parser, which costs more than the row it is read from
-/// when statistics read every run; anything else goes to that parser.
-fn fast_ts(s: &str) -> rusqlite::Result<DateTime<Utc>> {
-    let b = s.as_bytes();
-    let digits = |from: usize, to: usize| -> Option<u32> {
-        b.get(from..to)?.iter().try_fold(0u32, |n, &c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
-    };
-    let fixed = b.len() == 27
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b'T'
-        && b[13] == b':'
-        && b[16] == b':'
-        && b[19] == b'.'
-        && b[26] == b'Z';
-    if fixed {
-        if let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(se), Some(us)) = (
-            digits(0, 4),
-            digits(5, 7),
-            digits(8, 10),
-            digits(11, 13),
-            digits(14, 16),
-            digits(17, 19),
-            digits(20, 26),
-        ) {
-            let t = chrono::NaiveDate::from_ymd_opt(y as i32, mo, d)
-                .and_then(|date| date.and_hms_micro_opt(h, mi, se, us));
-            if let Some(t) = t {
-                return Ok(t.and_utc());
-            }
-        }
-    }
-    parse_ts(s)
 }
 
 /// Items completed over all subtasks of each of these runs.
