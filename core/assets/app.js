@@ -457,6 +457,16 @@ function renderRun(d) {
     el("thead", {}, el("tr", {}, ["time", "stage / task", "subtask", "change", "message"].map((h) => el("th", { text: h })))), eb));
 }
 
+// Grid lines and labels at 0, half and the top of a chart's values.
+function valueAxis(s, y, vmax, left, width, label) {
+  for (const v of [0, vmax / 2, vmax]) {
+    s.appendChild(svg("line", { x1: left, y1: y(v), x2: width - 4, y2: y(v), stroke: "#e2e8f0" }));
+    const t = svg("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 11 });
+    t.textContent = label(v);
+    s.appendChild(t);
+  }
+}
+
 // A small line chart of one figure of a run's samples over time (SVG, no library).
 function lineChart(title, samples, pick, label, id) {
   const pts = samples.map((x) => [Date.parse(x.time), pick(x)]).filter(([t, v]) => isFinite(t) && v !== null && v !== undefined && isFinite(v));
@@ -469,12 +479,7 @@ function lineChart(title, samples, pick, label, id) {
     const vmax = Math.max(...pts.map((p) => p[1]), 1e-9);
     const x = (t) => left + ((t - t0) / (t1 - t0)) * (width - left - 4);
     const y = (v) => top + (1 - v / vmax) * (height - top - bottom);
-    for (const v of [0, vmax / 2, vmax]) {
-      s.appendChild(svg("line", { x1: left, y1: y(v), x2: width - 4, y2: y(v), stroke: "#e2e8f0" }));
-      const t = svg("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 11 });
-      t.textContent = label(v);
-      s.appendChild(t);
-    }
+    valueAxis(s, y, vmax, left, width, label);
     const path = pts.map(([t, v], i) => (i ? "L" : "M") + x(t).toFixed(1) + "," + y(v).toFixed(1)).join(" ");
     s.appendChild(svg("path", { d: path, fill: "none", stroke: "#0284c7", "stroke-width": 1.5 }));
     for (const [t, anchor] of [[t0, "start"], [t1, "end"]]) {
@@ -633,12 +638,7 @@ function trendChart(runs) {
   const vmax = Math.max(...pts.map((r) => r.duration_seconds), 1e-9);
   const x = (t) => left + (pts.length === 1 ? (width - left) / 2 : ((t - t0) / (t1 - t0)) * (width - left - 8));
   const y = (v) => top + (1 - v / vmax) * (height - top - bottom);
-  for (const v of [0, vmax / 2, vmax]) {
-    s.appendChild(svg("line", { x1: left, y1: y(v), x2: width - 4, y2: y(v), stroke: "#e2e8f0" }));
-    const t = svg("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 11 });
-    t.textContent = fineDuration(v);
-    s.appendChild(t);
-  }
+  valueAxis(s, y, vmax, left, width, fineDuration);
   const ok = pts.filter((r) => r.status === "COMPLETED");
   if (ok.length > 1) {
     const d = ok.map((r, i) => (i ? "L" : "M") + x(Date.parse(r.start_time)).toFixed(1) + "," + y(r.duration_seconds).toFixed(1)).join(" ");
