@@ -84,6 +84,8 @@ typedef void (*tasker_listener)(const char *event_json, void *user_data);
 
 
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -412,9 +414,13 @@ tasker_status tasker_task_fail(const tasker_run *run,
 // `*out_json`, to free with `tasker_string_free`. `query` is one of `task_status`,
 // `active_runs`, `history`, `run`, `subtasks`, `run_io` (inputs and outputs),
 // `samples` (resource use), `task_stats` (per task: runs, success rate,
-// duration percentiles, items/s), `registered_tasks`, `stages`, `events`.
+// duration percentiles, items/s), `registered_tasks`, `stages`, `events`,
+// `run_logs` (a run's log lines, oldest first), `item_outcomes` (items that
+// failed or were skipped) and `item_outcome_counts` (their exact counts).
 // `params_json` (may be NULL) is a JSON object of filters: `stage`, `task`, `status`,
-// `limit`, `since` (RFC 3339), `run_id`, `name`, `after` (event id). Thread-safe.
+// `limit`, `since` (RFC 3339), `run_id`, `name`, `after` (event id; for `run_logs`
+// a `log_id`), `level` (`run_logs`: that level or more important), `subtask` and
+// `outcome` (`item_outcomes`). Thread-safe.
 //
 // # Safety
 // `tracker` is live; strings are NULL or NUL-terminated; `out_json` is valid for one write.
@@ -450,6 +456,47 @@ tasker_status tasker_add_listener(const tasker_tracker *tracker,
 // # Safety
 // `tracker` is live.
 tasker_status tasker_remove_listener(const tasker_tracker *tracker, uint64_t id);
+
+// Logs `message` on the run with `level` (`"debug"`, `"info"`, `"warn"` or
+// `"warning"`, `"error"`, in any case; anything else is
+// `TASKER_STATUS_INVALID_ARGUMENT` naming it). Memory only: the writer thread
+// stores the line (with its time, host and process) with the next progress
+// write. Bytes that are not UTF-8 become U+FFFD; a line over 8 KB is cut and
+// says so; a run keeps its newest `tracking.max_log_lines` lines. Thread-safe.
+//
+// # Safety
+// `run` is NULL or live; `level` and `message` are NUL-terminated.
+tasker_status tasker_log(const tasker_run *run, const char *level, const char *message);
+
+// `tasker_log` about subtask `number` of the run.
+//
+// # Safety
+// As `tasker_log`.
+tasker_status tasker_log_subtask(const tasker_run *run,
+                                 uint32_t number,
+                                 const char *level,
+                                 const char *message);
+
+// Records that item `key` of subtask `number` failed, with `error` (may be
+// NULL). Memory only, like `tasker_log`. The first 1,000 per subtask are kept
+// with their key and error; all are counted. Thread-safe.
+//
+// # Safety
+// `run` is NULL or live; `key` is NUL-terminated; `error` is NULL or NUL-terminated.
+tasker_status tasker_item_failed(const tasker_run *run,
+                                 uint32_t number,
+                                 const char *key,
+                                 const char *error);
+
+// Records that item `key` of subtask `number` was skipped, with `reason` (may
+// be NULL). As `tasker_item_failed`.
+//
+// # Safety
+// As `tasker_item_failed`.
+tasker_status tasker_item_skipped(const tasker_run *run,
+                                  uint32_t number,
+                                  const char *key,
+                                  const char *reason);
 
 // Serves the dashboard, its JSON API, `/metrics` and `/healthz` for the database of
 // `tracker` (the server opens connections of its own) and returns at once; it runs

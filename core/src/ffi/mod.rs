@@ -21,9 +21,11 @@
     reason = "each function documents its contract in prose"
 )]
 
+mod logs;
 pub(crate) mod os;
 mod serve;
 
+pub use logs::{tasker_item_failed, tasker_item_skipped, tasker_log, tasker_log_subtask};
 pub use serve::{tasker_serve_start, tasker_serve_stop, tasker_serve_url, tasker_server};
 
 use std::cell::RefCell;
@@ -1171,9 +1173,13 @@ pub unsafe extern "C" fn tasker_task_fail(
 /// `*out_json`, to free with `tasker_string_free`. `query` is one of `task_status`,
 /// `active_runs`, `history`, `run`, `subtasks`, `run_io` (inputs and outputs),
 /// `samples` (resource use), `task_stats` (per task: runs, success rate,
-/// duration percentiles, items/s), `registered_tasks`, `stages`, `events`.
+/// duration percentiles, items/s), `registered_tasks`, `stages`, `events`,
+/// `run_logs` (a run's log lines, oldest first), `item_outcomes` (items that
+/// failed or were skipped) and `item_outcome_counts` (their exact counts).
 /// `params_json` (may be NULL) is a JSON object of filters: `stage`, `task`, `status`,
-/// `limit`, `since` (RFC 3339), `run_id`, `name`, `after` (event id). Thread-safe.
+/// `limit`, `since` (RFC 3339), `run_id`, `name`, `after` (event id; for `run_logs`
+/// a `log_id`), `level` (`run_logs`: that level or more important), `subtask` and
+/// `outcome` (`item_outcomes`). Thread-safe.
 ///
 /// # Safety
 /// `tracker` is live; strings are NULL or NUL-terminated; `out_json` is valid for one write.
@@ -1234,6 +1240,12 @@ struct QueryParams {
     run_id: Option<String>,
     name: Option<String>,
     after: Option<i64>,
+    /// `run_logs`: the least important level wanted.
+    level: Option<String>,
+    /// `item_outcomes`: one subtask's items.
+    subtask: Option<u32>,
+    /// `item_outcomes`: `failed` or `skipped`.
+    outcome: Option<String>,
 }
 
 /// Shared by the C ABI and any binding that wants JSON results.
@@ -1275,6 +1287,24 @@ pub fn run_query(t: &Tracker, query: &str, params: &str) -> Result<String, Error
             serde_json::to_string(&t.registered_tasks(p.stage.as_deref(), p.name.as_deref().or(p.task.as_deref()))?)
         }
         "stages" => serde_json::to_string(&t.stages()?),
+        "run_logs" => serde_json::to_string(&t.run_logs(
+            &need_run(&p)?,
+            &crate::logs::LogFilter {
+                min_level: p.level.as_deref().map(str::parse).transpose()?,
+                since: p.since,
+                after_id: p.after,
+                limit: p.limit,
+            },
+        )?),
+        "item_outcomes" => serde_json::to_string(&t.item_outcomes(
+            &need_run(&p)?,
+            &crate::logs::OutcomeFilter {
+                subtask: p.subtask,
+                outcome: p.outcome.as_deref().map(str::parse).transpose()?,
+                limit: p.limit,
+            },
+        )?),
+        "item_outcome_counts" => serde_json::to_string(&t.item_outcome_counts(&need_run(&p)?)?),
         "events" => serde_json::to_string(&t.events_after(
             p.after.unwrap_or(0),
             p.run_id.as_deref(),
@@ -1284,7 +1314,7 @@ pub fn run_query(t: &Tracker, query: &str, params: &str) -> Result<String, Error
             return Err(Error::invalid(
                 "query",
                 other,
-                "must be one of task_status, active_runs, history, run, subtasks, run_io, samples, task_stats, registered_tasks, stages, events",
+                "must be one of task_status, active_runs, history, run, subtasks, run_io, samples, task_stats, registered_tasks, stages, events, run_logs, item_outcomes, item_outcome_counts",
             ))
         }
     };
