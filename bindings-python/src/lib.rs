@@ -592,7 +592,10 @@ impl NativeTracker {
         limit: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Vec<Bound<'py, PyDict>>> {
         let filter = tasker::LogFilter {
-            min_level: level.filter(|l| !l.is_none()).map(logs::level_arg).transpose()?,
+            min_level: level
+                .filter(|l| !l.is_none())
+                .map(logs::level_arg)
+                .transpose()?,
             since: since_us.map(time_arg).transpose()?,
             after_id: after,
             limit: limit_arg(limit)?,

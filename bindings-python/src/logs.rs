@@ -45,7 +45,10 @@ pub(crate) fn log_row<'py>(py: Python<'py>, r: &LogRow) -> PyResult<Bound<'py, P
     ))
 }
 
-pub(crate) fn outcome_row<'py>(py: Python<'py>, r: &ItemOutcomeRow) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn outcome_row<'py>(
+    py: Python<'py>,
+    r: &ItemOutcomeRow,
+) -> PyResult<Bound<'py, PyDict>> {
     Ok(dict!(py;
         "outcome_id" => r.outcome_id,
         "run_id" => &r.run_id,
@@ -59,7 +62,10 @@ pub(crate) fn outcome_row<'py>(py: Python<'py>, r: &ItemOutcomeRow) -> PyResult<
     ))
 }
 
-pub(crate) fn outcome_count<'py>(py: Python<'py>, r: &OutcomeCount) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn outcome_count<'py>(
+    py: Python<'py>,
+    r: &OutcomeCount,
+) -> PyResult<Bound<'py, PyDict>> {
     Ok(dict!(py;
         "run_id" => &r.run_id,
         "subtask_number" => r.subtask_number,

@@ -36,7 +36,8 @@ fn postgres(test: &str) -> Option<Db> {
     config.location = Location::Postgres {
         conninfo: Secret::new(url),
         schema: format!(
-            "logs_{test}_{}_{}",
+            "logs_{}_{}_{}",
+            &test[..test.len().min(30)],
             std::process::id(),
             SCHEMAS.fetch_add(1, Ordering::Relaxed)
         ),

@@ -19,8 +19,8 @@ fn level_of(x: &Robj) -> TkResult<Option<LogLevel>> {
 #[extendr]
 fn tk_log(run_id: Robj, level: Robj, message: Robj, subtask: Robj) -> Robj {
     out((|| {
-        let level = level_of(&level)?
-            .ok_or_else(|| TkError::invalid("level", "NA", "is required"))?;
+        let level =
+            level_of(&level)?.ok_or_else(|| TkError::invalid("level", "NA", "is required"))?;
         let message = r_str("message", &message)?.unwrap_or_default();
         let subtask = r_number("subtask_number", &subtask)?;
         let e = entry(r_str("run_id", &run_id)?.as_deref())?;
@@ -38,13 +38,13 @@ fn tk_item_outcome(run_id: Robj, subtask: Robj, outcome: Robj, key: Robj, reason
         let outcome: Outcome = r_str("outcome", &outcome)?
             .ok_or_else(|| TkError::invalid("outcome", "NA", "is required"))?
             .parse()?;
-        let key = r_str("key", &key)?.ok_or_else(|| TkError::invalid("key", "NA", "is required"))?;
+        let key =
+            r_str("key", &key)?.ok_or_else(|| TkError::invalid("key", "NA", "is required"))?;
         let reason = r_str("reason", &reason)?;
         let number = r_number("subtask_number", &subtask)?;
         let e = entry(r_str("run_id", &run_id)?.as_deref())?;
         let n = subtask_of(&e, number)?;
-        e.handle
-            .item_outcome(n, outcome, &key, reason.as_deref())?;
+        e.handle.item_outcome(n, outcome, &key, reason.as_deref())?;
         Ok(true)
     })())
 }
@@ -102,7 +102,10 @@ fn tk_item_outcomes(run_id: Robj, subtask: Robj, outcome: Robj, limit_: Robj) ->
         };
         let mut c = Cols::new();
         c.s("run_id", rows.iter().map(|r| Some(r.run_id.as_str())));
-        c.i("subtask_number", rows.iter().map(|r| Some(r.subtask_number)));
+        c.i(
+            "subtask_number",
+            rows.iter().map(|r| Some(r.subtask_number)),
+        );
         c.s("outcome", rows.iter().map(|r| Some(r.outcome.as_str())));
         c.s("item_key", rows.iter().map(|r| Some(r.item_key.as_str())));
         c.s("reason", rows.iter().map(|r| r.reason.as_deref()));
