@@ -6,6 +6,8 @@
 //!                                          {"run_id": ..., "subtask": 1}, then holds the run
 //!                                          open until stdin says `complete`, `fail` or closes
 //!   tasker-fixture increment URL RUN SUBTASK K   adds K items from this process
+//!   tasker-fixture log URL RUN LEVEL MESSAGE     logs one line on the run
+//!   tasker-fixture item-failed URL RUN SUBTASK KEY ERROR   records a failed item
 
 use std::io::BufRead;
 
@@ -75,6 +77,22 @@ fn main() -> Result<(), tasker::Error> {
             let n: u32 = arg(3).parse().expect("subtask number");
             let k: u64 = arg(4).parse().expect("items");
             run.subtask_increment(n, k)?;
+            t.close()
+        }
+        // log DB RUN LEVEL MESSAGE: one log line from this process.
+        "log" => {
+            let t = open(arg(1));
+            let run = t.attach_run(arg(2))?;
+            let level: tasker::LogLevel = arg(3).parse()?;
+            run.log(level, arg(4), None)?;
+            t.close()
+        }
+        // item-failed DB RUN SUBTASK KEY ERROR
+        "item-failed" => {
+            let t = open(arg(1));
+            let run = t.attach_run(arg(2))?;
+            let n: u32 = arg(3).parse().expect("subtask number");
+            run.item_failed(n, arg(4), arg(5))?;
             t.close()
         }
         other => {

@@ -552,10 +552,17 @@ pub struct ShowArgs {
     /// Print every resource sample of the run's process (CPU, memory, I/O).
     #[arg(long, conflicts_with = "json")]
     pub samples: bool,
+    /// The items of its subtasks that failed or were skipped, and why.
+    #[arg(long, conflicts_with = "samples")]
+    pub failed_items: bool,
 }
 
 pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
     let t = g.open(false)?;
+    if a.failed_items {
+        let style = Style::detect(g.color);
+        return crate::logs::failed_items(&t, &style, a.run.trim(), a.json);
+    }
     let d = run_detail(&t, a.run.trim())?;
     if a.json {
         return print_json(&d);

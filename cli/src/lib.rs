@@ -9,6 +9,7 @@
 mod cmd;
 mod diff;
 mod fmt;
+mod logs;
 mod report;
 mod serve;
 mod stats;
@@ -65,6 +66,8 @@ pub enum Command {
     History(cmd::HistoryArgs),
     /// One run: its details, metadata, inputs and outputs, resources, subtasks, events and error.
     Show(cmd::ShowArgs),
+    /// A run's log lines from every process and host; -f follows new ones.
+    Logs(logs::LogsArgs),
     /// Per task from history: runs and attempts, success rate, duration percentiles, item rate.
     Stats(stats::StatsArgs),
     /// What changed between two runs: inputs, outputs, duration, status and metadata.
@@ -173,6 +176,7 @@ where
         Command::Watch(a) => cmd::watch(&cli.global, &a),
         Command::History(a) => cmd::history(&cli.global, &a),
         Command::Show(a) => cmd::show(&cli.global, &a),
+        Command::Logs(a) => logs::logs(&cli.global, &a),
         Command::Stats(a) => stats::stats(&cli.global, &a),
         Command::Diff(a) => diff::diff(&cli.global, &a),
         Command::Export(a) => cmd::export(&cli.global, &a),

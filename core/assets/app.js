@@ -455,6 +455,7 @@ function renderRun(d) {
   for (const e of d.events) eb.appendChild(eventRow(e));
   box.appendChild(el("table", { class: "grid" },
     el("thead", {}, el("tr", {}, ["time", "stage / task", "subtask", "change", "message"].map((h) => el("th", { text: h })))), eb));
+  box.appendChild(logPanel(r.run_id));
 }
 
 // Grid lines and labels at 0, half and the top of a chart's values.
@@ -778,4 +779,107 @@ document.addEventListener("DOMContentLoaded", () => {
   show();
   connect();
   setInterval(tick, 1000);
+  setInterval(pollLogs, 1000);
 });
+
+// ------------------------------------------------------------------ run logs
+// The run page's log panel: the newest lines, then every new line (from any
+// process or host) polled by id once a second, with a level filter; and the
+// items that failed or were skipped. One panel per run, kept across re-renders
+// of the page. Lines are text nodes: markup and control characters in a log
+// line are shown as they are, never interpreted.
+
+const LOG_KEEP = 2000; // lines kept on the page
+
+function logPanel(runId) {
+  if (S.logs && S.logs.runId === runId) { refreshItems(); return S.logs.panel; }
+  const level = el("select", { id: "log-level", "aria-label": "least important level shown" });
+  for (const [v, label] of [["", "all levels"], ["info", "info and above"], ["warn", "warnings and errors"], ["error", "errors"]]) {
+    level.appendChild(el("option", { value: v, text: label }));
+  }
+  const lines = el("div", { id: "run-log", class: "log", role: "log" });
+  const items = el("div", { id: "run-items" });
+  const panel = el("section", { id: "log-panel" },
+    el("h2", {}, "Log ", level, " ", el("span", { id: "log-count", class: "muted" })),
+    lines, items);
+  S.logs = { runId, panel, lines, items, lastId: null, busy: false, level: "" };
+  level.addEventListener("change", () => {
+    S.logs.level = level.value;
+    S.logs.lastId = null;
+    clear(S.logs.lines);
+    pollLogs();
+  });
+  pollLogs();
+  refreshItems();
+  return panel;
+}
+
+async function pollLogs() {
+  const L = S.logs;
+  if (!L || L.busy || !document.body.contains(L.panel)) return;
+  L.busy = true;
+  try {
+    const q = new URLSearchParams();
+    if (L.level) q.set("level", L.level);
+    if (L.lastId === null) q.set("limit", "500"); else { q.set("after", String(L.lastId)); q.set("limit", "1000"); }
+    const rows = await fetchJson("/api/v1/runs/" + encodeURIComponent(L.runId) + "/logs?" + q);
+    if (S.logs !== L) return;
+    if (L.lastId === null && !rows.length) {
+      clear(L.lines).appendChild(el("p", { class: "muted", id: "log-empty", text: "No log lines yet." }));
+    }
+    if (rows.length) {
+      const empty = $("log-empty");
+      if (empty) empty.remove();
+      const atEnd = L.lines.scrollTop + L.lines.clientHeight >= L.lines.scrollHeight - 4;
+      for (const x of rows) L.lines.appendChild(logLine(x));
+      while (L.lines.childNodes.length > LOG_KEEP) L.lines.removeChild(L.lines.firstChild);
+      L.lastId = rows[rows.length - 1].log_id;
+      if (atEnd) L.lines.scrollTop = L.lines.scrollHeight;
+    } else if (L.lastId === null) {
+      L.lastId = 0;
+    }
+    $("log-count").textContent = L.lines.querySelectorAll(".log-line").length + " lines shown";
+  } catch (err) {
+    $("log-count").textContent = "cannot read the log: " + err.message;
+  } finally {
+    L.busy = false;
+  }
+}
+
+function logLine(x) {
+  const who = (x.hostname || "") + (x.process_id ? ":" + x.process_id : "");
+  return el("div", { class: "log-line lv-" + x.level + (x.dropped_lines ? " log-marker" : ""), "data-log-id": x.log_id, "data-level": x.level },
+    el("span", { class: "log-time muted", text: localTime(x.time) }), " ",
+    el("span", { class: "log-level", text: x.level.toUpperCase() }), " ",
+    el("span", { class: "log-who muted", text: who + (x.subtask_number ? " #" + x.subtask_number : "") }), " ",
+    el("span", { class: "log-msg", text: x.message }));
+}
+
+async function refreshItems() {
+  const L = S.logs;
+  if (!L) return;
+  try {
+    const d = await fetchJson("/api/v1/runs/" + encodeURIComponent(L.runId) + "/items?outcome=failed");
+    if (S.logs !== L) return;
+    clear(L.items);
+    const failed = d.counts.filter((c) => c.outcome === "failed");
+    if (!failed.length) return;
+    const total = failed.reduce((n, c) => n + c.total, 0);
+    L.items.appendChild(el("h2", { text: `Failed items (${total})` }));
+    const tb = el("tbody");
+    for (const x of d.items) {
+      tb.appendChild(el("tr", { class: "failed-item", "data-subtask": x.subtask_number },
+        el("td", { class: "num", text: x.subtask_number }),
+        el("td", { class: "item-key", text: x.item_key }),
+        el("td", { class: "item-reason", text: x.reason || "" }),
+        el("td", { text: localTime(x.time) })));
+    }
+    L.items.appendChild(el("table", { class: "grid" },
+      el("thead", {}, el("tr", {}, ["subtask", "item", "error", "time"].map((h) => el("th", { text: h })))), tb));
+    for (const c of failed.filter((c) => c.kept < c.total)) {
+      L.items.appendChild(el("p", { class: "muted", text: `subtask ${c.subtask_number}: ${c.total} failed, the first ${c.kept} listed` }));
+    }
+  } catch (err) {
+    clear(L.items).appendChild(el("p", { class: "muted", text: "cannot read failed items: " + err.message }));
+  }
+}

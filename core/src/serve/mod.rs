@@ -8,6 +8,7 @@
 //! The store clients are synchronous (and the PostgreSQL one panics inside a
 //! tokio runtime), so every database call runs in `spawn_blocking`.
 
+mod logs;
 mod metrics;
 pub(crate) mod state;
 
@@ -318,6 +319,8 @@ fn router(app: Shared) -> Router {
         .route("/api/v1/active", get(api_active))
         .route("/api/v1/runs", get(api_runs))
         .route("/api/v1/runs/{id}", get(api_run))
+        .route("/api/v1/runs/{id}/logs", get(logs::api_run_logs))
+        .route("/api/v1/runs/{id}/items", get(logs::api_run_items))
         .route("/api/v1/stats", get(api_stats))
         .route("/api/v1/events", get(api_events))
         .route("/api/v1/timeline", get(api_timeline))
