@@ -16,6 +16,9 @@ cargo build -q -p tasker-core --all-features
 gcc -Wall -Wextra -Werror -std=c11 -Iinclude tests/outage/worker.c -L"$LIB" -ltasker \
     -Wl,-rpath,"$LIB" -o "$OUT/worker"
 export TASKER_OUTAGE_C_WORKER="$PWD/$OUT/worker"
+gcc -Wall -Wextra -Werror -std=c11 -Iinclude tests/outage/log_worker.c -L"$LIB" -ltasker \
+    -Wl,-rpath,"$LIB" -o "$OUT/log_worker"
+export TASKER_OUTAGE_C_LOG_WORKER="$PWD/$OUT/log_worker"
 
 # The Python package of this tree (quick when it is current).
 (. .venv/bin/activate && maturin develop -q) >/dev/null 2>&1 \
