@@ -29,6 +29,10 @@ int main(void) {
             fprintf(stderr, "tasker_log failed: %s\n", tasker_last_error());
             return 1;
         }
+        if (i == 0) {
+            printf("READY\n");
+            fflush(stdout);
+        }
         nanosleep(&pause, NULL);
     }
     tasker_run_free(run);

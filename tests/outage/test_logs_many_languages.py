@@ -18,7 +18,7 @@ import pytest
 import tasker
 
 HERE = Path(__file__).resolve().parent
-LINES = 150  # per process, 10 ms apart: each process logs through the outage
+LINES = 300  # per process, 10 ms apart: each process logs through the 2.5 s outage
 
 PY_WORKER = """
 import os, time, tasker
@@ -27,6 +27,8 @@ run = t.attach(os.environ["TASKER_TEST_RUN"])
 tag = os.environ["TASKER_TEST_TAG"]
 for i in range(int(os.environ["TASKER_TEST_LINES"])):
     run.log("warn" if i % 7 == 0 else "info", f"{tag} {i}")
+    if i == 0:
+        print("READY", flush=True)
     time.sleep(0.01)
 t.close()
 print("DONE")
@@ -38,6 +40,7 @@ run_id <- Sys.getenv("TASKER_TEST_RUN")
 tag <- Sys.getenv("TASKER_TEST_TAG")
 for (i in seq_len(as.integer(Sys.getenv("TASKER_TEST_LINES"))) - 1L) {
   tasker_log(sprintf("%s %d", tag, i), level = if (i %% 7L == 0L) "warn" else "info", run_id = run_id)
+  if (i == 0L) { cat("READY\n"); flush(stdout()) }
   Sys.sleep(0.01)
 }
 tasker_flush()
@@ -72,8 +75,21 @@ def finish_all(procs):
         assert p.returncode == 0 and "DONE" in out, f"{tag} failed:\n{out[-2000:]}\n{err[-4000:]}"
 
 
+def read_when_back(f, timeout=30.0):
+    """A query on a connection the restart closed fails once (the tracker then
+    reconnects in the background): ask again until the answer comes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return f()
+        except tasker.StorageError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def check_lines(t, run_id, tags):
-    rows = t.run_logs(run_id)
+    rows = read_when_back(lambda: t.run_logs(run_id))
     assert not any(r.dropped_lines for r in rows), "no line may be dropped below the bound"
     per = defaultdict(list)
     pids = defaultdict(set)
@@ -98,7 +114,9 @@ def run_scenario(url, tmp_path, outage):
     env["TASKER_TEST_RUN"] = run.run_id
     procs = spawn_all(env)
     if outage:
-        time.sleep(1.5)  # R takes a second to start
+        # Every worker has attached the run (a read) and logged its first line.
+        for tag, p in procs.items():
+            assert p.stdout.readline().strip() == "READY", f"{tag} did not start"
         pg_ctl("stop", "-m", "fast", "-w")
         time.sleep(2.5)
         pg_ctl("start", "-w", "-t", "60", "-l", os.path.join(os.environ["TASKER_PG_DIR"], "server.log"),
