@@ -87,18 +87,25 @@ impl fmt::Display for LogLevel {
 impl FromStr for LogLevel {
     type Err = Error;
 
-    /// `debug`, `info`, `warn` (or `warning`), `error`, in any case.
+    /// `debug`, `info`, `warn` (or `warning`), `error`, in any case. (No
+    /// allocation: C and R pass the level on every call.)
     fn from_str(s: &str) -> Result<LogLevel> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "debug" => Ok(LogLevel::Debug),
-            "info" => Ok(LogLevel::Info),
-            "warn" | "warning" => Ok(LogLevel::Warn),
-            "error" => Ok(LogLevel::Error),
-            _ => Err(Error::invalid(
+        let t = s.trim();
+        let is = |name: &str| t.eq_ignore_ascii_case(name);
+        if is("info") {
+            Ok(LogLevel::Info)
+        } else if is("debug") {
+            Ok(LogLevel::Debug)
+        } else if is("warn") || is("warning") {
+            Ok(LogLevel::Warn)
+        } else if is("error") {
+            Ok(LogLevel::Error)
+        } else {
+            Err(Error::invalid(
                 "level",
                 s,
                 "is not a log level (debug, info, warn, error)",
-            )),
+            ))
         }
     }
 }
@@ -292,7 +299,8 @@ type SubtaskKey = (Arc<str>, Option<Arc<str>>, u32, Outcome);
 #[derive(Debug, Default)]
 pub(crate) struct LogBuffer {
     host: String,
-    lines: HashMap<Arc<str>, RunLines>,
+    /// Per run (a process logs on few runs: a list, found by pointer first).
+    lines: Vec<(Arc<str>, RunLines)>,
     outcomes: Vec<NewItemOutcome>,
     /// Outcomes pending per subtask and kind (to count the excess instead).
     pending_per_subtask: HashMap<SubtaskKey, u64>,
@@ -312,7 +320,19 @@ impl LogBuffer {
         if self.host.is_empty() {
             self.host = host.to_string();
         }
-        let run = self.lines.entry(Arc::clone(&line.run_id)).or_default();
+        let at = match self
+            .lines
+            .iter()
+            .position(|(r, _)| Arc::ptr_eq(r, &line.run_id) || *r == line.run_id)
+        {
+            Some(i) => i,
+            None => {
+                self.lines
+                    .push((Arc::clone(&line.run_id), RunLines::default()));
+                self.lines.len() - 1
+            }
+        };
+        let run = &mut self.lines[at].1;
         if run.lines.len() >= max.max(1) as usize {
             run.lines.pop_front();
             run.dropped += 1;
@@ -370,7 +390,7 @@ impl LogBuffer {
             max_lines,
             ..LogBatch::default()
         };
-        for (run_id, run) in self.lines.drain() {
+        for (run_id, run) in self.lines.drain(..) {
             if run.dropped > 0 {
                 batch.dropped.push(LinesDropped {
                     run_id,
