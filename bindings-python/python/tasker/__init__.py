@@ -102,6 +102,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names below resolve to
         to_pandas,
     )
     from ._serve import Dashboard, serve
+    from ._tqdm import tqdm
 
 # Loaded on first use, so that `import tasker` stays cheap: the records are
 # dataclasses (whose module loads `inspect` and `re`), and the dashboard is rarely
@@ -122,6 +123,8 @@ _LAZY = {
     "to_pandas": "_records",
     "Dashboard": "_serve",
     "serve": "_serve",
+    # Integrations: they load tqdm, logging or html, which a pipeline may not use.
+    "tqdm": "_tqdm",
 }
 
 
@@ -184,6 +187,8 @@ __all__ = [
     "serve",
     "Dashboard",
     "current_run",
+    # integrations
+    "tqdm",
     # functional API (the R package's names)
     "register_task",
     "register_tasks",
