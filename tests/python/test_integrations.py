@@ -304,3 +304,91 @@ def test_query_results_stay_plain_lists(tracker):
     assert rows == [r for r in rows] and type(rows).__mro__[1] is list
     assert pickle.loads(pickle.dumps(rows)) == rows
     assert run.record()._repr_html_().startswith("<table")
+
+
+# ---------------------------------------------------------------------------
+# logging
+
+
+def test_logging_records_arrive_with_levels_and_tracebacks(tracker):
+    import logging
+
+    log = logging.getLogger("etl.load")
+    root = logging.getLogger()
+    before = (root.level, list(root.handlers))
+    with tasker.capture_logging() as handler:
+        assert handler in root.handlers and root.level == logging.INFO
+        assert tasker.capture_logging() is handler  # once per logger
+        log.info("outside any run: dropped")
+        with tracker.task("logging", "records") as run:
+            log.debug("below the level: dropped")
+            log.info("loaded %d rows from %s", 12, HOSTILE)
+            log.warning("slow")
+            try:
+                {}["missing"]
+            except KeyError:
+                log.exception("lookup failed")
+            log.critical("stack", stack_info=True)
+    assert (root.level, list(root.handlers)) == before  # uninstalled, level given back
+    tracker.flush()
+    lines = tracker.run_logs(run.run_id)
+    assert [(r.level, r.message.splitlines()[0]) for r in lines] == [
+        ("info", f"etl.load: loaded 12 rows from {HOSTILE}"),
+        ("warn", "etl.load: slow"),
+        ("error", "etl.load: lookup failed"),
+        ("error", "etl.load: stack"),
+    ]
+    tb = lines[2].message
+    assert "Traceback (most recent call last):" in tb and "KeyError: 'missing'" in tb
+    assert "{}[\"missing\"]" in tb  # the source line of the frame
+    assert "Stack (most recent call last):" in lines[3].message
+
+
+def test_log_handler_for_one_run_and_one_logger(tracker):
+    import logging
+
+    with tracker.task("logging", "explicit") as run:
+        pass
+    other = tracker.task("logging", "other")
+    lg = logging.getLogger("tasker-test.explicit")
+    lg.propagate = False
+    try:
+        h = tasker.LogHandler(logging.DEBUG, run=other, fmt="[%(levelname)s] %(message)s")
+        h.install(lg)
+        with tracker.task("logging", "current"):
+            lg.debug("to the handler's run, not the current one")
+        h.uninstall()
+        lg.error("after uninstall: dropped")
+        # A finished run refuses lines: logging goes on without an error.
+        h2 = tasker.LogHandler(run=run).install(lg)
+        lg.error("to a finished run")
+        h2.uninstall()
+    finally:
+        lg.propagate = True
+    other.complete()
+    assert [(r.level, r.message) for r in tracker.run_logs(other.run_id)] == [
+        ("debug", "[DEBUG] to the handler's run, not the current one")]
+    with pytest.raises(ValueError):
+        tasker.LogHandler("LOUD")
+
+
+def test_logging_from_threads_keeps_every_line(tracker):
+    import logging
+    import threading
+
+    lg = logging.getLogger("tasker-test.threads")
+    with tracker.task("logging", "threads") as run, tasker.capture_logging(logger=lg, run=run):
+        def work(k):
+            for i in range(200):
+                lg.info("t%d line %d", k, i)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    lines = [r.message for r in tracker.run_logs(run.run_id)]
+    assert len(lines) == 800
+    for k in range(4):  # in order per thread
+        mine = [m for m in lines if m.startswith(f"tasker-test.threads: t{k} ")]
+        assert mine == [f"tasker-test.threads: t{k} line {i}" for i in range(200)]

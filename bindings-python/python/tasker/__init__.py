@@ -107,6 +107,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names below resolve to
         to_pandas,
     )
     from ._serve import Dashboard, serve
+    from ._logging import LogHandler, capture_logging
     from ._tqdm import tqdm
 
 # Loaded on first use, so that `import tasker` stays cheap: the records are
@@ -133,6 +134,8 @@ _LAZY = {
     "serve": "_serve",
     # Integrations: they load tqdm, logging or html, which a pipeline may not use.
     "tqdm": "_tqdm",
+    "LogHandler": "_logging",
+    "capture_logging": "_logging",
 }
 
 
@@ -200,6 +203,8 @@ __all__ = [
     "current_run",
     # integrations
     "tqdm",
+    "LogHandler",
+    "capture_logging",
     # functional API (the R package's names)
     "register_task",
     "register_tasks",
