@@ -359,7 +359,7 @@ def test_log_handler_for_one_run_and_one_logger(tracker):
             lg.debug("to the handler's run, not the current one")
         h.uninstall()
         lg.error("after uninstall: dropped")
-        # A finished run refuses lines: logging goes on without an error.
+        # Lines for a finished run: whatever the run says, never an error in the program.
         h2 = tasker.LogHandler(run=run).install(lg)
         lg.error("to a finished run")
         h2.uninstall()
