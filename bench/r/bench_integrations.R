@@ -16,6 +16,8 @@ args <- commandArgs(trailingOnly = TRUE)
 N <- if (length(args)) as.integer(args[[1]]) else 20000L
 REPS <- if (length(args) > 1L) as.integer(args[[2]]) else 5L
 options(tasker.quiet = TRUE)
+# progressr turns progressors off outside interactive sessions unless told otherwise.
+options(progressr.enable = TRUE)
 
 dir <- tempfile("tasker-bench-")
 dir.create(dir)
