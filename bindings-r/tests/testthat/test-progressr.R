@@ -124,3 +124,30 @@ test_that("future.apply on multisession workers, steps of several items", {
   })
   expect_equal(get_subtask_progress(run_id)$items_complete, 1500)
 })
+
+test_that("handler_tasker follows one progressor after another, and ignores nested ones", {
+  local_progressr()
+  local_tasker_db()
+  run_id <- task_start("progressr", "several")
+  # A progressor of a function called inside another one's loop (progressr finishes a
+  # progressor when a new one is made in the same environment, so it needs its own).
+  helper <- function() {
+    inner <- progressr::progressor(steps = 3)
+    for (k in 1:3) inner()
+  }
+  # As a package's function would be: progressr looks for a progressor to replace in
+  # the enclosing environments too, and would find this test's.
+  environment(helper) <- globalenv()
+  with_subtask("two loops", items_total = 30, {
+    progressr::with_progress({
+      p <- progressr::progressor(steps = 10)
+      for (i in 1:10) p()
+      q <- progressr::progressor(steps = 20)
+      for (i in 1:20) {
+        q()
+        if (i == 5) helper()
+      }
+    }, handlers = handler_tasker())
+  })
+  expect_equal(get_subtask_progress(run_id)$items_complete, 30)
+})
