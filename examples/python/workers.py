@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Worker processes and threads reporting into one subtask, with the tools a
-pipeline already uses: concurrent.futures, multiprocessing, logging and tqdm.
+"""Worker processes reporting into one run, with the tools a pipeline already
+uses: concurrent.futures, multiprocessing, logging and tqdm.
 
     TASKER_DB_URL=sqlite:///tmp/demo.db python examples/python/workers.py
     tasker logs <run id>          # the log lines, from every process
