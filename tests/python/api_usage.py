@@ -229,6 +229,15 @@ def exercise(url: str) -> List[Any]:
                           tasker.StorageError]
     out.append(errors)
     out.append(events)
+    with tasker.task("typed", "integrations", None, tracker=t) as r2:
+        tq_items: List[int] = [i for i in tasker.tqdm(range(3), "tqdm items", 3, file=io.StringIO(), run=r2,
+                                                   name="tqdm items")]
+        handler: tasker.LogHandler = tasker.LogHandler(level="INFO", run=r2, fmt="%(message)s")
+        with tasker.capture_logging("DEBUG", "typed.logger", run=r2, fmt=None) as h2:
+            out.append(h2.level)
+        handler.install(None)
+        handler.uninstall()
+        out += [tq_items, r2._repr_html_(), t.history()[0]._repr_html_()]
     dash: tasker.Dashboard = tasker.serve(0, host="127.0.0.1", open_browser=False, tracker=t, token=None,
                                           no_auth=False, title="typed", poll_ms=200)
     out += [dash.url, dash.database, dash.running, dash._repr_html_()]

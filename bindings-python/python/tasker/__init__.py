@@ -107,6 +107,8 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names below resolve to
         to_pandas,
     )
     from ._serve import Dashboard, serve
+    from ._logging import LogHandler, capture_logging
+    from ._tqdm import tqdm
 
 # Loaded on first use, so that `import tasker` stays cheap: the records are
 # dataclasses (whose module loads `inspect` and `re`), and the dashboard is rarely
@@ -115,9 +117,9 @@ _LAZY = {
     "EventRecord": "_records",
     "Health": "_records",
     "IoRecord": "_records",
-    "LogRecord": "_records",
-    "ItemOutcomeRecord": "_records",
     "ItemOutcomeCount": "_records",
+    "ItemOutcomeRecord": "_records",
+    "LogRecord": "_records",
     "PurgeReport": "_records",
     "RunRecord": "_records",
     "SampleRecord": "_records",
@@ -130,6 +132,10 @@ _LAZY = {
     "to_pandas": "_records",
     "Dashboard": "_serve",
     "serve": "_serve",
+    # Integrations: they load tqdm, logging or html, which a pipeline may not use.
+    "tqdm": "_tqdm",
+    "LogHandler": "_logging",
+    "capture_logging": "_logging",
 }
 
 
@@ -195,6 +201,10 @@ __all__ = [
     "serve",
     "Dashboard",
     "current_run",
+    # integrations
+    "tqdm",
+    "LogHandler",
+    "capture_logging",
     # functional API (the R package's names)
     "register_task",
     "register_tasks",

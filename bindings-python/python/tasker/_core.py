@@ -1019,6 +1019,12 @@ class Run(_tasker.Run):
     def __repr__(self) -> str:
         return f"<tasker.Run {self.stage}/{self.task} run_id={self.run_id}>"
 
+    def _repr_html_(self) -> str:
+        """The run as stored now, with its subtasks, as tables in notebooks."""
+        from ._html import run_html
+
+        return run_html(self)
+
     def __reduce__(self) -> Tuple[Any, ...]:
         return (_run_from_state, (self.tracker._native.state(), self.run_id))
 
@@ -1097,7 +1103,7 @@ class Run(_tasker.Run):
             except (TypeError, AttributeError):
                 total = None
         st = self.subtask(name, total, message=message)
-        return Tracked(st, iterable, total, display, file)
+        return Tracked(st, iterable, total, display, file, name)
 
     def record(self) -> RunRecord:
         """The run as stored now."""
@@ -1308,13 +1314,14 @@ class Tracked(Generic[T]):
         total: Optional[int],
         display: bool,
         file: Any,
+        name: Optional[str] = None,
     ) -> None:
         self.subtask = subtask
         self._it = iter(iterable)
         self._inc = subtask.increment
         self._pending = False
         self._done = False
-        self._bar = _Bar(_bar_name(subtask), total, file) if display else None
+        self._bar = _Bar(name or _bar_name(subtask), total, file) if display else None
 
     def __iter__(self) -> "Tracked[T]":
         return self

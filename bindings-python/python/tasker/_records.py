@@ -87,6 +87,12 @@ class _Record:
                 values[key] = Status(values[key])
         return cls(**values)
 
+    def _repr_html_(self) -> str:
+        """The record as a table in notebooks (tasker._html)."""
+        from ._html import record_html
+
+        return record_html(self)
+
 
 def _short(run_id: Optional[str]) -> str:
     return "-" if run_id is None else run_id[:13] + "…" if len(run_id) > 14 else run_id
@@ -467,7 +473,10 @@ class PurgeReport(_Record):
 
 
 def _records(cls: Type[R], rows: Iterable[Mapping[str, Any]]) -> List[R]:
-    return [cls._from_row(r) for r in rows]
+    # A list that notebooks show as a table (_repr_html_).
+    from ._html import RecordList
+
+    return RecordList([cls._from_row(r) for r in rows])
 
 
 # The pandas dtype of each field type (annotations are strings here): nullable
