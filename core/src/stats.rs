@@ -325,7 +325,12 @@ mod test {
         // reversed: each task's statistics are those of its runs alone.
         let mut runs = Vec::new();
         for i in 0..30i64 {
-            let mut r = run(&format!("r{i}"), Status::Completed, i * 100, 10 + i * 7 % 13);
+            let mut r = run(
+                &format!("r{i}"),
+                Status::Completed,
+                i * 100,
+                10 + i * 7 % 13,
+            );
             r.stage_name = (if i % 3 == 2 { "s2" } else { "s" }).into();
             r.task_name = (if i % 3 == 1 { "u" } else { "t" }).into();
             if i % 4 == 0 {

@@ -1106,7 +1106,10 @@ fn summaries_from_index(
                 st.query_row([rowid], |row| {
                     let r = &mut runs[i];
                     let time = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
-                        Ok(row.get_ref(i)?.as_str_or_null()?.and_then(|t| parse_ts(t).ok()))
+                        Ok(row
+                            .get_ref(i)?
+                            .as_str_or_null()?
+                            .and_then(|t| parse_ts(t).ok()))
                     };
                     r.heartbeat_time = time(0)?;
                     r.hostname = row.get(1)?;

@@ -85,7 +85,11 @@ fn random_history(s: &SqliteStore, rng: &mut Rng, n: usize) {
             } else {
                 rng.below(864_000_000_000) as i64
             });
-        let host = if rng.below(3) == 0 { here.as_str() } else { "elsewhere" };
+        let host = if rng.below(3) == 0 {
+            here.as_str()
+        } else {
+            "elsewhere"
+        };
         // A retry of an earlier run of the task, one in five.
         let (attempt, retry_of) = if rng.below(5) == 0 && !tasks[t].1.is_empty() {
             let k = rng.below(tasks[t].1.len() as u64) as usize;
@@ -104,7 +108,11 @@ fn random_history(s: &SqliteStore, rng: &mut Rng, n: usize) {
                 host,
                 // A pid that is not running (beyond pid_max), so the lost check
                 // of a run here is decided by its process being gone.
-                if host == "elsewhere" { 1 } else { 4_194_304 + i as i64 },
+                if host == "elsewhere" {
+                    1
+                } else {
+                    4_194_304 + i as i64
+                },
                 ts(start),
                 status.as_str(),
                 ts(start),
@@ -237,7 +245,10 @@ fn the_numeric_times_are_the_text_times_or_null() {
         .unwrap();
     for (start, start_us, end, end_us) in rows {
         assert_eq!(start_us, Some(parse_ts(&start).unwrap().timestamp_micros()));
-        assert_eq!(end_us, end.map(|e| parse_ts(&e).unwrap().timestamp_micros()));
+        assert_eq!(
+            end_us,
+            end.map(|e| parse_ts(&e).unwrap().timestamp_micros())
+        );
     }
     // Forms the fixed reading refuses, SQLite's date functions would take or roll over.
     for bad in [
@@ -263,7 +274,9 @@ fn the_numeric_times_are_the_text_times_or_null() {
     )
     .unwrap();
     let v: Option<i64> = c
-        .query_row("SELECT start_us FROM runs WHERE rowid = 1", [], |r| r.get(0))
+        .query_row("SELECT start_us FROM runs WHERE rowid = 1", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(v, Some(base().timestamp_micros() + 1_000_002));
 }
@@ -272,7 +285,10 @@ fn the_numeric_times_are_the_text_times_or_null() {
 fn statistics_read_only_the_covering_index() {
     let (_dir, s) = store();
     let plan = |sql: &str| -> String {
-        let mut st = s.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let mut st = s
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
         let rows: Vec<String> = st
             .query_map([], |r| r.get::<_, String>(3))
             .unwrap()
@@ -282,4 +298,94 @@ fn statistics_read_only_the_covering_index() {
     };
     let p = plan("SELECT r.task_id, r.run_id, r.status, r.start_us, r.end_us, r.attempt, r.retry_of, r.rowid FROM runs r INDEXED BY runs_stats");
     assert!(p.contains("COVERING INDEX runs_stats"), "{p}");
+}
+
+#[test]
+fn a_version_4_file_gets_numeric_times_for_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.db");
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL,
+                                          applied_at TEXT NOT NULL);",
+        )
+        .unwrap();
+        for (i, (description, sql)) in MIGRATIONS[..4].iter().enumerate() {
+            c.execute_batch(sql).unwrap();
+            c.execute(
+                "INSERT INTO schema_version VALUES (?1, ?2, '2026-03-01T12:00:00.000000Z')",
+                params![i as i64 + 1, description],
+            )
+            .unwrap();
+        }
+        // Rows as version 4 wrote them: a finished run, a running one, a retry.
+        c.execute_batch(
+            "INSERT INTO stages(stage_id, stage_name, created_at, updated_at)
+                 VALUES (1, 'load', '2026-03-01T12:00:00.000000Z', '2026-03-01T12:00:00.000000Z');
+             INSERT INTO tasks(task_id, stage_id, task_name, created_at, updated_at)
+                 VALUES (1, 1, 'fetch', '2026-03-01T12:00:00.000000Z', '2026-03-01T12:00:00.000000Z');
+             INSERT INTO runs(run_id, task_id, hostname, process_id, status, start_time, end_time,
+                              last_update, heartbeat_time, attempt, retry_of)
+                 VALUES ('a', 1, 'h', 1, 'FAILED', '2026-03-01T00:00:00.000000Z',
+                         '2026-03-01T00:00:10.250000Z', '2026-03-01T00:00:10.250000Z',
+                         '2026-03-01T00:00:10.250000Z', 1, NULL),
+                        ('b', 1, 'h', 1, 'COMPLETED', '2026-03-01T00:01:00.000001Z',
+                         '2026-03-01T00:02:00.000000Z', '2026-03-01T00:02:00.000000Z',
+                         '2026-03-01T00:02:00.000000Z', 2, 'a'),
+                        ('c', 1, 'h', 1, 'RUNNING', '2026-03-01T00:03:00.000000Z', NULL,
+                         '2026-03-01T00:03:30.000000Z', '2026-03-01T00:03:30.000000Z', 1, NULL);",
+        )
+        .unwrap();
+    }
+    let mut s = SqliteStore::open(&path, &Config::sqlite(&path)).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 5);
+    let times: Vec<(String, Option<i64>, Option<i64>)> = s
+        .conn
+        .prepare("SELECT run_id, start_us, end_us FROM runs ORDER BY run_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let us = base().timestamp_micros();
+    assert_eq!(
+        times,
+        [
+            ("a".to_string(), Some(us), Some(us + 10_250_000)),
+            (
+                "b".to_string(),
+                Some(us + 60_000_001),
+                Some(us + 120_000_000)
+            ),
+            ("c".to_string(), Some(us + 180_000_000), None),
+        ]
+    );
+    assert!(!has_odd_times(&s.conn).unwrap());
+    let runs = s.run_summaries(&StatsFilter::default()).unwrap();
+    assert_eq!(
+        sorted(runs.clone()),
+        sorted(from_text(&s, &StatsFilter::default()))
+    );
+    let c = runs.iter().find(|r| r.run_id == "c").unwrap();
+    assert_eq!(
+        c.heartbeat_time,
+        Some(base() + chrono::Duration::seconds(210))
+    );
+    // Runs written after the migration get them too.
+    s.conn
+        .execute(
+            "INSERT INTO runs(run_id, task_id, hostname, process_id, status, start_time,
+                              last_update, heartbeat_time)
+             VALUES ('d', 1, 'h', 1, 'RUNNING', '2026-03-01T00:04:00.000000Z', 'x', 'x')",
+            [],
+        )
+        .unwrap();
+    let d: Option<i64> = s
+        .conn
+        .query_row("SELECT start_us FROM runs WHERE run_id = 'd'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(d, Some(us + 240_000_000));
 }
