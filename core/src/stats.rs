@@ -83,8 +83,11 @@ pub(crate) fn group_by_task<'a>(
     let mut last: Option<usize> = None;
     for (i, r) in runs {
         let key = (&*r.stage_name, &*r.task_name);
+        // Runs of one task read by a store share their names' allocations.
+        let same =
+            |k: &(&str, &str)| (std::ptr::eq(k.0, key.0) && std::ptr::eq(k.1, key.1)) || *k == key;
         let g = match last {
-            Some(g) if groups[g].0 == key => g,
+            Some(g) if same(&groups[g].0) => g,
             _ => *seen.entry(key).or_insert_with(|| {
                 groups.push((key, Vec::new()));
                 groups.len() - 1

@@ -314,6 +314,16 @@ pub trait Store: Send {
     /// Per task, its runs in the window of `filter` (the latest `limit` of each),
     /// summarised, in no particular order.
     fn run_summaries(&mut self, filter: &StatsFilter) -> Result<Vec<RunSummary>>;
+    /// Statistics per task over the runs of `filter` (see `stats::task_stats`),
+    /// ordered by stage and task. A store may compute them without holding every
+    /// run at once; the numbers are those of `task_stats` over `run_summaries`.
+    fn task_stats(
+        &mut self,
+        filter: &StatsFilter,
+        rule: &crate::query::LostRule,
+    ) -> Result<Vec<crate::stats::TaskStats>> {
+        Ok(crate::stats::task_stats(&self.run_summaries(filter)?, rule))
+    }
     /// Name and seconds of the completed subtasks of the task's latest `runs`
     /// completed runs (for estimates by subtask name).
     fn subtask_durations(
