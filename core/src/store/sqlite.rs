@@ -1013,7 +1013,8 @@ fn file_name(path: &str) -> Option<String> {
 const STATS_MMAP_BYTES: i64 = 1 << 30;
 
 /// Stage and task names by task id, of the tasks a statistics filter selects.
-type TaskNames = HashMap<i64, (Arc<str>, Arc<str>)>;
+type TaskNames = HashMap<i64, StageTask>;
+type StageTask = (Arc<str>, Arc<str>);
 
 fn task_names(conn: &Connection, f: &StatsFilter) -> Result<TaskNames> {
     let mut names = TaskNames::new();
@@ -1159,7 +1160,7 @@ fn scan_index(
         .query(params![ids, since, limit_param(f.limit)])
         .map_err(db_err)?;
     // Look a task's names up once per task.
-    let mut last: Option<(i64, &(Arc<str>, Arc<str>))> = None;
+    let mut last: Option<(i64, &StageTask)> = None;
     while let Some(row) = rows.next().map_err(db_err)? {
         let mut read = || -> rusqlite::Result<Option<(i64, RunSummary)>> {
             let task_id: i64 = row.get(0)?;
