@@ -28,6 +28,7 @@ use super::{
     TaskSelector, TasksDeleted, TasksWithRuns,
 };
 
+mod logs;
 mod write;
 
 #[cfg(test)]
@@ -52,8 +53,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/sqlite/0004_samples_attempts_metadata_io.sql"),
     ),
     (
+        "run logs and item outcomes",
+        include_str!("migrations/sqlite/0005_run_logs_and_item_outcomes.sql"),
+    ),
+    (
         "run times as numbers, for statistics",
-        include_str!("migrations/sqlite/0005_run_times_for_statistics.sql"),
+        include_str!("migrations/sqlite/0006_run_times_for_statistics.sql"),
     ),
 ];
 
@@ -489,10 +494,11 @@ impl Store for SqliteStore {
         if let Op::Progress {
             updates,
             heartbeats,
+            logs,
             ..
         } = op
         {
-            if updates.is_empty() && heartbeats.is_empty() && id.is_none() {
+            if updates.is_empty() && heartbeats.is_empty() && logs.is_empty() && id.is_none() {
                 return Ok(Output::Progress { finished: vec![] });
             }
         }
@@ -869,6 +875,30 @@ impl Store for SqliteStore {
         Ok(gone.len())
     }
 
+    fn log_state(&mut self, run_id: &str) -> Result<Option<crate::logs::LogState>> {
+        logs::log_state(&self.conn, run_id)
+    }
+
+    fn run_logs(
+        &mut self,
+        run_id: &str,
+        filter: &crate::logs::LogFilter,
+    ) -> Result<Vec<crate::logs::LogRow>> {
+        logs::run_logs(&self.conn, run_id, filter)
+    }
+
+    fn item_outcomes(
+        &mut self,
+        run_id: &str,
+        filter: &crate::logs::OutcomeFilter,
+    ) -> Result<Vec<crate::logs::ItemOutcomeRow>> {
+        logs::item_outcomes(&self.conn, run_id, filter)
+    }
+
+    fn item_outcome_counts(&mut self, run_id: &str) -> Result<Vec<crate::logs::OutcomeCount>> {
+        logs::item_outcome_counts(&self.conn, run_id)
+    }
+
     fn run_io(&mut self, run_id: &str) -> Result<Vec<IoRow>> {
         self.conn
             .prepare_cached(
@@ -1052,7 +1082,7 @@ fn status_of(text: Option<&str>, idx: usize) -> rusqlite::Result<Status> {
     })
 }
 
-/// Whether some run has a time not in the fixed form (see migration 5), from an
+/// Whether some run has a time not in the fixed form (see migration 6), from an
 /// index that is empty unless so.
 fn has_odd_times(conn: &Connection) -> Result<bool> {
     conn.prepare_cached(

@@ -1,4 +1,4 @@
-//! Statistics read runs from the covering index (numeric times, migration 5); the
+//! Statistics read runs from the covering index (numeric times, migration 6); the
 //! table's text times are the reference. On a randomized history both readings
 //! must give the same runs and the same statistics, for every kind of filter.
 
@@ -353,7 +353,7 @@ fn a_version_4_file_gets_numeric_times_for_its_runs() {
         .unwrap();
     }
     let mut s = SqliteStore::open(&path, &Config::sqlite(&path)).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 5);
+    assert_eq!(s.schema_version().unwrap(), 6);
     let times: Vec<(String, Option<i64>, Option<i64>)> = s
         .conn
         .prepare("SELECT run_id, start_us, end_us FROM runs ORDER BY run_id")

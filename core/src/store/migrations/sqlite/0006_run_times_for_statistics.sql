@@ -1,4 +1,4 @@
--- tasker schema, version 5 (SQLite).
+-- tasker schema, version 6 (SQLite).
 --
 -- Run times as whole microseconds since 1970, for statistics: `tasker stats` reads
 -- every run of a window (100,000 of them, say), and reading each run's table row
