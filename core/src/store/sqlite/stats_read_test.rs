@@ -249,7 +249,9 @@ fn the_numeric_times_are_the_text_times_or_null() {
     let mut st = c
         .prepare("SELECT start_time, start_us, end_time, end_us FROM runs")
         .unwrap();
-    let rows: Vec<(String, Option<i64>, Option<String>, Option<i64>)> = st
+    // Start as text and number, end as text and number.
+    type Times = (String, Option<i64>, Option<String>, Option<i64>);
+    let rows: Vec<Times> = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .collect::<rusqlite::Result<_>>()
