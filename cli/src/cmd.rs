@@ -30,9 +30,12 @@ fn host_pid(r: &RunRow) -> String {
 }
 
 pub fn print_json<T: Serialize + ?Sized>(v: &T) -> CliResult {
-    let mut out = std::io::stdout().lock();
+    // Buffered: stdout alone writes each line of the pretty output by itself (a
+    // system call per line: thousands for `tasker stats --json`).
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     serde_json::to_writer_pretty(&mut out, v)?;
     writeln!(out)?;
+    out.flush()?;
     Ok(())
 }
 

@@ -59,21 +59,44 @@ pub struct TaskStats {
 
 /// Statistics of every task among `runs`, ordered by stage and task name.
 pub fn task_stats(runs: &[RunSummary], rule: &LostRule) -> Vec<TaskStats> {
-    // Hashed, then the few tasks sorted: a tree keyed by two names would
-    // compare strings for each of 100,000 runs.
-    let mut by_task: HashMap<(&str, &str), Vec<&RunSummary>> = HashMap::new();
-    for r in runs {
-        by_task
-            .entry((&r.stage_name, &r.task_name))
-            .or_default()
-            .push(r);
-    }
-    let mut tasks: Vec<_> = by_task.into_iter().collect();
+    let mut tasks = group_by_task(runs.iter().enumerate());
     tasks.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     tasks
         .into_iter()
-        .map(|((stage, task), runs)| one_task(stage, task, &runs, rule))
+        .map(|((stage, task), group)| {
+            let runs: Vec<&RunSummary> = group.into_iter().map(|i| &runs[i]).collect();
+            one_task(stage, task, &runs, rule)
+        })
         .collect()
+}
+
+/// The given `(index, run)` pairs grouped by task: `((stage, task), indices)`, tasks
+/// in the order first seen. Stores read runs task by task, so a run of the same
+/// task as the one before joins its group without hashing names; in any other
+/// order, tasks are hashed (a tree keyed by two names would compare strings for
+/// each of 100,000 runs).
+pub(crate) fn group_by_task<'a>(
+    runs: impl Iterator<Item = (usize, &'a RunSummary)>,
+) -> Vec<((&'a str, &'a str), Vec<usize>)> {
+    let mut groups: Vec<((&'a str, &'a str), Vec<usize>)> = Vec::new();
+    let mut seen: HashMap<(&'a str, &'a str), usize> = HashMap::new();
+    let mut last: Option<usize> = None;
+    for (i, r) in runs {
+        let key = (&*r.stage_name, &*r.task_name);
+        // Runs of one task read by a store share their names' allocations.
+        let same =
+            |k: &(&str, &str)| (std::ptr::eq(k.0, key.0) && std::ptr::eq(k.1, key.1)) || *k == key;
+        let g = match last {
+            Some(g) if same(&groups[g].0) => g,
+            _ => *seen.entry(key).or_insert_with(|| {
+                groups.push((key, Vec::new()));
+                groups.len() - 1
+            }),
+        };
+        groups[g].1.push(i);
+        last = Some(g);
+    }
+    groups
 }
 
 /// The seconds of each completed run, for estimates from history.
@@ -85,8 +108,14 @@ pub fn completed_durations(runs: &[RunSummary]) -> Vec<f64> {
 }
 
 fn seconds(r: &RunSummary) -> Option<f64> {
+    millis(r).map(|ms| ms as f64 / 1000.0)
+}
+
+/// Whole milliseconds a run took (none below zero). Sums are taken of these, so
+/// that a mean does not depend on the order the store read the runs in.
+fn millis(r: &RunSummary) -> Option<i64> {
     let (start, end) = (r.start_time?, r.end_time?);
-    Some(((end - start).num_milliseconds() as f64 / 1000.0).max(0.0))
+    Some((end - start).num_milliseconds().max(0))
 }
 
 enum Outcome {
@@ -137,7 +166,11 @@ fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> T
         last_failure: None,
     };
     let (mut attempts, mut ended) = (0i64, 0i64);
-    for r in runs.iter().filter(|r| !retried.contains(r.run_id.as_str())) {
+    // (Most tasks have no retries: then no run id is hashed.)
+    let last_attempts = runs
+        .iter()
+        .filter(|r| retried.is_empty() || !retried.contains(r.run_id.as_str()));
+    for r in last_attempts {
         s.logical_runs += 1;
         if r.attempt > 1 {
             s.retried += 1;
@@ -179,16 +212,18 @@ fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> T
     }
     // Every attempt's own outcome for the times and durations.
     let mut durations = Vec::new();
-    let (mut items, mut item_seconds) = (0f64, 0f64);
+    // Whole numbers, summed exactly (i128: no sum of i64 values overflows it).
+    let (mut total_ms, mut items, mut item_ms) = (0i128, 0i128, 0i128);
     for r in runs {
         match outcome(r, rule) {
             Outcome::Completed => {
                 s.last_success = s.last_success.max(r.end_time);
-                if let Some(d) = seconds(r) {
-                    durations.push(d);
-                    if r.items_complete > 0 && d > 0.0 {
-                        items += r.items_complete as f64;
-                        item_seconds += d;
+                if let Some(ms) = millis(r) {
+                    durations.push(ms as f64 / 1000.0);
+                    total_ms += i128::from(ms);
+                    if r.items_complete > 0 && ms > 0 {
+                        items += i128::from(r.items_complete);
+                        item_ms += i128::from(ms);
                     }
                 }
             }
@@ -202,10 +237,10 @@ fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> T
     s.duration_p95 = percentile(&durations, 0.95);
     s.duration_max = durations.iter().copied().reduce(f64::max);
     if !durations.is_empty() {
-        s.duration_mean = Some(durations.iter().sum::<f64>() / durations.len() as f64);
+        s.duration_mean = Some(total_ms as f64 / 1000.0 / durations.len() as f64);
     }
-    if item_seconds > 0.0 {
-        s.items_per_second = Some(items / item_seconds);
+    if item_ms > 0 {
+        s.items_per_second = Some(items as f64 * 1000.0 / item_ms as f64);
     }
     s
 }
@@ -285,6 +320,45 @@ mod test {
         assert_eq!(s.items_per_second, Some(10.0));
         // The lost run failed last, at its last heartbeat.
         assert_eq!(s.last_failure, Some(at(201)));
+    }
+
+    #[test]
+    fn runs_in_any_order_give_the_same_statistics() {
+        // Three tasks (two in one stage), their runs grouped, interleaved and
+        // reversed: each task's statistics are those of its runs alone.
+        let mut runs = Vec::new();
+        for i in 0..30i64 {
+            let mut r = run(
+                &format!("r{i}"),
+                Status::Completed,
+                i * 100,
+                10 + i * 7 % 13,
+            );
+            r.stage_name = (if i % 3 == 2 { "s2" } else { "s" }).into();
+            r.task_name = (if i % 3 == 1 { "u" } else { "t" }).into();
+            if i % 4 == 0 {
+                r.status = Status::Failed;
+            }
+            runs.push(r);
+        }
+        let grouped: Vec<RunSummary> = {
+            let mut v = runs.clone();
+            v.sort_by(|a, b| (&a.stage_name, &a.task_name).cmp(&(&b.stage_name, &b.task_name)));
+            v
+        };
+        let reversed: Vec<RunSummary> = runs.iter().rev().cloned().collect();
+        let expected = task_stats(&grouped, &rule());
+        assert_eq!(expected.len(), 3);
+        assert_eq!(task_stats(&runs, &rule()), expected);
+        assert_eq!(task_stats(&reversed, &rule()), expected);
+        for s in &expected {
+            let alone: Vec<RunSummary> = runs
+                .iter()
+                .filter(|r| (&*r.stage_name, &*r.task_name) == (&*s.stage_name, &*s.task_name))
+                .cloned()
+                .collect();
+            assert_eq!(task_stats(&alone, &rule()), vec![s.clone()]);
+        }
     }
 
     #[test]

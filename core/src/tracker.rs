@@ -414,8 +414,8 @@ impl Tracker {
         if filter.limit == Some(0) {
             return Err(Error::invalid("limit", 0usize, "must be at least 1"));
         }
-        let runs = self.read(|st| st.run_summaries(filter))?;
-        Ok(crate::stats::task_stats(&runs, &self.lost_rule()))
+        let rule = self.lost_rule();
+        self.read(|st| st.task_stats(filter, &rule))
     }
 
     /// A run's resource samples (its process and children), oldest first.

@@ -1310,7 +1310,7 @@ fn a_version_1_sqlite_database_is_migrated_keeping_its_rows() {
     let version: i64 = c
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
 }
 
 #[test]

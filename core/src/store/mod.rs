@@ -315,6 +315,16 @@ pub trait Store: Send {
     /// Per task, its runs in the window of `filter` (the latest `limit` of each),
     /// summarised, in no particular order.
     fn run_summaries(&mut self, filter: &StatsFilter) -> Result<Vec<RunSummary>>;
+    /// Statistics per task over the runs of `filter` (see `stats::task_stats`),
+    /// ordered by stage and task. A store may compute them without holding every
+    /// run at once; the numbers are those of `task_stats` over `run_summaries`.
+    fn task_stats(
+        &mut self,
+        filter: &StatsFilter,
+        rule: &crate::query::LostRule,
+    ) -> Result<Vec<crate::stats::TaskStats>> {
+        Ok(crate::stats::task_stats(&self.run_summaries(filter)?, rule))
+    }
     /// Name and seconds of the completed subtasks of the task's latest `runs`
     /// completed runs (for estimates by subtask name).
     fn subtask_durations(
@@ -401,31 +411,37 @@ fn start_key(r: &RunSummary) -> i64 {
 }
 
 /// The latest `ITEMS_RUNS_PER_TASK` completed runs of each task among `runs`
-/// (in any order): the ones whose items are read.
-pub(crate) fn items_window(runs: &[RunSummary]) -> Vec<&str> {
-    let mut by_task: HashMap<(&str, &str), Vec<(i64, &str)>> = HashMap::new();
-    for r in runs.iter().filter(|r| r.status == Status::Completed) {
-        by_task
-            .entry((&*r.stage_name, &*r.task_name))
-            .or_default()
-            .push((start_key(r), r.run_id.as_str()));
-    }
+/// (in any order): the indices of the ones whose items are read.
+pub(crate) fn items_window(runs: &[RunSummary]) -> Vec<usize> {
+    let done = runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.status == Status::Completed);
     let mut out = Vec::new();
-    for mut done in by_task.into_values() {
-        // The newest first, without sorting all of them.
-        if done.len() > ITEMS_RUNS_PER_TASK {
-            done.select_nth_unstable_by(ITEMS_RUNS_PER_TASK - 1, |a, b| b.cmp(a));
-            done.truncate(ITEMS_RUNS_PER_TASK);
+    for (_, group) in crate::stats::group_by_task(done) {
+        let mut group: Vec<(i64, usize)> = group
+            .into_iter()
+            .map(|i| (start_key(&runs[i]), i))
+            .collect();
+        // The newest first, without sorting all of them; run ids break ties, as
+        // the stores' windows do.
+        let newest_first = |a: &(i64, usize), b: &(i64, usize)| {
+            (b.0, &runs[b.1].run_id).cmp(&(a.0, &runs[a.1].run_id))
+        };
+        if group.len() > ITEMS_RUNS_PER_TASK {
+            group.select_nth_unstable_by(ITEMS_RUNS_PER_TASK - 1, newest_first);
+            group.truncate(ITEMS_RUNS_PER_TASK);
         }
-        out.extend(done.into_iter().map(|(_, id)| id));
+        out.extend(group.into_iter().map(|(_, i)| i));
     }
     out
 }
 
-pub(crate) fn fill_items(runs: &mut [RunSummary], items: &HashMap<String, i64>) {
-    for r in runs.iter_mut() {
-        if let Some(n) = items.get(&r.run_id) {
-            r.items_complete = *n;
+/// Sets the items of the runs at `window` (indices into `runs`) from `items`, by run id.
+pub(crate) fn fill_items(runs: &mut [RunSummary], window: &[usize], items: &HashMap<String, i64>) {
+    for &i in window {
+        if let Some(n) = items.get(&runs[i].run_id) {
+            runs[i].items_complete = *n;
         }
     }
 }

@@ -1776,7 +1776,8 @@ impl Store for PostgresStore {
             })
             .collect()
         })?;
-        let ids = super::items_window(&runs);
+        let window = super::items_window(&runs);
+        let ids: Vec<&str> = window.iter().map(|&i| runs[i].run_id.as_str()).collect();
         if !ids.is_empty() {
             let items: HashMap<String, i64> = self.read(|c, st| {
                 st.all(
@@ -1789,7 +1790,7 @@ impl Store for PostgresStore {
                 .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
                 .collect()
             })?;
-            super::fill_items(&mut runs, &items);
+            super::fill_items(&mut runs, &window, &items);
         }
         Ok(runs)
     }
