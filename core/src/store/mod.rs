@@ -333,6 +333,8 @@ pub trait Store: Send {
     fn registered_tasks(&mut self, stage: Option<&str>, name: Option<&str>)
         -> Result<Vec<TaskRow>>;
     fn stages(&mut self) -> Result<Vec<StageRow>>;
+    /// Every task dependency (see `dag.rs`), in no particular order.
+    fn task_dependencies(&mut self) -> Result<Vec<crate::dag::DependencyRow>>;
     /// Events with an id greater than `after`, oldest first.
     fn events_after(
         &mut self,

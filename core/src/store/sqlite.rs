@@ -47,6 +47,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "process samples, attempts, captured metadata, inputs and outputs",
         include_str!("migrations/sqlite/0004_samples_attempts_metadata_io.sql"),
     ),
+    (
+        "task dependencies, wait time of runs",
+        include_str!("migrations/sqlite/0005_task_dependencies.sql"),
+    ),
 ];
 
 /// Timestamps are stored as fixed-width UTC text so that text order is time order.
@@ -352,7 +356,8 @@ const RUN_COLUMNS: &str = "
         WHEN x.percent IS NOT NULL THEN x.percent / 100.0
         ELSE 0.0 END), 0.0) FROM subtasks x WHERE x.run_id = r.run_id),
     (SELECT COUNT(*) FROM subtasks x WHERE x.run_id = r.run_id),
-    r.attempt, r.retry_of, r.command_line, r.git_dirty, r.runtime, r.tasker_version";
+    r.attempt, r.retry_of, r.command_line, r.git_dirty, r.runtime, r.tasker_version,
+    r.wait_seconds";
 
 const RUN_FROM: &str =
     "FROM runs r JOIN tasks t ON t.task_id = r.task_id JOIN stages s ON s.stage_id = t.stage_id";
@@ -401,6 +406,7 @@ fn map_run(row: &Row<'_>) -> rusqlite::Result<RunRow> {
         git_dirty: row.get(35)?,
         runtime: row.get(36)?,
         tasker_version: row.get(37)?,
+        wait_seconds: row.get(38)?,
         lost: false,
         duration_seconds: None,
         eta_seconds: None,
@@ -1005,6 +1011,30 @@ impl Store for SqliteStore {
                         description: r.get(3)?,
                         created_at: parse_ts(&r.get::<_, String>(4)?)?,
                         updated_at: parse_ts(&r.get::<_, String>(5)?)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(db_err)
+    }
+
+    fn task_dependencies(&mut self) -> Result<Vec<crate::dag::DependencyRow>> {
+        self.conn
+            .prepare_cached(
+                "SELECT s.stage_name, t.task_name, us.stage_name, u.task_name
+                   FROM task_dependencies d
+                   JOIN tasks t ON t.task_id = d.task_id
+                   JOIN stages s ON s.stage_id = t.stage_id
+                   JOIN tasks u ON u.task_id = d.depends_on
+                   JOIN stages us ON us.stage_id = u.stage_id",
+            )
+            .and_then(|mut st| {
+                st.query_map([], |r| {
+                    Ok(crate::dag::DependencyRow {
+                        stage_name: r.get(0)?,
+                        task_name: r.get(1)?,
+                        upstream_stage: r.get(2)?,
+                        upstream_task: r.get(3)?,
                     })
                 })?
                 .collect()
