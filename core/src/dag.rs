@@ -306,6 +306,266 @@ impl Dag {
     }
 }
 
+/// Output formats of [`Dag::render`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DagFormat {
+    /// One line per task, by rank.
+    Text,
+    /// Graphviz DOT (`dot -Tsvg`).
+    Dot,
+    /// A Mermaid flowchart (renders in GitHub and GitLab Markdown).
+    Mermaid,
+    Json,
+}
+
+impl std::str::FromStr for DagFormat {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<DagFormat> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(DagFormat::Text),
+            "dot" => Ok(DagFormat::Dot),
+            "mermaid" => Ok(DagFormat::Mermaid),
+            "json" => Ok(DagFormat::Json),
+            _ => Err(Error::invalid(
+                "format",
+                s,
+                "must be one of text, dot, mermaid, json",
+            )),
+        }
+    }
+}
+
+/// The fill colour of a node: by status, lost in orange. The dashboard's
+/// stylesheet uses the same colours.
+pub fn status_colour(node: &DagNode) -> &'static str {
+    if node.lost {
+        return "#ffcc80";
+    }
+    match node.status {
+        Status::NotStarted => "#ffffff",
+        Status::Started | Status::Running => "#90caf9",
+        Status::Paused => "#fff59d",
+        Status::Completed => "#a5d6a7",
+        Status::Failed => "#ef9a9a",
+        Status::Skipped => "#e0e0e0",
+        Status::Cancelled => "#bcaaa4",
+    }
+}
+
+impl DagNode {
+    /// The status as shown: LOST for a lost run.
+    pub fn shown_status(&self) -> &'static str {
+        if self.lost {
+            "LOST"
+        } else {
+            self.status.as_str()
+        }
+    }
+
+    /// "blocked by x, y", "waiting for x" or "".
+    pub fn state_note(&self) -> String {
+        if self.blocked {
+            format!("blocked by {}", self.blocked_by.join(", "))
+        } else if self.waiting {
+            format!("waiting for {}", self.waiting_for.join(", "))
+        } else {
+            String::new()
+        }
+    }
+}
+
+impl Dag {
+    /// The graph in `format` (JSON pretty-printed).
+    pub fn render(&self, format: DagFormat) -> String {
+        match format {
+            DagFormat::Text => self.to_text(),
+            DagFormat::Dot => self.to_dot(),
+            DagFormat::Mermaid => self.to_mermaid(),
+            DagFormat::Json => serde_json::to_string_pretty(self).unwrap_or_default(),
+        }
+    }
+
+    fn upstreams_of(&self, id: &str) -> Vec<&str> {
+        self.edges
+            .iter()
+            .filter(|e| e.to == id)
+            .map(|e| e.from.as_str())
+            .collect()
+    }
+
+    /// Nodes by rank, in their order within a rank.
+    fn by_rank(&self) -> Vec<&DagNode> {
+        let mut nodes: Vec<&DagNode> = self.nodes.iter().collect();
+        nodes.sort_by_key(|n| n.rank); // stable: keeps stage and task order
+        nodes
+    }
+
+    /// One line per task by rank: its status, progress, what blocks it or what it
+    /// waits for, and its upstreams.
+    pub fn to_text(&self) -> String {
+        if self.nodes.is_empty() {
+            return "no registered tasks\n".into();
+        }
+        let width = self
+            .nodes
+            .iter()
+            .map(|n| n.id.chars().count())
+            .max()
+            .unwrap_or(0);
+        let mut out = String::new();
+        let mut rank = usize::MAX;
+        for n in self.by_rank() {
+            if n.rank != rank {
+                rank = n.rank;
+                out += &format!("rank {rank}\n");
+            }
+            let pct = match (n.status.is_active(), n.percent) {
+                (true, Some(p)) => format!(" {p:.0}%"),
+                _ => String::new(),
+            };
+            let mut line = format!(
+                "  {:<width$}  {:<11}{pct}",
+                n.id,
+                n.shown_status(),
+                width = width
+            );
+            let note = n.state_note();
+            if !note.is_empty() {
+                line += &format!("  [{note}]");
+            }
+            let ups = self.upstreams_of(&n.id);
+            if !ups.is_empty() {
+                line += &format!("  <- {}", ups.join(", "));
+            }
+            out += line.trim_end();
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Graphviz DOT: a cluster per stage, nodes filled by status, blocked tasks
+    /// with a red dashed border and waiting ones with a grey dashed border.
+    pub fn to_dot(&self) -> String {
+        let mut out = String::from(
+            "digraph tasker {\n  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];\n",
+        );
+        let mut stages: Vec<&str> = Vec::new();
+        for n in &self.nodes {
+            if !stages.contains(&n.stage_name.as_str()) {
+                stages.push(&n.stage_name);
+            }
+        }
+        for (i, stage) in stages.iter().enumerate() {
+            out += &format!(
+                "  subgraph cluster_{i} {{\n    label={};\n    style=dashed;\n",
+                dot_str(stage)
+            );
+            for n in self.nodes.iter().filter(|n| n.stage_name == *stage) {
+                let mut label = format!("{}\n{}", n.task_name, n.shown_status());
+                if let (true, Some(p)) = (n.status.is_active(), n.percent) {
+                    label += &format!(" {p:.0}%");
+                }
+                let note = n.state_note();
+                if !note.is_empty() {
+                    label += &format!("\n{note}");
+                }
+                let border = if n.blocked {
+                    ", color=\"#c62828\", style=\"rounded,filled,dashed\""
+                } else if n.waiting {
+                    ", color=\"#757575\", style=\"rounded,filled,dashed\""
+                } else {
+                    ""
+                };
+                out += &format!(
+                    "    {} [label={}, fillcolor=\"{}\"{border}];\n",
+                    dot_str(&n.id),
+                    dot_str(&label),
+                    status_colour(n)
+                );
+            }
+            out += "  }\n";
+        }
+        for e in &self.edges {
+            out += &format!("  {} -> {};\n", dot_str(&e.from), dot_str(&e.to));
+        }
+        out += "}\n";
+        out
+    }
+
+    /// A Mermaid flowchart. Node ids are generated (`n0`, `n1`, ...): task names
+    /// may hold anything, so they only appear in escaped labels.
+    pub fn to_mermaid(&self) -> String {
+        let id: HashMap<&str, String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.as_str(), format!("n{i}")))
+            .collect();
+        let mut out = String::from("flowchart LR\n");
+        for n in &self.nodes {
+            let mut label = format!("{}<br/>{}", mermaid_str(&n.id), n.shown_status());
+            let note = n.state_note();
+            if !note.is_empty() {
+                label += &format!("<br/>{}", mermaid_str(&note));
+            }
+            out += &format!("  {}[\"{label}\"]\n", id[n.id.as_str()]);
+        }
+        for e in &self.edges {
+            out += &format!("  {} --> {}\n", id[e.from.as_str()], id[e.to.as_str()]);
+        }
+        for n in &self.nodes {
+            let stroke = if n.blocked {
+                ",stroke:#c62828,stroke-dasharray:4"
+            } else if n.waiting {
+                ",stroke:#757575,stroke-dasharray:4"
+            } else {
+                ""
+            };
+            out += &format!(
+                "  style {} fill:{}{stroke}\n",
+                id[n.id.as_str()],
+                status_colour(n)
+            );
+        }
+        out
+    }
+}
+
+/// A DOT double-quoted string: quotes and backslashes escaped, line breaks as
+/// `\n` (a label's own line breaks come in as real newlines).
+fn dot_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out += "\\\"",
+            '\\' => out += "\\\\",
+            '\n' => out += "\\n",
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Text inside a Mermaid quoted label: its markup characters as entity codes.
+fn mermaid_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out += "#quot;",
+            '<' => out += "#lt;",
+            '>' => out += "#gt;",
+            '#' => out += "#35;",
+            '&' => out += "#amp;",
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn node_of(r: RunRow) -> DagNode {
     DagNode {
         id: task_key(&r.stage_name, &r.task_name),
@@ -391,5 +651,57 @@ mod test {
             &edges,
         );
         assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    fn hostile() -> Dag {
+        let row = |stage: &str, task: &str, status: Status| -> RunRow {
+            serde_json::from_value(serde_json::json!({
+                "stage_name": stage, "task_name": task, "status": status,
+                "subtasks_completed": 0, "lost": false,
+            }))
+            .unwrap()
+        };
+        Dag::build(
+            vec![
+                row("in\"put", "a\\b\n<i>#1", Status::Failed),
+                row("out", "c", Status::NotStarted),
+            ],
+            vec![DependencyRow {
+                stage_name: "out".into(),
+                task_name: "c".into(),
+                upstream_stage: "in\"put".into(),
+                upstream_task: "a\\b\n<i>#1".into(),
+            }],
+        )
+    }
+
+    #[test]
+    fn renderings_escape_names_and_show_state() {
+        let dag = hostile();
+        let c = &dag.nodes[1];
+        assert!(c.blocked && c.rank == 1, "{c:?}");
+        let dot = dag.to_dot();
+        assert!(
+            dot.contains(r#""in\"put/a\\b\n<i>#1" -> "out/c";"#),
+            "{dot}"
+        );
+        assert!(dot.contains("fillcolor=\"#ef9a9a\""), "{dot}");
+        let mermaid = dag.to_mermaid();
+        assert!(mermaid.contains("n0 --> n1"), "{mermaid}");
+        assert!(
+            mermaid.contains("in#quot;put/a\\b #lt;i#gt;#35;1<br/>FAILED"),
+            "{mermaid}"
+        );
+        let text = dag.to_text();
+        assert!(text.contains("rank 1"), "{text}");
+        assert!(text.contains("[blocked by in\"put/a\\b"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&dag.render(DagFormat::Json)).unwrap();
+        assert_eq!(json["edges"][0]["to"], "out/c");
+        assert_eq!("MERMAID".parse::<DagFormat>().unwrap(), DagFormat::Mermaid);
+        assert!("svg"
+            .parse::<DagFormat>()
+            .unwrap_err()
+            .to_string()
+            .contains("svg"));
     }
 }
