@@ -14,6 +14,7 @@ APT_PACKAGES=(
     r-cran-dbi r-cran-rsqlite r-cran-callr r-cran-knitr r-cran-rmarkdown xz-utils
     postgresql pgbouncer
     chromium chromium-driver
+    graphviz
 )
 
 missing=()
