@@ -207,6 +207,7 @@ pub(crate) fn run_row<'py>(py: Python<'py>, r: &RunRow) -> PyResult<Bound<'py, P
         "git_dirty" => r.git_dirty,
         "runtime" => &r.runtime,
         "tasker_version" => &r.tasker_version,
+        "wait_seconds" => r.wait_seconds,
         "subtasks_completed" => r.subtasks_completed,
         "lost" => r.lost,
         "duration_seconds" => r.duration_seconds,

@@ -72,8 +72,10 @@ from ._core import (
     task,
     tracked,
 )
+from ._dag import Dag, DagNode
 from ._functional import (
     get_active_tasks,
+    get_dag,
     get_registered_tasks,
     get_run_io,
     get_run_samples,
@@ -160,6 +162,9 @@ __all__ = [
     "get_task_history",
     "get_subtask_progress",
     "get_registered_tasks",
+    "get_dag",
+    "Dag",
+    "DagNode",
     "get_stages",
     "get_task_stats",
     "get_run_samples",

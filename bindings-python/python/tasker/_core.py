@@ -31,6 +31,7 @@ from typing import (
     List,
     NamedTuple,
     Optional,
+    Sequence,
     Tuple,
     Type,
     TypeVar,
@@ -55,6 +56,9 @@ from ._records import (
     _records,
 )
 from ._tasker import InvalidTransitionError, TaskerError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._dag import Dag
 
 logger = logging.getLogger("tasker")
 
@@ -157,9 +161,15 @@ class Tracker:
         log_filename: Optional[str] = None,
         stage_order: Optional[int] = None,
         task_order: Optional[int] = None,
+        depends_on: Optional[Sequence[str]] = None,
     ) -> int:
-        """Registers (or updates) one task; returns its id. None never clears a stored field."""
+        """Registers (or updates) one task; returns its id. None never clears a stored field.
+
+        ``depends_on`` lists the tasks it depends on as ``"stage/task"`` names (a bare
+        name is a task of the same stage); it replaces the stored list (``[]`` clears
+        it). An unknown task or a cycle raises ArgumentError naming it; nothing is stored."""
         spec = dict(
+            depends_on=depends_on,
             stage=stage,
             name=name,
             type=type,
@@ -435,6 +445,13 @@ class Tracker:
     def registered_tasks(self, stage: Optional[str] = None, name: Optional[str] = None) -> List[TaskRecord]:
         """Registered tasks, in stage and task order."""
         return _records(TaskRecord, self._call(self._native.registered_tasks, stage, name))
+
+    def dag(self) -> "Dag":
+        """The pipeline as a graph with live state: every registered task with its latest
+        run, the dependencies between them, and whether each is blocked or waiting."""
+        from ._dag import Dag
+
+        return Dag(self._call(self._native.dag_json))
 
     def stages(self) -> List[StageRecord]:
         """Stages, in order."""

@@ -135,6 +135,9 @@ class RunRecord(_Record):
     runtime: Optional[str]
     #: The tasker version that tracked the run.
     tasker_version: Optional[str]
+    #: Seconds from the moment the last of its task's dependencies finished to its
+    #: start (None without dependencies, or when one had not finished).
+    wait_seconds: Optional[float]
     subtasks_completed: int
     lost: bool
     duration_seconds: Optional[float]
