@@ -6,6 +6,7 @@
 //!                                          {"run_id": ..., "subtask": 1}, then holds the run
 //!                                          open until stdin says `complete`, `fail` or closes
 //!   tasker-fixture increment URL RUN SUBTASK K   adds K items from this process
+//!   tasker-fixture register URL JSON       registers a JSON array of tasks (with depends_on)
 
 use std::io::BufRead;
 
@@ -75,6 +76,13 @@ fn main() -> Result<(), tasker::Error> {
             let n: u32 = arg(3).parse().expect("subtask number");
             let k: u64 = arg(4).parse().expect("items");
             run.subtask_increment(n, k)?;
+            t.close()
+        }
+        // register <url> <json>: a JSON array of task specs (with depends_on).
+        "register" => {
+            let t = open(arg(1));
+            let specs: Vec<TaskSpec> = serde_json::from_str(arg(2)).expect("a JSON task list");
+            t.register_tasks(&specs)?;
             t.close()
         }
         other => {

@@ -8,6 +8,7 @@
 //! The store clients are synchronous (and the PostgreSQL one panics inside a
 //! tokio runtime), so every database call runs in `spawn_blocking`.
 
+mod dag;
 mod metrics;
 pub(crate) mod state;
 
@@ -319,6 +320,7 @@ fn router(app: Shared) -> Router {
         .route("/api/v1/runs", get(api_runs))
         .route("/api/v1/runs/{id}", get(api_run))
         .route("/api/v1/stats", get(api_stats))
+        .route("/api/v1/dag", get(dag::api_dag))
         .route("/api/v1/events", get(api_events))
         .route("/api/v1/timeline", get(api_timeline))
         .route("/api/v1/stream", get(api_stream))
