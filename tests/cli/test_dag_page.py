@@ -49,7 +49,7 @@ def test_dag_page_draws_the_graph_and_follows_runs_live(tmp_path, serve, runs, b
             f"prep/{XSS} -> model/fit",
         ]
     )
-    assert by_id["ingest/download"]["status"] == "STARTED"
+    assert by_id["ingest/download"]["status"] == "RUNNING"  # its subtask started
     running_fill = by_id["ingest/download"]["fill"]
     assert "waiting" in by_id["prep/clean"]["cls"]
     # The hostile name is text: no element was made of it, no script ran.
