@@ -330,6 +330,8 @@ pub(crate) fn task_stats<'py>(py: Python<'py>, s: &TaskStats) -> PyResult<Bound<
         "last_start" => opt_time(py, &s.last_start)?,
         "last_success" => opt_time(py, &s.last_success)?,
         "last_failure" => opt_time(py, &s.last_failure)?,
+        "wait_p50" => s.wait_p50,
+        "wait_p95" => s.wait_p95,
     ))
 }
 

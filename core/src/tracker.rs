@@ -427,8 +427,11 @@ impl Tracker {
         if filter.limit == Some(0) {
             return Err(Error::invalid("limit", 0usize, "must be at least 1"));
         }
-        let runs = self.read(|st| st.run_summaries(filter))?;
-        Ok(crate::stats::task_stats(&runs, &self.lost_rule()))
+        let (runs, waits) =
+            self.read(|st| Ok((st.run_summaries(filter)?, st.wait_times(filter)?)))?;
+        let mut stats = crate::stats::task_stats(&runs, &self.lost_rule());
+        crate::stats::fill_waits(&mut stats, waits, filter.limit);
+        Ok(stats)
     }
 
     /// A run's resource samples (its process and children), oldest first.

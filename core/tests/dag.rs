@@ -239,6 +239,20 @@ fn a_run_records_its_wait_from_the_last_upstream_to_finish() {
         assert!((w - 35.0).abs() < 0.01, "{w}");
         // A task without dependencies has none.
         assert_eq!(wait_of(s, "one"), None);
+        let mut waits = s
+            .wait_times(&tasker::StatsFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|(st, t, _, w)| (st, t, w.round() as i64))
+            .collect::<Vec<_>>();
+        waits.sort();
+        assert_eq!(
+            waits,
+            vec![
+                ("b".into(), "join".into(), 12),
+                ("b".into(), "join".into(), 35)
+            ]
+        );
     });
 }
 

@@ -310,6 +310,10 @@ class TaskStatsRecord(_Record):
     last_start: Optional[datetime]
     last_success: Optional[datetime]
     last_failure: Optional[datetime]
+    #: Wait of its runs (end of the last upstream to start; tasks with dependencies
+    #: only): median and 95th percentile.
+    wait_p50: Optional[float]
+    wait_p95: Optional[float]
 
     def __repr__(self) -> str:
         rate = "-" if self.success_rate is None else f"{self.success_rate * 100:.0f}%"

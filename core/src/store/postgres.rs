@@ -1960,6 +1960,30 @@ impl Store for PostgresStore {
         })
     }
 
+    fn wait_times(&mut self, f: &StatsFilter) -> Result<Vec<(String, String, DateTime<Utc>, f64)>> {
+        let since = f.since.map(ts);
+        self.read(|c, st| {
+            st.all(
+                c,
+                "SELECT s.stage_name, t.task_name, r.start_time, r.wait_seconds
+                   FROM @.runs r JOIN @.tasks t ON t.task_id = r.task_id
+                   JOIN @.stages s ON s.stage_id = t.stage_id
+                  WHERE r.wait_seconds IS NOT NULL
+                    AND ($1::text IS NULL OR s.stage_name = $1)
+                    AND ($2::text IS NULL OR t.task_name = $2)
+                    AND ($3::timestamptz IS NULL OR r.start_time >= $3)",
+                &[
+                    (&f.stage, Type::TEXT),
+                    (&f.task, Type::TEXT),
+                    (&since, Type::TIMESTAMPTZ),
+                ],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect()
+        })
+    }
+
     fn task_dependencies(&mut self) -> Result<Vec<crate::dag::DependencyRow>> {
         self.read(|c, st| {
             st.all(

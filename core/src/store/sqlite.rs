@@ -1018,6 +1018,30 @@ impl Store for SqliteStore {
             .map_err(db_err)
     }
 
+    fn wait_times(&mut self, f: &StatsFilter) -> Result<Vec<(String, String, DateTime<Utc>, f64)>> {
+        self.conn
+            .prepare_cached(
+                "SELECT s.stage_name, t.task_name, r.start_time, r.wait_seconds
+                   FROM runs r JOIN tasks t ON t.task_id = r.task_id
+                   JOIN stages s ON s.stage_id = t.stage_id
+                  WHERE r.wait_seconds IS NOT NULL
+                    AND (?1 IS NULL OR s.stage_name = ?1) AND (?2 IS NULL OR t.task_name = ?2)
+                    AND (?3 IS NULL OR r.start_time >= ?3)",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![f.stage, f.task, f.since.map(ts)], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        parse_ts(&r.get::<_, String>(2)?)?,
+                        r.get(3)?,
+                    ))
+                })?
+                .collect()
+            })
+            .map_err(db_err)
+    }
+
     fn task_dependencies(&mut self) -> Result<Vec<crate::dag::DependencyRow>> {
         self.conn
             .prepare_cached(

@@ -10,6 +10,8 @@ CREATE INDEX task_dependencies_upstream ON task_dependencies(depends_on);
 -- inserted, so no run row is updated for it.
 ALTER TABLE runs ADD COLUMN wait_seconds double precision;
 CREATE INDEX runs_task_end ON runs(task_id, end_time) WHERE status IN ('COMPLETED', 'SKIPPED');
+-- Statistics of wait times read only the runs that have one.
+CREATE INDEX runs_waited ON runs(start_time) WHERE wait_seconds IS NOT NULL;
 
 CREATE FUNCTION runs_wait_seconds() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$

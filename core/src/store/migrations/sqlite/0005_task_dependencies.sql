@@ -18,6 +18,8 @@ CREATE INDEX task_dependencies_upstream ON task_dependencies(depends_on);
 -- dependencies pays one index probe.
 ALTER TABLE runs ADD COLUMN wait_seconds REAL;
 CREATE INDEX runs_task_end ON runs(task_id, end_time) WHERE status IN ('COMPLETED', 'SKIPPED');
+-- Statistics of wait times read only the runs that have one.
+CREATE INDEX runs_waited ON runs(start_time) WHERE wait_seconds IS NOT NULL;
 
 CREATE TRIGGER runs_wait_seconds AFTER INSERT ON runs
 WHEN EXISTS (SELECT 1 FROM task_dependencies WHERE task_id = NEW.task_id)
