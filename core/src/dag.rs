@@ -35,6 +35,9 @@ pub struct DependencyRow {
     pub upstream_task: String,
 }
 
+/// A run's recorded wait, for statistics: stage, task, start and seconds.
+pub type WaitRow = (String, String, DateTime<Utc>, f64);
+
 /// The name of a task in dependencies, edges and messages: `stage/task`.
 pub fn task_key(stage: &str, task: &str) -> String {
     format!("{stage}/{task}")
@@ -385,12 +388,13 @@ impl Dag {
         }
     }
 
-    fn upstreams_of(&self, id: &str) -> Vec<&str> {
-        self.edges
-            .iter()
-            .filter(|e| e.to == id)
-            .map(|e| e.from.as_str())
-            .collect()
+    /// Each task's upstreams, by name (one pass over the edges).
+    fn upstreams(&self) -> HashMap<&str, Vec<&str>> {
+        let mut ups: HashMap<&str, Vec<&str>> = HashMap::new();
+        for e in &self.edges {
+            ups.entry(e.to.as_str()).or_default().push(e.from.as_str());
+        }
+        ups
     }
 
     /// Nodes by rank, in their order within a rank.
@@ -412,6 +416,7 @@ impl Dag {
             .map(|n| n.id.chars().count())
             .max()
             .unwrap_or(0);
+        let upstreams = self.upstreams();
         let mut out = String::new();
         let mut rank = usize::MAX;
         for n in self.by_rank() {
@@ -433,8 +438,7 @@ impl Dag {
             if !note.is_empty() {
                 line += &format!("  [{note}]");
             }
-            let ups = self.upstreams_of(&n.id);
-            if !ups.is_empty() {
+            if let Some(ups) = upstreams.get(n.id.as_str()) {
                 line += &format!("  <- {}", ups.join(", "));
             }
             out += line.trim_end();

@@ -218,6 +218,29 @@ fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> T
     s
 }
 
+/// Fills `wait_p50` and `wait_p95` from `waits` (stage, task, start, seconds): per
+/// task, its latest `limit` runs that have a wait.
+pub(crate) fn fill_waits(
+    stats: &mut [TaskStats],
+    mut waits: Vec<crate::dag::WaitRow>,
+    limit: Option<usize>,
+) {
+    waits.sort_by(|a, b| (&a.0, &a.1, b.2).cmp(&(&b.0, &b.1, a.2)));
+    let mut by_task: HashMap<(&str, &str), Vec<f64>> = HashMap::new();
+    for (stage, task, _, w) in &waits {
+        let v = by_task.entry((stage, task)).or_default();
+        if limit.is_none_or(|n| v.len() < n) {
+            v.push(*w);
+        }
+    }
+    for s in stats {
+        if let Some(v) = by_task.get(&(s.stage_name.as_str(), s.task_name.as_str())) {
+            s.wait_p50 = percentile(v, 0.5);
+            s.wait_p95 = percentile(v, 0.95);
+        }
+    }
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -302,28 +325,5 @@ mod test {
         let s = &task_stats(&[fresh], &rule())[0];
         assert_eq!((s.active, s.success_rate, s.duration_p50), (1, None, None));
         assert!(task_stats(&[], &rule()).is_empty());
-    }
-}
-
-/// Fills `wait_p50` and `wait_p95` from `waits` (stage, task, start, seconds): per
-/// task, its latest `limit` runs that have a wait.
-pub(crate) fn fill_waits(
-    stats: &mut [TaskStats],
-    mut waits: Vec<(String, String, DateTime<Utc>, f64)>,
-    limit: Option<usize>,
-) {
-    waits.sort_by(|a, b| (&a.0, &a.1, b.2).cmp(&(&b.0, &b.1, a.2)));
-    let mut by_task: HashMap<(&str, &str), Vec<f64>> = HashMap::new();
-    for (stage, task, _, w) in &waits {
-        let v = by_task.entry((stage, task)).or_default();
-        if limit.is_none_or(|n| v.len() < n) {
-            v.push(*w);
-        }
-    }
-    for s in stats {
-        if let Some(v) = by_task.get(&(s.stage_name.as_str(), s.task_name.as_str())) {
-            s.wait_p50 = percentile(v, 0.5);
-            s.wait_p95 = percentile(v, 0.95);
-        }
     }
 }

@@ -484,16 +484,6 @@ fn push_resources(out: &mut String, p: &StatusPayload) {
     }
 }
 
-#[cfg(test)]
-mod test {
-    use super::label;
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
-}
-
 /// The queue time of each task's latest run: seconds from the moment its last
 /// upstream finished to its start (tasks with dependencies only; one series per
 /// task, so the cardinality is that of the registered tasks).
@@ -514,5 +504,15 @@ fn wait_gauge(out: &mut String, p: &StatusPayload) {
                 num(w)
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::label;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

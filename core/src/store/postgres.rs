@@ -1960,7 +1960,7 @@ impl Store for PostgresStore {
         })
     }
 
-    fn wait_times(&mut self, f: &StatsFilter) -> Result<Vec<(String, String, DateTime<Utc>, f64)>> {
+    fn wait_times(&mut self, f: &StatsFilter) -> Result<Vec<crate::dag::WaitRow>> {
         let since = f.since.map(ts);
         self.read(|c, st| {
             st.all(

@@ -1018,7 +1018,7 @@ impl Store for SqliteStore {
             .map_err(db_err)
     }
 
-    fn wait_times(&mut self, f: &StatsFilter) -> Result<Vec<(String, String, DateTime<Utc>, f64)>> {
+    fn wait_times(&mut self, f: &StatsFilter) -> Result<Vec<crate::dag::WaitRow>> {
         self.conn
             .prepare_cached(
                 "SELECT s.stage_name, t.task_name, r.start_time, r.wait_seconds
