@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only (typing loads `re`)
+    from datetime import datetime
+    from typing import Any, Dict, List, Optional, Sequence, Union
+
+    from ._dag import Dag
 
 from . import _tasker
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ._dag import Dag
 from ._core import (
     Run,
-    StatusLike,
     Tracker,
     _LAST_SUBTASK,
     _current,
@@ -32,16 +32,18 @@ from ._core import (
     main_script,
 )
 from . import _core
-from ._records import (
-    Health,
-    IoRecord,
-    RunRecord,
-    SampleRecord,
-    StageRecord,
-    SubtaskRecord,
-    TaskRecord,
-    TaskStatsRecord,
-)
+if TYPE_CHECKING:  # pragma: no cover
+    from ._core import StatusLike
+    from ._records import (
+        Health,
+        IoRecord,
+        RunRecord,
+        SampleRecord,
+        StageRecord,
+        SubtaskRecord,
+        TaskRecord,
+        TaskStatsRecord,
+    )
 
 __all__ = [
     "register_task",
