@@ -63,7 +63,9 @@ from ._functional import (
     get_active_tasks,
     get_dag,
     get_registered_tasks,
+    get_item_outcomes,
     get_run_io,
+    get_run_logs,
     get_run_samples,
     get_stages,
     get_subtask_progress,
@@ -91,6 +93,9 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names below resolve to
         EventRecord,
         Health,
         IoRecord,
+        ItemOutcomeCount,
+        ItemOutcomeRecord,
+        LogRecord,
         PurgeReport,
         RunRecord,
         SampleRecord,
@@ -104,6 +109,8 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names below resolve to
     )
     from ._dag import Dag, DagNode
     from ._serve import Dashboard, serve
+    from ._logging import LogHandler, capture_logging
+    from ._tqdm import tqdm
 
 # Loaded on first use, so that `import tasker` stays cheap: the records are
 # dataclasses (whose module loads `inspect` and `re`), and the dashboard is rarely
@@ -112,6 +119,9 @@ _LAZY = {
     "EventRecord": "_records",
     "Health": "_records",
     "IoRecord": "_records",
+    "ItemOutcomeCount": "_records",
+    "ItemOutcomeRecord": "_records",
+    "LogRecord": "_records",
     "PurgeReport": "_records",
     "RunRecord": "_records",
     "SampleRecord": "_records",
@@ -126,6 +136,10 @@ _LAZY = {
     "DagNode": "_dag",
     "Dashboard": "_serve",
     "serve": "_serve",
+    # Integrations: they load tqdm, logging or html, which a pipeline may not use.
+    "tqdm": "_tqdm",
+    "LogHandler": "_logging",
+    "capture_logging": "_logging",
 }
 
 
@@ -165,6 +179,9 @@ __all__ = [
     "TaskStatsRecord",
     "SampleRecord",
     "IoRecord",
+    "LogRecord",
+    "ItemOutcomeRecord",
+    "ItemOutcomeCount",
     "Health",
     "PurgeReport",
     "to_pandas",
@@ -188,6 +205,10 @@ __all__ = [
     "serve",
     "Dashboard",
     "current_run",
+    # integrations
+    "tqdm",
+    "LogHandler",
+    "capture_logging",
     # functional API (the R package's names)
     "register_task",
     "register_tasks",
@@ -212,6 +233,8 @@ __all__ = [
     "get_task_stats",
     "get_run_samples",
     "get_run_io",
+    "get_run_logs",
+    "get_item_outcomes",
     "health",
     "purge_tasker_data",
     "tasker_context",

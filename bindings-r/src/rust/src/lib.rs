@@ -20,6 +20,7 @@
 mod bench;
 mod dag;
 mod events;
+mod logs;
 mod monitor;
 
 use std::cell::{Cell, RefCell};
@@ -2015,6 +2016,7 @@ extendr_module! {
     mod tasker;
     use events;
     use bench;
+    use logs;
     use monitor;
     use dag;
     fn tk_health;

@@ -1,4 +1,4 @@
--- tasker schema, version 5 (PostgreSQL). Same tables and meaning as SQLite's.
+-- tasker schema, version 6 (PostgreSQL). Same tables and meaning as SQLite's.
 CREATE TABLE task_dependencies (
     task_id     bigint NOT NULL REFERENCES tasks(task_id) ON DELETE CASCADE,
     depends_on  bigint NOT NULL REFERENCES tasks(task_id) ON DELETE CASCADE,

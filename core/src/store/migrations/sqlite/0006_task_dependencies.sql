@@ -1,4 +1,4 @@
--- tasker schema, version 5 (SQLite).
+-- tasker schema, version 6 (SQLite).
 --
 -- Task dependencies: `task_id` depends on `depends_on` (both registered tasks,
 -- any stages). The registration that writes them checks, in its transaction,
