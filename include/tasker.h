@@ -156,9 +156,26 @@ tasker_status tasker_register_task(const tasker_tracker *tracker,
                                    const char *task_type,
                                    const char *description);
 
+// Registers (or updates) a task and sets the tasks it depends on: `count` names
+// `stage/task` (a bare name is a task of the same stage) in `depends_on` (NULL
+// when `count` is 0, which clears them). An unknown task or a cycle is
+// `TASKER_STATUS_INVALID_ARGUMENT` with a message naming it; nothing is stored.
+// Thread-safe.
+//
+// # Safety
+// `tracker` is a live tracker; strings are NUL-terminated; `depends_on` points to
+// `count` string pointers (or is NULL when `count` is 0).
+tasker_status tasker_register_task_depends(const tasker_tracker *tracker,
+                                           const char *stage,
+                                           const char *task,
+                                           const char *const *depends_on,
+                                           size_t count);
+
 // Registers many tasks in one transaction from a JSON array of objects with the keys
 // `stage`, `name`, and optionally `type`, `description`, `stage_order`, `task_order`,
-// `script_path`, `script_filename`, `log_path`, `log_filename`. All or none. Thread-safe.
+// `script_path`, `script_filename`, `log_path`, `log_filename`, `depends_on` (an
+// array of `stage/task` names, which may name tasks of the same array). All or
+// none: an unknown dependency or a cycle stores nothing. Thread-safe.
 //
 // # Safety
 // `tracker` is a live tracker; `json` is NUL-terminated.
@@ -416,7 +433,9 @@ tasker_status tasker_task_fail(const tasker_run *run,
 // `samples` (resource use), `task_stats` (per task: runs, success rate,
 // duration percentiles, items/s), `registered_tasks`, `stages`, `events`,
 // `run_logs` (a run's log lines, oldest first), `item_outcomes` (items that
-// failed or were skipped) and `item_outcome_counts` (their exact counts).
+// failed or were skipped), `item_outcome_counts` (their exact counts) and `dag`
+// (an object: `nodes`, the tasks with their latest run, rank, `blocked` and
+// `waiting`; `edges`, `{from, to}` by `stage/task` name).
 // `params_json` (may be NULL) is a JSON object of filters: `stage`, `task`, `status`,
 // `limit`, `since` (RFC 3339), `run_id`, `name`, `after` (event id; for `run_logs`
 // a `log_id`), `level` (`run_logs`: that level or more important), `subtask` and

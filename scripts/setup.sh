@@ -15,6 +15,7 @@ APT_PACKAGES=(
     r-cran-progressr r-cran-future r-cran-future.apply r-cran-furrr r-cran-logger r-cran-cli
     postgresql pgbouncer
     chromium chromium-driver
+    graphviz
 )
 
 missing=()

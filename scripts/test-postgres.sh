@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # PostgreSQL layer: starts a throwaway server (tests/pg.sh: TLS on, password auth
 # for every user but postgres), then runs the shared store suite on SQLite and
-# PostgreSQL and the PostgreSQL-only tests (many hosts, TLS, bad credentials).
+# PostgreSQL, the dependency and DAG tests on both, and the PostgreSQL-only tests
+# (many hosts, TLS, bad credentials).
 # Works as root on a fresh Debian 12 once scripts/setup.sh installed postgresql.
 # Extra arguments go to cargo test (e.g. a test name filter).
 set -euo pipefail
@@ -10,7 +11,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 source tests/pg.sh
 pg_start
 echo "test-postgres: throwaway PostgreSQL on 127.0.0.1:$PGPORT ($TASKER_PG_DIR)"
-tests=(--test store_suite --test run_logs)
+tests=(--test store_suite --test run_logs --test dag)
 for f in core/tests/pg_*.rs; do
     [ -e "$f" ] && tests+=(--test "$(basename "$f" .rs)")
 done

@@ -207,6 +207,7 @@ pub(crate) fn run_row<'py>(py: Python<'py>, r: &RunRow) -> PyResult<Bound<'py, P
         "git_dirty" => r.git_dirty,
         "runtime" => &r.runtime,
         "tasker_version" => &r.tasker_version,
+        "wait_seconds" => r.wait_seconds,
         "subtasks_completed" => r.subtasks_completed,
         "lost" => r.lost,
         "duration_seconds" => r.duration_seconds,
@@ -329,6 +330,8 @@ pub(crate) fn task_stats<'py>(py: Python<'py>, s: &TaskStats) -> PyResult<Bound<
         "last_start" => opt_time(py, &s.last_start)?,
         "last_success" => opt_time(py, &s.last_success)?,
         "last_failure" => opt_time(py, &s.last_failure)?,
+        "wait_p50" => s.wait_p50,
+        "wait_p95" => s.wait_p95,
     ))
 }
 

@@ -471,6 +471,13 @@ impl NativeTracker {
         rows.iter().map(|r| convert::task_stats(py, r)).collect()
     }
 
+    /// The pipeline graph with live state (`Tracker::dag`), as the core's JSON
+    /// (the facade makes records of it and keeps it for `_render_dag`).
+    fn dag_json(&self, py: Python<'_>) -> PyResult<String> {
+        let dag = io(py, || self.inner.dag()).or_raise()?;
+        serde_json::to_string(&dag).map_err(|e| argument_error(e.to_string()))
+    }
+
     /// A run's resource samples, oldest first.
     fn samples<'py>(&self, py: Python<'py>, run_id: Text) -> PyResult<Vec<Bound<'py, PyDict>>> {
         let rows = io(py, || self.inner.samples(&run_id.0)).or_raise()?;
@@ -689,7 +696,35 @@ fn task_spec(d: &Bound<'_, PyDict>) -> PyResult<TaskSpec> {
         script_filename: text("script_filename")?,
         log_path: text("log_path")?,
         log_filename: text("log_filename")?,
+        depends_on: depends_on(d)?,
     })
+}
+
+/// `depends_on`: a list (or tuple) of `stage/task` names, or one name; None or
+/// absent keeps the stored dependencies.
+fn depends_on(d: &Bound<'_, PyDict>) -> PyResult<Option<Vec<String>>> {
+    let Some(v) = d.get_item("depends_on")? else {
+        return Ok(None);
+    };
+    if v.is_none() {
+        return Ok(None);
+    }
+    if let Ok(one) = v.extract::<Text>() {
+        return Ok(Some(vec![one.0]));
+    }
+    let bad = || {
+        argument_error(format!(
+            "invalid depends_on {}: must be a list of \"stage/task\" names",
+            convert::short_repr(&v)
+        ))
+    };
+    if !(v.is_instance_of::<PyList>() || v.is_instance_of::<pyo3::types::PyTuple>()) {
+        return Err(bad());
+    }
+    v.try_iter()?
+        .map(|item| item?.extract::<Text>().map(|t| t.0).map_err(|_| bad()))
+        .collect::<PyResult<Vec<String>>>()
+        .map(Some)
 }
 
 /// The binding's reference to a core run handle. When the last one goes, the
@@ -1540,6 +1575,16 @@ fn _install_sigterm_flush() -> PyResult<bool> {
     }
 }
 
+/// Renders a graph from `dag_json` as text, dot, mermaid or json (the core's
+/// renderings, the same as `tasker dag`).
+#[pyfunction]
+fn _render_dag(json: Text, format: Text) -> PyResult<String> {
+    let format: tasker::dag::DagFormat = format.0.parse().or_raise()?;
+    let dag: tasker::Dag =
+        serde_json::from_str(&json.0).map_err(|e| argument_error(format!("invalid graph: {e}")))?;
+    Ok(dag.render(format))
+}
+
 /// Flushes the pending progress of every tracker of this process.
 #[pyfunction]
 fn flush_all(py: Python<'_>) {
@@ -1559,6 +1604,7 @@ fn _tasker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Subtask>()?;
     m.add_class::<Noop>()?;
     m.add_function(wrap_pyfunction!(flush_all, m)?)?;
+    m.add_function(wrap_pyfunction!(_render_dag, m)?)?;
     m.add_function(wrap_pyfunction!(subtask_increment, m)?)?;
     m.add_function(wrap_pyfunction!(_register_functional, m)?)?;
     m.add_function(wrap_pyfunction!(_drain_log, m)?)?;

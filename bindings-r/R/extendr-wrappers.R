@@ -172,3 +172,11 @@ tk_monitor_stop <- function() .Call(wrap__tk_monitor_stop)
 # @keywords internal
 tk_monitor_info <- function() .Call(wrap__tk_monitor_info)
 
+# The graph: list(nodes = columns, edges = columns, json = the core's JSON).
+# @keywords internal
+tk_dag <- function() .Call(wrap__tk_dag)
+
+# Renders the JSON of `tk_dag` as text, dot, mermaid or json.
+# @keywords internal
+tk_render_dag <- function(json, format) .Call(wrap__tk_render_dag, json, format)
+

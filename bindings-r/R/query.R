@@ -160,7 +160,9 @@ health <- function() {
 #'   `mean_attempts`; seconds of completed runs: `duration_p50`,
 #'   `duration_p90`, `duration_p95` (linear interpolation, R's type 7),
 #'   `duration_mean`, `duration_max`; `items_per_second`; and POSIXct
-#'   `last_start`, `last_success`, `last_failure`. Missing figures are `NA`.
+#'   `last_start`, `last_success`, `last_failure`; `wait_p50`, `wait_p95` (seconds
+#'   from the end of the last upstream to the start, for tasks with dependencies).
+#'   Missing figures are `NA`.
 #' @examples
 #' tasker_config(path = tempfile(fileext = ".db"), quiet = TRUE)
 #' for (i in 1:3) with_task("examples", "load", Sys.sleep(0.01), quiet = TRUE)

@@ -13,12 +13,17 @@
 #'   [task_start()] find the task from the running script.
 #' @param log_path,log_filename Where the task logs.
 #' @param stage_order,task_order Display order of the stage and of the task in it.
+#' @param depends_on The tasks this one depends on: a character vector of
+#'   `"stage/task"` names (a bare name is a task of the same stage). It replaces
+#'   the stored list (`character(0)` clears it; `NULL` keeps it). An unknown task
+#'   or a cycle is an error naming it, and nothing is stored.
 #' @param conn Ignored.
 #' @return The task id, invisibly.
 #' @export
 register_task <- function(stage, name, type = NULL, description = NULL, script_path = NULL,
                           script_filename = NULL, log_path = NULL, log_filename = NULL,
-                          stage_order = NULL, task_order = NULL, conn = NULL) {
+                          stage_order = NULL, task_order = NULL, conn = NULL,
+                          depends_on = NULL) {
   .tk_conn(conn)
   df <- list(stage = .tk_name(if (missing(stage)) NULL else stage, "stage"),
              name = .tk_name(if (missing(name)) NULL else name, "name"))
@@ -36,6 +41,7 @@ register_task <- function(stage, name, type = NULL, description = NULL, script_p
       df[[nm]] <- as.double(v)
     }
   }
+  if (!is.null(depends_on)) df$depends_on <- list(depends_on)
   invisible(register_tasks(df)[[1L]])
 }
 
@@ -43,8 +49,10 @@ register_task <- function(stage, name, type = NULL, description = NULL, script_p
 #'
 #' @param tasks_df A data frame with columns `stage` and `name` and optionally
 #'   `type`, `description`, `stage_order`, `task_order`, `script_path`,
-#'   `script_filename`, `log_path`, `log_filename`. All rows are registered,
-#'   or none.
+#'   `script_filename`, `log_path`, `log_filename`, `depends_on` (a list column
+#'   of character vectors of `"stage/task"` names, `NULL` for none given; or a
+#'   character column of one name per row, `NA` for none). Dependencies may name
+#'   tasks of the same data frame. All rows are registered, or none.
 #' @inheritParams register_task
 #' @return Task ids, invisibly.
 #' @export
@@ -78,6 +86,7 @@ register_tasks <- function(tasks_df, conn = NULL) {
     }
   }
   if (any(lengths(cols) != n)) .tk_arg_error("invalid tasks_df: columns differ in length")
+  if (!is.null(tasks_df[["depends_on"]])) cols$depends_on <- .tk_depends_on(tasks_df[["depends_on"]], n)
   invisible(.tk_call(tk_register, cols, as.integer(n)))
 }
 
@@ -145,4 +154,24 @@ clear_registered_tasks <- function(conn = NULL, confirmation_string = "CLEAR TAS
                   if (length(r$kept)) sprintf(" Kept %d with runs: %s.", length(r$kept),
                                               paste(r$kept, collapse = ", ")) else ""))
   TRUE
+}
+
+# The depends_on column as the native call takes it: a list of n entries, each
+# NULL (keep the stored dependencies) or a character vector of names in UTF-8.
+.tk_depends_on <- function(v, n) {
+  if (is.factor(v)) v <- as.character(v)
+  if (is.character(v)) v <- lapply(v, function(x) if (is.na(x)) NULL else x)
+  if (!is.list(v) || length(v) != n) {
+    .tk_arg_error("invalid depends_on: must be a list of character vectors, one per task")
+  }
+  lapply(seq_len(n), function(i) {
+    x <- v[[i]]
+    if (is.null(x)) return(NULL)
+    if (is.factor(x)) x <- as.character(x)
+    if (!is.character(x) || anyNA(x)) {
+      .tk_arg_error(sprintf("invalid depends_on %s (task %d): must be \"stage/task\" names",
+                            paste(format(x), collapse = ", "), i))
+    }
+    enc2utf8(x)
+  })
 }

@@ -8,6 +8,7 @@
 //!   tasker-fixture increment URL RUN SUBTASK K   adds K items from this process
 //!   tasker-fixture log URL RUN LEVEL MESSAGE     logs one line on the run
 //!   tasker-fixture item-failed URL RUN SUBTASK KEY ERROR   records a failed item
+//!   tasker-fixture register URL JSON       registers a JSON array of tasks (with depends_on)
 
 use std::io::BufRead;
 
@@ -93,6 +94,13 @@ fn main() -> Result<(), tasker::Error> {
             let run = t.attach_run(arg(2))?;
             let n: u32 = arg(3).parse().expect("subtask number");
             run.item_failed(n, arg(4), arg(5))?;
+            t.close()
+        }
+        // register <url> <json>: a JSON array of task specs (with depends_on).
+        "register" => {
+            let t = open(arg(1));
+            let specs: Vec<TaskSpec> = serde_json::from_str(arg(2)).expect("a JSON task list");
+            t.register_tasks(&specs)?;
             t.close()
         }
         other => {

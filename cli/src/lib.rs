@@ -7,6 +7,7 @@
 //! (src/main.rs) and the Python wheel's `tasker` script both call [`run`].
 
 mod cmd;
+mod dag;
 mod diff;
 mod fmt;
 mod logs;
@@ -72,6 +73,8 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// What changed between two runs: inputs, outputs, duration, status and metadata.
     Diff(diff::DiffArgs),
+    /// The pipeline as a graph of task dependencies with live state (text, dot, mermaid, json).
+    Dag(dag::DagArgs),
     /// Runs, subtasks and events as CSV or JSON.
     Export(cmd::ExportArgs),
     /// One self-contained HTML report: summary per stage, Gantt timeline, failures.
@@ -179,6 +182,7 @@ where
         Command::Logs(a) => logs::logs(&cli.global, &a),
         Command::Stats(a) => stats::stats(&cli.global, &a),
         Command::Diff(a) => diff::diff(&cli.global, &a),
+        Command::Dag(a) => dag::dag(&cli.global, &a),
         Command::Export(a) => cmd::export(&cli.global, &a),
         Command::Report(a) => report::report(&cli.global, &a),
         Command::Reap(a) => cmd::reap(&cli.global, &a),

@@ -70,8 +70,10 @@ fn render(style: &Style, rows: &[TaskStats]) -> String {
         "ITEMS/S",
         "LAST SUCCESS",
         "LAST FAILURE",
+        "WAIT P50",
+        "WAIT P95",
     ]);
-    for i in 2..11 {
+    for i in (2..11).chain(13..15) {
         table = table.align_right(i);
     }
     let secs = |v: Option<f64>| v.map(fmt::duration).unwrap_or_default();
@@ -100,6 +102,8 @@ fn render(style: &Style, rows: &[TaskStats]) -> String {
                 .unwrap_or_default(),
             fmt::local_time(s.last_success),
             fmt::local_time(s.last_failure),
+            secs(s.wait_p50),
+            secs(s.wait_p95),
         ]);
     }
     table.render(style)

@@ -9,6 +9,7 @@ const S = {
   runDetail: null,
   lastRunFetch: 0,
   lastTimelineFetch: 0,
+  lastDagFetch: 0,
   lastMessage: 0,
 };
 
@@ -680,21 +681,135 @@ async function loadHistory() {
   }
 }
 
+// ------------------------------------------------------------------ DAG page
+// The core ranks tasks (`rank`: the longest path from a task without
+// dependencies); each rank is a column here. Within a column, tasks are ordered
+// by the barycentre of their neighbours in the previous column, then the next,
+// a few sweeps each way (the ordering step of Sugiyama's layered drawing; see
+// ARCHITECTURE.md for why no layout library is vendored).
+
+const DAG_FILL = { NOT_STARTED: "#ffffff", STARTED: "#90caf9", RUNNING: "#90caf9", PAUSED: "#fff59d",
+  COMPLETED: "#a5d6a7", FAILED: "#ef9a9a", SKIPPED: "#e0e0e0", CANCELLED: "#bcaaa4" };
+function dagFill(n) { return n.lost ? "#ffcc80" : (DAG_FILL[n.status] || "#ffffff"); }
+
+function dagLayout(d) {
+  const cols = [];
+  for (const n of d.nodes) (cols[n.rank] = cols[n.rank] || []).push(n);
+  for (let i = 0; i < cols.length; i++) cols[i] = cols[i] || [];
+  const ups = new Map(), downs = new Map();
+  for (const n of d.nodes) { ups.set(n.id, []); downs.set(n.id, []); }
+  for (const e of d.edges) {
+    if (ups.has(e.to) && downs.has(e.from)) { ups.get(e.to).push(e.from); downs.get(e.from).push(e.to); }
+  }
+  const pos = new Map();
+  cols.forEach((c) => c.forEach((n, i) => pos.set(n.id, i)));
+  const sweep = (ranks, neighbours) => {
+    for (const r of ranks) {
+      const key = new Map(cols[r].map((n, i) => {
+        const ns = neighbours.get(n.id);
+        return [n.id, ns.length ? ns.reduce((a, m) => a + pos.get(m), 0) / ns.length : i];
+      }));
+      cols[r].sort((a, b) => key.get(a.id) - key.get(b.id));
+      cols[r].forEach((n, i) => pos.set(n.id, i));
+    }
+  };
+  const down = [...Array(cols.length).keys()].slice(1);
+  const up = down.map((r) => r - 1).reverse();
+  for (let k = 0; k < 4; k++) { sweep(down, ups); sweep(up, downs); }
+  return cols;
+}
+
+function dagNote(n) {
+  if (n.blocked) return "blocked by " + n.blocked_by.join(", ");
+  if (n.waiting) return "waiting for " + n.waiting_for.join(", ");
+  return "";
+}
+
+function renderDag(d) {
+  const box = clear($("dag"));
+  const blocked = d.nodes.filter((n) => n.blocked).length, waiting = d.nodes.filter((n) => n.waiting).length;
+  $("dag-info").textContent = `${d.nodes.length} tasks · ${d.edges.length} dependencies · ${blocked} blocked · ${waiting} waiting`;
+  if (!d.nodes.length) { box.appendChild(el("p", { class: "muted", text: "No registered tasks." })); return; }
+  const cols = dagLayout(d);
+  const W = 210, H = 48, GX = 70, GY = 16, PAD = 12;
+  const rows = Math.max(...cols.map((c) => c.length));
+  const width = cols.length * (W + GX) - GX + 2 * PAD, height = rows * (H + GY) - GY + 2 * PAD;
+  const s = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, id: "dag-svg" });
+  const defs = svg("defs", {});
+  const marker = svg("marker", { id: "dag-arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" });
+  marker.appendChild(svg("path", { d: "M0,0 L10,5 L0,10 z", fill: "#64748b" }));
+  defs.appendChild(marker);
+  s.appendChild(defs);
+  const at = new Map();
+  cols.forEach((c, r) => c.forEach((n, i) => at.set(n.id, { x: PAD + r * (W + GX), y: PAD + i * (H + GY) })));
+  for (const e of d.edges) {
+    const a = at.get(e.from), b = at.get(e.to);
+    if (!a || !b) continue;
+    const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2, mx = (x1 + x2) / 2;
+    const p = svg("path", { d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`, class: "dag-edge", "marker-end": "url(#dag-arrow)" });
+    p.setAttribute("data-from", e.from);
+    p.setAttribute("data-to", e.to);
+    s.appendChild(p);
+  }
+  for (const c of cols) for (const n of c) {
+    const { x, y } = at.get(n.id);
+    const g = svg("g", { class: "dag-node" + (n.blocked ? " blocked" : n.waiting ? " waiting" : ""), transform: `translate(${x},${y})` });
+    g.setAttribute("data-id", n.id);
+    g.setAttribute("data-status", n.lost ? "LOST" : n.status);
+    const title = svg("title", {});
+    const note = dagNote(n);
+    title.textContent = n.id + "\n" + (n.lost ? "LOST" : n.status) + (note ? "\n" + note : "") +
+      (n.wait_seconds != null ? "\nwaited " + duration(n.wait_seconds) : "");
+    g.appendChild(title);
+    g.appendChild(svg("rect", { width: W, height: H, rx: 6, fill: dagFill(n) }));
+    const name = svg("text", { x: 8, y: 17, class: "dag-name" });
+    name.textContent = n.task_name.length > 28 ? n.task_name.slice(0, 27) + "…" : n.task_name;
+    g.appendChild(name);
+    const pct = ["STARTED", "RUNNING", "PAUSED"].includes(n.status) && n.percent != null ? ` ${Math.round(n.percent)}%` : "";
+    const eta = n.eta_seconds != null ? " · ETA " + duration(n.eta_seconds) : "";
+    const line = svg("text", { x: 8, y: 33, class: "dag-sub" });
+    line.textContent = n.stage_name + " · " + (n.lost ? "LOST" : n.status) + pct + eta;
+    g.appendChild(line);
+    if (note) {
+      const nt = svg("text", { x: 8, y: 44, class: "dag-note" });
+      nt.textContent = note.length > 34 ? note.slice(0, 33) + "…" : note;
+      g.appendChild(nt);
+    }
+    g.addEventListener("click", () => {
+      location.hash = n.run_id ? "#/run/" + encodeURIComponent(n.run_id)
+        : "#/task/" + encodeURIComponent(n.stage_name) + "/" + encodeURIComponent(n.task_name);
+    });
+    s.appendChild(g);
+  }
+  box.appendChild(s);
+}
+
+async function loadDag() {
+  S.lastDagFetch = Date.now();
+  try {
+    renderDag(await fetchJson("/api/v1/dag"));
+  } catch (e) {
+    clear($("dag")).appendChild(el("p", { class: "banner", text: "Cannot read the graph: " + e.message }));
+  }
+}
+
 // ------------------------------------------------------------------ wiring
 
 function show() {
   const r = route();
-  const views = { "/": "view-pipeline", "/timeline": "view-timeline", "/history": "view-history" };
+  const views = { "/": "view-pipeline", "/dag": "view-dag", "/timeline": "view-timeline", "/history": "view-history" };
   let id = views[r.path];
   if (!id && r.path.startsWith("/run/")) id = "view-run";
   if (!id && r.path.startsWith("/task/")) id = "view-task";
   if (!id) id = "view-pipeline";
-  for (const v of ["view-pipeline", "view-timeline", "view-history", "view-run", "view-task"]) $(v).hidden = v !== id;
-  $("filters").hidden = id === "view-run" || id === "view-task"; // one run or task: nothing to filter
+  for (const v of ["view-pipeline", "view-dag", "view-timeline", "view-history", "view-run", "view-task"]) $(v).hidden = v !== id;
+  $("filters").hidden = id === "view-run" || id === "view-task" || id === "view-dag"; // nothing to filter
   $("nav-pipeline").className = id === "view-pipeline" ? "on" : "";
+  $("nav-dag").className = id === "view-dag" ? "on" : "";
   $("nav-timeline").className = id === "view-timeline" ? "on" : "";
   $("nav-history").className = id === "view-history" ? "on" : "";
   if (id === "view-pipeline") renderPipeline();
+  if (id === "view-dag") loadDag();
   if (id === "view-timeline") loadTimeline();
   if (id === "view-history") loadHistory();
   if (id === "view-run") {
@@ -726,6 +841,8 @@ function onStatus(p) {
     if ((active || wasActive) && Date.now() - S.lastRunFetch > 900) loadRun(id);
   }
   if (r.path === "/timeline" && !$("tl-to").value && Date.now() - S.lastTimelineFetch > 5000) loadTimeline();
+  // The graph follows every change the stream reports, at most once a second.
+  if (r.path === "/dag" && Date.now() - S.lastDagFetch > 900) loadDag();
 }
 
 function connect() {

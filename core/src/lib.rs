@@ -21,6 +21,7 @@
 
 mod capture;
 pub mod config;
+pub mod dag;
 pub mod error;
 pub mod estimate;
 pub mod ffi;
@@ -46,6 +47,7 @@ pub mod views;
 mod writer;
 
 pub use config::{Config, ConfigArgs, Location, Retention};
+pub use dag::{Dag, DagEdge, DagNode};
 pub use error::{Error, ErrorKind, Result};
 pub use estimate::{Basis, Eta};
 pub use io_record::{Direction, IoRecord};

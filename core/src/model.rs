@@ -141,6 +141,11 @@ pub struct TaskSpec {
     pub script_filename: Option<String>,
     pub log_path: Option<String>,
     pub log_filename: Option<String>,
+    /// The tasks this one depends on, as `stage/task` names (a name without a
+    /// `/` is a task of the same stage). `None` keeps the stored dependencies;
+    /// `Some` replaces them (`Some(vec![])` clears them). See `dag.rs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<Vec<String>>,
 }
 
 impl TaskSpec {
@@ -166,6 +171,9 @@ impl TaskSpec {
             if let Some(v) = v {
                 check_text(what, v)?;
             }
+        }
+        for name in self.depends_on.iter().flatten() {
+            check_name("depends_on", name)?;
         }
         Ok(())
     }

@@ -79,6 +79,9 @@ pub struct RunRow {
     pub runtime: Option<String>,
     /// The tasker version that tracked the run.
     pub tasker_version: Option<String>,
+    /// Seconds from the moment the last of its task's dependencies finished to
+    /// its start (None without dependencies, or when one had not finished).
+    pub wait_seconds: Option<f64>,
     /// Subtasks of this run that reached COMPLETED or SKIPPED.
     pub subtasks_completed: i64,
     /// Derived: an active run whose process is gone or whose heartbeat is too old.
@@ -397,6 +400,7 @@ mod test {
             git_dirty: None,
             runtime: None,
             tasker_version: None,
+            wait_seconds: None,
             subtasks_completed: 0,
             lost: false,
             duration_seconds: None,

@@ -55,6 +55,12 @@ pub struct TaskStats {
     pub last_success: Option<DateTime<Utc>>,
     /// When the latest failed or lost run ended (a lost one: its last heartbeat).
     pub last_failure: Option<DateTime<Utc>>,
+    /// Wait of its runs (from the end of the last upstream to the start; tasks
+    /// with dependencies only): median and 95th percentile.
+    #[serde(default)]
+    pub wait_p50: Option<f64>,
+    #[serde(default)]
+    pub wait_p95: Option<f64>,
 }
 
 /// Statistics of every task among `runs`, ordered by stage and task name.
@@ -164,6 +170,8 @@ fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> T
         last_start: runs.iter().filter_map(|r| r.start_time).max(),
         last_success: None,
         last_failure: None,
+        wait_p50: None,
+        wait_p95: None,
     };
     let (mut attempts, mut ended) = (0i64, 0i64);
     // (Most tasks have no retries: then no run id is hashed.)
@@ -243,6 +251,29 @@ fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> T
         s.items_per_second = Some(items as f64 * 1000.0 / item_ms as f64);
     }
     s
+}
+
+/// Fills `wait_p50` and `wait_p95` from `waits` (stage, task, start, seconds): per
+/// task, its latest `limit` runs that have a wait.
+pub(crate) fn fill_waits(
+    stats: &mut [TaskStats],
+    mut waits: Vec<crate::dag::WaitRow>,
+    limit: Option<usize>,
+) {
+    waits.sort_by(|a, b| (&a.0, &a.1, b.2).cmp(&(&b.0, &b.1, a.2)));
+    let mut by_task: HashMap<(&str, &str), Vec<f64>> = HashMap::new();
+    for (stage, task, _, w) in &waits {
+        let v = by_task.entry((stage, task)).or_default();
+        if limit.is_none_or(|n| v.len() < n) {
+            v.push(*w);
+        }
+    }
+    for s in stats {
+        if let Some(v) = by_task.get(&(s.stage_name.as_str(), s.task_name.as_str())) {
+            s.wait_p50 = percentile(v, 0.5);
+            s.wait_p95 = percentile(v, 0.95);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -388,6 +388,19 @@ impl Tracker {
             .map(|r| self.derived(r))
     }
 
+    /// The pipeline as a graph: every registered task with its latest run (status,
+    /// progress, ETA, lost flag, wait time), the dependencies between them, and
+    /// whether each task is blocked or waiting (see `dag.rs`). One read.
+    pub fn dag(&self) -> Result<crate::dag::Dag> {
+        let (rows, deps) = self.read(|st| {
+            Ok((
+                st.task_status(&StatusFilter::default())?,
+                st.task_dependencies()?,
+            ))
+        })?;
+        Ok(crate::dag::Dag::build(self.derived(rows), deps))
+    }
+
     /// Every active run (STARTED, RUNNING, PAUSED), including concurrent runs of one task.
     pub fn active_runs(&self) -> Result<Vec<RunRow>> {
         self.read(|st| st.active_runs()).map(|r| self.derived(r))
@@ -415,7 +428,10 @@ impl Tracker {
             return Err(Error::invalid("limit", 0usize, "must be at least 1"));
         }
         let rule = self.lost_rule();
-        self.read(|st| st.task_stats(filter, &rule))
+        let (mut stats, waits) =
+            self.read(|st| Ok((st.task_stats(filter, &rule)?, st.wait_times(filter)?)))?;
+        crate::stats::fill_waits(&mut stats, waits, filter.limit);
+        Ok(stats)
     }
 
     /// A run's resource samples (its process and children), oldest first.

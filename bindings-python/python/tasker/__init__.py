@@ -61,6 +61,7 @@ from ._core import (
 )
 from ._functional import (
     get_active_tasks,
+    get_dag,
     get_registered_tasks,
     get_item_outcomes,
     get_run_io,
@@ -106,6 +107,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names below resolve to
         TransitionEvent,
         to_pandas,
     )
+    from ._dag import Dag, DagNode
     from ._serve import Dashboard, serve
     from ._logging import LogHandler, capture_logging
     from ._tqdm import tqdm
@@ -130,6 +132,8 @@ _LAZY = {
     "TaskStatsRecord": "_records",
     "TransitionEvent": "_records",
     "to_pandas": "_records",
+    "Dag": "_dag",
+    "DagNode": "_dag",
     "Dashboard": "_serve",
     "serve": "_serve",
     # Integrations: they load tqdm, logging or html, which a pipeline may not use.
@@ -222,6 +226,9 @@ __all__ = [
     "get_task_history",
     "get_subtask_progress",
     "get_registered_tasks",
+    "get_dag",
+    "Dag",
+    "DagNode",
     "get_stages",
     "get_task_stats",
     "get_run_samples",

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
         List,
         NamedTuple,
         Optional,
+        Sequence,
         Tuple,
         Type,
         TypeVar,
@@ -61,6 +62,7 @@ from ._tasker import InvalidTransitionError, TaskerError
 if TYPE_CHECKING:  # pragma: no cover
     import multiprocessing.util
 
+    from ._dag import Dag
     from ._records import (
         EventRecord,
         Health,
@@ -216,9 +218,15 @@ class Tracker:
         log_filename: Optional[str] = None,
         stage_order: Optional[int] = None,
         task_order: Optional[int] = None,
+        depends_on: Optional[Sequence[str]] = None,
     ) -> int:
-        """Registers (or updates) one task; returns its id. None never clears a stored field."""
+        """Registers (or updates) one task; returns its id. None never clears a stored field.
+
+        ``depends_on`` lists the tasks it depends on as ``"stage/task"`` names (a bare
+        name is a task of the same stage); it replaces the stored list (``[]`` clears
+        it). An unknown task or a cycle raises ArgumentError naming it; nothing is stored."""
         spec = dict(
+            depends_on=depends_on,
             stage=stage,
             name=name,
             type=type,
@@ -503,6 +511,13 @@ class Tracker:
     def registered_tasks(self, stage: Optional[str] = None, name: Optional[str] = None) -> List[TaskRecord]:
         """Registered tasks, in stage and task order."""
         return _r._records(_r.TaskRecord, self._call(self._native.registered_tasks, stage, name))
+
+    def dag(self) -> "Dag":
+        """The pipeline as a graph with live state: every registered task with its latest
+        run, the dependencies between them, and whether each is blocked or waiting."""
+        from ._dag import Dag
+
+        return Dag(self._call(self._native.dag_json))
 
     def stages(self) -> List[StageRecord]:
         """Stages, in order."""

@@ -15,7 +15,9 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - annotations only (typing loads `re`)
     from datetime import datetime
-    from typing import Any, Dict, List, Optional, Union
+    from typing import Any, Dict, List, Optional, Sequence, Union
+
+    from ._dag import Dag
 
 from . import _tasker
 from ._core import (
@@ -128,10 +130,12 @@ def register_task(
     log_filename: Optional[str] = None,
     stage_order: Optional[int] = None,
     task_order: Optional[int] = None,
+    depends_on: Optional[Sequence[str]] = None,
     *,
     tracker: Optional[Tracker] = None,
 ) -> int:
-    """Registers (or updates) a task; returns its id."""
+    """Registers (or updates) a task; returns its id. ``depends_on``: the tasks it
+    depends on, as ``"stage/task"`` names (see :meth:`Tracker.register_task`)."""
     return _tracker(tracker).register_task(
         stage,
         name,
@@ -143,14 +147,24 @@ def register_task(
         log_filename,
         stage_order,
         task_order,
+        depends_on,
     )
 
 
 def register_tasks(tasks_df: Any, *, tracker: Optional[Tracker] = None) -> List[int]:
     """Registers every row of a DataFrame (or an iterable of dicts) in one transaction.
     Columns: stage, name, type, stage_order, and optionally description, script_path,
-    script_filename, log_path, log_filename, task_order."""
+    script_filename, log_path, log_filename, task_order, depends_on (a list of
+    ``"stage/task"`` names). A dependency may name a task of the same call."""
     return _tracker(tracker).register_tasks(tasks_df)
+
+
+def get_dag(*, tracker: Optional[Tracker] = None) -> "Dag":
+    """The pipeline as a graph with live state (:class:`tasker.Dag`): every registered
+    task with its latest run, the dependencies, and which tasks are blocked (an upstream
+    failed or was lost) or waiting (an upstream has not finished). ``str(dag)`` is the
+    text form; ``dag.to_dot()`` and ``dag.to_mermaid()`` the others."""
+    return _tracker(tracker).dag()
 
 
 # -- runs -----------------------------------------------------------------------

@@ -144,6 +144,9 @@ class RunRecord(_Record):
     runtime: Optional[str]
     #: The tasker version that tracked the run.
     tasker_version: Optional[str]
+    #: Seconds from the moment the last of its task's dependencies finished to its
+    #: start (None without dependencies, or when one had not finished).
+    wait_seconds: Optional[float]
     subtasks_completed: int
     lost: bool
     duration_seconds: Optional[float]
@@ -316,6 +319,10 @@ class TaskStatsRecord(_Record):
     last_start: Optional[datetime]
     last_success: Optional[datetime]
     last_failure: Optional[datetime]
+    #: Wait of its runs (end of the last upstream to start; tasks with dependencies
+    #: only): median and 95th percentile.
+    wait_p50: Optional[float]
+    wait_p95: Optional[float]
 
     def __repr__(self) -> str:
         rate = "-" if self.success_rate is None else f"{self.success_rate * 100:.0f}%"

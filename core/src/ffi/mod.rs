@@ -455,9 +455,51 @@ pub unsafe extern "C" fn tasker_register_task(
     })
 }
 
+/// Registers (or updates) a task and sets the tasks it depends on: `count` names
+/// `stage/task` (a bare name is a task of the same stage) in `depends_on` (NULL
+/// when `count` is 0, which clears them). An unknown task or a cycle is
+/// `TASKER_STATUS_INVALID_ARGUMENT` with a message naming it; nothing is stored.
+/// Thread-safe.
+///
+/// # Safety
+/// `tracker` is a live tracker; strings are NUL-terminated; `depends_on` points to
+/// `count` string pointers (or is NULL when `count` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn tasker_register_task_depends(
+    tracker: *const tasker_tracker,
+    stage: *const c_char,
+    task: *const c_char,
+    depends_on: *const *const c_char,
+    count: usize,
+) -> tasker_status {
+    guard(|| {
+        // SAFETY: caller contract for every pointer.
+        let t = unsafe { tasker_tracker::borrow(tracker, "tracker") }?;
+        // SAFETY: the caller upholds this function's `# Safety` contract.
+        let mut spec = TaskSpec::new(unsafe { req_str(stage, "stage") }?, unsafe {
+            req_str(task, "task")
+        }?);
+        if count > 0 && depends_on.is_null() {
+            return Err(FfiError::Null("depends_on"));
+        }
+        let mut names = Vec::with_capacity(count);
+        for i in 0..count {
+            // SAFETY: `depends_on` holds `count` pointers (caller contract).
+            let p = unsafe { *depends_on.add(i) };
+            // SAFETY: each is NUL-terminated (caller contract).
+            names.push(unsafe { req_str(p, "depends_on") }?.to_string());
+        }
+        spec.depends_on = Some(names);
+        t.register_task(&spec)?;
+        Ok(())
+    })
+}
+
 /// Registers many tasks in one transaction from a JSON array of objects with the keys
 /// `stage`, `name`, and optionally `type`, `description`, `stage_order`, `task_order`,
-/// `script_path`, `script_filename`, `log_path`, `log_filename`. All or none. Thread-safe.
+/// `script_path`, `script_filename`, `log_path`, `log_filename`, `depends_on` (an
+/// array of `stage/task` names, which may name tasks of the same array). All or
+/// none: an unknown dependency or a cycle stores nothing. Thread-safe.
 ///
 /// # Safety
 /// `tracker` is a live tracker; `json` is NUL-terminated.
@@ -1175,7 +1217,9 @@ pub unsafe extern "C" fn tasker_task_fail(
 /// `samples` (resource use), `task_stats` (per task: runs, success rate,
 /// duration percentiles, items/s), `registered_tasks`, `stages`, `events`,
 /// `run_logs` (a run's log lines, oldest first), `item_outcomes` (items that
-/// failed or were skipped) and `item_outcome_counts` (their exact counts).
+/// failed or were skipped), `item_outcome_counts` (their exact counts) and `dag`
+/// (an object: `nodes`, the tasks with their latest run, rank, `blocked` and
+/// `waiting`; `edges`, `{from, to}` by `stage/task` name).
 /// `params_json` (may be NULL) is a JSON object of filters: `stage`, `task`, `status`,
 /// `limit`, `since` (RFC 3339), `run_id`, `name`, `after` (event id; for `run_logs`
 /// a `log_id`), `level` (`run_logs`: that level or more important), `subtask` and
@@ -1305,6 +1349,7 @@ pub fn run_query(t: &Tracker, query: &str, params: &str) -> Result<String, Error
             },
         )?),
         "item_outcome_counts" => serde_json::to_string(&t.item_outcome_counts(&need_run(&p)?)?),
+        "dag" => serde_json::to_string(&t.dag()?),
         "events" => serde_json::to_string(&t.events_after(
             p.after.unwrap_or(0),
             p.run_id.as_deref(),
@@ -1314,7 +1359,7 @@ pub fn run_query(t: &Tracker, query: &str, params: &str) -> Result<String, Error
             return Err(Error::invalid(
                 "query",
                 other,
-                "must be one of task_status, active_runs, history, run, subtasks, run_io, samples, task_stats, registered_tasks, stages, events, run_logs, item_outcomes, item_outcome_counts",
+                "must be one of task_status, active_runs, history, run, subtasks, run_io, samples, task_stats, registered_tasks, stages, events, run_logs, item_outcomes, item_outcome_counts, dag",
             ))
         }
     };

@@ -338,6 +338,7 @@ pub fn render(m: &Mutex<MetricsState>, p: &StatusPayload, up: bool, backend: &st
         "All lost runs (see tasker_lost_runs).",
     );
     let _ = writeln!(out, "tasker_lost_runs_total {total_lost}");
+    wait_gauge(&mut out, p);
 
     let mut done = String::new();
     let mut total = String::new();
@@ -478,6 +479,29 @@ fn push_resources(out: &mut String, p: &StatusPayload) {
                 label(stage),
                 label(task),
                 num(value)
+            );
+        }
+    }
+}
+
+/// The queue time of each task's latest run: seconds from the moment its last
+/// upstream finished to its start (tasks with dependencies only; one series per
+/// task, so the cardinality is that of the registered tasks).
+fn wait_gauge(out: &mut String, p: &StatusPayload) {
+    header(
+        out,
+        "tasker_task_wait_seconds",
+        "gauge",
+        "Wait of the latest run by stage and task: from its last upstream's end to its start.",
+    );
+    for v in &p.tasks {
+        if let Some(w) = v.run.wait_seconds {
+            let _ = writeln!(
+                out,
+                "tasker_task_wait_seconds{{stage=\"{}\",task=\"{}\"}} {}",
+                label(&v.run.stage_name),
+                label(&v.run.task_name),
+                num(w)
             );
         }
     }

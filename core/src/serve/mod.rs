@@ -9,6 +9,7 @@
 //! tokio runtime), so every database call runs in `spawn_blocking`.
 
 mod logs;
+mod dag;
 mod metrics;
 pub(crate) mod state;
 
@@ -322,6 +323,7 @@ fn router(app: Shared) -> Router {
         .route("/api/v1/runs/{id}/logs", get(logs::api_run_logs))
         .route("/api/v1/runs/{id}/items", get(logs::api_run_items))
         .route("/api/v1/stats", get(api_stats))
+        .route("/api/v1/dag", get(dag::api_dag))
         .route("/api/v1/events", get(api_events))
         .route("/api/v1/timeline", get(api_timeline))
         .route("/api/v1/stream", get(api_stream))

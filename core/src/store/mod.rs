@@ -360,6 +360,11 @@ pub trait Store: Send {
     fn registered_tasks(&mut self, stage: Option<&str>, name: Option<&str>)
         -> Result<Vec<TaskRow>>;
     fn stages(&mut self) -> Result<Vec<StageRow>>;
+    /// Stage, task, start and wait of the runs in the window of `filter` (its
+    /// `limit` aside) that recorded a wait, in no particular order.
+    fn wait_times(&mut self, filter: &StatsFilter) -> Result<Vec<crate::dag::WaitRow>>;
+    /// Every task dependency (see `dag.rs`), in no particular order.
+    fn task_dependencies(&mut self) -> Result<Vec<crate::dag::DependencyRow>>;
     /// Events with an id greater than `after`, oldest first.
     fn events_after(
         &mut self,

@@ -85,6 +85,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
             include_str!("migrations/postgres/functions.sql")
         ),
     ),
+    (
+        "task dependencies, wait time of runs",
+        include_str!("migrations/postgres/0006_task_dependencies.sql"),
+    ),
 ];
 
 const BACKEND: &str = "postgresql";
@@ -1303,7 +1307,8 @@ const RUN_COLUMNS: &str = "
         WHEN x.percent IS NOT NULL THEN x.percent / 100.0::float8
         ELSE 0.0::float8 END), 0.0::float8) FROM @.subtasks x WHERE x.run_id = r.run_id),
     (SELECT COUNT(*) FROM @.subtasks x WHERE x.run_id = r.run_id),
-    r.attempt, r.retry_of, r.command_line, r.git_dirty, r.runtime, r.tasker_version";
+    r.attempt, r.retry_of, r.command_line, r.git_dirty, r.runtime, r.tasker_version,
+    r.wait_seconds";
 
 const RUN_FROM: &str =
     "FROM @.runs r JOIN @.tasks t ON t.task_id = r.task_id JOIN @.stages s ON s.stage_id = t.stage_id";
@@ -1353,6 +1358,7 @@ fn map_run(row: &Row) -> R<RunRow> {
         git_dirty: row.try_get(35)?,
         runtime: row.try_get(36)?,
         tasker_version: row.try_get(37)?,
+        wait_seconds: row.try_get(38)?,
         lost: false,
         duration_seconds: None,
         eta_seconds: None,
@@ -1981,6 +1987,55 @@ impl Store for PostgresStore {
                     description: r.try_get(3)?,
                     created_at: r.try_get(4)?,
                     updated_at: r.try_get(5)?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn wait_times(&mut self, f: &StatsFilter) -> Result<Vec<crate::dag::WaitRow>> {
+        let since = f.since.map(ts);
+        self.read(|c, st| {
+            st.all(
+                c,
+                "SELECT s.stage_name, t.task_name, r.start_time, r.wait_seconds
+                   FROM @.runs r JOIN @.tasks t ON t.task_id = r.task_id
+                   JOIN @.stages s ON s.stage_id = t.stage_id
+                  WHERE r.wait_seconds IS NOT NULL
+                    AND ($1::text IS NULL OR s.stage_name = $1)
+                    AND ($2::text IS NULL OR t.task_name = $2)
+                    AND ($3::timestamptz IS NULL OR r.start_time >= $3)",
+                &[
+                    (&f.stage, Type::TEXT),
+                    (&f.task, Type::TEXT),
+                    (&since, Type::TIMESTAMPTZ),
+                ],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect()
+        })
+    }
+
+    fn task_dependencies(&mut self) -> Result<Vec<crate::dag::DependencyRow>> {
+        self.read(|c, st| {
+            st.all(
+                c,
+                "SELECT s.stage_name, t.task_name, us.stage_name, u.task_name
+                   FROM @.task_dependencies d
+                   JOIN @.tasks t ON t.task_id = d.task_id
+                   JOIN @.stages s ON s.stage_id = t.stage_id
+                   JOIN @.tasks u ON u.task_id = d.depends_on
+                   JOIN @.stages us ON us.stage_id = u.stage_id",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(crate::dag::DependencyRow {
+                    stage_name: r.try_get(0)?,
+                    task_name: r.try_get(1)?,
+                    upstream_stage: r.try_get(2)?,
+                    upstream_task: r.try_get(3)?,
                 })
             })
             .collect()

@@ -60,6 +60,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "run times as numbers, for statistics",
         include_str!("migrations/sqlite/0006_run_times_for_statistics.sql"),
     ),
+    (
+        "task dependencies, wait time of runs",
+        include_str!("migrations/sqlite/0007_task_dependencies.sql"),
+    ),
 ];
 
 /// Timestamps are stored as fixed-width UTC text so that text order is time order.
@@ -392,7 +396,8 @@ const RUN_COLUMNS: &str = "
         WHEN x.percent IS NOT NULL THEN x.percent / 100.0
         ELSE 0.0 END), 0.0) FROM subtasks x WHERE x.run_id = r.run_id),
     (SELECT COUNT(*) FROM subtasks x WHERE x.run_id = r.run_id),
-    r.attempt, r.retry_of, r.command_line, r.git_dirty, r.runtime, r.tasker_version";
+    r.attempt, r.retry_of, r.command_line, r.git_dirty, r.runtime, r.tasker_version,
+    r.wait_seconds";
 
 const RUN_FROM: &str =
     "FROM runs r JOIN tasks t ON t.task_id = r.task_id JOIN stages s ON s.stage_id = t.stage_id";
@@ -441,6 +446,7 @@ fn map_run(row: &Row<'_>) -> rusqlite::Result<RunRow> {
         git_dirty: row.get(35)?,
         runtime: row.get(36)?,
         tasker_version: row.get(37)?,
+        wait_seconds: row.get(38)?,
         lost: false,
         duration_seconds: None,
         eta_seconds: None,
@@ -988,6 +994,54 @@ impl Store for SqliteStore {
                         description: r.get(3)?,
                         created_at: parse_ts(&r.get::<_, String>(4)?)?,
                         updated_at: parse_ts(&r.get::<_, String>(5)?)?,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(db_err)
+    }
+
+    fn wait_times(&mut self, f: &StatsFilter) -> Result<Vec<crate::dag::WaitRow>> {
+        self.conn
+            .prepare_cached(
+                "SELECT s.stage_name, t.task_name, r.start_time, r.wait_seconds
+                   FROM runs r JOIN tasks t ON t.task_id = r.task_id
+                   JOIN stages s ON s.stage_id = t.stage_id
+                  WHERE r.wait_seconds IS NOT NULL
+                    AND (?1 IS NULL OR s.stage_name = ?1) AND (?2 IS NULL OR t.task_name = ?2)
+                    AND (?3 IS NULL OR r.start_time >= ?3)",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![f.stage, f.task, f.since.map(ts)], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        parse_ts(&r.get::<_, String>(2)?)?,
+                        r.get(3)?,
+                    ))
+                })?
+                .collect()
+            })
+            .map_err(db_err)
+    }
+
+    fn task_dependencies(&mut self) -> Result<Vec<crate::dag::DependencyRow>> {
+        self.conn
+            .prepare_cached(
+                "SELECT s.stage_name, t.task_name, us.stage_name, u.task_name
+                   FROM task_dependencies d
+                   JOIN tasks t ON t.task_id = d.task_id
+                   JOIN stages s ON s.stage_id = t.stage_id
+                   JOIN tasks u ON u.task_id = d.depends_on
+                   JOIN stages us ON us.stage_id = u.stage_id",
+            )
+            .and_then(|mut st| {
+                st.query_map([], |r| {
+                    Ok(crate::dag::DependencyRow {
+                        stage_name: r.get(0)?,
+                        task_name: r.get(1)?,
+                        upstream_stage: r.get(2)?,
+                        upstream_task: r.get(3)?,
                     })
                 })?
                 .collect()

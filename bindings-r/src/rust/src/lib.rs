@@ -18,6 +18,7 @@
 //! inherits a copy, and the core takes care of connections and pending progress.
 
 mod bench;
+mod dag;
 mod events;
 mod logs;
 mod monitor;
@@ -604,6 +605,7 @@ fn run_cols(rows: &[RunRow]) -> Robj {
         "eta_basis",
         rows.iter().map(|r| r.eta_basis.map(basis_name)),
     );
+    c.d("wait_seconds", rows.iter().map(|r| r.wait_seconds));
     c.done()
 }
 
@@ -685,6 +687,8 @@ fn stats_cols(rows: &[TaskStats]) -> Robj {
     c.d("last_start", rows.iter().map(|r| secs(r.last_start)));
     c.d("last_success", rows.iter().map(|r| secs(r.last_success)));
     c.d("last_failure", rows.iter().map(|r| secs(r.last_failure)));
+    c.d("wait_p50", rows.iter().map(|r| r.wait_p50));
+    c.d("wait_p95", rows.iter().map(|r| r.wait_p95));
     c.done()
 }
 
@@ -1055,9 +1059,40 @@ fn tk_register(cols: List, n: i32) -> Robj {
                 },
             }
         };
+        // A list column: per row NULL (keep the stored dependencies) or a
+        // character vector of "stage/task" names (R checked them: no NA).
+        let deps = match col("depends_on") {
+            None => None,
+            Some(v) => match v.as_list() {
+                Some(l) if l.len() == n => Some(l),
+                _ => {
+                    return Err(TkError::invalid(
+                        "depends_on",
+                        "column",
+                        "must be a list of character vectors",
+                    ))
+                }
+            },
+        };
+        let deps_at = |i: usize| -> TkResult<Option<Vec<String>>> {
+            let Some(l) = &deps else { return Ok(None) };
+            let e = l
+                .elt(i)
+                .map_err(|e| TkError::invalid("depends_on", i + 1, &e.to_string()))?;
+            if e.is_null() {
+                return Ok(None);
+            }
+            if e.len() == 0 {
+                return Ok(Some(Vec::new()));
+            }
+            e.as_str_vector()
+                .map(|v| Some(v.into_iter().map(String::from).collect()))
+                .ok_or_else(|| TkError::invalid("depends_on", i + 1, "must be a character vector"))
+        };
         let mut specs = Vec::with_capacity(n);
         for i in 0..n {
             specs.push(TaskSpec {
+                depends_on: deps_at(i)?,
                 stage: str_at("stage", i)?.unwrap_or_default(),
                 name: str_at("name", i)?.unwrap_or_default(),
                 task_type: str_at("type", i)?,
@@ -1983,6 +2018,7 @@ extendr_module! {
     use bench;
     use logs;
     use monitor;
+    use dag;
     fn tk_health;
     fn tk_open;
     fn tk_export_config;

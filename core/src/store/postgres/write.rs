@@ -90,6 +90,77 @@ fn register(
     specs: &[TaskSpec],
     at: DateTime<Utc>,
 ) -> R<Vec<i64>> {
+    if specs.iter().all(|s| s.depends_on.is_none()) {
+        return upsert_tasks(c, st, specs, at);
+    }
+    // A savepoint: a refused dependency leaves nothing behind, also inside a
+    // batch of queued writes (whose transaction goes on past a refusal).
+    let mut tx = c.transaction()?;
+    let ids = upsert_tasks(&mut tx, st, specs, at)?;
+    write_dependencies(&mut tx, st, specs, &ids)?;
+    tx.commit()?;
+    Ok(ids)
+}
+
+/// Replaces the dependencies of the specs that declare them, after checking
+/// names and cycles against the whole graph (`dag::plan_dependencies`). The
+/// table lock makes concurrent registrations check one after the other, so two
+/// of them cannot close a cycle together; registrations without dependencies
+/// do not take it.
+fn write_dependencies(
+    c: &mut impl GenericClient,
+    st: &mut Statements,
+    specs: &[TaskSpec],
+    ids: &[i64],
+) -> R<()> {
+    st.exec(
+        c,
+        "LOCK TABLE @.task_dependencies IN SHARE ROW EXCLUSIVE MODE",
+        &[],
+    )?;
+    let tasks = st
+        .all(
+            c,
+            "SELECT t.task_id, s.stage_name, t.task_name
+               FROM @.tasks t JOIN @.stages s ON s.stage_id = t.stage_id",
+            &[],
+        )?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<R<Vec<(i64, String, String)>>>()?;
+    let edges = st
+        .all(
+            c,
+            "SELECT task_id, depends_on FROM @.task_dependencies",
+            &[],
+        )?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<R<Vec<(i64, i64)>>>()?;
+    for (task, ups) in crate::dag::plan_dependencies(specs, ids, &tasks, &edges)? {
+        st.exec(
+            c,
+            "DELETE FROM @.task_dependencies WHERE task_id = $1",
+            &[(&task, Type::INT8)],
+        )?;
+        if !ups.is_empty() {
+            st.exec(
+                c,
+                "INSERT INTO @.task_dependencies(task_id, depends_on)
+                 SELECT $1, u FROM unnest($2::int8[]) AS u",
+                &[(&task, Type::INT8), (&ups, Type::INT8_ARRAY)],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn upsert_tasks(
+    c: &mut impl GenericClient,
+    st: &mut Statements,
+    specs: &[TaskSpec],
+    at: DateTime<Utc>,
+) -> R<Vec<i64>> {
     let now = ts(at);
     let mut ids = Vec::with_capacity(specs.len());
     for spec in specs {

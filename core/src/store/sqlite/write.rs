@@ -293,7 +293,44 @@ fn register(tx: &Connection, specs: &[TaskSpec], at: DateTime<Utc>) -> Result<Ve
             .map_err(db_err)?;
         ids.push(task_id);
     }
+    if specs.iter().any(|s| s.depends_on.is_some()) {
+        write_dependencies(tx, specs, &ids)?;
+    }
     Ok(ids)
+}
+
+/// Replaces the dependencies of the specs that declare them, after checking
+/// names and cycles against the whole graph (`dag::plan_dependencies`). The
+/// transaction is `BEGIN IMMEDIATE`, so no other writer changes the graph meanwhile.
+fn write_dependencies(tx: &Connection, specs: &[TaskSpec], ids: &[i64]) -> Result<()> {
+    let tasks = tx
+        .prepare_cached(
+            "SELECT t.task_id, s.stage_name, t.task_name
+               FROM tasks t JOIN stages s ON s.stage_id = t.stage_id",
+        )
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<(i64, String, String)>>>()
+        })
+        .map_err(db_err)?;
+    let edges = tx
+        .prepare_cached("SELECT task_id, depends_on FROM task_dependencies")
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<(i64, i64)>>>()
+        })
+        .map_err(db_err)?;
+    for (task, ups) in crate::dag::plan_dependencies(specs, ids, &tasks, &edges)? {
+        tx.prepare_cached("DELETE FROM task_dependencies WHERE task_id = ?1")
+            .and_then(|mut st| st.execute([task]))
+            .map_err(db_err)?;
+        for up in ups {
+            tx.prepare_cached("INSERT INTO task_dependencies(task_id, depends_on) VALUES (?1, ?2)")
+                .and_then(|mut st| st.execute([task, up]))
+                .map_err(db_err)?;
+        }
+    }
+    Ok(())
 }
 
 fn start_run(tx: &Connection, run: &NewRun) -> Result<()> {
