@@ -36,7 +36,23 @@ pub fn print_json<T: Serialize + ?Sized>(v: &T) -> CliResult {
     Ok(())
 }
 
-fn lost_footer(style: &Style, lost: &[&RunRow]) -> String {
+/// Short ids (unique prefixes) of these runs, by full id.
+fn short_ids(t: &Tracker, rows: &[&RunRow]) -> CliResult<HashMap<String, String>> {
+    Ok(tasker::run_ids::short_ids(
+        t,
+        rows.iter().filter_map(|r| r.run_id.as_deref()),
+    )?)
+}
+
+/// A run's id as printed for people: its short id when known.
+fn id_text<'a>(shorts: &'a HashMap<String, String>, r: &'a RunRow) -> &'a str {
+    match r.run_id.as_deref() {
+        Some(id) => shorts.get(id).map(String::as_str).unwrap_or(id),
+        None => "-",
+    }
+}
+
+fn lost_footer(style: &Style, lost: &[&RunRow], shorts: &HashMap<String, String>) -> String {
     if lost.is_empty() {
         return String::new();
     }
@@ -54,7 +70,7 @@ fn lost_footer(style: &Style, lost: &[&RunRow]) -> String {
             "  {}/{} run {} on {} (last heartbeat {})\n",
             fmt::truncate(&r.stage_name, 30),
             fmt::truncate(&r.task_name, 40),
-            r.run_id.as_deref().unwrap_or("-"),
+            id_text(shorts, r),
             host_pid(r),
             fmt::local_time(r.heartbeat_time.or(r.last_update)),
         ));
@@ -96,11 +112,33 @@ pub fn status(g: &Global, a: &StatusArgs) -> CliResult {
         return print_json(&views);
     }
     let style = Style::detect(g.color);
-    print!("{}", render_status(&t, &style, &views));
+    let width = fmt::term_width();
+    let named: Vec<&RunRow> = views
+        .iter()
+        .map(|v| &v.run)
+        .filter(|r| r.lost || r.status == Status::Failed)
+        .collect();
+    let shorts = short_ids(&t, &named)?;
+    print!(
+        "{}",
+        fmt::fit_lines(&render_status(&t, &style, &views, width, &shorts), width)
+    );
     Ok(())
 }
 
-fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
+/// Whether output this wide (None: unlimited) has room for full bars and intervals.
+fn roomy(width: Option<usize>) -> bool {
+    width.is_none_or(|w| w >= 140)
+}
+
+fn render_status(
+    t: &Tracker,
+    style: &Style,
+    views: &[RunView],
+    width: Option<usize>,
+    shorts: &HashMap<String, String>,
+) -> String {
+    let bar = if roomy(width) { 20 } else { 10 };
     let mut out = format!(
         "{} {}  ({} from {})\n\n",
         style.bold("tasker"),
@@ -120,7 +158,7 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
         } else {
             &["STAGE", "STATUS", "TASKS DONE", ""]
         };
-        let mut st = Table::new(header).align_right(2);
+        let mut st = Table::new(header).align_right(2).shrink(0, 10);
         for s in &stages {
             let status: Option<Status> = s.status.parse().ok();
             st.push(vec![
@@ -130,7 +168,7 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
                     None => style.paint("36", &s.status),
                 },
                 format!("{}/{}", s.tasks_done, s.tasks_total),
-                fmt::bar(style, Some(s.percent_complete), 20),
+                fmt::bar(style, Some(s.percent_complete), bar),
                 if s.lost > 0 {
                     style.paint("1;31", &s.lost.to_string())
                 } else {
@@ -138,16 +176,26 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
                 },
             ]);
         }
-        out.push_str(&st.render(style));
+        out.push_str(&st.render_fit(style, width));
         out.push('\n');
     }
+    // In a narrow terminal names are cut first, then the host, the current subtask,
+    // its items and the subtask count are left out.
     let mut table = Table::new(&[
         "STAGE", "TASK", "STATUS", "PROGRESS", "SUBTASKS", "CURRENT", "ITEMS", "ELAPSED", "ETA",
         "HOST:PID",
     ])
     .align_right(4)
     .align_right(6)
-    .align_right(7);
+    .align_right(7)
+    .shrink(0, 10)
+    .shrink(1, 16)
+    .shrink(5, 12)
+    .shrink(9, 16)
+    .drop_rank(9, 0)
+    .drop_rank(5, 1)
+    .drop_rank(6, 2)
+    .drop_rank(4, 3);
     let mut last_stage = None;
     for v in views {
         let r = &v.run;
@@ -178,7 +226,7 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
             fmt::truncate(&r.task_name, 32),
             style.status(r.status, r.lost),
             if r.run_id.is_some() {
-                fmt::bar(style, r.overall_percent_complete, 20)
+                fmt::bar(style, r.overall_percent_complete, bar)
             } else {
                 String::new()
             },
@@ -194,11 +242,11 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
             },
         ]);
     }
-    out.push_str(&table.render(style));
+    out.push_str(&table.render_fit(style, width));
     let lost: Vec<&RunRow> = views.iter().map(|v| &v.run).filter(|r| r.lost).collect();
     if !lost.is_empty() {
         out.push('\n');
-        out.push_str(&lost_footer(style, &lost));
+        out.push_str(&lost_footer(style, &lost, shorts));
     }
     let failed: Vec<&RunRow> = views
         .iter()
@@ -208,13 +256,14 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
     if !failed.is_empty() {
         out.push('\n');
         for r in failed {
+            // The id before the message: a narrow terminal cuts the end of the line.
             out.push_str(&format!(
-                "{} {}/{}: {}  (tasker show {})\n",
+                "{} {}/{} (tasker show {}): {}\n",
                 style.paint("31", "failed"),
                 fmt::truncate(&r.stage_name, 30),
                 fmt::truncate(&r.task_name, 40),
+                id_text(shorts, r),
                 fmt::truncate(r.error_message.as_deref().unwrap_or("no message"), 100),
-                r.run_id.as_deref().unwrap_or("-"),
             ));
         }
     }
@@ -225,9 +274,9 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Seconds between refreshes (at most 1).
-    #[arg(long, default_value_t = 1.0)]
-    pub interval: f64,
+    /// Time between refreshes: seconds (5, 0.5) or a duration (5s, 500ms, 1m).
+    #[arg(long, default_value = "1", value_name = "SECONDS")]
+    pub interval: String,
     /// Leave when no run is active; the exit code is 1 if a run seen active failed.
     #[arg(long)]
     pub exit_when_done: bool,
@@ -237,11 +286,8 @@ pub struct WatchArgs {
 }
 
 pub fn watch(g: &Global, a: &WatchArgs) -> CliResult {
-    if !(a.interval > 0.0 && a.interval <= 1.0) {
-        return Err(Failure::usage(
-            "--interval must be more than 0 and at most 1 second",
-        ));
-    }
+    let interval =
+        fmt::parse_interval(&a.interval).map_err(|e| Failure::usage(format!("--interval: {e}")))?;
     let t = g.open(false)?;
     let style = Style::detect(g.color);
     let tty = {
@@ -289,11 +335,16 @@ pub fn watch(g: &Global, a: &WatchArgs) -> CliResult {
         recent.extend(events);
         let keep_from = recent.len().saturating_sub(8);
         recent.drain(..keep_from);
-        let mut frame = render_watch(&t, &style, &views, &finished, &recent);
+        let lost: Vec<&RunRow> = views.iter().map(|v| &v.run).filter(|r| r.lost).collect();
+        let shorts = short_ids(&t, &lost)?;
+        // Read each frame: the terminal may have been resized.
+        let width = fmt::term_width();
+        let mut frame = render_watch(&t, &style, &views, &finished, &recent, width, &shorts);
         if let Some(r) = tasker::retention::lock(&retention).as_ref() {
             frame.push_str(&style.dim(&r.describe()));
             frame.push('\n');
         }
+        let frame = fmt::fit_lines(&frame, width);
         let mut out = std::io::stdout().lock();
         if tty {
             // Redraw in place (no flicker): home, each line cleared to its end, then the rest.
@@ -318,7 +369,7 @@ pub fn watch(g: &Global, a: &WatchArgs) -> CliResult {
                 Ok(())
             };
         }
-        std::thread::sleep(StdDuration::from_secs_f64(a.interval));
+        std::thread::sleep(StdDuration::from_secs_f64(interval));
     }
 }
 
@@ -328,8 +379,11 @@ fn render_watch(
     views: &[RunView],
     finished: &BTreeMap<String, RunRow>,
     recent: &[EventRow],
+    width: Option<usize>,
+    shorts: &HashMap<String, String>,
 ) -> String {
     let now = Utc::now();
+    let bar = if roomy(width) { 30 } else { 10 };
     let mut out = format!(
         "{}  {}  {}  {} active\n\n",
         style.bold("tasker watch"),
@@ -342,19 +396,34 @@ fn render_watch(
     }
     for v in views {
         let r = &v.run;
-        out.push_str(&format!(
-            "{} {}/{}  {}  {}  elapsed {}{}  {}\n",
-            style.bold("▸"),
-            style.bold(&fmt::truncate(&r.stage_name, 30)),
-            style.bold(&fmt::truncate(&r.task_name, 40)),
+        // A lost run's clock stopped at its last heartbeat and it has no ETA.
+        let rest = format!(
+            "  {}  {}  {}{}{}",
             style.status(r.status, r.lost),
-            fmt::bar(style, r.overall_percent_complete, 30),
+            fmt::bar(style, r.overall_percent_complete, bar),
+            if r.lost { "stopped after " } else { "elapsed " },
             r.duration_seconds.map(fmt::duration).unwrap_or_default(),
             Some(fmt::run_eta_text(r))
-                .filter(|e| !e.is_empty())
+                .filter(|e| !e.is_empty() && !r.lost)
                 .map(|e| format!("  ETA {e}"))
                 .unwrap_or_default(),
-            style.dim(&host_pid(r)),
+        );
+        let host = format!("  {}", style.dim(&host_pid(r)));
+        // Names get what the figures leave (the host goes first in a narrow terminal).
+        let (names_room, host) = match width {
+            Some(w) if w < fmt::visible_width(&rest) + fmt::visible_width(&host) + 40 => (
+                w.saturating_sub(fmt::visible_width(&rest) + 3),
+                String::new(),
+            ),
+            _ => (71, host),
+        };
+        let task_room = names_room.saturating_sub(names_room * 2 / 5).max(8);
+        let stage_room = names_room.saturating_sub(task_room + 1).max(6);
+        out.push_str(&format!(
+            "{} {}/{}{rest}{host}\n",
+            style.bold("▸"),
+            style.bold(&fmt::truncate(&r.stage_name, stage_room.min(30))),
+            style.bold(&fmt::truncate(&r.task_name, task_room.min(40))),
         ));
         if let Some(m) = r
             .overall_progress_message
@@ -366,22 +435,24 @@ fn render_watch(
         let subs = v.subtasks.as_deref().unwrap_or_default();
         let mut table = Table::new(&["", "SUBTASK", "STATUS", "PROGRESS", "ITEMS", "RATE", "ETA"])
             .align_right(0)
-            .align_right(4);
+            .align_right(4)
+            .shrink(1, 12)
+            .drop_rank(4, 0)
+            .drop_rank(5, 1);
         for s in subs.iter().filter(|s| s.status.is_active()) {
             table.push(vec![
                 format!("    {}.", s.subtask_number),
                 fmt::truncate(&s.subtask_name, 36),
                 style.status(s.status, false),
-                fmt::bar(style, s.percent_complete, 30),
+                fmt::bar(style, s.percent_complete, bar),
                 fmt::items(s),
-                s.rate_per_second
-                    .map(|r| format!("{}/s", fmt::count(r.round() as i64)))
-                    .unwrap_or_default(),
+                // None for a lost run's subtasks (nothing is coming): no rate, no ETA.
+                s.rate_per_second.map(fmt::rate).unwrap_or_default(),
                 fmt::subtask_eta_text(s),
             ]);
         }
         if !table.is_empty() {
-            out.push_str(&table.render(style));
+            out.push_str(&table.render_fit(style, width));
         }
         let done = subs.iter().filter(|s| s.status.is_terminal()).count();
         if done > 0 {
@@ -410,7 +481,7 @@ fn render_watch(
         out.push('\n');
     }
     let lost: Vec<&RunRow> = views.iter().map(|v| &v.run).filter(|r| r.lost).collect();
-    out.push_str(&lost_footer(style, &lost));
+    out.push_str(&lost_footer(style, &lost, shorts));
     if !recent.is_empty() {
         out.push_str(&style.bold("Recent events\n"));
         for e in recent {
@@ -444,8 +515,10 @@ fn event_line(style: &Style, e: &EventRow) -> String {
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
+    /// Only runs of tasks in this stage.
     #[arg(long)]
     pub stage: Option<String>,
+    /// Only runs of this task.
     #[arg(long)]
     pub task: Option<String>,
     /// Only these statuses (comma separated), or `active`, or `lost`.
@@ -460,6 +533,7 @@ pub struct HistoryArgs {
     /// At most this many runs.
     #[arg(long, short = 'n', default_value_t = 50)]
     pub limit: usize,
+    /// Print the runs as JSON (full ids, every field).
     #[arg(long)]
     pub json: bool,
 }
@@ -508,10 +582,18 @@ pub fn history(g: &Global, a: &HistoryArgs) -> CliResult {
         println!("No runs match.");
         return Ok(());
     }
+    let shorts = short_ids(&t, &rows.iter().collect::<Vec<_>>())?;
+    // In a narrow terminal names are cut first, then the host, progress and stage go.
     let mut table = Table::new(&[
         "STARTED", "STAGE", "TASK", "STATUS", "DURATION", "PROGRESS", "HOST:PID", "RUN",
     ])
-    .align_right(4);
+    .align_right(4)
+    .shrink(1, 10)
+    .shrink(2, 16)
+    .shrink(6, 16)
+    .drop_rank(6, 0)
+    .drop_rank(5, 1)
+    .drop_rank(1, 2);
     for r in &rows {
         table.push(vec![
             fmt::local_time(r.start_time),
@@ -525,10 +607,14 @@ pub fn history(g: &Global, a: &HistoryArgs) -> CliResult {
             r.duration_seconds.map(fmt::duration).unwrap_or_default(),
             fmt::bar(&style, r.overall_percent_complete, 10),
             host_pid(r),
-            r.run_id.clone().unwrap_or_default(),
+            id_text(&shorts, r).to_string(),
         ]);
     }
-    print!("{}", table.render(&style));
+    let width = fmt::term_width();
+    print!(
+        "{}",
+        fmt::fit_lines(&table.render_fit(&style, width), width)
+    );
     if rows.len() == a.limit {
         println!(
             "{}",
@@ -545,8 +631,14 @@ pub fn history(g: &Global, a: &HistoryArgs) -> CliResult {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// The run id (as printed by `tasker history`).
-    pub run: String,
+    /// The run id, or any unique start of it (the short ids `tasker history` prints).
+    #[arg(required_unless_present = "last", conflicts_with = "last")]
+    pub run: Option<String>,
+    /// The newest run instead: of all, of a stage (STAGE), or of a task (STAGE/TASK, or
+    /// a task name found in one stage only).
+    #[arg(long, value_name = "STAGE/TASK", num_args = 0..=1, default_missing_value = "")]
+    pub last: Option<String>,
+    /// Print the run, its subtasks, events, inputs, outputs and samples as one JSON object.
     #[arg(long)]
     pub json: bool,
     /// Print every resource sample of the run's process (CPU, memory, I/O).
@@ -554,9 +646,79 @@ pub struct ShowArgs {
     pub samples: bool,
 }
 
+/// A run id as given on the command line: the id, a unique prefix (ambiguous:
+/// a usage error listing the candidates), else a "not found" failure.
+pub fn resolve_run(t: &Tracker, given: &str) -> CliResult<String> {
+    tasker::run_ids::resolve(t, given).map_err(|e| match e.kind() {
+        tasker::ErrorKind::InvalidArgument => Failure::usage(e.to_string()),
+        _ => e.into(),
+    })
+}
+
+/// The newest run of everything, of a stage, or of a task (`show --last`).
+fn last_run(t: &Tracker, which: &str) -> CliResult<String> {
+    let which = which.trim();
+    let newest = |stage: Option<&str>, task: Option<&str>| -> CliResult<Option<RunRow>> {
+        Ok(t.history(&HistoryFilter {
+            stage: stage.map(str::to_string),
+            task: task.map(str::to_string),
+            limit: Some(1),
+            ..HistoryFilter::default()
+        })?
+        .into_iter()
+        .next())
+    };
+    let mut tries: Vec<(Option<&str>, Option<&str>)> = Vec::new();
+    if which.is_empty() {
+        tries.push((None, None));
+    } else {
+        // Names may hold a slash: try each split, then a stage, then a task name.
+        for (i, _) in which.match_indices('/') {
+            tries.push((Some(&which[..i]), Some(&which[i + 1..])));
+        }
+        tries.push((Some(which), None));
+    }
+    for (stage, task) in tries {
+        if let Some(r) = newest(stage, task)? {
+            return Ok(r.run_id.unwrap_or_default());
+        }
+    }
+    if !which.is_empty() && !which.contains('/') {
+        let stages: Vec<String> = t
+            .registered_tasks(None, Some(which))?
+            .into_iter()
+            .map(|x| x.stage_name)
+            .collect();
+        match &stages[..] {
+            [stage] => {
+                if let Some(r) = newest(Some(stage), Some(which))? {
+                    return Ok(r.run_id.unwrap_or_default());
+                }
+            }
+            [] => {}
+            _ => {
+                return Err(Failure::usage(format!(
+                    "task {which:?} is in several stages ({}): give STAGE/TASK",
+                    stages.join(", ")
+                )))
+            }
+        }
+    }
+    Err(Failure::new(if which.is_empty() {
+        "no runs yet".to_string()
+    } else {
+        format!("no runs of {which:?} (give STAGE, STAGE/TASK or a task name)")
+    }))
+}
+
 pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
     let t = g.open(false)?;
-    let d = run_detail(&t, a.run.trim())?;
+    let id = match (&a.last, &a.run) {
+        (Some(which), _) => last_run(&t, which)?,
+        (None, Some(given)) => resolve_run(&t, given)?,
+        (None, None) => return Err(Failure::usage("give a run id or --last")),
+    };
+    let d = run_detail(&t, &id)?;
     if a.json {
         return print_json(&d);
     }
@@ -596,7 +758,10 @@ pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
     field("ended", fmt::local_time(r.end_time));
     field(
         "duration",
-        r.duration_seconds.map(fmt::duration).unwrap_or_default(),
+        match r.duration_seconds.map(fmt::duration) {
+            Some(d) if r.lost => format!("{d} (stopped at its last heartbeat)"),
+            d => d.unwrap_or_default(),
+        },
     );
     field(
         "eta",
@@ -718,8 +883,10 @@ pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
         .align_right(0)
         .align_right(4);
         for row in &d.subtasks {
+            // An unfinished subtask of a lost run stopped with the run's last heartbeat.
             let dur = row.start_time.map(|st| {
-                (row.end_time.unwrap_or_else(Utc::now) - st).num_milliseconds() as f64 / 1000.0
+                let end = row.end_time.unwrap_or_else(|| r.clock_stop(Utc::now()));
+                ((end - st).num_milliseconds() as f64 / 1000.0).max(0.0)
             });
             table.push(vec![
                 row.subtask_number.to_string(),
@@ -890,6 +1057,7 @@ pub enum ExportTable {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
+    /// JSON (one document) or CSV (one table per file).
     #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
     pub format: ExportFormat,
     /// What to export; CSV holds one table per file, so `all` needs --output-dir.
@@ -901,12 +1069,16 @@ pub struct ExportArgs {
     /// CSV of all tables: write runs.csv, subtasks.csv and events.csv into this folder.
     #[arg(long)]
     pub output_dir: Option<std::path::PathBuf>,
+    /// Only runs of tasks in this stage (and their subtasks and events).
     #[arg(long)]
     pub stage: Option<String>,
+    /// Only runs of this task.
     #[arg(long)]
     pub task: Option<String>,
+    /// Only these statuses (comma separated), or `active`, or `lost`.
     #[arg(long, value_delimiter = ',')]
     pub status: Vec<String>,
+    /// Only runs on this host.
     #[arg(long)]
     pub host: Option<String>,
     /// Only runs started since: an age (2d) or a date.
@@ -1138,6 +1310,7 @@ pub struct ReapArgs {
     /// Only list what would be marked FAILED.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the lost runs found (and whether each was marked) as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -1255,13 +1428,16 @@ pub struct PurgeArgs {
     /// Keep FAILED runs (and their events) whatever their age.
     #[arg(long)]
     pub keep_failed: bool,
+    /// Only runs of tasks in this stage.
     #[arg(long)]
     pub stage: Option<String>,
+    /// Only runs of this task.
     #[arg(long)]
     pub task: Option<String>,
     /// Only count what would be deleted.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the counts (cutoff, matching, deleted, kept active) as JSON.
     #[arg(long)]
     pub json: bool,
 }

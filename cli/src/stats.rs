@@ -67,7 +67,7 @@ fn render(style: &Style, rows: &[TaskStats]) -> String {
         "P90",
         "P95",
         "MAX",
-        "ITEMS/S",
+        "ITEM RATE",
         "LAST SUCCESS",
         "LAST FAILURE",
     ]);
@@ -95,9 +95,7 @@ fn render(style: &Style, rows: &[TaskStats]) -> String {
             secs(s.duration_p90),
             secs(s.duration_p95),
             secs(s.duration_max),
-            s.items_per_second
-                .map(|r| fmt::count(r.round() as i64))
-                .unwrap_or_default(),
+            s.items_per_second.map(fmt::rate).unwrap_or_default(),
             fmt::local_time(s.last_success),
             fmt::local_time(s.last_failure),
         ]);

@@ -407,6 +407,12 @@ impl Tracker {
         Ok(self.derived(vec![row]).remove(0))
     }
 
+    /// Ids of runs starting with `prefix`, in order, at most `limit` (see
+    /// `run_ids::resolve` and `run_ids::short_ids`).
+    pub fn run_ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        self.read(|st| st.run_ids_with_prefix(prefix, limit))
+    }
+
     /// The subtasks of a run, by number.
     /// Statistics per task over its stored runs (see `TaskStats`), ordered by
     /// stage and task.

@@ -211,7 +211,13 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// Renders every series. `up` says whether the last poll of the database worked.
-pub fn render(m: &Mutex<MetricsState>, p: &StatusPayload, up: bool, backend: &str) -> String {
+pub fn render(
+    m: &Mutex<MetricsState>,
+    p: &StatusPayload,
+    up: bool,
+    backend: &str,
+    poll_seconds: f64,
+) -> String {
     let mut out = String::with_capacity(16 * 1024);
     header(
         &mut out,
@@ -331,33 +337,26 @@ pub fn render(m: &Mutex<MetricsState>, p: &StatusPayload, up: bool, backend: &st
         );
     }
     let total_lost: u64 = active.values().map(|(_, l)| l).sum();
+    // A gauge: no `_total` suffix (Prometheus keeps that for counters).
     header(
         &mut out,
-        "tasker_lost_runs_total",
+        "tasker_lost_runs_all",
         "gauge",
         "All lost runs (see tasker_lost_runs).",
     );
-    let _ = writeln!(out, "tasker_lost_runs_total {total_lost}");
+    let _ = writeln!(out, "tasker_lost_runs_all {total_lost}");
 
-    let mut done = String::new();
-    let mut total = String::new();
+    // Items per task (summed over its active runs' subtasks): labels name the task,
+    // not the run, so the number of series stays bounded.
+    let mut items: BTreeMap<(&str, &str), (i64, Option<i64>)> = BTreeMap::new();
     for v in &p.active {
+        let e = items
+            .entry((&v.run.stage_name, &v.run.task_name))
+            .or_default();
         for s in v.subtasks.iter().flatten() {
-            let l = format!(
-                "stage=\"{}\",task=\"{}\",run_id=\"{}\",subtask=\"{}\",subtask_name=\"{}\"",
-                label(&v.run.stage_name),
-                label(&v.run.task_name),
-                label(v.run.run_id.as_deref().unwrap_or("")),
-                s.subtask_number,
-                label(&s.subtask_name)
-            );
-            let _ = writeln!(
-                done,
-                "tasker_subtask_items_done{{{l}}} {}",
-                s.items_complete
-            );
+            e.0 += s.items_complete;
             if let Some(t) = s.items_total {
-                let _ = writeln!(total, "tasker_subtask_items_total{{{l}}} {t}");
+                e.1 = Some(e.1.unwrap_or(0) + t);
             }
         }
     }
@@ -365,16 +364,39 @@ pub fn render(m: &Mutex<MetricsState>, p: &StatusPayload, up: bool, backend: &st
         &mut out,
         "tasker_subtask_items_done",
         "gauge",
-        "Items done in each subtask of the active runs.",
+        "Items done in the subtasks of the task's active runs.",
     );
-    out.push_str(&done);
+    for ((stage, task), (done, _)) in &items {
+        let _ = writeln!(
+            out,
+            "tasker_subtask_items_done{{stage=\"{}\",task=\"{}\"}} {done}",
+            label(stage),
+            label(task)
+        );
+    }
     header(
         &mut out,
-        "tasker_subtask_items_total",
+        "tasker_subtask_items_expected",
         "gauge",
-        "Items announced for each subtask of the active runs (when known).",
+        "Items announced for the subtasks of the task's active runs (where announced).",
     );
-    out.push_str(&total);
+    for ((stage, task), (_, expected)) in &items {
+        if let Some(n) = expected {
+            let _ = writeln!(
+                out,
+                "tasker_subtask_items_expected{{stage=\"{}\",task=\"{}\"}} {n}",
+                label(stage),
+                label(task)
+            );
+        }
+    }
+    header(
+        &mut out,
+        "tasker_dashboard_poll_seconds",
+        "gauge",
+        "How long the dashboard's last read of the database took.",
+    );
+    let _ = writeln!(out, "tasker_dashboard_poll_seconds {}", num(poll_seconds));
     push_resources(&mut out, p);
     push_retention(&mut out, p);
     out

@@ -308,6 +308,9 @@ pub trait Store: Send {
     fn active_runs(&mut self) -> Result<Vec<RunRow>>;
     fn history(&mut self, filter: &HistoryFilter) -> Result<Vec<RunRow>>;
     fn run(&mut self, run_id: &str) -> Result<Option<RunRow>>;
+    /// Ids of runs that start with `prefix`, in order, at most `limit` (an
+    /// index range, not a scan: `tasker show <prefix>` and short ids).
+    fn run_ids_with_prefix(&mut self, prefix: &str, limit: usize) -> Result<Vec<String>>;
     fn subtasks(&mut self, run_id: &str) -> Result<Vec<SubtaskRow>>;
     /// The subtasks of several runs at once, by run and number.
     fn subtasks_of_runs(&mut self, run_ids: &[&str]) -> Result<Vec<SubtaskRow>>;

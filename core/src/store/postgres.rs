@@ -1676,6 +1676,21 @@ impl Store for PostgresStore {
         })
     }
 
+    fn run_ids_with_prefix(&mut self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        self.read(|c, st| {
+            st.all(
+                c,
+                "SELECT run_id FROM @.runs WHERE starts_with(run_id, $1)
+                 ORDER BY run_id COLLATE \"C\" LIMIT $2",
+                &[(&prefix, Type::TEXT), (&limit, Type::INT8)],
+            )?
+            .iter()
+            .map(|r| Ok(r.try_get(0)?))
+            .collect()
+        })
+    }
+
     fn subtasks(&mut self, run_id: &str) -> Result<Vec<SubtaskRow>> {
         self.read(|c, st| {
             st.all(

@@ -433,6 +433,19 @@ fn map_subtask(row: &Row<'_>) -> rusqlite::Result<SubtaskRow> {
     })
 }
 
+/// The smallest string above every string that starts with `prefix` (None: none exists).
+fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(c) = next {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 fn limit_param(limit: Option<usize>) -> i64 {
     limit.map(|l| l.min(i64::MAX as usize) as i64).unwrap_or(-1)
 }
@@ -698,6 +711,26 @@ impl Store for SqliteStore {
         self.conn
             .prepare_cached(&sql)
             .and_then(|mut st| st.query_row([run_id], map_run).optional())
+            .map_err(db_err)
+    }
+
+    fn run_ids_with_prefix(&mut self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        // The primary key's index answers a range; the upper end is the prefix with
+        // its last character incremented (ids compare bytewise, as UTF-8 code points do).
+        let upper = prefix_upper_bound(prefix);
+        self.conn
+            .prepare_cached(
+                "SELECT run_id FROM runs
+                 WHERE run_id >= ?1 AND (?2 IS NULL OR run_id < ?2)
+                   AND substr(run_id, 1, length(?1)) = ?1
+                 ORDER BY run_id LIMIT ?3",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![prefix, upper, limit_param(Some(limit))], |r| {
+                    r.get(0)
+                })?
+                .collect()
+            })
             .map_err(db_err)
     }
 
