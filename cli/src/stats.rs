@@ -12,8 +12,10 @@ use crate::{CliResult, Failure, Global};
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {
+    /// Only tasks in this stage.
     #[arg(long)]
     pub stage: Option<String>,
+    /// Only this task.
     #[arg(long)]
     pub task: Option<String>,
     /// Only runs started since: an age (30d, 12h) or a date (2026-11-01, RFC 3339).
@@ -22,6 +24,7 @@ pub struct StatsArgs {
     /// Only the latest N runs of each task.
     #[arg(long, short = 'n')]
     pub limit: Option<usize>,
+    /// Print one JSON object per task.
     #[arg(long)]
     pub json: bool,
 }

@@ -77,6 +77,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
             include_str!("migrations/postgres/functions.sql")
         ),
     ),
+    (
+        "runs by host",
+        include_str!("migrations/postgres/0005_runs_by_host.sql"),
+    ),
 ];
 
 const BACKEND: &str = "postgresql";
@@ -1642,6 +1646,7 @@ impl Store for PostgresStore {
             "SELECT {RUN_COLUMNS} {RUN_FROM}
              WHERE ($1::text IS NULL OR s.stage_name = $1) AND ($2::text IS NULL OR t.task_name = $2)
                AND ($3::text IS NULL OR r.status = $3) AND ($4::timestamptz IS NULL OR r.start_time >= $4)
+               AND ($6::text IS NULL OR r.hostname = $6)
              ORDER BY r.start_time DESC, r.run_id COLLATE \"C\" DESC
              LIMIT $5"
         );
@@ -1658,6 +1663,7 @@ impl Store for PostgresStore {
                     (&status, Type::TEXT),
                     (&since, Type::TIMESTAMPTZ),
                     (&limit, Type::INT8),
+                    (&filter.host, Type::TEXT),
                 ],
             )?
             .iter()
@@ -1976,15 +1982,25 @@ impl Store for PostgresStore {
         limit: usize,
     ) -> Result<Vec<EventRow>> {
         let limit = limit_param(Some(limit));
-        self.read(|c, st| {
-            st.all(
-                c,
-                "SELECT e.event_id, e.time, e.run_id, s.stage_name, t.task_name, e.subtask_number,
+        // One run's events through its index: a generic plan for
+        // `$2 IS NULL OR run_id = $2` would walk every event.
+        let which = if run_id.is_some() {
+            "e.run_id = $2"
+        } else {
+            "$2::text IS NULL"
+        };
+        let sql = format!(
+            "SELECT e.event_id, e.time, e.run_id, s.stage_name, t.task_name, e.subtask_number,
                     e.kind, e.old_status, e.new_status, e.message
                  FROM @.events e JOIN @.runs r ON r.run_id = e.run_id
                  JOIN @.tasks t ON t.task_id = r.task_id JOIN @.stages s ON s.stage_id = t.stage_id
-                 WHERE e.event_id > $1 AND ($2::text IS NULL OR e.run_id = $2)
-                 ORDER BY e.event_id LIMIT $3",
+                 WHERE e.event_id > $1 AND {which}
+                 ORDER BY e.event_id LIMIT $3"
+        );
+        self.read(|c, st| {
+            st.all(
+                c,
+                &sql,
                 &[
                     (&after, Type::INT8),
                     (&run_id, Type::TEXT),

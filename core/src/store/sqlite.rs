@@ -47,6 +47,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "process samples, attempts, captured metadata, inputs and outputs",
         include_str!("migrations/sqlite/0004_samples_attempts_metadata_io.sql"),
     ),
+    (
+        "runs by host",
+        include_str!("migrations/sqlite/0005_runs_by_host.sql"),
+    ),
 ];
 
 /// Timestamps are stored as fixed-width UTC text so that text order is time order.
@@ -680,10 +684,18 @@ impl Store for SqliteStore {
     }
 
     fn history(&mut self, filter: &HistoryFilter) -> Result<Vec<RunRow>> {
+        // A plain `hostname = ?6` (not `?6 IS NULL OR ...`), so that the plan fixed
+        // at prepare time walks the (hostname, start_time) index.
+        let host = if filter.host.is_some() {
+            "r.hostname = ?6"
+        } else {
+            "?6 IS NULL"
+        };
         let sql = format!(
             "SELECT {RUN_COLUMNS} {RUN_FROM}
              WHERE (?1 IS NULL OR s.stage_name = ?1) AND (?2 IS NULL OR t.task_name = ?2)
                AND (?3 IS NULL OR r.status = ?3) AND (?4 IS NULL OR r.start_time >= ?4)
+               AND {host}
              ORDER BY r.start_time DESC, r.run_id DESC
              LIMIT ?5"
         );
@@ -697,7 +709,8 @@ impl Store for SqliteStore {
                         filter.task,
                         filter.status.map(Status::as_str),
                         filter.since.map(ts),
-                        limit_param(Some(limit))
+                        limit_param(Some(limit)),
+                        filter.host,
                     ],
                     map_run,
                 )?
@@ -1051,15 +1064,22 @@ impl Store for SqliteStore {
         run_id: Option<&str>,
         limit: usize,
     ) -> Result<Vec<EventRow>> {
+        // One run's events through the (run_id, event_id) index: a plan fixed at
+        // prepare time for `?2 IS NULL OR run_id = ?2` would walk every event.
+        let which = if run_id.is_some() {
+            "e.run_id = ?2"
+        } else {
+            "?2 IS NULL"
+        };
         self.conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT e.event_id, e.time, e.run_id, s.stage_name, t.task_name, e.subtask_number,
                     e.kind, e.old_status, e.new_status, e.message
                  FROM events e JOIN runs r ON r.run_id = e.run_id
                  JOIN tasks t ON t.task_id = r.task_id JOIN stages s ON s.stage_id = t.stage_id
-                 WHERE e.event_id > ?1 AND (?2 IS NULL OR e.run_id = ?2)
-                 ORDER BY e.event_id LIMIT ?3",
-            )
+                 WHERE e.event_id > ?1 AND {which}
+                 ORDER BY e.event_id LIMIT ?3"
+            ))
             .and_then(|mut st| {
                 st.query_map(params![after, run_id, limit_param(Some(limit))], |r| {
                     Ok(EventRow {
