@@ -1168,7 +1168,8 @@ fn csv_field(v: Option<&serde_json::Value>) -> String {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
     };
-    if s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
+    let special = s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'));
+    if special || s.starts_with(' ') || s.ends_with(' ') {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s
@@ -1178,11 +1179,102 @@ fn csv_field(v: Option<&serde_json::Value>) -> String {
 fn write_csv<T: Serialize>(out: &mut dyn Write, columns: &[&str], rows: &[T]) -> CliResult {
     writeln!(out, "{}", columns.join(","))?;
     for r in rows {
-        let v = serde_json::to_value(r)?;
-        let line: Vec<String> = columns.iter().map(|c| csv_field(v.get(*c))).collect();
-        writeln!(out, "{}", line.join(","))?;
+        write_csv_row(out, columns, r)?;
     }
     Ok(())
+}
+
+fn write_csv_row<T: Serialize>(out: &mut dyn Write, columns: &[&str], row: &T) -> CliResult {
+    let v = serde_json::to_value(row)?;
+    let line: Vec<String> = columns.iter().map(|c| csv_field(v.get(*c))).collect();
+    writeln!(out, "{}", line.join(","))?;
+    Ok(())
+}
+
+/// One run as a CSV line of RUN_CSV's columns: each field serialised alone (as
+/// `write_csv_row` would write it, without building a JSON object per run).
+fn write_run_csv(out: &mut dyn Write, r: &RunRow) -> CliResult {
+    use serde_json::to_value as v;
+    let cells = [
+        v(&r.run_id)?,
+        v(&r.stage_name)?,
+        v(r.stage_order)?,
+        v(&r.task_name)?,
+        v(&r.task_type)?,
+        v(r.task_order)?,
+        v(r.status)?,
+        v(r.lost)?,
+        v(&r.hostname)?,
+        v(r.process_id)?,
+        v(r.parent_pid)?,
+        v(&r.user_name)?,
+        v(r.start_time)?,
+        v(r.end_time)?,
+        v(r.last_update)?,
+        v(r.heartbeat_time)?,
+        v(r.duration_seconds)?,
+        v(r.total_subtasks)?,
+        v(r.subtasks_completed)?,
+        v(r.current_subtask)?,
+        v(r.overall_percent_complete)?,
+        v(&r.overall_progress_message)?,
+        v(&r.version)?,
+        v(&r.git_commit)?,
+        v(&r.script_path)?,
+        v(&r.script_filename)?,
+        v(&r.log_path)?,
+        v(&r.log_filename)?,
+        v(&r.error_message)?,
+        v(&r.error_detail)?,
+        v(&r.metadata)?,
+    ];
+    let mut line = String::with_capacity(256);
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        line.push_str(&csv_field(Some(c)));
+    }
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
+/// `export --table runs --format csv` as the runs are read: memory stays flat and
+/// the first line comes at once, however many runs there are. None when a filter
+/// needs every run first (several statuses, `active`, `lost`).
+fn stream_runs_csv(t: &Tracker, a: &ExportArgs, sink: &mut dyn Write) -> CliResult<Option<()>> {
+    let sel = StatusSel::parse(&a.status).map_err(Failure::usage)?;
+    if !(sel.is_empty() || sel.single().is_some()) {
+        return Ok(None);
+    }
+    let since = a
+        .since
+        .as_deref()
+        .map(|s| fmt::parse_since(s, Utc::now()))
+        .transpose()
+        .map_err(Failure::usage)?;
+    let filter = HistoryFilter {
+        stage: a.stage.clone(),
+        task: a.task.clone(),
+        status: sel.single(),
+        since,
+        limit: Some(a.limit.unwrap_or(usize::MAX)),
+        host: a.host.clone(),
+    };
+    writeln!(sink, "{}", RUN_CSV.join(","))?;
+    let mut failed: Option<Failure> = None;
+    let res = t.for_each_run(&filter, |r| match write_run_csv(sink, &r) {
+        Ok(()) => Ok(true),
+        Err(f) => {
+            failed = Some(f);
+            Ok(false)
+        }
+    });
+    if let Some(f) = failed {
+        return Err(f);
+    }
+    res?;
+    Ok(Some(()))
 }
 
 /// Every event of the given runs (all events when `runs` is None), oldest first.
@@ -1217,6 +1309,17 @@ fn events_of(t: &Tracker, runs: Option<&[RunRow]>) -> CliResult<Vec<EventRow>> {
     }
 }
 
+/// Where an export goes: --output, else stdout (buffered).
+fn export_sink(a: &ExportArgs) -> CliResult<Box<dyn Write>> {
+    Ok(match &a.output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p)
+                .map_err(|e| Failure::new(format!("cannot write {}: {e}", p.display())))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
 pub fn export(g: &Global, a: &ExportArgs) -> CliResult {
     if a.format == ExportFormat::Csv && a.table == ExportTable::All && a.output_dir.is_none() {
         return Err(Failure::usage(
@@ -1224,6 +1327,13 @@ pub fn export(g: &Global, a: &ExportArgs) -> CliResult {
         ));
     }
     let t = g.open(false)?;
+    if a.format == ExportFormat::Csv && a.table == ExportTable::Runs && a.output_dir.is_none() {
+        let mut sink = export_sink(a)?;
+        if stream_runs_csv(&t, a, &mut sink)?.is_some() {
+            sink.flush()?;
+            return Ok(());
+        }
+    }
     let filtered = a.stage.is_some()
         || a.task.is_some()
         || !a.status.is_empty()
@@ -1254,13 +1364,7 @@ pub fn export(g: &Global, a: &ExportArgs) -> CliResult {
         Vec::new()
     };
     let _ = now;
-    let mut sink: Box<dyn Write> = match &a.output {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p)
-                .map_err(|e| Failure::new(format!("cannot write {}: {e}", p.display())))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
+    let mut sink = export_sink(a)?;
     match a.format {
         ExportFormat::Json => {
             let v = match a.table {
@@ -1569,4 +1673,37 @@ fn purge_by_retention(g: &Global, a: &PurgeArgs) -> CliResult {
         r.keep_failed_days.unwrap_or(r.days)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn streamed_run_lines_match_the_generic_csv_writer() {
+        let row: RunRow = serde_json::from_value(serde_json::json!({
+            "run_id": "r1", "stage_name": "st, \"1\"", "stage_order": 2, "task_name": " t ",
+            "task_type": null, "task_order": null, "status": "FAILED", "hostname": "h",
+            "process_id": 42, "parent_pid": 1, "process_start_time": null, "user_name": "u",
+            "start_time": "2026-11-30T10:00:00.123456Z", "end_time": "2026-11-30T10:01:00Z",
+            "last_update": "2026-11-30T10:01:00Z", "heartbeat_time": "2026-11-30T10:01:00Z",
+            "total_subtasks": 3, "current_subtask": 2, "overall_percent_complete": 66.5,
+            "overall_progress_message": "line\nbreak", "version": "1", "git_commit": "abc",
+            "script_path": null, "script_filename": null, "log_path": null, "log_filename": null,
+            "error_message": "boom", "error_detail": "a\r\nb", "metadata": {"k": [1, "x"]},
+            "attempt": 1, "retry_of": null, "command_line": null, "git_dirty": null,
+            "runtime": null, "tasker_version": null, "subtasks_completed": 1, "lost": false,
+            "duration_seconds": 60.5, "eta_seconds": null, "eta_low": null, "eta_high": null,
+            "eta_basis": null
+        }))
+        .unwrap();
+        let mut fast = Vec::new();
+        write_run_csv(&mut fast, &row).unwrap();
+        let mut generic = Vec::new();
+        write_csv_row(&mut generic, RUN_CSV, &row).unwrap();
+        assert_eq!(
+            String::from_utf8(fast).unwrap(),
+            String::from_utf8(generic).unwrap()
+        );
+    }
 }

@@ -399,6 +399,24 @@ impl Tracker {
         self.read(|st| st.history(filter)).map(|r| self.derived(r))
     }
 
+    /// The runs `history` returns, newest first, handed to `f` one at a time as
+    /// they are read (with percent, lost flag and duration; no ETA): an export of
+    /// every run without holding them all. `f` returns false to stop.
+    pub fn for_each_run(
+        &self,
+        filter: &HistoryFilter,
+        mut f: impl FnMut(RunRow) -> Result<bool>,
+    ) -> Result<()> {
+        check_limit(filter.limit)?;
+        let rule = self.lost_rule();
+        self.read(|st| {
+            st.for_each_run(filter, &mut |mut r| {
+                r.derive(&rule);
+                f(r)
+            })
+        })
+    }
+
     /// One run by id.
     pub fn run(&self, run_id: &str) -> Result<RunRow> {
         let row = self

@@ -307,6 +307,20 @@ pub trait Store: Send {
     /// Every active run (STARTED, RUNNING, PAUSED), several per task included.
     fn active_runs(&mut self) -> Result<Vec<RunRow>>;
     fn history(&mut self, filter: &HistoryFilter) -> Result<Vec<RunRow>>;
+    /// The runs `history` returns, handed to `f` one at a time as they are read
+    /// (`f` returns false to stop): exports stream instead of holding every run.
+    fn for_each_run(
+        &mut self,
+        filter: &HistoryFilter,
+        f: &mut dyn FnMut(RunRow) -> Result<bool>,
+    ) -> Result<()> {
+        for r in self.history(filter)? {
+            if !f(r)? {
+                break;
+            }
+        }
+        Ok(())
+    }
     fn run(&mut self, run_id: &str) -> Result<Option<RunRow>>;
     /// Ids of runs that start with `prefix`, in order, at most `limit` (an
     /// index range, not a scan: `tasker show <prefix>` and short ids).

@@ -437,6 +437,24 @@ fn map_subtask(row: &Row<'_>) -> rusqlite::Result<SubtaskRow> {
     })
 }
 
+/// `history`'s query. A plain `hostname = ?6` (not `?6 IS NULL OR ...`), so that
+/// the plan fixed at prepare time walks the (hostname, start_time) index.
+fn history_sql(filter: &HistoryFilter) -> String {
+    let host = if filter.host.is_some() {
+        "r.hostname = ?6"
+    } else {
+        "?6 IS NULL"
+    };
+    format!(
+        "SELECT {RUN_COLUMNS} {RUN_FROM}
+         WHERE (?1 IS NULL OR s.stage_name = ?1) AND (?2 IS NULL OR t.task_name = ?2)
+           AND (?3 IS NULL OR r.status = ?3) AND (?4 IS NULL OR r.start_time >= ?4)
+           AND {host}
+         ORDER BY r.start_time DESC, r.run_id DESC
+         LIMIT ?5"
+    )
+}
+
 /// The smallest string above every string that starts with `prefix` (None: none exists).
 fn prefix_upper_bound(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
@@ -683,22 +701,36 @@ impl Store for SqliteStore {
             .map_err(db_err)
     }
 
+    fn for_each_run(
+        &mut self,
+        filter: &HistoryFilter,
+        f: &mut dyn FnMut(RunRow) -> Result<bool>,
+    ) -> Result<()> {
+        let limit = filter.limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
+        let mut st = self
+            .conn
+            .prepare_cached(&history_sql(filter))
+            .map_err(db_err)?;
+        let mut rows = st
+            .query(params![
+                filter.stage,
+                filter.task,
+                filter.status.map(Status::as_str),
+                filter.since.map(ts),
+                limit_param(Some(limit)),
+                filter.host,
+            ])
+            .map_err(db_err)?;
+        while let Some(row) = rows.next().map_err(db_err)? {
+            if !f(map_run(row).map_err(db_err)?)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn history(&mut self, filter: &HistoryFilter) -> Result<Vec<RunRow>> {
-        // A plain `hostname = ?6` (not `?6 IS NULL OR ...`), so that the plan fixed
-        // at prepare time walks the (hostname, start_time) index.
-        let host = if filter.host.is_some() {
-            "r.hostname = ?6"
-        } else {
-            "?6 IS NULL"
-        };
-        let sql = format!(
-            "SELECT {RUN_COLUMNS} {RUN_FROM}
-             WHERE (?1 IS NULL OR s.stage_name = ?1) AND (?2 IS NULL OR t.task_name = ?2)
-               AND (?3 IS NULL OR r.status = ?3) AND (?4 IS NULL OR r.start_time >= ?4)
-               AND {host}
-             ORDER BY r.start_time DESC, r.run_id DESC
-             LIMIT ?5"
-        );
+        let sql = history_sql(filter);
         let limit = filter.limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
         self.conn
             .prepare_cached(&sql)
@@ -730,14 +762,20 @@ impl Store for SqliteStore {
     fn run_ids_with_prefix(&mut self, prefix: &str, limit: usize) -> Result<Vec<String>> {
         // The primary key's index answers a range; the upper end is the prefix with
         // its last character incremented (ids compare bytewise, as UTF-8 code points do).
+        // No `?2 IS NULL OR ...`: the plan is fixed at prepare time and must bound the range.
         let upper = prefix_upper_bound(prefix);
+        let below = if upper.is_some() {
+            "run_id < ?2"
+        } else {
+            "?2 IS NULL"
+        };
         self.conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT run_id FROM runs
-                 WHERE run_id >= ?1 AND (?2 IS NULL OR run_id < ?2)
+                 WHERE run_id >= ?1 AND {below}
                    AND substr(run_id, 1, length(?1)) = ?1
-                 ORDER BY run_id LIMIT ?3",
-            )
+                 ORDER BY run_id LIMIT ?3"
+            ))
             .and_then(|mut st| {
                 st.query_map(params![prefix, upper, limit_param(Some(limit))], |r| {
                     r.get(0)
