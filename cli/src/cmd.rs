@@ -1681,7 +1681,8 @@ mod test {
 
     #[test]
     fn streamed_run_lines_match_the_generic_csv_writer() {
-        let row: RunRow = serde_json::from_value(serde_json::json!({
+        let row: RunRow = serde_json::from_str(
+            r#"{
             "run_id": "r1", "stage_name": "st, \"1\"", "stage_order": 2, "task_name": " t ",
             "task_type": null, "task_order": null, "status": "FAILED", "hostname": "h",
             "process_id": 42, "parent_pid": 1, "process_start_time": null, "user_name": "u",
@@ -1695,7 +1696,8 @@ mod test {
             "runtime": null, "tasker_version": null, "subtasks_completed": 1, "lost": false,
             "duration_seconds": 60.5, "eta_seconds": null, "eta_low": null, "eta_high": null,
             "eta_basis": null
-        }))
+        }"#,
+        )
         .unwrap();
         let mut fast = Vec::new();
         write_run_csv(&mut fast, &row).unwrap();
