@@ -417,6 +417,12 @@ impl Tracker {
         })
     }
 
+    /// Runs by stage, task and status, with COMPLETED runs' durations counted in
+    /// `buckets` (seconds): one aggregate query (`/metrics` at start).
+    pub fn run_counts(&self, buckets: &[f64]) -> Result<Vec<crate::store::RunCount>> {
+        self.read(|st| st.run_counts(buckets))
+    }
+
     /// One run by id.
     pub fn run(&self, run_id: &str) -> Result<RunRow> {
         let row = self

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::{HistoryFilter, RunRow, Sample, Status, Tracker};
+use crate::{EventRow, RunRow, Sample, Status, Tracker};
 use chrono::{DateTime, Utc};
 
 use super::state::StatusPayload;
@@ -46,9 +46,11 @@ pub struct MetricsState {
     hist: BTreeMap<Key, Hist>,
     last_success: BTreeMap<Key, DateTime<Utc>>,
     names: HashMap<String, Arc<str>>,
-    /// While a reload reads every run, the runs that changed meanwhile: read again after it.
+    /// While a reload reads, the events that came meanwhile: applied after it.
     reloading: bool,
-    touched: Vec<String>,
+    touched: Vec<EventRow>,
+    /// The newest event whose effect the loaded counts already hold.
+    loaded_through: i64,
 }
 
 fn lock(m: &Mutex<MetricsState>) -> std::sync::MutexGuard<'_, MetricsState> {
@@ -129,20 +131,56 @@ impl MetricsState {
         );
     }
 
-    /// Reads every run (at start, and on each rescan).
+    /// Loads the counts with one aggregate query (at start, and on each rescan),
+    /// plus the active runs one by one (their next transitions then replace them
+    /// exactly). Events up to the newest one before the query are in the counts.
     pub fn reload(m: &Mutex<MetricsState>, t: &Tracker) {
         lock(m).reloading = true;
-        let rows = t.history(&HistoryFilter {
-            limit: Some(usize::MAX),
-            ..HistoryFilter::default()
-        });
-        let mut fresh = MetricsState::default();
-        match rows {
-            Ok(rows) => {
-                for r in &rows {
-                    fresh.upsert(r);
+        let loaded = (|| -> crate::Result<MetricsState> {
+            let mark = crate::views::last_event_id(t)?;
+            let counts = t.run_counts(BUCKETS)?;
+            let active = t.active_runs()?;
+            let mut fresh = MetricsState::default();
+            for c in counts {
+                let Some(status) = c.status else { continue };
+                let key = (fresh.intern(&c.stage_name), fresh.intern(&c.task_name));
+                *fresh
+                    .counts
+                    .entry((key.clone(), status.as_str()))
+                    .or_default() += c.runs;
+                if status == Status::Completed {
+                    let h = fresh.hist.entry(key.clone()).or_insert_with(|| Hist {
+                        buckets: vec![0; BUCKETS.len()],
+                        ..Hist::default()
+                    });
+                    for (i, n) in c.at_most.iter().enumerate().take(BUCKETS.len()) {
+                        h.buckets[i] += u64::try_from(*n).unwrap_or(0);
+                    }
+                    h.sum += c.seconds;
+                    h.count += u64::try_from(c.runs).unwrap_or(0);
+                    if let Some(end) = c.last_end {
+                        fresh.last_success.insert(key, end);
+                    }
                 }
-                fresh.loaded = true;
+            }
+            for r in &active {
+                let Some(id) = r.run_id.clone() else { continue };
+                let key = (fresh.intern(&r.stage_name), fresh.intern(&r.task_name));
+                fresh.runs.insert(
+                    id,
+                    Brief {
+                        key,
+                        status: r.status,
+                        completed_in: None,
+                    },
+                );
+            }
+            fresh.loaded = true;
+            fresh.loaded_through = mark;
+            Ok(fresh)
+        })();
+        match loaded {
+            Ok(fresh) => {
                 let touched = {
                     let mut st = lock(m);
                     let touched = std::mem::take(&mut st.touched);
@@ -161,19 +199,52 @@ impl MetricsState {
         }
     }
 
-    /// Re-reads the runs that changed status.
-    pub fn refresh(m: &Mutex<MetricsState>, t: &Tracker, run_ids: &[String]) {
-        {
+    /// Applies the runs that changed status (from their events): each run is read
+    /// again and replaces what it counted before (its brief, or for a run counted
+    /// only in the aggregate, the status its first new event left).
+    pub fn refresh(m: &Mutex<MetricsState>, t: &Tracker, events: &[EventRow]) {
+        let (through, mut first) = {
             let mut st = lock(m);
             if st.reloading {
-                st.touched.extend(run_ids.iter().cloned());
+                st.touched.extend(events.iter().cloned());
+                return;
+            }
+            (st.loaded_through, Vec::<&EventRow>::new())
+        };
+        // The first event of each run after what the counts hold.
+        let mut seen = std::collections::HashSet::new();
+        let mut sorted: Vec<&EventRow> = events.iter().filter(|e| e.event_id > through).collect();
+        sorted.sort_by_key(|e| e.event_id);
+        for e in sorted {
+            if seen.insert(e.run_id.as_str()) {
+                first.push(e);
             }
         }
-        for id in run_ids {
-            match t.run(id) {
-                Ok(r) => lock(m).upsert(&r),
-                Err(e) if e.kind() == crate::ErrorKind::NotFound => lock(m).remove(id),
-                Err(e) => eprintln!("tasker serve: cannot read run {id} for /metrics: {e}"),
+        for e in first {
+            let read = t.run(&e.run_id);
+            let mut st = lock(m);
+            if st.runs.contains_key(&e.run_id) {
+                st.remove(&e.run_id);
+            } else if let Some(old) = e.old_status {
+                // Counted by the aggregate under the status before this event.
+                let key = (st.intern(&e.stage_name), st.intern(&e.task_name));
+                let k = (key, old.as_str());
+                if let Some(c) = st.counts.get_mut(&k) {
+                    *c -= 1;
+                    if *c <= 0 {
+                        st.counts.remove(&k);
+                    }
+                }
+            }
+            match read {
+                Ok(r) => st.upsert(&r),
+                Err(err) if err.kind() == crate::ErrorKind::NotFound => {}
+                Err(err) => {
+                    eprintln!(
+                        "tasker serve: cannot read run {} for /metrics: {err}",
+                        e.run_id
+                    )
+                }
             }
         }
     }

@@ -373,18 +373,16 @@ pub async fn start(
                     let was_error = tx.borrow().error.is_some();
                     if !fresh.is_empty() {
                         // Runs that changed status: refresh their metrics.
-                        let ids: Vec<String> = fresh
+                        let changes: Vec<EventRow> = fresh
                             .iter()
                             .filter(|e| e.kind != "subtask")
-                            .map(|e| e.run_id.clone())
-                            .collect::<BTreeSet<_>>()
-                            .into_iter()
+                            .cloned()
                             .collect();
-                        if !ids.is_empty() {
+                        if !changes.is_empty() {
                             let m = Arc::clone(&metrics);
                             let t = metrics_tracker.clone();
                             tokio::task::spawn_blocking(move || {
-                                MetricsState::refresh(&m, &t, &ids)
+                                MetricsState::refresh(&m, &t, &changes)
                             });
                         }
                         let _ = etx.send(Arc::new(fresh));

@@ -46,7 +46,7 @@ use crate::query::{
 use crate::sampler::Sample;
 
 use super::{
-    refuse_tasks_with_runs, Op, OpId, Output, Queued, RunSelector, Store, SubtaskState,
+    refuse_tasks_with_runs, Op, OpId, Output, Queued, RunCount, RunSelector, Store, SubtaskState,
     TaskSelector, TasksDeleted, TasksWithRuns,
 };
 
@@ -1679,6 +1679,42 @@ impl Store for PostgresStore {
                 .as_ref()
                 .map(map_run)
                 .transpose()
+        })
+    }
+
+    fn run_counts(&mut self, buckets: &[f64]) -> Result<Vec<RunCount>> {
+        let sums = super::bucket_sums(buckets, "r.d", "::int");
+        let sql = format!(
+            "SELECT s.stage_name, t.task_name, r.status, COUNT(*)::int8,
+                COALESCE(SUM(r.d), 0.0)::float8,
+                MAX(CASE WHEN r.status = 'COMPLETED' THEN r.end_time END){sums}
+             FROM (SELECT task_id, status, end_time,
+                     CASE WHEN status = 'COMPLETED' AND end_time IS NOT NULL THEN
+                       GREATEST(0.0, EXTRACT(EPOCH FROM end_time - start_time))::float8 END AS d
+                   FROM @.runs) r
+             JOIN @.tasks t ON t.task_id = r.task_id JOIN @.stages s ON s.stage_id = t.stage_id
+             GROUP BY r.task_id, s.stage_name, t.task_name, r.status"
+        );
+        let n = buckets.len();
+        self.read(|c, st| {
+            st.all(c, &sql, &[])?
+                .iter()
+                .map(|row| {
+                    let mut at_most = Vec::with_capacity(n);
+                    for i in 0..n {
+                        at_most.push(row.try_get::<_, Option<i64>>(6 + i)?.unwrap_or(0));
+                    }
+                    Ok(RunCount {
+                        stage_name: row.try_get(0)?,
+                        task_name: row.try_get(1)?,
+                        status: Some(status_of(row.try_get(2)?)?),
+                        runs: row.try_get(3)?,
+                        seconds: row.try_get(4)?,
+                        last_end: row.try_get(5)?,
+                        at_most,
+                    })
+                })
+                .collect()
         })
     }
 

@@ -23,7 +23,7 @@ use crate::query::{
 use crate::sampler::Sample;
 
 use super::{
-    refuse_tasks_with_runs, Op, OpId, Output, Queued, RunSelector, Store, SubtaskState,
+    refuse_tasks_with_runs, Op, OpId, Output, Queued, RunCount, RunSelector, Store, SubtaskState,
     TaskSelector, TasksDeleted, TasksWithRuns,
 };
 
@@ -756,6 +756,42 @@ impl Store for SqliteStore {
         self.conn
             .prepare_cached(&sql)
             .and_then(|mut st| st.query_row([run_id], map_run).optional())
+            .map_err(db_err)
+    }
+
+    fn run_counts(&mut self, buckets: &[f64]) -> Result<Vec<RunCount>> {
+        let sums = super::bucket_sums(buckets, "r.d", "");
+        let sql = format!(
+            "SELECT s.stage_name, t.task_name, r.status, COUNT(*), COALESCE(SUM(r.d), 0.0),
+                MAX(CASE WHEN r.status = 'COMPLETED' THEN r.end_time END){sums}
+             FROM (SELECT task_id, status, end_time,
+                     CASE WHEN status = 'COMPLETED' AND end_time IS NOT NULL THEN
+                       MAX(0.0, (julianday(end_time) - julianday(start_time)) * 86400.0) END AS d
+                   FROM runs) r
+             JOIN tasks t ON t.task_id = r.task_id JOIN stages s ON s.stage_id = t.stage_id
+             GROUP BY r.task_id, r.status"
+        );
+        let n = buckets.len();
+        self.conn
+            .prepare_cached(&sql)
+            .and_then(|mut st| {
+                st.query_map([], |row| {
+                    let mut at_most = Vec::with_capacity(n);
+                    for i in 0..n {
+                        at_most.push(row.get::<_, Option<i64>>(6 + i)?.unwrap_or(0));
+                    }
+                    Ok(RunCount {
+                        stage_name: row.get(0)?,
+                        task_name: row.get(1)?,
+                        status: Some(status_col(row, 2)?),
+                        runs: row.get(3)?,
+                        seconds: row.get(4)?,
+                        last_end: opt_ts(row, 5)?,
+                        at_most,
+                    })
+                })?
+                .collect()
+            })
             .map_err(db_err)
     }
 
