@@ -63,9 +63,14 @@ def test_metrics_have_the_expected_series_and_values(db, serve, runs):
     labels = dict(stage="publish", task='up"load\\ \n<x>')  # per task, not per run
     wait_for(lambda: value(metrics(server)[1], "tasker_subtask_items_done", **labels) == 10, what="items done")
     assert value(s, "tasker_subtask_items_expected", **labels) == 40
-    assert value(s, "tasker_runs", stage="publish", task='up"load\\ \n<x>', status="STARTED") == 1 or value(
-        s, "tasker_runs", stage="publish", task='up"load\\ \n<x>', status="RUNNING"
-    ) == 1
+    # Counts follow the run's events (read a moment after the poll that saw it).
+    wait_for(
+        lambda: (lambda s: value(s, "tasker_runs", stage="publish", task='up"load\\ \n<x>', status="STARTED") == 1
+                 or value(s, "tasker_runs", stage="publish", task='up"load\\ \n<x>', status="RUNNING") == 1)(
+            metrics(server)[1]
+        ),
+        what="the active run counted",
+    )
     run.finish()
     wait_for(
         lambda: value(metrics(server)[1], "tasker_runs", stage="publish", task='up"load\\ \n<x>', status="COMPLETED")
