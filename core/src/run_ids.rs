@@ -1,7 +1,7 @@
 //! Run ids as people type and read them. A UUIDv7 starts with its timestamp
 //! (the first 13 characters are milliseconds), so runs started together share
 //! a long prefix: [`short_ids`] gives each id the shortest prefix that is unique
-//! in the database (at least [`MIN_SHORT`] characters), and [`resolve`] takes
+//! in the database (at least `MIN_SHORT` characters), and [`resolve`] takes
 //! any unique prefix back to its run (`tasker show 0190a1b2-c3`).
 
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ use crate::Tracker;
 
 /// The shortest id prefix shown: a UUIDv7's first 8 characters change every
 /// 65 seconds, so runs started apart rarely need more.
-pub const MIN_SHORT: usize = 8;
+const MIN_SHORT: usize = 8;
 
 /// How many candidates an ambiguous prefix lists.
 const CANDIDATES: usize = 10;
