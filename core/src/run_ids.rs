@@ -137,11 +137,16 @@ mod test {
         .map(|s| s.to_string())
         .collect();
         assert_eq!(unique_prefix(&ids[0], &ids, 8), "0190a1b2-c3d4-7aa");
-        assert_eq!(unique_prefix(&ids[2], &ids, 8), "0190a1b2-f");
+        // Sharing 8 characters needs 9, which ends at a dash: one more.
         assert_eq!(
-            unique_prefix(&ids[2], &ids[2..], 8),
+            unique_prefix(&ids[2], &ids, 8),
             "0190a1b2-f",
             "no dash at the end"
+        );
+        assert_eq!(
+            unique_prefix(&ids[2], &ids[2..], 8),
+            "0190a1b2",
+            "alone: the minimum"
         );
         assert_eq!(unique_prefix("abc", &[], 8), "abc");
     }
