@@ -51,11 +51,11 @@ for args in (["--version"], ["status"], ["status", "--json"], ["stats"], ["stats
 
 # Runs of one host, one run by id, and an export, on the same file.
 con = sqlite3.connect(db)
-host = con.execute("SELECT hostname FROM runs ORDER BY start_time LIMIT 1").fetchone()[0]
+run_host = con.execute("SELECT hostname FROM runs ORDER BY start_time LIMIT 1").fetchone()[0]
 run_id = con.execute("SELECT run_id FROM runs ORDER BY start_time LIMIT 1 OFFSET 5000").fetchone()[0]
 nruns = con.execute("SELECT count(*) FROM runs").fetchone()[0]
 con.close()
-for args in (["history", "--host", host], ["show", run_id], ["show", run_id[:10]], ["show", "--last"]):
+for args in (["history", "--host", run_host], ["show", run_id], ["show", run_id[:10]], ["show", "--last"]):
     xs = []
     for _ in range(max(5, n // 20)):
         t = time.perf_counter()
@@ -113,7 +113,7 @@ try:
         time.sleep(0.25)
     results["dashboard poll (all queries)"] = summary("dashboard poll (all DB reads)", polls)
     for path in ["/api/v1/status", "/api/v1/status?stage=stage03", "/metrics", "/api/v1/runs?limit=100", "/healthz",
-                 f"/api/v1/runs?host={host}", f"/api/v1/runs/{run_id}"]:
+                 f"/api/v1/runs?host={run_host}", f"/api/v1/runs/{run_id}"]:
         for _ in range(5):
             get(path)
         xs = []
