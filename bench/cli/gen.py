@@ -49,7 +49,7 @@ for i in range(runs):
     end = None if is_active else start + dur
     beat = now if is_active else end
     run_rows.append(
-        (rid, task, "bench-host", 1000 + i % 30000, 1, None, "bench", status, ts(start),
+        (rid, task, f"bench-host-{i % 8}", 1000 + i % 30000, 1, None, "bench", status, ts(start),
          ts(end) if end else None, ts(beat), ts(beat), 2, 2, None, None,
          "boom" if status == "FAILED" else None)
     )

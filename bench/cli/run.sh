@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark of `tasker status`, the status API and /metrics on a large database:
+# Benchmark of the CLI (status, stats, history --host, show, export) and of `tasker serve`
+# (status, runs by host and by id, /metrics, /healthz under load) on a large database:
 # 100,000 runs, 1,000,000 events, 50 active runs (override with RUNS, EVENTS_PER_RUN,
 # ACTIVE, N; OUT for another directory). The baseline measured in the same run is `SELECT count(*) FROM runs`.
 # PROFILE=release measures an optimised build (default: debug, like the tests).

@@ -407,6 +407,7 @@ impl NativeTracker {
             status: status.map(|s| status_arg(&s.0)).transpose()?,
             since,
             limit: limit_arg(limit)?,
+            ..HistoryFilter::default()
         };
         let rows = io(py, || self.inner.history(&filter)).or_raise()?;
         rows.iter().map(|r| convert::run_row(py, r)).collect()

@@ -39,7 +39,23 @@ pub fn print_json<T: Serialize + ?Sized>(v: &T) -> CliResult {
     Ok(())
 }
 
-fn lost_footer(style: &Style, lost: &[&RunRow]) -> String {
+/// Short ids (unique prefixes) of these runs, by full id.
+fn short_ids(t: &Tracker, rows: &[&RunRow]) -> CliResult<HashMap<String, String>> {
+    Ok(tasker::run_ids::short_ids(
+        t,
+        rows.iter().filter_map(|r| r.run_id.as_deref()),
+    )?)
+}
+
+/// A run's id as printed for people: its short id when known.
+fn id_text<'a>(shorts: &'a HashMap<String, String>, r: &'a RunRow) -> &'a str {
+    match r.run_id.as_deref() {
+        Some(id) => shorts.get(id).map(String::as_str).unwrap_or(id),
+        None => "-",
+    }
+}
+
+fn lost_footer(style: &Style, lost: &[&RunRow], shorts: &HashMap<String, String>) -> String {
     if lost.is_empty() {
         return String::new();
     }
@@ -57,7 +73,7 @@ fn lost_footer(style: &Style, lost: &[&RunRow]) -> String {
             "  {}/{} run {} on {} (last heartbeat {})\n",
             fmt::truncate(&r.stage_name, 30),
             fmt::truncate(&r.task_name, 40),
-            r.run_id.as_deref().unwrap_or("-"),
+            id_text(shorts, r),
             host_pid(r),
             fmt::local_time(r.heartbeat_time.or(r.last_update)),
         ));
@@ -99,11 +115,33 @@ pub fn status(g: &Global, a: &StatusArgs) -> CliResult {
         return print_json(&views);
     }
     let style = Style::detect(g.color);
-    print!("{}", render_status(&t, &style, &views));
+    let width = fmt::term_width();
+    let named: Vec<&RunRow> = views
+        .iter()
+        .map(|v| &v.run)
+        .filter(|r| r.lost || r.status == Status::Failed)
+        .collect();
+    let shorts = short_ids(&t, &named)?;
+    print!(
+        "{}",
+        fmt::fit_lines(&render_status(&t, &style, &views, width, &shorts), width)
+    );
     Ok(())
 }
 
-fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
+/// Whether output this wide (None: unlimited) has room for full bars and intervals.
+fn roomy(width: Option<usize>) -> bool {
+    width.is_none_or(|w| w >= 140)
+}
+
+fn render_status(
+    t: &Tracker,
+    style: &Style,
+    views: &[RunView],
+    width: Option<usize>,
+    shorts: &HashMap<String, String>,
+) -> String {
+    let bar = if roomy(width) { 20 } else { 10 };
     let mut out = format!(
         "{} {}  ({} from {})\n\n",
         style.bold("tasker"),
@@ -123,7 +161,7 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
         } else {
             &["STAGE", "STATUS", "TASKS DONE", ""]
         };
-        let mut st = Table::new(header).align_right(2);
+        let mut st = Table::new(header).align_right(2).shrink(0, 10);
         for s in &stages {
             let status: Option<Status> = s.status.parse().ok();
             st.push(vec![
@@ -133,7 +171,7 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
                     None => style.paint("36", &s.status),
                 },
                 format!("{}/{}", s.tasks_done, s.tasks_total),
-                fmt::bar(style, Some(s.percent_complete), 20),
+                fmt::bar(style, Some(s.percent_complete), bar),
                 if s.lost > 0 {
                     style.paint("1;31", &s.lost.to_string())
                 } else {
@@ -141,16 +179,26 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
                 },
             ]);
         }
-        out.push_str(&st.render(style));
+        out.push_str(&st.render_fit(style, width));
         out.push('\n');
     }
+    // In a narrow terminal names are cut first, then the host, the current subtask,
+    // its items and the subtask count are left out.
     let mut table = Table::new(&[
         "STAGE", "TASK", "STATUS", "PROGRESS", "SUBTASKS", "CURRENT", "ITEMS", "ELAPSED", "ETA",
         "HOST:PID",
     ])
     .align_right(4)
     .align_right(6)
-    .align_right(7);
+    .align_right(7)
+    .shrink(0, 10)
+    .shrink(1, 16)
+    .shrink(5, 12)
+    .shrink(9, 16)
+    .drop_rank(9, 0)
+    .drop_rank(5, 1)
+    .drop_rank(6, 2)
+    .drop_rank(4, 3);
     let mut last_stage = None;
     for v in views {
         let r = &v.run;
@@ -181,7 +229,7 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
             fmt::truncate(&r.task_name, 32),
             style.status(r.status, r.lost),
             if r.run_id.is_some() {
-                fmt::bar(style, r.overall_percent_complete, 20)
+                fmt::bar(style, r.overall_percent_complete, bar)
             } else {
                 String::new()
             },
@@ -197,11 +245,11 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
             },
         ]);
     }
-    out.push_str(&table.render(style));
+    out.push_str(&table.render_fit(style, width));
     let lost: Vec<&RunRow> = views.iter().map(|v| &v.run).filter(|r| r.lost).collect();
     if !lost.is_empty() {
         out.push('\n');
-        out.push_str(&lost_footer(style, &lost));
+        out.push_str(&lost_footer(style, &lost, shorts));
     }
     let failed: Vec<&RunRow> = views
         .iter()
@@ -211,13 +259,14 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
     if !failed.is_empty() {
         out.push('\n');
         for r in failed {
+            // The id before the message: a narrow terminal cuts the end of the line.
             out.push_str(&format!(
-                "{} {}/{}: {}  (tasker show {})\n",
+                "{} {}/{} (tasker show {}): {}\n",
                 style.paint("31", "failed"),
                 fmt::truncate(&r.stage_name, 30),
                 fmt::truncate(&r.task_name, 40),
+                id_text(shorts, r),
                 fmt::truncate(r.error_message.as_deref().unwrap_or("no message"), 100),
-                r.run_id.as_deref().unwrap_or("-"),
             ));
         }
     }
@@ -228,9 +277,9 @@ fn render_status(t: &Tracker, style: &Style, views: &[RunView]) -> String {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Seconds between refreshes (at most 1).
-    #[arg(long, default_value_t = 1.0)]
-    pub interval: f64,
+    /// Time between refreshes: seconds (5, 0.5) or a duration (5s, 500ms, 1m).
+    #[arg(long, default_value = "1", value_name = "SECONDS")]
+    pub interval: String,
     /// Leave when no run is active; the exit code is 1 if a run seen active failed.
     #[arg(long)]
     pub exit_when_done: bool,
@@ -240,11 +289,8 @@ pub struct WatchArgs {
 }
 
 pub fn watch(g: &Global, a: &WatchArgs) -> CliResult {
-    if !(a.interval > 0.0 && a.interval <= 1.0) {
-        return Err(Failure::usage(
-            "--interval must be more than 0 and at most 1 second",
-        ));
-    }
+    let interval =
+        fmt::parse_interval(&a.interval).map_err(|e| Failure::usage(format!("--interval: {e}")))?;
     let t = g.open(false)?;
     let style = Style::detect(g.color);
     let tty = {
@@ -292,11 +338,16 @@ pub fn watch(g: &Global, a: &WatchArgs) -> CliResult {
         recent.extend(events);
         let keep_from = recent.len().saturating_sub(8);
         recent.drain(..keep_from);
-        let mut frame = render_watch(&t, &style, &views, &finished, &recent);
+        let lost: Vec<&RunRow> = views.iter().map(|v| &v.run).filter(|r| r.lost).collect();
+        let shorts = short_ids(&t, &lost)?;
+        // Read each frame: the terminal may have been resized.
+        let width = fmt::term_width();
+        let mut frame = render_watch(&t, &style, &views, &finished, &recent, width, &shorts);
         if let Some(r) = tasker::retention::lock(&retention).as_ref() {
             frame.push_str(&style.dim(&r.describe()));
             frame.push('\n');
         }
+        let frame = fmt::fit_lines(&frame, width);
         let mut out = std::io::stdout().lock();
         if tty {
             // Redraw in place (no flicker): home, each line cleared to its end, then the rest.
@@ -321,7 +372,7 @@ pub fn watch(g: &Global, a: &WatchArgs) -> CliResult {
                 Ok(())
             };
         }
-        std::thread::sleep(StdDuration::from_secs_f64(a.interval));
+        std::thread::sleep(StdDuration::from_secs_f64(interval));
     }
 }
 
@@ -331,8 +382,11 @@ fn render_watch(
     views: &[RunView],
     finished: &BTreeMap<String, RunRow>,
     recent: &[EventRow],
+    width: Option<usize>,
+    shorts: &HashMap<String, String>,
 ) -> String {
     let now = Utc::now();
+    let bar = if roomy(width) { 30 } else { 10 };
     let mut out = format!(
         "{}  {}  {}  {} active\n\n",
         style.bold("tasker watch"),
@@ -345,19 +399,34 @@ fn render_watch(
     }
     for v in views {
         let r = &v.run;
-        out.push_str(&format!(
-            "{} {}/{}  {}  {}  elapsed {}{}  {}\n",
-            style.bold("▸"),
-            style.bold(&fmt::truncate(&r.stage_name, 30)),
-            style.bold(&fmt::truncate(&r.task_name, 40)),
+        // A lost run's clock stopped at its last heartbeat and it has no ETA.
+        let rest = format!(
+            "  {}  {}  {}{}{}",
             style.status(r.status, r.lost),
-            fmt::bar(style, r.overall_percent_complete, 30),
+            fmt::bar(style, r.overall_percent_complete, bar),
+            if r.lost { "stopped after " } else { "elapsed " },
             r.duration_seconds.map(fmt::duration).unwrap_or_default(),
             Some(fmt::run_eta_text(r))
-                .filter(|e| !e.is_empty())
+                .filter(|e| !e.is_empty() && !r.lost)
                 .map(|e| format!("  ETA {e}"))
                 .unwrap_or_default(),
-            style.dim(&host_pid(r)),
+        );
+        let host = format!("  {}", style.dim(&host_pid(r)));
+        // Names get what the figures leave (the host goes first in a narrow terminal).
+        let (names_room, host) = match width {
+            Some(w) if w < fmt::visible_width(&rest) + fmt::visible_width(&host) + 40 => (
+                w.saturating_sub(fmt::visible_width(&rest) + 3),
+                String::new(),
+            ),
+            _ => (71, host),
+        };
+        let task_room = names_room.saturating_sub(names_room * 2 / 5).max(8);
+        let stage_room = names_room.saturating_sub(task_room + 1).max(6);
+        out.push_str(&format!(
+            "{} {}/{}{rest}{host}\n",
+            style.bold("▸"),
+            style.bold(&fmt::truncate(&r.stage_name, stage_room.min(30))),
+            style.bold(&fmt::truncate(&r.task_name, task_room.min(40))),
         ));
         if let Some(m) = r
             .overall_progress_message
@@ -369,22 +438,24 @@ fn render_watch(
         let subs = v.subtasks.as_deref().unwrap_or_default();
         let mut table = Table::new(&["", "SUBTASK", "STATUS", "PROGRESS", "ITEMS", "RATE", "ETA"])
             .align_right(0)
-            .align_right(4);
+            .align_right(4)
+            .shrink(1, 12)
+            .drop_rank(4, 0)
+            .drop_rank(5, 1);
         for s in subs.iter().filter(|s| s.status.is_active()) {
             table.push(vec![
                 format!("    {}.", s.subtask_number),
                 fmt::truncate(&s.subtask_name, 36),
                 style.status(s.status, false),
-                fmt::bar(style, s.percent_complete, 30),
+                fmt::bar(style, s.percent_complete, bar),
                 fmt::items(s),
-                s.rate_per_second
-                    .map(|r| format!("{}/s", fmt::count(r.round() as i64)))
-                    .unwrap_or_default(),
+                // None for a lost run's subtasks (nothing is coming): no rate, no ETA.
+                s.rate_per_second.map(fmt::rate).unwrap_or_default(),
                 fmt::subtask_eta_text(s),
             ]);
         }
         if !table.is_empty() {
-            out.push_str(&table.render(style));
+            out.push_str(&table.render_fit(style, width));
         }
         let done = subs.iter().filter(|s| s.status.is_terminal()).count();
         if done > 0 {
@@ -413,7 +484,7 @@ fn render_watch(
         out.push('\n');
     }
     let lost: Vec<&RunRow> = views.iter().map(|v| &v.run).filter(|r| r.lost).collect();
-    out.push_str(&lost_footer(style, &lost));
+    out.push_str(&lost_footer(style, &lost, shorts));
     if !recent.is_empty() {
         out.push_str(&style.bold("Recent events\n"));
         for e in recent {
@@ -447,8 +518,10 @@ fn event_line(style: &Style, e: &EventRow) -> String {
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
+    /// Only runs of tasks in this stage.
     #[arg(long)]
     pub stage: Option<String>,
+    /// Only runs of this task.
     #[arg(long)]
     pub task: Option<String>,
     /// Only these statuses (comma separated), or `active`, or `lost`.
@@ -463,6 +536,7 @@ pub struct HistoryArgs {
     /// At most this many runs.
     #[arg(long, short = 'n', default_value_t = 50)]
     pub limit: usize,
+    /// Print the runs as JSON (full ids, every field).
     #[arg(long)]
     pub json: bool,
 }
@@ -511,10 +585,18 @@ pub fn history(g: &Global, a: &HistoryArgs) -> CliResult {
         println!("No runs match.");
         return Ok(());
     }
+    let shorts = short_ids(&t, &rows.iter().collect::<Vec<_>>())?;
+    // In a narrow terminal names are cut first, then the host, progress and stage go.
     let mut table = Table::new(&[
         "STARTED", "STAGE", "TASK", "STATUS", "DURATION", "PROGRESS", "HOST:PID", "RUN",
     ])
-    .align_right(4);
+    .align_right(4)
+    .shrink(1, 10)
+    .shrink(2, 16)
+    .shrink(6, 16)
+    .drop_rank(6, 0)
+    .drop_rank(5, 1)
+    .drop_rank(1, 2);
     for r in &rows {
         table.push(vec![
             fmt::local_time(r.start_time),
@@ -528,10 +610,14 @@ pub fn history(g: &Global, a: &HistoryArgs) -> CliResult {
             r.duration_seconds.map(fmt::duration).unwrap_or_default(),
             fmt::bar(&style, r.overall_percent_complete, 10),
             host_pid(r),
-            r.run_id.clone().unwrap_or_default(),
+            id_text(&shorts, r).to_string(),
         ]);
     }
-    print!("{}", table.render(&style));
+    let width = fmt::term_width();
+    print!(
+        "{}",
+        fmt::fit_lines(&table.render_fit(&style, width), width)
+    );
     if rows.len() == a.limit {
         println!(
             "{}",
@@ -548,8 +634,14 @@ pub fn history(g: &Global, a: &HistoryArgs) -> CliResult {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// The run id (as printed by `tasker history`).
-    pub run: String,
+    /// The run id, or any unique start of it (the short ids `tasker history` prints).
+    #[arg(required_unless_present = "last", conflicts_with = "last")]
+    pub run: Option<String>,
+    /// The newest run instead: of all, of a stage (STAGE), or of a task (STAGE/TASK, or
+    /// a task name found in one stage only).
+    #[arg(long, value_name = "STAGE/TASK", num_args = 0..=1, default_missing_value = "")]
+    pub last: Option<String>,
+    /// Print the run, its subtasks, events, inputs, outputs and samples as one JSON object.
     #[arg(long)]
     pub json: bool,
     /// Print every resource sample of the run's process (CPU, memory, I/O).
@@ -560,13 +652,83 @@ pub struct ShowArgs {
     pub failed_items: bool,
 }
 
+/// A run id as given on the command line: the id, a unique prefix (ambiguous:
+/// a usage error listing the candidates), else a "not found" failure.
+pub fn resolve_run(t: &Tracker, given: &str) -> CliResult<String> {
+    tasker::run_ids::resolve(t, given).map_err(|e| match e.kind() {
+        tasker::ErrorKind::InvalidArgument => Failure::usage(e.to_string()),
+        _ => e.into(),
+    })
+}
+
+/// The newest run of everything, of a stage, or of a task (`show --last`).
+fn last_run(t: &Tracker, which: &str) -> CliResult<String> {
+    let which = which.trim();
+    let newest = |stage: Option<&str>, task: Option<&str>| -> CliResult<Option<RunRow>> {
+        Ok(t.history(&HistoryFilter {
+            stage: stage.map(str::to_string),
+            task: task.map(str::to_string),
+            limit: Some(1),
+            ..HistoryFilter::default()
+        })?
+        .into_iter()
+        .next())
+    };
+    let mut tries: Vec<(Option<&str>, Option<&str>)> = Vec::new();
+    if which.is_empty() {
+        tries.push((None, None));
+    } else {
+        // Names may hold a slash: try each split, then a stage, then a task name.
+        for (i, _) in which.match_indices('/') {
+            tries.push((Some(&which[..i]), Some(&which[i + 1..])));
+        }
+        tries.push((Some(which), None));
+    }
+    for (stage, task) in tries {
+        if let Some(r) = newest(stage, task)? {
+            return Ok(r.run_id.unwrap_or_default());
+        }
+    }
+    if !which.is_empty() && !which.contains('/') {
+        let stages: Vec<String> = t
+            .registered_tasks(None, Some(which))?
+            .into_iter()
+            .map(|x| x.stage_name)
+            .collect();
+        match &stages[..] {
+            [stage] => {
+                if let Some(r) = newest(Some(stage), Some(which))? {
+                    return Ok(r.run_id.unwrap_or_default());
+                }
+            }
+            [] => {}
+            _ => {
+                return Err(Failure::usage(format!(
+                    "task {which:?} is in several stages ({}): give STAGE/TASK",
+                    stages.join(", ")
+                )))
+            }
+        }
+    }
+    Err(Failure::new(if which.is_empty() {
+        "no runs yet".to_string()
+    } else {
+        format!("no runs of {which:?} (give STAGE, STAGE/TASK or a task name)")
+    }))
+}
+
 pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
     let t = g.open(false)?;
+    let id = match (&a.last, &a.run) {
+        (Some(which), _) => last_run(&t, which)?,
+        (None, Some(given)) => resolve_run(&t, given)?,
+        (None, None) => return Err(Failure::usage("give a run id or --last")),
+    };
     if a.failed_items {
         let style = Style::detect(g.color);
-        return crate::logs::failed_items(&t, &style, a.run.trim(), a.json);
+        return crate::logs::failed_items(&t, &style, &id, a.json);
     }
-    let d = run_detail(&t, a.run.trim())?;
+    let d = run_detail(&t, &id)?;
     if a.json {
         return print_json(&d);
     }
@@ -606,7 +768,10 @@ pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
     field("ended", fmt::local_time(r.end_time));
     field(
         "duration",
-        r.duration_seconds.map(fmt::duration).unwrap_or_default(),
+        match r.duration_seconds.map(fmt::duration) {
+            Some(d) if r.lost => format!("{d} (stopped at its last heartbeat)"),
+            d => d.unwrap_or_default(),
+        },
     );
     field(
         "eta",
@@ -728,8 +893,10 @@ pub fn show(g: &Global, a: &ShowArgs) -> CliResult {
         .align_right(0)
         .align_right(4);
         for row in &d.subtasks {
+            // An unfinished subtask of a lost run stopped with the run's last heartbeat.
             let dur = row.start_time.map(|st| {
-                (row.end_time.unwrap_or_else(Utc::now) - st).num_milliseconds() as f64 / 1000.0
+                let end = row.end_time.unwrap_or_else(|| r.clock_stop(Utc::now()));
+                ((end - st).num_milliseconds() as f64 / 1000.0).max(0.0)
             });
             table.push(vec![
                 row.subtask_number.to_string(),
@@ -900,6 +1067,7 @@ pub enum ExportTable {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
+    /// JSON (one document) or CSV (one table per file).
     #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
     pub format: ExportFormat,
     /// What to export; CSV holds one table per file, so `all` needs --output-dir.
@@ -911,12 +1079,16 @@ pub struct ExportArgs {
     /// CSV of all tables: write runs.csv, subtasks.csv and events.csv into this folder.
     #[arg(long)]
     pub output_dir: Option<std::path::PathBuf>,
+    /// Only runs of tasks in this stage (and their subtasks and events).
     #[arg(long)]
     pub stage: Option<String>,
+    /// Only runs of this task.
     #[arg(long)]
     pub task: Option<String>,
+    /// Only these statuses (comma separated), or `active`, or `lost`.
     #[arg(long, value_delimiter = ',')]
     pub status: Vec<String>,
+    /// Only runs on this host.
     #[arg(long)]
     pub host: Option<String>,
     /// Only runs started since: an age (2d) or a date.
@@ -1006,7 +1178,8 @@ fn csv_field(v: Option<&serde_json::Value>) -> String {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
     };
-    if s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
+    let special = s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'));
+    if special || s.starts_with(' ') || s.ends_with(' ') {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s
@@ -1016,11 +1189,102 @@ fn csv_field(v: Option<&serde_json::Value>) -> String {
 fn write_csv<T: Serialize>(out: &mut dyn Write, columns: &[&str], rows: &[T]) -> CliResult {
     writeln!(out, "{}", columns.join(","))?;
     for r in rows {
-        let v = serde_json::to_value(r)?;
-        let line: Vec<String> = columns.iter().map(|c| csv_field(v.get(*c))).collect();
-        writeln!(out, "{}", line.join(","))?;
+        write_csv_row(out, columns, r)?;
     }
     Ok(())
+}
+
+fn write_csv_row<T: Serialize>(out: &mut dyn Write, columns: &[&str], row: &T) -> CliResult {
+    let v = serde_json::to_value(row)?;
+    let line: Vec<String> = columns.iter().map(|c| csv_field(v.get(*c))).collect();
+    writeln!(out, "{}", line.join(","))?;
+    Ok(())
+}
+
+/// One run as a CSV line of RUN_CSV's columns: each field serialised alone (as
+/// `write_csv_row` would write it, without building a JSON object per run).
+fn write_run_csv(out: &mut dyn Write, r: &RunRow) -> CliResult {
+    use serde_json::to_value as v;
+    let cells = [
+        v(&r.run_id)?,
+        v(&r.stage_name)?,
+        v(r.stage_order)?,
+        v(&r.task_name)?,
+        v(&r.task_type)?,
+        v(r.task_order)?,
+        v(r.status)?,
+        v(r.lost)?,
+        v(&r.hostname)?,
+        v(r.process_id)?,
+        v(r.parent_pid)?,
+        v(&r.user_name)?,
+        v(r.start_time)?,
+        v(r.end_time)?,
+        v(r.last_update)?,
+        v(r.heartbeat_time)?,
+        v(r.duration_seconds)?,
+        v(r.total_subtasks)?,
+        v(r.subtasks_completed)?,
+        v(r.current_subtask)?,
+        v(r.overall_percent_complete)?,
+        v(&r.overall_progress_message)?,
+        v(&r.version)?,
+        v(&r.git_commit)?,
+        v(&r.script_path)?,
+        v(&r.script_filename)?,
+        v(&r.log_path)?,
+        v(&r.log_filename)?,
+        v(&r.error_message)?,
+        v(&r.error_detail)?,
+        v(&r.metadata)?,
+    ];
+    let mut line = String::with_capacity(256);
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        line.push_str(&csv_field(Some(c)));
+    }
+    writeln!(out, "{line}")?;
+    Ok(())
+}
+
+/// `export --table runs --format csv` as the runs are read: memory stays flat and
+/// the first line comes at once, however many runs there are. None when a filter
+/// needs every run first (several statuses, `active`, `lost`).
+fn stream_runs_csv(t: &Tracker, a: &ExportArgs, sink: &mut dyn Write) -> CliResult<Option<()>> {
+    let sel = StatusSel::parse(&a.status).map_err(Failure::usage)?;
+    if !(sel.is_empty() || sel.single().is_some()) {
+        return Ok(None);
+    }
+    let since = a
+        .since
+        .as_deref()
+        .map(|s| fmt::parse_since(s, Utc::now()))
+        .transpose()
+        .map_err(Failure::usage)?;
+    let filter = HistoryFilter {
+        stage: a.stage.clone(),
+        task: a.task.clone(),
+        status: sel.single(),
+        since,
+        limit: Some(a.limit.unwrap_or(usize::MAX)),
+        host: a.host.clone(),
+    };
+    writeln!(sink, "{}", RUN_CSV.join(","))?;
+    let mut failed: Option<Failure> = None;
+    let res = t.for_each_run(&filter, |r| match write_run_csv(sink, &r) {
+        Ok(()) => Ok(true),
+        Err(f) => {
+            failed = Some(f);
+            Ok(false)
+        }
+    });
+    if let Some(f) = failed {
+        return Err(f);
+    }
+    res?;
+    Ok(Some(()))
 }
 
 /// Every event of the given runs (all events when `runs` is None), oldest first.
@@ -1055,6 +1319,17 @@ fn events_of(t: &Tracker, runs: Option<&[RunRow]>) -> CliResult<Vec<EventRow>> {
     }
 }
 
+/// Where an export goes: --output, else stdout (buffered).
+fn export_sink(a: &ExportArgs) -> CliResult<Box<dyn Write>> {
+    Ok(match &a.output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p)
+                .map_err(|e| Failure::new(format!("cannot write {}: {e}", p.display())))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
 pub fn export(g: &Global, a: &ExportArgs) -> CliResult {
     if a.format == ExportFormat::Csv && a.table == ExportTable::All && a.output_dir.is_none() {
         return Err(Failure::usage(
@@ -1062,6 +1337,13 @@ pub fn export(g: &Global, a: &ExportArgs) -> CliResult {
         ));
     }
     let t = g.open(false)?;
+    if a.format == ExportFormat::Csv && a.table == ExportTable::Runs && a.output_dir.is_none() {
+        let mut sink = export_sink(a)?;
+        if stream_runs_csv(&t, a, &mut sink)?.is_some() {
+            sink.flush()?;
+            return Ok(());
+        }
+    }
     let filtered = a.stage.is_some()
         || a.task.is_some()
         || !a.status.is_empty()
@@ -1092,13 +1374,7 @@ pub fn export(g: &Global, a: &ExportArgs) -> CliResult {
         Vec::new()
     };
     let _ = now;
-    let mut sink: Box<dyn Write> = match &a.output {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p)
-                .map_err(|e| Failure::new(format!("cannot write {}: {e}", p.display())))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
+    let mut sink = export_sink(a)?;
     match a.format {
         ExportFormat::Json => {
             let v = match a.table {
@@ -1148,6 +1424,7 @@ pub struct ReapArgs {
     /// Only list what would be marked FAILED.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the lost runs found (and whether each was marked) as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -1265,13 +1542,16 @@ pub struct PurgeArgs {
     /// Keep FAILED runs (and their events) whatever their age.
     #[arg(long)]
     pub keep_failed: bool,
+    /// Only runs of tasks in this stage.
     #[arg(long)]
     pub stage: Option<String>,
+    /// Only runs of this task.
     #[arg(long)]
     pub task: Option<String>,
     /// Only count what would be deleted.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the counts (cutoff, matching, deleted, kept active) as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -1403,4 +1683,39 @@ fn purge_by_retention(g: &Global, a: &PurgeArgs) -> CliResult {
         r.keep_failed_days.unwrap_or(r.days)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn streamed_run_lines_match_the_generic_csv_writer() {
+        let row: RunRow = serde_json::from_str(
+            r#"{
+            "run_id": "r1", "stage_name": "st, \"1\"", "stage_order": 2, "task_name": " t ",
+            "task_type": null, "task_order": null, "status": "FAILED", "hostname": "h",
+            "process_id": 42, "parent_pid": 1, "process_start_time": null, "user_name": "u",
+            "start_time": "2026-11-30T10:00:00.123456Z", "end_time": "2026-11-30T10:01:00Z",
+            "last_update": "2026-11-30T10:01:00Z", "heartbeat_time": "2026-11-30T10:01:00Z",
+            "total_subtasks": 3, "current_subtask": 2, "overall_percent_complete": 66.5,
+            "overall_progress_message": "line\nbreak", "version": "1", "git_commit": "abc",
+            "script_path": null, "script_filename": null, "log_path": null, "log_filename": null,
+            "error_message": "boom", "error_detail": "a\r\nb", "metadata": {"k": [1, "x"]},
+            "attempt": 1, "retry_of": null, "command_line": null, "git_dirty": null,
+            "runtime": null, "tasker_version": null, "subtasks_completed": 1, "lost": false,
+            "duration_seconds": 60.5, "eta_seconds": null, "eta_low": null, "eta_high": null,
+            "eta_basis": null
+        }"#,
+        )
+        .unwrap();
+        let mut fast = Vec::new();
+        write_run_csv(&mut fast, &row).unwrap();
+        let mut generic = Vec::new();
+        write_csv_row(&mut generic, RUN_CSV, &row).unwrap();
+        assert_eq!(
+            String::from_utf8(fast).unwrap(),
+            String::from_utf8(generic).unwrap()
+        );
+    }
 }

@@ -17,6 +17,7 @@ pub struct DiffArgs {
     pub run1: String,
     /// The later run.
     pub run2: String,
+    /// Print the changes as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -44,7 +45,11 @@ pub struct RunDiff {
 
 pub fn diff(g: &Global, a: &DiffArgs) -> CliResult {
     let t = g.open(false)?;
-    let d = run_diff(&t, a.run1.trim(), a.run2.trim())?;
+    let (id1, id2) = (
+        crate::cmd::resolve_run(&t, &a.run1)?,
+        crate::cmd::resolve_run(&t, &a.run2)?,
+    );
+    let d = run_diff(&t, &id1, &id2)?;
     if a.json {
         return print_json(&d);
     }

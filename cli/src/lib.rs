@@ -11,6 +11,8 @@ mod dag;
 mod diff;
 mod fmt;
 mod logs;
+#[cfg(test)]
+mod help_test;
 mod report;
 mod serve;
 mod stats;
@@ -140,16 +142,36 @@ impl Global {
         Ok(Config::resolve(&args)?)
     }
 
+    /// Says what pointed at a database that is not there, and what to change.
+    fn missing_db_hint(&self, source: &str) -> String {
+        let env_set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+        if self.db.is_some() {
+            "the path came from --db: check it".into()
+        } else if source.starts_with("environment") {
+            let var = if env_set("TASKER_DB_URL") {
+                "TASKER_DB_URL"
+            } else {
+                "the TASKER_DB_* variables"
+            };
+            format!("the path came from {var} in the environment: change or unset it, or pass --db")
+        } else if source.starts_with("default") {
+            "that is the default location (no --db, TASKER_DB_URL or config file named another): \
+             pass --db, set TASKER_DB_URL or write .tasker.yml"
+                .into()
+        } else {
+            format!("the path came from the config file {source}: edit it, or pass --db")
+        }
+    }
+
     /// Opens the database. Reading commands refuse to create a missing SQLite file.
     pub fn open(&self, create: bool) -> CliResult<Tracker> {
         let config = self.config()?;
         if let Location::Sqlite { path } = &config.location {
             if !create && !path.exists() {
                 return Err(Failure::new(format!(
-                    "no tasker database at {} (from {}): nothing has been tracked there yet; \
-                     pass --db or set TASKER_DB_URL",
+                    "no tasker database at {}: nothing has been tracked there yet; {}",
                     path.display(),
-                    config.source
+                    self.missing_db_hint(&config.source)
                 )));
             }
         }

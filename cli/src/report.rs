@@ -20,6 +20,7 @@ pub struct ReportArgs {
     /// Runs started since: an age (7d, 12h) or a date.
     #[arg(long, default_value = "7d")]
     pub since: String,
+    /// Only this stage.
     #[arg(long)]
     pub stage: Option<String>,
     /// At most this many runs in the timeline (newest first).

@@ -12,8 +12,10 @@ use crate::{CliResult, Failure, Global};
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {
+    /// Only tasks in this stage.
     #[arg(long)]
     pub stage: Option<String>,
+    /// Only this task.
     #[arg(long)]
     pub task: Option<String>,
     /// Only runs started since: an age (30d, 12h) or a date (2026-11-01, RFC 3339).
@@ -22,6 +24,7 @@ pub struct StatsArgs {
     /// Only the latest N runs of each task.
     #[arg(long, short = 'n')]
     pub limit: Option<usize>,
+    /// Print one JSON object per task.
     #[arg(long)]
     pub json: bool,
 }
@@ -67,7 +70,7 @@ fn render(style: &Style, rows: &[TaskStats]) -> String {
         "P90",
         "P95",
         "MAX",
-        "ITEMS/S",
+        "ITEM RATE",
         "LAST SUCCESS",
         "LAST FAILURE",
         "WAIT P50",
@@ -97,9 +100,7 @@ fn render(style: &Style, rows: &[TaskStats]) -> String {
             secs(s.duration_p90),
             secs(s.duration_p95),
             secs(s.duration_max),
-            s.items_per_second
-                .map(|r| fmt::count(r.round() as i64))
-                .unwrap_or_default(),
+            s.items_per_second.map(fmt::rate).unwrap_or_default(),
             fmt::local_time(s.last_success),
             fmt::local_time(s.last_failure),
             secs(s.wait_p50),

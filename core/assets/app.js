@@ -855,6 +855,8 @@ function connect() {
   });
   es.addEventListener("events", () => { S.lastMessage = Date.now(); });
   es.addEventListener("db_error", (ev) => {
+    // The server is up but cannot read the database: the badge must not say "live".
+    conn.className = "conn conn-down"; conn.textContent = "database unreachable";
     const b = $("banner");
     b.hidden = false;
     let msg = "";

@@ -35,6 +35,7 @@ mod progress;
 pub mod query;
 pub mod retention;
 mod run;
+pub mod run_ids;
 pub mod sampler;
 #[cfg(feature = "server")]
 pub mod serve;

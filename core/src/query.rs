@@ -28,6 +28,8 @@ pub struct HistoryFilter {
     pub status: Option<Status>,
     pub since: Option<DateTime<Utc>>,
     pub limit: Option<usize>,
+    /// Only runs on this host.
+    pub host: Option<String>,
 }
 
 pub const DEFAULT_HISTORY_LIMIT: usize = 100;

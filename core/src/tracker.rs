@@ -412,12 +412,42 @@ impl Tracker {
         self.read(|st| st.history(filter)).map(|r| self.derived(r))
     }
 
+    /// The runs `history` returns, newest first, handed to `f` one at a time as
+    /// they are read (with percent, lost flag and duration; no ETA): an export of
+    /// every run without holding them all. `f` returns false to stop.
+    pub fn for_each_run(
+        &self,
+        filter: &HistoryFilter,
+        mut f: impl FnMut(RunRow) -> Result<bool>,
+    ) -> Result<()> {
+        check_limit(filter.limit)?;
+        let rule = self.lost_rule();
+        self.read(|st| {
+            st.for_each_run(filter, &mut |mut r| {
+                r.derive(&rule);
+                f(r)
+            })
+        })
+    }
+
+    /// Runs by stage, task and status, with COMPLETED runs' durations counted in
+    /// `buckets` (seconds): one aggregate query (`/metrics` at start).
+    pub fn run_counts(&self, buckets: &[f64]) -> Result<Vec<crate::store::RunCount>> {
+        self.read(|st| st.run_counts(buckets))
+    }
+
     /// One run by id.
     pub fn run(&self, run_id: &str) -> Result<RunRow> {
         let row = self
             .read(|st| st.run(run_id))?
             .ok_or_else(|| Error::not_found("run", run_id))?;
         Ok(self.derived(vec![row]).remove(0))
+    }
+
+    /// Ids of runs starting with `prefix`, in order, at most `limit` (see
+    /// `run_ids::resolve` and `run_ids::short_ids`).
+    pub fn run_ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        self.read(|st| st.run_ids_with_prefix(prefix, limit))
     }
 
     /// The subtasks of a run, by number.

@@ -185,12 +185,13 @@ pub fn history_rows(
         rows.truncate(limit.unwrap_or(usize::MAX));
         return Ok(rows);
     }
-    let client_side = !sel.is_empty() && sel.single().is_none() || host.is_some();
+    let client_side = !sel.is_empty() && sel.single().is_none();
     let rows = t.history(&HistoryFilter {
         stage: stage.clone(),
         task: task.clone(),
         status: sel.single(),
         since,
+        host: host.clone(),
         // Filters the store cannot apply are applied here, over all matching runs.
         limit: if client_side {
             Some(usize::MAX)

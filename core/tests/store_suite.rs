@@ -103,6 +103,7 @@ suite!(
     inputs_and_outputs_are_recorded_once_per_name,
     run_summaries_window_each_task_and_sum_items,
     samples_are_stored_with_progress_and_thinned_to_a_bound,
+    runs_by_host_by_prefix_counted_and_streamed,
 );
 
 fn t(sec: i64) -> DateTime<Utc> {
@@ -1310,7 +1311,7 @@ fn a_version_1_sqlite_database_is_migrated_keeping_its_rows() {
     let version: i64 = c
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 8);
 }
 
 #[test]
@@ -2168,4 +2169,93 @@ fn samples_are_stored_with_progress_and_thinned_to_a_bound(db: &mut Db) {
     })
     .unwrap();
     assert!(s.samples("long").unwrap().is_empty());
+}
+
+fn runs_by_host_by_prefix_counted_and_streamed(db: &mut Db) {
+    let s = &mut db.s;
+    for i in 0..4 {
+        let mut r = new_run(&format!("p{i}"), "st", "job", i * 10);
+        if i % 2 == 1 {
+            r.facts = facts("host-b");
+        }
+        s.start_run(&r).unwrap();
+    }
+    s.start_run(&new_run("q0", "st", "other", 50)).unwrap();
+    // p0 took 5 s, p1 took 20 s; p2 failed; p3 and q0 are still running.
+    s.run_transition("p0", Status::Completed, &none(), t(5))
+        .unwrap();
+    s.run_transition("p1", Status::Completed, &none(), t(30))
+        .unwrap();
+    s.run_transition(
+        "p2",
+        Status::Failed,
+        &TransitionInfo::error("x", None),
+        t(21),
+    )
+    .unwrap();
+
+    // History of one host (index), and the same runs streamed; stopping early.
+    let on_b = HistoryFilter {
+        host: Some("host-b".into()),
+        ..HistoryFilter::default()
+    };
+    let ids: Vec<String> = s
+        .history(&on_b)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id.unwrap())
+        .collect();
+    assert_eq!(ids, ["p3", "p1"]);
+    let mut streamed = Vec::new();
+    s.for_each_run(&on_b, &mut |r| {
+        streamed.push(r.run_id.unwrap());
+        Ok(true)
+    })
+    .unwrap();
+    assert_eq!(streamed, ids);
+    let mut first = Vec::new();
+    s.for_each_run(&HistoryFilter::default(), &mut |r| {
+        first.push(r.run_id.unwrap());
+        Ok(false)
+    })
+    .unwrap();
+    assert_eq!(first, ["q0"], "newest first, and `false` stops");
+
+    // Ids by prefix: in order, limited, exact.
+    assert_eq!(
+        s.run_ids_with_prefix("p", 10).unwrap(),
+        ["p0", "p1", "p2", "p3"]
+    );
+    assert_eq!(s.run_ids_with_prefix("p", 2).unwrap(), ["p0", "p1"]);
+    assert_eq!(s.run_ids_with_prefix("p2", 10).unwrap(), ["p2"]);
+    assert!(s.run_ids_with_prefix("z", 10).unwrap().is_empty());
+
+    // Counts by task and status, COMPLETED durations in buckets of 10 s and 60 s.
+    let mut counts = s.run_counts(&[10.0, 60.0]).unwrap();
+    counts.sort_by(|a, b| {
+        (&a.task_name, a.status.map(|x| x.as_str()))
+            .cmp(&(&b.task_name, b.status.map(|x| x.as_str())))
+    });
+    let brief: Vec<(String, &str, i64)> = counts
+        .iter()
+        .map(|c| (c.task_name.clone(), c.status.unwrap().as_str(), c.runs))
+        .collect();
+    assert_eq!(
+        brief,
+        [
+            ("job".to_string(), "COMPLETED", 2),
+            ("job".to_string(), "FAILED", 1),
+            ("job".to_string(), "STARTED", 1),
+            ("other".to_string(), "STARTED", 1),
+        ]
+    );
+    let done = &counts[0];
+    assert_eq!(done.at_most, [1, 2], "5 s <= 10 s; both <= 60 s");
+    assert!((done.seconds - 25.0).abs() < 0.01, "{}", done.seconds);
+    assert_eq!(done.last_end, Some(t(30)));
+    assert_eq!(
+        counts[1].at_most,
+        [0, 0],
+        "only COMPLETED runs have durations"
+    );
 }

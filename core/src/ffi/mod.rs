@@ -1316,6 +1316,7 @@ pub fn run_query(t: &Tracker, query: &str, params: &str) -> Result<String, Error
             status,
             since: p.since,
             limit: p.limit,
+            ..HistoryFilter::default()
         })?),
         "run" => serde_json::to_string(&t.run(&need_run(&p)?)?),
         "subtasks" => serde_json::to_string(&t.subtasks(&need_run(&p)?)?),

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::{HistoryFilter, RunRow, Sample, Status, Tracker};
+use crate::{EventRow, RunRow, Sample, Status, Tracker};
 use chrono::{DateTime, Utc};
 
 use super::state::StatusPayload;
@@ -46,9 +46,11 @@ pub struct MetricsState {
     hist: BTreeMap<Key, Hist>,
     last_success: BTreeMap<Key, DateTime<Utc>>,
     names: HashMap<String, Arc<str>>,
-    /// While a reload reads every run, the runs that changed meanwhile: read again after it.
+    /// While a reload reads, the events that came meanwhile: applied after it.
     reloading: bool,
-    touched: Vec<String>,
+    touched: Vec<EventRow>,
+    /// The newest event whose effect the loaded counts already hold.
+    loaded_through: i64,
 }
 
 fn lock(m: &Mutex<MetricsState>) -> std::sync::MutexGuard<'_, MetricsState> {
@@ -129,20 +131,56 @@ impl MetricsState {
         );
     }
 
-    /// Reads every run (at start, and on each rescan).
+    /// Loads the counts with one aggregate query (at start, and on each rescan),
+    /// plus the active runs one by one (their next transitions then replace them
+    /// exactly). Events up to the newest one before the query are in the counts.
     pub fn reload(m: &Mutex<MetricsState>, t: &Tracker) {
         lock(m).reloading = true;
-        let rows = t.history(&HistoryFilter {
-            limit: Some(usize::MAX),
-            ..HistoryFilter::default()
-        });
-        let mut fresh = MetricsState::default();
-        match rows {
-            Ok(rows) => {
-                for r in &rows {
-                    fresh.upsert(r);
+        let loaded = (|| -> crate::Result<MetricsState> {
+            let mark = crate::views::last_event_id(t)?;
+            let counts = t.run_counts(BUCKETS)?;
+            let active = t.active_runs()?;
+            let mut fresh = MetricsState::default();
+            for c in counts {
+                let Some(status) = c.status else { continue };
+                let key = (fresh.intern(&c.stage_name), fresh.intern(&c.task_name));
+                *fresh
+                    .counts
+                    .entry((key.clone(), status.as_str()))
+                    .or_default() += c.runs;
+                if status == Status::Completed {
+                    let h = fresh.hist.entry(key.clone()).or_insert_with(|| Hist {
+                        buckets: vec![0; BUCKETS.len()],
+                        ..Hist::default()
+                    });
+                    for (i, n) in c.at_most.iter().enumerate().take(BUCKETS.len()) {
+                        h.buckets[i] += u64::try_from(*n).unwrap_or(0);
+                    }
+                    h.sum += c.seconds;
+                    h.count += u64::try_from(c.runs).unwrap_or(0);
+                    if let Some(end) = c.last_end {
+                        fresh.last_success.insert(key, end);
+                    }
                 }
-                fresh.loaded = true;
+            }
+            for r in &active {
+                let Some(id) = r.run_id.clone() else { continue };
+                let key = (fresh.intern(&r.stage_name), fresh.intern(&r.task_name));
+                fresh.runs.insert(
+                    id,
+                    Brief {
+                        key,
+                        status: r.status,
+                        completed_in: None,
+                    },
+                );
+            }
+            fresh.loaded = true;
+            fresh.loaded_through = mark;
+            Ok(fresh)
+        })();
+        match loaded {
+            Ok(fresh) => {
                 let touched = {
                     let mut st = lock(m);
                     let touched = std::mem::take(&mut st.touched);
@@ -161,19 +199,52 @@ impl MetricsState {
         }
     }
 
-    /// Re-reads the runs that changed status.
-    pub fn refresh(m: &Mutex<MetricsState>, t: &Tracker, run_ids: &[String]) {
-        {
+    /// Applies the runs that changed status (from their events): each run is read
+    /// again and replaces what it counted before (its brief, or for a run counted
+    /// only in the aggregate, the status its first new event left).
+    pub fn refresh(m: &Mutex<MetricsState>, t: &Tracker, events: &[EventRow]) {
+        let (through, mut first) = {
             let mut st = lock(m);
             if st.reloading {
-                st.touched.extend(run_ids.iter().cloned());
+                st.touched.extend(events.iter().cloned());
+                return;
+            }
+            (st.loaded_through, Vec::<&EventRow>::new())
+        };
+        // The first event of each run after what the counts hold.
+        let mut seen = std::collections::HashSet::new();
+        let mut sorted: Vec<&EventRow> = events.iter().filter(|e| e.event_id > through).collect();
+        sorted.sort_by_key(|e| e.event_id);
+        for e in sorted {
+            if seen.insert(e.run_id.as_str()) {
+                first.push(e);
             }
         }
-        for id in run_ids {
-            match t.run(id) {
-                Ok(r) => lock(m).upsert(&r),
-                Err(e) if e.kind() == crate::ErrorKind::NotFound => lock(m).remove(id),
-                Err(e) => eprintln!("tasker serve: cannot read run {id} for /metrics: {e}"),
+        for e in first {
+            let read = t.run(&e.run_id);
+            let mut st = lock(m);
+            if st.runs.contains_key(&e.run_id) {
+                st.remove(&e.run_id);
+            } else if let Some(old) = e.old_status {
+                // Counted by the aggregate under the status before this event.
+                let key = (st.intern(&e.stage_name), st.intern(&e.task_name));
+                let k = (key, old.as_str());
+                if let Some(c) = st.counts.get_mut(&k) {
+                    *c -= 1;
+                    if *c <= 0 {
+                        st.counts.remove(&k);
+                    }
+                }
+            }
+            match read {
+                Ok(r) => st.upsert(&r),
+                Err(err) if err.kind() == crate::ErrorKind::NotFound => {}
+                Err(err) => {
+                    eprintln!(
+                        "tasker serve: cannot read run {} for /metrics: {err}",
+                        e.run_id
+                    )
+                }
             }
         }
     }
@@ -211,7 +282,13 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// Renders every series. `up` says whether the last poll of the database worked.
-pub fn render(m: &Mutex<MetricsState>, p: &StatusPayload, up: bool, backend: &str) -> String {
+pub fn render(
+    m: &Mutex<MetricsState>,
+    p: &StatusPayload,
+    up: bool,
+    backend: &str,
+    poll_seconds: f64,
+) -> String {
     let mut out = String::with_capacity(16 * 1024);
     header(
         &mut out,
@@ -331,34 +408,27 @@ pub fn render(m: &Mutex<MetricsState>, p: &StatusPayload, up: bool, backend: &st
         );
     }
     let total_lost: u64 = active.values().map(|(_, l)| l).sum();
+    // A gauge: no `_total` suffix (Prometheus keeps that for counters).
     header(
         &mut out,
-        "tasker_lost_runs_total",
+        "tasker_lost_runs_all",
         "gauge",
         "All lost runs (see tasker_lost_runs).",
     );
-    let _ = writeln!(out, "tasker_lost_runs_total {total_lost}");
+    let _ = writeln!(out, "tasker_lost_runs_all {total_lost}");
     wait_gauge(&mut out, p);
 
-    let mut done = String::new();
-    let mut total = String::new();
+    // Items per task (summed over its active runs' subtasks): labels name the task,
+    // not the run, so the number of series stays bounded.
+    let mut items: BTreeMap<(&str, &str), (i64, Option<i64>)> = BTreeMap::new();
     for v in &p.active {
+        let e = items
+            .entry((&v.run.stage_name, &v.run.task_name))
+            .or_default();
         for s in v.subtasks.iter().flatten() {
-            let l = format!(
-                "stage=\"{}\",task=\"{}\",run_id=\"{}\",subtask=\"{}\",subtask_name=\"{}\"",
-                label(&v.run.stage_name),
-                label(&v.run.task_name),
-                label(v.run.run_id.as_deref().unwrap_or("")),
-                s.subtask_number,
-                label(&s.subtask_name)
-            );
-            let _ = writeln!(
-                done,
-                "tasker_subtask_items_done{{{l}}} {}",
-                s.items_complete
-            );
+            e.0 += s.items_complete;
             if let Some(t) = s.items_total {
-                let _ = writeln!(total, "tasker_subtask_items_total{{{l}}} {t}");
+                e.1 = Some(e.1.unwrap_or(0) + t);
             }
         }
     }
@@ -366,16 +436,39 @@ pub fn render(m: &Mutex<MetricsState>, p: &StatusPayload, up: bool, backend: &st
         &mut out,
         "tasker_subtask_items_done",
         "gauge",
-        "Items done in each subtask of the active runs.",
+        "Items done in the subtasks of the task's active runs.",
     );
-    out.push_str(&done);
+    for ((stage, task), (done, _)) in &items {
+        let _ = writeln!(
+            out,
+            "tasker_subtask_items_done{{stage=\"{}\",task=\"{}\"}} {done}",
+            label(stage),
+            label(task)
+        );
+    }
     header(
         &mut out,
-        "tasker_subtask_items_total",
+        "tasker_subtask_items_expected",
         "gauge",
-        "Items announced for each subtask of the active runs (when known).",
+        "Items announced for the subtasks of the task's active runs (where announced).",
     );
-    out.push_str(&total);
+    for ((stage, task), (_, expected)) in &items {
+        if let Some(n) = expected {
+            let _ = writeln!(
+                out,
+                "tasker_subtask_items_expected{{stage=\"{}\",task=\"{}\"}} {n}",
+                label(stage),
+                label(task)
+            );
+        }
+    }
+    header(
+        &mut out,
+        "tasker_dashboard_poll_seconds",
+        "gauge",
+        "How long the dashboard's last read of the database took.",
+    );
+    let _ = writeln!(out, "tasker_dashboard_poll_seconds {}", num(poll_seconds));
     push_resources(&mut out, p);
     push_retention(&mut out, p);
     out

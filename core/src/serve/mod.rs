@@ -73,6 +73,8 @@ impl Default for ServeOptions {
 
 struct App {
     pool: Pool,
+    /// `/healthz`'s own connection: health never waits behind the pool's queries.
+    health: Tracker,
     live: Live,
     metrics: Arc<Mutex<MetricsState>>,
     token: Option<String>,
@@ -165,7 +167,8 @@ impl Server {
     ) -> Result<Server> {
         let loopback = addrs.iter().all(|s| s.ip().is_loopback());
         let mut trackers = Vec::new();
-        for _ in 0..4 {
+        // The poller, the /metrics loader, two for API queries and one for /healthz.
+        for _ in 0..5 {
             trackers.push(Tracker::open(config.clone())?);
         }
         let backend = trackers[0].backend_name();
@@ -199,7 +202,8 @@ impl Server {
             .map_err(|e| Error::unavailable(backend, format!("cannot read {db}: {e}")))?;
             let app = Arc::new(App {
                 stopping,
-                pool: Pool::new(t[2..].to_vec()),
+                pool: Pool::new(t[2..4].to_vec()),
+                health: t[4].clone(),
                 live,
                 metrics,
                 check_host: loopback && token.is_none(),
@@ -580,22 +584,34 @@ fn json_text(body: String) -> Response {
         .into_response()
 }
 
-async fn api_status(State(app): State<Shared>, Query(f): Query<Filter>) -> Response {
+async fn api_status(
+    State(app): State<Shared>,
+    Query(f): Query<Filter>,
+) -> Result<Response, ApiError> {
+    f.check().map_err(bad)?;
     let snap = app.live.snapshot.borrow().clone();
     if f.is_empty() {
-        return json_text(snap.json.clone());
+        return Ok(json_text(snap.json.clone()));
     }
-    Json(f.apply(&snap.payload)).into_response()
+    Ok(Json(f.apply(&snap.payload)).into_response())
 }
 
-async fn api_stages(State(app): State<Shared>, Query(f): Query<Filter>) -> Response {
+async fn api_stages(
+    State(app): State<Shared>,
+    Query(f): Query<Filter>,
+) -> Result<Response, ApiError> {
+    f.check().map_err(bad)?;
     let snap = app.live.snapshot.borrow().clone();
-    Json(f.apply(&snap.payload).stages).into_response()
+    Ok(Json(f.apply(&snap.payload).stages).into_response())
 }
 
-async fn api_active(State(app): State<Shared>, Query(f): Query<Filter>) -> Response {
+async fn api_active(
+    State(app): State<Shared>,
+    Query(f): Query<Filter>,
+) -> Result<Response, ApiError> {
+    f.check().map_err(bad)?;
     let snap = app.live.snapshot.borrow().clone();
-    Json(f.apply(&snap.payload).active).into_response()
+    Ok(Json(f.apply(&snap.payload).active).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -733,6 +749,7 @@ async fn api_timeline(
         status: q.status.clone(),
         host: q.host.clone(),
     };
+    filter.check().map_err(bad)?;
     // Runs that started up to one window-length before `from` may still overlap it.
     let since = from - (to - from);
     let runs = blocking(&app, move |t| {
@@ -846,11 +863,17 @@ fn status_event(snap: &state::Snapshot) -> Event {
 
 async fn metrics_text(State(app): State<Shared>) -> Response {
     let snap = app.live.snapshot.borrow().clone();
+    let poll_seconds = app
+        .live
+        .poll_micros
+        .load(std::sync::atomic::Ordering::Relaxed) as f64
+        / 1e6;
     let body = metrics::render(
         &app.metrics,
         &snap.payload,
         snap.error.is_none(),
         app.backend,
+        poll_seconds,
     );
     (
         [(
@@ -864,7 +887,8 @@ async fn metrics_text(State(app): State<Shared>) -> Response {
 
 async fn healthz(State(app): State<Shared>) -> Response {
     let backend = app.backend;
-    let res = blocking(&app, |t| {
+    let t = app.health.clone();
+    let res = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
         t.stages()?;
         Ok((
@@ -872,7 +896,9 @@ async fn healthz(State(app): State<Shared>) -> Response {
             started.elapsed().as_secs_f64() * 1000.0,
         ))
     })
-    .await;
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    .and_then(|r: Result<_>| r.map_err(ApiError::from));
     let snap_age = app.live.snapshot.borrow().taken.elapsed().as_secs_f64();
     let poll_ms = app
         .live

@@ -76,6 +76,13 @@ pub struct StatusPayload {
     pub recent_events: Vec<EventRow>,
     /// Retention as configured and last applied (none configured: `null`).
     pub retention: Option<RetentionStatus>,
+    /// Whether the last read of the database worked. When false, everything
+    /// else is the last good read, taken at `stale_since`.
+    pub db_ok: bool,
+    /// When the data shown was read, while the database cannot be read (else null).
+    pub stale_since: Option<DateTime<Utc>>,
+    /// Why the database cannot be read (else null).
+    pub db_error: Option<String>,
 }
 
 /// A published state: the payload and its JSON, made once for every reader.
@@ -278,6 +285,9 @@ fn poll_once(t: &Tracker, cursor: &mut Cursor) -> crate::Result<(StatusPayload, 
         last_event_id: cursor.max,
         recent_events: cursor.recent.iter().cloned().collect(),
         retention: None,
+        db_ok: true,
+        stale_since: None,
+        db_error: None,
     };
     Ok((payload, fresh))
 }
@@ -363,18 +373,16 @@ pub async fn start(
                     let was_error = tx.borrow().error.is_some();
                     if !fresh.is_empty() {
                         // Runs that changed status: refresh their metrics.
-                        let ids: Vec<String> = fresh
+                        let changes: Vec<EventRow> = fresh
                             .iter()
                             .filter(|e| e.kind != "subtask")
-                            .map(|e| e.run_id.clone())
-                            .collect::<BTreeSet<_>>()
-                            .into_iter()
+                            .cloned()
                             .collect();
-                        if !ids.is_empty() {
+                        if !changes.is_empty() {
                             let m = Arc::clone(&metrics);
                             let t = metrics_tracker.clone();
                             tokio::task::spawn_blocking(move || {
-                                MetricsState::refresh(&m, &t, &ids)
+                                MetricsState::refresh(&m, &t, &changes)
                             });
                         }
                         let _ = etx.send(Arc::new(fresh));
@@ -408,10 +416,16 @@ pub async fn start(
                     if old.error.is_none() {
                         eprintln!("tasker serve: cannot read the database: {e}");
                         version += 1;
+                        // The last good data, saying that it is stale and why.
+                        let mut payload = old.payload.clone();
+                        payload.db_ok = false;
+                        payload.stale_since = Some(old.payload.generated_at);
+                        payload.db_error = Some(crate::config::redact(&e.to_string()));
+                        let json = serde_json::to_string(&payload).unwrap_or_default();
                         let _ = tx.send(Arc::new(Snapshot {
                             version,
-                            payload: old.payload.clone(),
-                            json: old.json.clone(),
+                            payload,
+                            json,
                             error: Some(e.to_string()),
                             taken: old.taken,
                         }));
@@ -436,6 +450,12 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Refuses a status that is not one (as `/api/v1/runs` does), naming it.
+    pub fn check(&self) -> Result<(), String> {
+        let status: Vec<String> = self.status.iter().cloned().collect();
+        crate::views::StatusSel::parse(&status).map(|_| ())
+    }
+
     pub fn is_empty(&self) -> bool {
         [&self.stage, &self.status, &self.host]
             .iter()

@@ -112,6 +112,29 @@ pub enum TasksWithRuns {
     Delete,
 }
 
+/// Runs of one task in one status, counted in the database (`/metrics` loads
+/// these instead of reading every run).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunCount {
+    pub stage_name: String,
+    pub task_name: String,
+    pub status: Option<Status>,
+    pub runs: i64,
+    /// COMPLETED runs only: how many took at most each bucket's seconds, the sum of
+    /// their seconds, and the newest end.
+    pub at_most: Vec<i64>,
+    pub seconds: f64,
+    pub last_end: Option<DateTime<Utc>>,
+}
+
+/// The SQL sum counting durations `d` of at most each bucket (`SUM(d <= b)`).
+pub(crate) fn bucket_sums(buckets: &[f64], d: &str, as_int: &str) -> String {
+    buckets
+        .iter()
+        .map(|b| format!(", SUM(({d} <= {b:?}){as_int})"))
+        .collect()
+}
+
 /// What `delete_tasks` did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TasksDeleted {
@@ -308,7 +331,27 @@ pub trait Store: Send {
     /// Every active run (STARTED, RUNNING, PAUSED), several per task included.
     fn active_runs(&mut self) -> Result<Vec<RunRow>>;
     fn history(&mut self, filter: &HistoryFilter) -> Result<Vec<RunRow>>;
+    /// The runs `history` returns, handed to `f` one at a time as they are read
+    /// (`f` returns false to stop): exports stream instead of holding every run.
+    fn for_each_run(
+        &mut self,
+        filter: &HistoryFilter,
+        f: &mut dyn FnMut(RunRow) -> Result<bool>,
+    ) -> Result<()> {
+        for r in self.history(filter)? {
+            if !f(r)? {
+                break;
+            }
+        }
+        Ok(())
+    }
     fn run(&mut self, run_id: &str) -> Result<Option<RunRow>>;
+    /// Runs by stage, task and status, with COMPLETED runs' durations in `buckets`
+    /// (seconds, ascending): one aggregate query.
+    fn run_counts(&mut self, buckets: &[f64]) -> Result<Vec<RunCount>>;
+    /// Ids of runs that start with `prefix`, in order, at most `limit` (an
+    /// index range, not a scan: `tasker show <prefix>` and short ids).
+    fn run_ids_with_prefix(&mut self, prefix: &str, limit: usize) -> Result<Vec<String>>;
     fn subtasks(&mut self, run_id: &str) -> Result<Vec<SubtaskRow>>;
     /// The subtasks of several runs at once, by run and number.
     fn subtasks_of_runs(&mut self, run_ids: &[&str]) -> Result<Vec<SubtaskRow>>;

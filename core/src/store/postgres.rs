@@ -46,7 +46,7 @@ use crate::query::{
 use crate::sampler::Sample;
 
 use super::{
-    refuse_tasks_with_runs, Op, OpId, Output, Queued, RunSelector, Store, SubtaskState,
+    refuse_tasks_with_runs, Op, OpId, Output, Queued, RunCount, RunSelector, Store, SubtaskState,
     TaskSelector, TasksDeleted, TasksWithRuns,
 };
 
@@ -88,6 +88,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "task dependencies, wait time of runs",
         include_str!("migrations/postgres/0006_task_dependencies.sql"),
+    ),
+    (
+        "runs by host",
+        include_str!("migrations/postgres/0007_runs_by_host.sql"),
     ),
 ];
 
@@ -1656,6 +1660,7 @@ impl Store for PostgresStore {
             "SELECT {RUN_COLUMNS} {RUN_FROM}
              WHERE ($1::text IS NULL OR s.stage_name = $1) AND ($2::text IS NULL OR t.task_name = $2)
                AND ($3::text IS NULL OR r.status = $3) AND ($4::timestamptz IS NULL OR r.start_time >= $4)
+               AND ($6::text IS NULL OR r.hostname = $6)
              ORDER BY r.start_time DESC, r.run_id COLLATE \"C\" DESC
              LIMIT $5"
         );
@@ -1672,6 +1677,7 @@ impl Store for PostgresStore {
                     (&status, Type::TEXT),
                     (&since, Type::TIMESTAMPTZ),
                     (&limit, Type::INT8),
+                    (&filter.host, Type::TEXT),
                 ],
             )?
             .iter()
@@ -1687,6 +1693,57 @@ impl Store for PostgresStore {
                 .as_ref()
                 .map(map_run)
                 .transpose()
+        })
+    }
+
+    fn run_counts(&mut self, buckets: &[f64]) -> Result<Vec<RunCount>> {
+        let sums = super::bucket_sums(buckets, "r.d", "::int");
+        let sql = format!(
+            "SELECT s.stage_name, t.task_name, r.status, COUNT(*)::int8,
+                COALESCE(SUM(r.d), 0.0)::float8,
+                MAX(CASE WHEN r.status = 'COMPLETED' THEN r.end_time END){sums}
+             FROM (SELECT task_id, status, end_time,
+                     CASE WHEN status = 'COMPLETED' AND end_time IS NOT NULL THEN
+                       GREATEST(0.0, EXTRACT(EPOCH FROM end_time - start_time))::float8 END AS d
+                   FROM @.runs) r
+             JOIN @.tasks t ON t.task_id = r.task_id JOIN @.stages s ON s.stage_id = t.stage_id
+             GROUP BY r.task_id, s.stage_name, t.task_name, r.status"
+        );
+        let n = buckets.len();
+        self.read(|c, st| {
+            st.all(c, &sql, &[])?
+                .iter()
+                .map(|row| {
+                    let mut at_most = Vec::with_capacity(n);
+                    for i in 0..n {
+                        at_most.push(row.try_get::<_, Option<i64>>(6 + i)?.unwrap_or(0));
+                    }
+                    Ok(RunCount {
+                        stage_name: row.try_get(0)?,
+                        task_name: row.try_get(1)?,
+                        status: Some(status_of(row.try_get(2)?)?),
+                        runs: row.try_get(3)?,
+                        seconds: row.try_get(4)?,
+                        last_end: row.try_get(5)?,
+                        at_most,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn run_ids_with_prefix(&mut self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        self.read(|c, st| {
+            st.all(
+                c,
+                "SELECT run_id FROM @.runs WHERE starts_with(run_id, $1)
+                 ORDER BY run_id COLLATE \"C\" LIMIT $2",
+                &[(&prefix, Type::TEXT), (&limit, Type::INT8)],
+            )?
+            .iter()
+            .map(|r| Ok(r.try_get(0)?))
+            .collect()
         })
     }
 
@@ -2049,15 +2106,25 @@ impl Store for PostgresStore {
         limit: usize,
     ) -> Result<Vec<EventRow>> {
         let limit = limit_param(Some(limit));
-        self.read(|c, st| {
-            st.all(
-                c,
-                "SELECT e.event_id, e.time, e.run_id, s.stage_name, t.task_name, e.subtask_number,
+        // One run's events through its index: a generic plan for
+        // `$2 IS NULL OR run_id = $2` would walk every event.
+        let which = if run_id.is_some() {
+            "e.run_id = $2"
+        } else {
+            "$2::text IS NULL"
+        };
+        let sql = format!(
+            "SELECT e.event_id, e.time, e.run_id, s.stage_name, t.task_name, e.subtask_number,
                     e.kind, e.old_status, e.new_status, e.message
                  FROM @.events e JOIN @.runs r ON r.run_id = e.run_id
                  JOIN @.tasks t ON t.task_id = r.task_id JOIN @.stages s ON s.stage_id = t.stage_id
-                 WHERE e.event_id > $1 AND ($2::text IS NULL OR e.run_id = $2)
-                 ORDER BY e.event_id LIMIT $3",
+                 WHERE e.event_id > $1 AND {which}
+                 ORDER BY e.event_id LIMIT $3"
+        );
+        self.read(|c, st| {
+            st.all(
+                c,
+                &sql,
                 &[
                     (&after, Type::INT8),
                     (&run_id, Type::TEXT),

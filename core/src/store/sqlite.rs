@@ -24,7 +24,7 @@ use crate::sampler::Sample;
 use crate::stats::TaskStats;
 
 use super::{
-    refuse_tasks_with_runs, Op, OpId, Output, Queued, RunSelector, Store, SubtaskState,
+    refuse_tasks_with_runs, Op, OpId, Output, Queued, RunCount, RunSelector, Store, SubtaskState,
     TaskSelector, TasksDeleted, TasksWithRuns,
 };
 
@@ -63,6 +63,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "task dependencies, wait time of runs",
         include_str!("migrations/sqlite/0007_task_dependencies.sql"),
+    ),
+    (
+        "runs by host",
+        include_str!("migrations/sqlite/0008_runs_by_host.sql"),
     ),
 ];
 
@@ -479,6 +483,37 @@ fn map_subtask(row: &Row<'_>) -> rusqlite::Result<SubtaskRow> {
     })
 }
 
+/// `history`'s query. A plain `hostname = ?6` (not `?6 IS NULL OR ...`), so that
+/// the plan fixed at prepare time walks the (hostname, start_time) index.
+fn history_sql(filter: &HistoryFilter) -> String {
+    let host = if filter.host.is_some() {
+        "r.hostname = ?6"
+    } else {
+        "?6 IS NULL"
+    };
+    format!(
+        "SELECT {RUN_COLUMNS} {RUN_FROM}
+         WHERE (?1 IS NULL OR s.stage_name = ?1) AND (?2 IS NULL OR t.task_name = ?2)
+           AND (?3 IS NULL OR r.status = ?3) AND (?4 IS NULL OR r.start_time >= ?4)
+           AND {host}
+         ORDER BY r.start_time DESC, r.run_id DESC
+         LIMIT ?5"
+    )
+}
+
+/// The smallest string above every string that starts with `prefix` (None: none exists).
+fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(c) = next {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 fn limit_param(limit: Option<usize>) -> i64 {
     limit.map(|l| l.min(i64::MAX as usize) as i64).unwrap_or(-1)
 }
@@ -713,14 +748,36 @@ impl Store for SqliteStore {
             .map_err(db_err)
     }
 
+    fn for_each_run(
+        &mut self,
+        filter: &HistoryFilter,
+        f: &mut dyn FnMut(RunRow) -> Result<bool>,
+    ) -> Result<()> {
+        let limit = filter.limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
+        let mut st = self
+            .conn
+            .prepare_cached(&history_sql(filter))
+            .map_err(db_err)?;
+        let mut rows = st
+            .query(params![
+                filter.stage,
+                filter.task,
+                filter.status.map(Status::as_str),
+                filter.since.map(ts),
+                limit_param(Some(limit)),
+                filter.host,
+            ])
+            .map_err(db_err)?;
+        while let Some(row) = rows.next().map_err(db_err)? {
+            if !f(map_run(row).map_err(db_err)?)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn history(&mut self, filter: &HistoryFilter) -> Result<Vec<RunRow>> {
-        let sql = format!(
-            "SELECT {RUN_COLUMNS} {RUN_FROM}
-             WHERE (?1 IS NULL OR s.stage_name = ?1) AND (?2 IS NULL OR t.task_name = ?2)
-               AND (?3 IS NULL OR r.status = ?3) AND (?4 IS NULL OR r.start_time >= ?4)
-             ORDER BY r.start_time DESC, r.run_id DESC
-             LIMIT ?5"
-        );
+        let sql = history_sql(filter);
         let limit = filter.limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
         self.conn
             .prepare_cached(&sql)
@@ -731,7 +788,8 @@ impl Store for SqliteStore {
                         filter.task,
                         filter.status.map(Status::as_str),
                         filter.since.map(ts),
-                        limit_param(Some(limit))
+                        limit_param(Some(limit)),
+                        filter.host,
                     ],
                     map_run,
                 )?
@@ -745,6 +803,68 @@ impl Store for SqliteStore {
         self.conn
             .prepare_cached(&sql)
             .and_then(|mut st| st.query_row([run_id], map_run).optional())
+            .map_err(db_err)
+    }
+
+    fn run_counts(&mut self, buckets: &[f64]) -> Result<Vec<RunCount>> {
+        let sums = super::bucket_sums(buckets, "r.d", "");
+        let sql = format!(
+            "SELECT s.stage_name, t.task_name, r.status, COUNT(*), COALESCE(SUM(r.d), 0.0),
+                MAX(CASE WHEN r.status = 'COMPLETED' THEN r.end_time END){sums}
+             FROM (SELECT task_id, status, end_time,
+                     CASE WHEN status = 'COMPLETED' AND end_time IS NOT NULL THEN
+                       MAX(0.0, (julianday(end_time) - julianday(start_time)) * 86400.0) END AS d
+                   FROM runs) r
+             JOIN tasks t ON t.task_id = r.task_id JOIN stages s ON s.stage_id = t.stage_id
+             GROUP BY r.task_id, r.status"
+        );
+        let n = buckets.len();
+        self.conn
+            .prepare_cached(&sql)
+            .and_then(|mut st| {
+                st.query_map([], |row| {
+                    let mut at_most = Vec::with_capacity(n);
+                    for i in 0..n {
+                        at_most.push(row.get::<_, Option<i64>>(6 + i)?.unwrap_or(0));
+                    }
+                    Ok(RunCount {
+                        stage_name: row.get(0)?,
+                        task_name: row.get(1)?,
+                        status: Some(status_col(row, 2)?),
+                        runs: row.get(3)?,
+                        seconds: row.get(4)?,
+                        last_end: opt_ts(row, 5)?,
+                        at_most,
+                    })
+                })?
+                .collect()
+            })
+            .map_err(db_err)
+    }
+
+    fn run_ids_with_prefix(&mut self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        // The primary key's index answers a range; the upper end is the prefix with
+        // its last character incremented (ids compare bytewise, as UTF-8 code points do).
+        // No `?2 IS NULL OR ...`: the plan is fixed at prepare time and must bound the range.
+        let upper = prefix_upper_bound(prefix);
+        let below = if upper.is_some() {
+            "run_id < ?2"
+        } else {
+            "?2 IS NULL"
+        };
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT run_id FROM runs
+                 WHERE run_id >= ?1 AND {below}
+                   AND substr(run_id, 1, length(?1)) = ?1
+                 ORDER BY run_id LIMIT ?3"
+            ))
+            .and_then(|mut st| {
+                st.query_map(params![prefix, upper, limit_param(Some(limit))], |r| {
+                    r.get(0)
+                })?
+                .collect()
+            })
             .map_err(db_err)
     }
 
@@ -1055,15 +1175,22 @@ impl Store for SqliteStore {
         run_id: Option<&str>,
         limit: usize,
     ) -> Result<Vec<EventRow>> {
+        // One run's events through the (run_id, event_id) index: a plan fixed at
+        // prepare time for `?2 IS NULL OR run_id = ?2` would walk every event.
+        let which = if run_id.is_some() {
+            "e.run_id = ?2"
+        } else {
+            "?2 IS NULL"
+        };
         self.conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT e.event_id, e.time, e.run_id, s.stage_name, t.task_name, e.subtask_number,
                     e.kind, e.old_status, e.new_status, e.message
                  FROM events e JOIN runs r ON r.run_id = e.run_id
                  JOIN tasks t ON t.task_id = r.task_id JOIN stages s ON s.stage_id = t.stage_id
-                 WHERE e.event_id > ?1 AND (?2 IS NULL OR e.run_id = ?2)
-                 ORDER BY e.event_id LIMIT ?3",
-            )
+                 WHERE e.event_id > ?1 AND {which}
+                 ORDER BY e.event_id LIMIT ?3"
+            ))
             .and_then(|mut st| {
                 st.query_map(params![after, run_id, limit_param(Some(limit))], |r| {
                     Ok(EventRow {

@@ -1167,6 +1167,7 @@ fn tk_history(stage: Robj, task: Robj, status: Robj, since: Robj, limit_: Robj) 
             status: r_status("status", &status)?,
             since,
             limit: limit(&limit_)?,
+            ..HistoryFilter::default()
         };
         Ok(run_cols(&tracker()?.history(&f)?))
     })())
