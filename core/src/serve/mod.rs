@@ -10,6 +10,7 @@
 
 mod listen;
 mod metrics;
+mod pages;
 mod session;
 pub(crate) mod state;
 
@@ -31,7 +32,7 @@ use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 
 use crate::views::{self, StatusSel};
-use crate::{Config, Error, HistoryFilter, Result, RunRow, Tracker};
+use crate::{Config, Error, Result, Tracker};
 use metrics::MetricsState;
 use state::{Filter, Live, Pool};
 // The stage summary `tasker status` prints above its table, as the dashboard draws it.
@@ -409,12 +410,15 @@ fn router(app: Shared) -> Router {
         .route("/api/v1/runs/{id}", get(api_run))
         .route("/api/v1/stats", get(api_stats))
         .route("/api/v1/events", get(api_events))
-        .route("/api/v1/timeline", get(api_timeline))
+        .route("/api/v1/timeline", get(pages::api_timeline))
+        .route("/api/v1/history", get(pages::api_history))
+        .route("/api/v1/grid", get(pages::api_grid))
         .route("/api/v1/stream", get(api_stream))
         .route("/metrics", get(metrics_text))
         .layer(middleware::from_fn_with_state(Arc::clone(&app), guard));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/favicon.svg", get(favicon))
         .merge(guarded)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), host_check))
@@ -695,6 +699,17 @@ async fn app_js() -> Response {
         .into_response()
 }
 
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        include_str!("../../assets/favicon.svg"),
+    )
+        .into_response()
+}
+
 async fn app_css() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS).into_response()
 }
@@ -836,78 +851,6 @@ async fn api_events(
     })
     .await?;
     Ok(Json(rows).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-struct TimelineQuery {
-    from: Option<String>,
-    to: Option<String>,
-    stage: Option<String>,
-    status: Option<String>,
-    host: Option<String>,
-    limit: Option<usize>,
-}
-
-/// Runs that overlap the window [from, to], oldest first (the Gantt chart's data).
-async fn api_timeline(
-    State(app): State<Shared>,
-    Query(q): Query<TimelineQuery>,
-) -> Result<Response, ApiError> {
-    let now = Utc::now();
-    let from = when(&q.from, "from")?.unwrap_or(now - chrono::Duration::hours(24));
-    let to = when(&q.to, "to")?.unwrap_or(now);
-    if to <= from {
-        return Err(bad("`to` must be after `from`"));
-    }
-    let limit = q.limit.unwrap_or(2000).clamp(1, 20_000);
-    let filter = Filter {
-        stage: q.stage.clone(),
-        status: q.status.clone(),
-        host: q.host.clone(),
-    };
-    // Runs that started up to one window-length before `from` may still overlap it.
-    let since = from - (to - from);
-    let runs = blocking(&app, move |t| {
-        let mut rows = t.history(&HistoryFilter {
-            stage: filter.stage.clone().filter(|s| !s.is_empty()),
-            since: Some(since),
-            limit: Some(50_000),
-            ..HistoryFilter::default()
-        })?;
-        for r in t.active_runs()? {
-            if !rows.iter().any(|x| x.run_id == r.run_id) {
-                rows.push(r);
-            }
-        }
-        let mut rows: Vec<RunRow> = rows
-            .into_iter()
-            .filter(|r| filter.keeps(r))
-            .filter(|r| r.start_time.is_some_and(|s| s < to) && r.end_time.unwrap_or(now) >= from)
-            .collect();
-        rows.sort_by_key(|r| std::cmp::Reverse(r.start_time));
-        rows.truncate(limit);
-        rows.reverse();
-        Ok(rows)
-    })
-    .await?;
-    // The chart needs a few fields of each run.
-    let runs: Vec<serde_json::Value> = runs
-        .into_iter()
-        .map(|mut r| {
-            state::slim(&mut r);
-            serde_json::json!({
-                "run_id": r.run_id, "stage_name": r.stage_name, "stage_order": r.stage_order,
-                "task_name": r.task_name, "task_order": r.task_order, "status": r.status,
-                "lost": r.lost, "start_time": r.start_time, "end_time": r.end_time,
-                "duration_seconds": r.duration_seconds, "hostname": r.hostname,
-                "process_id": r.process_id, "error_message": r.error_message,
-            })
-        })
-        .collect();
-    Ok(
-        Json(serde_json::json!({ "from": from, "to": to, "now": now, "runs": runs }))
-            .into_response(),
-    )
 }
 
 async fn api_stream(State(app): State<Shared>) -> impl IntoResponse {
