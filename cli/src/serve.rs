@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// Connections served at once; more are closed on arrival.
     #[arg(long, default_value_t = 512)]
     pub max_connections: usize,
+    /// Show the tail of each run's log file on its page (the file its log_path names, on this host; read-only).
+    #[arg(long)]
+    pub show_logs: bool,
 }
 
 pub fn serve(g: &Global, a: ServeArgs) -> CliResult {
@@ -71,6 +74,7 @@ pub fn serve(g: &Global, a: ServeArgs) -> CliResult {
         tls_key: a.tls_key,
         header_timeout_ms: (a.header_timeout * 1000.0).round() as u64,
         max_connections: a.max_connections,
+        show_logs: a.show_logs,
     };
     let config = g.config()?;
     let mut server = Server::start(&config, &options).map_err(|e| {

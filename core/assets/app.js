@@ -456,6 +456,7 @@ async function loadRun(id) {
     const d = await fetchJson("/api/v1/runs/" + encodeURIComponent(id));
     S.runDetail = d;
     renderRun(d);
+    if (d.run.log_path) loadRunLog(id);
   } catch (err) {
     clear(box).appendChild(el("p", { class: "banner", text: "Cannot load run " + id + ": " + err.message }));
   }
@@ -521,6 +522,14 @@ function renderRun(d) {
     box.appendChild(el("table", { class: "grid" },
       el("thead", {}, el("tr", {}, ["name", "value or file", "size", "modified", "sha-256"].map((h) => el("th", { text: h })))), tb));
   }
+  if (d.subtasks.some((s) => s.start_time)) {
+    box.appendChild(el("h2", { text: "Subtasks over time" }));
+    box.appendChild(subtaskGantt(d));
+  }
+  if (r.log_path) {
+    box.appendChild(el("h2", { text: "Log" }));
+    box.appendChild(el("div", { id: "run-log" }, S.logCache && S.logCache.id === r.run_id ? S.logCache.node : el("p", { class: "muted", text: "Loading the log…" })));
+  }
   box.appendChild(el("h2", { text: `Subtasks (${d.subtasks.length})` }));
   const sb = el("tbody");
   for (const s of d.subtasks) {
@@ -546,6 +555,59 @@ function renderRun(d) {
   for (const e of d.events) eb.appendChild(eventRow(e));
   box.appendChild(el("table", { class: "grid" },
     el("thead", {}, el("tr", {}, ["time", "stage / task", "subtask", "change", "message"].map((h) => el("th", { text: h })))), eb));
+}
+
+// A Gantt chart of one run's subtasks: a row each, from its start to its end (or now).
+function subtaskGantt(d) {
+  const subs = d.subtasks.filter((s) => s.start_time);
+  const now = serverNow();
+  const t0 = Math.min(...subs.map((s) => Date.parse(s.start_time)));
+  const t1 = Math.max(t0 + 1, ...subs.map((s) => (s.end_time ? Date.parse(s.end_time) : now)));
+  const box = el("div", { class: "gantt-sub", id: "subtask-gantt" });
+  const width = Math.max(480, Math.min(1200, ($("view-run").clientWidth || 900) - 10));
+  const labelW = Math.min(220, width * 0.3), chartW = width - labelW - 10, rowH = 18, top = 20;
+  const height = top + subs.length * rowH + 6;
+  const x = (t) => labelW + chartW * (t - t0) / (t1 - t0);
+  const s = svg("svg", { width, height, role: "img", "aria-label": "subtasks over time", "data-subtasks": subs.length });
+  for (const [t, anchor] of [[t0, "start"], [t1, "end"]]) {
+    const lab = svg("text", { x: x(t), y: 12, "text-anchor": anchor, "font-size": 11, class: "tl-label" });
+    lab.textContent = localTime(new Date(t).toISOString()).slice(11) + " " + tzName();
+    s.appendChild(lab);
+  }
+  subs.forEach((sub, i) => {
+    const y = top + i * rowH;
+    const lab = svg("text", { x: 4, y: y + rowH * 0.7, "font-size": 11, class: "tl-label" });
+    const txt = `${sub.subtask_number}. ${sub.subtask_name}`;
+    const max = Math.floor(labelW / 6.5);
+    lab.textContent = txt.length > max ? txt.slice(0, max - 1) + "…" : txt;
+    const tt = svg("title", {}); tt.textContent = txt; lab.appendChild(tt);
+    s.appendChild(lab);
+    const a = Date.parse(sub.start_time), b = sub.end_time ? Date.parse(sub.end_time) : now;
+    const rect = svg("rect", { class: "sub-bar", x: x(a), y: y + 3, width: Math.max(2, x(b) - x(a)), height: rowH - 6, rx: 2,
+      fill: COLORS[sub.status] || "#94a3b8", "data-subtask": sub.subtask_number, "data-status": sub.status });
+    const t = svg("title", {});
+    t.textContent = `${txt}\n${sub.status}\n${localTime(sub.start_time)} → ${sub.end_time ? localTime(sub.end_time) : "now"} ${tzName()} (${duration((b - a) / 1000)})`;
+    rect.appendChild(t);
+    s.appendChild(rect);
+  });
+  box.appendChild(s);
+  return box;
+}
+
+// The tail of the run's log file, when the server shows logs (`serve --show-logs`).
+async function loadRunLog(id) {
+  let node;
+  try {
+    const d = await fetchJson("/api/v1/runs/" + encodeURIComponent(id) + "/log");
+    node = el("div", {},
+      el("p", { class: "muted", text: `${d.path} · ${bytes(d.size)}` + (d.truncated ? ` · the last ${bytes(d.size - d.from)}` : "") }),
+      el("pre", { class: "log-tail", id: "run-log-text", text: d.text }));
+  } catch (err) {
+    node = el("p", { class: "muted", id: "run-log-off", text: err.message });
+  }
+  S.logCache = { id, node };
+  const box = $("run-log");
+  if (box) { clear(box).appendChild(node); const pre = box.querySelector("pre"); if (pre) pre.scrollTop = pre.scrollHeight; }
 }
 
 // Grid lines and labels at 0, half and the top of a chart's values.

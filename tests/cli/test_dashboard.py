@@ -4,6 +4,7 @@ URL and applied to every part (recent events too), the timeline fitted to the
 data, zoomed and paged, History (live, search, multi-select, sort, pages), the
 grid, time zones, dark mode and the favicon."""
 
+import os
 import time
 from pathlib import Path
 
@@ -308,3 +309,48 @@ def test_time_zone_label_utc_toggle_dark_mode_and_favicon(db, serve, browser):
     dark = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
     assert light == "rgb(248, 250, 252)" and dark == "rgb(11, 18, 32)", (light, dark)
     shot(browser, "dark")
+
+
+def test_run_page_gantt_of_subtasks(db, serve, browser):
+    server = serve(db)
+    download = server.json("/api/v1/runs?stage=prepare&task=download&limit=1")[0]["run_id"]
+    browser.get(server.url + "/#/run/" + download)
+    wait_for(lambda: attrs(browser, "#subtask-gantt svg", "data-subtasks"), what="the subtask Gantt")
+    assert attrs(browser, "#subtask-gantt svg", "data-subtasks") == ["3"]
+    assert attrs(browser, "#subtask-gantt rect.sub-bar", "data-status") == ["COMPLETED", "COMPLETED", "SKIPPED"]
+    assert attrs(browser, "#subtask-gantt rect.sub-bar", "data-subtask") == ["1", "2", "3"]
+    shot(browser, "run-gantt")
+
+
+def test_run_page_log_tail_only_with_show_logs(db, serve, runs, browser, tmp_path):
+    log = tmp_path / "run.log"
+    log.write_text("".join(f"line {i} of a long log\n" for i in range(10000)) + "the last line <b>stays text</b>\n")
+    run = runs(db, "model", "logged", items=10, env={"TASKER_FIXTURE_LOG_PATH": str(log)})
+    fifo = tmp_path / "fifo.log"
+    os.mkfifo(fifo)
+    piped = runs(db, "model", "piped", items=10, env={"TASKER_FIXTURE_LOG_PATH": str(fifo)})
+    relative = runs(db, "model", "relative", items=10, env={"TASKER_FIXTURE_LOG_PATH": "logs/run.log"})
+
+    off = serve(db)
+    status, _, body = off.get(f"/api/v1/runs/{run.run_id}/log")
+    assert status == 403 and "--show-logs" in body
+    browser.get(off.url + "/#/run/" + run.run_id)
+    wait_for(lambda: texts(browser, "#run-log-off"), what="the log's place on the page")
+    assert "--show-logs" in texts(browser, "#run-log-off")[0]
+
+    on = serve(db, "--show-logs")
+    d = on.json(f"/api/v1/runs/{run.run_id}/log?path=/etc/passwd")
+    assert d["path"] == str(log), "the path comes from the database, never from the request"
+    assert d["truncated"] and d["size"] == log.stat().st_size and len(d["text"]) <= 64 * 1024
+    assert d["text"].endswith("the last line <b>stays text</b>\n") and d["text"].startswith("line ")
+    assert len(on.json(f"/api/v1/runs/{run.run_id}/log?bytes=100000000")["text"]) <= 1024 * 1024
+    started = time.monotonic()
+    status, _, body = on.get(f"/api/v1/runs/{piped.run_id}/log")
+    assert status == 404 and "not a regular file" in body and time.monotonic() - started < 5
+    status, _, body = on.get(f"/api/v1/runs/{relative.run_id}/log")
+    assert status == 404 and "absolute" in body
+    browser.get(on.url + "/#/run/" + run.run_id)
+    wait_for(lambda: texts(browser, "#run-log-text"), what="the log tail")
+    assert texts(browser, "#run-log-text")[0].endswith("the last line <b>stays text</b>\n")
+    assert browser.execute_script("return document.querySelectorAll('#run-log-text b').length") == 0
+    shot(browser, "run-log")

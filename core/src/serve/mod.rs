@@ -68,6 +68,9 @@ pub struct ServeOptions {
     pub header_timeout_ms: u64,
     /// Connections open at once; past it a new connection is closed at once (1..=100000).
     pub max_connections: usize,
+    /// Show the tail of a run's log file on its page (`/api/v1/runs/{id}/log`): the
+    /// file named by the run's `log_path` in the database, read on this host.
+    pub show_logs: bool,
 }
 
 impl Default for ServeOptions {
@@ -83,6 +86,7 @@ impl Default for ServeOptions {
             tls_key: None,
             header_timeout_ms: 10_000,
             max_connections: 512,
+            show_logs: false,
         }
     }
 }
@@ -99,6 +103,7 @@ struct App {
     check_host: bool,
     backend: &'static str,
     title: String,
+    show_logs: bool,
     /// Becomes true at shutdown, so that live streams end and the server can stop.
     stopping: tokio::sync::watch::Receiver<bool>,
 }
@@ -266,6 +271,7 @@ impl Server {
         let poll = Duration::from_millis(o.poll_ms);
         let rescan = Duration::from_secs(o.metrics_rescan_s.max(10));
         let title = o.title.clone();
+        let show_logs = o.show_logs;
         let t = trackers.clone();
         let db = database.clone();
         let started = rt.block_on(async move {
@@ -293,6 +299,7 @@ impl Server {
                 token,
                 backend,
                 title,
+                show_logs,
             });
             let listener = tokio::net::TcpListener::bind(&addrs[..])
                 .await
@@ -408,6 +415,7 @@ fn router(app: Shared) -> Router {
         .route("/api/v1/active", get(api_active))
         .route("/api/v1/runs", get(api_runs))
         .route("/api/v1/runs/{id}", get(api_run))
+        .route("/api/v1/runs/{id}/log", get(pages::api_run_log))
         .route("/api/v1/stats", get(api_stats))
         .route("/api/v1/events", get(api_events))
         .route("/api/v1/timeline", get(pages::api_timeline))

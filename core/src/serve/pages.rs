@@ -352,3 +352,81 @@ pub(super) async fn api_grid(
     .await?;
     Ok(Json(serde_json::json!({ "per_task": per_task, "tasks": tasks })).into_response())
 }
+
+// ---------------------------------------------------------------- log tail
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LogQuery {
+    /// Bytes from the end (64 KiB by default, at most 1 MiB).
+    bytes: Option<u64>,
+}
+
+const LOG_DEFAULT: u64 = 64 * 1024;
+const LOG_MAX: u64 = 1024 * 1024;
+
+/// The tail of a run's log file, when `serve --show-logs` allows it. The path is
+/// the one stored with the run (`log_path`), never anything from the request; it
+/// must be absolute and a regular file (not a FIFO or device a read could hang on).
+/// Read-only, at most `LOG_MAX` bytes.
+pub(super) async fn api_run_log(
+    State(app): State<Shared>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Query(q): Query<LogQuery>,
+) -> Result<Response, ApiError> {
+    use axum::http::StatusCode;
+    if !app.show_logs {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "log tails are off: start the server with --show-logs (show_logs=) to show them".into(),
+        ));
+    }
+    let want = q.bytes.unwrap_or(LOG_DEFAULT).clamp(1, LOG_MAX);
+    let run = blocking(&app, move |t| Ok(t.run(&id)?)).await?;
+    let Some(path) = run.log_path.clone().filter(|p| !p.is_empty()) else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "this run has no log_path".into(),
+        ));
+    };
+    let shown = path.clone();
+    let read = tokio::task::spawn_blocking(move || tail(std::path::Path::new(&path), want))
+        .await
+        .map_err(|_| super::internal_error())?;
+    match read {
+        Ok((size, start, text)) => Ok(Json(serde_json::json!({
+            "path": shown, "size": size, "from": start, "truncated": start > 0, "text": text,
+        }))
+        .into_response()),
+        Err(why) => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("cannot read the log {shown}: {why}"),
+        )),
+    }
+}
+
+fn tail(path: &std::path::Path, want: u64) -> Result<(u64, u64, String), String> {
+    use std::io::{Read, Seek, SeekFrom};
+    if !path.is_absolute() {
+        return Err("not an absolute path on this host".into());
+    }
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let size = f.metadata().map_err(|e| e.to_string())?.len();
+    let start = size.saturating_sub(want);
+    f.seek(SeekFrom::Start(start)).map_err(|e| e.to_string())?;
+    let mut buf = Vec::with_capacity(want as usize);
+    f.take(want)
+        .read_to_end(&mut buf)
+        .map_err(|e| e.to_string())?;
+    let mut text = String::from_utf8_lossy(&buf).into_owned();
+    if start > 0 {
+        // Start at a line: the first one is likely cut.
+        if let Some(nl) = text.find('\n') {
+            text.drain(..=nl);
+        }
+    }
+    Ok((size, start, text))
+}
