@@ -902,7 +902,7 @@ function historyQuery() {
   // The shared status filter and History's own: both apply (the server takes one list).
   const shared = f.status ? [f.status] : [];
   const st = shared.length && statuses.length ? statuses.filter((x) => x === f.status) : shared.concat(statuses);
-  if (shared.length && statuses.length && !st.length) st.push("__none__");
+  if (shared.length && statuses.length && !st.length) return null; // nothing can match both
   if (st.length) q.set("status", st.join(","));
   const tasks = multi($("hist-tasks"));
   if (tasks.length) q.set("task", tasks.join(","));
@@ -978,7 +978,8 @@ async function loadHistory(quiet) {
     th.setAttribute("aria-sort", th.dataset.sort === HIST.sort ? (HIST.dir === "asc" ? "ascending" : "descending") : "none");
   }
   try {
-    const d = await fetchJson("/api/v1/history?" + historyQuery().toString());
+    const hq = historyQuery();
+    const d = hq ? await fetchJson("/api/v1/history?" + hq.toString()) : { rows: [], offset: 0, more: false, total: 0 };
     const rows = d.rows.map((r) => el("tr", { class: "history-row", "data-stage": r.stage_name, "data-task": r.task_name, "data-status": r.status, "data-run-id": r.run_id, "data-key": "h:" + r.run_id },
       el("td", { text: localTime(r.start_time) }),
       el("td", { class: "name-cell", title: r.stage_name }, el("span", { text: r.stage_name })),
@@ -1042,7 +1043,7 @@ function renderGrid(d) {
   if (!table) { table = el("table", { class: "grid runs-grid", id: "runs-grid" }, el("thead"), el("tbody")); clear(box).appendChild(table); }
   patch(table.querySelector("thead"), head);
   patch(table.querySelector("tbody"), rows.length ? rows : [el("tr", {}, el("td", { class: "muted", text: "No runs match." }))]);
-  $("grid-info").textContent = `${d.tasks.length} tasks · each task's newest ${cols} runs, oldest left · click a cell for its run`;
+  $("grid-info").textContent = `${d.tasks.length} tasks · up to ${cols} runs each from the newest ${count(cols * Math.max(1, d.tasks.length))} runs, oldest left · ${tzName()} · click a cell for its run`;
 }
 
 // ------------------------------------------------------------------ wiring

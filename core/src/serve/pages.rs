@@ -94,8 +94,8 @@ impl RunFilter {
 }
 
 /// Runs newest first that pass `f` and `extra`, enough of them for `want` (or all):
-/// the store is asked for a few more than needed, four times more each round
-/// while the filters applied here leave too few.
+/// the store is asked for a few more than needed and, when the filters applied
+/// here leave too few, once more for every run (each ask reads from the newest).
 fn newest(
     t: &Tracker,
     f: &RunFilter,
@@ -114,7 +114,7 @@ fn newest(
         if kept.len() >= want || got < ask {
             return Ok(kept);
         }
-        ask = ask.saturating_mul(4);
+        ask = usize::MAX / 2;
     }
 }
 
@@ -298,8 +298,9 @@ pub(super) struct GridQuery {
     per_task: Option<usize>,
 }
 
-/// The grid view: every registered task (in stage and task order) with its newest
-/// `per_task` runs that pass the filters, newest first.
+/// The grid view: every registered task (in stage and task order) with its runs
+/// among the newest `per_task × tasks` that pass the filters (at most `per_task`
+/// each, newest first).
 pub(super) async fn api_grid(
     State(app): State<Shared>,
     Query(q): Query<GridQuery>,
@@ -328,21 +329,30 @@ pub(super) async fn api_grid(
                     &b.task_name,
                 ))
         });
+        // One read of the newest runs of all tasks (per_task for each, at most
+        // MAX_PAGE), grouped here: one query, not one per task. A task with no run
+        // among them shows none (it has not run lately).
+        let want = (per_task * tasks.len().max(1)).min(MAX_PAGE);
+        let mut by_task: std::collections::HashMap<(String, String), Vec<RunRow>> =
+            std::collections::HashMap::new();
+        for r in newest(t, &f, None, want, &|_| true)? {
+            let runs = by_task
+                .entry((r.stage_name.clone(), r.task_name.clone()))
+                .or_default();
+            if runs.len() < per_task {
+                runs.push(r);
+            }
+        }
+        let filtered = !(f.sel.is_empty() && f.host.is_none());
         let mut out = Vec::with_capacity(tasks.len());
         for task in tasks {
-            let one = RunFilter {
-                stage: Some(task.stage_name.clone()),
-                tasks: vec![task.task_name.clone()],
-                sel: f.sel.clone(),
-                host: f.host.clone(),
-                text: None,
-            };
-            let runs = newest(t, &one, None, per_task, &|_| true)?;
-            if runs.is_empty() && !(f.sel.is_empty() && f.host.is_none()) {
+            let runs = by_task
+                .remove(&(task.stage_name.clone(), task.task_name.clone()))
+                .unwrap_or_default();
+            if runs.is_empty() && filtered {
                 continue; // filtered out entirely
             }
-            let runs: Vec<serde_json::Value> =
-                runs.into_iter().take(per_task).map(slim_json).collect();
+            let runs: Vec<serde_json::Value> = runs.into_iter().map(slim_json).collect();
             out.push(serde_json::json!({
                 "stage_name": task.stage_name, "task_name": task.task_name, "runs": runs,
             }));
