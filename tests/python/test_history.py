@@ -286,8 +286,9 @@ def test_samples_are_taken_at_the_configured_interval(tmp_path, db_url, tracker)
     assert all(s.run_id == run_id for s in samples)
     assert samples == sorted(samples, key=lambda s: s.time)
     last = samples[-1]
-    assert last.rss_bytes > 50 * 1024 * 1024 and last.cpu_seconds > 1.0
-    assert last.cpu_percent is not None and last.cpu_percent > 50  # a busy loop: about one core
+    assert last.rss_bytes > 50 * 1024 * 1024 and last.cpu_seconds > 0.1
+    # A busy loop: up to one core (less when the machine is shared with other work).
+    assert last.cpu_percent is not None and 5 < last.cpu_percent <= 100 * (os.cpu_count() or 1) + 5
     assert last.threads is not None and last.threads >= 2  # the main thread and tasker's writer
     df = tasker.to_pandas(samples)
     assert str(df["rss_bytes"].dtype) == "Int64" and "UTC" in str(df["time"].dtype)

@@ -29,6 +29,8 @@ Queries return typed records (``tasker.to_pandas`` makes a DataFrame):
 ``health()`` says whether the database is reachable. See ``help(tasker.Run)``,
 ``help(tasker.Tracker)`` and bindings-python/README.md.
 """
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+
 from ._tasker import (
     AlreadyExistsError,
     ArgumentError,
@@ -38,21 +40,6 @@ from ._tasker import (
     StorageError,
     TaskerError,
     __version__,
-)
-from ._records import (
-    EventRecord,
-    Health,
-    IoRecord,
-    PurgeReport,
-    RunRecord,
-    SampleRecord,
-    StageRecord,
-    Status,
-    SubtaskRecord,
-    TaskRecord,
-    TaskStatsRecord,
-    TransitionEvent,
-    to_pandas,
 )
 from ._core import (
     Attempt,
@@ -97,7 +84,61 @@ from ._functional import (
     task_update,
     tasker_context,
 )
-from ._serve import Dashboard, serve
+
+if TYPE_CHECKING:  # pragma: no cover - what the lazy names below resolve to
+    from ._records import (
+        EventRecord,
+        Health,
+        IoRecord,
+        PurgeReport,
+        RunRecord,
+        SampleRecord,
+        StageRecord,
+        Status,
+        SubtaskRecord,
+        TaskRecord,
+        TaskStatsRecord,
+        TransitionEvent,
+        to_pandas,
+    )
+    from ._serve import Dashboard, serve
+
+# Loaded on first use, so that `import tasker` stays cheap: the records are
+# dataclasses (whose module loads `inspect` and `re`), and the dashboard is rarely
+# wanted by a pipeline.
+_LAZY = {
+    "EventRecord": "_records",
+    "Health": "_records",
+    "IoRecord": "_records",
+    "PurgeReport": "_records",
+    "RunRecord": "_records",
+    "SampleRecord": "_records",
+    "StageRecord": "_records",
+    "Status": "_records",
+    "SubtaskRecord": "_records",
+    "TaskRecord": "_records",
+    "TaskStatsRecord": "_records",
+    "TransitionEvent": "_records",
+    "to_pandas": "_records",
+    "Dashboard": "_serve",
+    "serve": "_serve",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tasker' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> "list[str]":
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "__version__",

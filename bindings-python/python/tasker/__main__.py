@@ -7,7 +7,9 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from typing import Optional, Sequence
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from typing import Optional, Sequence
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -6,65 +6,121 @@ from __future__ import annotations
 import atexit
 import contextvars
 import functools
-import json
-import logging
-import multiprocessing
-import multiprocessing.util
-import numbers
 import os
-import signal
 import sys
 import threading
 import time
-import traceback
 import weakref
-from datetime import datetime, timedelta, timezone
 from types import TracebackType
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Callable,
-    Dict,
-    Generic,
-    Iterable,
-    Iterator,
-    List,
-    NamedTuple,
-    Optional,
-    Tuple,
-    Type,
-    TypeVar,
-    Union,
-    overload,
-)
+
+# `typing` (with the `re` it loads) and `datetime` are not imported at run time:
+# annotations are strings (PEP 563) and the few runtime needs are met below.
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from datetime import datetime, timedelta
+    from typing import (
+        Any,
+        Callable,
+        Dict,
+        Generic,
+        Iterable,
+        Iterator,
+        List,
+        NamedTuple,
+        Optional,
+        Tuple,
+        Type,
+        TypeVar,
+        Union,
+        overload,
+    )
+
+    T = TypeVar("T")
+    F = TypeVar("F", bound=Callable[..., Any])
+else:
+    import collections
+
+    Any = object
+    T = None
+
+    class Generic:
+        """Stands in for typing.Generic: ``Tracked[int]`` works at run time too."""
+
+        __slots__ = ()
+
+        def __class_getitem__(cls, item: object) -> type:
+            return cls
+
+    def overload(fn: object) -> object:
+        # The implementation that follows each group of overloads replaces them.
+        return fn
 
 from . import _tasker
-from ._records import (
-    EventRecord,
-    Health,
-    IoRecord,
-    PurgeReport,
-    RunRecord,
-    SampleRecord,
-    StageRecord,
-    Status,
-    SubtaskRecord,
-    TaskRecord,
-    TaskStatsRecord,
-    TransitionEvent,
-    _records,
-)
 from ._tasker import InvalidTransitionError, TaskerError
 
-logger = logging.getLogger("tasker")
+if TYPE_CHECKING:  # pragma: no cover
+    import multiprocessing.util
 
-T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Any])
-StatusLike = Union[Status, str]
-Callback = Callable[[TransitionEvent], Any]
-RetryOn = Union[Type[BaseException], Tuple[Type[BaseException], ...]]
+    from ._records import (
+        EventRecord,
+        Health,
+        IoRecord,
+        PurgeReport,
+        RunRecord,
+        SampleRecord,
+        StageRecord,
+        Status,
+        SubtaskRecord,
+        TaskRecord,
+        TaskStatsRecord,
+        TransitionEvent,
+    )
 
-_State = Tuple[str, str, Optional[str], int, int, int, int, Optional[str], str]
+
+# `import tasker` stays cheap (issue: ≤ 20 ms): the records (dataclasses, which
+# load `inspect` and `re`), `logging`, `multiprocessing`, `json` and `traceback`
+# are imported when first used, not at import. A pipeline that only tracks never
+# loads the records at all.
+
+
+class _LazyRecords:
+    """The ``_records`` module, imported on first attribute access."""
+
+    def __getattr__(self, name: str) -> Any:
+        from . import _records
+
+        value = getattr(_records, name)
+        setattr(self, name, value)
+        return value
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from . import _records as _r
+else:
+    _r = _LazyRecords()
+
+
+class _LazyLogger:
+    """The "tasker" logger, created on first use; it then replaces this stand-in."""
+
+    def __getattr__(self, name: str) -> Any:
+        import logging
+
+        global logger
+        logger = logging.getLogger("tasker")
+        return getattr(logger, name)
+
+
+logger: Any = _LazyLogger()
+# logging's level numbers, fixed by the standard library.
+_DEBUG, _INFO = 10, 20
+
+if TYPE_CHECKING:  # pragma: no cover - aliases for annotations only
+    StatusLike = Union[Status, str]
+    Callback = Callable[[TransitionEvent], Any]
+    RetryOn = Union[Type[BaseException], Tuple[Type[BaseException], ...]]
+
+    _State = Tuple[str, str, Optional[str], int, int, int, int, Optional[str], str]
 
 
 def _drain_log() -> None:
@@ -301,7 +357,7 @@ class Tracker:
                     f"invalid metadata {metadata!r}: must be a dict of key/value pairs"
                 )
             md = {**(metadata or {}), **extra_metadata}
-        metadata_json = None if md is None else json.dumps(md, default=str)
+        metadata_json = None if md is None else _json_dumps(md, default=str)
         if isinstance(attempt, bool):
             raise _tasker.ArgumentError(f"invalid attempt {attempt!r}: must be a number (1 for a first try)")
         if script_path is None:
@@ -322,6 +378,9 @@ class Tracker:
             attempt=attempt,
             retry=bool(retry),
         )
+        # Runs hold pending progress, which must be flushed when the process ends
+        # (hooked here, not at connect(): the hook loads multiprocessing).
+        _ensure_exit_flush()
         run = Run(self, core)
         self._cores[run.run_id] = core
         self._runs[run.run_id] = run
@@ -335,6 +394,7 @@ class Tracker:
             if core is None:
                 core = self._call(self._native.attach_run, run_id)
                 self._cores[run_id] = core
+            _ensure_exit_flush()
             run = Run(self, core)
             self._runs[run_id] = run
         return run
@@ -368,11 +428,16 @@ class Tracker:
             self._callbacks = [(k, f) for (k, f) in self._callbacks if f is not fn]
 
     def _dispatch(self, row: Dict[str, Any]) -> None:
-        event = TransitionEvent._from_row(row)
-        if logger.isEnabledFor(logging.INFO):
+        # Run transitions are logged at INFO, subtask ones at DEBUG. With nothing
+        # to log and no callback, no record is built (nor its module loaded).
+        level = _INFO if row.get("subtask_number") is None else _DEBUG
+        log = logger.isEnabledFor(level)
+        if not log and not self._callbacks:
+            return
+        event = _r.TransitionEvent._from_row(row)
+        if log:
             what = "run" if event.subtask_number is None else f"subtask {event.subtask_number}"
             msg = f": {event.message}" if event.message else ""
-            level = logging.INFO if event.subtask_number is None else logging.DEBUG
             logger.log(
                 level,
                 "%s/%s %s %s -> %s%s [%s]",
@@ -403,11 +468,11 @@ class Tracker:
         limit: Optional[int] = None,
     ) -> List[RunRecord]:
         """The latest run of every registered task (NOT_STARTED for tasks never run)."""
-        return _records(RunRecord, self._call(self._native.task_status, stage, task, _st(status), limit))
+        return _r._records(_r.RunRecord, self._call(self._native.task_status, stage, task, _st(status), limit))
 
     def active_runs(self) -> List[RunRecord]:
         """Every STARTED, RUNNING or PAUSED run, including concurrent runs of one task."""
-        return _records(RunRecord, self._call(self._native.active_runs))
+        return _r._records(_r.RunRecord, self._call(self._native.active_runs))
 
     def history(
         self,
@@ -420,29 +485,29 @@ class Tracker:
     ) -> List[RunRecord]:
         """Runs, newest first."""
         since_us = None if since is None else _micros(since)
-        return _records(
-            RunRecord, self._call(self._native.history, stage, task, _st(status), since_us, limit)
+        return _r._records(
+            _r.RunRecord, self._call(self._native.history, stage, task, _st(status), since_us, limit)
         )
 
     def run(self, run_id: str) -> RunRecord:
         """One run by id (NotFoundError if there is none)."""
-        return RunRecord._from_row(self._call(self._native.run, run_id))
+        return _r.RunRecord._from_row(self._call(self._native.run, run_id))
 
     def subtasks(self, run_id: str) -> List[SubtaskRecord]:
         """The subtasks of a run, by number."""
-        return _records(SubtaskRecord, self._call(self._native.subtasks, run_id))
+        return _r._records(_r.SubtaskRecord, self._call(self._native.subtasks, run_id))
 
     def registered_tasks(self, stage: Optional[str] = None, name: Optional[str] = None) -> List[TaskRecord]:
         """Registered tasks, in stage and task order."""
-        return _records(TaskRecord, self._call(self._native.registered_tasks, stage, name))
+        return _r._records(_r.TaskRecord, self._call(self._native.registered_tasks, stage, name))
 
     def stages(self) -> List[StageRecord]:
         """Stages, in order."""
-        return _records(StageRecord, self._call(self._native.stages))
+        return _r._records(_r.StageRecord, self._call(self._native.stages))
 
     def events(self, after: int = 0, run_id: Optional[str] = None, limit: int = 1000) -> List[EventRecord]:
         """Stored transitions after event id ``after``, oldest first."""
-        return _records(EventRecord, self._call(self._native.events, after, run_id, limit))
+        return _r._records(_r.EventRecord, self._call(self._native.events, after, run_id, limit))
 
     def task_stats(
         self,
@@ -456,23 +521,23 @@ class Tracker:
         started then or later; ``limit`` the latest N runs of each task. A run and its
         retries count as one logical run (one success with N attempts)."""
         since_us = None if since is None else _micros(since)
-        return _records(
-            TaskStatsRecord, self._call(self._native.task_stats, stage, task, since_us, limit)
+        return _r._records(
+            _r.TaskStatsRecord, self._call(self._native.task_stats, stage, task, since_us, limit)
         )
 
     def samples(self, run_id: str) -> List[SampleRecord]:
         """A run's resource samples (CPU, memory, I/O, children), oldest first. The
         process that started a run samples itself every ``sample_interval_s``."""
-        return _records(SampleRecord, self._call(self._native.samples, run_id))
+        return _r._records(_r.SampleRecord, self._call(self._native.samples, run_id))
 
     def run_io(self, run_id: str) -> List[IoRecord]:
         """A run's recorded inputs, then its outputs, each by name."""
-        return _records(IoRecord, self._call(self._native.run_io, run_id))
+        return _r._records(_r.IoRecord, self._call(self._native.run_io, run_id))
 
     def health(self) -> Health:
         """Whether the database is reachable and how many writes wait for it (memory
         and spool files). Never waits for the database."""
-        return Health._from_row(self._call(self._native.health))
+        return _r.Health._from_row(self._call(self._native.health))
 
     def purge(
         self,
@@ -489,6 +554,8 @@ class Tracker:
         runs are never deleted (see ``kept_active_runs``); ``keep_failed`` keeps FAILED
         runs; ``stage``/``task`` narrow it; ``dry_run`` only counts."""
         age = _age(older_than)
+        from datetime import datetime, timezone
+
         cutoff = datetime.now(timezone.utc) - age
         matching, deleted, kept = self._call(
             self._native.purge,
@@ -498,7 +565,7 @@ class Tracker:
             keep_failed=bool(keep_failed),
             dry_run=bool(dry_run),
         )
-        return PurgeReport(
+        return _r.PurgeReport(
             cutoff=cutoff,
             dry_run=bool(dry_run),
             matching_runs=matching,
@@ -516,20 +583,23 @@ class Tracker:
 def _st(status: Optional[StatusLike]) -> Optional[str]:
     if status is None:
         return None
-    return status.value if isinstance(status, Status) else status
+    # A Status is a str whose value is its name.
+    return str(status)
 
 
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # As the command line: longer ages are typing mistakes (and would overflow).
-_MAX_AGE = timedelta(days=365_250)
+_MAX_AGE_SECONDS = 365_250 * 86_400
 
 
 def _age(value: Union[timedelta, str]) -> timedelta:
     """A timedelta, or "30d" / "12h" / "1d12h" (units s, m, h, d, w), as the CLI reads it."""
+    from datetime import timedelta
+
     if isinstance(value, timedelta):
         if value < timedelta(0):
             raise _tasker.ArgumentError(f"invalid older_than {value!r}: must not be negative")
-        if value > _MAX_AGE:
+        if value.total_seconds() > _MAX_AGE_SECONDS:
             raise _tasker.ArgumentError(f"invalid older_than {value!r}: too long ago (at most 365250 days)")
         return value
     if not isinstance(value, str):
@@ -553,7 +623,7 @@ def _age(value: Union[timedelta, str]) -> timedelta:
         raise _tasker.ArgumentError(
             f"invalid older_than {value!r}: a number needs a unit (s, m, h, d or w), e.g. '30d'"
         )
-    if seconds > _MAX_AGE.total_seconds():
+    if seconds > _MAX_AGE_SECONDS:
         raise _tasker.ArgumentError(f"invalid older_than {value!r}: too long ago (at most 365250 days)")
     return timedelta(seconds=seconds)
 
@@ -561,6 +631,8 @@ def _age(value: Union[timedelta, str]) -> timedelta:
 def _micros(t: datetime) -> int:
     if t.tzinfo is None:
         t = t.astimezone()  # a naive time is local time
+    from datetime import datetime, timezone
+
     delta = t - datetime(1970, 1, 1, tzinfo=timezone.utc)
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
@@ -671,7 +743,6 @@ def connect(
         idle_disconnect_s=idle_disconnect_s,
         sample_interval_s=sample_interval_s,
     )
-    _ensure_exit_flush()
     return Tracker(native)
 
 
@@ -725,7 +796,7 @@ def flush() -> None:
 # is doing. TASKER_SIGTERM_FLUSH=0 keeps the plain SIGTERM.
 
 _hooked_pid = -1
-_finalizer: Optional[multiprocessing.util.Finalize] = None
+_finalizer: Optional["multiprocessing.util.Finalize"] = None
 _hook_lock = threading.Lock()
 
 
@@ -746,13 +817,19 @@ def _ensure_exit_flush() -> None:
     with _hook_lock:
         if _hooked_pid == pid and _finalizer is not None and _finalizer.still_active():
             return
+        import multiprocessing.util
+
         # Run by multiprocessing's exit path, which ends with os._exit in forked workers.
         _finalizer = multiprocessing.util.Finalize(None, _flush_at_exit, exitpriority=-10)
+        _register_after_fork()
         _hooked_pid = pid
         _install_sigterm_flush()
 
 
 def _install_sigterm_flush() -> None:
+    import multiprocessing
+    import signal
+
     # A spawned child unpickles its Process object (with the handles in its
     # arguments) before parent_process() is set; `_inheriting` marks that moment.
     in_worker = multiprocessing.parent_process() is not None or bool(
@@ -779,11 +856,14 @@ def _at_fork_in_child() -> None:
     here, with signals blocked (a thread started later from a progress call would
     inherit the caller's signal mask and could swallow SIGTERM/SIGINT); the SIGTERM
     flush (inherited from the parent, whose thread does not exist here) is redone."""
-    if _hooked_pid != -1 and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        try:
-            _install_sigterm_flush()
-        except Exception:  # pragma: no cover - never break a fork
-            pass
+    if _hooked_pid != -1:
+        import signal  # loaded already: the exit hook was installed through it
+
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            try:
+                _install_sigterm_flush()
+            except Exception:  # pragma: no cover - never break a fork
+                pass
     for t in list(_TRACKERS.values()):
         for core in list(t._cores.values()):
             try:
@@ -797,8 +877,22 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_at_fork_in_child)
 
 _FORK_TOKEN = _ForkToken()
-# Runs in children that multiprocessing forks (after it clears inherited finalizers).
-multiprocessing.util.register_after_fork(_FORK_TOKEN, _after_fork_in_child)
+_after_fork_registered = False
+
+
+def _register_after_fork() -> None:
+    """Re-hooks the exit flush in children that multiprocessing forks (it clears their
+    inherited finalizers). Registered with the first hook rather than at import:
+    a process that never tracked has nothing its children must re-hook (they hook
+    themselves when they track)."""
+    global _after_fork_registered
+    if not _after_fork_registered:
+        import multiprocessing.util
+
+        multiprocessing.util.register_after_fork(_FORK_TOKEN, _after_fork_in_child)
+        _after_fork_registered = True
+
+
 atexit.register(_flush_at_exit)
 
 
@@ -825,6 +919,8 @@ def _error_info(exc: BaseException, tb: Optional[TracebackType]) -> Tuple[str, s
     name = type(exc).__name__
     text = str(exc)
     message = f"{name}: {text}" if text else name
+    import traceback
+
     detail = "".join(traceback.format_exception(type(exc), exc, tb))
     return message, detail
 
@@ -1012,16 +1108,29 @@ class Run(_tasker.Run):
         return self.tracker.samples(self.run_id)
 
 
+def _json_dumps(value: Any, **options: Any) -> str:
+    import json
+
+    return json.dumps(value, **options)
+
+
+def _is_number(value: Any) -> bool:
+    """numbers.Number beyond the built-in types (Decimal, Fraction, numpy scalars)."""
+    import numbers
+
+    return isinstance(value, numbers.Number)
+
+
 def _io_text(name: str, value: Any) -> str:
     """The text an input/output value is stored as."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, numbers.Number):
+    if isinstance(value, (int, float, complex)) or _is_number(value):
         return str(value)
     try:
-        return json.dumps(value, sort_keys=True)
+        return _json_dumps(value, sort_keys=True)
     except (TypeError, ValueError) as e:
         raise _tasker.ArgumentError(
             f"invalid value {value!r} for {name!r}: must be text, a number, a bool, a"
@@ -1412,16 +1521,23 @@ class Attempts:
 # functions decorated in it.
 
 
-class Script(NamedTuple):
-    """The program Python runs: ``python script.py`` or ``python -m package.module``."""
+if TYPE_CHECKING:  # pragma: no cover
 
-    #: Absolute path of ``__main__``'s file (for ``-m pkg``, ``pkg/__main__.py``).
-    path: Optional[str]
-    #: The module given to ``-m`` (``pkg``, ``pkg.tool``), else None.
-    module: Optional[str]
-    #: A short name: the script's file name without extension, or the last part
-    #: of the module (``pkg`` for ``-m pkg``, ``tool`` for ``-m pkg.tool``).
-    stem: Optional[str]
+    class Script(NamedTuple):
+        """The program Python runs: ``python script.py`` or ``python -m package.module``."""
+
+        path: Optional[str]
+        module: Optional[str]
+        stem: Optional[str]
+
+else:
+    Script = collections.namedtuple("Script", ["path", "module", "stem"])
+    Script.__doc__ = """The program Python runs: ``python script.py`` or ``python -m package.module``.
+
+    ``path``: absolute path of ``__main__``'s file (for ``-m pkg``, ``pkg/__main__.py``);
+    ``module``: the module given to ``-m`` (``pkg``, ``pkg.tool``), else None;
+    ``stem``: a short name: the script's file name without extension, or the last
+    part of the module (``pkg`` for ``-m pkg``, ``tool`` for ``-m pkg.tool``)."""
 
 
 def main_script() -> Script:

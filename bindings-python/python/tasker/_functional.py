@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime
-from typing import Any, Dict, List, Optional, Union
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only (typing loads `re`)
+    from datetime import datetime
+    from typing import Any, Dict, List, Optional, Union
 
 from . import _tasker
 from ._core import (
     Run,
-    StatusLike,
     Tracker,
     _LAST_SUBTASK,
     _current,
@@ -29,16 +30,18 @@ from ._core import (
     main_script,
 )
 from . import _core
-from ._records import (
-    Health,
-    IoRecord,
-    RunRecord,
-    SampleRecord,
-    StageRecord,
-    SubtaskRecord,
-    TaskRecord,
-    TaskStatsRecord,
-)
+if TYPE_CHECKING:  # pragma: no cover
+    from ._core import StatusLike
+    from ._records import (
+        Health,
+        IoRecord,
+        RunRecord,
+        SampleRecord,
+        StageRecord,
+        SubtaskRecord,
+        TaskRecord,
+        TaskStatsRecord,
+    )
 
 __all__ = [
     "register_task",

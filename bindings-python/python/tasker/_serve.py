@@ -6,7 +6,9 @@ from __future__ import annotations
 import atexit
 import sys
 import threading
-from typing import Any, Optional, Set
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from typing import Any, Optional, Set
 
 from . import _tasker
 from ._core import Tracker, default_tracker
