@@ -49,6 +49,16 @@ def test_tls_with_a_self_signed_certificate(db, serve, cert):
     status, _, body = server.get("/api/v1/status", auth)
     assert status == 200 and "stages" in json.loads(body)
     assert server.get("/api/v1/status")[0] == 401
+
+    # Over HTTPS the session cookie is Secure.
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **k):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=ctx))
+    with pytest.raises(urllib.error.HTTPError) as e:
+        opener.open(server.url + "/?token=" + urllib.parse.quote(TOKEN), timeout=10)
+    assert e.value.code == 303 and "; Secure" in e.value.headers["Set-Cookie"]
     # Over TLS no plain-HTTP warning.
     server.stop()
     assert "plain HTTP" not in server.proc.stderr.read()
@@ -106,7 +116,7 @@ def test_the_cookie_is_a_signed_session_not_the_token(db, serve):
         opener.open(server.url + "/?token=" + urllib.parse.quote(TOKEN), timeout=10)
     assert e.value.code == 303
     set_cookie = e.value.headers["Set-Cookie"]
-    assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
+    assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie and "Secure" not in set_cookie
     pair = set_cookie.split(";")[0]
     name, value = pair.split("=", 1)
     assert name == "tasker_session"

@@ -104,6 +104,8 @@ struct App {
     backend: &'static str,
     title: String,
     show_logs: bool,
+    /// Served over TLS: the session cookie is then `Secure`.
+    tls: bool,
     /// Becomes true at shutdown, so that live streams end and the server can stop.
     stopping: tokio::sync::watch::Receiver<bool>,
 }
@@ -272,6 +274,7 @@ impl Server {
         let rescan = Duration::from_secs(o.metrics_rescan_s.max(10));
         let title = o.title.clone();
         let show_logs = o.show_logs;
+        let tls = limits.tls.is_some();
         let t = trackers.clone();
         let db = database.clone();
         let started = rt.block_on(async move {
@@ -300,6 +303,7 @@ impl Server {
                 backend,
                 title,
                 show_logs,
+                tls,
             });
             let listener = tokio::net::TcpListener::bind(&addrs[..])
                 .await
@@ -535,9 +539,10 @@ async fn guard(State(app): State<Shared>, req: Request, next: Next) -> Response 
             if same(q.trim().as_bytes(), token.as_bytes()) {
                 let value = sessions.issue(Utc::now().timestamp());
                 let cookie = format!(
-                    "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+                    "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
                     session::COOKIE,
-                    session::LIFETIME_S
+                    session::LIFETIME_S,
+                    if app.tls { "; Secure" } else { "" }
                 );
                 let mut res = (StatusCode::SEE_OTHER, "").into_response();
                 res.headers_mut()
