@@ -125,7 +125,7 @@ fn resolve(bind: &str) -> Result<Vec<SocketAddr>> {
 
 /// Shorter tokens are refused: a bearer token is the only thing between the
 /// network and the dashboard.
-pub const MIN_TOKEN_CHARS: usize = 16;
+pub(crate) const MIN_TOKEN_CHARS: usize = 16;
 
 /// The checks every caller gets, whatever its language: the token (given, or from
 /// `TASKER_SERVE_TOKEN`) is not empty, a non-loopback address has a token or
