@@ -94,8 +94,11 @@ impl RunFilter {
 }
 
 /// Runs newest first that pass `f` and `extra`, enough of them for `want` (or all):
-/// the store is asked for a few more than needed and, when the filters applied
-/// here leave too few, once more for every run (each ask reads from the newest).
+/// the store is asked for a few more than needed, four times more each round
+/// while the filters applied here leave too few. Each ask reads from the newest,
+/// so a filter nothing passes reads the runs about 4/3 times; one that keeps a
+/// tenth of them stops after a few thousand rows (a search on 100,000 runs: 0.6 s
+/// when the second ask read them all).
 fn newest(
     t: &Tracker,
     f: &RunFilter,
@@ -114,7 +117,7 @@ fn newest(
         if kept.len() >= want || got < ask {
             return Ok(kept);
         }
-        ask = usize::MAX / 2;
+        ask = ask.saturating_mul(4);
     }
 }
 
