@@ -12,6 +12,7 @@ APT_PACKAGES=(
     build-essential pkg-config valgrind cmake
     r-base-dev r-cran-testthat r-cran-roxygen2 r-cran-jsonlite r-cran-withr
     r-cran-dbi r-cran-rsqlite r-cran-callr r-cran-knitr r-cran-rmarkdown xz-utils
+    r-cran-progressr r-cran-future r-cran-future.apply r-cran-furrr r-cran-logger r-cran-cli
     postgresql pgbouncer
     chromium chromium-driver
 )

@@ -42,6 +42,11 @@ if [ -f tests/pg.sh ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; th
 fi
 
 export R_LIBS="$LIB${R_LIBS:+:$R_LIBS}"
+# The optional packages the integrations are tested with (scripts/setup.sh installs
+# them): a missing one fails the layer here, and fails (not skips) its tests.
+export TASKER_TEST_REQUIRE_PACKAGES="${TASKER_TEST_REQUIRE_PACKAGES-progressr future future.apply furrr logger cli}"
+missing_pkgs=$(Rscript -e 'p <- strsplit(Sys.getenv("TASKER_TEST_REQUIRE_PACKAGES"), "[ ,]+")[[1]]; p <- p[nzchar(p)]; cat(p[!vapply(p, requireNamespace, TRUE, quietly = TRUE)])')
+[ -z "$missing_pkgs" ] || fail "R packages missing: $missing_pkgs (run scripts/setup.sh)"
 # Never the user's database: every test configures its own file, and this is a
 # throwaway default for anything that would fall back to it.
 export XDG_DATA_HOME="$(mktemp -d)"

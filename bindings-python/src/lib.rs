@@ -29,6 +29,7 @@ use tasker::{
 mod cli;
 mod convert;
 mod errors;
+mod logs;
 #[cfg(feature = "server")]
 mod serve;
 
@@ -168,7 +169,8 @@ impl NativeTracker {
     #[pyo3(signature = (url=None, *, config_file=None, start_dir=None, driver=None, path=None,
         host=None, port=None, dbname=None, user=None, password=None, schema=None, sslmode=None,
         sslrootcert=None, flush_interval_ms=None, heartbeat_interval_s=None, lost_after_s=None,
-        busy_timeout_ms=None, hostname=None, idle_disconnect_s=None, sample_interval_s=None))]
+        busy_timeout_ms=None, hostname=None, idle_disconnect_s=None, sample_interval_s=None,
+        max_log_lines=None))]
     #[allow(
         clippy::too_many_arguments,
         reason = "mirrors the keyword arguments of connect()"
@@ -195,6 +197,7 @@ impl NativeTracker {
         hostname: Option<Text>,
         idle_disconnect_s: Option<u64>,
         sample_interval_s: Option<u64>,
+        max_log_lines: Option<u64>,
     ) -> PyResult<NativeTracker> {
         let args = ConfigArgs {
             db: DbSettings {
@@ -218,6 +221,7 @@ impl NativeTracker {
                 hostname: opt_text(hostname),
                 idle_disconnect_s,
                 sample_interval_s,
+                max_log_lines,
             },
             config_file,
             start_dir,
@@ -575,6 +579,56 @@ impl NativeTracker {
         .or_raise()?;
         rows.iter().map(|r| convert::event_row(py, r)).collect()
     }
+
+    /// A run's log lines, oldest first (dicts with the fields of `tasker.LogRecord`).
+    #[pyo3(signature = (run_id, level=None, since_us=None, after=None, limit=None))]
+    fn run_logs<'py>(
+        &self,
+        py: Python<'py>,
+        run_id: Text,
+        level: Option<&Bound<'py, PyAny>>,
+        since_us: Option<i64>,
+        after: Option<i64>,
+        limit: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let filter = tasker::LogFilter {
+            min_level: level.filter(|l| !l.is_none()).map(logs::level_arg).transpose()?,
+            since: since_us.map(time_arg).transpose()?,
+            after_id: after,
+            limit: limit_arg(limit)?,
+        };
+        let rows = io(py, || self.inner.run_logs(&run_id.0, &filter)).or_raise()?;
+        rows.iter().map(|r| logs::log_row(py, r)).collect()
+    }
+
+    /// A run's kept item outcomes (dicts with the fields of `tasker.ItemOutcomeRecord`).
+    #[pyo3(signature = (run_id, subtask=None, outcome=None, limit=None))]
+    fn item_outcomes<'py>(
+        &self,
+        py: Python<'py>,
+        run_id: Text,
+        subtask: Option<&Bound<'py, PyAny>>,
+        outcome: Option<Text>,
+        limit: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let filter = tasker::OutcomeFilter {
+            subtask: number_arg(subtask, "subtask_number")?,
+            outcome: outcome.map(|o| o.0.parse()).transpose().or_raise()?,
+            limit: limit_arg(limit)?,
+        };
+        let rows = io(py, || self.inner.item_outcomes(&run_id.0, &filter)).or_raise()?;
+        rows.iter().map(|r| logs::outcome_row(py, r)).collect()
+    }
+
+    /// How many items of each subtask of a run failed or were skipped (exact).
+    fn item_outcome_counts<'py>(
+        &self,
+        py: Python<'py>,
+        run_id: Text,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let rows = io(py, || self.inner.item_outcome_counts(&run_id.0)).or_raise()?;
+        rows.iter().map(|r| logs::outcome_count(py, r)).collect()
+    }
 }
 
 /// A time given as microseconds since the epoch (the facade converts datetimes).
@@ -818,6 +872,21 @@ impl Run {
     fn _adopt(&self, number: &Bound<'_, PyAny>, uid: &str) -> PyResult<()> {
         let number = number_arg(Some(number), "subtask_number")?.unwrap_or(1);
         self.handle.adopt_subtask(number, uid).or_raise()
+    }
+
+    /// Logs a line on the run (about subtask `subtask` when given). Memory only:
+    /// written with the next progress write. `level`: debug, info, warn, error
+    /// (any case) or a `logging` level number.
+    #[pyo3(signature = (level, message, subtask=None))]
+    fn log(
+        &self,
+        level: &Bound<'_, PyAny>,
+        message: Text,
+        subtask: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let level = logs::level_arg(level)?;
+        let subtask = number_arg(subtask, "subtask_number")?;
+        self.handle.log(level, &message.0, subtask).or_raise()
     }
 
     /// Adds `n` (default 1) items to subtask `number`. Memory only.
@@ -1138,6 +1207,31 @@ impl Subtask {
     #[pyo3(signature = (n=None))]
     fn increment(&self, n: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         increment(&self.handle, self.number, n)
+    }
+
+    /// Logs a line on the run, about this subtask. Memory only.
+    fn log(&self, level: &Bound<'_, PyAny>, message: Text) -> PyResult<()> {
+        let level = logs::level_arg(level)?;
+        self.handle
+            .log(level, &message.0, Some(self.number))
+            .or_raise()
+    }
+
+    /// Records that item `key` (its text: `str(key)`) failed, and why. Memory only.
+    fn item_failed(&self, key: &Bound<'_, PyAny>, error: Text) -> PyResult<()> {
+        let key = key.str()?.to_string();
+        self.handle
+            .item_failed(self.number, &key, &error.0)
+            .or_raise()
+    }
+
+    /// Records that item `key` was skipped (and why, when given). Memory only.
+    #[pyo3(signature = (key, reason=None))]
+    fn item_skipped(&self, key: &Bound<'_, PyAny>, reason: Option<Text>) -> PyResult<()> {
+        let key = key.str()?.to_string();
+        self.handle
+            .item_skipped(self.number, &key, reason.as_ref().map(|r| r.0.as_str()))
+            .or_raise()
     }
 
     /// Sets progress (absolute items done, percent, message, total). Memory only.

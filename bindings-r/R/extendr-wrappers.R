@@ -141,6 +141,24 @@ tk_listen <- function(on) .Call(wrap__tk_listen, on)
 # @keywords internal
 tk_bench_transitions <- function(n, stage, task) .Call(wrap__tk_bench_transitions, n, stage, task)
 
+# Logs `message` on a run (the current one for NULL), about `subtask` when given.
+# @keywords internal
+tk_log <- function(run_id, level, message, subtask) .Call(wrap__tk_log, run_id, level, message, subtask)
+
+# Records an item outcome ("failed" or "skipped") on a subtask (the run's
+# current one for NULL).
+# @keywords internal
+tk_item_outcome <- function(run_id, subtask, outcome, key, reason) .Call(wrap__tk_item_outcome, run_id, subtask, outcome, key, reason)
+
+# A run's log lines as data frame columns.
+# @keywords internal
+tk_run_logs <- function(run_id, level, since, after, limit_) .Call(wrap__tk_run_logs, run_id, level, since, after, limit_)
+
+# A run's kept item outcomes, with the exact counts per subtask and outcome
+# (`total`, on every row of that subtask and outcome).
+# @keywords internal
+tk_item_outcomes <- function(run_id, subtask, outcome, limit_) .Call(wrap__tk_item_outcomes, run_id, subtask, outcome, limit_)
+
 # Starts the dashboard on `bind` for the open database (a running monitor is
 # stopped first); the checks are those of `tasker serve`.
 # @keywords internal

@@ -188,18 +188,28 @@ with_subtask <- function(name, expr, items_total = NULL, ..., run_id = NULL, qui
 #' @param ... More arguments to `f`.
 #' @param run_id The run (default: the current run).
 #' @param quiet Do not print messages.
+#' @param display Also show a progress bar labelled with the subtask's name:
+#'   the cli package's bar when cli is installed (shown as cli decides: in
+#'   interactive sessions, after two seconds; see `cli.progress_show_after`),
+#'   else [utils::txtProgressBar()] in interactive sessions only.
 #' @return A list like `lapply()`'s.
 #' @export
-track <- function(x, f, name = NULL, ..., run_id = NULL, quiet = FALSE) {
+track <- function(x, f, name = NULL, ..., run_id = NULL, quiet = FALSE, display = FALSE) {
   if (is.null(name)) name <- .tk_track_name(substitute(f), substitute(x))
   name <- .tk_name(name, "name")
   f <- match.fun(f)
+  if (!is.logical(display) || length(display) != 1L || is.na(display)) {
+    .tk_arg_error(sprintf("invalid display: %s (TRUE or FALSE)", paste(format(display), collapse = ", ")))
+  }
+  bar <- if (display) .tk_bar_start(name, length(x), environment()) else NULL
   with_subtask(name, {
     out <- vector("list", length(x))
     for (i in seq_along(x)) {
       out[i] <- list(f(x[[i]], ...))
       subtask_increment(run_id = run_id)
+      if (!is.null(bar)) .tk_bar_tick(bar)
     }
+    if (!is.null(bar)) .tk_bar_done(bar)
     names(out) <- names(x)
     out
   }, items_total = length(x), run_id = run_id, quiet = quiet)
@@ -212,4 +222,35 @@ track <- function(x, f, name = NULL, ..., run_id = NULL, quiet = FALSE) {
   if (is.call(f) && identical(f[[1L]], as.name("::")) && is.symbol(f[[3L]])) return(as.character(f[[3L]]))
   if (is.symbol(x)) return(as.character(x))
   "items"
+}
+
+# track(display = TRUE)'s bar: cli's when installed (it decides when to show itself, and
+# removes the bar when `envir`, track()'s frame, exits early), else a txtProgressBar in
+# interactive sessions; NULL when there is nothing to show.
+.tk_bar_start <- function(name, total, envir) {
+  if (requireNamespace("cli", quietly = TRUE) && !isTRUE(getOption("tasker.no_cli"))) {
+    id <- cli::cli_progress_bar(name = name, total = total, .envir = envir)
+    return(list(kind = "cli", id = id, envir = envir))
+  }
+  if (!interactive()) return(NULL)
+  message(name)
+  pb <- utils::txtProgressBar(min = 0, max = max(total, 1), style = 3, file = stderr())
+  state <- new.env(parent = emptyenv())
+  state$done <- 0
+  # An error in the loop leaves no half-drawn bar behind.
+  do.call(on.exit, list(quote(close(pb)), add = TRUE), envir = envir)
+  list(kind = "txt", pb = pb, state = state)
+}
+
+.tk_bar_tick <- function(bar) {
+  if (identical(bar$kind, "cli")) {
+    cli::cli_progress_update(id = bar$id, .envir = bar$envir)
+  } else {
+    bar$state$done <- bar$state$done + 1
+    utils::setTxtProgressBar(bar$pb, bar$state$done)
+  }
+}
+
+.tk_bar_done <- function(bar) {
+  if (identical(bar$kind, "cli")) cli::cli_progress_done(id = bar$id, .envir = bar$envir)
 }

@@ -114,6 +114,9 @@ pub struct Config {
     /// I/O, children) for the runs it started; `None`: never. Samples are
     /// written with progress and heartbeats, never in transactions of their own.
     pub sample_interval: Option<Duration>,
+    /// At most this many log lines are kept per run (default 10,000): older ones
+    /// are dropped, and one marker line counts them (see `logs.rs`).
+    pub max_log_lines: u32,
     /// How long finished runs are kept, when set (applied by long-running tasker
     /// processes and `tasker purge --apply-retention`, never by a pipeline's calls).
     pub retention: Option<Retention>,
@@ -142,6 +145,7 @@ impl Config {
             hostname: None,
             idle_disconnect: Duration::from_secs(30),
             sample_interval: Some(Duration::from_secs(10)),
+            max_log_lines: crate::logs::DEFAULT_MAX_LOG_LINES,
             retention: None,
             source: "argument".into(),
         }
@@ -190,6 +194,8 @@ pub struct TrackingSettings {
     pub idle_disconnect_s: Option<u64>,
     /// 0 turns sampling off.
     pub sample_interval_s: Option<u64>,
+    /// Log lines kept per run (at least 1).
+    pub max_log_lines: Option<u64>,
 }
 
 /// `retention:` in a configuration file (and `TASKER_RETENTION_*`).
@@ -366,6 +372,7 @@ fn env_level(env: &HashMap<String, String>) -> Result<Level> {
             hostname: get("TASKER_HOSTNAME"),
             idle_disconnect_s: num("TASKER_IDLE_DISCONNECT_S")?,
             sample_interval_s: num("TASKER_SAMPLE_INTERVAL_S")?,
+            max_log_lines: num("TASKER_MAX_LOG_LINES")?,
         },
         retention: RetentionSettings {
             days: num("TASKER_RETENTION_DAYS")?.map(clamp_days),
@@ -505,7 +512,8 @@ fn build(levels: Vec<Level>, env: &HashMap<String, String>) -> Result<Config> {
             busy_timeout_ms,
             hostname,
             idle_disconnect_s,
-            sample_interval_s
+            sample_interval_s,
+            max_log_lines
         );
         if retention.days.is_none() {
             retention.days = level.retention.days;
@@ -544,6 +552,17 @@ fn build(levels: Vec<Level>, env: &HashMap<String, String>) -> Result<Config> {
     }
     if let Some(s) = tracking.sample_interval_s {
         cfg.sample_interval = (s > 0).then(|| Duration::from_secs(s));
+    }
+    if let Some(n) = tracking.max_log_lines {
+        cfg.max_log_lines = match u32::try_from(n) {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                return Err(Error::Config(format!(
+                    "max_log_lines must be between 1 and {}, not {n}",
+                    u32::MAX
+                )))
+            }
+        };
     }
     cfg.retention = match (retention.days, retention.keep_failed_days) {
         (Some(0), _) | (_, Some(0)) => {

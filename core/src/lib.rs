@@ -26,6 +26,7 @@ pub mod estimate;
 pub mod ffi;
 mod forecast;
 pub mod io_record;
+pub mod logs;
 pub mod model;
 mod outbox;
 pub mod process;
@@ -48,6 +49,7 @@ pub use config::{Config, ConfigArgs, Location, Retention};
 pub use error::{Error, ErrorKind, Result};
 pub use estimate::{Basis, Eta};
 pub use io_record::{Direction, IoRecord};
+pub use logs::{ItemOutcomeRow, LogFilter, LogLevel, LogRow, Outcome, OutcomeCount, OutcomeFilter};
 pub use model::{
     RunOptions, RunProgress, Status, SubtaskOptions, SubtaskProgress, TaskSpec, TransitionInfo,
 };

@@ -522,6 +522,7 @@ mod test {
                 }],
                 heartbeats: vec![],
                 samples: vec![],
+                logs: Default::default(),
                 at: Utc::now(),
             },
         }

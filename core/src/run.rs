@@ -90,6 +90,10 @@ impl RunShared {
         &self.run_id
     }
 
+    pub(crate) fn tracker_inner(&self) -> &Arc<TrackerInner> {
+        &self.tracker
+    }
+
     fn last_status(&self) -> Status {
         Status::from_code(self.status.load(Ordering::Relaxed)).unwrap_or(Status::Running)
     }
@@ -214,7 +218,7 @@ impl RunShared {
 
     /// What a transition of subtask `number` is about, and its cell if this
     /// process has one.
-    fn subtask_ref(&self, number: u32) -> (SubtaskRef, Option<Arc<Cell>>) {
+    pub(crate) fn subtask_ref(&self, number: u32) -> (SubtaskRef, Option<Arc<Cell>>) {
         let cell = self.cells.with(number, Arc::clone).or_else(|| {
             lock(&self.provisional)
                 .iter()

@@ -39,6 +39,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::logs::{LogBatch, LogBuffer, NewItemOutcome, NewLogLine};
 use crate::outbox::{location_key, Orphans, Outbox};
 use crate::sampler::Sample;
 use crate::store::{self, Op, OpId, Output, ProgressUpdate, Queued, RunSample, Store};
@@ -124,6 +125,8 @@ pub(crate) struct Supervisor {
     orphans: Mutex<Vec<ProgressUpdate>>,
     /// Resource samples waiting for the next progress or heartbeat write.
     samples: Mutex<Vec<RunSample>>,
+    /// Log lines and item outcomes waiting for the next write (`logs.rs`).
+    logs: Mutex<LogBuffer>,
     /// When samples of this process's runs were last thinned.
     thinned: Mutex<Instant>,
     /// Names this process's writes (with a sequence number).
@@ -227,6 +230,7 @@ impl Supervisor {
             owned: Mutex::new(Vec::new()),
             orphans: Mutex::new(Vec::new()),
             samples: Mutex::new(Vec::new()),
+            logs: Mutex::new(LogBuffer::default()),
             thinned: Mutex::new(Instant::now()),
             writer_id: store::new_uid(),
             last_used: std::sync::atomic::AtomicU64::new(0),
@@ -304,7 +308,7 @@ impl Supervisor {
         {
             let mut q = lock(&self.queue);
             if q.must_queue() {
-                self.enqueue(&mut q, first(), op);
+                self.enqueue(&mut q, first(), op, cx.config);
                 return Ok(Answer::Queued);
             }
         }
@@ -313,7 +317,7 @@ impl Supervisor {
             if let Err(e) = self.open_inline(&mut conn, cx) {
                 return match e.is_transient() {
                     true => {
-                        self.enqueue(&mut lock(&self.queue), first(), op);
+                        self.enqueue(&mut lock(&self.queue), first(), op, cx.config);
                         Ok(Answer::Queued)
                     }
                     false => Err(e),
@@ -322,7 +326,7 @@ impl Supervisor {
         }
         let mut q = lock(&self.queue);
         if q.must_queue() {
-            self.enqueue(&mut q, first(), op);
+            self.enqueue(&mut q, first(), op, cx.config);
             return Ok(Answer::Queued);
         }
         let progress = first();
@@ -330,8 +334,11 @@ impl Supervisor {
         // starts and completes subtasks (no increments, shorter than a
         // heartbeat) still keeps the samples taken while it ran.
         let samples = self.take_samples();
-        let progress_id =
-            (!progress.is_empty() || !samples.is_empty()).then(|| q.next_id(&self.writer_id));
+        // So are log lines: what a run logged before it finished is stored with
+        // (not after) the transition.
+        let logs = self.take_logs(cx.config);
+        let progress_id = (!progress.is_empty() || !samples.is_empty() || !logs.is_empty())
+            .then(|| q.next_id(&self.writer_id));
         let id = q.next_id(&self.writer_id);
         drop(q);
         let store = conn.as_deref_mut().expect("opened above");
@@ -344,6 +351,7 @@ impl Supervisor {
                     updates: progress,
                     heartbeats: Vec::new(),
                     samples,
+                    logs,
                     at: op.at(),
                 };
                 let ids = store.outcome_may_be_unknown();
@@ -394,20 +402,36 @@ impl Supervisor {
     }
 
     /// Samples waiting for the next write, taken for it.
+    /// Keeps a log line for the next write (see `logs.rs`).
+    pub(crate) fn add_log_line(&self, host: &str, line: NewLogLine, config: &Config) {
+        lock(&self.logs).push_line(host, line, config.max_log_lines);
+    }
+
+    /// Keeps an item outcome for the next write.
+    pub(crate) fn add_item_outcome(&self, host: &str, outcome: NewItemOutcome) {
+        lock(&self.logs).push_outcome(host, outcome);
+    }
+
+    fn take_logs(&self, config: &Config) -> LogBatch {
+        lock(&self.logs).take(config.max_log_lines)
+    }
+
     fn take_samples(&self) -> Vec<RunSample> {
         std::mem::take(&mut *lock(&self.samples))
     }
 
     /// Queues `op` behind the progress it must follow (and the waiting samples).
-    fn enqueue(&self, q: &mut Queue, progress: Vec<ProgressUpdate>, op: Op) {
+    fn enqueue(&self, q: &mut Queue, progress: Vec<ProgressUpdate>, op: Op, config: &Config) {
         let samples = self.take_samples();
-        if !progress.is_empty() || !samples.is_empty() {
+        let logs = self.take_logs(config);
+        if !progress.is_empty() || !samples.is_empty() || !logs.is_empty() {
             q.push(
                 &self.writer_id,
                 Op::Progress {
                     updates: progress,
                     heartbeats: Vec::new(),
                     samples,
+                    logs,
                     at: op.at(),
                 },
             );
@@ -474,12 +498,13 @@ impl Supervisor {
         heartbeat: bool,
     ) -> Result<()> {
         let updates = self.take_pending(cx);
+        let logs = self.take_logs(cx.config);
         let heartbeats = if heartbeat {
             lock(&self.owned).clone()
         } else {
             Vec::new()
         };
-        if updates.is_empty() && heartbeats.is_empty() {
+        if updates.is_empty() && heartbeats.is_empty() && logs.is_empty() {
             return Ok(()); // samples wait: never a transaction of their own
         }
         let samples = self.take_samples();
@@ -488,6 +513,7 @@ impl Supervisor {
             updates,
             heartbeats,
             samples,
+            logs,
             at: Utc::now(),
         };
         if conn.is_none() {
@@ -525,17 +551,19 @@ impl Supervisor {
         if let Op::Progress {
             updates,
             samples,
+            logs,
             at,
             ..
         } = op
         {
-            if !updates.is_empty() || !samples.is_empty() {
+            if !updates.is_empty() || !samples.is_empty() || !logs.is_empty() {
                 q.outbox.push(Queued {
                     id: Some(id),
                     op: Op::Progress {
                         updates,
                         heartbeats: Vec::new(),
                         samples,
+                        logs,
                         at,
                     },
                 });
@@ -817,14 +845,16 @@ impl Supervisor {
                 }
             }
             let pending = self.take_pending(cx);
+            let logs = self.take_logs(cx.config);
             let mut q = lock(&self.queue);
-            if !pending.is_empty() {
+            if !pending.is_empty() || !logs.is_empty() {
                 q.push(
                     &self.writer_id,
                     Op::Progress {
                         updates: pending,
                         heartbeats: Vec::new(),
                         samples: Vec::new(),
+                        logs,
                         at: Utc::now(),
                     },
                 );

@@ -73,7 +73,7 @@ impl std::fmt::Debug for Tracker {
 
 pub(crate) struct TrackerInner {
     pub(crate) config: Config,
-    this_host: String,
+    pub(crate) this_host: String,
     generation: AtomicU64,
     supervisor: ArcSwap<Supervisor>,
     runs: ArcSwap<Vec<Weak<RunShared>>>,
@@ -369,7 +369,7 @@ impl Tracker {
     }
 
     /// Reads after making this process's own pending progress visible.
-    fn read<T>(&self, f: impl FnOnce(&mut dyn Store) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut dyn Store) -> Result<T>) -> Result<T> {
         self.inner.read(f)
     }
 

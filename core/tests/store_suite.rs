@@ -1398,6 +1398,7 @@ fn a_write_sent_again_under_its_id_is_applied_once(db: &mut Db) {
         }],
         heartbeats: vec![],
         samples: vec![],
+        logs: Default::default(),
         at: t(2),
     };
     let count = |s: &mut Box<dyn Store>| s.subtasks("r").unwrap()[0].items_complete;
@@ -1568,6 +1569,7 @@ fn progress_for_a_finished_subtask_counts_items_and_sets_nothing(db: &mut Db) {
         ],
         heartbeats: vec![],
         samples: vec![],
+        logs: Default::default(),
         at: t(4),
     };
     assert_eq!(
@@ -1630,6 +1632,7 @@ fn queued_writes_reach_their_subtask_by_identity_whatever_its_number(db: &mut Db
                     updates: vec![by_uid("u-auto", 5), by_uid("u-explicit", 3)],
                     heartbeats: vec![],
                     samples: Vec::new(),
+                    logs: Default::default(),
                     at: t(3),
                 },
             },
@@ -1698,6 +1701,7 @@ fn a_batch_goes_on_past_a_refused_write(db: &mut Db) {
                 updates: vec![inc("r", n, 2)],
                 heartbeats: vec![],
                 samples: Vec::new(),
+                logs: Default::default(),
                 at: t(2),
             }),
             q(Op::RunTransition {
@@ -1716,6 +1720,7 @@ fn a_batch_goes_on_past_a_refused_write(db: &mut Db) {
                 updates: vec![inc("r", n, 3)],
                 heartbeats: vec![],
                 samples: Vec::new(),
+                logs: Default::default(),
                 at: t(4),
             }),
         ])
@@ -1801,6 +1806,7 @@ fn progress_then_a_transition_in_one_transaction(db: &mut Db) {
         }],
         heartbeats: vec![],
         samples: vec![],
+        logs: Default::default(),
         at: t(2),
     };
     let complete = Op::SubtaskTransition {
@@ -1856,6 +1862,7 @@ fn progress_then_a_transition_in_one_transaction(db: &mut Db) {
         updates: vec![inc("r", m, 4)],
         heartbeats: vec![],
         samples: Vec::new(),
+        logs: Default::default(),
         at: t(5),
     };
     let (_, answer) = s.apply_after((&more, None), (&bad, None)).unwrap();
@@ -2046,6 +2053,7 @@ fn run_summaries_window_each_task_and_sum_items(db: &mut Db) {
                 updates: vec![inc(&id, n, 5 + i as u64)],
                 heartbeats: vec![],
                 samples: Vec::new(),
+                logs: Default::default(),
                 at: t(at + 1),
             },
             None,
@@ -2132,6 +2140,7 @@ fn samples_are_stored_with_progress_and_thinned_to_a_bound(db: &mut Db) {
                 updates: vec![],
                 heartbeats: vec!["long".into()],
                 samples,
+                logs: Default::default(),
                 at: t(day * 86_400 + 86_399),
             },
             None,

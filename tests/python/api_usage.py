@@ -20,6 +20,9 @@ from tasker import (
     EventRecord,
     Health,
     IoRecord,
+    ItemOutcomeCount,
+    ItemOutcomeRecord,
+    LogRecord,
     PurgeReport,
     RunRecord,
     SampleRecord,
@@ -191,6 +194,23 @@ def exercise(url: str) -> List[Any]:
         tasker.get_run_io(run_id, tracker=t),
         tasker.health(tracker=t),
     ]
+    # run logs and item outcomes
+    logged: Run = t.task("typed", "logged")
+    logged.log("info", "hello", None)
+    logged.log(30, "number level")
+    with logged.subtask("items", 2) as logged_items:
+        logged_items.log("DEBUG", "about the subtask")
+        logged_items.item_failed("k1", "boom")
+        logged_items.item_skipped(2, None)
+        logged_items.item_skipped("k3", reason="empty")
+    logged.complete()
+    lines: List[LogRecord] = tasker.get_run_logs(logged.run_id, level="info", since=None, after=None,
+                                                 limit=10, tracker=t)
+    outcomes: List[ItemOutcomeRecord] = tasker.get_item_outcomes(logged.run_id, subtask=None, outcome="failed",
+                                                                 limit=None, tracker=t)
+    counts: List[ItemOutcomeCount] = t.item_outcome_counts(logged.run_id)
+    out += [lines, outcomes, counts, t.run_logs(logged.run_id, "debug", None, 0, None),
+            t.item_outcomes(logged.run_id, 1, None, 5)]
     purged: bool = tasker.purge_tasker_data("DELETE ALL DATA", True, tracker=t)
     out.append(purged)
     frame = tasker.to_pandas(tasker.get_task_history(tracker=t))
@@ -209,6 +229,15 @@ def exercise(url: str) -> List[Any]:
                           tasker.StorageError]
     out.append(errors)
     out.append(events)
+    with tasker.task("typed", "integrations", None, tracker=t) as r2:
+        tq_items: List[int] = [i for i in tasker.tqdm(range(3), "tqdm items", 3, file=io.StringIO(), run=r2,
+                                                   name="tqdm items")]
+        handler: tasker.LogHandler = tasker.LogHandler(level="INFO", run=r2, fmt="%(message)s")
+        with tasker.capture_logging("DEBUG", "typed.logger", run=r2, fmt=None) as h2:
+            out.append(h2.level)
+        handler.install(None)
+        handler.uninstall()
+        out += [tq_items, r2._repr_html_(), t.history()[0]._repr_html_()]
     dash: tasker.Dashboard = tasker.serve(0, host="127.0.0.1", open_browser=False, tracker=t, token=None,
                                           no_auth=False, title="typed", poll_ms=200)
     out += [dash.url, dash.database, dash.running, dash._repr_html_()]

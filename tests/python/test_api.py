@@ -168,6 +168,8 @@ def test_track_display_draws_on_the_given_stream(tracker):
             pass
     text = out.getvalue()
     assert "50/50" in text and "100.0%" in text and text.endswith("\n")
+    # The bar is labelled with the subtask's name.
+    assert text.lstrip("\r").startswith("bar items: ")
 
 
 def test_track_display_defaults_to_stderr_and_is_off_by_default(tracker, capsys):
@@ -176,7 +178,7 @@ def test_track_display_defaults_to_stderr_and_is_off_by_default(tracker, capsys)
         list(run.track(range(3), "loud", display=True))
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "quiet" not in captured.err and "3/3" in captured.err
+    assert "quiet" not in captured.err and "3/3" in captured.err and "loud: " in captured.err
 
 
 def test_tracked_decorator(tracker):

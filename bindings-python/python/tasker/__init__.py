@@ -62,7 +62,9 @@ from ._core import (
 from ._functional import (
     get_active_tasks,
     get_registered_tasks,
+    get_item_outcomes,
     get_run_io,
+    get_run_logs,
     get_run_samples,
     get_stages,
     get_subtask_progress,
@@ -90,6 +92,9 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names below resolve to
         EventRecord,
         Health,
         IoRecord,
+        ItemOutcomeCount,
+        ItemOutcomeRecord,
+        LogRecord,
         PurgeReport,
         RunRecord,
         SampleRecord,
@@ -102,6 +107,8 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names below resolve to
         to_pandas,
     )
     from ._serve import Dashboard, serve
+    from ._logging import LogHandler, capture_logging
+    from ._tqdm import tqdm
 
 # Loaded on first use, so that `import tasker` stays cheap: the records are
 # dataclasses (whose module loads `inspect` and `re`), and the dashboard is rarely
@@ -110,6 +117,9 @@ _LAZY = {
     "EventRecord": "_records",
     "Health": "_records",
     "IoRecord": "_records",
+    "ItemOutcomeCount": "_records",
+    "ItemOutcomeRecord": "_records",
+    "LogRecord": "_records",
     "PurgeReport": "_records",
     "RunRecord": "_records",
     "SampleRecord": "_records",
@@ -122,6 +132,10 @@ _LAZY = {
     "to_pandas": "_records",
     "Dashboard": "_serve",
     "serve": "_serve",
+    # Integrations: they load tqdm, logging or html, which a pipeline may not use.
+    "tqdm": "_tqdm",
+    "LogHandler": "_logging",
+    "capture_logging": "_logging",
 }
 
 
@@ -161,6 +175,9 @@ __all__ = [
     "TaskStatsRecord",
     "SampleRecord",
     "IoRecord",
+    "LogRecord",
+    "ItemOutcomeRecord",
+    "ItemOutcomeCount",
     "Health",
     "PurgeReport",
     "to_pandas",
@@ -184,6 +201,10 @@ __all__ = [
     "serve",
     "Dashboard",
     "current_run",
+    # integrations
+    "tqdm",
+    "LogHandler",
+    "capture_logging",
     # functional API (the R package's names)
     "register_task",
     "register_tasks",
@@ -205,6 +226,8 @@ __all__ = [
     "get_task_stats",
     "get_run_samples",
     "get_run_io",
+    "get_run_logs",
+    "get_item_outcomes",
     "health",
     "purge_tasker_data",
     "tasker_context",

@@ -65,6 +65,9 @@ if TYPE_CHECKING:  # pragma: no cover
         EventRecord,
         Health,
         IoRecord,
+        ItemOutcomeCount,
+        ItemOutcomeRecord,
+        LogRecord,
         PurgeReport,
         RunRecord,
         SampleRecord,
@@ -534,6 +537,37 @@ class Tracker:
         """A run's recorded inputs, then its outputs, each by name."""
         return _r._records(_r.IoRecord, self._call(self._native.run_io, run_id))
 
+    def run_logs(
+        self,
+        run_id: str,
+        level: Optional[Union[str, int]] = None,
+        since: Optional[datetime] = None,
+        after: Optional[int] = None,
+        limit: Optional[int] = None,
+    ) -> List[LogRecord]:
+        """A run's log lines, oldest first: those of ``level`` or more important,
+        logged ``since`` then, stored after line ``after`` (a ``log_id``); ``limit``
+        keeps the newest (with ``after``: the first) N. When older lines were dropped
+        (``max_log_lines``), a marker line with ``dropped_lines`` comes first."""
+        since_us = None if since is None else _micros(since)
+        return _r._records(_r.LogRecord, self._call(self._native.run_logs, run_id, level, since_us, after, limit))
+
+    def item_outcomes(
+        self,
+        run_id: str,
+        subtask: Optional[int] = None,
+        outcome: Optional[str] = None,
+        limit: Optional[int] = None,
+    ) -> List[ItemOutcomeRecord]:
+        """Items of a run's subtasks that failed or were skipped (``outcome``
+        "failed" or "skipped"), by subtask; the first 1,000 per subtask and outcome
+        are kept, :meth:`item_outcome_counts` counts them all."""
+        return _r._records(_r.ItemOutcomeRecord, self._call(self._native.item_outcomes, run_id, subtask, outcome, limit))
+
+    def item_outcome_counts(self, run_id: str) -> List[ItemOutcomeCount]:
+        """How many items of each subtask of a run failed or were skipped (exact)."""
+        return _r._records(_r.ItemOutcomeCount, self._call(self._native.item_outcome_counts, run_id))
+
     def health(self) -> Health:
         """Whether the database is reachable and how many writes wait for it (memory
         and spool files). Never waits for the database."""
@@ -705,6 +739,7 @@ def connect(
     hostname: Optional[str] = None,
     idle_disconnect_s: Optional[int] = None,
     sample_interval_s: Optional[int] = None,
+    max_log_lines: Optional[int] = None,
 ) -> Tracker:
     """Opens a tracking database and returns a :class:`Tracker`.
 
@@ -719,7 +754,8 @@ def connect(
     ``heartbeat_interval_s``, ``lost_after_s`` (a run whose heartbeat is older is
     lost), ``busy_timeout_ms`` (SQLite locks), ``hostname``, ``idle_disconnect_s``
     (an unused connection is closed) and ``sample_interval_s`` (how often a process
-    samples its own CPU and memory for its runs; default 10, 0 turns it off).
+    samples its own CPU and memory for its runs; default 10, 0 turns it off) and
+    ``max_log_lines`` (log lines kept per run; default 10,000).
     """
     native = _tasker.NativeTracker.connect(
         url,
@@ -742,6 +778,7 @@ def connect(
         hostname=hostname,
         idle_disconnect_s=idle_disconnect_s,
         sample_interval_s=sample_interval_s,
+        max_log_lines=max_log_lines,
     )
     return Tracker(native)
 
@@ -982,6 +1019,12 @@ class Run(_tasker.Run):
     def __repr__(self) -> str:
         return f"<tasker.Run {self.stage}/{self.task} run_id={self.run_id}>"
 
+    def _repr_html_(self) -> str:
+        """The run as stored now, with its subtasks, as tables in notebooks."""
+        from ._html import run_html
+
+        return run_html(self)
+
     def __reduce__(self) -> Tuple[Any, ...]:
         return (_run_from_state, (self.tracker._native.state(), self.run_id))
 
@@ -1060,7 +1103,7 @@ class Run(_tasker.Run):
             except (TypeError, AttributeError):
                 total = None
         st = self.subtask(name, total, message=message)
-        return Tracked(st, iterable, total, display, file)
+        return Tracked(st, iterable, total, display, file, name)
 
     def record(self) -> RunRecord:
         """The run as stored now."""
@@ -1271,13 +1314,14 @@ class Tracked(Generic[T]):
         total: Optional[int],
         display: bool,
         file: Any,
+        name: Optional[str] = None,
     ) -> None:
         self.subtask = subtask
         self._it = iter(iterable)
         self._inc = subtask.increment
         self._pending = False
         self._done = False
-        self._bar = _Bar(_bar_name(subtask), total, file) if display else None
+        self._bar = _Bar(name or _bar_name(subtask), total, file) if display else None
 
     def __iter__(self) -> "Tracked[T]":
         return self

@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._records import (
         Health,
         IoRecord,
+        ItemOutcomeRecord,
+        LogRecord,
         RunRecord,
         SampleRecord,
         StageRecord,
@@ -64,6 +66,8 @@ __all__ = [
     "get_task_stats",
     "get_run_samples",
     "get_run_io",
+    "get_run_logs",
+    "get_item_outcomes",
     "health",
     "purge_tasker_data",
     "tasker_context",
@@ -497,6 +501,34 @@ def get_run_samples(run_id: Optional[str] = None, *, tracker: Optional[Tracker] 
 def get_run_io(run_id: Optional[str] = None, *, tracker: Optional[Tracker] = None) -> List[IoRecord]:
     """Inputs and outputs a run recorded (default: the current run), inputs first."""
     return _tracker(tracker).run_io(_run_id(run_id))
+
+
+def get_run_logs(
+    run_id: Optional[str] = None,
+    *,
+    level: Optional[Union[str, int]] = None,
+    since: Optional[datetime] = None,
+    after: Optional[int] = None,
+    limit: Optional[int] = None,
+    tracker: Optional[Tracker] = None,
+) -> List[LogRecord]:
+    """Log lines of a run (default: the current run), oldest first; see
+    :meth:`Tracker.run_logs` for the filters. Lines from every process and host
+    that logged on the run are there."""
+    return _tracker(tracker).run_logs(_run_id(run_id), level, since, after, limit)
+
+
+def get_item_outcomes(
+    run_id: Optional[str] = None,
+    *,
+    subtask: Optional[int] = None,
+    outcome: Optional[str] = None,
+    limit: Optional[int] = None,
+    tracker: Optional[Tracker] = None,
+) -> List[ItemOutcomeRecord]:
+    """Items of a run's subtasks (default: the current run) that failed or were
+    skipped, with why; see :meth:`Tracker.item_outcomes`."""
+    return _tracker(tracker).item_outcomes(_run_id(run_id), subtask, outcome, limit)
 
 
 def health(*, tracker: Optional[Tracker] = None) -> Health:

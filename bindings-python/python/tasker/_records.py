@@ -21,6 +21,9 @@ __all__ = [
     "TaskStatsRecord",
     "SampleRecord",
     "IoRecord",
+    "LogRecord",
+    "ItemOutcomeRecord",
+    "ItemOutcomeCount",
     "Health",
     "PurgeReport",
     "to_pandas",
@@ -83,6 +86,12 @@ class _Record:
             if key in values and values[key] is not None:
                 values[key] = Status(values[key])
         return cls(**values)
+
+    def _repr_html_(self) -> str:
+        """The record as a table in notebooks (tasker._html)."""
+        from ._html import record_html
+
+        return record_html(self)
 
 
 def _short(run_id: Optional[str]) -> str:
@@ -367,6 +376,59 @@ class IoRecord(_Record):
 
 
 @dataclass(frozen=True)
+class LogRecord(_Record):
+    """One log line of a run (``get_run_logs``). The text is stored as logged:
+    escape it before showing it in a terminal or a page."""
+
+    #: Increases in store order; a follower asks for lines after the last it saw.
+    log_id: int
+    run_id: str
+    time: datetime
+    #: "debug", "info", "warn" or "error".
+    level: str
+    subtask_number: Optional[int]
+    hostname: Optional[str]
+    process_id: Optional[int]
+    message: str
+    #: Set on the marker line only: how many older lines were dropped.
+    dropped_lines: Optional[int]
+
+    def __repr__(self) -> str:
+        return f"<LogRecord {self.log_id} {self.level} {self.message[:40]!r}>"
+
+
+@dataclass(frozen=True)
+class ItemOutcomeRecord(_Record):
+    """An item of a subtask that failed or was skipped (``get_item_outcomes``)."""
+
+    outcome_id: int
+    run_id: str
+    subtask_number: int
+    #: "failed" or "skipped".
+    outcome: str
+    item_key: str
+    reason: Optional[str]
+    time: datetime
+    hostname: Optional[str]
+    process_id: Optional[int]
+
+    def __repr__(self) -> str:
+        return f"<ItemOutcomeRecord #{self.subtask_number} {self.outcome} {self.item_key!r}>"
+
+
+@dataclass(frozen=True)
+class ItemOutcomeCount(_Record):
+    """How many items of a subtask failed or were skipped: ``total`` exactly, of
+    which the first ``kept`` are stored as records."""
+
+    run_id: str
+    subtask_number: int
+    outcome: str
+    total: int
+    kept: int
+
+
+@dataclass(frozen=True)
 class Health(_Record):
     """Whether tracking reaches its database, and what waits to be written (``health()``).
 
@@ -411,7 +473,10 @@ class PurgeReport(_Record):
 
 
 def _records(cls: Type[R], rows: Iterable[Mapping[str, Any]]) -> List[R]:
-    return [cls._from_row(r) for r in rows]
+    # A list that notebooks show as a table (_repr_html_).
+    from ._html import RecordList
+
+    return RecordList([cls._from_row(r) for r in rows])
 
 
 # The pandas dtype of each field type (annotations are strings here): nullable

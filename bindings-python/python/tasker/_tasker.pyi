@@ -1,5 +1,5 @@
 """Type stubs of the native module tasker._tasker (checked by mypy.stubtest)."""
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, final
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, final
 
 from typing_extensions import disjoint_base
 
@@ -67,6 +67,7 @@ class NativeTracker:
         hostname: Optional[str] = None,
         idle_disconnect_s: Optional[int] = None,
         sample_interval_s: Optional[int] = None,
+        max_log_lines: Optional[int] = None,
     ) -> NativeTracker: ...
     @staticmethod
     def from_state(state: _State) -> NativeTracker: ...
@@ -134,6 +135,22 @@ class NativeTracker:
     ) -> List[_Row]: ...
     def samples(self, run_id: str) -> List[_Row]: ...
     def run_io(self, run_id: str) -> List[_Row]: ...
+    def run_logs(
+        self,
+        run_id: str,
+        level: Optional[Union[str, int]] = None,
+        since_us: Optional[int] = None,
+        after: Optional[int] = None,
+        limit: Optional[int] = None,
+    ) -> List[_Row]: ...
+    def item_outcomes(
+        self,
+        run_id: str,
+        subtask: Optional[int] = None,
+        outcome: Optional[str] = None,
+        limit: Optional[int] = None,
+    ) -> List[_Row]: ...
+    def item_outcome_counts(self, run_id: str) -> List[_Row]: ...
     def delete_runs(
         self,
         *,
@@ -169,6 +186,7 @@ class Run:
     def task(self) -> str: ...
     @property
     def tracker(self) -> Any: ...
+    def log(self, level: Union[str, int], message: str, subtask: Optional[int] = None) -> None: ...
     def subtask_start(
         self,
         name: str,
@@ -247,6 +265,9 @@ class Subtask:
     @property
     def run_id(self) -> str: ...
     def increment(self, n: Optional[int] = None) -> None: ...
+    def log(self, level: Union[str, int], message: str) -> None: ...
+    def item_failed(self, key: object, error: str) -> None: ...
+    def item_skipped(self, key: object, reason: Optional[str] = None) -> None: ...
     def update(
         self,
         items_complete: Optional[int] = None,

@@ -38,3 +38,15 @@ run_r_script <- function(code, dir = tempdir(), name = "script.R", args = charac
 tasker_lib <- function() dirname(system.file(package = "tasker"))
 
 `%||%` <- function(x, y) if (is.null(x)) y else x
+
+# An optional package a test needs. scripts/test-r.sh sets TASKER_TEST_REQUIRE_PACKAGES to
+# the packages scripts/setup.sh installs: those fail the test when missing (CI promised
+# them), any other missing package skips it.
+need_package <- function(pkg) {
+  if (requireNamespace(pkg, quietly = TRUE)) return(invisible(TRUE))
+  promised <- strsplit(Sys.getenv("TASKER_TEST_REQUIRE_PACKAGES"), "[ ,]+")[[1L]]
+  if (pkg %in% promised) {
+    testthat::fail(sprintf("package '%s' is not installed, but the test layer requires it (run scripts/setup.sh)", pkg))
+  }
+  testthat::skip(sprintf("package '%s' is not installed", pkg))
+}

@@ -282,6 +282,7 @@ pub trait Store: Send {
                 updates: batch.to_vec(),
                 heartbeats: heartbeats.to_vec(),
                 samples: Vec::new(),
+                logs: Default::default(),
                 at: now,
             },
             None,
@@ -330,6 +331,22 @@ pub trait Store: Send {
     fn thin_samples(&mut self, run_id: &str, now: DateTime<Utc>) -> Result<usize>;
     /// A run's inputs, then its outputs, each by name.
     fn run_io(&mut self, run_id: &str) -> Result<Vec<IoRow>>;
+    /// What is stored of a run's log lines (`None`: no such run). See `crate::logs`.
+    fn log_state(&mut self, run_id: &str) -> Result<Option<crate::logs::LogState>>;
+    /// A run's log lines as the filter says, oldest first.
+    fn run_logs(
+        &mut self,
+        run_id: &str,
+        filter: &crate::logs::LogFilter,
+    ) -> Result<Vec<crate::logs::LogRow>>;
+    /// A run's kept item outcomes, by subtask and then as stored.
+    fn item_outcomes(
+        &mut self,
+        run_id: &str,
+        filter: &crate::logs::OutcomeFilter,
+    ) -> Result<Vec<crate::logs::ItemOutcomeRow>>;
+    /// How many items of each subtask of a run failed or were skipped (exact).
+    fn item_outcome_counts(&mut self, run_id: &str) -> Result<Vec<crate::logs::OutcomeCount>>;
     fn registered_tasks(&mut self, stage: Option<&str>, name: Option<&str>)
         -> Result<Vec<TaskRow>>;
     fn stages(&mut self) -> Result<Vec<StageRow>>;

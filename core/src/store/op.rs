@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::io_record::IoRecord;
+use crate::logs::LogBatch;
 use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
 use crate::sampler::Sample;
 
@@ -135,6 +136,10 @@ pub enum Op {
         /// with the progress: never a transaction of their own).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         samples: Vec<RunSample>,
+        /// Log lines and item outcomes logged since the last flush (written
+        /// with the progress: never a transaction of their own).
+        #[serde(default, skip_serializing_if = "LogBatch::is_empty")]
+        logs: LogBatch,
         at: DateTime<Utc>,
     },
     /// Records an input or output of a run, replacing its earlier record of the

@@ -50,6 +50,7 @@ use super::{
     TaskSelector, TasksDeleted, TasksWithRuns,
 };
 
+mod logs;
 mod write;
 
 /// Migrations in order; index + 1 is the schema version.
@@ -74,6 +75,13 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "process samples, attempts, captured metadata, inputs and outputs",
         concat!(
             include_str!("migrations/postgres/0004_samples_attempts_metadata_io.sql"),
+            include_str!("migrations/postgres/functions.sql")
+        ),
+    ),
+    (
+        "run logs and item outcomes",
+        concat!(
+            include_str!("migrations/postgres/0005_run_logs_and_item_outcomes.sql"),
             include_str!("migrations/postgres/functions.sql")
         ),
     ),
@@ -1861,6 +1869,30 @@ impl Store for PostgresStore {
             )?;
             Ok(gone.len())
         })
+    }
+
+    fn log_state(&mut self, run_id: &str) -> Result<Option<crate::logs::LogState>> {
+        self.read(|c, st| logs::log_state(c, st, run_id))
+    }
+
+    fn run_logs(
+        &mut self,
+        run_id: &str,
+        filter: &crate::logs::LogFilter,
+    ) -> Result<Vec<crate::logs::LogRow>> {
+        self.read(|c, st| logs::run_logs(c, st, run_id, filter))
+    }
+
+    fn item_outcomes(
+        &mut self,
+        run_id: &str,
+        filter: &crate::logs::OutcomeFilter,
+    ) -> Result<Vec<crate::logs::ItemOutcomeRow>> {
+        self.read(|c, st| logs::item_outcomes(c, st, run_id, filter))
+    }
+
+    fn item_outcome_counts(&mut self, run_id: &str) -> Result<Vec<crate::logs::OutcomeCount>> {
+        self.read(|c, st| logs::item_outcome_counts(c, st, run_id))
     }
 
     fn run_io(&mut self, run_id: &str) -> Result<Vec<IoRow>> {

@@ -27,6 +27,7 @@ use super::{
     TaskSelector, TasksDeleted, TasksWithRuns,
 };
 
+mod logs;
 mod write;
 
 /// Migrations in order; index + 1 is the schema version.
@@ -46,6 +47,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "process samples, attempts, captured metadata, inputs and outputs",
         include_str!("migrations/sqlite/0004_samples_attempts_metadata_io.sql"),
+    ),
+    (
+        "run logs and item outcomes",
+        include_str!("migrations/sqlite/0005_run_logs_and_item_outcomes.sql"),
     ),
 ];
 
@@ -454,10 +459,11 @@ impl Store for SqliteStore {
         if let Op::Progress {
             updates,
             heartbeats,
+            logs,
             ..
         } = op
         {
-            if updates.is_empty() && heartbeats.is_empty() && id.is_none() {
+            if updates.is_empty() && heartbeats.is_empty() && logs.is_empty() && id.is_none() {
                 return Ok(Output::Progress { finished: vec![] });
             }
         }
@@ -914,6 +920,30 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         Ok(gone.len())
+    }
+
+    fn log_state(&mut self, run_id: &str) -> Result<Option<crate::logs::LogState>> {
+        logs::log_state(&self.conn, run_id)
+    }
+
+    fn run_logs(
+        &mut self,
+        run_id: &str,
+        filter: &crate::logs::LogFilter,
+    ) -> Result<Vec<crate::logs::LogRow>> {
+        logs::run_logs(&self.conn, run_id, filter)
+    }
+
+    fn item_outcomes(
+        &mut self,
+        run_id: &str,
+        filter: &crate::logs::OutcomeFilter,
+    ) -> Result<Vec<crate::logs::ItemOutcomeRow>> {
+        logs::item_outcomes(&self.conn, run_id, filter)
+    }
+
+    fn item_outcome_counts(&mut self, run_id: &str) -> Result<Vec<crate::logs::OutcomeCount>> {
+        logs::item_outcome_counts(&self.conn, run_id)
     }
 
     fn run_io(&mut self, run_id: &str) -> Result<Vec<IoRow>> {

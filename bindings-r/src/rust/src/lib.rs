@@ -19,6 +19,7 @@
 
 mod bench;
 mod events;
+mod logs;
 mod monitor;
 
 use std::cell::{Cell, RefCell};
@@ -1980,6 +1981,7 @@ extendr_module! {
     mod tasker;
     use events;
     use bench;
+    use logs;
     use monitor;
     fn tk_health;
     fn tk_open;

@@ -669,6 +669,8 @@ struct ProgressArgs<'a> {
     name: WriteName<'a>,
     /// Process samples of the runs, as one JSON array of records.
     samples: Option<Json<&'a [RunSample]>>,
+    /// Log lines and item outcomes (`crate::logs::LogBatch`), as one JSON object.
+    logs: Option<Json<&'a crate::logs::LogBatch>>,
 }
 
 impl<'a> ProgressArgs<'a> {
@@ -677,6 +679,7 @@ impl<'a> ProgressArgs<'a> {
             updates: batch,
             heartbeats,
             samples,
+            logs,
             at,
         } = op
         else {
@@ -686,6 +689,7 @@ impl<'a> ProgressArgs<'a> {
             .iter()
             .map(|u| &*u.run_id)
             .chain(heartbeats.iter().map(|h| &**h))
+            .chain(logs.runs())
             .collect();
         lock_runs.sort_unstable();
         lock_runs.dedup();
@@ -708,11 +712,15 @@ impl<'a> ProgressArgs<'a> {
             key,
             name: write_name(id),
             samples: (!samples.is_empty()).then_some(Json(samples.as_slice())),
+            logs: (!logs.is_empty()).then_some(Json(logs)),
         })
     }
 
     fn is_empty(&self) -> bool {
-        self.runs.is_empty() && self.beats.is_empty() && self.name.0.is_none()
+        self.runs.is_empty()
+            && self.beats.is_empty()
+            && self.logs.is_none()
+            && self.name.0.is_none()
     }
 
     fn params(&self) -> Vec<Typed<'_>> {
@@ -734,6 +742,7 @@ impl<'a> ProgressArgs<'a> {
             (&self.name.0, Type::TEXT),
             (&self.name.1, Type::INT8),
             (&self.samples, Type::JSONB),
+            (&self.logs, Type::JSONB),
         ]
     }
 

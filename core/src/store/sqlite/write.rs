@@ -69,10 +69,14 @@ fn apply(tx: &Connection, op: &Op) -> Result<Output> {
             updates,
             heartbeats,
             samples,
+            logs,
             at,
         } => {
             let out = progress(tx, updates, heartbeats, *at)?;
             insert_samples(tx, samples)?;
+            if !logs.is_empty() {
+                super::logs::apply_logs(tx, logs)?;
+            }
             Ok(out)
         }
         Op::RecordIo { run_id, record, at } => record_io(tx, run_id, record, *at),

@@ -286,7 +286,7 @@ CREATE OR REPLACE FUNCTION apply_progress(
     p_total bigint[], p_percent double precision[], p_message text[], p_current bigint[],
     p_beats text[], p_lock_runs text[], p_now timestamptz,
     p_lock_ns integer, p_lock_key integer, p_writer text, p_seq bigint,
-    p_samples jsonb,
+    p_samples jsonb, p_logs jsonb,
     OUT o_dup boolean, OUT o_finished integer[], OUT o_status text[])
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
@@ -386,4 +386,93 @@ BEGIN
             children_rss_bytes bigint)
          WHERE EXISTS (SELECT 1 FROM runs r WHERE r.run_id = x.run_id);
     END IF;
+    IF p_logs IS NOT NULL THEN
+        PERFORM apply_logs(p_logs, p_lock_ns, p_lock_key);
+    END IF;
+END $$;
+
+-- The log lines and item outcomes of one flush (crate::logs::LogBatch as JSON),
+-- inside apply_progress (the runs are locked). Lines and outcomes of runs that
+-- do not exist (deleted meanwhile) are dropped.
+CREATE OR REPLACE FUNCTION apply_logs(p_logs jsonb, p_lock_ns integer, p_lock_key integer)
+RETURNS void
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    v_max bigint := GREATEST(COALESCE((p_logs->>'max_lines')::bigint, 10000), 1);
+    v_host text := p_logs->>'host';
+    v_pid bigint := (p_logs->>'pid')::bigint;
+    v_kept bigint;
+    v_excess bigint;
+    v_number bigint;
+    r record;
+BEGIN
+    IF jsonb_array_length(COALESCE(p_logs->'lines', '[]')) > 0 THEN
+        -- Log ids handed out in commit order (as event ids): a reader following
+        -- a run's lines by id never skips a line committed later.
+        PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+        INSERT INTO run_logs(run_id, time, level, subtask_number, hostname, process_id, message)
+        SELECT e.j->>'run_id', (e.j->>'time')::timestamptz,
+               CASE lower(e.j->>'level') WHEN 'debug' THEN 10 WHEN 'info' THEN 20
+                    WHEN 'warn' THEN 30 ELSE 40 END,
+               COALESCE((SELECT s.subtask_number FROM subtasks s
+                          WHERE s.run_id = e.j->>'run_id' AND s.subtask_uid = e.j->>'subtask_uid'),
+                        (e.j->>'subtask')::bigint),
+               v_host, v_pid, e.j->>'message'
+          FROM jsonb_array_elements(p_logs->'lines') WITH ORDINALITY AS e(j, ord)
+         WHERE EXISTS (SELECT 1 FROM runs x WHERE x.run_id = e.j->>'run_id')
+         ORDER BY e.ord;
+    END IF;
+    -- What each run keeps: its oldest lines beyond the bound go, counted.
+    FOR r IN
+        SELECT t.run_id, sum(t.n)::bigint AS n, sum(t.d)::bigint AS d FROM (
+            SELECT e.j->>'run_id' AS run_id, 1 AS n, 0 AS d
+              FROM jsonb_array_elements(COALESCE(p_logs->'lines', '[]')) AS e(j)
+            UNION ALL
+            SELECT e.j->>'run_id', 0, (e.j->>'count')::bigint
+              FROM jsonb_array_elements(COALESCE(p_logs->'dropped', '[]')) AS e(j)) t
+         WHERE EXISTS (SELECT 1 FROM runs x WHERE x.run_id = t.run_id)
+         GROUP BY t.run_id
+    LOOP
+        INSERT INTO run_log_state(run_id, kept, dropped) VALUES (r.run_id, r.n, r.d)
+        ON CONFLICT (run_id) DO UPDATE SET kept = run_log_state.kept + excluded.kept,
+            dropped = run_log_state.dropped + excluded.dropped
+        RETURNING kept INTO v_kept;
+        v_excess := v_kept - v_max;
+        IF v_excess > 0 THEN
+            DELETE FROM run_logs WHERE log_id IN (
+                SELECT log_id FROM run_logs WHERE run_id = r.run_id ORDER BY log_id LIMIT v_excess);
+            UPDATE run_log_state SET kept = kept - v_excess, dropped = dropped + v_excess
+             WHERE run_id = r.run_id;
+        END IF;
+    END LOOP;
+    -- Item outcomes: the first 1,000 per subtask and outcome are kept
+    -- (crate::logs::MAX_ITEM_OUTCOMES), all are counted.
+    FOR r IN
+        SELECT e.j->>'run_id' AS run_id, (e.j->>'subtask')::bigint AS subtask,
+               e.j->>'subtask_uid' AS uid, e.j->>'outcome' AS outcome, e.j->>'key' AS item_key,
+               e.j->>'reason' AS reason, (e.j->>'time')::timestamptz AS time,
+               COALESCE((e.j->>'count')::bigint, 1) AS n, e.src
+          FROM (SELECT j, ord, 1 AS src
+                  FROM jsonb_array_elements(COALESCE(p_logs->'outcomes', '[]')) WITH ORDINALITY AS a(j, ord)
+                UNION ALL
+                SELECT j, ord, 2
+                  FROM jsonb_array_elements(COALESCE(p_logs->'counted', '[]')) WITH ORDINALITY AS b(j, ord)) e
+         ORDER BY e.src, e.ord
+    LOOP
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM runs x WHERE x.run_id = r.run_id);
+        v_number := COALESCE((SELECT s.subtask_number FROM subtasks s
+                               WHERE s.run_id = r.run_id AND s.subtask_uid = r.uid), r.subtask);
+        INSERT INTO item_outcome_counts(run_id, subtask_number, outcome, total, kept)
+        VALUES (r.run_id, v_number, r.outcome, r.n, 0)
+        ON CONFLICT (run_id, subtask_number, outcome)
+            DO UPDATE SET total = item_outcome_counts.total + excluded.total
+        RETURNING kept INTO v_kept;
+        IF r.src = 1 AND v_kept < 1000 THEN
+            INSERT INTO item_outcomes(run_id, subtask_number, outcome, item_key, reason, time,
+                hostname, process_id)
+            VALUES (r.run_id, v_number, r.outcome, r.item_key, r.reason, r.time, v_host, v_pid);
+            UPDATE item_outcome_counts SET kept = kept + 1
+             WHERE run_id = r.run_id AND subtask_number = v_number AND outcome = r.outcome;
+        END IF;
+    END LOOP;
 END $$;
