@@ -40,6 +40,8 @@ fn main() -> Result<(), tasker::Error> {
                 RunOptions {
                     total_subtasks: Some(1),
                     message: Some("started by tasker-fixture".into()),
+                    // The dashboard's log tail reads the file a run names.
+                    log_path: std::env::var("TASKER_FIXTURE_LOG_PATH").ok(),
                     ..RunOptions::default()
                 },
             )?;

@@ -10,9 +10,9 @@ mod cmd;
 mod dag;
 mod diff;
 mod fmt;
-mod logs;
 #[cfg(test)]
 mod help_test;
+mod logs;
 mod report;
 mod serve;
 mod stats;

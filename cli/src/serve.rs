@@ -31,6 +31,21 @@ pub struct ServeArgs {
     /// Title shown on the dashboard.
     #[arg(long, default_value = "tasker")]
     pub title: String,
+    /// Serve HTTPS with this PEM certificate (chain); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds a client has to send its request headers (and finish a TLS handshake) before it is cut off.
+    #[arg(long, default_value_t = 10.0)]
+    pub header_timeout: f64,
+    /// Connections served at once; more are closed on arrival.
+    #[arg(long, default_value_t = 512)]
+    pub max_connections: usize,
+    /// Show the tail of each run's log file on its page (the file its log_path names, on this host; read-only).
+    #[arg(long)]
+    pub show_logs: bool,
 }
 
 pub fn serve(g: &Global, a: ServeArgs) -> CliResult {
@@ -42,6 +57,12 @@ pub fn serve(g: &Global, a: ServeArgs) -> CliResult {
         ),
         _ => None,
     };
+    if !(a.header_timeout.is_finite() && (0.1..=600.0).contains(&a.header_timeout)) {
+        return Err(Failure::usage(format!(
+            "--header-timeout {}: must be between 0.1 and 600 seconds",
+            a.header_timeout
+        )));
+    }
     let options = ServeOptions {
         bind: a.bind,
         token,
@@ -49,6 +70,11 @@ pub fn serve(g: &Global, a: ServeArgs) -> CliResult {
         poll_ms: a.poll_ms,
         metrics_rescan_s: a.metrics_rescan,
         title: a.title,
+        tls_cert: a.tls_cert,
+        tls_key: a.tls_key,
+        header_timeout_ms: (a.header_timeout * 1000.0).round() as u64,
+        max_connections: a.max_connections,
+        show_logs: a.show_logs,
     };
     let config = g.config()?;
     let mut server = Server::start(&config, &options).map_err(|e| {
@@ -72,6 +98,9 @@ pub fn serve(g: &Global, a: ServeArgs) -> CliResult {
             signal(SignalKind::interrupt())?,
         )
     };
+    if let Some(w) = server.warning() {
+        eprintln!("{w}");
+    }
     println!(
         "tasker dashboard on {}  ({}; {})",
         server.url(),

@@ -22,7 +22,7 @@ function el(tag, attrs, ...children) {
     if (k === "class") e.className = v;
     else if (k === "text") e.textContent = v;
     else if (k.startsWith("data-")) e.setAttribute(k, String(v));
-    else if (k === "onclick" || k === "onchange") e.addEventListener(k.slice(2), v);
+    else if (k === "onclick" || k === "onchange") { e.addEventListener(k.slice(2), v); (e._on = e._on || []).push([k.slice(2), v]); }
     else e.setAttribute(k, String(v));
   }
   for (const c of children.flat()) {
@@ -40,6 +40,57 @@ function svg(tag, attrs) {
 }
 
 function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); return node; }
+
+// Live updates build the new view off-page and then change only what differs in
+// the page: text nodes whose text is the same stay the same nodes, so a text
+// selection (or a hovered tooltip) survives updates. Children marked with
+// data-key are matched by key (a run card stays its node when cards move);
+// others by position and tag.
+function keyOf(n) { return n.nodeType === 1 ? n.getAttribute("data-key") : null; }
+
+function morph(a, b) {
+  if (a.nodeType !== b.nodeType || a.nodeName !== b.nodeName || keyOf(a) !== keyOf(b)) {
+    a.replaceWith(b);
+    return b;
+  }
+  if (a.nodeType === 3 || a.nodeType === 8) {
+    if (a.nodeValue !== b.nodeValue) a.nodeValue = b.nodeValue;
+    return a;
+  }
+  for (const { name, value } of Array.from(b.attributes)) if (a.getAttribute(name) !== value) a.setAttribute(name, value);
+  for (const { name } of Array.from(a.attributes)) if (!b.hasAttribute(name)) a.removeAttribute(name);
+  // A fresh node's listeners replace the old ones (they may close over new data).
+  if (b._on) { for (const [t, f] of a._on || []) a.removeEventListener(t, f); for (const [t, f] of b._on) a.addEventListener(t, f); a._on = b._on; }
+  morphChildren(a, b);
+  return a;
+}
+
+function morphChildren(a, b) {
+  const keyed = new Map();
+  for (const c of a.childNodes) { const k = keyOf(c); if (k !== null) keyed.set(k, c); }
+  const want = Array.from(b.childNodes);
+  want.forEach((nb, i) => {
+    let cur = a.childNodes[i] || null;
+    const k = keyOf(nb);
+    if (k !== null && keyed.has(k) && keyed.get(k) !== cur) {
+      const found = keyed.get(k);
+      keyed.delete(k);
+      a.insertBefore(found, cur);
+      cur = found;
+    }
+    if (!cur) a.appendChild(nb);
+    else morph(cur, nb);
+  });
+  while (a.childNodes.length > want.length) a.removeChild(a.lastChild);
+}
+
+// Replaces `box`'s children with `nodes`, changing only what differs.
+function patch(box, ...nodes) {
+  const next = document.createElement(box.nodeName);
+  for (const n of nodes.flat()) if (n) next.appendChild(typeof n === "string" ? document.createTextNode(n) : n);
+  morphChildren(box, next);
+  return box;
+}
 const $ = (id) => document.getElementById(id);
 
 function duration(secs) {
@@ -69,10 +120,20 @@ function count(n) {
   return (n / 1e9).toFixed(1) + "G";
 }
 
+// Times are shown in the browser's zone, or in UTC when the header's toggle says
+// so (remembered in localStorage); tzName() labels them.
+function useUtc() { return $("tz-utc") ? $("tz-utc").checked : false; }
+
+function tzName() {
+  if (useUtc()) return "UTC";
+  try { return Intl.DateTimeFormat().resolvedOptions().timeZone || "local"; } catch (e) { return "local"; }
+}
+
 function localTime(iso) {
   if (!iso) return "";
   const d = new Date(iso);
   const p = (n) => String(n).padStart(2, "0");
+  if (useUtc()) return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}`;
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
@@ -164,14 +225,45 @@ function filters() {
   return { stage: $("filter-stage").value, status: $("filter-status").value, host: $("filter-host").value };
 }
 
+// The URL is the one truth about filters: the selects show what the URL says
+// (applied when their options exist), a change of a select rewrites the URL, and
+// the navigation links carry the filters to the other views.
+function filterQuery() {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(filters())) if (v) p.set(k, v);
+  return p.toString();
+}
+
 function setHashParams() {
   const r = route();
-  const f = filters();
-  const p = new URLSearchParams();
-  for (const [k, v] of Object.entries(f)) if (v) p.set(k, v);
-  const qs = p.toString();
+  const keep = new URLSearchParams(r.params);
+  for (const k of ["stage", "status", "host"]) keep.delete(k);
+  const f = new URLSearchParams(filterQuery());
+  for (const [k, v] of keep) f.set(k, v);
+  const qs = f.toString();
   const next = "#" + r.path + (qs ? "?" + qs : "");
   if (next !== location.hash) history.replaceState(null, "", next);
+  navLinks();
+}
+
+function navLinks() {
+  const qs = filterQuery();
+  for (const [id, path] of [["nav-pipeline", "/"], ["nav-timeline", "/timeline"], ["nav-grid", "/grid"], ["nav-history", "/history"]]) {
+    if ($(id)) $(id).setAttribute("href", "#" + path + (qs ? "?" + qs : ""));
+  }
+}
+
+// Sets the selects from the URL: a filter missing there is cleared.
+function filtersFromUrl() {
+  const r = route();
+  S.wantFilters = {};
+  for (const k of ["stage", "status", "host"]) {
+    const v = r.params.get(k) || "";
+    const sel = $("filter-" + k);
+    if (Array.from(sel.options).some((o) => o.value === v)) sel.value = v;
+    else S.wantFilters[k] = v; // its option arrives with the next status
+  }
+  navLinks();
 }
 
 function keeps(r, f) {
@@ -202,19 +294,14 @@ function fillSelect(sel, values, labels) {
 function syncFilterOptions() {
   const p = S.status;
   if (!p) return;
-  const r = route();
   const stages = p.stages.map((s) => s.stage_name);
   fillSelect($("filter-stage"), stages);
   const hosts = p.hosts.slice();
   fillSelect($("filter-host"), hosts);
   // Filters given in the URL win once the options exist.
-  for (const k of ["stage", "status", "host"]) {
-    const v = r.params.get(k);
+  for (const [k, v] of Object.entries(S.wantFilters || {})) {
     const sel = $("filter-" + k);
-    if (v !== null && sel.dataset.fromUrl !== v && Array.from(sel.options).some((o) => o.value === v)) {
-      sel.value = v;
-      sel.dataset.fromUrl = v;
-    }
+    if (Array.from(sel.options).some((o) => o.value === v)) { sel.value = v; delete S.wantFilters[k]; }
   }
 }
 
@@ -231,7 +318,7 @@ function renderPipeline() {
   const stagesBox = $("stages");
   const openState = {};
   stagesBox.querySelectorAll("details.stage").forEach((d) => { openState[d.dataset.stage] = d.open; });
-  clear(stagesBox);
+  const stageNodes = [];
   const byStage = new Map();
   for (const v of p.tasks) {
     if (!byStage.has(v.stage_name)) byStage.set(v.stage_name, []);
@@ -245,9 +332,9 @@ function renderPipeline() {
     shown++;
     const body = el("tbody");
     for (const v of tasks) body.appendChild(taskRow(v));
-    const d = el("details", { class: "stage", "data-stage": st.stage_name },
+    const d = el("details", { class: "stage", "data-stage": st.stage_name, "data-key": "stage:" + st.stage_name },
       el("summary", {},
-        el("span", { class: "stage-name", text: st.stage_name }),
+        el("span", { class: "stage-name", title: st.stage_name, text: st.stage_name }),
         badge(st.status, false),
         bar(st.percent_complete, { status: st.status, label: `${st.tasks_done}/${st.tasks_total} tasks` }),
         st.lost ? el("span", { class: "lost-flag", text: `${st.lost} lost` }) : null),
@@ -257,15 +344,14 @@ function renderPipeline() {
     // Open while something runs or failed (or as the user left it).
     const auto = st.status === "RUNNING" || st.status === "FAILED" || st.status === "PARTIAL";
     d.open = st.stage_name in openState ? openState[st.stage_name] : auto || p.stages.length <= 4;
-    stagesBox.appendChild(d);
+    stageNodes.push(d);
   }
-  if (!shown) stagesBox.appendChild(el("p", { class: "muted", text: p.tasks.length ? "No task matches the filters." : "No tasks registered yet." }));
+  if (!shown) stageNodes.push(el("p", { class: "muted", text: p.tasks.length ? "No task matches the filters." : "No tasks registered yet." }));
+  patch(stagesBox, stageNodes);
 
   const active = p.active.filter((v) => keeps(v, f));
-  $("active-count").textContent = `(${active.length})`;
-  const box = clear($("active"));
-  if (!active.length) box.appendChild(el("p", { class: "muted", text: "No active runs." }));
-  for (const v of active) box.appendChild(activeCard(v));
+  patch($("active-count"), `(${active.length})`);
+  patch($("active"), active.length ? active.map(activeCard) : el("p", { class: "muted", text: "No active runs." }));
 
   const hosts = new Map();
   for (const v of active) {
@@ -277,19 +363,24 @@ function renderPipeline() {
     if (b && (!e.beat || Date.parse(b) > Date.parse(e.beat))) e.beat = b;
     hosts.set(h, e);
   }
-  const hostBody = clear($("hosts").querySelector("tbody"));
+  const hostRows = [];
   for (const [h, e] of [...hosts.entries()].sort()) {
-    hostBody.appendChild(el("tr", { class: "host-row", "data-host": h },
+    hostRows.push(el("tr", { class: "host-row", "data-host": h, "data-key": "host:" + h },
       el("td", { text: h }),
       el("td", { class: "num", text: e.active }),
       el("td", { class: "num" }, e.lost ? el("span", { class: "lost-flag", text: e.lost }) : "0"),
       el("td", {}, e.beat ? localTime(e.beat) + " (" + duration((serverNow() - Date.parse(e.beat)) / 1000) + " ago)" : "")));
   }
-  if (!hosts.size) hostBody.appendChild(el("tr", {}, el("td", { colspan: 4, class: "muted", text: "None." })));
+  if (!hosts.size) hostRows.push(el("tr", {}, el("td", { colspan: 4, class: "muted", text: "None." })));
+  patch($("hosts").querySelector("tbody"), hostRows);
 
-  const evBody = clear($("events").querySelector("tbody"));
-  const evs = p.recent_events.filter((e) => !f.stage || e.stage_name === f.stage).slice(-20).reverse();
-  for (const e of evs) evBody.appendChild(eventRow(e));
+  // Events of the runs the filters keep: a run's host and status are those of the
+  // task's latest run or of the active run it belongs to.
+  const runs = new Map();
+  for (const v of p.tasks) if (v.run_id) runs.set(v.run_id, v);
+  for (const v of p.active) runs.set(v.run_id, v);
+  const evs = p.recent_events.filter((e) => keeps(runs.get(e.run_id) || { stage_name: e.stage_name, status: e.new_status }, f)).slice(-20).reverse();
+  patch($("events").querySelector("tbody"), evs.map(eventRow));
 }
 
 function taskRow(v) {
@@ -298,7 +389,7 @@ function taskRow(v) {
   const progress = el("td", {},
     never ? "" : bar(v.overall_percent_complete, { status: v.status, label: v.total_subtasks ? `${v.subtasks_completed}/${v.total_subtasks} subtasks` : "" }),
     c ? bar(c.percent_complete, { thin: true, title: `${c.subtask_name}: ${items(c)}` }) : null);
-  return el("tr", { class: "task-row", "data-stage": v.stage_name, "data-task": v.task_name, "data-status": v.status, "data-run-id": v.run_id || "" },
+  return el("tr", { class: "task-row", "data-stage": v.stage_name, "data-task": v.task_name, "data-status": v.status, "data-run-id": v.run_id || "", "data-key": "task:" + JSON.stringify([v.stage_name, v.task_name]) },
     el("td", { class: "task-name", title: v.task_name }, taskLink(v.stage_name, v.task_name, taskLabel(v))),
     el("td", {}, badge(v.status, v.lost)),
     progress,
@@ -314,7 +405,7 @@ function activeCard(v) {
   const subs = (v.subtasks || []);
   const body = el("tbody");
   for (const s of subs) {
-    body.appendChild(el("tr", { class: "subtask-row", "data-subtask": s.subtask_number, "data-items-complete": s.items_complete, "data-status": s.status },
+    body.appendChild(el("tr", { class: "subtask-row", "data-subtask": s.subtask_number, "data-items-complete": s.items_complete, "data-status": s.status, "data-key": "sub:" + s.subtask_number },
       el("td", { class: "num", text: s.subtask_number + "." }),
       el("td", { text: s.subtask_name }),
       el("td", {}, badge(s.status, false)),
@@ -324,9 +415,9 @@ function activeCard(v) {
       el("td", { class: "num", text: etaText(s) }),
       el("td", { class: "muted", text: s.error_message || s.progress_message || "" })));
   }
-  return el("div", { class: "run-card" + (v.lost ? " lost" : ""), "data-run-id": v.run_id, "data-stage": v.stage_name, "data-task": v.task_name },
+  return el("div", { class: "run-card" + (v.lost ? " lost" : ""), "data-run-id": v.run_id, "data-stage": v.stage_name, "data-task": v.task_name, "data-key": "run:" + v.run_id },
     el("div", { class: "run-head" },
-      el("b", { text: `${v.stage_name} / ${v.task_name}` }),
+      el("b", { class: "name", title: `${v.stage_name} / ${v.task_name}`, text: `${v.stage_name} / ${v.task_name}` }),
       badge(v.status, v.lost),
       bar(v.overall_percent_complete, { status: v.status }),
       el("span", { class: "muted" }, "elapsed ", el("span", { class: "elapsed", "data-start": v.start_time, text: duration(v.duration_seconds) })),
@@ -342,7 +433,7 @@ function activeCard(v) {
 }
 
 function eventRow(e) {
-  return el("tr", {},
+  return el("tr", { class: "event-row", "data-run-id": e.run_id, "data-event-id": e.event_id, "data-key": "ev:" + e.event_id },
     el("td", { text: localTime(e.time) }),
     el("td", {}, `${e.stage_name} / ${e.task_name}`, " ", runLink(e.run_id)),
     el("td", { text: e.subtask_number !== null && e.subtask_number !== undefined ? "#" + e.subtask_number : "" }),
@@ -366,6 +457,7 @@ async function loadRun(id) {
     const d = await fetchJson("/api/v1/runs/" + encodeURIComponent(id));
     S.runDetail = d;
     renderRun(d);
+    if (d.run.log_path) loadRunLog(id);
   } catch (err) {
     clear(box).appendChild(el("p", { class: "banner", text: "Cannot load run " + id + ": " + err.message }));
   }
@@ -431,6 +523,14 @@ function renderRun(d) {
     box.appendChild(el("table", { class: "grid" },
       el("thead", {}, el("tr", {}, ["name", "value or file", "size", "modified", "sha-256"].map((h) => el("th", { text: h })))), tb));
   }
+  if (d.subtasks.some((s) => s.start_time)) {
+    box.appendChild(el("h2", { text: "Subtasks over time" }));
+    box.appendChild(subtaskGantt(d));
+  }
+  if (r.log_path) {
+    box.appendChild(el("h2", { text: "Log" }));
+    box.appendChild(el("div", { id: "run-log" }, S.logCache && S.logCache.id === r.run_id ? S.logCache.node : el("p", { class: "muted", text: "Loading the log…" })));
+  }
   box.appendChild(el("h2", { text: `Subtasks (${d.subtasks.length})` }));
   const sb = el("tbody");
   for (const s of d.subtasks) {
@@ -457,6 +557,59 @@ function renderRun(d) {
   box.appendChild(el("table", { class: "grid" },
     el("thead", {}, el("tr", {}, ["time", "stage / task", "subtask", "change", "message"].map((h) => el("th", { text: h })))), eb));
   box.appendChild(logPanel(r.run_id));
+}
+
+// A Gantt chart of one run's subtasks: a row each, from its start to its end (or now).
+function subtaskGantt(d) {
+  const subs = d.subtasks.filter((s) => s.start_time);
+  const now = serverNow();
+  const t0 = Math.min(...subs.map((s) => Date.parse(s.start_time)));
+  const t1 = Math.max(t0 + 1, ...subs.map((s) => (s.end_time ? Date.parse(s.end_time) : now)));
+  const box = el("div", { class: "gantt-sub", id: "subtask-gantt" });
+  const width = Math.max(480, Math.min(1200, ($("view-run").clientWidth || 900) - 10));
+  const labelW = Math.min(220, width * 0.3), chartW = width - labelW - 10, rowH = 18, top = 20;
+  const height = top + subs.length * rowH + 6;
+  const x = (t) => labelW + chartW * (t - t0) / (t1 - t0);
+  const s = svg("svg", { width, height, role: "img", "aria-label": "subtasks over time", "data-subtasks": subs.length });
+  for (const [t, anchor] of [[t0, "start"], [t1, "end"]]) {
+    const lab = svg("text", { x: x(t), y: 12, "text-anchor": anchor, "font-size": 11, class: "tl-label" });
+    lab.textContent = localTime(new Date(t).toISOString()).slice(11) + " " + tzName();
+    s.appendChild(lab);
+  }
+  subs.forEach((sub, i) => {
+    const y = top + i * rowH;
+    const lab = svg("text", { x: 4, y: y + rowH * 0.7, "font-size": 11, class: "tl-label" });
+    const txt = `${sub.subtask_number}. ${sub.subtask_name}`;
+    const max = Math.floor(labelW / 6.5);
+    lab.textContent = txt.length > max ? txt.slice(0, max - 1) + "…" : txt;
+    const tt = svg("title", {}); tt.textContent = txt; lab.appendChild(tt);
+    s.appendChild(lab);
+    const a = Date.parse(sub.start_time), b = sub.end_time ? Date.parse(sub.end_time) : now;
+    const rect = svg("rect", { class: "sub-bar", x: x(a), y: y + 3, width: Math.max(2, x(b) - x(a)), height: rowH - 6, rx: 2,
+      fill: COLORS[sub.status] || "#94a3b8", "data-subtask": sub.subtask_number, "data-status": sub.status });
+    const t = svg("title", {});
+    t.textContent = `${txt}\n${sub.status}\n${localTime(sub.start_time)} → ${sub.end_time ? localTime(sub.end_time) : "now"} ${tzName()} (${duration((b - a) / 1000)})`;
+    rect.appendChild(t);
+    s.appendChild(rect);
+  });
+  box.appendChild(s);
+  return box;
+}
+
+// The tail of the run's log file, when the server shows logs (`serve --show-logs`).
+async function loadRunLog(id) {
+  let node;
+  try {
+    const d = await fetchJson("/api/v1/runs/" + encodeURIComponent(id) + "/log");
+    node = el("div", {},
+      el("p", { class: "muted", text: `${d.path} · ${bytes(d.size)}` + (d.truncated ? ` · the last ${bytes(d.size - d.from)}` : "") }),
+      el("pre", { class: "log-tail", id: "run-log-text", text: d.text }));
+  } catch (err) {
+    node = el("p", { class: "muted", id: "run-log-off", text: err.message });
+  }
+  S.logCache = { id, node };
+  const box = $("run-log");
+  if (box) { clear(box).appendChild(node); const pre = box.querySelector("pre"); if (pre) pre.scrollTop = pre.scrollHeight; }
 }
 
 // Grid lines and labels at 0, half and the top of a chart's values.
@@ -500,6 +653,7 @@ const COLORS = { COMPLETED: "#16a34a", FAILED: "#dc2626", RUNNING: "#0284c7", ST
 
 function timelineWindow() {
   const w = $("tl-window").value;
+  if (w === "fit") return { from: "", to: "" };
   if (w === "custom") {
     const from = $("tl-from").value, to = $("tl-to").value;
     return { from: from ? new Date(from).toISOString() : "", to: to ? new Date(to).toISOString() : "" };
@@ -507,27 +661,72 @@ function timelineWindow() {
   return { from: w, to: "" };
 }
 
+// The timeline's state: the page of runs loaded (the server pages them, newest
+// first) and the part of its window drawn (zoom and pan work on what is loaded).
+const TL = { data: null, offset: 0, view: null, zoomed: false };
+
 async function loadTimeline() {
   S.lastTimelineFetch = Date.now();
   const f = filters();
   const w = timelineWindow();
-  const q = new URLSearchParams();
+  // Page size: 2,000 runs, or `limit` in the URL.
+  const size = Math.max(1, Math.min(20000, parseInt(route().params.get("limit") || "2000", 10) || 2000));
+  const q = new URLSearchParams({ limit: String(size), offset: String(TL.offset) });
   if (w.from) q.set("from", w.from);
   if (w.to) q.set("to", w.to);
   for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
   try {
     const d = await fetchJson("/api/v1/timeline?" + q.toString());
-    renderTimeline(d);
+    TL.data = d;
+    if (!TL.zoomed) TL.view = [Date.parse(d.from), Date.parse(d.to)];
+    renderTimeline();
   } catch (err) {
     clear($("timeline")).appendChild(el("p", { class: "banner", text: "Cannot load the timeline: " + err.message }));
   }
 }
 
-function renderTimeline(d) {
+function timelinePage(step) {
+  TL.offset = Math.max(0, TL.offset + step * (TL.data ? TL.data.limit : 2000));
+  TL.zoomed = false;
+  loadTimeline();
+}
+
+// Zooms by `factor` around the time at fraction `at` of the drawn window.
+function timelineZoom(factor, at) {
+  if (!TL.view) return;
+  const [a, b] = TL.view, span = b - a, c = a + span * (at === undefined ? 0.5 : at);
+  const next = Math.max(1000, span * factor);
+  TL.view = [c - (c - a) * next / span, c + (b - c) * next / span];
+  TL.zoomed = true;
+  renderTimeline();
+}
+
+function timelinePan(fraction) {
+  if (!TL.view) return;
+  const span = TL.view[1] - TL.view[0];
+  TL.view = [TL.view[0] + span * fraction, TL.view[1] + span * fraction];
+  TL.zoomed = true;
+  renderTimeline();
+}
+
+function renderTimeline() {
+  const d = TL.data;
+  if (!d) return;
   const box = clear($("timeline"));
-  const from = Date.parse(d.from), to = Date.parse(d.to), now = Date.parse(d.now);
-  $("tl-info").textContent = `${d.runs.length} runs from ${localTime(d.from)} to ${localTime(d.to)}`;
-  if (!d.runs.length) { box.appendChild(el("p", { class: "muted", text: "No runs in this window." })); return; }
+  const [from, to] = TL.view;
+  const now = Date.parse(d.now);
+  const n = d.runs.length;
+  const paged = d.offset > 0 || d.more;
+  const info = $("tl-info");
+  info.textContent = (paged
+    ? `runs ${count(n ? d.offset + 1 : 0)}–${count(d.offset + n)} by start, newest first` + (d.more ? "; older runs on the next page" : "; the oldest page")
+    : `${count(n)} runs`) + ` · ${localTime(new Date(from).toISOString())} – ${localTime(new Date(to).toISOString())} ${tzName()}`;
+  info.setAttribute("data-paged", paged ? "1" : "0");
+  info.setAttribute("data-more", d.more ? "1" : "0");
+  info.setAttribute("data-offset", d.offset);
+  $("tl-newer").disabled = d.offset === 0;
+  $("tl-older").disabled = !d.more;
+  if (!n) { box.appendChild(el("p", { class: "muted", text: d.offset ? "No older runs." : "No runs in this window." })); return; }
   const rows = [];
   const index = new Map();
   const sorted = d.runs.slice().sort((a, b) =>
@@ -538,37 +737,70 @@ function renderTimeline(d) {
     if (!index.has(key)) { index.set(key, rows.length); rows.push({ stage: r.stage_name, task: r.task_name, runs: [] }); }
     rows[index.get(key)].runs.push(r);
   }
-  const labelW = 260, width = Math.max(600, box.clientWidth || 1000), chartW = width - labelW - 10, rowH = 20, top = 26;
+  const labelW = Math.min(260, Math.max(120, (box.clientWidth || 1000) * 0.25));
+  const width = Math.max(480, box.clientWidth || 1000), chartW = width - labelW - 10, rowH = 20, top = 26;
   const height = top + rows.length * rowH + 8;
-  const x = (t) => labelW + chartW * Math.max(0, Math.min(1, (t - from) / Math.max(1, to - from)));
-  const s = svg("svg", { width, height, role: "img", "aria-label": "Gantt timeline of runs", id: "gantt" });
+  const x = (t) => labelW + chartW * (t - from) / Math.max(1, to - from);
+  const s = svg("svg", { width, height, role: "img", "aria-label": "Gantt timeline of runs", id: "gantt",
+    "data-from": new Date(from).toISOString(), "data-to": new Date(to).toISOString(), "data-runs": n });
+  const clip = svg("clipPath", { id: "tl-clip" });
+  clip.appendChild(svg("rect", { x: labelW, y: 0, width: chartW + 10, height }));
+  s.appendChild(clip);
   for (let i = 0; i <= 6; i++) {
     const t = from + (to - from) * i / 6, xx = x(t);
-    s.appendChild(svg("line", { x1: xx, y1: top - 4, x2: xx, y2: height, stroke: "#e2e8f0" }));
+    s.appendChild(svg("line", { x1: xx, y1: top - 4, x2: xx, y2: height, class: "tl-grid" }));
     const label = svg("text", { x: xx, y: 14, "text-anchor": i === 0 ? "start" : i === 6 ? "end" : "middle" });
-    label.textContent = localTime(new Date(t).toISOString()).slice(5, 16);
+    const span = to - from;
+    const full = localTime(new Date(t).toISOString());
+    label.textContent = span < 2 * 86400e3 ? full.slice(11, span < 600e3 ? 19 : 16) : full.slice(5, 16);
     s.appendChild(label);
   }
-  if (now >= from && now <= to) s.appendChild(svg("line", { x1: x(now), y1: top - 4, x2: x(now), y2: height, stroke: "#0f172a", "stroke-dasharray": "3,3" }));
+  const bars = svg("g", { "clip-path": "url(#tl-clip)" });
+  if (now >= from && now <= to) bars.appendChild(svg("line", { x1: x(now), y1: top - 4, x2: x(now), y2: height, class: "tl-now", "stroke-dasharray": "3,3" }));
+  let drawn = 0;
   rows.forEach((row, i) => {
     const y = top + i * rowH;
-    if (i % 2) s.appendChild(svg("rect", { x: 0, y, width, height: rowH, fill: "#f8fafc" }));
-    const label = svg("text", { x: 4, y: y + rowH * 0.68, "data-stage": row.stage });
+    if (i % 2) s.insertBefore(svg("rect", { x: 0, y, width, height: rowH, class: "tl-stripe" }), s.firstChild.nextSibling);
+    const label = svg("text", { x: 4, y: y + rowH * 0.68, "data-stage": row.stage, class: "tl-label" });
     const txt = `${row.stage} / ${row.task}`;
-    label.textContent = txt.length > 40 ? txt.slice(0, 39) + "…" : txt;
+    const maxChars = Math.floor(labelW / 6.5);
+    label.textContent = txt.length > maxChars ? txt.slice(0, maxChars - 1) + "…" : txt;
     const tt = svg("title", {}); tt.textContent = txt; label.appendChild(tt);
     s.appendChild(label);
     for (const r of row.runs) {
       if (!r.start_time) continue;
-      const x0 = x(Date.parse(r.start_time)), x1 = Math.max(x0 + 2, x(r.end_time ? Date.parse(r.end_time) : now));
+      const t0 = Date.parse(r.start_time), t1 = r.end_time ? Date.parse(r.end_time) : now;
+      if (t1 < from || t0 > to) continue; // outside what is drawn (zoomed or panned away)
+      drawn++;
+      const x0 = x(t0), x1 = Math.max(x0 + 2, x(t1));
       const rect = svg("rect", { class: "tl-bar", x: x0, y: y + 3, width: x1 - x0, height: rowH - 6, rx: 2,
         fill: r.lost ? "#7f1d1d" : (COLORS[r.status] || "#94a3b8"), "data-run-id": r.run_id, "data-stage": r.stage_name, "data-status": r.status });
       const t = svg("title", {});
-      t.textContent = `${r.stage_name} / ${r.task_name}\n${r.status}${r.lost ? " (LOST)" : ""}\n${localTime(r.start_time)} → ${r.end_time ? localTime(r.end_time) : "now"} (${duration(r.duration_seconds)})\nhost ${hostPid(r)}${r.error_message ? "\n" + r.error_message : ""}`;
+      t.textContent = `${r.stage_name} / ${r.task_name}\n${r.status}${r.lost ? " (LOST)" : ""}\n${localTime(r.start_time)} → ${r.end_time ? localTime(r.end_time) : "now"} ${tzName()} (${duration(r.duration_seconds)})\nhost ${hostPid(r)}${r.error_message ? "\n" + r.error_message : ""}`;
       rect.appendChild(t);
       rect.addEventListener("click", () => { location.hash = "#/run/" + encodeURIComponent(r.run_id); });
-      s.appendChild(rect);
+      bars.appendChild(rect);
     }
+  });
+  s.appendChild(bars);
+  s.setAttribute("data-drawn", drawn);
+  s.addEventListener("wheel", (ev) => {
+    ev.preventDefault();
+    const rect = s.getBoundingClientRect();
+    const at = Math.max(0, Math.min(1, (ev.clientX - rect.left - labelW) / chartW));
+    timelineZoom(ev.deltaY < 0 ? 0.8 : 1.25, at);
+  }, { passive: false });
+  // Drag to pan.
+  s.addEventListener("mousedown", (ev) => {
+    const x0 = ev.clientX, v0 = TL.view.slice();
+    const move = (e) => {
+      const dt = (x0 - e.clientX) / chartW * (v0[1] - v0[0]);
+      TL.view = [v0[0] + dt, v0[1] + dt];
+      TL.zoomed = true;
+    };
+    const up = () => { window.removeEventListener("mousemove", move); window.removeEventListener("mouseup", up); if (TL.zoomed) renderTimeline(); };
+    window.addEventListener("mousemove", move);
+    window.addEventListener("mouseup", up);
   });
   box.appendChild(s);
 }
@@ -657,28 +889,163 @@ function trendChart(runs) {
 
 // ------------------------------------------------------------------ history
 
-async function loadHistory() {
+// History: its own filters live in the URL next to the shared ones (q, tasks,
+// statuses, since, until, sort, dir, offset); the server pages, sorts and filters.
+const HIST = { offset: 0, sort: "start", dir: "desc", last: 0, loading: false };
+
+function multi(sel) { return Array.from(sel.selectedOptions).map((o) => o.value); }
+
+function historyQuery() {
+  const q = new URLSearchParams({ limit: $("hist-limit").value, offset: String(HIST.offset), sort: HIST.sort, dir: HIST.dir });
   const f = filters();
-  const q = new URLSearchParams({ limit: $("hist-limit").value });
-  for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
-  const body = clear($("history").querySelector("tbody"));
-  try {
-    const rows = await fetchJson("/api/v1/runs?" + q.toString());
-    for (const r of rows) {
-      body.appendChild(el("tr", { class: "history-row", "data-stage": r.stage_name, "data-run-id": r.run_id },
-        el("td", { text: localTime(r.start_time) }),
-        el("td", { text: r.stage_name }),
-        el("td", { text: r.task_name }),
-        el("td", {}, badge(r.status, r.lost)),
-        el("td", { class: "num", text: duration(r.duration_seconds) }),
-        el("td", {}, bar(r.overall_percent_complete, { status: r.status })),
-        el("td", { text: hostPid(r) }),
-        el("td", {}, runLink(r.run_id))));
-    }
-    if (!rows.length) body.appendChild(el("tr", {}, el("td", { colspan: 8, class: "muted", text: "No runs match." })));
-  } catch (err) {
-    body.appendChild(el("tr", {}, el("td", { colspan: 8, class: "banner", text: err.message })));
+  if (f.stage) q.set("stage", f.stage);
+  if (f.host) q.set("host", f.host);
+  const statuses = multi($("hist-statuses"));
+  // The shared status filter and History's own: both apply (the server takes one list).
+  const shared = f.status ? [f.status] : [];
+  const st = shared.length && statuses.length ? statuses.filter((x) => x === f.status) : shared.concat(statuses);
+  if (shared.length && statuses.length && !st.length) return null; // nothing can match both
+  if (st.length) q.set("status", st.join(","));
+  const tasks = multi($("hist-tasks"));
+  if (tasks.length) q.set("task", tasks.join(","));
+  if ($("hist-q").value.trim()) q.set("q", $("hist-q").value.trim());
+  if ($("hist-since").value) q.set("since", new Date($("hist-since").value).toISOString());
+  if ($("hist-until").value) q.set("until", new Date($("hist-until").value).toISOString());
+  return q;
+}
+
+// History's controls to and from the URL.
+function historyToUrl() {
+  const r = route();
+  const p = new URLSearchParams(r.params);
+  const set = (k, v) => (v ? p.set(k, v) : p.delete(k));
+  set("q", $("hist-q").value.trim());
+  set("tasks", multi($("hist-tasks")).join(","));
+  set("statuses", multi($("hist-statuses")).join(","));
+  set("since", $("hist-since").value);
+  set("until", $("hist-until").value);
+  set("sort", HIST.sort === "start" ? "" : HIST.sort);
+  set("dir", HIST.dir === "desc" ? "" : HIST.dir);
+  set("offset", HIST.offset ? String(HIST.offset) : "");
+  set("rows", $("hist-limit").value === "100" ? "" : $("hist-limit").value);
+  const qs = p.toString();
+  history.replaceState(null, "", "#" + r.path + (qs ? "?" + qs : ""));
+}
+
+function historyFromUrl() {
+  const p = route().params;
+  $("hist-q").value = p.get("q") || "";
+  const pick = (sel, list) => { for (const o of sel.options) o.selected = list.includes(o.value); };
+  pick($("hist-statuses"), (p.get("statuses") || "").split(",").filter(Boolean));
+  HIST.wantTasks = (p.get("tasks") || "").split(",").filter(Boolean);
+  historyTaskOptions();
+  $("hist-since").value = p.get("since") || "";
+  $("hist-until").value = p.get("until") || "";
+  HIST.sort = p.get("sort") || "start";
+  HIST.dir = p.get("dir") || "desc";
+  HIST.offset = parseInt(p.get("offset") || "0", 10) || 0;
+  const rows = String(Math.max(1, Math.min(20000, parseInt(p.get("rows") || "100", 10) || 100)));
+  const lim = $("hist-limit");
+  if (!Array.from(lim.options).some((o) => o.value === rows)) lim.appendChild(el("option", { value: rows, text: rows }));
+  lim.value = rows;
+}
+
+function historyTaskOptions() {
+  const sel = $("hist-tasks");
+  const keep = new Set(HIST.wantTasks || multi(sel));
+  const names = S.status ? [...new Set(S.status.tasks.map((v) => v.task_name))].sort() : [];
+  for (const t of keep) if (!names.includes(t)) names.push(t);
+  const have = Array.from(sel.options).map((o) => o.value);
+  if (names.length !== have.length || names.some((n, i) => n !== have[i])) {
+    clear(sel);
+    for (const n of names) sel.appendChild(el("option", { value: n, text: n, title: n }));
   }
+  for (const o of sel.options) o.selected = keep.has(o.value);
+  HIST.wantTasks = null;
+}
+
+function historyChanged(resetPage) {
+  if (resetPage) HIST.offset = 0;
+  historyToUrl();
+  loadHistory();
+}
+
+async function loadHistory(quiet) {
+  if (HIST.loading) return;
+  HIST.loading = true;
+  HIST.last = Date.now();
+  const body = $("history").querySelector("tbody");
+  for (const th of $("history").querySelectorAll("th[data-sort]")) {
+    th.className = th.dataset.sort === HIST.sort ? "sorted " + HIST.dir : "";
+    th.setAttribute("aria-sort", th.dataset.sort === HIST.sort ? (HIST.dir === "asc" ? "ascending" : "descending") : "none");
+  }
+  try {
+    const hq = historyQuery();
+    const d = hq ? await fetchJson("/api/v1/history?" + hq.toString()) : { rows: [], offset: 0, more: false, total: 0 };
+    const rows = d.rows.map((r) => el("tr", { class: "history-row", "data-stage": r.stage_name, "data-task": r.task_name, "data-status": r.status, "data-run-id": r.run_id, "data-key": "h:" + r.run_id },
+      el("td", { text: localTime(r.start_time) }),
+      el("td", { class: "name-cell", title: r.stage_name }, el("span", { text: r.stage_name })),
+      el("td", { class: "name-cell", title: r.task_name }, el("span", { text: r.task_name })),
+      el("td", {}, badge(r.status, r.lost)),
+      el("td", { class: "num", text: duration(r.duration_seconds) }),
+      el("td", { class: "narrow-hide" }, bar(r.overall_percent_complete, { status: r.status })),
+      el("td", { text: hostPid(r) }),
+      el("td", {}, runLink(r.run_id))));
+    if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 8, class: "muted", text: "No runs match." })));
+    patch(body, rows);
+    const n = d.rows.length;
+    const info = $("hist-info");
+    info.textContent = `rows ${count(n ? d.offset + 1 : 0)}–${count(d.offset + n)}` + (d.total !== null && d.total !== undefined ? ` of ${count(d.total)}` : d.more ? ", more on the next page" : "") + ` · times ${tzName()}`;
+    info.setAttribute("data-more", d.more ? "1" : "0");
+    $("hist-prev").disabled = d.offset === 0;
+    $("hist-next").disabled = !d.more;
+  } catch (err) {
+    if (!quiet) patch(body, el("tr", {}, el("td", { colspan: 8, class: "banner", text: err.message })));
+  } finally {
+    HIST.loading = false;
+  }
+}
+
+// ------------------------------------------------------------------ grid
+
+// Runs × tasks like Airflow's grid: a row per task, a column per run slot (the
+// task's newest runs, newest on the right), each cell coloured by status and
+// opening its run.
+async function loadGrid() {
+  const f = filters();
+  const q = new URLSearchParams({ per_task: $("grid-limit").value });
+  for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+  try {
+    const d = await fetchJson("/api/v1/grid?" + q.toString());
+    renderGrid(d);
+  } catch (err) {
+    clear($("grid")).appendChild(el("p", { class: "banner", text: "Cannot load the grid: " + err.message }));
+  }
+}
+
+function renderGrid(d) {
+  const cols = d.per_task;
+  const head = el("tr", {}, el("th", { text: "stage / task" }));
+  for (let i = cols; i >= 1; i--) head.appendChild(el("th", { class: "grid-col", text: i === 1 ? "latest" : "" }));
+  const rows = d.tasks.map((t) => {
+    const tr = el("tr", { class: "grid-row", "data-stage": t.stage_name, "data-task": t.task_name, "data-key": "g:" + JSON.stringify([t.stage_name, t.task_name]) },
+      el("td", { class: "task-name", title: `${t.stage_name} / ${t.task_name}` }, taskLink(t.stage_name, t.task_name, `${t.stage_name} / ${t.task_name}`)));
+    const runs = t.runs.slice().reverse(); // oldest on the left
+    for (let i = 0; i < cols - runs.length; i++) tr.appendChild(el("td", { class: "grid-cell empty" }));
+    for (const r of runs) {
+      const st = r.lost ? "LOST" : r.status;
+      tr.appendChild(el("td", { class: "grid-cell" },
+        el("a", { class: "cell s-" + st, href: "#/run/" + encodeURIComponent(r.run_id), "data-run-id": r.run_id, "data-status": r.status,
+          title: `${t.stage_name} / ${t.task_name}\n${st} · ${localTime(r.start_time)} ${tzName()} · ${duration(r.duration_seconds)}` })));
+    }
+    return tr;
+  });
+  const box = $("grid");
+  let table = box.querySelector("table");
+  if (!table) { table = el("table", { class: "grid runs-grid", id: "runs-grid" }, el("thead"), el("tbody")); clear(box).appendChild(table); }
+  patch(table.querySelector("thead"), head);
+  patch(table.querySelector("tbody"), rows.length ? rows : [el("tr", {}, el("td", { class: "muted", text: "No runs match." }))]);
+  $("grid-info").textContent = `${d.tasks.length} tasks · up to ${cols} runs each from the newest ${count(cols * Math.max(1, d.tasks.length))} runs, oldest left · ${tzName()} · click a cell for its run`;
 }
 
 // ------------------------------------------------------------------ DAG page
@@ -797,21 +1164,24 @@ async function loadDag() {
 
 function show() {
   const r = route();
-  const views = { "/": "view-pipeline", "/dag": "view-dag", "/timeline": "view-timeline", "/history": "view-history" };
+  filtersFromUrl();
+  const views = { "/": "view-pipeline", "/dag": "view-dag", "/timeline": "view-timeline", "/history": "view-history", "/grid": "view-grid" };
   let id = views[r.path];
   if (!id && r.path.startsWith("/run/")) id = "view-run";
   if (!id && r.path.startsWith("/task/")) id = "view-task";
   if (!id) id = "view-pipeline";
-  for (const v of ["view-pipeline", "view-dag", "view-timeline", "view-history", "view-run", "view-task"]) $(v).hidden = v !== id;
-  $("filters").hidden = id === "view-run" || id === "view-task" || id === "view-dag"; // nothing to filter
+  for (const v of ["view-pipeline", "view-dag", "view-timeline", "view-history", "view-grid", "view-run", "view-task"]) $(v).hidden = v !== id;
+  $("filters").hidden = id === "view-run" || id === "view-task" || id === "view-dag"; // one run, task or the graph: nothing to filter
   $("nav-pipeline").className = id === "view-pipeline" ? "on" : "";
   $("nav-dag").className = id === "view-dag" ? "on" : "";
   $("nav-timeline").className = id === "view-timeline" ? "on" : "";
   $("nav-history").className = id === "view-history" ? "on" : "";
+  $("nav-grid").className = id === "view-grid" ? "on" : "";
   if (id === "view-pipeline") renderPipeline();
   if (id === "view-dag") loadDag();
   if (id === "view-timeline") loadTimeline();
-  if (id === "view-history") loadHistory();
+  if (id === "view-history") { historyFromUrl(); loadHistory(); }
+  if (id === "view-grid") loadGrid();
   if (id === "view-run") {
     clear($("view-run")).appendChild(el("p", { class: "muted", text: "Loading…" }));
     loadRun(decodeURIComponent(r.path.slice(5)));
@@ -829,7 +1199,7 @@ function onStatus(p) {
   S.serverOffset = Date.parse(p.generated_at) - Date.now();
   S.lastMessage = Date.now();
   $("banner").hidden = true;
-  $("updated").textContent = "updated " + localTime(p.generated_at);
+  $("updated").textContent = "updated " + localTime(p.generated_at) + " " + tzName();
   $("footer").textContent = `${p.database} · ${p.backend} · tasker ${p.version} · last event #${p.last_event_id}` + (p.retention ? " · " + retentionText(p.retention) : "");
   syncFilterOptions();
   const r = route();
@@ -840,7 +1210,14 @@ function onStatus(p) {
     const wasActive = ["STARTED", "RUNNING", "PAUSED"].includes(S.runDetail.run.status);
     if ((active || wasActive) && Date.now() - S.lastRunFetch > 900) loadRun(id);
   }
-  if (r.path === "/timeline" && !$("tl-to").value && Date.now() - S.lastTimelineFetch > 5000) loadTimeline();
+  if (r.path === "/timeline" && $("tl-window").value !== "custom" && Date.now() - S.lastTimelineFetch > 5000) loadTimeline();
+  // History and the grid follow new runs too (at most every 3 s; the table is
+  // patched, so a selection in it stays).
+  if (r.path === "/history") {
+    historyTaskOptions();
+    if (Date.now() - HIST.last > 3000) loadHistory(true);
+  }
+  if (r.path === "/grid" && Date.now() - (S.lastGridFetch || 0) > 3000) { S.lastGridFetch = Date.now(); loadGrid(); }
   // The graph follows every change the stream reports, at most once a second.
   if (r.path === "/dag" && Date.now() - S.lastDagFetch > 900) loadDag();
 }
@@ -890,10 +1267,36 @@ document.addEventListener("DOMContentLoaded", () => {
   $("show-scripts").addEventListener("change", renderPipeline);
   $("tl-window").addEventListener("change", () => {
     $("tl-custom").hidden = $("tl-window").value !== "custom";
+    TL.offset = 0; TL.zoomed = false;
     if ($("tl-window").value !== "custom") loadTimeline();
   });
-  $("tl-apply").addEventListener("click", loadTimeline);
-  $("hist-limit").addEventListener("change", loadHistory);
+  $("tl-apply").addEventListener("click", () => { TL.offset = 0; TL.zoomed = false; loadTimeline(); });
+  $("tl-zoom-in").addEventListener("click", () => timelineZoom(0.5));
+  $("tl-zoom-out").addEventListener("click", () => timelineZoom(2));
+  $("tl-left").addEventListener("click", () => timelinePan(-0.25));
+  $("tl-right").addEventListener("click", () => timelinePan(0.25));
+  $("tl-reset").addEventListener("click", () => { TL.zoomed = false; if (TL.data) { TL.view = [Date.parse(TL.data.from), Date.parse(TL.data.to)]; renderTimeline(); } });
+  $("tl-newer").addEventListener("click", () => timelinePage(-1));
+  $("tl-older").addEventListener("click", () => timelinePage(1));
+  $("hist-limit").addEventListener("change", () => historyChanged(true));
+  let typing = 0;
+  $("hist-q").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => historyChanged(true), 250); });
+  for (const id of ["hist-tasks", "hist-statuses", "hist-since", "hist-until"]) $(id).addEventListener("change", () => historyChanged(true));
+  $("hist-prev").addEventListener("click", () => { HIST.offset = Math.max(0, HIST.offset - parseInt($("hist-limit").value, 10)); historyChanged(false); });
+  $("hist-next").addEventListener("click", () => { HIST.offset += parseInt($("hist-limit").value, 10); historyChanged(false); });
+  for (const th of $("history").querySelectorAll("th[data-sort]")) {
+    th.addEventListener("click", () => {
+      if (HIST.sort === th.dataset.sort) HIST.dir = HIST.dir === "desc" ? "asc" : "desc";
+      else { HIST.sort = th.dataset.sort; HIST.dir = th.dataset.sort === "start" || th.dataset.sort === "duration" ? "desc" : "asc"; }
+      historyChanged(true);
+    });
+  }
+  $("grid-limit").addEventListener("change", loadGrid);
+  try { $("tz-utc").checked = localStorage.getItem("tasker-utc") === "1"; } catch (e) { /* storage off */ }
+  $("tz-utc").addEventListener("change", () => {
+    try { localStorage.setItem("tasker-utc", $("tz-utc").checked ? "1" : "0"); } catch (e) { /* storage off */ }
+    show();
+  });
   window.addEventListener("hashchange", show);
   show();
   connect();

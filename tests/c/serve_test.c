@@ -102,7 +102,7 @@ int main(int argc, char **argv) {
     CHECK(strstr(tasker_last_error(), "refusing") && strstr(tasker_last_error(), "--token"), "message");
 
     /* With a token from the environment it serves, and asks for it. */
-    setenv("TASKER_SERVE_TOKEN", "s3cret", 1);
+    setenv("TASKER_SERVE_TOKEN", "s3cret-token-0123456789", 1);
     CHECK(tasker_serve_start(t, "0.0.0.0:0", &s) == TASKER_STATUS_OK, "a public address with a token");
     if (s) {
         char *url = NULL;
@@ -110,7 +110,7 @@ int main(int argc, char **argv) {
         int port = url ? port_of(url) : -1;
         http_get(port, "/api/v1/status", NULL, reply, sizeof reply);
         CHECK(strstr(reply, " 401 ") != NULL, "no token: 401");
-        http_get(port, "/api/v1/status", "s3cret", reply, sizeof reply);
+        http_get(port, "/api/v1/status", "s3cret-token-0123456789", reply, sizeof reply);
         CHECK(strstr(reply, " 200 ") != NULL, "with the token: 200");
         tasker_string_free(url);
         CHECK(tasker_serve_stop(s) == TASKER_STATUS_OK, "stop");

@@ -33,7 +33,9 @@ def db(tmp_path):
 
 
 class Server:
-    def __init__(self, db, *args, env=None, bind="127.0.0.1:0"):
+    # ssl_context: for an https:// server (--tls-cert), the context that trusts its certificate.
+    def __init__(self, db, *args, env=None, bind="127.0.0.1:0", ssl_context=None):
+        self.ssl_context = ssl_context
         self.proc = subprocess.Popen(
             [_need(TASKER), "--db", str(db), "serve", "--bind", bind, "--poll-ms", "200", *args],
             stdout=subprocess.PIPE,
@@ -42,17 +44,17 @@ class Server:
             env={**os.environ, **(env or {})},
         )
         line = self.proc.stdout.readline()
-        m = re.search(r"http://([0-9.]+:\d+)/", line)
+        m = re.search(r"(https?)://([0-9.]+:\d+)/", line)
         if not m:
             self.proc.kill()
             raise RuntimeError(f"serve did not start: {line!r} {self.proc.stderr.read()}")
-        self.url = f"http://{m.group(1)}".replace("//0.0.0.0:", "//127.0.0.1:")
+        self.url = f"{m.group(1)}://{m.group(2)}".replace("//0.0.0.0:", "//127.0.0.1:")
 
     def get(self, path, headers=None):
         """(status, headers, body) of a GET."""
         req = urllib.request.Request(self.url + path, headers=headers or {})
         try:
-            with urllib.request.urlopen(req, timeout=10) as r:
+            with urllib.request.urlopen(req, timeout=10, context=self.ssl_context) as r:
                 return r.status, r.headers, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.headers, e.read().decode()
@@ -74,8 +76,8 @@ class Server:
 def serve():
     servers = []
 
-    def start(db, *args, env=None, bind="127.0.0.1:0"):
-        s = Server(db, *args, env=env, bind=bind)
+    def start(db, *args, env=None, bind="127.0.0.1:0", ssl_context=None):
+        s = Server(db, *args, env=env, bind=bind, ssl_context=ssl_context)
         servers.append(s)
         return s
 

@@ -181,14 +181,14 @@ def test_public_bind_needs_a_token_and_requests_without_it_get_401(db, serve):
     assert "refusing" in out.stderr and "--token" in out.stderr
 
     # On every interface, with a token (from the environment, kept out of the process list).
-    server = serve(db, bind="0.0.0.0:0", env={"TASKER_SERVE_TOKEN": "s3cret-token"})
+    server = serve(db, bind="0.0.0.0:0", env={"TASKER_SERVE_TOKEN": "s3cret-token-0123456789"})
     for path in ["/", "/api/v1/status", "/metrics", "/api/v1/stream", "/api/v1/runs", "/assets/app.js"]:
         status, headers, _ = server.get(path)
         assert status == 401, path
         assert headers.get("WWW-Authenticate", "").startswith("Bearer")
         status, _, _ = server.get(path, {"Authorization": "Bearer wrong"})
         assert status == 401, path
-    ok = {"Authorization": "Bearer s3cret-token"}
+    ok = {"Authorization": "Bearer s3cret-token-0123456789"}
     assert server.get("/api/v1/status", ok)[0] == 200
     assert server.get("/metrics", ok)[0] == 200
     assert server.get("/healthz")[0] == 200, "health checks need no token"
@@ -200,7 +200,7 @@ def test_public_bind_needs_a_token_and_requests_without_it_get_401(db, serve):
 
     opener = urllib.request.build_opener(NoRedirect)
     try:
-        opener.open(server.url + "/?token=s3cret-token", timeout=10)
+        opener.open(server.url + "/?token=s3cret-token-0123456789", timeout=10)
         raise AssertionError("expected a redirect")
     except urllib.error.HTTPError as e:
         assert e.code == 303

@@ -58,11 +58,11 @@ def test_serve_refuses_a_public_address_as_the_command_does(tracker, db_path, mo
     assert cli.stderr.strip() == f"tasker: {e.value}"
     assert "refusing" in str(e.value) and "0.0.0.0:0" in str(e.value)
 
-    with tasker.serve(port=0, host="0.0.0.0", token="s3cret", tracker=tracker, open_browser=False) as d:
+    with tasker.serve(port=0, host="0.0.0.0", token="s3cret-token-0123456789", tracker=tracker, open_browser=False) as d:
         port = d.url.rstrip("/").rsplit(":", 1)[1]
         local = f"http://127.0.0.1:{port}/"
         assert get(local + "api/v1/status")[0] == 401
-        assert get(local + "api/v1/status", token="s3cret")[0] == 200
+        assert get(local + "api/v1/status", token="s3cret-token-0123456789")[0] == 200
     with pytest.raises(tasker.ArgumentError, match="port"):
         tasker.serve(port=70000, tracker=tracker, open_browser=False)
     with pytest.raises(tasker.ArgumentError, match="token"):

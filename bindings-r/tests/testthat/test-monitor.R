@@ -56,12 +56,12 @@ test_that("a non-loopback address without a token is refused as tasker serve ref
     expect_identical(as.character(out), paste0("tasker: ", conditionMessage(e)))
   }
 
-  info <- run_monitor(port = 0, host = "0.0.0.0", token = "s3cret", launch.browser = FALSE)
+  info <- run_monitor(port = 0, host = "0.0.0.0", token = "s3cret-token-0123456789", launch.browser = FALSE)
   local <- sub("^http://[^/]*:", "http://127.0.0.1:", info$url)
   refused <- tryCatch(read_url(paste0(local, "api/v1/status")),
                       warning = conditionMessage, error = conditionMessage)
   expect_match(refused, "401")
-  ok <- read_url(paste0(local, "api/v1/status"), headers = c(Authorization = "Bearer s3cret"))
+  ok <- read_url(paste0(local, "api/v1/status"), headers = c(Authorization = "Bearer s3cret-token-0123456789"))
   expect_match(ok, "\"tasks\"", fixed = TRUE)
   expect_true(stop_monitor())
   expect_error(run_monitor(port = 70000, launch.browser = FALSE), class = "tasker_error")

@@ -8,13 +8,17 @@
 //! The store clients are synchronous (and the PostgreSQL one panics inside a
 //! tokio runtime), so every database call runs in `spawn_blocking`.
 
-mod logs;
 mod dag;
+mod listen;
+mod logs;
 mod metrics;
+mod pages;
+mod session;
 pub(crate) mod state;
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,7 +34,7 @@ use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 
 use crate::views::{self, StatusSel};
-use crate::{Config, Error, HistoryFilter, Result, RunRow, Tracker};
+use crate::{Config, Error, Result, Tracker};
 use metrics::MetricsState;
 use state::{Filter, Live, Pool};
 // The stage summary `tasker status` prints above its table, as the dashboard draws it.
@@ -56,6 +60,19 @@ pub struct ServeOptions {
     pub metrics_rescan_s: u64,
     /// Title shown on the dashboard.
     pub title: String,
+    /// Serve HTTPS with this PEM certificate chain (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Milliseconds a client has to send a request's headers (and, with TLS, to
+    /// finish the handshake) before its connection is closed; idle kept-alive
+    /// connections close after it too (100..=600000).
+    pub header_timeout_ms: u64,
+    /// Connections open at once; past it a new connection is closed at once (1..=100000).
+    pub max_connections: usize,
+    /// Show the tail of a run's log file on its page (`/api/v1/runs/{id}/log`): the
+    /// file named by the run's `log_path` in the database, read on this host.
+    pub show_logs: bool,
 }
 
 impl Default for ServeOptions {
@@ -67,6 +84,11 @@ impl Default for ServeOptions {
             poll_ms: 500,
             metrics_rescan_s: 600,
             title: "tasker".into(),
+            tls_cert: None,
+            tls_key: None,
+            header_timeout_ms: 10_000,
+            max_connections: 512,
+            show_logs: false,
         }
     }
 }
@@ -78,11 +100,16 @@ struct App {
     live: Live,
     metrics: Arc<Mutex<MetricsState>>,
     token: Option<String>,
+    /// Signs and checks the browser's session cookie (token mode).
+    sessions: Option<session::Sessions>,
     /// Loopback without a token: only accept Host headers naming this machine
     /// (a page elsewhere cannot read the dashboard through DNS rebinding).
     check_host: bool,
     backend: &'static str,
     title: String,
+    show_logs: bool,
+    /// Served over TLS: the session cookie is then `Secure`.
+    tls: bool,
     /// Becomes true at shutdown, so that live streams end and the server can stop.
     stopping: tokio::sync::watch::Receiver<bool>,
 }
@@ -100,6 +127,10 @@ fn resolve(bind: &str) -> Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
+/// Shorter tokens are refused: a bearer token is the only thing between the
+/// network and the dashboard.
+pub(crate) const MIN_TOKEN_CHARS: usize = 16;
+
 /// The checks every caller gets, whatever its language: the token (given, or from
 /// `TASKER_SERVE_TOKEN`) is not empty, a non-loopback address has a token or
 /// `no_auth`, the poll interval is in range. Returns the addresses and the token.
@@ -115,6 +146,44 @@ fn check(o: &ServeOptions) -> Result<(Vec<SocketAddr>, Option<String>)> {
     };
     if token.as_deref() == Some("") {
         return Err(Error::invalid("token", "", "the token is empty"));
+    }
+    // The token itself never appears in the message (it may be in a log).
+    if let Some(n) = token.as_deref().map(|t| t.chars().count()) {
+        if n < MIN_TOKEN_CHARS {
+            return Err(Error::invalid(
+                "token",
+                format!("({n} characters)"),
+                &format!(
+                    "is too short: a token needs at least {MIN_TOKEN_CHARS} characters \
+                     (for example `openssl rand -hex 24`)"
+                ),
+            ));
+        }
+    }
+    if o.tls_cert.is_some() != o.tls_key.is_some() {
+        return Err(Error::invalid(
+            "TLS option",
+            if o.tls_cert.is_some() {
+                "--tls-cert"
+            } else {
+                "--tls-key"
+            },
+            "needs the other one too: --tls-cert CERT.pem --tls-key KEY.pem",
+        ));
+    }
+    if !(100..=600_000).contains(&o.header_timeout_ms) {
+        return Err(Error::invalid(
+            "header timeout (ms)",
+            o.header_timeout_ms,
+            "must be between 100 and 600000",
+        ));
+    }
+    if !(1..=100_000).contains(&o.max_connections) {
+        return Err(Error::invalid(
+            "connection limit",
+            o.max_connections,
+            "must be between 1 and 100000",
+        ));
     }
     if !loopback && token.is_none() && !o.no_auth {
         return Err(Error::invalid(
@@ -142,6 +211,7 @@ pub struct Server {
     local: SocketAddr,
     database: String,
     auth: &'static str,
+    warning: Option<String>,
     stop: tokio::sync::watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<Result<()>>>,
 }
@@ -166,6 +236,31 @@ impl Server {
         token: Option<String>,
     ) -> Result<Server> {
         let loopback = addrs.iter().all(|s| s.ip().is_loopback());
+        let tls = match (&o.tls_cert, &o.tls_key) {
+            (Some(c), Some(k)) => Some(listen::tls_config(c, k)?),
+            _ => None,
+        };
+        let warning = (token.is_some() && tls.is_none() && !loopback).then(|| {
+            format!(
+                "warning: serving {} over plain HTTP with a bearer token: anyone on the network \
+                 path can read the token. Use --tls-cert/--tls-key, or bind 127.0.0.1 behind a \
+                 reverse proxy that terminates TLS (README: \"Serving on a network\")",
+                o.bind
+            )
+        });
+        if let Some(w) = &warning {
+            log::warn!("{w}");
+        }
+        let limits = listen::Limits {
+            header_timeout: Duration::from_millis(o.header_timeout_ms),
+            max_connections: o.max_connections,
+            tls,
+        };
+        let scheme = if limits.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let mut trackers = Vec::new();
         // The poller, the /metrics loader, two for API queries and one for /healthz.
         for _ in 0..5 {
@@ -183,6 +278,8 @@ impl Server {
         let poll = Duration::from_millis(o.poll_ms);
         let rescan = Duration::from_secs(o.metrics_rescan_s.max(10));
         let title = o.title.clone();
+        let show_logs = o.show_logs;
+        let tls = limits.tls.is_some();
         let t = trackers.clone();
         let db = database.clone();
         let started = rt.block_on(async move {
@@ -207,9 +304,12 @@ impl Server {
                 live,
                 metrics,
                 check_host: loopback && token.is_none(),
+                sessions: token.as_deref().map(session::Sessions::new),
                 token,
                 backend,
                 title,
+                show_logs,
+                tls,
             });
             let listener = tokio::net::TcpListener::bind(&addrs[..])
                 .await
@@ -236,24 +336,18 @@ impl Server {
         } else {
             "NO AUTHENTICATION (no_auth)"
         };
-        let mut stop_rx = stop_tx.subscribe();
+        let stop_rx = stop_tx.subscribe();
         let thread = std::thread::Builder::new()
             .name("tasker-serve".into())
             .spawn(move || {
                 let router = router(app);
-                let served = rt.block_on(async move {
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(async move {
-                            let _ = stop_rx.wait_for(|stop| *stop).await;
-                        })
-                        .await
-                });
+                rt.block_on(listen::serve(listener, router, limits, stop_rx));
                 // The runtime first, then the store handles (see above), then the
                 // retention thread (it may be deleting a batch: that ends first).
                 drop(rt);
                 drop(trackers);
                 drop(retention_thread);
-                served.map_err(|e| Error::Config(format!("the dashboard server stopped: {e}")))
+                Ok(())
             })
             .map_err(|e| Error::Config(format!("cannot start the dashboard's thread: {e}")))?;
         let host = match local {
@@ -261,16 +355,17 @@ impl Server {
             SocketAddr::V4(a) => a.ip().to_string(),
         };
         Ok(Server {
-            url: format!("http://{host}:{}/", local.port()),
+            url: format!("{scheme}://{host}:{}/", local.port()),
             local,
             database,
             auth,
+            warning,
             stop: stop_tx,
             thread: Some(thread),
         })
     }
 
-    /// `http://HOST:PORT/`, with the port actually bound.
+    /// `http://HOST:PORT/` (`https://` with TLS), with the port actually bound.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -287,6 +382,12 @@ impl Server {
     /// "bearer token required", "loopback only, no authentication" or "NO AUTHENTICATION (no_auth)".
     pub fn auth(&self) -> &'static str {
         self.auth
+    }
+
+    /// What the caller should tell the user before serving (a bearer token over
+    /// plain HTTP on a non-loopback address), if anything.
+    pub fn warning(&self) -> Option<&str> {
+        self.warning.as_deref()
     }
 
     /// Whether it still serves (false once stopped, or if it stopped by itself).
@@ -326,18 +427,23 @@ fn router(app: Shared) -> Router {
         .route("/api/v1/runs/{id}", get(api_run))
         .route("/api/v1/runs/{id}/logs", get(logs::api_run_logs))
         .route("/api/v1/runs/{id}/items", get(logs::api_run_items))
+        .route("/api/v1/runs/{id}/log", get(pages::api_run_log))
         .route("/api/v1/stats", get(api_stats))
         .route("/api/v1/dag", get(dag::api_dag))
         .route("/api/v1/events", get(api_events))
-        .route("/api/v1/timeline", get(api_timeline))
+        .route("/api/v1/timeline", get(pages::api_timeline))
+        .route("/api/v1/history", get(pages::api_history))
+        .route("/api/v1/grid", get(pages::api_grid))
         .route("/api/v1/stream", get(api_stream))
         .route("/metrics", get(metrics_text))
         .layer(middleware::from_fn_with_state(Arc::clone(&app), guard));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/favicon.svg", get(favicon))
         .merge(guarded)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), host_check))
+        .layer(middleware::from_fn(catch_panics))
         .layer(middleware::from_fn(security_headers))
         .with_state(app)
 }
@@ -353,15 +459,39 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+fn cookie_session(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == "tasker_token")
+        .find(|(k, _)| *k == session::COOKIE)
         .map(|(_, v)| v.to_string())
+}
+
+/// The credentials of an `Authorization` header: the scheme is case-insensitive
+/// (RFC 9110 §11.1), the token after it is taken as sent, less surrounding blanks.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim_start();
+    let (scheme, rest) = v.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || !rest.starts_with([' ', '\t']) {
+        return None;
+    }
+    Some(rest.trim())
+}
+
+/// Whether the request carries the token or a valid session (always true without a token).
+fn authorized(app: &App, headers: &HeaderMap) -> bool {
+    let (Some(token), Some(sessions)) = (app.token.as_deref(), app.sessions.as_ref()) else {
+        return true;
+    };
+    bearer(headers).is_some_and(|b| same(b.as_bytes(), token.as_bytes()))
+        || cookie_session(headers).is_some_and(|c| sessions.valid(&c, Utc::now().timestamp()))
 }
 
 fn query_token(uri: &Uri) -> Option<String> {
@@ -405,26 +535,23 @@ fn percent_decode(s: &str) -> String {
 }
 
 async fn guard(State(app): State<Shared>, req: Request, next: Next) -> Response {
-    let Some(token) = app.token.as_deref() else {
+    let (Some(token), Some(sessions)) = (app.token.as_deref(), app.sessions.as_ref()) else {
         return next.run(req).await;
     };
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|v| v.trim().to_string());
-    if bearer.is_some_and(|b| same(b.as_bytes(), token.as_bytes()))
-        || cookie_token(req.headers()).is_some_and(|c| same(c.as_bytes(), token.as_bytes()))
-    {
+    if authorized(&app, req.headers()) {
         return next.run(req).await;
     }
-    // A browser opens /?token=... once: keep the token in a cookie and drop it from the URL.
+    // A browser opens /?token=... once: it gets a signed session in a cookie (not the
+    // token) and the token leaves the URL.
     if req.uri().path() == "/" {
         if let Some(q) = query_token(req.uri()) {
-            if same(q.as_bytes(), token.as_bytes()) {
+            if same(q.trim().as_bytes(), token.as_bytes()) {
+                let value = sessions.issue(Utc::now().timestamp());
                 let cookie = format!(
-                    "tasker_token={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=2592000"
+                    "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+                    session::COOKIE,
+                    session::LIFETIME_S,
+                    if app.tls { "; Secure" } else { "" }
                 );
                 let mut res = (StatusCode::SEE_OTHER, "").into_response();
                 res.headers_mut()
@@ -478,8 +605,13 @@ async fn host_check(State(app): State<Shared>, req: Request, next: Next) -> Resp
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
     let mut res = next.run(req).await;
     let h = res.headers_mut();
+    if api {
+        // Run data must not linger in a browser's or a proxy's cache.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -534,7 +666,29 @@ where
     let t = app.pool.get();
     tokio::task::spawn_blocking(move || f(&t))
         .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|_| internal_error())?
+}
+
+/// What a client sees when a handler panics: no panic text (it may hold paths or
+/// data), which goes to the server's log instead.
+fn internal_error() -> ApiError {
+    ApiError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error (details are in the server's log)".into(),
+    )
+}
+
+/// Turns a panic in a handler into a 500 without its text (hyper would otherwise
+/// drop the connection).
+async fn catch_panics(req: Request, next: Next) -> Response {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(res) => res,
+        Err(_) => internal_error().into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -563,6 +717,17 @@ async fn app_js() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         APP_JS,
+    )
+        .into_response()
+}
+
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        include_str!("../../assets/favicon.svg"),
     )
         .into_response()
 }
@@ -722,79 +887,6 @@ async fn api_events(
     Ok(Json(rows).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct TimelineQuery {
-    from: Option<String>,
-    to: Option<String>,
-    stage: Option<String>,
-    status: Option<String>,
-    host: Option<String>,
-    limit: Option<usize>,
-}
-
-/// Runs that overlap the window [from, to], oldest first (the Gantt chart's data).
-async fn api_timeline(
-    State(app): State<Shared>,
-    Query(q): Query<TimelineQuery>,
-) -> Result<Response, ApiError> {
-    let now = Utc::now();
-    let from = when(&q.from, "from")?.unwrap_or(now - chrono::Duration::hours(24));
-    let to = when(&q.to, "to")?.unwrap_or(now);
-    if to <= from {
-        return Err(bad("`to` must be after `from`"));
-    }
-    let limit = q.limit.unwrap_or(2000).clamp(1, 20_000);
-    let filter = Filter {
-        stage: q.stage.clone(),
-        status: q.status.clone(),
-        host: q.host.clone(),
-    };
-    filter.check().map_err(bad)?;
-    // Runs that started up to one window-length before `from` may still overlap it.
-    let since = from - (to - from);
-    let runs = blocking(&app, move |t| {
-        let mut rows = t.history(&HistoryFilter {
-            stage: filter.stage.clone().filter(|s| !s.is_empty()),
-            since: Some(since),
-            limit: Some(50_000),
-            ..HistoryFilter::default()
-        })?;
-        for r in t.active_runs()? {
-            if !rows.iter().any(|x| x.run_id == r.run_id) {
-                rows.push(r);
-            }
-        }
-        let mut rows: Vec<RunRow> = rows
-            .into_iter()
-            .filter(|r| filter.keeps(r))
-            .filter(|r| r.start_time.is_some_and(|s| s < to) && r.end_time.unwrap_or(now) >= from)
-            .collect();
-        rows.sort_by_key(|r| std::cmp::Reverse(r.start_time));
-        rows.truncate(limit);
-        rows.reverse();
-        Ok(rows)
-    })
-    .await?;
-    // The chart needs a few fields of each run.
-    let runs: Vec<serde_json::Value> = runs
-        .into_iter()
-        .map(|mut r| {
-            state::slim(&mut r);
-            serde_json::json!({
-                "run_id": r.run_id, "stage_name": r.stage_name, "stage_order": r.stage_order,
-                "task_name": r.task_name, "task_order": r.task_order, "status": r.status,
-                "lost": r.lost, "start_time": r.start_time, "end_time": r.end_time,
-                "duration_seconds": r.duration_seconds, "hostname": r.hostname,
-                "process_id": r.process_id, "error_message": r.error_message,
-            })
-        })
-        .collect();
-    Ok(
-        Json(serde_json::json!({ "from": from, "to": to, "now": now, "runs": runs }))
-            .into_response(),
-    )
-}
-
 async fn api_stream(State(app): State<Shared>) -> impl IntoResponse {
     // Proxies (nginx) must pass events on at once rather than buffer them.
     (
@@ -885,8 +977,11 @@ async fn metrics_text(State(app): State<Shared>) -> Response {
         .into_response()
 }
 
-async fn healthz(State(app): State<Shared>) -> Response {
+async fn healthz(State(app): State<Shared>, headers: HeaderMap) -> Response {
     let backend = app.backend;
+    // In token mode a caller without it learns only up or down: where the database
+    // is and which version runs are details for those who may read the dashboard.
+    let details = authorized(&app, &headers);
     let t = app.health.clone();
     let res = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
@@ -906,6 +1001,14 @@ async fn healthz(State(app): State<Shared>) -> Response {
         .load(std::sync::atomic::Ordering::Relaxed) as f64
         / 1000.0;
     match res {
+        Ok(_) if !details => {
+            (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))).into_response()
+        }
+        Err(_) if !details => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "unavailable" })),
+        )
+            .into_response(),
         Ok((db, ms)) => (
             StatusCode::OK,
             Json(serde_json::json!({
@@ -943,5 +1046,35 @@ mod test {
         assert!(resolve("127.0.0.1:0").unwrap()[0].ip().is_loopback());
         assert!(!resolve("0.0.0.0:0").unwrap()[0].ip().is_loopback());
         assert_eq!(percent_decode("a%2Bb+c"), "a+b c");
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            m
+        };
+        assert_eq!(bearer(&h("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(&h("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer(&h("BEARER abc")), Some("abc"));
+        assert_eq!(bearer(&h("Bearerabc")), None);
+        assert_eq!(bearer(&h("Basic abc")), None);
+        assert_eq!(bearer(&h("Bear")), None);
+    }
+
+    #[test]
+    fn short_tokens_are_refused_without_showing_them() {
+        let o = |t: &str| ServeOptions {
+            token: Some(t.into()),
+            ..ServeOptions::default()
+        };
+        let e = check(&o("short-secret")).unwrap_err().to_string();
+        assert!(e.contains("too short") && e.contains("16"), "{e}");
+        assert!(
+            !e.contains("short-secret"),
+            "the token is not in the message: {e}"
+        );
+        assert!(check(&o("sixteen-chars-ok")).is_ok());
     }
 }
