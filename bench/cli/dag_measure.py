@@ -10,17 +10,9 @@ import subprocess
 import sys
 import time
 
+from percentiles import pct, summary
+
 tasker, db, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
-
-
-def summary(name, xs):
-    print(f"{name:<34} p50 {pct(xs, 50) * 1000:9.2f} ms   p95 {pct(xs, 95) * 1000:9.2f} ms   (n={len(xs)})")
-    return {"p50_ms": pct(xs, 50) * 1000, "p95_ms": pct(xs, 95) * 1000, "n": len(xs)}
 
 
 results = {}

@@ -13,13 +13,10 @@ import sys
 import time
 import urllib.request
 
+from percentiles import pct
+
 tasker, db = sys.argv[1], sys.argv[2]
 n = int(sys.argv[3]) if len(sys.argv) > 3 else 11
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 con = sqlite3.connect(db)
