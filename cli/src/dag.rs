@@ -21,6 +21,7 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct DagArgs {
+    /// How to print the graph: text, dot (Graphviz), mermaid or json.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Only the tasks of this stage and the edges between them.
