@@ -115,32 +115,19 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names below resolve to
 # Loaded on first use, so that `import tasker` stays cheap: the records are
 # dataclasses (whose module loads `inspect` and `re`), and the dashboard is rarely
 # wanted by a pipeline.
-_LAZY = {
-    "EventRecord": "_records",
-    "Health": "_records",
-    "IoRecord": "_records",
-    "ItemOutcomeCount": "_records",
-    "ItemOutcomeRecord": "_records",
-    "LogRecord": "_records",
-    "PurgeReport": "_records",
-    "RunRecord": "_records",
-    "SampleRecord": "_records",
-    "StageRecord": "_records",
-    "Status": "_records",
-    "SubtaskRecord": "_records",
-    "TaskRecord": "_records",
-    "TaskStatsRecord": "_records",
-    "TransitionEvent": "_records",
-    "to_pandas": "_records",
-    "Dag": "_dag",
-    "DagNode": "_dag",
-    "Dashboard": "_serve",
-    "serve": "_serve",
+_LAZY_BY_MODULE = {
+    "_records": (
+        "EventRecord", "Health", "IoRecord", "ItemOutcomeCount", "ItemOutcomeRecord",
+        "LogRecord", "PurgeReport", "RunRecord", "SampleRecord", "StageRecord", "Status",
+        "SubtaskRecord", "TaskRecord", "TaskStatsRecord", "TransitionEvent", "to_pandas",
+    ),
+    "_dag": ("Dag", "DagNode"),
+    "_serve": ("Dashboard", "serve"),
     # Integrations: they load tqdm, logging or html, which a pipeline may not use.
-    "tqdm": "_tqdm",
-    "LogHandler": "_logging",
-    "capture_logging": "_logging",
+    "_tqdm": ("tqdm",),
+    "_logging": ("LogHandler", "capture_logging"),
 }
+_LAZY = {name: module for module, names in _LAZY_BY_MODULE.items() for name in names}
 
 
 def __getattr__(name: str) -> object:
