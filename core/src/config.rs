@@ -120,6 +120,9 @@ pub struct Config {
     /// How long finished runs are kept, when set (applied by long-running tasker
     /// processes and `tasker purge --apply-retention`, never by a pipeline's calls).
     pub retention: Option<Retention>,
+    /// Alert rules and destinations (`alerts:` of the nearest file that has it);
+    /// `None` when no rule is configured.
+    pub alerts: Option<std::sync::Arc<crate::alerts::AlertConfig>>,
     /// Where the database location came from (for `tasker status` and error messages).
     pub source: String,
 }
@@ -147,6 +150,7 @@ impl Config {
             sample_interval: Some(Duration::from_secs(10)),
             max_log_lines: crate::logs::DEFAULT_MAX_LOG_LINES,
             retention: None,
+            alerts: None,
             source: "argument".into(),
         }
     }
@@ -236,6 +240,7 @@ struct FileConfig {
     database: DbSettings,
     tracking: TrackingSettings,
     retention: RetentionSettings,
+    alerts: Option<crate::alerts::AlertSettings>,
     // Keys other tools keep in the same file (the R package writes these).
     #[allow(dead_code, reason = "accepted so older .tasker.yml files still load")]
     logging: Option<serde_yaml_ng::Value>,
@@ -250,6 +255,8 @@ struct Level {
     db: DbSettings,
     tracking: TrackingSettings,
     retention: RetentionSettings,
+    /// Only files have alert rules; a nearer file's `alerts:` replaces a farther one's.
+    alerts: Option<crate::alerts::AlertSettings>,
     source: String,
     /// Relative SQLite paths in a file are relative to the file's directory.
     base_dir: Option<PathBuf>,
@@ -260,6 +267,7 @@ pub(crate) fn resolve_with(args: &ConfigArgs, env: &HashMap<String, String>) -> 
         db: args.db.clone(),
         tracking: args.tracking.clone(),
         retention: args.retention.clone(),
+        alerts: None,
         source: "arguments".into(),
         base_dir: None,
     }];
@@ -378,6 +386,7 @@ fn env_level(env: &HashMap<String, String>) -> Result<Level> {
             days: num("TASKER_RETENTION_DAYS")?.map(clamp_days),
             keep_failed_days: num("TASKER_RETENTION_KEEP_FAILED_DAYS")?.map(clamp_days),
         },
+        alerts: None,
         source: "environment (TASKER_DB_*)".into(),
         base_dir: None,
     })
@@ -396,6 +405,7 @@ fn file_level(path: &Path, env: &HashMap<String, String>) -> Result<Level> {
         db: parsed.database,
         tracking: parsed.tracking,
         retention: parsed.retention,
+        alerts: parsed.alerts,
         source: path.display().to_string(),
         base_dir: path.parent().map(Path::to_path_buf),
     })
@@ -472,6 +482,9 @@ fn build(levels: Vec<Level>, env: &HashMap<String, String>) -> Result<Config> {
     let mut sqlite_base: Option<PathBuf> = None;
     let mut tracking = TrackingSettings::default();
     let mut retention = RetentionSettings::default();
+    let alerts = levels
+        .iter()
+        .find_map(|l| l.alerts.as_ref().map(|a| (a, &l.source)));
     for level in &levels {
         let d = &level.db;
         let names_location = d.url.is_some()
@@ -530,6 +543,12 @@ fn build(levels: Vec<Level>, env: &HashMap<String, String>) -> Result<Config> {
     };
     let mut cfg = Config::sqlite(PathBuf::new());
     cfg.location = location;
+    if let Some((settings, source)) = alerts {
+        let checked = settings
+            .build()
+            .map_err(|e| Error::Config(format!("{source}: {}", redact(&e))))?;
+        cfg.alerts = (!checked.rules.is_empty()).then(|| std::sync::Arc::new(checked));
+    }
     cfg.source = db_source.unwrap_or_else(|| "default (embedded SQLite)".into());
     if let Some(ms) = tracking.flush_interval_ms {
         if ms == 0 {

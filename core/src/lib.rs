@@ -19,6 +19,7 @@
 //! # Ok::<(), tasker::Error>(())
 //! ```
 
+pub mod alerts;
 mod capture;
 pub mod config;
 pub mod dag;
@@ -47,6 +48,7 @@ mod tracker;
 pub mod views;
 mod writer;
 
+pub use alerts::{AlertConfig, AlertFilter, AlertRow, PassReport};
 pub use config::{Config, ConfigArgs, Location, Retention};
 pub use dag::{Dag, DagEdge, DagNode};
 pub use error::{Error, ErrorKind, Result};

@@ -583,6 +583,10 @@ impl RunHandle {
             s.tracker.supervisor().forget_owned(&s.run_id);
             s.cells.finish_all(to);
         }
+        if changed && to == Status::Failed {
+            s.tracker
+                .run_failed(&s.run_id, &s.stage, &s.task, info.error_message.as_deref());
+        }
         if changed {
             s.notify(None, old, to, info.error_message.or(info.message));
         }

@@ -18,6 +18,9 @@ use arc_swap::ArcSwap;
 use chrono::Utc;
 use serde::Serialize;
 
+use crate::alerts::{
+    AlertFilter, AlertOutcome, AlertRow, FailedQueue, FailedRun, NewAlert, PassReport,
+};
 use crate::config::{Config, ConfigArgs};
 use crate::error::{Error, Result};
 use crate::ffi::os::{fork_generation, install_fork_hook};
@@ -88,6 +91,8 @@ pub(crate) struct TrackerInner {
     sample_every_ms: AtomicU64,
     /// The newest sample taken for this process's runs.
     last_sample: Mutex<Option<Sample>>,
+    /// Runs that failed here, waiting for the writer thread to send their alerts.
+    failed_alerts: FailedQueue,
 }
 
 /// What a tracker wrote so far in this process.
@@ -153,6 +158,7 @@ impl Tracker {
             counters: Counters::default(),
             sample_every_ms: AtomicU64::new(interval_ms(config_sample_interval)),
             last_sample: Mutex::new(None),
+            failed_alerts: FailedQueue::default(),
         });
         let _ = inner.me.set(Arc::downgrade(&inner));
         // Writes left by processes that exited during an outage are replayed before
@@ -341,6 +347,73 @@ impl Tracker {
                 .cloned()
                 .collect::<Vec<_>>()
         });
+    }
+
+    /// Recorded alerts, newest first (see `alerts.rs`).
+    pub fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRow>> {
+        check_limit(filter.limit)?;
+        self.read(|st| st.alerts(filter))
+    }
+
+    /// One pass of the configured time-based alert rules at `now` (LOST, stall,
+    /// too long, dead-man), then the retry of due deliveries. Refused when the
+    /// configuration has no alert rules.
+    pub fn evaluate_alerts(&self, now: chrono::DateTime<Utc>) -> Result<PassReport> {
+        let Some(config) = self.inner.config.alerts.clone() else {
+            return Err(Error::Config(
+                "no alert rules are configured (alerts: in .tasker.yml or the user config)".into(),
+            ));
+        };
+        crate::alerts::evaluate(self, &config, now)
+    }
+
+    /// Records an incident unless it is already recorded; `Some(id)` when this
+    /// call recorded it (and holds its first delivery).
+    pub(crate) fn alert_claim(&self, new: &NewAlert) -> Result<Option<i64>> {
+        self.read(|st| st.alert_claim(new))
+    }
+
+    /// Leases the undelivered alerts due at `now` (see `Store::alerts_due`).
+    pub(crate) fn alerts_due(
+        &self,
+        now: chrono::DateTime<Utc>,
+        lease_until: chrono::DateTime<Utc>,
+        max_attempts: u32,
+        only: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AlertRow>> {
+        self.read(|st| st.alerts_due(now, lease_until, max_attempts, only, limit))
+    }
+
+    pub(crate) fn alert_outcome(&self, id: i64, outcome: &AlertOutcome) -> Result<()> {
+        self.read(|st| st.alert_outcome(id, outcome))
+    }
+
+    /// The writer thread's part of alerting: sends the alerts of runs that failed
+    /// in this process and retries those of them whose delivery failed.
+    fn alert_turn(&self) {
+        let Some(config) = self.inner.config.alerts.as_deref() else {
+            return;
+        };
+        let queue = &self.inner.failed_alerts;
+        if queue.is_idle() {
+            return;
+        }
+        let dropped = queue.take_dropped();
+        if dropped > 0 {
+            log::warn!("tasker: {dropped} failed runs got no alert (too many failures at once)");
+        }
+        let unclaimed = crate::alerts::send_failed(self, config, queue.take(), &|id, at| {
+            queue.retry_later(id, at)
+        });
+        queue.put_back(unclaimed);
+        let now = Utc::now();
+        for id in queue.due_retries(now) {
+            if let Err(e) = crate::alerts::retry_due(self, config, now, Some(id)) {
+                log::warn!("tasker: alert {id} is not retried now: {e}");
+                queue.retry_later(id, now + chrono::Duration::seconds(30));
+            }
+        }
     }
 
     fn lost_rule(&self) -> LostRule {
@@ -685,8 +758,9 @@ impl TrackerInner {
         for run in self.live_runs() {
             run.cells.reset_all();
         }
-        // The parent's sample is not this process's.
+        // The parent's sample is not this process's, nor are its alerts.
         *lock(&self.last_sample) = None;
+        self.failed_alerts.clear();
         let fresh = Arc::new(Supervisor::new(g, Ok(None), &self.config));
         self.spawn_writer(&fresh);
         // The parent's connection and writer belong to the parent: never close or join
@@ -787,6 +861,34 @@ impl TrackerInner {
         RunHandle::from_shared(shared)
     }
 
+    /// A run of this process became FAILED: queue its alert for the writer thread
+    /// (only when a rule could want it; a short lock, no I/O).
+    pub(crate) fn run_failed(&self, run_id: &str, stage: &str, task: &str, message: Option<&str>) {
+        let Some(config) = self.config.alerts.as_deref() else {
+            return;
+        };
+        if config
+            .rules
+            .iter()
+            .any(|r| r.trigger == crate::alerts::Trigger::Failed && r.covers(stage, task))
+        {
+            self.failed_alerts.push(FailedRun {
+                run_id: run_id.to_string(),
+                stage: stage.to_string(),
+                task: task.to_string(),
+                message: message.map(str::to_string),
+                at: Utc::now(),
+            });
+        }
+    }
+
+    /// See `Tracker::alert_turn` (called by the writer thread after each flush).
+    pub(crate) fn alert_turn(self: &Arc<Self>) {
+        if self.config.alerts.is_some() && !self.failed_alerts.is_idle() {
+            Tracker::from_inner(Arc::clone(self)).alert_turn();
+        }
+    }
+
     pub(crate) fn has_listeners(&self) -> bool {
         !self.listeners.load().is_empty()
     }
@@ -862,5 +964,7 @@ pub fn flush_all() {
         if let Err(e) = t.flush(Some(DRAIN_AT_CLOSE)) {
             log::warn!("tasker: progress not written at exit: {e}");
         }
+        // Alerts of runs that failed just before exit are sent now (one attempt).
+        t.alert_turn();
     }
 }

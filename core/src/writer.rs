@@ -99,6 +99,9 @@ fn run(tracker: Weak<TrackerInner>, stopped: mpsc::Receiver<()>, every: Interval
         }
         // Errors are reported (once per outage) and the writes kept by the supervisor.
         more = t.flush_in_background(beat);
+        // Alerts of runs that failed in this process: delivered here, never on
+        // the pipeline's thread (a slow webhook delays flushes, not calls).
+        t.alert_turn();
         if stop {
             return;
         }

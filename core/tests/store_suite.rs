@@ -104,6 +104,7 @@ suite!(
     run_summaries_window_each_task_and_sum_items,
     samples_are_stored_with_progress_and_thinned_to_a_bound,
     runs_by_host_by_prefix_counted_and_streamed,
+    alerts_are_claimed_once_and_leased_once,
 );
 
 fn t(sec: i64) -> DateTime<Utc> {
@@ -1311,7 +1312,7 @@ fn a_version_1_sqlite_database_is_migrated_keeping_its_rows() {
     let version: i64 = c
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
 }
 
 #[test]
@@ -1349,7 +1350,7 @@ fn a_version_1_postgres_schema_is_migrated_keeping_its_rows() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
 }
 
 fn id(writer: &str, seq: u64) -> OpId {
@@ -2258,4 +2259,88 @@ fn runs_by_host_by_prefix_counted_and_streamed(db: &mut Db) {
         [0, 0],
         "only COMPLETED runs have durations"
     );
+}
+
+fn new_alert(rule: &str, key: &str, at: i64) -> tasker::alerts::NewAlert {
+    tasker::alerts::NewAlert {
+        rule: rule.into(),
+        incident_key: key.into(),
+        destination: "ops".into(),
+        alert: tasker::alerts::Alert {
+            rule: rule.into(),
+            kind: "lost".into(),
+            summary: "tasker: s/t LOST".into(),
+            stage: "s".into(),
+            task: "t".into(),
+            run_id: Some(key.into()),
+            subtask_number: None,
+            host: Some("h".into()),
+            message: Some("it's \"gone\"".into()),
+            fired_at: t(at),
+            details: serde_json::json!({"n": 1}),
+        },
+        lease_until: t(at + 60),
+    }
+}
+
+fn alerts_are_claimed_once_and_leased_once(db: &mut Db) {
+    use tasker::alerts::{AlertFilter, AlertOutcome};
+    let s = &mut db.s;
+    let id = s.alert_claim(&new_alert("lost", "r1", 0)).unwrap();
+    assert!(id.is_some());
+    // The same incident again: someone has it.
+    assert_eq!(s.alert_claim(&new_alert("lost", "r1", 5)).unwrap(), None);
+    // Another rule may have its own alert of the same incident.
+    let other = s
+        .alert_claim(&new_alert("lost2", "r1", 0))
+        .unwrap()
+        .unwrap();
+    let id = id.unwrap();
+    // Held by the claimer until its lease ends: not due before.
+    assert!(s.alerts_due(t(30), t(90), 5, None, 10).unwrap().is_empty());
+    s.alert_outcome(
+        id,
+        &AlertOutcome::Failed {
+            error: "the webhook answered HTTP 503".into(),
+            retry_at: Some(t(100)),
+        },
+    )
+    .unwrap();
+    s.alert_outcome(other, &AlertOutcome::Delivered { at: t(1) })
+        .unwrap();
+    // Due at 100: leased once (attempts 2), not again within the lease.
+    let due = s.alerts_due(t(100), t(160), 5, None, 10).unwrap();
+    assert_eq!(
+        due.iter().map(|a| (a.id, a.attempts)).collect::<Vec<_>>(),
+        vec![(id, 2)]
+    );
+    assert_eq!(due[0].payload["message"], "it's \"gone\"");
+    assert!(s
+        .alerts_due(t(120), t(180), 5, None, 10)
+        .unwrap()
+        .is_empty());
+    // Out of attempts: never due again.
+    assert!(s
+        .alerts_due(t(200), t(260), 2, None, 10)
+        .unwrap()
+        .is_empty());
+    s.alert_outcome(id, &AlertOutcome::Delivered { at: t(201) })
+        .unwrap();
+    let all = s.alerts(&AlertFilter::default()).unwrap();
+    assert_eq!(all.len(), 2);
+    let row = all.iter().find(|a| a.id == id).unwrap();
+    assert_eq!(row.state(), "delivered");
+    assert_eq!(row.delivered_at, Some(t(201)));
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("the webhook answered HTTP 503")
+    );
+    assert_eq!((row.stage.as_str(), row.task.as_str()), ("s", "t"));
+    let pending = s
+        .alerts(&AlertFilter {
+            undelivered: true,
+            ..AlertFilter::default()
+        })
+        .unwrap();
+    assert!(pending.is_empty());
 }

@@ -408,6 +408,29 @@ pub trait Store: Send {
     fn wait_times(&mut self, filter: &StatsFilter) -> Result<Vec<crate::dag::WaitRow>>;
     /// Every task dependency (see `dag.rs`), in no particular order.
     fn task_dependencies(&mut self) -> Result<Vec<crate::dag::DependencyRow>>;
+    /// Records an alert's incident unless `(rule, incident_key)` is recorded
+    /// already: `Some(id)` when this call recorded it (one attempt counted, held
+    /// by the caller until `lease_until`), `None` when someone else had.
+    fn alert_claim(&mut self, new: &crate::alerts::NewAlert) -> Result<Option<i64>>;
+    /// Leases up to `limit` undelivered alerts whose next attempt is due at `now`
+    /// and that have attempts left (`only`: just that alert): each gets one more
+    /// attempt counted and its next attempt moved to `lease_until`, in one
+    /// transaction, so two evaluators never take the same one.
+    fn alerts_due(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        max_attempts: u32,
+        only: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<crate::alerts::AlertRow>>;
+    /// Records how a delivery attempt ended.
+    fn alert_outcome(&mut self, id: i64, outcome: &crate::alerts::AlertOutcome) -> Result<()>;
+    /// Recorded alerts, newest first.
+    fn alerts(
+        &mut self,
+        filter: &crate::alerts::AlertFilter,
+    ) -> Result<Vec<crate::alerts::AlertRow>>;
     /// Events with an id greater than `after`, oldest first.
     fn events_after(
         &mut self,

@@ -50,6 +50,7 @@ use super::{
     TaskSelector, TasksDeleted, TasksWithRuns,
 };
 
+mod alerts;
 mod logs;
 mod write;
 
@@ -92,6 +93,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "runs by host",
         include_str!("migrations/postgres/0007_runs_by_host.sql"),
+    ),
+    (
+        "alerts",
+        include_str!("migrations/postgres/0008_alerts.sql"),
     ),
 ];
 
@@ -2072,6 +2077,32 @@ impl Store for PostgresStore {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
             .collect()
         })
+    }
+
+    fn alert_claim(&mut self, new: &crate::alerts::NewAlert) -> Result<Option<i64>> {
+        self.read(|c, st| alerts::claim(c, st, new))
+    }
+
+    fn alerts_due(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        max_attempts: u32,
+        only: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<crate::alerts::AlertRow>> {
+        self.read(|c, st| alerts::due(c, st, now, lease_until, max_attempts, only, limit))
+    }
+
+    fn alert_outcome(&mut self, id: i64, outcome: &crate::alerts::AlertOutcome) -> Result<()> {
+        self.read(|c, st| alerts::outcome(c, st, id, outcome))
+    }
+
+    fn alerts(
+        &mut self,
+        filter: &crate::alerts::AlertFilter,
+    ) -> Result<Vec<crate::alerts::AlertRow>> {
+        self.read(|c, st| alerts::list(c, st, filter))
     }
 
     fn task_dependencies(&mut self) -> Result<Vec<crate::dag::DependencyRow>> {

@@ -28,6 +28,7 @@ use super::{
     TaskSelector, TasksDeleted, TasksWithRuns,
 };
 
+mod alerts;
 mod logs;
 mod write;
 
@@ -68,6 +69,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "runs by host",
         include_str!("migrations/sqlite/0008_runs_by_host.sql"),
     ),
+    ("alerts", include_str!("migrations/sqlite/0009_alerts.sql")),
 ];
 
 /// Timestamps are stored as fixed-width UTC text so that text order is time order.
@@ -1143,6 +1145,32 @@ impl Store for SqliteStore {
                 .collect()
             })
             .map_err(db_err)
+    }
+
+    fn alert_claim(&mut self, new: &crate::alerts::NewAlert) -> Result<Option<i64>> {
+        alerts::claim(&self.conn, new)
+    }
+
+    fn alerts_due(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        max_attempts: u32,
+        only: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<crate::alerts::AlertRow>> {
+        alerts::due(&self.conn, now, lease_until, max_attempts, only, limit)
+    }
+
+    fn alert_outcome(&mut self, id: i64, outcome: &crate::alerts::AlertOutcome) -> Result<()> {
+        alerts::outcome(&self.conn, id, outcome)
+    }
+
+    fn alerts(
+        &mut self,
+        filter: &crate::alerts::AlertFilter,
+    ) -> Result<Vec<crate::alerts::AlertRow>> {
+        alerts::list(&self.conn, filter)
     }
 
     fn task_dependencies(&mut self) -> Result<Vec<crate::dag::DependencyRow>> {
