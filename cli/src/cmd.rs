@@ -302,6 +302,8 @@ pub fn watch(g: &Global, a: &WatchArgs) -> CliResult {
     let mut last_event = last_event_id(&t)?;
     let mut recent: Vec<EventRow> = Vec::new();
     let retention = tasker::retention::start_thread(t.clone(), tasker::retention::EVERY);
+    // Configured time-based alert rules are evaluated while the view is open.
+    let _alerts = tasker::alerts::start_evaluator(t.clone(), tasker::alerts::EVERY);
     loop {
         let active: Vec<RunRow> = t
             .active_runs()?

@@ -6,6 +6,7 @@
 //! A library, so that every package can carry the command: the `tasker` binary
 //! (src/main.rs) and the Python wheel's `tasker` script both call [`run`].
 
+mod alerts;
 mod cmd;
 mod dag;
 mod diff;
@@ -87,6 +88,8 @@ pub enum Command {
     Purge(cmd::PurgeArgs),
     /// Serve the read-only web dashboard, JSON API, /metrics and /healthz.
     Serve(serve::ServeArgs),
+    /// Alerts sent or pending; `tasker alerts run` evaluates the time-based rules once.
+    Alerts(alerts::AlertsArgs),
 }
 
 /// A failure to report: a message for stderr and an exit code.
@@ -209,6 +212,7 @@ where
         Command::Report(a) => report::report(&cli.global, &a),
         Command::Reap(a) => cmd::reap(&cli.global, &a),
         Command::Purge(a) => cmd::purge(&cli.global, &a),
+        Command::Alerts(a) => alerts::alerts(&cli.global, &a),
         Command::Serve(a) => serve::serve(&cli.global, a),
     };
     match result {

@@ -21,6 +21,7 @@
 mod deliver;
 mod evaluate;
 mod rules;
+mod thread;
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -36,6 +37,7 @@ pub use rules::{
     AlertConfig, AlertSettings, BodyFormat, Destination, DestinationSettings, Rule, RuleSettings,
     Trigger,
 };
+pub use thread::{start_evaluator, EvaluatorThread, EVERY};
 
 use crate::sync::lock;
 

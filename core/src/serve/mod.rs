@@ -287,6 +287,9 @@ impl Server {
             // Retention shares the /metrics loader's connection: both are occasional.
             let (retention, retention_thread) =
                 crate::retention::start_stoppable(t[1].clone(), crate::retention::EVERY);
+            // The time-based alert rules, when configured: evaluated by the dashboard
+            // too, once a minute (claims in the database keep it from double-sending).
+            let alerts_thread = crate::alerts::start_evaluator(t[1].clone(), crate::alerts::EVERY);
             let live = state::start(
                 t[0].clone(),
                 poll,
@@ -317,7 +320,7 @@ impl Server {
             let local = listener
                 .local_addr()
                 .map_err(|e| Error::Config(format!("cannot listen on {addrs:?}: {e}")))?;
-            Ok::<_, Error>((app, listener, local, retention_thread))
+            Ok::<_, Error>((app, listener, local, (retention_thread, alerts_thread)))
         });
         let (app, listener, local, retention_thread) = match started {
             Ok(s) => s,
@@ -343,7 +346,7 @@ impl Server {
                 let router = router(app);
                 rt.block_on(listen::serve(listener, router, limits, stop_rx));
                 // The runtime first, then the store handles (see above), then the
-                // retention thread (it may be deleting a batch: that ends first).
+                // retention and alert threads (each ends the batch or pass it is in).
                 drop(rt);
                 drop(trackers);
                 drop(retention_thread);
