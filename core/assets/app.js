@@ -441,6 +441,41 @@ function eventRow(e) {
     el("td", { text: e.message || "" }));
 }
 
+// ------------------------------------------------------------------ alerts
+// The newest alerts (fired, delivered, pending, given up) under the pipeline,
+// from /api/v1/alerts, refreshed with the stream at most every 5 s.
+
+const ALERT_STATE = { delivered: "COMPLETED", pending: "PAUSED", "given up": "FAILED" };
+
+function alertState(a) {
+  if (a.delivered_at) return "delivered";
+  return a.next_attempt_at ? "pending" : "given up";
+}
+
+function alertRow(a) {
+  const st = alertState(a);
+  return el("tr", { class: "alert-row", "data-alert-id": a.id, "data-key": "al:" + a.id + ":" + st + ":" + a.attempts },
+    el("td", { text: localTime(a.fired_at) }),
+    el("td", { text: a.rule }),
+    el("td", { text: a.kind }),
+    el("td", {}, `${a.stage} / ${a.task}`, a.run_id ? " " : "", a.run_id ? runLink(a.run_id) : ""),
+    el("td", { text: a.destination }),
+    el("td", {}, el("span", { class: "badge s-" + ALERT_STATE[st], text: st })),
+    el("td", { text: String(a.attempts) }),
+    el("td", { text: a.last_error || "" }));
+}
+
+async function loadAlerts() {
+  S.lastAlertsFetch = Date.now();
+  try {
+    const rows = await fetchJson("/api/v1/alerts?limit=20");
+    $("alerts-info").textContent = rows.length ? "" : "none recorded";
+    patch($("alerts").querySelector("tbody"), rows.map(alertRow));
+  } catch (e) {
+    $("alerts-info").textContent = "cannot be read: " + e.message;
+  }
+}
+
 // ------------------------------------------------------------------ run page
 
 async function fetchJson(url) {
@@ -1177,7 +1212,7 @@ function show() {
   $("nav-timeline").className = id === "view-timeline" ? "on" : "";
   $("nav-history").className = id === "view-history" ? "on" : "";
   $("nav-grid").className = id === "view-grid" ? "on" : "";
-  if (id === "view-pipeline") renderPipeline();
+  if (id === "view-pipeline") { renderPipeline(); loadAlerts(); }
   if (id === "view-dag") loadDag();
   if (id === "view-timeline") loadTimeline();
   if (id === "view-history") { historyFromUrl(); loadHistory(); }
@@ -1203,7 +1238,10 @@ function onStatus(p) {
   $("footer").textContent = `${p.database} · ${p.backend} · tasker ${p.version} · last event #${p.last_event_id}` + (p.retention ? " · " + retentionText(p.retention) : "");
   syncFilterOptions();
   const r = route();
-  if (r.path === "/" || r.path === "") renderPipeline();
+  if (r.path === "/" || r.path === "") {
+    renderPipeline();
+    if (Date.now() - (S.lastAlertsFetch || 0) > 5000) loadAlerts();
+  }
   if (r.path.startsWith("/run/") && S.runDetail) {
     const id = decodeURIComponent(r.path.slice(5));
     const active = p.active.some((v) => v.run_id === id);

@@ -8,6 +8,7 @@
 //! The store clients are synchronous (and the PostgreSQL one panics inside a
 //! tokio runtime), so every database call runs in `spawn_blocking`.
 
+mod alerts;
 mod dag;
 mod listen;
 mod logs;
@@ -433,6 +434,7 @@ fn router(app: Shared) -> Router {
         .route("/api/v1/runs/{id}/log", get(pages::api_run_log))
         .route("/api/v1/stats", get(api_stats))
         .route("/api/v1/dag", get(dag::api_dag))
+        .route("/api/v1/alerts", get(alerts::api_alerts))
         .route("/api/v1/events", get(api_events))
         .route("/api/v1/timeline", get(pages::api_timeline))
         .route("/api/v1/history", get(pages::api_history))
