@@ -17,6 +17,16 @@ import pytest
 
 SECRET = "s3cret-W3BHOOK"
 TASKER = Path(sys.executable).with_name("tasker")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def plain_env():
+    """The environment without the per-test TASKER_DB_URL of conftest.py (it would
+    beat the .tasker.yml these tests write), with the R package of this tree
+    (where scripts/test-outage.sh installs it) on R_LIBS."""
+    env = {k: v for k, v in os.environ.items() if k != "TASKER_DB_URL"}
+    env["R_LIBS"] = os.pathsep.join(filter(None, [str(ROOT / "build" / "Rlib"), env.get("R_LIBS")]))
+    return env
 
 
 class Receiver:
@@ -69,25 +79,31 @@ def test_a_failing_python_task_sends_one_alert_from_its_own_process(tmp_path, re
     script = (
         "import tasker\n"
         f"t = tasker.connect(config_file={str(cfg)!r})\n"
-        "run = t.task_start('etl', 'load')\n"
-        "print(run.run_id)\n"
-        "run.fail('ValueError: bad row 17', 'Traceback ...')\n"
         "print(t)\n"
+        "with t.task('etl', 'load') as run:\n"
+        "    print(run.run_id, flush=True)\n"
+        "    raise ValueError('bad row 17')\n"
     )
-    # The process exits right after the failure: its exit hook sends what is queued.
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    run_id = out.stdout.splitlines()[0]
+    # The task raises and the process exits at once: its exit hook sends what the
+    # writer thread has not sent yet.
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=plain_env())
+    assert out.returncode == 1 and "ValueError" in out.stderr, out
+    run_id = out.stdout.splitlines()[1]
     assert SECRET not in out.stdout + out.stderr
     failed = receiver.bodies("failed")
     assert len(failed) == 1, receiver.got
     a = failed[0]
     assert (a["rule"], a["run_id"], a["stage"], a["task"]) == ("failures", run_id, "etl", "load")
-    assert a["message"] == "ValueError: bad row 17"
-    assert a["summary"] == "tasker: etl/load FAILED: ValueError: bad row 17"
+    assert "bad row 17" in a["message"]
+    assert a["summary"].startswith("tasker: etl/load FAILED: ") and "bad row 17" in a["summary"]
     assert receiver.got[0][0] == f"/hook/{SECRET}"
     if TASKER.exists():
         listed = subprocess.run(
-            [TASKER, "--config", cfg, "alerts", "--json"], capture_output=True, text=True, check=True
+            [TASKER, "--config", cfg, "alerts", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=plain_env(),
         )
         assert SECRET not in listed.stdout + listed.stderr
         rows = json.loads(listed.stdout)
@@ -99,7 +115,7 @@ def test_a_failing_python_task_sends_one_alert_from_its_own_process(tmp_path, re
 def r_with_tasker():
     if shutil.which("Rscript") is None:
         return False
-    ok = subprocess.run(["Rscript", "-e", "library(tasker)"], capture_output=True)
+    ok = subprocess.run(["Rscript", "-e", "library(tasker)"], capture_output=True, env=plain_env())
     return ok.returncode == 0
 
 
@@ -118,7 +134,7 @@ def test_a_sigkilled_r_script_is_reported_lost_once_by_two_evaluators(tmp_path, 
         ],
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "TASKER_DB_URL": f"sqlite://{db}"},
+        env={**plain_env(), "TASKER_DB_URL": f"sqlite://{db}"},
     )
     try:
         run_id = r.stdout.readline().strip()
@@ -132,6 +148,7 @@ def test_a_sigkilled_r_script_is_reported_lost_once_by_two_evaluators(tmp_path, 
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env=plain_env(),
         )
         for _ in range(2)
     ]
@@ -144,7 +161,11 @@ def test_a_sigkilled_r_script_is_reported_lost_once_by_two_evaluators(tmp_path, 
     assert (lost[0]["run_id"], lost[0]["stage"], lost[0]["task"]) == (run_id, "etl", "fit")
     # A later pass finds it claimed.
     again = subprocess.run(
-        [TASKER, "--config", cfg, "alerts", "run", "--json"], capture_output=True, text=True, check=True
+        [TASKER, "--config", cfg, "alerts", "run", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=plain_env(),
     )
     assert json.loads(again.stdout)["fired"] == 0
     assert len(receiver.bodies("lost")) == 1
