@@ -181,7 +181,7 @@ fn time_based_rules_fire_once_each_with_two_evaluators_at_once_on_postgres() {
     let mut db = String::from("database:\n  driver: postgresql\n");
     for pair in url.split_whitespace() {
         let (k, v) = pair.split_once('=').unwrap();
-        db.push_str(&format!("  {k}: '{v}'\n"));
+        db.push_str(&format!("  {k}: {v}\n"));
     }
     db.push_str(&format!("  schema: alerts_{}\n", std::process::id()));
     time_based_rules(Some(&db));

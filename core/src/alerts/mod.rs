@@ -50,6 +50,11 @@ pub const LEASE: Duration = Duration::from_secs(60);
 /// (counted, reported once per turn), never waits.
 const FAILED_QUEUE_CAPACITY: usize = 256;
 
+/// Failed runs whose alerts one writer turn sends at most: each delivery may
+/// take up to its timeout, and the writer also keeps heartbeats and progress
+/// going (the rest wait for the next turn, 200 ms later).
+const FAILED_PER_TURN: usize = 4;
+
 /// What is sent: the incident, as JSON (the `json` body and a command's stdin).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
@@ -185,8 +190,11 @@ impl FailedQueue {
         lock(&self.pending).is_empty() && lock(&self.retries).is_empty()
     }
 
+    /// The oldest runs waiting, at most `FAILED_PER_TURN`.
     pub(crate) fn take(&self) -> Vec<FailedRun> {
-        lock(&self.pending).drain(..).collect()
+        let mut q = lock(&self.pending);
+        let n = q.len().min(FAILED_PER_TURN);
+        q.drain(..n).collect()
     }
 
     /// Puts back runs not claimed yet (the database was away), ahead of newer ones.
@@ -295,7 +303,11 @@ mod test {
         for _ in 0..FAILED_QUEUE_CAPACITY + 3 {
             q.push(run.clone());
         }
-        assert_eq!(q.take().len(), FAILED_QUEUE_CAPACITY);
+        let mut taken = 0;
+        while !q.take().is_empty() {
+            taken += 1;
+        }
+        assert_eq!(taken, FAILED_QUEUE_CAPACITY.div_ceil(FAILED_PER_TURN));
         assert_eq!(q.take_dropped(), 3);
         assert!(q.is_idle());
     }
