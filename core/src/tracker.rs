@@ -349,7 +349,7 @@ impl Tracker {
         });
     }
 
-    /// Recorded alerts, newest first (see `alerts.rs`).
+    /// Recorded alerts, newest first (see `alerts/mod.rs`).
     pub fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRow>> {
         check_limit(filter.limit)?;
         self.read(|st| st.alerts(filter))

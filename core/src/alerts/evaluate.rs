@@ -127,7 +127,9 @@ pub(crate) fn send_failed(
             let claimed = match tracker.alert_claim(&new) {
                 Ok(c) => c,
                 Err(e) => {
-                    log::warn!("tasker: the alert of a failed run waits for the database: {e}");
+                    // The outage itself is reported once by the supervisor; this
+                    // would repeat every writer turn.
+                    log::debug!("tasker: the alert of a failed run waits for the database: {e}");
                     return std::iter::once(run).chain(runs).collect();
                 }
             };
