@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::model::TaskSpec;
 
 /// A value that must never be printed (a password, a URL that holds one).
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -123,6 +124,9 @@ pub struct Config {
     /// Alert rules and destinations (`alerts:` of the nearest file that has it);
     /// `None` when no rule is configured.
     pub alerts: Option<std::sync::Arc<crate::alerts::AlertConfig>>,
+    /// The pipeline declared under `tasks:` in the nearest configuration file that
+    /// declares one (`declared.rs`), registered by a process's first write.
+    pub tasks: Vec<TaskSpec>,
     /// Where the database location came from (for `tasker status` and error messages).
     pub source: String,
 }
@@ -151,6 +155,7 @@ impl Config {
             max_log_lines: crate::logs::DEFAULT_MAX_LOG_LINES,
             retention: None,
             alerts: None,
+            tasks: Vec::new(),
             source: "argument".into(),
         }
     }
@@ -241,6 +246,7 @@ struct FileConfig {
     tracking: TrackingSettings,
     retention: RetentionSettings,
     alerts: Option<crate::alerts::AlertSettings>,
+    tasks: Option<serde_yaml_ng::Value>,
     // Keys other tools keep in the same file (the R package writes these).
     #[allow(dead_code, reason = "accepted so older .tasker.yml files still load")]
     logging: Option<serde_yaml_ng::Value>,
@@ -257,6 +263,8 @@ struct Level {
     retention: RetentionSettings,
     /// Only files have alert rules; a nearer file's `alerts:` replaces a farther one's.
     alerts: Option<crate::alerts::AlertSettings>,
+    /// `tasks:` of a file, when it has the key.
+    tasks: Option<Vec<TaskSpec>>,
     source: String,
     /// Relative SQLite paths in a file are relative to the file's directory.
     base_dir: Option<PathBuf>,
@@ -268,6 +276,7 @@ pub(crate) fn resolve_with(args: &ConfigArgs, env: &HashMap<String, String>) -> 
         tracking: args.tracking.clone(),
         retention: args.retention.clone(),
         alerts: None,
+        tasks: None,
         source: "arguments".into(),
         base_dir: None,
     }];
@@ -387,6 +396,7 @@ fn env_level(env: &HashMap<String, String>) -> Result<Level> {
             keep_failed_days: num("TASKER_RETENTION_KEEP_FAILED_DAYS")?.map(clamp_days),
         },
         alerts: None,
+        tasks: None,
         source: "environment (TASKER_DB_*)".into(),
         base_dir: None,
     })
@@ -401,11 +411,17 @@ fn file_level(path: &Path, env: &HashMap<String, String>) -> Result<Level> {
         expand_value(raw, env).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
     let parsed: FileConfig = serde_yaml_ng::from_value(expanded)
         .map_err(|e| Error::Config(format!("{}: {}", path.display(), redact(&e.to_string()))))?;
+    let tasks = parsed
+        .tasks
+        .map(crate::declared::parse)
+        .transpose()
+        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
     Ok(Level {
         db: parsed.database,
         tracking: parsed.tracking,
         retention: parsed.retention,
         alerts: parsed.alerts,
+        tasks,
         source: path.display().to_string(),
         base_dir: path.parent().map(Path::to_path_buf),
     })
@@ -485,6 +501,11 @@ fn build(levels: Vec<Level>, env: &HashMap<String, String>) -> Result<Config> {
     let alerts = levels
         .iter()
         .find_map(|l| l.alerts.as_ref().map(|a| (a, &l.source)));
+    // The nearest file that declares a pipeline declares all of it (no merging).
+    let tasks = levels
+        .iter()
+        .find_map(|l| l.tasks.clone())
+        .unwrap_or_default();
     for level in &levels {
         let d = &level.db;
         let names_location = d.url.is_some()
@@ -550,6 +571,7 @@ fn build(levels: Vec<Level>, env: &HashMap<String, String>) -> Result<Config> {
         cfg.alerts = (!checked.rules.is_empty()).then(|| std::sync::Arc::new(checked));
     }
     cfg.source = db_source.unwrap_or_else(|| "default (embedded SQLite)".into());
+    cfg.tasks = tasks;
     if let Some(ms) = tracking.flush_interval_ms {
         if ms == 0 {
             return Err(Error::Config("flush_interval_ms must be at least 1".into()));

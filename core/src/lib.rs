@@ -23,6 +23,7 @@ pub mod alerts;
 mod capture;
 pub mod config;
 pub mod dag;
+mod declared;
 pub mod error;
 pub mod estimate;
 pub mod ffi;
