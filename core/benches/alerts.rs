@@ -4,7 +4,8 @@
 //! rounds of the same run. The alert is claimed and delivered by the writer
 //! thread, so the two latencies should be the same within noise.
 //!
-//! `cargo bench -p tasker-core --bench alerts`; prints medians, p95 and ratios.
+//! `cargo bench -p tasker-core --features alerts --bench alerts`; prints medians,
+//! p95 and ratios.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

@@ -5,6 +5,8 @@
 //!
 //! The LOST case kills a child process: this test binary run again with
 //! `TASKER_TEST_CHILD` set (the `child` test then does the child's work).
+//! Webhooks need the `alerts` feature (`cargo test -p tasker-core --all-features`).
+#![cfg(feature = "alerts")]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -298,11 +298,6 @@ impl DestinationSettings {
                         "destination {name:?}: the webhook must be an http:// or https:// URL"
                     ));
                 }
-                if !cfg!(feature = "alerts") {
-                    return Err(format!(
-                        "destination {name:?}: webhooks need tasker built with the feature `alerts`"
-                    ));
-                }
                 let format = match self.format.as_deref() {
                     None | Some("json") => BodyFormat::Json,
                     Some("slack") => BodyFormat::Slack,
@@ -312,6 +307,11 @@ impl DestinationSettings {
                         ))
                     }
                 };
+                if !cfg!(feature = "alerts") {
+                    return Err(format!(
+                        "destination {name:?}: webhooks need tasker built with the feature `alerts`"
+                    ));
+                }
                 Ok(Destination::Webhook {
                     url: url.clone(),
                     format,
@@ -357,6 +357,7 @@ mod test {
     }
 
     #[test]
+    #[cfg(feature = "alerts")]
     fn a_full_configuration_is_read() {
         let c = parse(
             "destinations:\n  ops: {webhook: 'https://hooks.example/T0/s3cret', format: slack, headers: {Authorization: 'Bearer tok3n'}}\n  pager: {command: [/bin/cat]}\nrules:\n  - {name: f, on: failed, stage: etl, to: ops}\n  - {name: l, on: lost, to: pager}\n  - {name: s, on: stall, minutes: 30, to: ops}\n  - {name: t, on: too_long, p95_factor: 3, to: ops}\n  - {name: d, on: dead_man, stage: etl, task: load, hours: 26, to: ops}\n",
