@@ -114,39 +114,119 @@ pub fn completed_durations(runs: &[RunSummary]) -> Vec<f64> {
 }
 
 fn seconds(r: &RunSummary) -> Option<f64> {
-    millis(r).map(|ms| ms as f64 / 1000.0)
+    r.millis().map(|ms| ms as f64 / 1000.0)
 }
 
-/// Whole milliseconds a run took (none below zero). Sums are taken of these, so
-/// that a mean does not depend on the order the store read the runs in.
-fn millis(r: &RunSummary) -> Option<i64> {
-    let (start, end) = (r.start_time?, r.end_time?);
-    Some((end - start).num_milliseconds().max(0))
+/// What statistics read of one run: a `RunSummary`, or a store's lighter row.
+pub(crate) trait StatsRun {
+    fn run_id(&self) -> &str;
+    fn retry_of(&self) -> Option<&str>;
+    fn attempt(&self) -> i64;
+    fn status(&self) -> Status;
+    fn start_time(&self) -> Option<DateTime<Utc>>;
+    fn end_time(&self) -> Option<DateTime<Utc>>;
+    /// Whole milliseconds the run took (none below zero). Sums are taken of
+    /// these, so that a mean does not depend on the order the store read the
+    /// runs in.
+    fn millis(&self) -> Option<i64>;
+    fn items_complete(&self) -> i64;
+    /// Whether an active run is lost; when it is, its last heartbeat.
+    fn lost(&self, rule: &LostRule) -> Option<Option<DateTime<Utc>>>;
+}
+
+impl StatsRun for RunSummary {
+    fn run_id(&self) -> &str {
+        &self.run_id
+    }
+    fn retry_of(&self) -> Option<&str> {
+        self.retry_of.as_deref()
+    }
+    fn attempt(&self) -> i64 {
+        self.attempt
+    }
+    fn status(&self) -> Status {
+        self.status
+    }
+    fn start_time(&self) -> Option<DateTime<Utc>> {
+        self.start_time
+    }
+    fn end_time(&self) -> Option<DateTime<Utc>> {
+        self.end_time
+    }
+    fn millis(&self) -> Option<i64> {
+        let (start, end) = (self.start_time?, self.end_time?);
+        Some((end - start).num_milliseconds().max(0))
+    }
+    fn items_complete(&self) -> i64 {
+        self.items_complete
+    }
+    fn lost(&self, rule: &LostRule) -> Option<Option<DateTime<Utc>>> {
+        self.is_lost(rule).then_some(self.heartbeat_time)
+    }
+}
+
+impl<R: StatsRun> StatsRun for &R {
+    fn run_id(&self) -> &str {
+        (**self).run_id()
+    }
+    fn retry_of(&self) -> Option<&str> {
+        (**self).retry_of()
+    }
+    fn attempt(&self) -> i64 {
+        (**self).attempt()
+    }
+    fn status(&self) -> Status {
+        (**self).status()
+    }
+    fn start_time(&self) -> Option<DateTime<Utc>> {
+        (**self).start_time()
+    }
+    fn end_time(&self) -> Option<DateTime<Utc>> {
+        (**self).end_time()
+    }
+    fn millis(&self) -> Option<i64> {
+        (**self).millis()
+    }
+    fn items_complete(&self) -> i64 {
+        (**self).items_complete()
+    }
+    fn lost(&self, rule: &LostRule) -> Option<Option<DateTime<Utc>>> {
+        (**self).lost(rule)
+    }
 }
 
 enum Outcome {
     Completed,
     Failed,
-    Lost,
+    /// With the run's last heartbeat.
+    Lost(Option<DateTime<Utc>>),
     Cancelled,
     Skipped,
     Active,
 }
 
-fn outcome(r: &RunSummary, rule: &LostRule) -> Outcome {
-    match r.status {
+fn outcome(r: &impl StatsRun, rule: &LostRule) -> Outcome {
+    match r.status() {
         Status::Completed => Outcome::Completed,
         Status::Failed => Outcome::Failed,
         Status::Cancelled => Outcome::Cancelled,
         Status::Skipped => Outcome::Skipped,
-        _ if r.is_lost(rule) => Outcome::Lost,
-        _ => Outcome::Active,
+        _ => match r.lost(rule) {
+            Some(beat) => Outcome::Lost(beat),
+            None => Outcome::Active,
+        },
     }
 }
 
-fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> TaskStats {
+/// Statistics of one task from its runs (every run given is of this task).
+pub(crate) fn one_task<R: StatsRun>(
+    stage: &str,
+    task: &str,
+    runs: &[R],
+    rule: &LostRule,
+) -> TaskStats {
     // The last attempt of a logical run is the one no other run retries.
-    let retried: HashSet<&str> = runs.iter().filter_map(|r| r.retry_of.as_deref()).collect();
+    let retried: HashSet<&str> = runs.iter().filter_map(|r| r.retry_of()).collect();
     let mut s = TaskStats {
         stage_name: stage.to_string(),
         task_name: task.to_string(),
@@ -167,7 +247,7 @@ fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> T
         duration_mean: None,
         duration_max: None,
         items_per_second: None,
-        last_start: runs.iter().filter_map(|r| r.start_time).max(),
+        last_start: runs.iter().filter_map(|r| r.start_time()).max(),
         last_success: None,
         last_failure: None,
         wait_p50: None,
@@ -177,10 +257,10 @@ fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> T
     // (Most tasks have no retries: then no run id is hashed.)
     let last_attempts = runs
         .iter()
-        .filter(|r| retried.is_empty() || !retried.contains(r.run_id.as_str()));
+        .filter(|r| retried.is_empty() || !retried.contains(r.run_id()));
     for r in last_attempts {
         s.logical_runs += 1;
-        if r.attempt > 1 {
+        if r.attempt() > 1 {
             s.retried += 1;
         }
         let counted = match outcome(r, rule) {
@@ -192,7 +272,7 @@ fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> T
                 s.failed += 1;
                 true
             }
-            Outcome::Lost => {
+            Outcome::Lost(_) => {
                 s.lost += 1;
                 true
             }
@@ -211,7 +291,7 @@ fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> T
         };
         if counted {
             ended += 1;
-            attempts += r.attempt.max(1);
+            attempts += r.attempt().max(1);
         }
     }
     if ended > 0 {
@@ -225,18 +305,18 @@ fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> T
     for r in runs {
         match outcome(r, rule) {
             Outcome::Completed => {
-                s.last_success = s.last_success.max(r.end_time);
-                if let Some(ms) = millis(r) {
+                s.last_success = s.last_success.max(r.end_time());
+                if let Some(ms) = r.millis() {
                     durations.push(ms as f64 / 1000.0);
                     total_ms += i128::from(ms);
-                    if r.items_complete > 0 && ms > 0 {
-                        items += i128::from(r.items_complete);
+                    if r.items_complete() > 0 && ms > 0 {
+                        items += i128::from(r.items_complete());
                         item_ms += i128::from(ms);
                     }
                 }
             }
-            Outcome::Failed => s.last_failure = s.last_failure.max(r.end_time),
-            Outcome::Lost => s.last_failure = s.last_failure.max(r.heartbeat_time),
+            Outcome::Failed => s.last_failure = s.last_failure.max(r.end_time()),
+            Outcome::Lost(beat) => s.last_failure = s.last_failure.max(beat),
             _ => {}
         }
     }

@@ -33,6 +33,7 @@ mod write;
 
 #[cfg(test)]
 mod stats_read_test;
+mod stats_scan;
 
 /// Migrations in order; index + 1 is the schema version.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -914,7 +915,7 @@ impl Store for SqliteStore {
                     rule,
                 ));
             }
-            stats_task_by_task(&st.conn, f, &names, rule)
+            stats_scan::stats_from_index(&st.conn, f, &names, rule)
         })
     }
 
@@ -1289,51 +1290,6 @@ fn summaries_from_index(
     })?;
     fill_live(conn, &mut runs)?;
     Ok(runs)
-}
-
-/// Statistics from the covering index one task at a time: the runs of one task
-/// are summarised, counted and let go before the next task's are read, so that
-/// 100,000 runs never sit in memory at once (allocating and freeing them was a
-/// third of the time). The same figures as `task_stats` over all the runs, as
-/// each task's statistics depend on its own runs alone.
-fn stats_task_by_task(
-    conn: &Connection,
-    f: &StatsFilter,
-    names: &TaskNames,
-    rule: &LostRule,
-) -> Result<Vec<TaskStats>> {
-    fn one_task(
-        conn: &Connection,
-        runs: &mut Vec<RunSummary>,
-        rule: &LostRule,
-        out: &mut Vec<TaskStats>,
-    ) -> Result<()> {
-        if runs.is_empty() {
-            return Ok(());
-        }
-        fill_live(conn, runs)?;
-        let window = super::items_window(runs);
-        let ids: Vec<&str> = window.iter().map(|&i| runs[i].run_id.as_str()).collect();
-        let items = items_of_runs(conn, &ids)?;
-        super::fill_items(runs, &window, &items);
-        out.extend(crate::stats::task_stats(runs, rule));
-        runs.clear();
-        Ok(())
-    }
-    let mut out = Vec::new();
-    let mut runs: Vec<RunSummary> = Vec::new();
-    let mut current = None;
-    scan_index(conn, f, names, |task_id, r| {
-        if current != Some(task_id) {
-            one_task(conn, &mut runs, rule, &mut out)?;
-            current = Some(task_id);
-        }
-        runs.push(r);
-        Ok(())
-    })?;
-    one_task(conn, &mut runs, rule, &mut out)?;
-    out.sort_unstable_by(|a, b| (&a.stage_name, &a.task_name).cmp(&(&b.stage_name, &b.task_name)));
-    Ok(out)
 }
 
 /// Reads the runs of the statistics window from the covering index `runs_stats`,
