@@ -119,12 +119,16 @@ fn seconds(r: &RunSummary) -> Option<f64> {
 
 /// What statistics read of one run: a `RunSummary`, or a store's lighter row.
 pub(crate) trait StatsRun {
+    /// A point in time as the store gives it, ordered as the times it stands for
+    /// (so that the latest is found without converting every run's times).
+    type Time: Copy + Ord;
     fn run_id(&self) -> &str;
     fn retry_of(&self) -> Option<&str>;
     fn attempt(&self) -> i64;
     fn status(&self) -> Status;
-    fn start_time(&self) -> Option<DateTime<Utc>>;
-    fn end_time(&self) -> Option<DateTime<Utc>>;
+    fn start(&self) -> Option<Self::Time>;
+    fn end(&self) -> Option<Self::Time>;
+    fn utc(t: Self::Time) -> DateTime<Utc>;
     /// Whole milliseconds the run took (none below zero). Sums are taken of
     /// these, so that a mean does not depend on the order the store read the
     /// runs in.
@@ -135,6 +139,7 @@ pub(crate) trait StatsRun {
 }
 
 impl StatsRun for RunSummary {
+    type Time = DateTime<Utc>;
     fn run_id(&self) -> &str {
         &self.run_id
     }
@@ -147,11 +152,14 @@ impl StatsRun for RunSummary {
     fn status(&self) -> Status {
         self.status
     }
-    fn start_time(&self) -> Option<DateTime<Utc>> {
+    fn start(&self) -> Option<DateTime<Utc>> {
         self.start_time
     }
-    fn end_time(&self) -> Option<DateTime<Utc>> {
+    fn end(&self) -> Option<DateTime<Utc>> {
         self.end_time
+    }
+    fn utc(t: DateTime<Utc>) -> DateTime<Utc> {
+        t
     }
     fn millis(&self) -> Option<i64> {
         let (start, end) = (self.start_time?, self.end_time?);
@@ -166,6 +174,7 @@ impl StatsRun for RunSummary {
 }
 
 impl<R: StatsRun> StatsRun for &R {
+    type Time = R::Time;
     fn run_id(&self) -> &str {
         (**self).run_id()
     }
@@ -178,11 +187,14 @@ impl<R: StatsRun> StatsRun for &R {
     fn status(&self) -> Status {
         (**self).status()
     }
-    fn start_time(&self) -> Option<DateTime<Utc>> {
-        (**self).start_time()
+    fn start(&self) -> Option<R::Time> {
+        (**self).start()
     }
-    fn end_time(&self) -> Option<DateTime<Utc>> {
-        (**self).end_time()
+    fn end(&self) -> Option<R::Time> {
+        (**self).end()
+    }
+    fn utc(t: R::Time) -> DateTime<Utc> {
+        R::utc(t)
     }
     fn millis(&self) -> Option<i64> {
         (**self).millis()
@@ -247,7 +259,7 @@ pub(crate) fn one_task<R: StatsRun>(
         duration_mean: None,
         duration_max: None,
         items_per_second: None,
-        last_start: runs.iter().filter_map(|r| r.start_time()).max(),
+        last_start: runs.iter().filter_map(|r| r.start()).max().map(R::utc),
         last_success: None,
         last_failure: None,
         wait_p50: None,
@@ -301,21 +313,22 @@ pub(crate) fn one_task<R: StatsRun>(
     // Every attempt's own outcome for the times and durations.
     let mut durations = Vec::new();
     // Whole numbers, summed exactly (i128: no sum of i64 values overflows it).
-    let (mut total_ms, mut items, mut item_ms) = (0i128, 0i128, 0i128);
+    let mut total_ms = 0i128;
+    let mut items = Vec::new();
+    let mut last_success = None;
     for r in runs {
         match outcome(r, rule) {
             Outcome::Completed => {
-                s.last_success = s.last_success.max(r.end_time());
+                last_success = last_success.max(r.end());
                 if let Some(ms) = r.millis() {
                     durations.push(ms as f64 / 1000.0);
                     total_ms += i128::from(ms);
-                    if r.items_complete() > 0 && ms > 0 {
-                        items += i128::from(r.items_complete());
-                        item_ms += i128::from(ms);
+                    if r.items_complete() > 0 {
+                        items.push((r.items_complete(), ms));
                     }
                 }
             }
-            Outcome::Failed => s.last_failure = s.last_failure.max(r.end_time()),
+            Outcome::Failed => s.last_failure = s.last_failure.max(r.end().map(R::utc)),
             Outcome::Lost(beat) => s.last_failure = s.last_failure.max(beat),
             _ => {}
         }
@@ -327,10 +340,23 @@ pub(crate) fn one_task<R: StatsRun>(
     if !durations.is_empty() {
         s.duration_mean = Some(total_ms as f64 / 1000.0 / durations.len() as f64);
     }
-    if item_ms > 0 {
-        s.items_per_second = Some(items as f64 * 1000.0 / item_ms as f64);
-    }
+    s.last_success = last_success.map(R::utc);
+    s.items_per_second = items_per_second(items);
     s
+}
+
+/// Items per second of completed runs, from each run's items and milliseconds:
+/// their items over their seconds (runs without items or time left out).
+pub(crate) fn items_per_second(runs: impl IntoIterator<Item = (i64, i64)>) -> Option<f64> {
+    // Whole numbers, summed exactly (i128: no sum of i64 values overflows it).
+    let (mut items, mut item_ms) = (0i128, 0i128);
+    for (n, ms) in runs {
+        if n > 0 && ms > 0 {
+            items += i128::from(n);
+            item_ms += i128::from(ms);
+        }
+    }
+    (item_ms > 0).then(|| items as f64 * 1000.0 / item_ms as f64)
 }
 
 /// Fills `wait_p50` and `wait_p95` from `waits` (stage, task, start, seconds): per

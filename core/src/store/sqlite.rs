@@ -908,15 +908,11 @@ impl Store for SqliteStore {
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        self.mapped(|st| {
-            if has_odd_times(&st.conn)? {
-                return Ok(crate::stats::task_stats(
-                    &st.read_summaries(f, &names)?,
-                    rule,
-                ));
-            }
-            stats_scan::stats_from_index(&st.conn, f, &names, rule)
-        })
+        if has_odd_times(&self.conn)? {
+            let runs = self.mapped(|st| st.read_summaries(f, &names))?;
+            return Ok(crate::stats::task_stats(&runs, rule));
+        }
+        stats_scan::stats_from_index(self, f, &names, rule)
     }
 
     fn subtask_durations(

@@ -1,8 +1,10 @@
 //! `tasker stats` on SQLite: statistics task by task from the covering index
 //! `runs_stats`, without building a `RunSummary` per run. Each row is read in
-//! place (its id copied into one buffer per task, no allocation per run), one
-//! task's runs are kept at a time, and `stats::one_task` computes the figures, so
-//! they are those of `stats::task_stats` over `run_summaries`.
+//! place (its id copied into one buffer per task, no allocation per run; times
+//! kept as the integer microseconds they are stored as), one task's runs are kept
+//! at a time, and `stats::one_task` computes the figures, so they are those of
+//! `stats::task_stats` over `run_summaries`. Items of the runs that count towards
+//! items per second are read afterwards, for all tasks in one query.
 
 use super::*;
 use crate::stats::StatsRun;
@@ -10,13 +12,13 @@ use crate::stats::StatsRun;
 /// One run as the index gives it.
 struct IndexRun {
     status: Status,
+    /// Microseconds since 1970, none outside chrono's range (see `in_range`).
     start_us: Option<i64>,
     end_us: Option<i64>,
     attempt: i64,
     /// Where its id and the id it retries sit in the task's id buffer.
     id: (usize, usize),
     retry_of: Option<(usize, usize)>,
-    items_complete: i64,
     /// Of an active run that is lost: its last heartbeat.
     lost: Option<Option<DateTime<Utc>>>,
 }
@@ -27,11 +29,25 @@ struct IndexRunRef<'a> {
     ids: &'a str,
 }
 
-fn micros(v: Option<i64>) -> Option<DateTime<Utc>> {
-    v.and_then(DateTime::<Utc>::from_timestamp_micros)
+/// The stored microseconds `v` when chrono can hold them (as `RunSummary` reads
+/// them: a time outside its range is none there too).
+fn in_range(v: Option<i64>) -> Option<i64> {
+    static RANGE: std::sync::LazyLock<std::ops::RangeInclusive<i64>> =
+        std::sync::LazyLock::new(|| {
+            DateTime::<Utc>::MIN_UTC.timestamp_micros()..=DateTime::<Utc>::MAX_UTC.timestamp_micros()
+        });
+    v.filter(|us| RANGE.contains(us))
+}
+
+/// As `RunSummary`'s: whole milliseconds of the exact microseconds, none below
+/// zero (i128: the span between two times in range overflows i64 microseconds).
+fn millis(r: &IndexRun) -> Option<i64> {
+    let (start, end) = (r.start_us?, r.end_us?);
+    Some(((i128::from(end) - i128::from(start)) / 1000).max(0) as i64)
 }
 
 impl StatsRun for IndexRunRef<'_> {
+    type Time = i64;
     fn run_id(&self) -> &str {
         &self.ids[self.run.id.0..self.run.id.1]
     }
@@ -44,20 +60,22 @@ impl StatsRun for IndexRunRef<'_> {
     fn status(&self) -> Status {
         self.run.status
     }
-    fn start_time(&self) -> Option<DateTime<Utc>> {
-        micros(self.run.start_us)
+    fn start(&self) -> Option<i64> {
+        self.run.start_us
     }
-    fn end_time(&self) -> Option<DateTime<Utc>> {
-        micros(self.run.end_us)
+    fn end(&self) -> Option<i64> {
+        self.run.end_us
+    }
+    fn utc(us: i64) -> DateTime<Utc> {
+        // In range: checked when read.
+        DateTime::<Utc>::from_timestamp_micros(us).unwrap_or_default()
     }
     fn millis(&self) -> Option<i64> {
-        // As `RunSummary::millis`: whole milliseconds of the exact microseconds
-        // (times outside chrono's range are none, as they read as none there).
-        let (start, end) = (self.start_time()?, self.end_time()?);
-        Some((end - start).num_milliseconds().max(0))
+        millis(self.run)
     }
+    /// Read afterwards (see `fill_item_rates`).
     fn items_complete(&self) -> i64 {
-        self.run.items_complete
+        0
     }
     fn lost(&self, _: &LostRule) -> Option<Option<DateTime<Utc>>> {
         self.run.lost
@@ -91,11 +109,33 @@ impl TaskRuns {
 /// Statistics of the tasks in `names` over the window of `f`, from the covering
 /// index (a database whose run times are all in the fixed form).
 pub(super) fn stats_from_index(
-    conn: &Connection,
+    store: &SqliteStore,
     f: &StatsFilter,
     names: &TaskNames,
     rule: &LostRule,
 ) -> Result<Vec<TaskStats>> {
+    let mut tasks = store.mapped(|st| scan(&st.conn, f, names, rule))?;
+    // Outside the mapping: a lookup by id visits few pages of each of many
+    // B-trees, which SQLite re-reads on every visit when they are mapped.
+    fill_item_rates(&store.conn, &mut tasks)?;
+    let mut out: Vec<TaskStats> = tasks.into_iter().map(|t| t.stats).collect();
+    out.sort_unstable_by(|a, b| (&a.stage_name, &a.task_name).cmp(&(&b.stage_name, &b.task_name)));
+    Ok(out)
+}
+
+/// A task's statistics, and the runs its items per second are taken from: their
+/// ids and milliseconds.
+struct TaskResult {
+    stats: TaskStats,
+    item_runs: Vec<(String, i64)>,
+}
+
+fn scan(
+    conn: &Connection,
+    f: &StatsFilter,
+    names: &TaskNames,
+    rule: &LostRule,
+) -> Result<Vec<TaskResult>> {
     let (tasks, ids) = task_filter(f, names)?;
     // Index order: STATS_COLUMNS are runs_stats's columns, in its order. The
     // window only when a limit asks for it.
@@ -138,13 +178,12 @@ pub(super) fn stats_from_index(
         let read = |task: &mut TaskRuns| -> rusqlite::Result<IndexRun> {
             let retry_of = row.get_ref(5)?.as_str_or_null()?;
             Ok(IndexRun {
-                start_us: row.get(1)?,
-                end_us: row.get(2)?,
+                start_us: in_range(row.get(1)?),
+                end_us: in_range(row.get(2)?),
                 status: status_of(row.get_ref(3)?.as_str_or_null()?, 3)?,
                 attempt: row.get(4)?,
                 retry_of: retry_of.map(|id| task.push_id(id)),
                 id: task.push_id(row.get_ref(6)?.as_str()?),
-                items_complete: 0,
                 lost: None,
             })
         };
@@ -154,11 +193,10 @@ pub(super) fn stats_from_index(
     if let Some((stage, name)) = current {
         out.push(one_task(conn, stage, name, &mut task, rule)?);
     }
-    out.sort_unstable_by(|a, b| (&a.stage_name, &a.task_name).cmp(&(&b.stage_name, &b.task_name)));
     Ok(out)
 }
 
-/// The columns `stats_from_index` reads: those of `runs_stats`, in its order.
+/// The columns `scan` reads: those of `runs_stats`, in its order.
 const STATS_COLUMNS: &str =
     "r.task_id, r.start_us, r.end_us, r.status, r.attempt, r.retry_of, r.run_id";
 
@@ -168,9 +206,8 @@ fn one_task(
     name: &str,
     task: &mut TaskRuns,
     rule: &LostRule,
-) -> Result<TaskStats> {
+) -> Result<TaskResult> {
     mark_lost(conn, task, rule)?;
-    fill_items(conn, task)?;
     let runs: Vec<IndexRunRef<'_>> = task
         .runs
         .iter()
@@ -179,7 +216,10 @@ fn one_task(
             ids: &task.ids,
         })
         .collect();
-    Ok(crate::stats::one_task(stage, name, &runs, rule))
+    Ok(TaskResult {
+        stats: crate::stats::one_task(stage, name, &runs, rule),
+        item_runs: item_runs(task),
+    })
 }
 
 /// Decides for each active run whether it is lost, from its host, pid, process
@@ -217,31 +257,45 @@ fn mark_lost(conn: &Connection, task: &mut TaskRuns, rule: &LostRule) -> Result<
     Ok(())
 }
 
-/// Items of the task's latest `ITEMS_RUNS_PER_TASK` completed runs (newest start
-/// first, run ids breaking ties, as `store::items_window` picks them).
-fn fill_items(conn: &Connection, task: &mut TaskRuns) -> Result<()> {
+/// The task's latest `ITEMS_RUNS_PER_TASK` completed runs (newest start first,
+/// run ids breaking ties, as `store::items_window` picks them) that have a
+/// duration: their ids and milliseconds.
+fn item_runs(task: &TaskRuns) -> Vec<(String, i64)> {
     let start_key = |r: &IndexRun| r.start_us.unwrap_or(i64::MIN);
-    let mut window: Vec<usize> = (0..task.runs.len())
-        .filter(|&i| task.runs[i].status == Status::Completed)
+    let mut window: Vec<&IndexRun> = task
+        .runs
+        .iter()
+        .filter(|r| r.status == Status::Completed)
         .collect();
-    let newest_first = |a: &usize, b: &usize| {
-        let (a, b) = (&task.runs[*a], &task.runs[*b]);
-        (start_key(b), task.id(b)).cmp(&(start_key(a), task.id(a)))
-    };
+    let newest_first =
+        |a: &&IndexRun, b: &&IndexRun| (start_key(b), task.id(b)).cmp(&(start_key(a), task.id(a)));
     let n = crate::store::ITEMS_RUNS_PER_TASK;
     if window.len() > n {
         window.select_nth_unstable_by(n - 1, newest_first);
         window.truncate(n);
     }
-    if window.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<&str> = window.iter().map(|&i| task.id(&task.runs[i])).collect();
+    window
+        .into_iter()
+        .filter_map(|r| Some((task.id(r).to_string(), millis(r)?)))
+        .collect()
+}
+
+/// Sets each task's items per second from the items of its `item_runs`, read
+/// for all tasks at once (in id order, so that the lookups walk the index of
+/// subtasks in order).
+fn fill_item_rates(conn: &Connection, tasks: &mut [TaskResult]) -> Result<()> {
+    let mut ids: Vec<&str> = tasks
+        .iter()
+        .flat_map(|t| t.item_runs.iter().map(|(id, _)| id.as_str()))
+        .collect();
+    ids.sort_unstable();
     let items = items_of_runs(conn, &ids)?;
-    for i in window {
-        if let Some(n) = items.get(task.id(&task.runs[i])) {
-            task.runs[i].items_complete = *n;
-        }
+    for t in tasks {
+        let runs = t
+            .item_runs
+            .iter()
+            .map(|(id, ms)| (items.get(id).copied().unwrap_or(0), *ms));
+        t.stats.items_per_second = crate::stats::items_per_second(runs);
     }
     Ok(())
 }
