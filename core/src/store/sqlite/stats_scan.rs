@@ -34,7 +34,8 @@ struct IndexRunRef<'a> {
 fn in_range(v: Option<i64>) -> Option<i64> {
     static RANGE: std::sync::LazyLock<std::ops::RangeInclusive<i64>> =
         std::sync::LazyLock::new(|| {
-            DateTime::<Utc>::MIN_UTC.timestamp_micros()..=DateTime::<Utc>::MAX_UTC.timestamp_micros()
+            DateTime::<Utc>::MIN_UTC.timestamp_micros()
+                ..=DateTime::<Utc>::MAX_UTC.timestamp_micros()
         });
     v.filter(|us| RANGE.contains(us))
 }
