@@ -431,6 +431,15 @@ impl Tracker {
         })
     }
 
+    /// The runs with these ids as OpenTelemetry traces would show them: each
+    /// run (derived) with its subtasks and events, read in one session. Ids not
+    /// found are left out.
+    #[cfg(feature = "otlp")]
+    pub fn run_traces(&self, run_ids: &[&str]) -> Result<Vec<crate::otlp::RunTrace>> {
+        let rule = self.lost_rule();
+        self.read(|st| crate::otlp::read_traces(st, run_ids, &rule))
+    }
+
     /// Runs by stage, task and status, with COMPLETED runs' durations counted in
     /// `buckets` (seconds): one aggregate query (`/metrics` at start).
     pub fn run_counts(&self, buckets: &[f64]) -> Result<Vec<crate::store::RunCount>> {

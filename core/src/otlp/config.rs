@@ -109,20 +109,7 @@ impl OtlpConfig {
             // The value may hold secrets: the error names the variable only.
             Some((key, v)) => key_values(&v).map_err(|bad| format!("{key}: {bad}"))?,
         };
-        let mut resource_attributes = match env.get("OTEL_RESOURCE_ATTRIBUTES") {
-            None => Vec::new(),
-            Some(v) => key_values(v).map_err(|bad| format!("OTEL_RESOURCE_ATTRIBUTES: {bad}"))?,
-        };
-        let from_resource = resource_attributes
-            .iter()
-            .position(|(k, _)| k == "service.name")
-            .map(|i| resource_attributes.remove(i).1);
-        let service_name = env
-            .get("OTEL_SERVICE_NAME")
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .or(from_resource)
-            .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_string());
+        let (service_name, resource_attributes) = resource_from_vars(env)?;
         Ok(Some(OtlpConfig {
             traces_url,
             headers,
@@ -131,6 +118,28 @@ impl OtlpConfig {
             resource_attributes,
         }))
     }
+}
+
+/// The service name (`OTEL_SERVICE_NAME`, else `service.name` in
+/// `OTEL_RESOURCE_ATTRIBUTES`, else "tasker") and the other resource attributes.
+pub fn resource_from_vars(
+    env: &HashMap<String, String>,
+) -> Result<(String, Vec<(String, String)>), String> {
+    let mut attributes = match env.get("OTEL_RESOURCE_ATTRIBUTES") {
+        None => Vec::new(),
+        Some(v) => key_values(v).map_err(|bad| format!("OTEL_RESOURCE_ATTRIBUTES: {bad}"))?,
+    };
+    let from_resource = attributes
+        .iter()
+        .position(|(k, _)| k == "service.name")
+        .map(|i| attributes.remove(i).1);
+    let service_name = env
+        .get("OTEL_SERVICE_NAME")
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .or(from_resource)
+        .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_string());
+    Ok((service_name, attributes))
 }
 
 /// `k1=v1,k2=v2` with percent-encoded values (W3C Baggage form, as the

@@ -39,6 +39,19 @@ pub struct ResourceInfo {
 }
 
 impl ResourceInfo {
+    /// The service name and resource attributes the environment gives
+    /// (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`), with or without an
+    /// endpoint: for exports to a file. A malformed variable is an error naming it.
+    pub fn from_env() -> crate::Result<ResourceInfo> {
+        let env = std::env::vars().collect();
+        let (service_name, attributes) =
+            super::config::resource_from_vars(&env).map_err(crate::Error::Config)?;
+        Ok(ResourceInfo {
+            service_name,
+            attributes,
+        })
+    }
+
     pub fn from_config(c: &OtlpConfig) -> ResourceInfo {
         ResourceInfo {
             service_name: c.service_name.clone(),
