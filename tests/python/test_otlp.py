@@ -96,6 +96,11 @@ class Silent:
             return True
 
     def stop(self):
+        # shutdown wakes the accepting thread, so the port is really closed.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
         for c in self.accepted:
             c.close()
