@@ -902,6 +902,8 @@ impl Drop for TrackerInner {
         if let Err(e) = self.supervisor().flush(&self.cx(), Some(DRAIN_AT_CLOSE)) {
             log::warn!("tasker: progress not written at close: {e}");
         }
+        // The writer's last turn cannot reach a tracker being dropped.
+        self.export_ended_runs();
         self.stop_writer();
     }
 }
