@@ -225,11 +225,18 @@ fn history_show_and_export() {
     // An empty parent may be left out or written as "".
     let parent = |s: &Value| s["parentSpanId"].as_str().unwrap_or_default().to_string();
     for run in runs {
-        let trace: Vec<&&Value> = spans.iter().filter(|s| s["traceId"] == hex_id(run)).collect();
+        let trace: Vec<&&Value> = spans
+            .iter()
+            .filter(|s| s["traceId"] == hex_id(run))
+            .collect();
         let root = trace.iter().find(|s| parent(s).is_empty()).unwrap();
         assert_eq!(
             root["name"],
-            format!("{}/{}", run["stage_name"].as_str().unwrap(), run["task_name"].as_str().unwrap())
+            format!(
+                "{}/{}",
+                run["stage_name"].as_str().unwrap(),
+                run["task_name"].as_str().unwrap()
+            )
         );
         assert!(trace
             .iter()
