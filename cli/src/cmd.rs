@@ -1055,6 +1055,9 @@ fn io_table(rows: &[&IoRow]) -> Table {
 pub enum ExportFormat {
     Csv,
     Json,
+    /// Runs as OpenTelemetry traces (OTLP JSON: one TracesData document per line),
+    /// subtasks as child spans, transitions as span events.
+    OtlpJson,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -1336,6 +1339,9 @@ pub fn export(g: &Global, a: &ExportArgs) -> CliResult {
             "CSV holds one table per file: pass --table runs|subtasks|events, or --output-dir DIR",
         ));
     }
+    if a.format == ExportFormat::OtlpJson {
+        return export_otlp_json(g, a);
+    }
     let t = g.open(false)?;
     if a.format == ExportFormat::Csv && a.table == ExportTable::Runs && a.output_dir.is_none() {
         let mut sink = export_sink(a)?;
@@ -1412,7 +1418,36 @@ pub fn export(g: &Global, a: &ExportArgs) -> CliResult {
             (None, ExportTable::Events) => write_csv(&mut sink, EVENT_CSV, &events)?,
             (None, ExportTable::All) => unreachable!("refused above"),
         },
+        ExportFormat::OtlpJson => unreachable!("exported above"),
     }
+    sink.flush()?;
+    Ok(())
+}
+
+/// Runs read per store session for `--format otlp-json`.
+const OTLP_RUNS_PER_READ: usize = 500;
+
+/// The selected runs as one OTLP JSON document (what a collector's file receiver
+/// or `otlp-json` tools read), with the service name and resource attributes of
+/// `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`.
+fn export_otlp_json(g: &Global, a: &ExportArgs) -> CliResult {
+    if a.table != ExportTable::All || a.output_dir.is_some() {
+        return Err(Failure::usage(
+            "--format otlp-json exports runs with their subtasks and events as traces: \
+             it takes neither --table nor --output-dir",
+        ));
+    }
+    let t = g.open(false)?;
+    let runs = history_rows(&t, &a.stage, &a.task, &a.status, &a.host, &a.since, a.limit)?;
+    let resource = tasker::otlp::ResourceInfo::from_env()?;
+    let ids: Vec<&str> = tasker::otlp::exportable(&runs).collect();
+    let mut traces = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(OTLP_RUNS_PER_READ) {
+        traces.extend(t.run_traces(chunk)?);
+    }
+    let mut sink = export_sink(a)?;
+    serde_json::to_writer(&mut sink, &tasker::otlp::traces_json(&traces, &resource))?;
+    writeln!(sink)?;
     sink.flush()?;
     Ok(())
 }

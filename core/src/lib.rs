@@ -30,6 +30,8 @@ mod forecast;
 pub mod io_record;
 pub mod logs;
 pub mod model;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 mod outbox;
 pub mod process;
 mod progress;
