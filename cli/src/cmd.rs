@@ -1439,6 +1439,7 @@ pub fn reap(g: &Global, a: &ReapArgs) -> CliResult {
     if done.is_empty() {
         println!("No lost runs.");
     }
+    let shorts = tasker::run_ids::short_ids(&t, done.iter().map(|d| d.run_id.as_str()))?;
     for d in &done {
         println!(
             "{} {}/{} run {}: {}",
@@ -1451,7 +1452,7 @@ pub fn reap(g: &Global, a: &ReapArgs) -> CliResult {
             },
             fmt::clean(&d.stage_name),
             fmt::clean(&d.task_name),
-            d.run_id,
+            shorts.get(&d.run_id).unwrap_or(&d.run_id),
             d.reason
         );
     }
