@@ -40,7 +40,7 @@ use crate::ffi::os::with_signals_blocked;
 use crate::io_record::IoRecord;
 use crate::model::Status;
 use crate::query::{
-    EventRow, HistoryFilter, IoRow, RunRow, RunSummary, StageRow, StatsFilter, StatusFilter,
+    EventRow, HistoryFilter, IoRow, RunPageQuery, RunRow, RunSummary, StageRow, StatsFilter, StatusFilter,
     SubtaskRow, TaskRow, DEFAULT_HISTORY_LIMIT,
 };
 use crate::sampler::Sample;
@@ -1693,6 +1693,68 @@ impl Store for PostgresStore {
                 .as_ref()
                 .map(map_run)
                 .transpose()
+        })
+    }
+
+    fn run_page(&mut self, q: &RunPageQuery, now: DateTime<Utc>) -> Result<(Vec<RunRow>, usize)> {
+        let statuses: Option<Vec<&str>> =
+            (!q.statuses.is_empty()).then(|| q.statuses.iter().map(|s| s.as_str()).collect());
+        let since = q.since.map(ts);
+        let until = q.until.map(ts);
+        let filter = "WHERE ($1::int8[] IS NULL OR r.task_id = ANY($1))
+               AND ($2::text[] IS NULL OR r.status = ANY($2))
+               AND ($3::text IS NULL OR r.hostname = $3)
+               AND ($4::timestamptz IS NULL OR r.start_time >= $4)
+               AND ($5::timestamptz IS NULL OR r.start_time < $5)";
+        // Missing values lowest, as SQLite sorts NULL.
+        let nulls = if q.ascending {
+            " NULLS FIRST"
+        } else {
+            " NULLS LAST"
+        };
+        let order = super::run_page_order(
+            q,
+            "COALESCE(r.end_time, $6) - r.start_time",
+            "r.run_id COLLATE \"C\"",
+            nulls,
+        );
+        let from = if super::run_page_needs_names(q) {
+            RUN_FROM
+        } else {
+            "FROM @.runs r"
+        };
+        let filters: [Typed<'_>; 5] = [
+            (&q.task_ids, Type::INT8_ARRAY),
+            (&statuses, Type::TEXT_ARRAY),
+            (&q.host, Type::TEXT),
+            (&since, Type::TIMESTAMPTZ),
+            (&until, Type::TIMESTAMPTZ),
+        ];
+        let limit = limit_param(Some(q.limit));
+        let offset = limit_param(Some(q.offset));
+        let now = ts(now);
+        let count_sql = format!("SELECT COUNT(*) FROM @.runs r {filter}");
+        // The page's ids are sorted with the run columns alone; the full rows (with
+        // their subtask counts) are read for those ids only.
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} {RUN_FROM}
+             WHERE r.run_id IN (SELECT r.run_id {from} {filter} ORDER BY {order} LIMIT $7 OFFSET $8)
+             ORDER BY {order}"
+        );
+        self.read(|c, st| {
+            let total: i64 = st.one(c, &count_sql, &filters)?.try_get(0)?;
+            let mut p = filters.to_vec();
+            p.extend([
+                (&now as Param<'_>, Type::TIMESTAMPTZ),
+                (&limit, Type::INT8),
+                (&offset, Type::INT8),
+            ]);
+            let rows = st
+                .all(c, &sql, &p)?
+                .iter()
+                .map(map_run)
+                .collect::<R<Vec<RunRow>>>()?;
+            Ok((rows, total as usize))
         })
     }
 

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::io_record::IoRecord;
 use crate::model::Status;
 use crate::query::{
-    EventRow, HistoryFilter, IoRow, LostRule, RunRow, RunSummary, StageRow, StatsFilter,
+    EventRow, HistoryFilter, IoRow, LostRule, RunPageQuery, RunRow, RunSummary, StageRow, StatsFilter,
     StatusFilter, SubtaskRow, TaskRow, DEFAULT_HISTORY_LIMIT,
 };
 use crate::sampler::Sample;
@@ -804,6 +804,70 @@ impl Store for SqliteStore {
             .prepare_cached(&sql)
             .and_then(|mut st| st.query_row([run_id], map_run).optional())
             .map_err(db_err)
+    }
+
+    fn run_page(&mut self, q: &RunPageQuery, now: DateTime<Utc>) -> Result<(Vec<RunRow>, usize)> {
+        // Lists travel as JSON arrays (json_each), so that one statement serves
+        // every filter and stays cached. Only run columns filter: no join to count.
+        let task_ids = q.task_ids.as_ref().map(|ids| serde_json::json!(ids).to_string());
+        let statuses = (!q.statuses.is_empty()).then(|| {
+            let names: Vec<&str> = q.statuses.iter().map(|s| s.as_str()).collect();
+            serde_json::json!(names).to_string()
+        });
+        let filter = "WHERE (?1 IS NULL OR r.task_id IN (SELECT value FROM json_each(?1)))
+               AND (?2 IS NULL OR r.status IN (SELECT value FROM json_each(?2)))
+               AND (?3 IS NULL OR r.hostname = ?3)
+               AND (?4 IS NULL OR r.start_time >= ?4) AND (?5 IS NULL OR r.start_time < ?5)";
+        let order = super::run_page_order(
+            q,
+            "julianday(COALESCE(r.end_time, ?6)) - julianday(r.start_time)",
+            "r.run_id",
+            "",
+        );
+        let from = if super::run_page_needs_names(q) {
+            RUN_FROM
+        } else {
+            "FROM runs r"
+        };
+        let since = q.since.map(ts);
+        let until = q.until.map(ts);
+        let total: i64 = self
+            .conn
+            .prepare_cached(&format!("SELECT COUNT(*) FROM runs r {filter}"))
+            .and_then(|mut st| {
+                st.query_row(params![task_ids, statuses, q.host, since, until], |r| {
+                    r.get(0)
+                })
+            })
+            .map_err(db_err)?;
+        // The page's ids are sorted with the run columns alone; the full rows (with
+        // their subtask counts) are read for those ids only.
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} {RUN_FROM}
+             WHERE r.run_id IN (SELECT r.run_id {from} {filter} ORDER BY {order} LIMIT ?7 OFFSET ?8)
+             ORDER BY {order}"
+        );
+        let rows = self
+            .conn
+            .prepare_cached(&sql)
+            .and_then(|mut st| {
+                st.query_map(
+                    params![
+                        task_ids,
+                        statuses,
+                        q.host,
+                        since,
+                        until,
+                        ts(now),
+                        limit_param(Some(q.limit)),
+                        limit_param(Some(q.offset)),
+                    ],
+                    map_run,
+                )?
+                .collect()
+            })
+            .map_err(db_err)?;
+        Ok((rows, total as usize))
     }
 
     fn run_counts(&mut self, buckets: &[f64]) -> Result<Vec<RunCount>> {
