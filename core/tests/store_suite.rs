@@ -1350,7 +1350,7 @@ fn a_version_1_postgres_schema_is_migrated_keeping_its_rows() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
 }
 
 fn id(writer: &str, seq: u64) -> OpId {

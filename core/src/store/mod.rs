@@ -470,6 +470,20 @@ pub(crate) fn run_page_needs_names(q: &crate::query::RunPageQuery) -> bool {
     matches!(q.sort, RunSort::Stage | RunSort::Task)
 }
 
+/// The smallest string above every string that starts with `prefix` (None: none
+/// exists): with it, a prefix is an index range in byte (code point) order.
+pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(c) = next {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 /// The error for a database whose backend this build left out (a Cargo feature of
 /// tasker-core): say which one, so that the fix is obvious.
 #[cfg_attr(

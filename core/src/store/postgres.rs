@@ -93,6 +93,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "runs by host",
         include_str!("migrations/postgres/0007_runs_by_host.sql"),
     ),
+    (
+        "run-id prefixes in byte order",
+        include_str!("migrations/postgres/0008_run_id_prefixes.sql"),
+    ),
 ];
 
 const BACKEND: &str = "postgresql";
@@ -1796,12 +1800,29 @@ impl Store for PostgresStore {
 
     fn run_ids_with_prefix(&mut self, prefix: &str, limit: usize) -> Result<Vec<String>> {
         let limit = limit.min(i64::MAX as usize) as i64;
+        // A range of the byte-ordered index (runs_id_bytes), not a scan: `above` is
+        // the smallest string after every string starting with `prefix`. No
+        // `$3 IS NULL OR ...`: a generic plan would then scan to the index's end.
+        let above = super::prefix_upper_bound(prefix);
+        let below = if above.is_some() {
+            "run_id COLLATE \"C\" < $3"
+        } else {
+            "$3::text IS NULL"
+        };
         self.read(|c, st| {
             st.all(
                 c,
-                "SELECT run_id FROM @.runs WHERE starts_with(run_id, $1)
-                 ORDER BY run_id COLLATE \"C\" LIMIT $2",
-                &[(&prefix, Type::TEXT), (&limit, Type::INT8)],
+                &format!(
+                    "SELECT run_id FROM @.runs
+                     WHERE run_id COLLATE \"C\" >= $1 AND {below}
+                       AND starts_with(run_id, $1)
+                     ORDER BY run_id COLLATE \"C\" LIMIT $2"
+                ),
+                &[
+                    (&prefix, Type::TEXT),
+                    (&limit, Type::INT8),
+                    (&above, Type::TEXT),
+                ],
             )?
             .iter()
             .map(|r| Ok(r.try_get(0)?))

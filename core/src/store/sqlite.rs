@@ -501,19 +501,6 @@ fn history_sql(filter: &HistoryFilter) -> String {
     )
 }
 
-/// The smallest string above every string that starts with `prefix` (None: none exists).
-fn prefix_upper_bound(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
-        if let Some(c) = next {
-            chars.push(c);
-            return Some(chars.into_iter().collect());
-        }
-    }
-    None
-}
-
 fn limit_param(limit: Option<usize>) -> i64 {
     limit.map(|l| l.min(i64::MAX as usize) as i64).unwrap_or(-1)
 }
@@ -910,7 +897,7 @@ impl Store for SqliteStore {
         // The primary key's index answers a range; the upper end is the prefix with
         // its last character incremented (ids compare bytewise, as UTF-8 code points do).
         // No `?2 IS NULL OR ...`: the plan is fixed at prepare time and must bound the range.
-        let upper = prefix_upper_bound(prefix);
+        let upper = super::prefix_upper_bound(prefix);
         let below = if upper.is_some() {
             "run_id < ?2"
         } else {
