@@ -204,6 +204,21 @@ def test_timeline_api_pages_instead_of_dropping_runs(db, serve):
     assert server.get("/api/v1/timeline?status=bogus")[0] == 400
 
 
+def test_timeline_fit_draws_runs_still_going_that_started_before_the_page(db, serve, runs):
+    server = serve(db)
+    going = runs(db, "model", "score", items=10)
+    for _ in range(2):
+        runs(db, "model", "fit", items=1).finish()
+    fit = server.json("/api/v1/timeline?limit=2")
+    ids = [r["run_id"] for r in fit["runs"]]
+    assert fit["fit"] is True and fit["more"] is True
+    assert going.run_id in ids and len(ids) == 3, ids
+    started = next(r["start_time"] for r in fit["runs"] if r["run_id"] == going.run_id)
+    assert fit["from"] < started, "the fitted window reaches back to it"
+    window = server.json("/api/v1/timeline?from=1h&limit=2")
+    assert going.run_id in [r["run_id"] for r in window["runs"]]
+
+
 def test_history_is_live_searchable_sortable_and_paged(db, serve, runs, browser):
     server = serve(db)
     total = len(server.json("/api/v1/runs?limit=100"))

@@ -175,7 +175,8 @@ pub(super) struct TimelineQuery {
 /// A page of the runs a Gantt chart draws, newest first by start (returned oldest
 /// first). Without `from` and `to` the window fits the page's runs (from the first
 /// start to the last end, or now while one runs); with them, runs overlapping the
-/// window. `more` says older runs exist (`offset` + `limit` pages on).
+/// window. The first page also holds every active run, whenever it started.
+/// `more` says older runs exist (`offset` + `limit` pages on).
 pub(super) async fn api_timeline(
     State(app): State<Shared>,
     Query(q): Query<TimelineQuery>,
@@ -206,7 +207,21 @@ pub(super) async fn api_timeline(
         };
         let more = rows.len() > offset + limit;
         let mut page: Vec<RunRow> = rows.into_iter().skip(offset).take(limit).collect();
-        page.reverse();
+        if offset == 0 {
+            // A run still going is drawn however long ago it started: the newest
+            // starts alone would leave out a long run that began before them.
+            let shown: std::collections::HashSet<String> =
+                page.iter().filter_map(|r| r.run_id.clone()).collect();
+            let older_active: Vec<RunRow> = t
+                .active_runs()?
+                .into_iter()
+                .filter(|r| r.run_id.as_ref().is_some_and(|id| !shown.contains(id)))
+                .filter(|r| f.keeps(r))
+                .filter(|r| fit || r.start_time.is_some_and(|s| s < to_bound))
+                .collect();
+            page.extend(older_active);
+        }
+        page.sort_by(|a, b| (a.start_time, &a.run_id).cmp(&(b.start_time, &b.run_id)));
         Ok((page, more))
     })
     .await?;
