@@ -233,7 +233,10 @@ mod test {
             l.opt_text(None)?;
             l.text("")
         });
-        assert_eq!(got, "plain,\"a,b\",\"say \"\"hi\"\"\",\" lead\",\"two\nlines\",,\n");
+        assert_eq!(
+            got,
+            "plain,\"a,b\",\"say \"\"hi\"\"\",\" lead\",\"two\nlines\",,\n"
+        );
     }
 
     #[test]
@@ -243,7 +246,10 @@ mod test {
         let milli: DateTime<Utc> = "2026-12-02T15:55:35.120Z".parse().unwrap();
         for x in [t, whole, milli] {
             let json = serde_json::to_value(x).unwrap();
-            assert_eq!(line(|l| l.time(Some(x))), format!("{}\n", json.as_str().unwrap()));
+            assert_eq!(
+                line(|l| l.time(Some(x))),
+                format!("{}\n", json.as_str().unwrap())
+            );
         }
         for x in [0.0, 12.0, 0.04, 1e21, 123456.789, -3.5] {
             let json = serde_json::to_string(&x).unwrap();

@@ -15,8 +15,8 @@ use tasker::store::{
     self, NewRun, Op, OpId, Output, ProgressUpdate, Queued, RunSelector, Store, SubtaskRef,
 };
 use tasker::{
-    ErrorKind, HistoryFilter, RunOptions, RunPageQuery, RunRow, RunSort, StatsFilter, Status, StatusFilter,
-    SubtaskOptions, TaskSelector, TaskSpec, TasksWithRuns, TransitionInfo,
+    ErrorKind, HistoryFilter, RunOptions, RunPageQuery, RunRow, RunSort, StatsFilter, Status,
+    StatusFilter, SubtaskOptions, TaskSelector, TaskSpec, TasksWithRuns, TransitionInfo,
 };
 
 struct Db {
@@ -2276,8 +2276,13 @@ fn runs_are_sorted_filtered_and_paged_in_sql(db: &mut Db) {
         .unwrap();
     s.run_transition("p1", Status::Completed, &none(), t(30))
         .unwrap();
-    s.run_transition("p2", Status::Failed, &TransitionInfo::error("x", None), t(21))
-        .unwrap();
+    s.run_transition(
+        "p2",
+        Status::Failed,
+        &TransitionInfo::error("x", None),
+        t(21),
+    )
+    .unwrap();
     let job = s
         .registered_tasks(Some("st"), Some("job"))
         .unwrap()
@@ -2295,22 +2300,44 @@ fn runs_are_sorted_filtered_and_paged_in_sql(db: &mut Db) {
     };
     assert_eq!(
         page(by(RunSort::Duration, false)),
-        (vec!["p3".into(), "q0".into(), "p1".into(), "p0".into(), "p2".into()], 5)
+        (
+            vec![
+                "p3".into(),
+                "q0".into(),
+                "p1".into(),
+                "p0".into(),
+                "p2".into()
+            ],
+            5
+        )
     );
     let (ids, total) = page(RunPageQuery {
         offset: 1,
         limit: 2,
         ..by(RunSort::Duration, true)
     });
-    assert_eq!((ids, total), (vec!["p0".into(), "p1".into()], 5), "a page of the order");
+    assert_eq!(
+        (ids, total),
+        (vec!["p0".into(), "p1".into()], 5),
+        "a page of the order"
+    );
     assert_eq!(
         page(by(RunSort::Host, false)).0,
         ["p3", "p1", "q0", "p2", "p0"],
         "ties by start, in the same direction"
     );
-    assert_eq!(page(by(RunSort::Task, true)).0, ["p0", "p1", "p2", "p3", "q0"]);
-    assert_eq!(page(by(RunSort::Status, true)).0, ["p0", "p1", "p2", "p3", "q0"]);
-    assert_eq!(page(by(RunSort::Start, true)).0, ["p0", "p1", "p2", "p3", "q0"]);
+    assert_eq!(
+        page(by(RunSort::Task, true)).0,
+        ["p0", "p1", "p2", "p3", "q0"]
+    );
+    assert_eq!(
+        page(by(RunSort::Status, true)).0,
+        ["p0", "p1", "p2", "p3", "q0"]
+    );
+    assert_eq!(
+        page(by(RunSort::Start, true)).0,
+        ["p0", "p1", "p2", "p3", "q0"]
+    );
     // Filters: tasks by id, statuses, host, a start range.
     assert_eq!(
         page(RunPageQuery {

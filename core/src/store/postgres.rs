@@ -40,8 +40,8 @@ use crate::ffi::os::with_signals_blocked;
 use crate::io_record::IoRecord;
 use crate::model::Status;
 use crate::query::{
-    EventRow, HistoryFilter, IoRow, RunPageQuery, RunRow, RunSummary, StageRow, StatsFilter, StatusFilter,
-    SubtaskRow, TaskRow, DEFAULT_HISTORY_LIMIT,
+    EventRow, HistoryFilter, IoRow, RunPageQuery, RunRow, RunSummary, StageRow, StatsFilter,
+    StatusFilter, SubtaskRow, TaskRow, DEFAULT_HISTORY_LIMIT,
 };
 use crate::sampler::Sample;
 

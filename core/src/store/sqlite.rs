@@ -17,8 +17,8 @@ use crate::error::{Error, Result};
 use crate::io_record::IoRecord;
 use crate::model::Status;
 use crate::query::{
-    EventRow, HistoryFilter, IoRow, LostRule, RunPageQuery, RunRow, RunSummary, StageRow, StatsFilter,
-    StatusFilter, SubtaskRow, TaskRow, DEFAULT_HISTORY_LIMIT,
+    EventRow, HistoryFilter, IoRow, LostRule, RunPageQuery, RunRow, RunSummary, StageRow,
+    StatsFilter, StatusFilter, SubtaskRow, TaskRow, DEFAULT_HISTORY_LIMIT,
 };
 use crate::sampler::Sample;
 use crate::stats::TaskStats;
@@ -796,7 +796,10 @@ impl Store for SqliteStore {
     fn run_page(&mut self, q: &RunPageQuery, now: DateTime<Utc>) -> Result<(Vec<RunRow>, usize)> {
         // Lists travel as JSON arrays (json_each), so that one statement serves
         // every filter and stays cached. Only run columns filter: no join to count.
-        let task_ids = q.task_ids.as_ref().map(|ids| serde_json::json!(ids).to_string());
+        let task_ids = q
+            .task_ids
+            .as_ref()
+            .map(|ids| serde_json::json!(ids).to_string());
         let statuses = (!q.statuses.is_empty()).then(|| {
             let names: Vec<&str> = q.statuses.iter().map(|s| s.as_str()).collect();
             serde_json::json!(names).to_string()
