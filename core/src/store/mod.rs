@@ -439,11 +439,12 @@ pub fn open(config: &Config) -> Result<Box<dyn Store>> {
 }
 
 /// The ORDER BY of a page of runs (`Store::run_page`): the sort column's keys,
-/// then start time and id, all in the page's direction. `duration` and `id` are
-/// the dialect's expressions; `nulls` what puts missing values lowest.
+/// then start time and id, all in the page's direction. `duration`, `start` and
+/// `id` are the dialect's expressions; `nulls` what puts missing values lowest.
 pub(crate) fn run_page_order(
     q: &crate::query::RunPageQuery,
     duration: &str,
+    start: &str,
     id: &str,
     nulls: &str,
 ) -> String {
@@ -458,7 +459,7 @@ pub(crate) fn run_page_order(
         RunSort::Host => &["r.hostname"],
     };
     keys.iter()
-        .chain(&["r.start_time", id])
+        .chain(&[start, id])
         .map(|k| format!("{k} {dir}{nulls}"))
         .collect::<Vec<_>>()
         .join(", ")

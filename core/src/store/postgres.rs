@@ -1719,6 +1719,7 @@ impl Store for PostgresStore {
         let order = super::run_page_order(
             q,
             "COALESCE(r.end_time, $6) - r.start_time",
+            "r.start_time",
             "r.run_id COLLATE \"C\"",
             nulls,
         );
