@@ -303,6 +303,11 @@ fn reap_marks_a_run_whose_process_died_failed_and_purge_deletes_old_runs() {
 
     let dry = json(&db, &["reap", "--dry-run", "--json"]);
     assert_eq!(dry[0]["marked_failed"], false);
+    // People read the short id the other commands print; --json keeps the full one.
+    let said = ok(&db, &["reap", "--dry-run"]);
+    let short = &id[..8];
+    assert!(said.contains(&format!("run {short}")), "{said}");
+    assert!(!said.contains(&id), "{said}");
     let reaped = json(&db, &["reap", "--json"]);
     assert_eq!(reaped[0]["run_id"], id.as_str());
     assert_eq!(reaped[0]["marked_failed"], true);

@@ -447,6 +447,15 @@ impl Tracker {
         self.read(|st| st.history(filter)).map(|r| self.derived(r))
     }
 
+    /// A page of runs in any order, and how many match: sorted and paged by the
+    /// database (the dashboard's History sorted by a column).
+    pub fn run_page(&self, q: &crate::query::RunPageQuery) -> Result<(Vec<RunRow>, usize)> {
+        check_limit(Some(q.limit))?;
+        let now = Utc::now();
+        let (rows, total) = self.read(|st| st.run_page(q, now))?;
+        Ok((self.derived(rows), total))
+    }
+
     /// The runs `history` returns, newest first, handed to `f` one at a time as
     /// they are read (with percent, lost flag and duration; no ETA): an export of
     /// every run without holding them all. `f` returns false to stop.
