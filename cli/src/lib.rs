@@ -8,6 +8,7 @@
 
 mod alerts;
 mod cmd;
+mod csv;
 mod dag;
 mod diff;
 mod fmt;
