@@ -168,6 +168,44 @@ fn a_failed_run_is_sent_once_by_the_failing_process() {
 }
 
 #[test]
+fn an_evaluator_sends_the_failed_alerts_a_process_did_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = serve(listener);
+    let cfg = config(
+        dir.path(),
+        port,
+        "    - {name: failures, on: failed, to: hook}\n",
+    );
+    // A process that sends nothing (as one killed right after failing its run).
+    let mut quiet = cfg.clone();
+    quiet.alerts = None;
+    let t = Tracker::open(quiet).unwrap();
+    let run = t.task_start("etl", "load", RunOptions::default()).unwrap();
+    run.fail("disk full", None).unwrap();
+    t.close().unwrap();
+    assert!(by_rule(&got, "failures").is_empty());
+
+    // Two evaluators at once: one delivery; and none for a failure over an hour old.
+    let t = Tracker::open(cfg).unwrap();
+    let passes: Vec<_> = std::thread::scope(|s| {
+        let a = s.spawn(|| t.evaluate_alerts(Utc::now()).unwrap());
+        let b = s.spawn(|| t.evaluate_alerts(Utc::now()).unwrap());
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    assert_eq!(passes.iter().map(|p| p.fired).sum::<usize>(), 1);
+    let sent = by_rule(&got, "failures");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].body["run_id"], run.run_id());
+    assert_eq!(sent[0].body["message"], "disk full");
+    let later = t
+        .evaluate_alerts(Utc::now() + chrono::Duration::hours(2))
+        .unwrap();
+    assert_eq!(later.fired, 0);
+}
+
+#[test]
 fn time_based_rules_fire_once_each_with_two_evaluators_at_once() {
     time_based_rules(None);
 }

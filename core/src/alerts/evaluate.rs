@@ -1,5 +1,6 @@
 //! One pass of the time-based rules (LOST, stall, too long, dead-man) over the
-//! database, and the retry of deliveries that are due. Called by whatever
+//! database, a backstop for FAILED runs of the last hour that their own process
+//! did not alert, and the retry of deliveries that are due. Called by whatever
 //! long-running process is configured to (`tasker serve`, `tasker watch`,
 //! `tasker alerts run`), and by the writer thread for the FAILED alerts its
 //! process claimed. Several evaluators may run at once: claims and retries go
@@ -12,7 +13,7 @@ use super::rules::{AlertConfig, Rule, Trigger};
 use super::{deliver, next_attempt, Alert, AlertOutcome, AlertRow, FailedRun, NewAlert, LEASE};
 use crate::error::Result;
 use crate::model::Status;
-use crate::query::{RunRow, StatsFilter};
+use crate::query::{HistoryFilter, RunRow, StatsFilter};
 use crate::tracker::Tracker;
 
 /// Deliveries retried per pass at most (the rest wait for the next pass).
@@ -195,13 +196,9 @@ fn record_failure(
     tracker.alert_outcome(row.id, &AlertOutcome::Failed { error, retry_at })
 }
 
-/// The incidents of the time-based rules at `now`, claimed or not.
+/// The incidents of every rule at `now`, claimed or not.
 fn incidents(tracker: &Tracker, config: &AlertConfig, now: DateTime<Utc>) -> Result<Vec<NewAlert>> {
-    let rules: Vec<&Rule> = config
-        .rules
-        .iter()
-        .filter(|r| r.trigger.is_time_based())
-        .collect();
+    let rules: Vec<&Rule> = config.rules.iter().collect();
     let mut out = Vec::new();
     if rules.is_empty() {
         return Ok(out);
@@ -265,9 +262,25 @@ fn incidents(tracker: &Tracker, config: &AlertConfig, now: DateTime<Utc>) -> Res
         fired_at: now,
         details: serde_json::Value::Null,
     };
+    let recently_failed = if rules.iter().any(|r| r.trigger == Trigger::Failed) {
+        recently_failed(tracker, now)?
+    } else {
+        Vec::new()
+    };
     for rule in &rules {
         match &rule.trigger {
-            Trigger::Failed => {}
+            Trigger::Failed => {
+                // The failing process sends these itself; an evaluator sends what it
+                // could not (it died first, or a burst overflowed its queue). The
+                // incident key is the same, so a run is alerted once either way.
+                for (run, host) in recently_failed
+                    .iter()
+                    .filter(|(r, _)| rule.covers(&r.stage, &r.task))
+                {
+                    let new = super::failed_alert(rule, run, host);
+                    push(rule, new.incident_key, new.alert);
+                }
+            }
             Trigger::Lost => {
                 for run in active
                     .iter()
@@ -423,6 +436,35 @@ fn incidents(tracker: &Tracker, config: &AlertConfig, now: DateTime<Utc>) -> Res
         }
     }
     Ok(out)
+}
+
+/// How long after its end an evaluator still alerts a FAILED run nobody alerted.
+const FAILED_BACKSTOP: chrono::Duration = chrono::Duration::hours(1);
+
+/// FAILED runs that ended within `FAILED_BACKSTOP` (among those started in the
+/// last week), with the host each ran on.
+fn recently_failed(tracker: &Tracker, now: DateTime<Utc>) -> Result<Vec<(FailedRun, String)>> {
+    let filter = HistoryFilter {
+        status: Some(Status::Failed),
+        since: Some(now - chrono::Duration::days(7)),
+        limit: Some(1000),
+        ..HistoryFilter::default()
+    };
+    Ok(tracker
+        .history(&filter)?
+        .into_iter()
+        .filter(|r| r.end_time.is_some_and(|end| now - end <= FAILED_BACKSTOP))
+        .filter_map(|r| {
+            let run = FailedRun {
+                run_id: r.run_id?,
+                stage: r.stage_name,
+                task: r.task_name,
+                message: r.error_message,
+                at: r.end_time?,
+            };
+            Some((run, r.hostname.unwrap_or_default()))
+        })
+        .collect())
 }
 
 fn shown(t: Option<DateTime<Utc>>) -> String {

@@ -102,11 +102,6 @@ impl Trigger {
             Trigger::DeadMan { .. } => "dead_man",
         }
     }
-
-    /// Whether an evaluator checks it (all but FAILED, which the failing process sends).
-    pub fn is_time_based(&self) -> bool {
-        !matches!(self, Trigger::Failed)
-    }
 }
 
 /// A checked rule.
