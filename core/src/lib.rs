@@ -27,6 +27,7 @@ pub mod estimate;
 pub mod ffi;
 mod forecast;
 pub mod io_record;
+mod log_time;
 pub mod logs;
 pub mod model;
 mod outbox;

@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::log_time::{self, LineClock};
 use crate::run::RunHandle;
 use crate::tracker::Tracker;
 
@@ -305,39 +306,82 @@ pub(crate) struct LogBuffer {
     /// Outcomes pending per subtask and kind (to count the excess instead).
     pending_per_subtask: HashMap<SubtaskKey, u64>,
     counted: Vec<OutcomesCounted>,
+    /// Times the lines in the order they are kept.
+    clock: LineClock,
 }
 
 #[derive(Debug, Default)]
 struct RunLines {
-    lines: VecDeque<NewLogLine>,
+    lines: VecDeque<PendingLine>,
     dropped: u64,
 }
 
+/// A log line as the buffer keeps it until the flush: its run is the key it
+/// is kept under and its time a stamp (`log_time`), so that a call clones no
+/// `Arc` and converts no time; `LogBuffer::take` makes it a `NewLogLine`.
+#[derive(Debug)]
+pub(crate) struct PendingLine {
+    pub(crate) level: LogLevel,
+    pub(crate) subtask: Option<u32>,
+    pub(crate) subtask_uid: Option<Arc<str>>,
+    pub(crate) message: String,
+    time: i64,
+}
+
+impl PendingLine {
+    pub(crate) fn new(
+        level: LogLevel,
+        subtask: Option<u32>,
+        subtask_uid: Option<Arc<str>>,
+        message: String,
+    ) -> PendingLine {
+        PendingLine {
+            level,
+            subtask,
+            subtask_uid,
+            message,
+            time: 0,
+        }
+    }
+}
+
 impl LogBuffer {
-    /// Keeps a line; the oldest waiting line of its run goes when the run has
-    /// `max` waiting (only the newest `max` could be kept anyway).
-    pub(crate) fn push_line(&mut self, host: &str, line: NewLogLine, max: u32) {
+    /// Keeps a line of run `run_id`, timed from `read` (`log_time::line_clock_now`
+    /// read before the lock). The oldest waiting line of the run goes when the
+    /// run has `max` waiting (only the newest `max` could be kept anyway): it is
+    /// returned, for the caller to free once the lock is released.
+    pub(crate) fn push_line(
+        &mut self,
+        host: &str,
+        run_id: &Arc<str>,
+        read: i64,
+        mut line: PendingLine,
+        max: u32,
+    ) -> Option<PendingLine> {
         if self.host.is_empty() {
             self.host = host.to_string();
         }
         let at = match self
             .lines
             .iter()
-            .position(|(r, _)| Arc::ptr_eq(r, &line.run_id) || *r == line.run_id)
+            .position(|(r, _)| Arc::ptr_eq(r, run_id) || r == run_id)
         {
             Some(i) => i,
             None => {
-                self.lines
-                    .push((Arc::clone(&line.run_id), RunLines::default()));
+                self.lines.push((Arc::clone(run_id), RunLines::default()));
                 self.lines.len() - 1
             }
         };
+        line.time = self.clock.stamp(read);
         let run = &mut self.lines[at].1;
-        if run.lines.len() >= max.max(1) as usize {
-            run.lines.pop_front();
+        let dropped = if run.lines.len() >= max.max(1) as usize {
             run.dropped += 1;
-        }
+            run.lines.pop_front()
+        } else {
+            None
+        };
         run.lines.push_back(line);
+        dropped
     }
 
     /// Keeps an outcome, or only counts it when its subtask already has as
@@ -391,13 +435,20 @@ impl LogBuffer {
             ..LogBatch::default()
         };
         for (run_id, run) in self.lines.drain(..) {
+            batch.lines.extend(run.lines.into_iter().map(|l| NewLogLine {
+                run_id: Arc::clone(&run_id),
+                time: log_time::to_time(l.time),
+                level: l.level,
+                subtask: l.subtask,
+                subtask_uid: l.subtask_uid,
+                message: l.message,
+            }));
             if run.dropped > 0 {
                 batch.dropped.push(LinesDropped {
                     run_id,
                     count: run.dropped,
                 });
             }
-            batch.lines.extend(run.lines);
         }
         batch.outcomes = std::mem::take(&mut self.outcomes);
         batch.counted = std::mem::take(&mut self.counted);
@@ -532,15 +583,9 @@ impl RunHandle {
             Some(n) => s.subtask_ref(n).0.uid,
             None => None,
         };
-        let line = NewLogLine {
-            run_id: Arc::clone(s.run_id_arc()),
-            time: Utc::now(),
-            level,
-            subtask,
-            subtask_uid,
-            message: clean_text(message),
-        };
-        t.supervisor().add_log_line(&t.this_host, line, &t.config);
+        let line = PendingLine::new(level, subtask, subtask_uid, clean_text(message));
+        t.supervisor()
+            .add_log_line(&t.this_host, s.run_id_arc(), line, &t.config);
         Ok(())
     }
 
@@ -653,24 +698,22 @@ mod test {
         assert_eq!(clean_text("short"), "short");
     }
 
-    fn line(run: &str, i: usize) -> NewLogLine {
-        NewLogLine {
-            run_id: Arc::from(run),
-            time: Utc::now(),
-            level: LogLevel::Info,
-            subtask: None,
-            subtask_uid: None,
-            message: format!("line {i}"),
-        }
+    fn line(i: usize) -> PendingLine {
+        PendingLine::new(LogLevel::Info, None, None, format!("line {i}"))
     }
 
     #[test]
     fn the_buffer_keeps_the_newest_lines_of_a_run_and_counts_the_rest() {
         let mut b = LogBuffer::default();
+        let (run_a, run_b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        let now = log_time::line_clock_now();
         for i in 0..10 {
-            b.push_line("h", line("a", i), 4);
+            let dropped = b.push_line("h", &run_a, now, line(i), 4);
+            assert_eq!(dropped.is_some(), i >= 4);
         }
-        b.push_line("h", line("b", 0), 4);
+        // Found by value as well as by pointer.
+        b.push_line("h", &Arc::from("b"), now, line(0), 4);
+        b.push_line("h", &run_b, now, line(1), 4);
         let batch = b.take(4);
         assert!(b.is_empty());
         let a: Vec<&str> = batch
@@ -688,7 +731,9 @@ mod test {
             }]
         );
         assert_eq!(batch.host, "h");
-        assert_eq!(batch.lines_per_run().len(), 2);
+        assert_eq!(batch.lines_per_run(), [("a", 4, 6), ("b", 2, 0)]);
+        // Times in the order lines were kept, across runs.
+        assert!(batch.lines.windows(2).all(|w| w[0].time <= w[1].time));
     }
 
     #[test]
