@@ -14,6 +14,7 @@
 //! says how long it was. Item outcomes keep the first `MAX_ITEM_OUTCOMES` per
 //! subtask and kind, and count every one exactly.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
@@ -166,8 +167,14 @@ impl FromStr for Outcome {
 /// Text as stored: NUL (which PostgreSQL text cannot hold) becomes U+FFFD, and
 /// more than `MAX_LINE_BYTES` is cut at a character boundary with a note saying
 /// how long it was. Never fails: a log call does not refuse its content.
-pub fn clean_text(text: &str) -> String {
-    let mut s = if text.contains('\0') {
+/// Text that needs neither is returned as it is (the log buffer copies it
+/// into a line's storage, reused once lines are dropped).
+pub fn clean_text(text: &str) -> Cow<'_, str> {
+    let has_nul = text.as_bytes().contains(&0);
+    if !has_nul && text.len() <= MAX_LINE_BYTES {
+        return Cow::Borrowed(text);
+    }
+    let mut s = if has_nul {
         text.replace('\0', "\u{FFFD}")
     } else {
         text.to_string()
@@ -181,7 +188,7 @@ pub fn clean_text(text: &str) -> String {
         s.truncate(end);
         s.push_str(&format!(" [cut: {total} bytes, {MAX_LINE_BYTES} kept]"));
     }
-    s
+    Cow::Owned(s)
 }
 
 /// One log line waiting to be written.
@@ -329,35 +336,37 @@ pub(crate) struct PendingLine {
 }
 
 impl PendingLine {
+    /// A line whose text `LogBuffer::push_line` fills in.
     pub(crate) fn new(
         level: LogLevel,
         subtask: Option<u32>,
         subtask_uid: Option<Arc<str>>,
-        message: String,
     ) -> PendingLine {
         PendingLine {
             level,
             subtask,
             subtask_uid,
-            message,
+            message: String::new(),
             time: 0,
         }
     }
 }
 
 impl LogBuffer {
-    /// Keeps a line of run `run_id`, timed from `read` (`log_time::line_clock_now`
-    /// read before the lock). The oldest waiting line of the run goes when the
-    /// run has `max` waiting (only the newest `max` could be kept anyway): it is
-    /// returned, for the caller to free once the lock is released.
+    /// Keeps a line of run `run_id` with text `text` (as `clean_text` made
+    /// it), timed from `read` (`log_time::line_clock_now` read before the
+    /// lock). The oldest waiting line of the run goes when the run has `max`
+    /// waiting (only the newest `max` could be kept anyway), and its storage
+    /// takes the new text: a run logging past its bound allocates nothing.
     pub(crate) fn push_line(
         &mut self,
         host: &str,
         run_id: &Arc<str>,
         read: i64,
         mut line: PendingLine,
+        text: &str,
         max: u32,
-    ) -> Option<PendingLine> {
+    ) {
         if self.host.is_empty() {
             self.host = host.to_string();
         }
@@ -380,8 +389,16 @@ impl LogBuffer {
         } else {
             None
         };
+        line.message = match dropped {
+            Some(old) => {
+                let mut storage = old.message;
+                storage.clear();
+                storage.push_str(text);
+                storage
+            }
+            None => text.to_owned(),
+        };
         run.lines.push_back(line);
-        dropped
     }
 
     /// Keeps an outcome, or only counts it when its subtask already has as
@@ -583,9 +600,14 @@ impl RunHandle {
             Some(n) => s.subtask_ref(n).0.uid,
             None => None,
         };
-        let line = PendingLine::new(level, subtask, subtask_uid, clean_text(message));
-        t.supervisor()
-            .add_log_line(&t.this_host, s.run_id_arc(), line, &t.config);
+        let line = PendingLine::new(level, subtask, subtask_uid);
+        t.supervisor().add_log_line(
+            &t.this_host,
+            s.run_id_arc(),
+            line,
+            &clean_text(message),
+            &t.config,
+        );
         Ok(())
     }
 
@@ -619,8 +641,8 @@ impl RunHandle {
             subtask,
             subtask_uid: s.subtask_ref(subtask).0.uid,
             outcome,
-            key: clean_text(key),
-            reason: reason.map(clean_text),
+            key: clean_text(key).into_owned(),
+            reason: reason.map(|r| clean_text(r).into_owned()),
         };
         t.supervisor().add_item_outcome(&t.this_host, o);
         Ok(())
@@ -695,11 +717,13 @@ mod test {
         assert!(kept.len() <= MAX_LINE_BYTES && kept.chars().all(|ch| ch == 'é'));
         assert!(c.ends_with(&format!("[cut: {} bytes, {MAX_LINE_BYTES} kept]", s.len())));
         assert_eq!(clean_text("a\0b"), "a\u{FFFD}b");
-        assert_eq!(clean_text("short"), "short");
+        assert!(matches!(clean_text("a\0b"), Cow::Owned(_)));
+        // Clean text is not copied here (the buffer copies it once).
+        assert!(matches!(clean_text("short"), Cow::Borrowed("short")));
     }
 
-    fn line(i: usize) -> PendingLine {
-        PendingLine::new(LogLevel::Info, None, None, format!("line {i}"))
+    fn line() -> PendingLine {
+        PendingLine::new(LogLevel::Info, None, None)
     }
 
     #[test]
@@ -708,12 +732,11 @@ mod test {
         let (run_a, run_b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
         let now = log_time::line_clock_now();
         for i in 0..10 {
-            let dropped = b.push_line("h", &run_a, now, line(i), 4);
-            assert_eq!(dropped.is_some(), i >= 4);
+            b.push_line("h", &run_a, now, line(), &format!("line {i}"), 4);
         }
         // Found by value as well as by pointer.
-        b.push_line("h", &Arc::from("b"), now, line(0), 4);
-        b.push_line("h", &run_b, now, line(1), 4);
+        b.push_line("h", &Arc::from("b"), now, line(), "line 0", 4);
+        b.push_line("h", &run_b, now, line(), "line 1", 4);
         let batch = b.take(4);
         assert!(b.is_empty());
         let a: Vec<&str> = batch
@@ -734,6 +757,21 @@ mod test {
         assert_eq!(batch.lines_per_run(), [("a", 4, 6), ("b", 2, 0)]);
         // Times in the order lines were kept, across runs.
         assert!(batch.lines.windows(2).all(|w| w[0].time <= w[1].time));
+    }
+
+    #[test]
+    fn a_dropped_lines_storage_takes_longer_and_shorter_text() {
+        let mut b = LogBuffer::default();
+        let run: Arc<str> = Arc::from("r");
+        let now = log_time::line_clock_now();
+        let long = "x".repeat(100);
+        for text in ["short", long.as_str(), "s", "é\u{FFFD}"] {
+            b.push_line("h", &run, now, line(), text, 1);
+        }
+        let batch = b.take(1);
+        let kept: Vec<&str> = batch.lines.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(kept, ["é\u{FFFD}"]);
+        assert_eq!(batch.dropped[0].count, 3);
     }
 
     #[test]

@@ -409,12 +409,12 @@ impl Supervisor {
         host: &str,
         run_id: &Arc<str>,
         line: PendingLine,
+        text: &str,
         config: &Config,
     ) {
-        // The clock is read and a dropped line freed outside the lock.
+        // Read outside the lock; `LineClock` keeps the times in order.
         let read = log_time::line_clock_now();
-        let dropped = lock(&self.logs).push_line(host, run_id, read, line, config.max_log_lines);
-        drop(dropped);
+        lock(&self.logs).push_line(host, run_id, read, line, text, config.max_log_lines);
     }
 
     /// Keeps an item outcome for the next write.
