@@ -31,10 +31,15 @@ pub(crate) fn line_clock_now() -> i64 {
         };
         // SAFETY: `ts` is valid for one write.
         if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
-            return i64::from(ts.tv_sec) * 1_000_000_000 + i64::from(ts.tv_nsec);
+            return nanos(&ts);
         }
     }
     precise_now()
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn nanos(ts: &libc::timespec) -> i64 {
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 fn precise_now() -> i64 {
@@ -53,8 +58,7 @@ fn resolution() -> i64 {
             };
             // SAFETY: `ts` is valid for one write.
             if unsafe { libc::clock_getres(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
-                let ns = i64::from(ts.tv_sec) * 1_000_000_000 + i64::from(ts.tv_nsec);
-                return ns.max(STEP_NS);
+                return nanos(&ts).max(STEP_NS);
             }
         }
         STEP_NS

@@ -452,14 +452,16 @@ impl LogBuffer {
             ..LogBatch::default()
         };
         for (run_id, run) in self.lines.drain(..) {
-            batch.lines.extend(run.lines.into_iter().map(|l| NewLogLine {
-                run_id: Arc::clone(&run_id),
-                time: log_time::to_time(l.time),
-                level: l.level,
-                subtask: l.subtask,
-                subtask_uid: l.subtask_uid,
-                message: l.message,
-            }));
+            batch
+                .lines
+                .extend(run.lines.into_iter().map(|l| NewLogLine {
+                    run_id: Arc::clone(&run_id),
+                    time: log_time::to_time(l.time),
+                    level: l.level,
+                    subtask: l.subtask,
+                    subtask_uid: l.subtask_uid,
+                    message: l.message,
+                }));
             if run.dropped > 0 {
                 batch.dropped.push(LinesDropped {
                     run_id,
