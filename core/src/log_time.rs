@@ -85,13 +85,12 @@ impl LineClock {
 /// (another thread read the clock first, then kept its line first) takes
 /// `last`; an older one means the clock was set back, and is followed.
 fn stamp_within(last: i64, read: i64, tick: i64) -> i64 {
-    let tick_end = read.saturating_add(tick - STEP_NS);
-    let t = read.max(last.saturating_add(STEP_NS).min(tick_end));
-    if t < last && read >= last.saturating_sub(tick) {
-        last
-    } else {
-        t
+    if read < last.saturating_sub(tick) {
+        return read;
     }
+    let tick_end = read.saturating_add(tick - STEP_NS);
+    read.max(last.saturating_add(STEP_NS).min(tick_end))
+        .max(last)
 }
 
 /// A stamp as a time.
