@@ -586,6 +586,9 @@ impl RunHandle {
         if changed {
             s.notify(None, old, to, info.error_message.or(info.message));
         }
+        if changed && to.is_terminal() {
+            s.tracker.run_ended(&s.run_id);
+        }
         Ok(old)
     }
 
