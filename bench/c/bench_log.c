@@ -3,6 +3,9 @@
  * the same run: tasker_subtask_increment (the cheapest tracking call) and
  * fprintf of the same line to /dev/null (what a logging callback that writes a
  * file costs without tasker). Reports medians over batches, and the ratios.
+ * With the default bound (tracking.max_log_lines, 10,000) the loop logs past it
+ * between flushes, as a tight logging loop does: older lines are dropped.
+ * TASKER_MAX_LOG_LINES=1000000 measures keeping every line instead.
  *   scripts/bench-c.sh   (builds libtasker in release and runs this)
  */
 #define _POSIX_C_SOURCE 199309L

@@ -29,6 +29,7 @@ pub mod estimate;
 pub mod ffi;
 mod forecast;
 pub mod io_record;
+mod log_time;
 pub mod logs;
 pub mod model;
 #[cfg(feature = "otlp")]

@@ -14,6 +14,7 @@
 //! says how long it was. Item outcomes keep the first `MAX_ITEM_OUTCOMES` per
 //! subtask and kind, and count every one exactly.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
@@ -23,6 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::log_time::{self, LineClock};
 use crate::run::RunHandle;
 use crate::tracker::Tracker;
 
@@ -165,8 +167,14 @@ impl FromStr for Outcome {
 /// Text as stored: NUL (which PostgreSQL text cannot hold) becomes U+FFFD, and
 /// more than `MAX_LINE_BYTES` is cut at a character boundary with a note saying
 /// how long it was. Never fails: a log call does not refuse its content.
-pub fn clean_text(text: &str) -> String {
-    let mut s = if text.contains('\0') {
+/// Text that needs neither is returned as it is (the log buffer copies it
+/// into a line's storage, reused once lines are dropped).
+pub fn clean_text(text: &str) -> Cow<'_, str> {
+    let has_nul = text.as_bytes().contains(&0);
+    if !has_nul && text.len() <= MAX_LINE_BYTES {
+        return Cow::Borrowed(text);
+    }
+    let mut s = if has_nul {
         text.replace('\0', "\u{FFFD}")
     } else {
         text.to_string()
@@ -180,7 +188,7 @@ pub fn clean_text(text: &str) -> String {
         s.truncate(end);
         s.push_str(&format!(" [cut: {total} bytes, {MAX_LINE_BYTES} kept]"));
     }
-    s
+    Cow::Owned(s)
 }
 
 /// One log line waiting to be written.
@@ -305,38 +313,91 @@ pub(crate) struct LogBuffer {
     /// Outcomes pending per subtask and kind (to count the excess instead).
     pending_per_subtask: HashMap<SubtaskKey, u64>,
     counted: Vec<OutcomesCounted>,
+    /// Times the lines in the order they are kept.
+    clock: LineClock,
 }
 
 #[derive(Debug, Default)]
 struct RunLines {
-    lines: VecDeque<NewLogLine>,
+    lines: VecDeque<PendingLine>,
     dropped: u64,
 }
 
+/// A log line as the buffer keeps it until the flush: its run is the key it
+/// is kept under and its time a stamp (`log_time`), so that a call clones no
+/// `Arc` and converts no time; `LogBuffer::take` makes it a `NewLogLine`.
+#[derive(Debug)]
+pub(crate) struct PendingLine {
+    pub(crate) level: LogLevel,
+    pub(crate) subtask: Option<u32>,
+    pub(crate) subtask_uid: Option<Arc<str>>,
+    pub(crate) message: String,
+    time: i64,
+}
+
+impl PendingLine {
+    /// A line whose text `LogBuffer::push_line` fills in.
+    pub(crate) fn new(
+        level: LogLevel,
+        subtask: Option<u32>,
+        subtask_uid: Option<Arc<str>>,
+    ) -> PendingLine {
+        PendingLine {
+            level,
+            subtask,
+            subtask_uid,
+            message: String::new(),
+            time: 0,
+        }
+    }
+}
+
 impl LogBuffer {
-    /// Keeps a line; the oldest waiting line of its run goes when the run has
-    /// `max` waiting (only the newest `max` could be kept anyway).
-    pub(crate) fn push_line(&mut self, host: &str, line: NewLogLine, max: u32) {
+    /// Keeps a line of run `run_id` with text `text` (as `clean_text` made
+    /// it), timed from `read` (`log_time::line_clock_now` read before the
+    /// lock). The oldest waiting line of the run goes when the run has `max`
+    /// waiting (only the newest `max` could be kept anyway), and its storage
+    /// takes the new text: a run logging past its bound allocates nothing.
+    pub(crate) fn push_line(
+        &mut self,
+        host: &str,
+        run_id: &Arc<str>,
+        read: i64,
+        mut line: PendingLine,
+        text: &str,
+        max: u32,
+    ) {
         if self.host.is_empty() {
             self.host = host.to_string();
         }
         let at = match self
             .lines
             .iter()
-            .position(|(r, _)| Arc::ptr_eq(r, &line.run_id) || *r == line.run_id)
+            .position(|(r, _)| Arc::ptr_eq(r, run_id) || r == run_id)
         {
             Some(i) => i,
             None => {
-                self.lines
-                    .push((Arc::clone(&line.run_id), RunLines::default()));
+                self.lines.push((Arc::clone(run_id), RunLines::default()));
                 self.lines.len() - 1
             }
         };
+        line.time = self.clock.stamp(read);
         let run = &mut self.lines[at].1;
-        if run.lines.len() >= max.max(1) as usize {
-            run.lines.pop_front();
+        let dropped = if run.lines.len() >= max.max(1) as usize {
             run.dropped += 1;
-        }
+            run.lines.pop_front()
+        } else {
+            None
+        };
+        line.message = match dropped {
+            Some(old) => {
+                let mut storage = old.message;
+                storage.clear();
+                storage.push_str(text);
+                storage
+            }
+            None => text.to_owned(),
+        };
         run.lines.push_back(line);
     }
 
@@ -391,13 +452,22 @@ impl LogBuffer {
             ..LogBatch::default()
         };
         for (run_id, run) in self.lines.drain(..) {
+            batch
+                .lines
+                .extend(run.lines.into_iter().map(|l| NewLogLine {
+                    run_id: Arc::clone(&run_id),
+                    time: log_time::to_time(l.time),
+                    level: l.level,
+                    subtask: l.subtask,
+                    subtask_uid: l.subtask_uid,
+                    message: l.message,
+                }));
             if run.dropped > 0 {
                 batch.dropped.push(LinesDropped {
                     run_id,
                     count: run.dropped,
                 });
             }
-            batch.lines.extend(run.lines);
         }
         batch.outcomes = std::mem::take(&mut self.outcomes);
         batch.counted = std::mem::take(&mut self.counted);
@@ -532,15 +602,14 @@ impl RunHandle {
             Some(n) => s.subtask_ref(n).0.uid,
             None => None,
         };
-        let line = NewLogLine {
-            run_id: Arc::clone(s.run_id_arc()),
-            time: Utc::now(),
-            level,
-            subtask,
-            subtask_uid,
-            message: clean_text(message),
-        };
-        t.supervisor().add_log_line(&t.this_host, line, &t.config);
+        let line = PendingLine::new(level, subtask, subtask_uid);
+        t.supervisor().add_log_line(
+            &t.this_host,
+            s.run_id_arc(),
+            line,
+            &clean_text(message),
+            &t.config,
+        );
         Ok(())
     }
 
@@ -574,8 +643,8 @@ impl RunHandle {
             subtask,
             subtask_uid: s.subtask_ref(subtask).0.uid,
             outcome,
-            key: clean_text(key),
-            reason: reason.map(clean_text),
+            key: clean_text(key).into_owned(),
+            reason: reason.map(|r| clean_text(r).into_owned()),
         };
         t.supervisor().add_item_outcome(&t.this_host, o);
         Ok(())
@@ -650,27 +719,26 @@ mod test {
         assert!(kept.len() <= MAX_LINE_BYTES && kept.chars().all(|ch| ch == 'é'));
         assert!(c.ends_with(&format!("[cut: {} bytes, {MAX_LINE_BYTES} kept]", s.len())));
         assert_eq!(clean_text("a\0b"), "a\u{FFFD}b");
-        assert_eq!(clean_text("short"), "short");
+        assert!(matches!(clean_text("a\0b"), Cow::Owned(_)));
+        // Clean text is not copied here (the buffer copies it once).
+        assert!(matches!(clean_text("short"), Cow::Borrowed("short")));
     }
 
-    fn line(run: &str, i: usize) -> NewLogLine {
-        NewLogLine {
-            run_id: Arc::from(run),
-            time: Utc::now(),
-            level: LogLevel::Info,
-            subtask: None,
-            subtask_uid: None,
-            message: format!("line {i}"),
-        }
+    fn line() -> PendingLine {
+        PendingLine::new(LogLevel::Info, None, None)
     }
 
     #[test]
     fn the_buffer_keeps_the_newest_lines_of_a_run_and_counts_the_rest() {
         let mut b = LogBuffer::default();
+        let (run_a, run_b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        let now = log_time::line_clock_now();
         for i in 0..10 {
-            b.push_line("h", line("a", i), 4);
+            b.push_line("h", &run_a, now, line(), &format!("line {i}"), 4);
         }
-        b.push_line("h", line("b", 0), 4);
+        // Found by value as well as by pointer.
+        b.push_line("h", &Arc::from("b"), now, line(), "line 0", 4);
+        b.push_line("h", &run_b, now, line(), "line 1", 4);
         let batch = b.take(4);
         assert!(b.is_empty());
         let a: Vec<&str> = batch
@@ -688,7 +756,24 @@ mod test {
             }]
         );
         assert_eq!(batch.host, "h");
-        assert_eq!(batch.lines_per_run().len(), 2);
+        assert_eq!(batch.lines_per_run(), [("a", 4, 6), ("b", 2, 0)]);
+        // Times in the order lines were kept, across runs.
+        assert!(batch.lines.windows(2).all(|w| w[0].time <= w[1].time));
+    }
+
+    #[test]
+    fn a_dropped_lines_storage_takes_longer_and_shorter_text() {
+        let mut b = LogBuffer::default();
+        let run: Arc<str> = Arc::from("r");
+        let now = log_time::line_clock_now();
+        let long = "x".repeat(100);
+        for text in ["short", long.as_str(), "s", "é\u{FFFD}"] {
+            b.push_line("h", &run, now, line(), text, 1);
+        }
+        let batch = b.take(1);
+        let kept: Vec<&str> = batch.lines.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(kept, ["é\u{FFFD}"]);
+        assert_eq!(batch.dropped[0].count, 3);
     }
 
     #[test]

@@ -39,7 +39,8 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::logs::{LogBatch, LogBuffer, NewItemOutcome, NewLogLine};
+use crate::log_time;
+use crate::logs::{LogBatch, LogBuffer, NewItemOutcome, PendingLine};
 use crate::outbox::{location_key, Orphans, Outbox};
 use crate::sampler::Sample;
 use crate::store::{self, Op, OpId, Output, ProgressUpdate, Queued, RunSample, Store};
@@ -403,8 +404,17 @@ impl Supervisor {
 
     /// Samples waiting for the next write, taken for it.
     /// Keeps a log line for the next write (see `logs.rs`).
-    pub(crate) fn add_log_line(&self, host: &str, line: NewLogLine, config: &Config) {
-        lock(&self.logs).push_line(host, line, config.max_log_lines);
+    pub(crate) fn add_log_line(
+        &self,
+        host: &str,
+        run_id: &Arc<str>,
+        line: PendingLine,
+        text: &str,
+        config: &Config,
+    ) {
+        // Read outside the lock; `LineClock` keeps the times in order.
+        let read = log_time::line_clock_now();
+        lock(&self.logs).push_line(host, run_id, read, line, text, config.max_log_lines);
     }
 
     /// Keeps an item outcome for the next write.

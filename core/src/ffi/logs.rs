@@ -18,7 +18,34 @@ unsafe fn lossy<'a>(p: *const c_char, what: &'static str) -> Result<Cow<'a, str>
         return Err(FfiError::Null(what));
     }
     // SAFETY: per this function's contract.
-    Ok(unsafe { CStr::from_ptr(p) }.to_string_lossy())
+    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+    // One validating pass for text that is UTF-8 (the lossy decoder is slower
+    // even when it replaces nothing).
+    Ok(match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    })
+}
+
+/// The level named by `p`: the four names as written in the header without
+/// a UTF-8 pass (C callers pass one on every call), anything else as
+/// `LogLevel::from_str` reads it.
+///
+/// # Safety
+/// `p` is NULL or NUL-terminated.
+unsafe fn level(p: *const c_char) -> Result<LogLevel, FfiError> {
+    if !p.is_null() {
+        // SAFETY: per this function's contract.
+        match unsafe { CStr::from_ptr(p) }.to_bytes() {
+            b"info" => return Ok(LogLevel::Info),
+            b"debug" => return Ok(LogLevel::Debug),
+            b"warn" => return Ok(LogLevel::Warn),
+            b"error" => return Ok(LogLevel::Error),
+            _ => {}
+        }
+    }
+    // SAFETY: per this function's contract.
+    Ok(unsafe { req_str(p, "level") }?.parse()?)
 }
 
 /// Logs `message` on the run with `level` (`"debug"`, `"info"`, `"warn"` or
@@ -66,7 +93,7 @@ unsafe fn log(
     // SAFETY: caller contract for every pointer.
     let r = unsafe { run_ref(run) }?;
     // SAFETY: caller contract.
-    let level: LogLevel = unsafe { req_str(level, "level") }?.parse()?;
+    let level = unsafe { self::level(level) }?;
     // SAFETY: caller contract.
     let message = unsafe { lossy(message, "message") }?;
     Ok(r.log(level, &message, number)?)
