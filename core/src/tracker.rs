@@ -10,7 +10,7 @@
 //! parent's connection or threads, and opens its own on first use.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -42,20 +42,16 @@ use crate::writer::Writer;
 /// queued after an outage before it leaves the rest in a spool file.
 const DRAIN_AT_CLOSE: Duration = Duration::from_secs(10);
 
-/// A transition made through this tracker, as given to listeners.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TransitionEvent {
-    pub run_id: String,
-    pub stage_name: String,
-    pub task_name: String,
-    /// `None` for the run itself.
-    pub subtask_number: Option<u32>,
-    pub old_status: Status,
-    pub new_status: Status,
-    pub message: Option<String>,
-}
+/// Called with each event a write of this tracker stored (see `Tracker::add_listener`).
+pub type Listener = Arc<dyn Fn(&EventRow) + Send + Sync>;
 
-pub type Listener = Arc<dyn Fn(&TransitionEvent) + Send + Sync>;
+/// Events stored by this process's writes and not yet given out, in commit
+/// order, and the thread giving them out (`TrackerInner::deliver_events`).
+#[derive(Default)]
+struct EventsOut {
+    pending: Vec<EventRow>,
+    deliverer: Option<std::thread::ThreadId>,
+}
 
 /// An open tracking database. Cheap to clone; safe to share between threads.
 #[derive(Clone)]
@@ -79,6 +75,13 @@ pub(crate) struct TrackerInner {
     runs: ArcSwap<Vec<Weak<RunShared>>>,
     listeners: ArcSwap<Vec<(u64, Listener)>>,
     next_listener: AtomicU64,
+    /// Staged with the connection held (so in commit order), given out after it
+    /// is released; `events_waiting` says whether `events_out` has any.
+    events_out: Mutex<EventsOut>,
+    events_waiting: AtomicBool,
+    /// Held by the thread giving events out: one at a time, so that they go out
+    /// in commit order.
+    delivery: Mutex<()>,
     fork_lock: Mutex<()>,
     me: OnceLock<Weak<TrackerInner>>,
     counters: Counters,
@@ -147,6 +150,9 @@ impl Tracker {
             runs: ArcSwap::from_pointee(Vec::new()),
             listeners: ArcSwap::from_pointee(Vec::new()),
             next_listener: AtomicU64::new(1),
+            events_out: Mutex::new(EventsOut::default()),
+            events_waiting: AtomicBool::new(false),
+            delivery: Mutex::new(()),
             histories: HistoryCache::default(),
             fork_lock: Mutex::new(()),
             me: OnceLock::new(),
@@ -253,16 +259,11 @@ impl Tracker {
             known_lost,
             options,
         };
-        let message = run.options.message.clone();
         let run_id: Arc<str> = Arc::from(run.run_id.as_str());
         self.inner
             .transition(Op::StartRun(Box::new(run)), Vec::new)?;
         self.inner.supervisor().own(Arc::clone(&run_id));
-        let handle = self.inner.handle(run_id, stage, task, Status::Started);
-        handle
-            .shared()
-            .notify(None, Status::NotStarted, Status::Started, message);
-        Ok(handle)
+        Ok(self.inner.handle(run_id, stage, task, Status::Started))
     }
 
     /// The task's latest run when it is active but lost (its process is gone),
@@ -322,8 +323,18 @@ impl Tracker {
         result
     }
 
-    /// Calls `f` after every transition made through this tracker. Returns an id for
-    /// `remove_listener`. A panicking listener is logged and never breaks tracking.
+    /// Calls `f` with every event this tracker's writes store (in this process):
+    /// transitions, starts, the implicit STARTED -> RUNNING of the first progress
+    /// of a run or subtask, and the subtasks a finishing run closes, each once, in
+    /// commit order, as `events_after` reads them (with their id and time). The
+    /// events of a transition are given out before the call returns (on its
+    /// thread, or by a thread giving out earlier events, which it waits for);
+    /// those of progress by the thread that wrote it (the writer thread, or a call
+    /// that flushed first). While the database is away nothing is reported: a
+    /// queued write's events come when it is replayed. A listener may call the
+    /// tracker (the events of what it writes follow once it returns) but must not
+    /// wait for another thread that uses it. Returns an id for `remove_listener`.
+    /// A panicking listener is logged and never breaks tracking.
     pub fn add_listener(&self, f: Listener) -> u64 {
         let id = self.inner.next_listener.fetch_add(1, Ordering::Relaxed);
         self.inner.listeners.rcu(|ls| {
@@ -685,8 +696,10 @@ impl TrackerInner {
         for run in self.live_runs() {
             run.cells.reset_all();
         }
-        // The parent's sample is not this process's.
+        // The parent's sample is not this process's, nor are its events.
         *lock(&self.last_sample) = None;
+        *lock(&self.events_out) = EventsOut::default();
+        self.events_waiting.store(false, Ordering::Release);
         let fresh = Arc::new(Supervisor::new(g, Ok(None), &self.config));
         self.spawn_writer(&fresh);
         // The parent's connection and writer belong to the parent: never close or join
@@ -711,12 +724,16 @@ impl TrackerInner {
         first: impl FnOnce() -> Vec<ProgressUpdate>,
     ) -> Result<Answer> {
         self.check_fork();
-        self.supervisor().transition(&self.cx(), op, first)
+        let answer = self.supervisor().transition(&self.cx(), op, first);
+        self.deliver_events();
+        answer
     }
 
     pub(crate) fn read<T>(&self, f: impl FnOnce(&mut dyn Store) -> Result<T>) -> Result<T> {
         self.check_fork();
-        self.supervisor().read(&self.cx(), f)
+        let out = self.supervisor().read(&self.cx(), f);
+        self.deliver_events(); // of the progress written first
+        out
     }
 
     /// Whether writes wait for the database (an outage or its replay).
@@ -726,7 +743,9 @@ impl TrackerInner {
 
     fn flush(&self, drain: Option<Duration>) -> Result<()> {
         self.check_fork();
-        self.supervisor().flush(&self.cx(), drain)
+        let out = self.supervisor().flush(&self.cx(), drain);
+        self.deliver_events();
+        out
     }
 
     /// Samples this process for the runs it started (nothing when it started
@@ -758,7 +777,9 @@ impl TrackerInner {
         if sup.generation != fork_generation() {
             return None;
         }
-        sup.tick(&self.cx(), heartbeat)
+        let again = sup.tick(&self.cx(), heartbeat);
+        self.deliver_events();
+        again
     }
 
     pub(crate) fn handle(
@@ -787,15 +808,52 @@ impl TrackerInner {
         RunHandle::from_shared(shared)
     }
 
-    pub(crate) fn has_listeners(&self) -> bool {
+    /// Whether anything consumes stored events (`events_stored`); when nothing
+    /// does, they are dropped where the store reports them.
+    fn wants_events(&self) -> bool {
         !self.listeners.load().is_empty()
     }
 
-    pub(crate) fn notify(&self, event: &TransitionEvent) {
-        for (_, f) in self.listeners.load().iter() {
-            let f = Arc::clone(f);
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(event))).is_err() {
-                log::error!("tasker: a transition listener panicked; tracking goes on");
+    /// Gives the staged events out, oldest first, one thread at a time: when
+    /// this returns, the events of this thread's writes have been given out (by
+    /// it, or by the thread it waited for). Inside a listener (this thread is
+    /// giving events out already) it returns at once: the loop up the stack
+    /// gives them after the listener returns. Called after every supervisor
+    /// call, with no lock held.
+    fn deliver_events(&self) {
+        if !self.events_waiting.load(Ordering::Acquire) {
+            return;
+        }
+        let me = std::thread::current().id();
+        if lock(&self.events_out).deliverer == Some(me) {
+            return;
+        }
+        let _turn = lock(&self.delivery);
+        loop {
+            let batch = {
+                let mut out = lock(&self.events_out);
+                if out.pending.is_empty() {
+                    out.deliverer = None;
+                    return;
+                }
+                out.deliverer = Some(me);
+                self.events_waiting.store(false, Ordering::Release);
+                std::mem::take(&mut out.pending)
+            };
+            self.events_stored(&batch);
+        }
+    }
+
+    /// The one place stored events go out from: every event a write of this
+    /// tracker stored, once, in commit order, with no lock held. Whatever
+    /// follows events (listeners today) subscribes here.
+    pub(crate) fn events_stored(&self, events: &[EventRow]) {
+        let listeners = self.listeners.load();
+        for event in events {
+            for (_, f) in listeners.iter() {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(event))).is_err() {
+                    log::error!("tasker: an event listener panicked; tracking goes on");
+                }
             }
         }
     }
@@ -810,6 +868,15 @@ impl RunRegistry for TrackerInner {
         for run in self.live_runs() {
             run.cells.take_all(run.run_id_arc(), out);
         }
+    }
+
+    fn stored(&self, mut events: Vec<EventRow>) {
+        if events.is_empty() || !self.wants_events() {
+            return;
+        }
+        let mut out = lock(&self.events_out);
+        out.pending.append(&mut events);
+        self.events_waiting.store(true, Ordering::Release);
     }
 
     fn applied(&self, op: &Op, out: &Output) {
@@ -848,6 +915,7 @@ impl Drop for TrackerInner {
         if let Err(e) = self.supervisor().flush(&self.cx(), Some(DRAIN_AT_CLOSE)) {
             log::warn!("tasker: progress not written at close: {e}");
         }
+        self.deliver_events();
         self.stop_writer();
     }
 }
