@@ -46,11 +46,11 @@ const DRAIN_AT_CLOSE: Duration = Duration::from_secs(10);
 pub type Listener = Arc<dyn Fn(&EventRow) + Send + Sync>;
 
 /// Events stored by this process's writes and not yet given out, in commit
-/// order, and the thread giving them out (`TrackerInner::deliver_events`).
+/// order, and whether a thread is giving events out (`TrackerInner::deliver_events`).
 #[derive(Default)]
 struct EventsOut {
     pending: Vec<EventRow>,
-    deliverer: Option<std::thread::ThreadId>,
+    delivering: bool,
 }
 
 /// An open tracking database. Cheap to clone; safe to share between threads.
@@ -79,9 +79,6 @@ pub(crate) struct TrackerInner {
     /// is released; `events_waiting` says whether `events_out` has any.
     events_out: Mutex<EventsOut>,
     events_waiting: AtomicBool,
-    /// Held by the thread giving events out: one at a time, so that they go out
-    /// in commit order.
-    delivery: Mutex<()>,
     fork_lock: Mutex<()>,
     me: OnceLock<Weak<TrackerInner>>,
     counters: Counters,
@@ -152,7 +149,6 @@ impl Tracker {
             next_listener: AtomicU64::new(1),
             events_out: Mutex::new(EventsOut::default()),
             events_waiting: AtomicBool::new(false),
-            delivery: Mutex::new(()),
             histories: HistoryCache::default(),
             fork_lock: Mutex::new(()),
             me: OnceLock::new(),
@@ -327,14 +323,14 @@ impl Tracker {
     /// transitions, starts, the implicit STARTED -> RUNNING of the first progress
     /// of a run or subtask, and the subtasks a finishing run closes, each once, in
     /// commit order, as `events_after` reads them (with their id and time). The
-    /// events of a transition are given out before the call returns (on its
-    /// thread, or by a thread giving out earlier events, which it waits for);
-    /// those of progress by the thread that wrote it (the writer thread, or a call
-    /// that flushed first). While the database is away nothing is reported: a
-    /// queued write's events come when it is replayed. A listener may call the
-    /// tracker (the events of what it writes follow once it returns) but must not
-    /// wait for another thread that uses it. Returns an id for `remove_listener`.
-    /// A panicking listener is logged and never breaks tracking.
+    /// events of a write are given out after its commit by the thread that made
+    /// it (a transition: the caller, before it returns; progress: the writer
+    /// thread, or a call that flushed first), unless another thread is giving
+    /// out earlier events at that moment: then that thread gives these too, right
+    /// after. While the database is away nothing is reported: a queued write's
+    /// events come when it is replayed. A listener may call the tracker (the
+    /// events of what it writes follow once it returns). Returns an id for
+    /// `remove_listener`. A panicking listener is logged and never breaks tracking.
     pub fn add_listener(&self, f: Listener) -> u64 {
         let id = self.inner.next_listener.fetch_add(1, Ordering::Relaxed);
         self.inner.listeners.rcu(|ls| {
@@ -814,33 +810,35 @@ impl TrackerInner {
         !self.listeners.load().is_empty()
     }
 
-    /// Gives the staged events out, oldest first, one thread at a time: when
-    /// this returns, the events of this thread's writes have been given out (by
-    /// it, or by the thread it waited for). Inside a listener (this thread is
-    /// giving events out already) it returns at once: the loop up the stack
-    /// gives them after the listener returns. Called after every supervisor
-    /// call, with no lock held.
+    /// Gives the staged events out, oldest first, one thread at a time. When
+    /// another thread (or a listener up this thread's stack) is giving events
+    /// out, it returns at once: that one gives these too, after its own, so that
+    /// each goes out once and in commit order, and no thread ever waits for a
+    /// listener running on another (a binding's listener may need a lock, such
+    /// as Python's GIL, that the waiting thread holds). Called after every
+    /// supervisor call, with no lock held.
     fn deliver_events(&self) {
         if !self.events_waiting.load(Ordering::Acquire) {
             return;
         }
-        let me = std::thread::current().id();
-        if lock(&self.events_out).deliverer == Some(me) {
-            return;
-        }
-        let _turn = lock(&self.delivery);
+        let mut batch = {
+            let mut out = lock(&self.events_out);
+            if out.delivering || out.pending.is_empty() {
+                return;
+            }
+            out.delivering = true;
+            self.events_waiting.store(false, Ordering::Release);
+            std::mem::take(&mut out.pending)
+        };
         loop {
-            let batch = {
-                let mut out = lock(&self.events_out);
-                if out.pending.is_empty() {
-                    out.deliverer = None;
-                    return;
-                }
-                out.deliverer = Some(me);
-                self.events_waiting.store(false, Ordering::Release);
-                std::mem::take(&mut out.pending)
-            };
             self.events_stored(&batch);
+            let mut out = lock(&self.events_out);
+            if out.pending.is_empty() {
+                out.delivering = false;
+                return;
+            }
+            self.events_waiting.store(false, Ordering::Release);
+            batch = std::mem::take(&mut out.pending);
         }
     }
 

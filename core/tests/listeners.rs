@@ -8,6 +8,7 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::{sqlite_config, state_home, wait_for_replay, SqliteOutage};
 use tasker::config::{Location, Secret};
@@ -76,13 +77,26 @@ fn listen(t: &Tracker) -> Seen {
 }
 
 /// What the events query returns for these runs, in event order.
-fn stored(t: &Tracker, runs: &[&str]) -> Vec<EventRow> {
+fn stored_events(t: &Tracker, runs: &[&str]) -> Vec<EventRow> {
     let mut all: Vec<EventRow> = runs
         .iter()
         .flat_map(|r| t.events_after(0, Some(r), 1000).unwrap())
         .collect();
     all.sort_by_key(|e| e.event_id);
     all
+}
+
+/// What the listener saw once it has as many events as were stored (the events
+/// of a write go out on another thread when that one was giving out earlier
+/// events at the time), and what was stored.
+fn settled(seen: &Seen, t: &Tracker, runs: &[&str]) -> (Vec<EventRow>, Vec<EventRow>) {
+    let stored = stored_events(t, runs);
+    let until = Instant::now() + Duration::from_secs(30);
+    while seen.lock().unwrap().len() < stored.len() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let seen = seen.lock().unwrap().clone();
+    (seen, stored)
 }
 
 type Shape = (Option<i64>, Option<Status>, Status);
@@ -130,13 +144,8 @@ fn listeners_get_the_stored_events_with_their_ids(db: Db) {
     c.subtask_start("open", SubtaskOptions::default()).unwrap();
     c.fail("boom", None).unwrap();
 
-    let seen = seen.lock().unwrap().clone();
-    let runs = [a.run_id(), b.run_id(), c.run_id()];
-    assert_eq!(
-        seen,
-        stored(&t, &runs),
-        "exactly the stored events, in order"
-    );
+    let (seen, stored) = settled(&seen, &t, &[a.run_id(), b.run_id(), c.run_id()]);
+    assert_eq!(seen, stored, "exactly the stored events, in order");
     assert!(seen.windows(2).all(|w| w[0].event_id < w[1].event_id));
     let (started, running) = (Some(Started), Some(Running));
     assert_eq!(
@@ -211,8 +220,8 @@ fn events_written_during_an_outage_come_once_after_the_replay() {
     let health = wait_for_replay(&t);
     assert_eq!(health.pending_writes, 0, "{health:?}");
     t.flush().unwrap();
-    let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen, stored(&t, &[run.run_id()]), "each once, in order");
+    let (seen, stored) = settled(&seen, &t, &[run.run_id()]);
+    assert_eq!(seen, stored, "each once, in order");
     assert_eq!(
         shape(&seen, run.run_id()),
         [
