@@ -13,6 +13,7 @@ mod fmt;
 #[cfg(test)]
 mod help_test;
 mod logs;
+mod register;
 mod report;
 mod serve;
 mod stats;
@@ -79,6 +80,8 @@ pub enum Command {
     Dag(dag::DagArgs),
     /// Runs, subtasks and events as CSV or JSON.
     Export(cmd::ExportArgs),
+    /// Register the pipeline declared under `tasks:` in .tasker.yml (stages, tasks, dependencies).
+    Register(register::RegisterArgs),
     /// One self-contained HTML report: summary per stage, Gantt timeline, failures.
     Report(report::ReportArgs),
     /// Mark lost runs (process gone, or heartbeat too old) FAILED.
@@ -206,6 +209,7 @@ where
         Command::Diff(a) => diff::diff(&cli.global, &a),
         Command::Dag(a) => dag::dag(&cli.global, &a),
         Command::Export(a) => cmd::export(&cli.global, &a),
+        Command::Register(a) => register::register(&cli.global, &a),
         Command::Report(a) => report::report(&cli.global, &a),
         Command::Reap(a) => cmd::reap(&cli.global, &a),
         Command::Purge(a) => cmd::purge(&cli.global, &a),

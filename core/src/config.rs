@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::model::TaskSpec;
 
 /// A value that must never be printed (a password, a URL that holds one).
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -120,6 +121,9 @@ pub struct Config {
     /// How long finished runs are kept, when set (applied by long-running tasker
     /// processes and `tasker purge --apply-retention`, never by a pipeline's calls).
     pub retention: Option<Retention>,
+    /// The pipeline declared under `tasks:` in the nearest configuration file that
+    /// declares one (`declared.rs`), registered by a process's first write.
+    pub tasks: Vec<TaskSpec>,
     /// Where the database location came from (for `tasker status` and error messages).
     pub source: String,
 }
@@ -147,6 +151,7 @@ impl Config {
             sample_interval: Some(Duration::from_secs(10)),
             max_log_lines: crate::logs::DEFAULT_MAX_LOG_LINES,
             retention: None,
+            tasks: Vec::new(),
             source: "argument".into(),
         }
     }
@@ -236,6 +241,7 @@ struct FileConfig {
     database: DbSettings,
     tracking: TrackingSettings,
     retention: RetentionSettings,
+    tasks: Option<serde_yaml_ng::Value>,
     // Keys other tools keep in the same file (the R package writes these).
     #[allow(dead_code, reason = "accepted so older .tasker.yml files still load")]
     logging: Option<serde_yaml_ng::Value>,
@@ -250,6 +256,8 @@ struct Level {
     db: DbSettings,
     tracking: TrackingSettings,
     retention: RetentionSettings,
+    /// `tasks:` of a file, when it has the key.
+    tasks: Option<Vec<TaskSpec>>,
     source: String,
     /// Relative SQLite paths in a file are relative to the file's directory.
     base_dir: Option<PathBuf>,
@@ -260,6 +268,7 @@ pub(crate) fn resolve_with(args: &ConfigArgs, env: &HashMap<String, String>) -> 
         db: args.db.clone(),
         tracking: args.tracking.clone(),
         retention: args.retention.clone(),
+        tasks: None,
         source: "arguments".into(),
         base_dir: None,
     }];
@@ -378,6 +387,7 @@ fn env_level(env: &HashMap<String, String>) -> Result<Level> {
             days: num("TASKER_RETENTION_DAYS")?.map(clamp_days),
             keep_failed_days: num("TASKER_RETENTION_KEEP_FAILED_DAYS")?.map(clamp_days),
         },
+        tasks: None,
         source: "environment (TASKER_DB_*)".into(),
         base_dir: None,
     })
@@ -392,10 +402,16 @@ fn file_level(path: &Path, env: &HashMap<String, String>) -> Result<Level> {
         expand_value(raw, env).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
     let parsed: FileConfig = serde_yaml_ng::from_value(expanded)
         .map_err(|e| Error::Config(format!("{}: {}", path.display(), redact(&e.to_string()))))?;
+    let tasks = parsed
+        .tasks
+        .map(crate::declared::parse)
+        .transpose()
+        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
     Ok(Level {
         db: parsed.database,
         tracking: parsed.tracking,
         retention: parsed.retention,
+        tasks,
         source: path.display().to_string(),
         base_dir: path.parent().map(Path::to_path_buf),
     })
@@ -472,6 +488,11 @@ fn build(levels: Vec<Level>, env: &HashMap<String, String>) -> Result<Config> {
     let mut sqlite_base: Option<PathBuf> = None;
     let mut tracking = TrackingSettings::default();
     let mut retention = RetentionSettings::default();
+    // The nearest file that declares a pipeline declares all of it (no merging).
+    let tasks = levels
+        .iter()
+        .find_map(|l| l.tasks.clone())
+        .unwrap_or_default();
     for level in &levels {
         let d = &level.db;
         let names_location = d.url.is_some()
@@ -531,6 +552,7 @@ fn build(levels: Vec<Level>, env: &HashMap<String, String>) -> Result<Config> {
     let mut cfg = Config::sqlite(PathBuf::new());
     cfg.location = location;
     cfg.source = db_source.unwrap_or_else(|| "default (embedded SQLite)".into());
+    cfg.tasks = tasks;
     if let Some(ms) = tracking.flush_interval_ms {
         if ms == 0 {
             return Err(Error::Config("flush_interval_ms must be at least 1".into()));

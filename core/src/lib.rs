@@ -22,6 +22,7 @@
 mod capture;
 pub mod config;
 pub mod dag;
+mod declared;
 pub mod error;
 pub mod estimate;
 pub mod ffi;

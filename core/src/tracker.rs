@@ -88,6 +88,8 @@ pub(crate) struct TrackerInner {
     sample_every_ms: AtomicU64,
     /// The newest sample taken for this process's runs.
     last_sample: Mutex<Option<Sample>>,
+    /// The pipeline declared in the configuration (`config.tasks`) was registered.
+    declared_registered: AtomicBool,
 }
 
 /// What a tracker wrote so far in this process.
@@ -155,6 +157,7 @@ impl Tracker {
             counters: Counters::default(),
             sample_every_ms: AtomicU64::new(interval_ms(config_sample_interval)),
             last_sample: Mutex::new(None),
+            declared_registered: AtomicBool::new(false),
         });
         let _ = inner.me.set(Arc::downgrade(&inner));
         // Writes left by processes that exited during an outage are replayed before
@@ -219,6 +222,36 @@ impl Tracker {
     /// Registers many tasks in one transaction: all or none. While the database is
     /// away the registration is queued and the ids returned are 0.
     pub fn register_tasks(&self, specs: &[TaskSpec]) -> Result<Vec<i64>> {
+        self.register_declared()?;
+        self.register_specs(specs)
+    }
+
+    /// Registers the pipeline declared under `tasks:` in the configuration file
+    /// (`declared.rs`), once per tracker: called before this process's first
+    /// registration or run start, so that the program's own `register_task` calls
+    /// come after it (and win where they differ). Returns how many tasks it
+    /// registered now (0 when there is no declaration or it was done).
+    pub fn register_declared(&self) -> Result<usize> {
+        let specs = &self.inner.config.tasks;
+        if specs.is_empty() || self.inner.declared_registered.load(Ordering::Acquire) {
+            return Ok(0);
+        }
+        self.register_specs(specs).map_err(|e| {
+            if e.is_transient() {
+                e
+            } else {
+                Error::Config(format!(
+                    "the tasks declared in the configuration file cannot be registered: {e}"
+                ))
+            }
+        })?;
+        self.inner
+            .declared_registered
+            .store(true, Ordering::Release);
+        Ok(specs.len())
+    }
+
+    fn register_specs(&self, specs: &[TaskSpec]) -> Result<Vec<i64>> {
         for s in specs {
             s.validate()?;
         }
@@ -236,6 +269,7 @@ impl Tracker {
     pub fn task_start(&self, stage: &str, task: &str, options: RunOptions) -> Result<RunHandle> {
         check_name("stage", stage)?;
         check_name("task name", task)?;
+        self.register_declared()?;
         let mut options = options;
         options.validate()?;
         crate::capture::fill(&mut options);
