@@ -298,7 +298,10 @@ fn listener_cost() {
             }
         }
     }
-    assert!(events.load(Ordering::Relaxed) >= 7 * 500 * 2, "the listener heard them");
+    assert!(
+        events.load(Ordering::Relaxed) >= 7 * 500 * 2,
+        "the listener heard them"
+    );
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]

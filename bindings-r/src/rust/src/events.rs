@@ -74,7 +74,10 @@ fn tk_take_events() -> Robj {
         "stage_name",
         events.iter().map(|e| Some(e.stage_name.as_str())),
     );
-    c.s("task_name", events.iter().map(|e| Some(e.task_name.as_str())));
+    c.s(
+        "task_name",
+        events.iter().map(|e| Some(e.task_name.as_str())),
+    );
     c.i("subtask_number", events.iter().map(|e| e.subtask_number));
     c.s("kind", events.iter().map(|e| Some(e.kind.as_str())));
     c.s(
