@@ -39,6 +39,10 @@ try:
         "/api/v1/history?limit=100&offset=2000",
         "/api/v1/history?limit=100&q=task03",
         "/api/v1/history?limit=100&sort=duration",
+        "/api/v1/history?limit=100&sort=duration&dir=asc&offset=2000",
+        "/api/v1/history?limit=100&sort=host",
+        "/api/v1/history?limit=100&sort=task&status=FAILED,CANCELLED",
+        "/api/v1/history?limit=100&sort=status&q=task03",
         "/api/v1/grid?per_task=25",
     ]:
         xs, size = [], 0

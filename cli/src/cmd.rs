@@ -12,6 +12,7 @@ use tasker::{
     StatusFilter, SubtaskRow, Tracker, TransitionInfo,
 };
 
+use crate::csv;
 use crate::fmt::{self, Style, Table};
 use crate::{CliResult, Failure, Global};
 
@@ -1055,6 +1056,9 @@ fn io_table(rows: &[&IoRow]) -> Table {
 pub enum ExportFormat {
     Csv,
     Json,
+    /// Runs as OpenTelemetry traces (OTLP JSON: one TracesData document per line),
+    /// subtasks as child spans, transitions as span events.
+    OtlpJson,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -1099,39 +1103,6 @@ pub struct ExportArgs {
     pub limit: Option<usize>,
 }
 
-const RUN_CSV: &[&str] = &[
-    "run_id",
-    "stage_name",
-    "stage_order",
-    "task_name",
-    "task_type",
-    "task_order",
-    "status",
-    "lost",
-    "hostname",
-    "process_id",
-    "parent_pid",
-    "user_name",
-    "start_time",
-    "end_time",
-    "last_update",
-    "heartbeat_time",
-    "duration_seconds",
-    "total_subtasks",
-    "subtasks_completed",
-    "current_subtask",
-    "overall_percent_complete",
-    "overall_progress_message",
-    "version",
-    "git_commit",
-    "script_path",
-    "script_filename",
-    "log_path",
-    "log_filename",
-    "error_message",
-    "error_detail",
-    "metadata",
-];
 /// A multi-line error detail, indented, control characters made harmless.
 fn push_detail(out: &mut String, detail: &str) {
     for l in detail.lines() {
@@ -1194,6 +1165,14 @@ fn write_csv<T: Serialize>(out: &mut dyn Write, columns: &[&str], rows: &[T]) ->
     Ok(())
 }
 
+fn write_runs_csv(out: &mut impl Write, runs: &[RunRow]) -> CliResult {
+    writeln!(out, "{}", csv::RUN_COLUMNS.join(","))?;
+    for r in runs {
+        csv::run(out, r)?;
+    }
+    Ok(())
+}
+
 fn write_csv_row<T: Serialize>(out: &mut dyn Write, columns: &[&str], row: &T) -> CliResult {
     let v = serde_json::to_value(row)?;
     let line: Vec<String> = columns.iter().map(|c| csv_field(v.get(*c))).collect();
@@ -1201,58 +1180,10 @@ fn write_csv_row<T: Serialize>(out: &mut dyn Write, columns: &[&str], row: &T) -
     Ok(())
 }
 
-/// One run as a CSV line of RUN_CSV's columns: each field serialised alone (as
-/// `write_csv_row` would write it, without building a JSON object per run).
-fn write_run_csv(out: &mut dyn Write, r: &RunRow) -> CliResult {
-    use serde_json::to_value as v;
-    let cells = [
-        v(&r.run_id)?,
-        v(&r.stage_name)?,
-        v(r.stage_order)?,
-        v(&r.task_name)?,
-        v(&r.task_type)?,
-        v(r.task_order)?,
-        v(r.status)?,
-        v(r.lost)?,
-        v(&r.hostname)?,
-        v(r.process_id)?,
-        v(r.parent_pid)?,
-        v(&r.user_name)?,
-        v(r.start_time)?,
-        v(r.end_time)?,
-        v(r.last_update)?,
-        v(r.heartbeat_time)?,
-        v(r.duration_seconds)?,
-        v(r.total_subtasks)?,
-        v(r.subtasks_completed)?,
-        v(r.current_subtask)?,
-        v(r.overall_percent_complete)?,
-        v(&r.overall_progress_message)?,
-        v(&r.version)?,
-        v(&r.git_commit)?,
-        v(&r.script_path)?,
-        v(&r.script_filename)?,
-        v(&r.log_path)?,
-        v(&r.log_filename)?,
-        v(&r.error_message)?,
-        v(&r.error_detail)?,
-        v(&r.metadata)?,
-    ];
-    let mut line = String::with_capacity(256);
-    for (i, c) in cells.iter().enumerate() {
-        if i > 0 {
-            line.push(',');
-        }
-        line.push_str(&csv_field(Some(c)));
-    }
-    writeln!(out, "{line}")?;
-    Ok(())
-}
-
 /// `export --table runs --format csv` as the runs are read: memory stays flat and
 /// the first line comes at once, however many runs there are. None when a filter
 /// needs every run first (several statuses, `active`, `lost`).
-fn stream_runs_csv(t: &Tracker, a: &ExportArgs, sink: &mut dyn Write) -> CliResult<Option<()>> {
+fn stream_runs_csv(t: &Tracker, a: &ExportArgs, sink: &mut impl Write) -> CliResult<Option<()>> {
     let sel = StatusSel::parse(&a.status).map_err(Failure::usage)?;
     if !(sel.is_empty() || sel.single().is_some()) {
         return Ok(None);
@@ -1271,12 +1202,12 @@ fn stream_runs_csv(t: &Tracker, a: &ExportArgs, sink: &mut dyn Write) -> CliResu
         limit: Some(a.limit.unwrap_or(usize::MAX)),
         host: a.host.clone(),
     };
-    writeln!(sink, "{}", RUN_CSV.join(","))?;
+    writeln!(sink, "{}", csv::RUN_COLUMNS.join(","))?;
     let mut failed: Option<Failure> = None;
-    let res = t.for_each_run(&filter, |r| match write_run_csv(sink, &r) {
+    let res = t.for_each_run(&filter, |r| match csv::run(sink, &r) {
         Ok(()) => Ok(true),
-        Err(f) => {
-            failed = Some(f);
+        Err(e) => {
+            failed = Some(e.into());
             Ok(false)
         }
     });
@@ -1319,15 +1250,17 @@ fn events_of(t: &Tracker, runs: Option<&[RunRow]>) -> CliResult<Vec<EventRow>> {
     }
 }
 
-/// Where an export goes: --output, else stdout (buffered).
-fn export_sink(a: &ExportArgs) -> CliResult<Box<dyn Write>> {
-    Ok(match &a.output {
-        Some(p) => Box::new(std::io::BufWriter::new(
+/// Where an export goes: --output, else stdout; buffered in front of the
+/// choice, so that the many small writes of a CSV line are not dynamic calls.
+fn export_sink(a: &ExportArgs) -> CliResult<std::io::BufWriter<Box<dyn Write>>> {
+    let to: Box<dyn Write> = match &a.output {
+        Some(p) => Box::new(
             std::fs::File::create(p)
                 .map_err(|e| Failure::new(format!("cannot write {}: {e}", p.display())))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    })
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    Ok(std::io::BufWriter::with_capacity(1 << 16, to))
 }
 
 pub fn export(g: &Global, a: &ExportArgs) -> CliResult {
@@ -1335,6 +1268,9 @@ pub fn export(g: &Global, a: &ExportArgs) -> CliResult {
         return Err(Failure::usage(
             "CSV holds one table per file: pass --table runs|subtasks|events, or --output-dir DIR",
         ));
+    }
+    if a.format == ExportFormat::OtlpJson {
+        return export_otlp_json(g, a);
     }
     let t = g.open(false)?;
     if a.format == ExportFormat::Csv && a.table == ExportTable::Runs && a.output_dir.is_none() {
@@ -1398,7 +1334,7 @@ pub fn export(g: &Global, a: &ExportArgs) -> CliResult {
                     )?))
                 };
                 if want(ExportTable::Runs) {
-                    write_csv(&mut file("runs.csv")?, RUN_CSV, &runs)?;
+                    write_runs_csv(&mut file("runs.csv")?, &runs)?;
                 }
                 if want(ExportTable::Subtasks) {
                     write_csv(&mut file("subtasks.csv")?, SUBTASK_CSV, &subtasks)?;
@@ -1407,12 +1343,41 @@ pub fn export(g: &Global, a: &ExportArgs) -> CliResult {
                     write_csv(&mut file("events.csv")?, EVENT_CSV, &events)?;
                 }
             }
-            (None, ExportTable::Runs) => write_csv(&mut sink, RUN_CSV, &runs)?,
+            (None, ExportTable::Runs) => write_runs_csv(&mut sink, &runs)?,
             (None, ExportTable::Subtasks) => write_csv(&mut sink, SUBTASK_CSV, &subtasks)?,
             (None, ExportTable::Events) => write_csv(&mut sink, EVENT_CSV, &events)?,
             (None, ExportTable::All) => unreachable!("refused above"),
         },
+        ExportFormat::OtlpJson => unreachable!("exported above"),
     }
+    sink.flush()?;
+    Ok(())
+}
+
+/// Runs read per store session for `--format otlp-json`.
+const OTLP_RUNS_PER_READ: usize = 500;
+
+/// The selected runs as one OTLP JSON document (what a collector's file receiver
+/// or `otlp-json` tools read), with the service name and resource attributes of
+/// `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`.
+fn export_otlp_json(g: &Global, a: &ExportArgs) -> CliResult {
+    if a.table != ExportTable::All || a.output_dir.is_some() {
+        return Err(Failure::usage(
+            "--format otlp-json exports runs with their subtasks and events as traces: \
+             it takes neither --table nor --output-dir",
+        ));
+    }
+    let t = g.open(false)?;
+    let runs = history_rows(&t, &a.stage, &a.task, &a.status, &a.host, &a.since, a.limit)?;
+    let resource = tasker::otlp::ResourceInfo::from_env()?;
+    let ids: Vec<&str> = tasker::otlp::exportable(&runs).collect();
+    let mut traces = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(OTLP_RUNS_PER_READ) {
+        traces.extend(t.run_traces(chunk)?);
+    }
+    let mut sink = export_sink(a)?;
+    serde_json::to_writer(&mut sink, &tasker::otlp::traces_json(&traces, &resource))?;
+    writeln!(sink)?;
     sink.flush()?;
     Ok(())
 }
@@ -1509,6 +1474,7 @@ pub fn reap(g: &Global, a: &ReapArgs) -> CliResult {
     if done.is_empty() {
         println!("No lost runs.");
     }
+    let shorts = tasker::run_ids::short_ids(&t, done.iter().map(|d| d.run_id.as_str()))?;
     for d in &done {
         println!(
             "{} {}/{} run {}: {}",
@@ -1521,7 +1487,7 @@ pub fn reap(g: &Global, a: &ReapArgs) -> CliResult {
             },
             fmt::clean(&d.stage_name),
             fmt::clean(&d.task_name),
-            d.run_id,
+            shorts.get(&d.run_id).unwrap_or(&d.run_id),
             d.reason
         );
     }
@@ -1710,9 +1676,9 @@ mod test {
         )
         .unwrap();
         let mut fast = Vec::new();
-        write_run_csv(&mut fast, &row).unwrap();
+        csv::run(&mut fast, &row).unwrap();
         let mut generic = Vec::new();
-        write_csv_row(&mut generic, RUN_CSV, &row).unwrap();
+        write_csv_row(&mut generic, csv::RUN_COLUMNS, &row).unwrap();
         assert_eq!(
             String::from_utf8(fast).unwrap(),
             String::from_utf8(generic).unwrap()

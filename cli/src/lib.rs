@@ -7,6 +7,7 @@
 //! (src/main.rs) and the Python wheel's `tasker` script both call [`run`].
 
 mod cmd;
+mod csv;
 mod dag;
 mod diff;
 mod fmt;

@@ -210,6 +210,41 @@ fn history_show_and_export() {
     for f in ["runs.csv", "subtasks.csv", "events.csv"] {
         assert!(out.join(f).is_file(), "{f}");
     }
+
+    // OTLP JSON: one trace per run (trace id = run id), subtasks under their run.
+    let otlp = json(&db, &["export", "--format", "otlp-json"]);
+    let spans: Vec<&Value> = otlp["resourceSpans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|rs| rs["scopeSpans"].as_array().unwrap())
+        .flat_map(|ss| ss["spans"].as_array().unwrap())
+        .collect();
+    assert_eq!(spans.len(), 2 + 3);
+    let hex_id = |run: &Value| run["run_id"].as_str().unwrap().replace('-', "");
+    // An empty parent may be left out or written as "".
+    let parent = |s: &Value| s["parentSpanId"].as_str().unwrap_or_default().to_string();
+    for run in runs {
+        let trace: Vec<&&Value> = spans
+            .iter()
+            .filter(|s| s["traceId"] == hex_id(run))
+            .collect();
+        let root = trace.iter().find(|s| parent(s).is_empty()).unwrap();
+        assert_eq!(
+            root["name"],
+            format!(
+                "{}/{}",
+                run["stage_name"].as_str().unwrap(),
+                run["task_name"].as_str().unwrap()
+            )
+        );
+        assert!(trace
+            .iter()
+            .filter(|s| !parent(s).is_empty())
+            .all(|s| parent(s) == root["spanId"].as_str().unwrap()));
+    }
+    let usage = tasker(&db, &["export", "--format", "otlp-json", "--table", "runs"]);
+    assert_eq!(usage.status.code(), Some(2));
 }
 
 #[test]
@@ -268,6 +303,11 @@ fn reap_marks_a_run_whose_process_died_failed_and_purge_deletes_old_runs() {
 
     let dry = json(&db, &["reap", "--dry-run", "--json"]);
     assert_eq!(dry[0]["marked_failed"], false);
+    // People read the short id the other commands print; --json keeps the full one.
+    let said = ok(&db, &["reap", "--dry-run"]);
+    let short = &id[..8];
+    assert!(said.contains(&format!("run {short}")), "{said}");
+    assert!(!said.contains(&id), "{said}");
     let reaped = json(&db, &["reap", "--json"]);
     assert_eq!(reaped[0]["run_id"], id.as_str());
     assert_eq!(reaped[0]["marked_failed"], true);

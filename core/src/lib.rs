@@ -30,6 +30,8 @@ mod forecast;
 pub mod io_record;
 pub mod logs;
 pub mod model;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 mod outbox;
 pub mod process;
 mod progress;
@@ -58,8 +60,8 @@ pub use model::{
     RunOptions, RunProgress, Status, SubtaskOptions, SubtaskProgress, TaskSpec, TransitionInfo,
 };
 pub use query::{
-    EventRow, HistoryFilter, IoRow, RunRow, StageRow, StatsFilter, StatusFilter, SubtaskRow,
-    TaskRow,
+    EventRow, HistoryFilter, IoRow, RunPageQuery, RunRow, RunSort, StageRow, StatsFilter,
+    StatusFilter, SubtaskRow, TaskRow,
 };
 pub use run::RunHandle;
 pub use sampler::Sample;

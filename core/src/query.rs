@@ -34,6 +34,41 @@ pub struct HistoryFilter {
 
 pub const DEFAULT_HISTORY_LIMIT: usize = 100;
 
+/// A page of runs in any order with how many match (the dashboard's History):
+/// sorted and paged by the database, so a page never reads every run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunPageQuery {
+    /// Runs of these tasks (ids); None: of every task.
+    pub task_ids: Option<Vec<i64>>,
+    /// Runs in any of these statuses; empty: in any status.
+    pub statuses: Vec<Status>,
+    pub host: Option<String>,
+    /// Started at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Started before.
+    pub until: Option<DateTime<Utc>>,
+    pub sort: RunSort,
+    pub ascending: bool,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// The column a page of runs is sorted by; ties go by start time, then id, in
+/// the same direction. Missing values (no host, no start) come lowest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RunSort {
+    #[default]
+    Start,
+    /// End (or now, for a run not ended) minus start.
+    Duration,
+    /// Stage name, then task name.
+    Stage,
+    /// Task name, then stage name.
+    Task,
+    Status,
+    Host,
+}
+
 /// One run (or, in `task_status`, a registered task that never ran: then every
 /// run field is empty and `status` is NOT_STARTED). Column names follow the
 /// existing R package so data frames keep their shape.

@@ -544,14 +544,17 @@ impl RunHandle {
             s.cells.take_all(&s.run_id, &mut pending);
             pending
         };
-        let old = match s.tracker.transition(op, first)? {
-            Answer::Applied(Output::Transition { from, .. }) => from,
-            Answer::Applied(_) | Answer::Queued => s.last_status(),
+        let (old, changed) = match s.tracker.transition(op, first)? {
+            Answer::Applied(Output::Transition { from, changed }) => (from, changed),
+            Answer::Applied(_) | Answer::Queued => (s.last_status(), s.last_status() != to),
         };
         s.status.store(to as i32, Ordering::Relaxed);
         if to.is_terminal() {
             s.tracker.supervisor().forget_owned(&s.run_id);
             s.cells.finish_all(to);
+        }
+        if changed && to.is_terminal() {
+            s.tracker.run_ended(&s.run_id);
         }
         Ok(old)
     }

@@ -114,39 +114,131 @@ pub fn completed_durations(runs: &[RunSummary]) -> Vec<f64> {
 }
 
 fn seconds(r: &RunSummary) -> Option<f64> {
-    millis(r).map(|ms| ms as f64 / 1000.0)
+    r.millis().map(|ms| ms as f64 / 1000.0)
 }
 
-/// Whole milliseconds a run took (none below zero). Sums are taken of these, so
-/// that a mean does not depend on the order the store read the runs in.
-fn millis(r: &RunSummary) -> Option<i64> {
-    let (start, end) = (r.start_time?, r.end_time?);
-    Some((end - start).num_milliseconds().max(0))
+/// What statistics read of one run: a `RunSummary`, or a store's lighter row.
+pub(crate) trait StatsRun {
+    /// A point in time as the store gives it, ordered as the times it stands for
+    /// (so that the latest is found without converting every run's times).
+    type Time: Copy + Ord;
+    fn run_id(&self) -> &str;
+    fn retry_of(&self) -> Option<&str>;
+    fn attempt(&self) -> i64;
+    fn status(&self) -> Status;
+    fn start(&self) -> Option<Self::Time>;
+    fn end(&self) -> Option<Self::Time>;
+    fn utc(t: Self::Time) -> DateTime<Utc>;
+    /// Whole milliseconds the run took (none below zero). Sums are taken of
+    /// these, so that a mean does not depend on the order the store read the
+    /// runs in.
+    fn millis(&self) -> Option<i64>;
+    fn items_complete(&self) -> i64;
+    /// Whether an active run is lost; when it is, its last heartbeat.
+    fn lost(&self, rule: &LostRule) -> Option<Option<DateTime<Utc>>>;
+}
+
+impl StatsRun for RunSummary {
+    type Time = DateTime<Utc>;
+    fn run_id(&self) -> &str {
+        &self.run_id
+    }
+    fn retry_of(&self) -> Option<&str> {
+        self.retry_of.as_deref()
+    }
+    fn attempt(&self) -> i64 {
+        self.attempt
+    }
+    fn status(&self) -> Status {
+        self.status
+    }
+    fn start(&self) -> Option<DateTime<Utc>> {
+        self.start_time
+    }
+    fn end(&self) -> Option<DateTime<Utc>> {
+        self.end_time
+    }
+    fn utc(t: DateTime<Utc>) -> DateTime<Utc> {
+        t
+    }
+    fn millis(&self) -> Option<i64> {
+        let (start, end) = (self.start_time?, self.end_time?);
+        Some((end - start).num_milliseconds().max(0))
+    }
+    fn items_complete(&self) -> i64 {
+        self.items_complete
+    }
+    fn lost(&self, rule: &LostRule) -> Option<Option<DateTime<Utc>>> {
+        self.is_lost(rule).then_some(self.heartbeat_time)
+    }
+}
+
+impl<R: StatsRun> StatsRun for &R {
+    type Time = R::Time;
+    fn run_id(&self) -> &str {
+        (**self).run_id()
+    }
+    fn retry_of(&self) -> Option<&str> {
+        (**self).retry_of()
+    }
+    fn attempt(&self) -> i64 {
+        (**self).attempt()
+    }
+    fn status(&self) -> Status {
+        (**self).status()
+    }
+    fn start(&self) -> Option<R::Time> {
+        (**self).start()
+    }
+    fn end(&self) -> Option<R::Time> {
+        (**self).end()
+    }
+    fn utc(t: R::Time) -> DateTime<Utc> {
+        R::utc(t)
+    }
+    fn millis(&self) -> Option<i64> {
+        (**self).millis()
+    }
+    fn items_complete(&self) -> i64 {
+        (**self).items_complete()
+    }
+    fn lost(&self, rule: &LostRule) -> Option<Option<DateTime<Utc>>> {
+        (**self).lost(rule)
+    }
 }
 
 enum Outcome {
     Completed,
     Failed,
-    Lost,
+    /// With the run's last heartbeat.
+    Lost(Option<DateTime<Utc>>),
     Cancelled,
     Skipped,
     Active,
 }
 
-fn outcome(r: &RunSummary, rule: &LostRule) -> Outcome {
-    match r.status {
+fn outcome(r: &impl StatsRun, rule: &LostRule) -> Outcome {
+    match r.status() {
         Status::Completed => Outcome::Completed,
         Status::Failed => Outcome::Failed,
         Status::Cancelled => Outcome::Cancelled,
         Status::Skipped => Outcome::Skipped,
-        _ if r.is_lost(rule) => Outcome::Lost,
-        _ => Outcome::Active,
+        _ => match r.lost(rule) {
+            Some(beat) => Outcome::Lost(beat),
+            None => Outcome::Active,
+        },
     }
 }
 
-fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> TaskStats {
+/// Statistics of one task from its runs (every run given is of this task).
+pub(crate) fn one_task<R: StatsRun>(
+    stage: &str,
+    task: &str,
+    runs: &[R],
+    rule: &LostRule,
+) -> TaskStats {
     // The last attempt of a logical run is the one no other run retries.
-    let retried: HashSet<&str> = runs.iter().filter_map(|r| r.retry_of.as_deref()).collect();
+    let retried: HashSet<&str> = runs.iter().filter_map(|r| r.retry_of()).collect();
     let mut s = TaskStats {
         stage_name: stage.to_string(),
         task_name: task.to_string(),
@@ -167,7 +259,7 @@ fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> T
         duration_mean: None,
         duration_max: None,
         items_per_second: None,
-        last_start: runs.iter().filter_map(|r| r.start_time).max(),
+        last_start: runs.iter().filter_map(|r| r.start()).max().map(R::utc),
         last_success: None,
         last_failure: None,
         wait_p50: None,
@@ -177,10 +269,10 @@ fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> T
     // (Most tasks have no retries: then no run id is hashed.)
     let last_attempts = runs
         .iter()
-        .filter(|r| retried.is_empty() || !retried.contains(r.run_id.as_str()));
+        .filter(|r| retried.is_empty() || !retried.contains(r.run_id()));
     for r in last_attempts {
         s.logical_runs += 1;
-        if r.attempt > 1 {
+        if r.attempt() > 1 {
             s.retried += 1;
         }
         let counted = match outcome(r, rule) {
@@ -192,7 +284,7 @@ fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> T
                 s.failed += 1;
                 true
             }
-            Outcome::Lost => {
+            Outcome::Lost(_) => {
                 s.lost += 1;
                 true
             }
@@ -211,7 +303,7 @@ fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> T
         };
         if counted {
             ended += 1;
-            attempts += r.attempt.max(1);
+            attempts += r.attempt().max(1);
         }
     }
     if ended > 0 {
@@ -221,22 +313,23 @@ fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> T
     // Every attempt's own outcome for the times and durations.
     let mut durations = Vec::new();
     // Whole numbers, summed exactly (i128: no sum of i64 values overflows it).
-    let (mut total_ms, mut items, mut item_ms) = (0i128, 0i128, 0i128);
+    let mut total_ms = 0i128;
+    let mut items = Vec::new();
+    let mut last_success = None;
     for r in runs {
         match outcome(r, rule) {
             Outcome::Completed => {
-                s.last_success = s.last_success.max(r.end_time);
-                if let Some(ms) = millis(r) {
+                last_success = last_success.max(r.end());
+                if let Some(ms) = r.millis() {
                     durations.push(ms as f64 / 1000.0);
                     total_ms += i128::from(ms);
-                    if r.items_complete > 0 && ms > 0 {
-                        items += i128::from(r.items_complete);
-                        item_ms += i128::from(ms);
+                    if r.items_complete() > 0 {
+                        items.push((r.items_complete(), ms));
                     }
                 }
             }
-            Outcome::Failed => s.last_failure = s.last_failure.max(r.end_time),
-            Outcome::Lost => s.last_failure = s.last_failure.max(r.heartbeat_time),
+            Outcome::Failed => s.last_failure = s.last_failure.max(r.end().map(R::utc)),
+            Outcome::Lost(beat) => s.last_failure = s.last_failure.max(beat),
             _ => {}
         }
     }
@@ -247,10 +340,23 @@ fn one_task(stage: &str, task: &str, runs: &[&RunSummary], rule: &LostRule) -> T
     if !durations.is_empty() {
         s.duration_mean = Some(total_ms as f64 / 1000.0 / durations.len() as f64);
     }
-    if item_ms > 0 {
-        s.items_per_second = Some(items as f64 * 1000.0 / item_ms as f64);
-    }
+    s.last_success = last_success.map(R::utc);
+    s.items_per_second = items_per_second(items);
     s
+}
+
+/// Items per second of completed runs, from each run's items and milliseconds:
+/// their items over their seconds (runs without items or time left out).
+pub(crate) fn items_per_second(runs: impl IntoIterator<Item = (i64, i64)>) -> Option<f64> {
+    // Whole numbers, summed exactly (i128: no sum of i64 values overflows it).
+    let (mut items, mut item_ms) = (0i128, 0i128);
+    for (n, ms) in runs {
+        if n > 0 && ms > 0 {
+            items += i128::from(n);
+            item_ms += i128::from(ms);
+        }
+    }
+    (item_ms > 0).then(|| items as f64 * 1000.0 / item_ms as f64)
 }
 
 /// Fills `wait_p50` and `wait_p95` from `waits` (stage, task, start, seconds): per

@@ -88,6 +88,10 @@ pub(crate) struct TrackerInner {
     sample_every_ms: AtomicU64,
     /// The newest sample taken for this process's runs.
     last_sample: Mutex<Option<Sample>>,
+    /// OpenTelemetry export of the runs that end in this process, when the
+    /// environment configures it (`otlp/`).
+    #[cfg(feature = "otlp")]
+    otlp: Option<crate::otlp::Exporter>,
     /// The pipeline declared in the configuration (`config.tasks`) was registered.
     declared_registered: AtomicBool,
 }
@@ -157,6 +161,8 @@ impl Tracker {
             counters: Counters::default(),
             sample_every_ms: AtomicU64::new(interval_ms(config_sample_interval)),
             last_sample: Mutex::new(None),
+            #[cfg(feature = "otlp")]
+            otlp: crate::otlp::Exporter::from_env(),
             declared_registered: AtomicBool::new(false),
         });
         let _ = inner.me.set(Arc::downgrade(&inner));
@@ -385,12 +391,7 @@ impl Tracker {
     }
 
     fn lost_rule(&self) -> LostRule {
-        LostRule {
-            now: Utc::now(),
-            this_host: self.inner.this_host.clone(),
-            lost_after: chrono::Duration::from_std(self.inner.config.lost_after)
-                .unwrap_or(chrono::Duration::MAX),
-        }
+        self.inner.lost_rule()
     }
 
     /// Fills the derived fields of rows read: percent, lost, duration, and the
@@ -453,6 +454,15 @@ impl Tracker {
         self.read(|st| st.history(filter)).map(|r| self.derived(r))
     }
 
+    /// A page of runs in any order, and how many match: sorted and paged by the
+    /// database (the dashboard's History sorted by a column).
+    pub fn run_page(&self, q: &crate::query::RunPageQuery) -> Result<(Vec<RunRow>, usize)> {
+        check_limit(Some(q.limit))?;
+        let now = Utc::now();
+        let (rows, total) = self.read(|st| st.run_page(q, now))?;
+        Ok((self.derived(rows), total))
+    }
+
     /// The runs `history` returns, newest first, handed to `f` one at a time as
     /// they are read (with percent, lost flag and duration; no ETA): an export of
     /// every run without holding them all. `f` returns false to stop.
@@ -469,6 +479,15 @@ impl Tracker {
                 f(r)
             })
         })
+    }
+
+    /// The runs with these ids as OpenTelemetry traces would show them: each
+    /// run (derived) with its subtasks and events, read in one session. Ids not
+    /// found are left out.
+    #[cfg(feature = "otlp")]
+    pub fn run_traces(&self, run_ids: &[&str]) -> Result<Vec<crate::otlp::RunTrace>> {
+        let rule = self.lost_rule();
+        self.read(|st| crate::otlp::read_traces(st, run_ids, &rule))
     }
 
     /// Runs by stage, task and status, with COMPLETED runs' durations counted in
@@ -679,6 +698,15 @@ fn check_limit(limit: Option<usize>) -> Result<()> {
 }
 
 impl TrackerInner {
+    fn lost_rule(&self) -> LostRule {
+        LostRule {
+            now: Utc::now(),
+            this_host: self.this_host.clone(),
+            lost_after: chrono::Duration::from_std(self.config.lost_after)
+                .unwrap_or(chrono::Duration::MAX),
+        }
+    }
+
     fn cx(&self) -> Cx<'_> {
         Cx {
             config: &self.config,
@@ -726,10 +754,15 @@ impl TrackerInner {
         for run in self.live_runs() {
             run.cells.reset_all();
         }
-        // The parent's sample is not this process's, nor are its events.
+        // The parent's sample is not this process's, nor are its events and the
+        // runs it ended.
         *lock(&self.last_sample) = None;
         *lock(&self.events_out) = EventsOut::default();
         self.events_waiting.store(false, Ordering::Release);
+        #[cfg(feature = "otlp")]
+        if let Some(x) = &self.otlp {
+            x.forget_queued();
+        }
         let fresh = Arc::new(Supervisor::new(g, Ok(None), &self.config));
         self.spawn_writer(&fresh);
         // The parent's connection and writer belong to the parent: never close or join
@@ -773,9 +806,39 @@ impl TrackerInner {
 
     fn flush(&self, drain: Option<Duration>) -> Result<()> {
         self.check_fork();
-        let out = self.supervisor().flush(&self.cx(), drain);
+        let flushed = self.supervisor().flush(&self.cx(), drain);
         self.deliver_events();
-        out
+        if drain.is_some() {
+            // Closing or exiting: runs that just ended are exported now, since the
+            // writer may not get another turn (skipped while the collector is away).
+            self.export_ended_runs();
+        }
+        flushed
+    }
+
+    /// A run of this process reached a terminal status: queue it for export (no
+    /// I/O; nothing when export is off).
+    pub(crate) fn run_ended(&self, run_id: &Arc<str>) {
+        #[cfg(feature = "otlp")]
+        if let Some(x) = &self.otlp {
+            x.run_ended(run_id);
+        }
+        #[cfg(not(feature = "otlp"))]
+        let _ = run_id;
+    }
+
+    /// Exports the runs that ended since the last call (see `otlp/`): called by
+    /// the writer thread on its turn, never while writes wait for the database
+    /// (the ended runs may not be stored yet).
+    pub(crate) fn export_ended_runs(&self) {
+        #[cfg(feature = "otlp")]
+        if let Some(x) = &self.otlp {
+            if self.supervisor().generation != fork_generation() || self.writes_wait() {
+                return;
+            }
+            let rule = self.lost_rule();
+            x.export(|ids| self.read(|st| crate::otlp::read_traces(st, ids, &rule)));
+        }
     }
 
     /// Samples this process for the runs it started (nothing when it started
@@ -948,6 +1011,8 @@ impl Drop for TrackerInner {
             log::warn!("tasker: progress not written at close: {e}");
         }
         self.deliver_events();
+        // The writer's last turn cannot reach a tracker being dropped.
+        self.export_ended_runs();
         self.stop_writer();
     }
 }

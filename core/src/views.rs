@@ -126,6 +126,20 @@ impl StatusSel {
         }
     }
 
+    /// The statuses named, with STARTED, RUNNING and PAUSED for `active` (not `lost`,
+    /// which is known only once a run is read).
+    pub fn statuses_with_active(&self) -> Vec<Status> {
+        let mut all = self.statuses.clone();
+        if self.active {
+            for s in [Status::Started, Status::Running, Status::Paused] {
+                if !all.contains(&s) {
+                    all.push(s);
+                }
+            }
+        }
+        all
+    }
+
     pub fn keeps(&self, r: &RunRow) -> bool {
         self.is_empty()
             || self.statuses.contains(&r.status)

@@ -4,7 +4,8 @@
 //! started, and every sample interval (`Tracker::set_sample_interval`, which may
 //! change while it runs) it samples this process's resource use for them
 //! (written with the next progress or heartbeat); after an outage it reconnects and replays the queued writes
-//! (`supervisor.rs`). Transitions do not wait for it: they are committed on the
+//! (`supervisor.rs`). When OpenTelemetry export is configured it then sends the
+//! runs that ended since its last turn (`otlp/`). Transitions do not wait for it: they are committed on the
 //! caller's thread. The thread blocks asynchronous signals: they are the
 //! program's, not tasker's.
 
@@ -99,6 +100,9 @@ fn run(tracker: Weak<TrackerInner>, stopped: mpsc::Receiver<()>, every: Interval
         }
         // Errors are reported (once per outage) and the writes kept by the supervisor.
         more = t.flush_in_background(beat);
+        if more.is_none() {
+            t.export_ended_runs();
+        }
         if stop {
             return;
         }

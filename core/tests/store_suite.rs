@@ -15,8 +15,8 @@ use tasker::store::{
     self, NewRun, Op, OpId, Output, ProgressUpdate, Queued, RunSelector, Store, SubtaskRef,
 };
 use tasker::{
-    ErrorKind, HistoryFilter, RunOptions, RunRow, StatsFilter, Status, StatusFilter,
-    SubtaskOptions, TaskSelector, TaskSpec, TasksWithRuns, TransitionInfo,
+    ErrorKind, HistoryFilter, RunOptions, RunPageQuery, RunRow, RunSort, StatsFilter, Status,
+    StatusFilter, SubtaskOptions, TaskSelector, TaskSpec, TasksWithRuns, TransitionInfo,
 };
 
 struct Db {
@@ -105,6 +105,7 @@ suite!(
     samples_are_stored_with_progress_and_thinned_to_a_bound,
     runs_by_host_by_prefix_counted_and_streamed,
     writes_report_the_events_they_stored,
+    runs_are_sorted_filtered_and_paged_in_sql,
 );
 
 fn t(sec: i64) -> DateTime<Utc> {
@@ -1350,7 +1351,7 @@ fn a_version_1_postgres_schema_is_migrated_keeping_its_rows() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
 }
 
 fn id(writer: &str, seq: u64) -> OpId {
@@ -2353,4 +2354,116 @@ fn writes_report_the_events_they_stored(db: &mut Db) {
     // A refused write reports nothing.
     assert!(s.run_transition("r", Running, &none(), t(8)).is_err());
     assert!(s.take_events().is_empty());
+}
+
+fn runs_are_sorted_filtered_and_paged_in_sql(db: &mut Db) {
+    let s = &mut db.s;
+    for i in 0..4 {
+        let mut r = new_run(&format!("p{i}"), "st", "job", i * 10);
+        if i % 2 == 1 {
+            r.facts = facts("host-b");
+        }
+        s.start_run(&r).unwrap();
+    }
+    s.start_run(&new_run("q0", "st", "other", 50)).unwrap();
+    // Durations at t(100): p0 5 s, p1 20 s, p2 1 s (failed); p3 70 s and q0 50 s go on.
+    s.run_transition("p0", Status::Completed, &none(), t(5))
+        .unwrap();
+    s.run_transition("p1", Status::Completed, &none(), t(30))
+        .unwrap();
+    s.run_transition(
+        "p2",
+        Status::Failed,
+        &TransitionInfo::error("x", None),
+        t(21),
+    )
+    .unwrap();
+    let job = s
+        .registered_tasks(Some("st"), Some("job"))
+        .unwrap()
+        .remove(0)
+        .task_id;
+    let mut page = |q: RunPageQuery| -> (Vec<String>, usize) {
+        let (rows, total) = s.run_page(&q, t(100)).unwrap();
+        (rows.into_iter().map(|r| r.run_id.unwrap()).collect(), total)
+    };
+    let by = |sort: RunSort, ascending: bool| RunPageQuery {
+        sort,
+        ascending,
+        limit: 10,
+        ..RunPageQuery::default()
+    };
+    assert_eq!(
+        page(by(RunSort::Duration, false)),
+        (
+            vec![
+                "p3".into(),
+                "q0".into(),
+                "p1".into(),
+                "p0".into(),
+                "p2".into()
+            ],
+            5
+        )
+    );
+    let (ids, total) = page(RunPageQuery {
+        offset: 1,
+        limit: 2,
+        ..by(RunSort::Duration, true)
+    });
+    assert_eq!(
+        (ids, total),
+        (vec!["p0".into(), "p1".into()], 5),
+        "a page of the order"
+    );
+    assert_eq!(
+        page(by(RunSort::Host, false)).0,
+        ["p3", "p1", "q0", "p2", "p0"],
+        "ties by start, in the same direction"
+    );
+    assert_eq!(
+        page(by(RunSort::Task, true)).0,
+        ["p0", "p1", "p2", "p3", "q0"]
+    );
+    assert_eq!(
+        page(by(RunSort::Status, true)).0,
+        ["p0", "p1", "p2", "p3", "q0"]
+    );
+    assert_eq!(
+        page(by(RunSort::Start, true)).0,
+        ["p0", "p1", "p2", "p3", "q0"]
+    );
+    // Filters: tasks by id, statuses, host, a start range.
+    assert_eq!(
+        page(RunPageQuery {
+            task_ids: Some(vec![job]),
+            statuses: vec![Status::Started, Status::Failed],
+            ..by(RunSort::Duration, false)
+        }),
+        (vec!["p3".into(), "p2".into()], 2)
+    );
+    assert_eq!(
+        page(RunPageQuery {
+            host: Some("host-b".into()),
+            ..by(RunSort::Duration, true)
+        })
+        .0,
+        ["p1", "p3"]
+    );
+    assert_eq!(
+        page(RunPageQuery {
+            since: Some(t(10)),
+            until: Some(t(30)),
+            ..by(RunSort::Stage, true)
+        }),
+        (vec!["p1".into(), "p2".into()], 2)
+    );
+    assert_eq!(
+        page(RunPageQuery {
+            task_ids: Some(vec![]),
+            ..by(RunSort::Host, true)
+        }),
+        (vec![], 0),
+        "no task: no run"
+    );
 }

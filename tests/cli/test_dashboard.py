@@ -6,6 +6,7 @@ grid, time zones, dark mode and the favicon."""
 
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 
 from selenium.webdriver.common.by import By
@@ -203,6 +204,21 @@ def test_timeline_api_pages_instead_of_dropping_runs(db, serve):
     assert server.get("/api/v1/timeline?status=bogus")[0] == 400
 
 
+def test_timeline_fit_draws_runs_still_going_that_started_before_the_page(db, serve, runs):
+    server = serve(db)
+    going = runs(db, "model", "score", items=10)
+    for _ in range(2):
+        runs(db, "model", "fit", items=1).finish()
+    fit = server.json("/api/v1/timeline?limit=2")
+    ids = [r["run_id"] for r in fit["runs"]]
+    assert fit["fit"] is True and fit["more"] is True
+    assert going.run_id in ids and len(ids) == 3, ids
+    started = next(r["start_time"] for r in fit["runs"] if r["run_id"] == going.run_id)
+    assert fit["from"] < started, "the fitted window reaches back to it"
+    window = server.json("/api/v1/timeline?from=1h&limit=2")
+    assert going.run_id in [r["run_id"] for r in window["runs"]]
+
+
 def test_history_is_live_searchable_sortable_and_paged(db, serve, runs, browser):
     server = serve(db)
     total = len(server.json("/api/v1/runs?limit=100"))
@@ -262,6 +278,47 @@ def test_history_is_live_searchable_sortable_and_paged(db, serve, runs, browser)
     assert server.json("/api/v1/history?until=2000-01-01T00:00:00Z")["rows"] == []
     assert server.get("/api/v1/history?sort=bogus")[0] == 400
     shot(browser, "history")
+
+
+def test_history_sorts_and_pages_by_any_column_through_the_api(db, serve, runs):
+    server = serve(db)
+    going = runs(db, "model", "score", items=10)  # active: its duration runs to now
+    everything = server.json("/api/v1/history?limit=1000")["rows"]
+    assert going.run_id in [r["run_id"] for r in everything]
+
+    def key(column, r):
+        return {
+            "duration": (r["duration_seconds"] is not None, r["duration_seconds"] or 0),
+            "stage": (r["stage_name"], r["task_name"]),
+            "task": (r["task_name"], r["stage_name"]),
+            "status": (r["status"],),
+            "host": (r["hostname"] is not None, r["hostname"] or ""),
+        }[column] + (datetime.fromisoformat(r["start_time"]), r["run_id"])
+
+    for column in ["duration", "stage", "task", "status", "host"]:
+        for direction in ["asc", "desc"]:
+            got = server.json(f"/api/v1/history?sort={column}&dir={direction}&limit=1000")
+            assert got["total"] == len(everything) and got["more"] is False
+            ids = [r["run_id"] for r in got["rows"]]
+            if column != "duration":  # the active run's duration grows between reads
+                want = sorted(got["rows"], key=lambda r: key(column, r), reverse=direction == "desc")
+                assert ids == [r["run_id"] for r in want], (column, direction)
+            pages, offset = [], 0
+            while True:
+                page = server.json(f"/api/v1/history?sort={column}&dir={direction}&limit=3&offset={offset}")
+                pages += [r["run_id"] for r in page["rows"]]
+                offset += 3
+                if not page["more"]:
+                    break
+            assert pages == ids, (column, direction)
+    # Filters apply before the order: several statuses, `active`, tasks, a search.
+    failed_or_done = server.json("/api/v1/history?sort=task&status=FAILED,COMPLETED&limit=1000")
+    assert {r["status"] for r in failed_or_done["rows"]} == {"FAILED", "COMPLETED"}
+    active = server.json("/api/v1/history?sort=host&status=active")
+    assert [r["run_id"] for r in active["rows"]] == [going.run_id] and active["total"] == 1
+    found = server.json("/api/v1/history?sort=duration&q=FIT&task=fit,validate")
+    assert {r["task_name"] for r in found["rows"]} == {"fit"} and found["total"] == len(found["rows"])
+    assert server.json("/api/v1/history?sort=status&q=nothing-like-it")["rows"] == []
 
 
 def test_grid_shows_runs_by_task_and_opens_them(db, serve, browser):

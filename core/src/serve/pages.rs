@@ -78,6 +78,30 @@ impl RunFilter {
         }
     }
 
+    /// The ids of the tasks the name filters (stage, tasks, search) leave; None
+    /// when they leave every task. Read from the (small) tasks table, so the runs
+    /// are filtered by an id list.
+    fn task_ids(&self, t: &Tracker) -> crate::Result<Option<Vec<i64>>> {
+        if self.stage.is_none() && self.tasks.is_empty() && self.text.is_none() {
+            return Ok(None);
+        }
+        let tasks = t.registered_tasks(self.stage.as_deref(), None)?;
+        Ok(Some(
+            tasks
+                .into_iter()
+                .filter(|x| self.tasks.is_empty() || self.tasks.contains(&x.task_name))
+                .filter(|x| {
+                    self.text.as_ref().is_none_or(|q| {
+                        format!("{} / {}", x.stage_name, x.task_name)
+                            .to_lowercase()
+                            .contains(q)
+                    })
+                })
+                .map(|x| x.task_id)
+                .collect(),
+        ))
+    }
+
     fn keeps(&self, r: &RunRow) -> bool {
         self.stage.as_ref().is_none_or(|s| *s == r.stage_name)
             && (self.tasks.is_empty() || self.tasks.contains(&r.task_name))
@@ -151,7 +175,8 @@ pub(super) struct TimelineQuery {
 /// A page of the runs a Gantt chart draws, newest first by start (returned oldest
 /// first). Without `from` and `to` the window fits the page's runs (from the first
 /// start to the last end, or now while one runs); with them, runs overlapping the
-/// window. `more` says older runs exist (`offset` + `limit` pages on).
+/// window. The first page also holds every active run, whenever it started.
+/// `more` says older runs exist (`offset` + `limit` pages on).
 pub(super) async fn api_timeline(
     State(app): State<Shared>,
     Query(q): Query<TimelineQuery>,
@@ -182,7 +207,21 @@ pub(super) async fn api_timeline(
         };
         let more = rows.len() > offset + limit;
         let mut page: Vec<RunRow> = rows.into_iter().skip(offset).take(limit).collect();
-        page.reverse();
+        if offset == 0 {
+            // A run still going is drawn however long ago it started: the newest
+            // starts alone would leave out a long run that began before them.
+            let shown: std::collections::HashSet<String> =
+                page.iter().filter_map(|r| r.run_id.clone()).collect();
+            let older_active: Vec<RunRow> = t
+                .active_runs()?
+                .into_iter()
+                .filter(|r| r.run_id.as_ref().is_some_and(|id| !shown.contains(id)))
+                .filter(|r| f.keeps(r))
+                .filter(|r| fit || r.start_time.is_some_and(|s| s < to_bound))
+                .collect();
+            page.extend(older_active);
+        }
+        page.sort_by(|a, b| (a.start_time, &a.run_id).cmp(&(b.start_time, &b.run_id)));
         Ok((page, more))
     })
     .await?;
@@ -254,11 +293,27 @@ pub(super) async fn api_history(
     let (rows, more, total) = blocking(&app, move |t| {
         let in_range = |r: &RunRow| until.is_none_or(|u| r.start_time.is_some_and(|s| s < u));
         let by_start = sort == "start" && !asc;
+        if !by_start && !f.sel.lost {
+            // Another order: the database sorts and pages (lost is known only after reading).
+            let q = crate::RunPageQuery {
+                task_ids: f.task_ids(t)?,
+                statuses: f.sel.statuses_with_active(),
+                host: f.host.clone(),
+                since,
+                until,
+                sort: run_sort(&sort),
+                ascending: asc,
+                offset,
+                limit,
+            };
+            let (page, total) = t.run_page(&q)?;
+            return Ok((page, offset + limit < total, Some(total)));
+        }
         let mut rows = if by_start {
             // Newest first is the store's own order: read only up to this page.
             newest(t, &f, since, offset + limit + 1, &in_range)?
         } else {
-            // Another order needs every matching run.
+            // Lost runs in another order: every matching run is read.
             newest(t, &f, since, usize::MAX / 8, &in_range)?
         };
         let total = (!by_start).then_some(rows.len());
@@ -288,6 +343,19 @@ pub(super) async fn api_history(
         "rows": rows, "offset": offset, "limit": limit, "more": more, "total": total,
     }))
     .into_response())
+}
+
+/// A History sort column (checked by the caller) as the store's.
+fn run_sort(column: &str) -> crate::RunSort {
+    use crate::RunSort;
+    match column {
+        "duration" => RunSort::Duration,
+        "stage" => RunSort::Stage,
+        "task" => RunSort::Task,
+        "status" => RunSort::Status,
+        "host" => RunSort::Host,
+        _ => RunSort::Start,
+    }
 }
 
 // ---------------------------------------------------------------- grid

@@ -352,6 +352,13 @@ pub trait Store: Send {
         Ok(())
     }
     fn run(&mut self, run_id: &str) -> Result<Option<RunRow>>;
+    /// A page of runs sorted and paged in SQL, and how many runs match. `now`
+    /// ends the duration of runs not ended.
+    fn run_page(
+        &mut self,
+        q: &crate::query::RunPageQuery,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<RunRow>, usize)>;
     /// Runs by stage, task and status, with COMPLETED runs' durations in `buckets`
     /// (seconds, ascending): one aggregate query.
     fn run_counts(&mut self, buckets: &[f64]) -> Result<Vec<RunCount>>;
@@ -435,6 +442,53 @@ pub fn open(config: &Config) -> Result<Box<dyn Store>> {
         #[allow(unreachable_patterns, reason = "reached when a backend feature is off")]
         other => Err(missing_backend(other)),
     }
+}
+
+/// The ORDER BY of a page of runs (`Store::run_page`): the sort column's keys,
+/// then start time and id, all in the page's direction. `duration`, `start` and
+/// `id` are the dialect's expressions; `nulls` what puts missing values lowest.
+pub(crate) fn run_page_order(
+    q: &crate::query::RunPageQuery,
+    duration: &str,
+    start: &str,
+    id: &str,
+    nulls: &str,
+) -> String {
+    use crate::query::RunSort;
+    let dir = if q.ascending { "ASC" } else { "DESC" };
+    let keys: &[&str] = match q.sort {
+        RunSort::Start => &[],
+        RunSort::Duration => &[duration],
+        RunSort::Stage => &["s.stage_name", "t.task_name"],
+        RunSort::Task => &["t.task_name", "s.stage_name"],
+        RunSort::Status => &["r.status"],
+        RunSort::Host => &["r.hostname"],
+    };
+    keys.iter()
+        .chain(&[start, id])
+        .map(|k| format!("{k} {dir}{nulls}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether a page's order needs the stage and task names (a join).
+pub(crate) fn run_page_needs_names(q: &crate::query::RunPageQuery) -> bool {
+    use crate::query::RunSort;
+    matches!(q.sort, RunSort::Stage | RunSort::Task)
+}
+
+/// The smallest string above every string that starts with `prefix` (None: none
+/// exists): with it, a prefix is an index range in byte (code point) order.
+pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(c) = next {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// The error for a database whose backend this build left out (a Cargo feature of

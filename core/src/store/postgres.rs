@@ -40,8 +40,8 @@ use crate::ffi::os::with_signals_blocked;
 use crate::io_record::IoRecord;
 use crate::model::Status;
 use crate::query::{
-    EventRow, HistoryFilter, IoRow, RunRow, RunSummary, StageRow, StatsFilter, StatusFilter,
-    SubtaskRow, TaskRow, DEFAULT_HISTORY_LIMIT,
+    EventRow, HistoryFilter, IoRow, RunPageQuery, RunRow, RunSummary, StageRow, StatsFilter,
+    StatusFilter, SubtaskRow, TaskRow, DEFAULT_HISTORY_LIMIT,
 };
 use crate::sampler::Sample;
 
@@ -94,9 +94,13 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/postgres/0007_runs_by_host.sql"),
     ),
     (
+        "run-id prefixes in byte order",
+        include_str!("migrations/postgres/0008_run_id_prefixes.sql"),
+    ),
+    (
         "writes answer the events they appended",
         concat!(
-            include_str!("migrations/postgres/0008_events_of_writes.sql"),
+            include_str!("migrations/postgres/0009_events_of_writes.sql"),
             include_str!("migrations/postgres/functions.sql")
         ),
     ),
@@ -1737,6 +1741,69 @@ impl Store for PostgresStore {
         })
     }
 
+    fn run_page(&mut self, q: &RunPageQuery, now: DateTime<Utc>) -> Result<(Vec<RunRow>, usize)> {
+        let statuses: Option<Vec<&str>> =
+            (!q.statuses.is_empty()).then(|| q.statuses.iter().map(|s| s.as_str()).collect());
+        let since = q.since.map(ts);
+        let until = q.until.map(ts);
+        let filter = "WHERE ($1::int8[] IS NULL OR r.task_id = ANY($1))
+               AND ($2::text[] IS NULL OR r.status = ANY($2))
+               AND ($3::text IS NULL OR r.hostname = $3)
+               AND ($4::timestamptz IS NULL OR r.start_time >= $4)
+               AND ($5::timestamptz IS NULL OR r.start_time < $5)";
+        // Missing values lowest, as SQLite sorts NULL.
+        let nulls = if q.ascending {
+            " NULLS FIRST"
+        } else {
+            " NULLS LAST"
+        };
+        let order = super::run_page_order(
+            q,
+            "COALESCE(r.end_time, $6) - r.start_time",
+            "r.start_time",
+            "r.run_id COLLATE \"C\"",
+            nulls,
+        );
+        let from = if super::run_page_needs_names(q) {
+            RUN_FROM
+        } else {
+            "FROM @.runs r"
+        };
+        let filters: [Typed<'_>; 5] = [
+            (&q.task_ids, Type::INT8_ARRAY),
+            (&statuses, Type::TEXT_ARRAY),
+            (&q.host, Type::TEXT),
+            (&since, Type::TIMESTAMPTZ),
+            (&until, Type::TIMESTAMPTZ),
+        ];
+        let limit = limit_param(Some(q.limit));
+        let offset = limit_param(Some(q.offset));
+        let now = ts(now);
+        let count_sql = format!("SELECT COUNT(*) FROM @.runs r {filter}");
+        // The page's ids are sorted with the run columns alone; the full rows (with
+        // their subtask counts) are read for those ids only.
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} {RUN_FROM}
+             WHERE r.run_id IN (SELECT r.run_id {from} {filter} ORDER BY {order} LIMIT $7 OFFSET $8)
+             ORDER BY {order}"
+        );
+        self.read(|c, st| {
+            let total: i64 = st.one(c, &count_sql, &filters)?.try_get(0)?;
+            let mut p = filters.to_vec();
+            p.extend([
+                (&now as Param<'_>, Type::TIMESTAMPTZ),
+                (&limit, Type::INT8),
+                (&offset, Type::INT8),
+            ]);
+            let rows = st
+                .all(c, &sql, &p)?
+                .iter()
+                .map(map_run)
+                .collect::<R<Vec<RunRow>>>()?;
+            Ok((rows, total as usize))
+        })
+    }
+
     fn run_counts(&mut self, buckets: &[f64]) -> Result<Vec<RunCount>> {
         let sums = super::bucket_sums(buckets, "r.d", "::int");
         let sql = format!(
@@ -1775,12 +1842,29 @@ impl Store for PostgresStore {
 
     fn run_ids_with_prefix(&mut self, prefix: &str, limit: usize) -> Result<Vec<String>> {
         let limit = limit.min(i64::MAX as usize) as i64;
+        // A range of the byte-ordered index (runs_id_bytes), not a scan: `above` is
+        // the smallest string after every string starting with `prefix`. No
+        // `$3 IS NULL OR ...`: a generic plan would then scan to the index's end.
+        let above = super::prefix_upper_bound(prefix);
+        let below = if above.is_some() {
+            "run_id COLLATE \"C\" < $3"
+        } else {
+            "$3::text IS NULL"
+        };
         self.read(|c, st| {
             st.all(
                 c,
-                "SELECT run_id FROM @.runs WHERE starts_with(run_id, $1)
-                 ORDER BY run_id COLLATE \"C\" LIMIT $2",
-                &[(&prefix, Type::TEXT), (&limit, Type::INT8)],
+                &format!(
+                    "SELECT run_id FROM @.runs
+                     WHERE run_id COLLATE \"C\" >= $1 AND {below}
+                       AND starts_with(run_id, $1)
+                     ORDER BY run_id COLLATE \"C\" LIMIT $2"
+                ),
+                &[
+                    (&prefix, Type::TEXT),
+                    (&limit, Type::INT8),
+                    (&above, Type::TEXT),
+                ],
             )?
             .iter()
             .map(|r| Ok(r.try_get(0)?))

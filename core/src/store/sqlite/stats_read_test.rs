@@ -405,3 +405,40 @@ fn a_version_4_file_gets_numeric_times_for_its_runs() {
         .unwrap();
     assert_eq!(d, Some(us + 240_000_000));
 }
+
+#[test]
+fn runs_starting_together_are_picked_for_items_by_run_id() {
+    // 30 completed runs of one task, all started at once: which 20 count towards
+    // items per second is decided by run id alone, as `store::items_window` does.
+    let (_dir, mut s) = store();
+    random_history(&s, &mut Rng(3), 1);
+    let at = ts(base());
+    for i in 0..30i64 {
+        let id = format!("tie{:02}", (i * 7) % 30);
+        s.conn
+            .execute(
+                "INSERT INTO runs(run_id, task_id, hostname, process_id, status, start_time,
+                                  end_time, last_update, heartbeat_time)
+                 SELECT ?1, task_id, 'h', 1, 'COMPLETED', ?2, ?3, ?3, ?3 FROM runs LIMIT 1",
+                params![id, at, ts(base() + chrono::Duration::seconds(10 + i))],
+            )
+            .unwrap();
+        s.conn
+            .execute(
+                "INSERT INTO subtasks(run_id, subtask_number, subtask_name, status, last_update,
+                                      items_complete)
+                 VALUES (?1, 1, 'part', 'COMPLETED', ?2, ?3)",
+                params![id, at, 100 + i * i],
+            )
+            .unwrap();
+    }
+    let rule = LostRule {
+        now: base(),
+        this_host: "here".into(),
+        lost_after: chrono::Duration::seconds(120),
+    };
+    let f = StatsFilter::default();
+    let expected = task_stats(&from_text(&s, &f), &rule);
+    assert!(expected.iter().any(|t| t.items_per_second.is_some()));
+    assert_eq!(s.task_stats(&f, &rule).unwrap(), expected);
+}
