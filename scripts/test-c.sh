@@ -13,7 +13,7 @@ mkdir -p "$OUT"
 cargo build -q -p tasker-core --all-features
 
 CFLAGS=(-Wall -Wextra -Werror -std=c11 -Iinclude)
-for prog in examples/c/pipeline.c examples/c/log_callback.c tests/c/abi_test.c tests/c/serve_test.c tests/c/dag_test.c; do
+for prog in examples/c/pipeline.c examples/c/log_callback.c tests/c/abi_test.c tests/c/serve_test.c tests/c/dag_test.c tests/c/listener_test.c; do
     name=$(basename "$prog" .c)
     gcc "${CFLAGS[@]}" "$prog" -L"$LIB" -ltasker -lm -Wl,-rpath,"$LIB" -o "$OUT/${name}_shared"
     gcc "${CFLAGS[@]}" "$prog" "$LIB/libtasker.a" -lm -lpthread -ldl -o "$OUT/${name}_static"
@@ -54,6 +54,7 @@ for kind in shared static; do
     check "log callback ($kind)" "$OUT/log_callback_$kind" "sqlite://$tmp/log_$kind.db"
     check "dashboard server from C ($kind)" "$OUT/serve_test_$kind" "sqlite://$tmp/serve_$kind.db"
     check "dependencies and the DAG from C ($kind)" "$OUT/dag_test_$kind" "sqlite://$tmp/dag_$kind.db"
+    check "listeners get the stored events ($kind)" "$OUT/listener_test_$kind" "sqlite://$tmp/listen_$kind.db"
 done
 # Installed as a C user gets it (scripts/install-c.sh; a debug build here, the dist layer
 # installs the release build): the versioned shared library and its links, pkg-config and

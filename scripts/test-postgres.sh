@@ -11,7 +11,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 source tests/pg.sh
 pg_start
 echo "test-postgres: throwaway PostgreSQL on 127.0.0.1:$PGPORT ($TASKER_PG_DIR)"
-tests=(--test store_suite --test run_logs --test dag --test alerts)
+tests=(--test store_suite --test run_logs --test dag --test alerts --test listeners)
 for f in core/tests/pg_*.rs; do
     [ -e "$f" ] && tests+=(--test "$(basename "$f" .rs)")
 done

@@ -7,9 +7,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
 use tasker::sampler::Sample;
-use tasker::{
-    EventRow, Health, IoRow, RunRow, StageRow, SubtaskRow, TaskRow, TaskStats, TransitionEvent,
-};
+use tasker::{EventRow, Health, IoRow, RunRow, StageRow, SubtaskRow, TaskRow, TaskStats};
 
 use crate::errors::argument_error;
 
@@ -370,22 +368,5 @@ pub(crate) fn io_row<'py>(py: Python<'py>, r: &IoRow) -> PyResult<Bound<'py, PyD
         "modified" => opt_time(py, &io.modified)?,
         "sha256" => &io.sha256,
         "recorded_at" => py_time(py, &r.recorded_at)?,
-    ))
-}
-
-/// A transition made through a tracker in this process, for callbacks.
-pub(crate) fn transition_event<'py>(
-    py: Python<'py>,
-    e: &TransitionEvent,
-) -> PyResult<Bound<'py, PyDict>> {
-    Ok(dict!(py;
-        "time" => py_time(py, &Utc::now())?,
-        "run_id" => &e.run_id,
-        "stage_name" => &e.stage_name,
-        "task_name" => &e.task_name,
-        "subtask_number" => e.subtask_number,
-        "old_status" => e.old_status.as_str(),
-        "new_status" => e.new_status.as_str(),
-        "message" => &e.message,
     ))
 }

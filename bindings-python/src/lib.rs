@@ -340,12 +340,13 @@ impl NativeTracker {
         io(py, || self.inner.close()).or_raise()
     }
 
-    /// Calls `callback(event_dict)` after every transition made through this tracker.
+    /// Calls `callback(event_dict)` with every event this tracker's writes store
+    /// (the dict of `events`).
     fn add_listener(&self, callback: Py<PyAny>) -> u64 {
-        let f = move |ev: &tasker::TransitionEvent| {
+        let f = move |ev: &tasker::EventRow| {
             with_caller_signals(|| {
                 Python::attach(|py| {
-                    let result = convert::transition_event(py, ev)
+                    let result = convert::event_row(py, ev)
                         .and_then(|d| callback.bind(py).call1((d,)).map(drop));
                     if let Err(e) = result {
                         e.write_unraisable(py, None);

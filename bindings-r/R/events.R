@@ -1,13 +1,17 @@
 #' Call a function when a run (or subtask) changes status
 #'
-#' Registers `fun`, called as `fun(event)` after every status change made from
-#' this R session: `event` is a list with `run_id`, `stage_name`, `task_name`,
-#' `subtask_number` (`NA` for the run itself), `old_status`, `new_status`,
-#' `message` and `time` (POSIXct, UTC). Callbacks always run on R's main
-#' thread: the core only queues the event (whatever thread made the change),
-#' and tasker runs the callbacks at the end of the call that made it, or at the
-#' next tasker call. An error in a callback becomes a warning; tracking goes
-#' on.
+#' Registers `fun`, called as `fun(event)` with every event the writes of this
+#' R session store, once each and in the order stored (the same event as
+#' `get_run_events()` returns): `event` is a list with `event_id`, `time` (POSIXct,
+#' UTC), `run_id`, `stage_name`, `task_name`, `subtask_number` (`NA` for the run
+#' itself), `kind` (`"run"`, `"subtask"` or `"reset"`), `old_status`,
+#' `new_status` and `message`. That includes the implicit STARTED -> RUNNING
+#' stored with the first progress of a run or subtask, and the subtasks a
+#' finishing run closes; while the database is away, events come once the
+#' queued writes are stored. Callbacks always run on R's main thread: the core
+#' only queues the event (whatever thread stored it), and tasker runs the
+#' callbacks at the end of the call that made it, or at the next tasker call.
+#' An error in a callback becomes a warning; tracking goes on.
 #'
 #' @param fun A function of one argument.
 #' @param subtasks Also call `fun` for subtask changes (by default only runs'
@@ -61,10 +65,11 @@ on_status_change <- function(fun, subtasks = FALSE) {
     n <- length(ev$run_id)
     if (!n) break
     for (i in seq_len(n)) {
-      event <- list(run_id = ev$run_id[[i]], stage_name = ev$stage_name[[i]], task_name = ev$task_name[[i]],
-                    subtask_number = ev$subtask_number[[i]], old_status = ev$old_status[[i]],
-                    new_status = ev$new_status[[i]], message = ev$message[[i]],
-                    time = .POSIXct(ev$time[[i]], tz = "UTC"))
+      event <- list(event_id = ev$event_id[[i]], time = .POSIXct(ev$time[[i]], tz = "UTC"),
+                    run_id = ev$run_id[[i]], stage_name = ev$stage_name[[i]], task_name = ev$task_name[[i]],
+                    subtask_number = ev$subtask_number[[i]], kind = ev$kind[[i]],
+                    old_status = ev$old_status[[i]], new_status = ev$new_status[[i]],
+                    message = ev$message[[i]])
       for (cb in .tasker_env$callbacks) {
         if (!is.na(event$subtask_number) && !cb$subtasks) next
         tryCatch(cb$fun(event), error = function(e) {

@@ -5,17 +5,20 @@
 //! - the latency distribution of that transition and of the raw commit, call by call
 //!   (criterion reports means, which the commits that run an automatic WAL checkpoint
 //!   dominate);
-//! - database transactions per second while one thread increments flat out.
+//! - database transactions per second while one thread increments flat out;
+//! - progress calls and a transition with one listener next to none (a listener
+//!   gets every stored event, so the store reports them and a thread gives them out).
 //!
 //! `cargo bench -p tasker-core --bench hot_path`; ratios are printed at the end.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BatchSize, Criterion};
 use tasker::ffi::{tasker_run, tasker_subtask_increment};
-use tasker::{Config, RunOptions, SubtaskOptions, SubtaskProgress, Tracker};
+use tasker::{Config, EventRow, RunOptions, SubtaskOptions, SubtaskProgress, Tracker};
 
 fn tracker(dir: &tempfile::TempDir) -> Tracker {
     Tracker::open(Config::sqlite(dir.path().join("bench.db"))).unwrap()
@@ -252,9 +255,73 @@ fn transition_percentiles() {
     );
 }
 
+/// What one listener costs: the mean time of progress calls and of transitions
+/// (a subtask start and its completion: three events) with one listener that
+/// counts events, next to none, in alternating rounds on one database; the
+/// median round of each is reported.
+fn listener_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = tracker(&dir);
+    let run = t
+        .task_start("bench", "listeners", RunOptions::default())
+        .unwrap();
+    let n = run
+        .subtask_start("items", SubtaskOptions::default())
+        .unwrap();
+    let events = Arc::new(AtomicU64::new(0));
+    let mean_ns = |calls: u32, f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        for _ in 0..calls {
+            f();
+        }
+        start.elapsed().as_secs_f64() * 1e9 / f64::from(calls)
+    };
+    let (mut progress, mut transition) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    for _round in 0..7 {
+        for listening in [false, true] {
+            let id = listening.then(|| {
+                let events = Arc::clone(&events);
+                t.add_listener(Arc::new(move |_: &EventRow| {
+                    events.fetch_add(1, Ordering::Relaxed);
+                }))
+            });
+            let i = usize::from(listening);
+            progress[i].push(mean_ns(1_000_000, &mut || {
+                run.subtask_increment(black_box(n), 1).unwrap()
+            }));
+            transition[i].push(mean_ns(500, &mut || {
+                let k = run.subtask_start("s", SubtaskOptions::default()).unwrap();
+                run.subtask_complete(k, None).unwrap();
+            }));
+            if let Some(id) = id {
+                t.remove_listener(id);
+            }
+        }
+    }
+    assert!(
+        events.load(Ordering::Relaxed) >= 7 * 500 * 2,
+        "the listener heard them"
+    );
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for (what, [none, one]) in [
+        ("subtask_increment", &mut progress),
+        ("subtask start + complete", &mut transition),
+    ] {
+        let (none, one) = (median(none), median(one));
+        println!(
+            "{what:>24}: {none:10.1} ns with no listener, {one:10.1} ns with one: {:.3}x",
+            one / none
+        );
+    }
+}
+
 fn main() {
     benches();
     transition_percentiles();
     commits_while_incrementing();
+    listener_cost();
     Criterion::default().configure_from_args().final_summary();
 }

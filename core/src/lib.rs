@@ -71,7 +71,7 @@ pub use sampler::Sample;
 pub use stats::TaskStats;
 pub use store::{RunSelector, TaskSelector, TasksDeleted, TasksWithRuns};
 pub use supervisor::Health;
-pub use tracker::{flush_all, Listener, RetentionReport, Tracker, TrackerStats, TransitionEvent};
+pub use tracker::{flush_all, Listener, RetentionReport, Tracker, TrackerStats};
 
 /// The library version: the workspace version in the repository's `Cargo.toml`, the one
 /// place it is written (the C header, the Python and R packages and the CLI report it).

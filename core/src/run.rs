@@ -29,7 +29,7 @@ use crate::progress::{Cell, RunCells};
 use crate::store::{new_uid, Op, Output, ProgressUpdate, SubtaskRef};
 use crate::supervisor::Answer;
 use crate::sync::lock;
-use crate::tracker::{Tracker, TrackerInner, TransitionEvent};
+use crate::tracker::{Tracker, TrackerInner};
 
 pub(crate) struct RunShared {
     run_id: Arc<str>,
@@ -96,27 +96,6 @@ impl RunShared {
 
     fn last_status(&self) -> Status {
         Status::from_code(self.status.load(Ordering::Relaxed)).unwrap_or(Status::Running)
-    }
-
-    pub(crate) fn notify(
-        &self,
-        subtask: Option<u32>,
-        old: Status,
-        new: Status,
-        message: Option<String>,
-    ) {
-        if !self.tracker.has_listeners() {
-            return;
-        }
-        self.tracker.notify(&TransitionEvent {
-            run_id: self.run_id.to_string(),
-            stage_name: self.stage.clone(),
-            task_name: self.task.clone(),
-            subtask_number: subtask,
-            old_status: old,
-            new_status: new,
-            message,
-        });
     }
 
     /// A queued start of subtask `uid` was applied: it is stored as `number`.
@@ -324,12 +303,6 @@ impl RunHandle {
             lock(&s.provisional).push((number, Arc::clone(&cell)));
         }
         s.cells.insert(number, cell);
-        s.notify(
-            Some(number),
-            Status::NotStarted,
-            Status::Started,
-            Some(name.to_string()),
-        );
         Ok(number)
     }
 
@@ -494,7 +467,7 @@ impl RunHandle {
             run_id: s.run_id.to_string(),
             subtask: sub.clone(),
             to,
-            info: info.clone(),
+            info,
             at: Utc::now(),
         };
         // Its own pending progress goes first (a count set just before completing).
@@ -504,9 +477,9 @@ impl RunHandle {
                 .into_iter()
                 .collect()
         };
-        let (old, changed) = match s.tracker.transition(op, first)? {
-            Answer::Applied(Output::Transition { from, changed }) => (from, changed),
-            Answer::Applied(_) | Answer::Queued => (Status::Running, true),
+        let old = match s.tracker.transition(op, first)? {
+            Answer::Applied(Output::Transition { from, .. }) => from,
+            Answer::Applied(_) | Answer::Queued => Status::Running,
         };
         if let Some(c) = &cell {
             if to.is_terminal() {
@@ -516,9 +489,6 @@ impl RunHandle {
                 let fresh = Arc::new(Cell::new(Some(number), c.uid().cloned(), c.stored_number()));
                 s.cells.insert(number, fresh);
             }
-        }
-        if changed {
-            s.notify(Some(number), old, to, info.error_message.or(info.message));
         }
         Ok(old)
     }
@@ -563,10 +533,14 @@ impl RunHandle {
     ) -> Result<Status> {
         info.validate()?;
         let s = &*self.shared;
+        // For the FAILED alert (the writer thread sends it, see `alerts`).
+        let error_message = (to == Status::Failed)
+            .then(|| info.error_message.clone())
+            .flatten();
         let op = Op::RunTransition {
             run_id: s.run_id.to_string(),
             to,
-            info: info.clone(),
+            info,
             at,
         };
         let first = || {
@@ -585,10 +559,7 @@ impl RunHandle {
         }
         if changed && to == Status::Failed {
             s.tracker
-                .run_failed(&s.run_id, &s.stage, &s.task, info.error_message.as_deref());
-        }
-        if changed {
-            s.notify(None, old, to, info.error_message.or(info.message));
+                .run_failed(&s.run_id, &s.stage, &s.task, error_message.as_deref());
         }
         if changed && to.is_terminal() {
             s.tracker.run_ended(&s.run_id);

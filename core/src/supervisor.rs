@@ -42,6 +42,7 @@ use crate::error::{Error, Result};
 use crate::log_time;
 use crate::logs::{LogBatch, LogBuffer, NewItemOutcome, PendingLine};
 use crate::outbox::{location_key, Orphans, Outbox};
+use crate::query::EventRow;
 use crate::sampler::Sample;
 use crate::store::{self, Op, OpId, Output, ProgressUpdate, Queued, RunSample, Store};
 use crate::sync::lock;
@@ -70,6 +71,9 @@ pub(crate) trait RunRegistry {
     /// A queued or flushed write was applied: learn from the answer (the number a
     /// subtask got, which subtasks had finished).
     fn applied(&self, op: &Op, out: &Output);
+    /// The events a write stored (`Store::take_events`), in commit order: called
+    /// with `conn` held, after every write, so that they are staged in that order.
+    fn stored(&self, events: Vec<EventRow>);
 }
 
 /// What a tracker shares with its supervisor for one call.
@@ -345,7 +349,11 @@ impl Supervisor {
         let store = conn.as_deref_mut().expect("opened above");
         self.used();
         let applied = match progress_id {
-            None => apply_direct(store, &op, &id),
+            None => {
+                let answer = apply_direct(store, &op, &id);
+                cx.runs.stored(store.take_events());
+                answer
+            }
             Some(pid) => {
                 // The progress and the transition in one transaction.
                 let before = Op::Progress {
@@ -356,7 +364,10 @@ impl Supervisor {
                     at: op.at(),
                 };
                 let ids = store.outcome_may_be_unknown();
-                match store.apply_after((&before, ids.then_some(&pid)), (&op, ids.then_some(&id))) {
+                let answer =
+                    store.apply_after((&before, ids.then_some(&pid)), (&op, ids.then_some(&id)));
+                cx.runs.stored(store.take_events());
+                match answer {
                     Ok((progressed, answer)) => {
                         cx.counters.progress_commits.fetch_add(1, relaxed());
                         cx.runs.applied(&before, &progressed);
@@ -536,7 +547,9 @@ impl Supervisor {
         }
         let store = conn.as_deref_mut().expect("opened above");
         self.used();
-        match apply_direct(store, &op, &id) {
+        let answer = apply_direct(store, &op, &id);
+        cx.runs.stored(store.take_events());
+        match answer {
             Ok(out) => {
                 cx.counters.progress_commits.fetch_add(1, relaxed());
                 cx.runs.applied(&op, &out);
@@ -710,6 +723,7 @@ impl Supervisor {
         self.used();
         let answers = store.apply_batch(&batch);
         let took = started.elapsed();
+        cx.runs.stored(store.take_events());
         let mut q = lock(&self.queue);
         let answers = match answers {
             Ok(a) => a,

@@ -45,20 +45,16 @@ use crate::writer::Writer;
 /// queued after an outage before it leaves the rest in a spool file.
 const DRAIN_AT_CLOSE: Duration = Duration::from_secs(10);
 
-/// A transition made through this tracker, as given to listeners.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TransitionEvent {
-    pub run_id: String,
-    pub stage_name: String,
-    pub task_name: String,
-    /// `None` for the run itself.
-    pub subtask_number: Option<u32>,
-    pub old_status: Status,
-    pub new_status: Status,
-    pub message: Option<String>,
-}
+/// Called with each event a write of this tracker stored (see `Tracker::add_listener`).
+pub type Listener = Arc<dyn Fn(&EventRow) + Send + Sync>;
 
-pub type Listener = Arc<dyn Fn(&TransitionEvent) + Send + Sync>;
+/// Events stored by this process's writes and not yet given out, in commit
+/// order, and whether a thread is giving events out (`TrackerInner::deliver_events`).
+#[derive(Default)]
+struct EventsOut {
+    pending: Vec<EventRow>,
+    delivering: bool,
+}
 
 /// An open tracking database. Cheap to clone; safe to share between threads.
 #[derive(Clone)]
@@ -82,6 +78,10 @@ pub(crate) struct TrackerInner {
     runs: ArcSwap<Vec<Weak<RunShared>>>,
     listeners: ArcSwap<Vec<(u64, Listener)>>,
     next_listener: AtomicU64,
+    /// Staged with the connection held (so in commit order), given out after it
+    /// is released; `events_waiting` says whether `events_out` has any.
+    events_out: Mutex<EventsOut>,
+    events_waiting: AtomicBool,
     fork_lock: Mutex<()>,
     me: OnceLock<Weak<TrackerInner>>,
     counters: Counters,
@@ -158,6 +158,8 @@ impl Tracker {
             runs: ArcSwap::from_pointee(Vec::new()),
             listeners: ArcSwap::from_pointee(Vec::new()),
             next_listener: AtomicU64::new(1),
+            events_out: Mutex::new(EventsOut::default()),
+            events_waiting: AtomicBool::new(false),
             histories: HistoryCache::default(),
             fork_lock: Mutex::new(()),
             me: OnceLock::new(),
@@ -299,16 +301,11 @@ impl Tracker {
             known_lost,
             options,
         };
-        let message = run.options.message.clone();
         let run_id: Arc<str> = Arc::from(run.run_id.as_str());
         self.inner
             .transition(Op::StartRun(Box::new(run)), Vec::new)?;
         self.inner.supervisor().own(Arc::clone(&run_id));
-        let handle = self.inner.handle(run_id, stage, task, Status::Started);
-        handle
-            .shared()
-            .notify(None, Status::NotStarted, Status::Started, message);
-        Ok(handle)
+        Ok(self.inner.handle(run_id, stage, task, Status::Started))
     }
 
     /// The task's latest run when it is active but lost (its process is gone),
@@ -368,7 +365,17 @@ impl Tracker {
         result
     }
 
-    /// Calls `f` after every transition made through this tracker. Returns an id for
+    /// Calls `f` with every event this tracker's writes store (in this process):
+    /// transitions, starts, the implicit STARTED -> RUNNING of the first progress
+    /// of a run or subtask, and the subtasks a finishing run closes, each once, in
+    /// commit order, as `events_after` reads them (with their id and time). The
+    /// events of a write are given out after its commit by the thread that made
+    /// it (a transition: the caller, before it returns; progress: the writer
+    /// thread, or a call that flushed first), unless another thread is giving
+    /// out earlier events at that moment: then that thread gives these too, right
+    /// after. While the database is away nothing is reported: a queued write's
+    /// events come when it is replayed. A listener may call the tracker (the
+    /// events of what it writes follow once it returns). Returns an id for
     /// `remove_listener`. A panicking listener is logged and never breaks tracking.
     pub fn add_listener(&self, f: Listener) -> u64 {
         let id = self.inner.next_listener.fetch_add(1, Ordering::Relaxed);
@@ -820,11 +827,12 @@ impl TrackerInner {
         for run in self.live_runs() {
             run.cells.reset_all();
         }
-        // The parent's sample is not this process's, nor are its alerts.
-        *lock(&self.last_sample) = None;
+        // The parent's sample is not this process's, nor are its alerts, its
+        // events and the runs it ended.
         self.failed_alerts.clear();
-        // The parent's sample is not this process's, nor are the runs it ended.
         *lock(&self.last_sample) = None;
+        *lock(&self.events_out) = EventsOut::default();
+        self.events_waiting.store(false, Ordering::Release);
         #[cfg(feature = "otlp")]
         if let Some(x) = &self.otlp {
             x.forget_queued();
@@ -853,12 +861,16 @@ impl TrackerInner {
         first: impl FnOnce() -> Vec<ProgressUpdate>,
     ) -> Result<Answer> {
         self.check_fork();
-        self.supervisor().transition(&self.cx(), op, first)
+        let answer = self.supervisor().transition(&self.cx(), op, first);
+        self.deliver_events();
+        answer
     }
 
     pub(crate) fn read<T>(&self, f: impl FnOnce(&mut dyn Store) -> Result<T>) -> Result<T> {
         self.check_fork();
-        self.supervisor().read(&self.cx(), f)
+        let out = self.supervisor().read(&self.cx(), f);
+        self.deliver_events(); // of the progress written first
+        out
     }
 
     /// Whether writes wait for the database (an outage or its replay).
@@ -869,6 +881,7 @@ impl TrackerInner {
     fn flush(&self, drain: Option<Duration>) -> Result<()> {
         self.check_fork();
         let flushed = self.supervisor().flush(&self.cx(), drain);
+        self.deliver_events();
         if drain.is_some() {
             // Closing or exiting: runs that just ended are exported now, since the
             // writer may not get another turn (skipped while the collector is away).
@@ -931,7 +944,9 @@ impl TrackerInner {
         if sup.generation != fork_generation() {
             return None;
         }
-        sup.tick(&self.cx(), heartbeat)
+        let again = sup.tick(&self.cx(), heartbeat);
+        self.deliver_events();
+        again
     }
 
     pub(crate) fn handle(
@@ -988,15 +1003,54 @@ impl TrackerInner {
         }
     }
 
-    pub(crate) fn has_listeners(&self) -> bool {
+    /// Whether anything consumes stored events (`events_stored`); when nothing
+    /// does, they are dropped where the store reports them.
+    fn wants_events(&self) -> bool {
         !self.listeners.load().is_empty()
     }
 
-    pub(crate) fn notify(&self, event: &TransitionEvent) {
-        for (_, f) in self.listeners.load().iter() {
-            let f = Arc::clone(f);
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(event))).is_err() {
-                log::error!("tasker: a transition listener panicked; tracking goes on");
+    /// Gives the staged events out, oldest first, one thread at a time. When
+    /// another thread (or a listener up this thread's stack) is giving events
+    /// out, it returns at once: that one gives these too, after its own, so that
+    /// each goes out once and in commit order, and no thread ever waits for a
+    /// listener running on another (a binding's listener may need a lock, such
+    /// as Python's GIL, that the waiting thread holds). Called after every
+    /// supervisor call, with no lock held.
+    fn deliver_events(&self) {
+        if !self.events_waiting.load(Ordering::Acquire) {
+            return;
+        }
+        let mut batch = {
+            let mut out = lock(&self.events_out);
+            if out.delivering || out.pending.is_empty() {
+                return;
+            }
+            out.delivering = true;
+            self.events_waiting.store(false, Ordering::Release);
+            std::mem::take(&mut out.pending)
+        };
+        loop {
+            self.events_stored(&batch);
+            let mut out = lock(&self.events_out);
+            if out.pending.is_empty() {
+                out.delivering = false;
+                return;
+            }
+            self.events_waiting.store(false, Ordering::Release);
+            batch = std::mem::take(&mut out.pending);
+        }
+    }
+
+    /// The one place stored events go out from: every event a write of this
+    /// tracker stored, once, in commit order, with no lock held. Whatever
+    /// follows events (listeners today) subscribes here.
+    pub(crate) fn events_stored(&self, events: &[EventRow]) {
+        let listeners = self.listeners.load();
+        for event in events {
+            for (_, f) in listeners.iter() {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(event))).is_err() {
+                    log::error!("tasker: an event listener panicked; tracking goes on");
+                }
             }
         }
     }
@@ -1011,6 +1065,15 @@ impl RunRegistry for TrackerInner {
         for run in self.live_runs() {
             run.cells.take_all(run.run_id_arc(), out);
         }
+    }
+
+    fn stored(&self, mut events: Vec<EventRow>) {
+        if events.is_empty() || !self.wants_events() {
+            return;
+        }
+        let mut out = lock(&self.events_out);
+        out.pending.append(&mut events);
+        self.events_waiting.store(true, Ordering::Release);
     }
 
     fn applied(&self, op: &Op, out: &Output) {
@@ -1049,6 +1112,7 @@ impl Drop for TrackerInner {
         if let Err(e) = self.supervisor().flush(&self.cx(), Some(DRAIN_AT_CLOSE)) {
             log::warn!("tasker: progress not written at close: {e}");
         }
+        self.deliver_events();
         // The writer's last turn cannot reach a tracker being dropped.
         self.export_ended_runs();
         self.stop_writer();

@@ -105,6 +105,7 @@ suite!(
     samples_are_stored_with_progress_and_thinned_to_a_bound,
     runs_by_host_by_prefix_counted_and_streamed,
     alerts_are_claimed_once_and_leased_once,
+    writes_report_the_events_they_stored,
     runs_are_sorted_filtered_and_paged_in_sql,
 );
 
@@ -1351,7 +1352,7 @@ fn a_version_1_postgres_schema_is_migrated_keeping_its_rows() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(version, 9);
+    assert_eq!(version, 10);
 }
 
 fn id(writer: &str, seq: u64) -> OpId {
@@ -2344,6 +2345,100 @@ fn alerts_are_claimed_once_and_leased_once(db: &mut Db) {
         })
         .unwrap();
     assert!(pending.is_empty());
+}
+
+/// `take_events` answers what the last write appended, exactly as `events_after`
+/// reads it: starts, transitions, the implicit STARTED -> RUNNING of progress,
+/// subtasks closed by a finishing run, and the writes of a batch (not a refused one).
+fn writes_report_the_events_they_stored(db: &mut Db) {
+    let s = &mut db.s;
+    let q = |op| Queued { id: None, op };
+    let progress = |updates, at| Op::Progress {
+        updates,
+        heartbeats: vec![],
+        samples: Vec::new(),
+        logs: Default::default(),
+        at: t(at),
+    };
+    let mut reported = Vec::new();
+    s.start_run(&new_run("r", "st", "tk", 0)).unwrap();
+    reported.append(&mut s.take_events());
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert!(s.take_events().is_empty(), "taken once");
+    s.apply(
+        &progress(
+            vec![ProgressUpdate {
+                run_id: Arc::from("r"),
+                percent: Some(10.0),
+                ..ProgressUpdate::default()
+            }],
+            1,
+        ),
+        None,
+    )
+    .unwrap();
+    reported.append(&mut s.take_events()); // the run's implicit RUNNING
+    let n = s.subtask_start("r", "a", &sub(None, None), t(2)).unwrap();
+    reported.append(&mut s.take_events());
+    s.apply(&progress(vec![inc("r", n, 1)], 3), None).unwrap();
+    reported.append(&mut s.take_events()); // the subtask's implicit RUNNING
+    s.apply(&progress(vec![inc("r", n, 1)], 4), None).unwrap();
+    assert!(s.take_events().is_empty(), "RUNNING already");
+    let m = s.subtask_start("r", "b", &sub(None, None), t(5)).unwrap();
+    reported.append(&mut s.take_events());
+    let answers = s
+        .apply_batch(&[
+            q(Op::SubtaskTransition {
+                run_id: "r".into(),
+                subtask: SubtaskRef::number(n),
+                to: Status::Completed,
+                info: none(),
+                at: t(6),
+            }),
+            q(Op::RunTransition {
+                run_id: "r".into(),
+                to: Status::Started, // refused: leaves no event
+                info: none(),
+                at: t(6),
+            }),
+            q(Op::RunTransition {
+                run_id: "r".into(),
+                to: Status::Failed, // closes subtask m
+                info: TransitionInfo::error("boom", None),
+                at: t(7),
+            }),
+        ])
+        .unwrap();
+    assert!(answers[1].is_err(), "{answers:?}");
+    reported.append(&mut s.take_events());
+    let stored = s.events_after(0, Some("r"), 100).unwrap();
+    assert_eq!(reported, stored);
+    let shape: Vec<_> = stored
+        .iter()
+        .map(|e| (e.subtask_number, e.old_status, e.new_status))
+        .collect();
+    let (m, n) = (Some(i64::from(m)), Some(i64::from(n)));
+    use Status::*;
+    assert_eq!(
+        shape,
+        [
+            (None, Some(NotStarted), Started),
+            (None, Some(Started), Running),
+            (n, Some(NotStarted), Started),
+            (n, Some(Started), Running),
+            (m, Some(NotStarted), Started),
+            (n, Some(Running), Completed),
+            (m, Some(Started), Failed),
+            (None, Some(Running), Failed),
+        ]
+    );
+    assert!(stored
+        .iter()
+        .all(|e| e.stage_name == "st" && e.task_name == "tk"));
+    assert!(stored.windows(2).all(|w| w[0].event_id < w[1].event_id));
+    // A refused write reports nothing.
+    assert!(s.run_transition("r", Running, &none(), t(8)).is_err());
+    assert!(s.take_events().is_empty());
 }
 
 fn runs_are_sorted_filtered_and_paged_in_sql(db: &mut Db) {

@@ -3,6 +3,7 @@ import io
 import logging
 import pickle
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -319,16 +320,45 @@ def test_callbacks_and_logging(tracker, caplog):
                 pass
     assert [(e.old_status, e.new_status) for e in runs] == [
         (Status.NOT_STARTED, Status.STARTED),
-        (Status.RUNNING, Status.COMPLETED),  # starting a subtask made it RUNNING
+        (Status.STARTED, Status.RUNNING),  # stored when the subtask started
+        (Status.RUNNING, Status.COMPLETED),
     ]
     assert all(e.run_id == run.run_id and e.subtask_number is None for e in runs)
     assert [(e.subtask_number, e.new_status) for e in subs] == [(1, Status.STARTED), (1, Status.COMPLETED)]
-    assert isinstance(runs[0], tasker.TransitionEvent) and runs[0].time.tzinfo is not None
+    assert isinstance(runs[0], tasker.EventRecord) and runs[0].time.tzinfo is not None
+    assert tasker.TransitionEvent is tasker.EventRecord  # the name of earlier versions
     messages = [r.getMessage() for r in caplog.records if r.name == "tasker"]
     assert any("s/events run NOT_STARTED -> STARTED" in m for m in messages)
     assert any("callback" in m and "failed" in m for m in messages)
     tracker.remove_callback(broken)
     tracker.remove_callback(runs.append)
+
+
+def test_callbacks_get_the_stored_events(tracker):
+    seen = []
+    tracker.on_status_change(seen.append)
+    tracker.on_subtask_change(seen.append)
+    with tracker.task("s", "progress") as run:
+        with run.subtask("x") as st:
+            st.increment(3)
+            tracker.flush()  # stores (and reports) the subtask's STARTED -> RUNNING
+    stored = tracker.events(run_id=run.run_id)
+    # An event goes out on another thread when that one was giving out earlier
+    # events at the time: wait until they all arrived.
+    deadline = time.monotonic() + 30
+    while len(seen) < len(stored) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen == stored
+    assert [(e.subtask_number, e.kind, e.new_status) for e in seen] == [
+        (None, "run", Status.STARTED),
+        (1, "subtask", Status.STARTED),
+        (None, "run", Status.RUNNING),
+        (1, "subtask", Status.RUNNING),
+        (1, "subtask", Status.COMPLETED),
+        (None, "run", Status.COMPLETED),
+    ]
+    ids = [e.event_id for e in seen]
+    assert ids == sorted(set(ids))
 
 
 def test_nothing_is_printed_by_default(db_url, tmp_path):

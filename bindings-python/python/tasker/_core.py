@@ -445,7 +445,7 @@ class Tracker:
         log = logger.isEnabledFor(level)
         if not log and not self._callbacks:
             return
-        event = _r.TransitionEvent._from_row(row)
+        event = _r.EventRecord._from_row(row)
         if log:
             what = "run" if event.subtask_number is None else f"subtask {event.subtask_number}"
             msg = f": {event.message}" if event.message else ""
@@ -455,7 +455,7 @@ class Tracker:
                 event.stage_name,
                 event.task_name,
                 what,
-                event.old_status.value,
+                event.old_status.value if event.old_status else "-",
                 event.new_status.value,
                 msg,
                 event.run_id,

@@ -263,25 +263,9 @@ class EventRecord(_Record):
         )
 
 
-@dataclass(frozen=True)
-class TransitionEvent(_Record):
-    """A transition made through a tracker in this process, as given to callbacks."""
-
-    time: datetime
-    run_id: str
-    stage_name: str
-    task_name: str
-    subtask_number: Optional[int]
-    old_status: Status
-    new_status: Status
-    message: Optional[str]
-
-    def __repr__(self) -> str:
-        what = "run" if self.subtask_number is None else f"subtask #{self.subtask_number}"
-        return (
-            f"<TransitionEvent {self.stage_name}/{self.task_name} {what}"
-            f" {self.old_status.value}->{self.new_status.value} run_id={_short(self.run_id)}>"
-        )
+#: What callbacks receive: the stored event (the name of earlier versions, whose
+#: events had no id and were made before they were stored).
+TransitionEvent = EventRecord
 
 
 @dataclass(frozen=True)

@@ -41,19 +41,40 @@ test_that("on_status_change calls back on R's thread, in order, and can be remov
   subtask_start("a")
   subtask_complete()
   task_complete("done")
-  expect_equal(vapply(seen, `[[`, "", "new_status"), c("STARTED", "COMPLETED"))
-  last <- seen[[2]]
+  # The first subtask_start made the run RUNNING: an event of its own.
+  expect_equal(vapply(seen, `[[`, "", "new_status"), c("STARTED", "RUNNING", "COMPLETED"))
+  last <- seen[[3]]
   expect_equal(last$run_id, run_id)
-  expect_equal(last$old_status, "RUNNING") # the first subtask_start made it RUNNING
+  expect_equal(last$old_status, "RUNNING")
   expect_equal(last$message, "done")
   expect_true(is.na(last$subtask_number))
   expect_s3_class(last$time, "POSIXct")
-  expect_equal(subs[subs != "NA STARTED" & subs != "NA COMPLETED"], c("1 STARTED", "1 COMPLETED"))
+  expect_equal(subs[!startsWith(subs, "NA ")], c("1 STARTED", "1 COMPLETED"))
   stop_runs()
   task_start("s", "t2")
-  expect_length(seen, 2)
+  expect_length(seen, 3)
   stop_subs()
   expect_false(tasker:::.tasker_env$listening)
+})
+
+test_that("callbacks get the stored events, progress's implicit RUNNING included", {
+  local_tasker_db()
+  seen <- list()
+  stop_cb <- on_status_change(function(e) seen[[length(seen) + 1L]] <<- e, subtasks = TRUE)
+  run_id <- task_start("s", "progress")
+  subtask_start("a")
+  subtask_increment(3)
+  tasker_flush() # the subtask's STARTED -> RUNNING is stored here
+  subtask_complete()
+  task_complete()
+  tasker_flush() # callbacks of events stored by the writer thread run at the next call
+  stored <- get_run_events(run_id)
+  expect_equal(vapply(seen, `[[`, 0, "event_id"), stored$event_id)
+  expect_equal(vapply(seen, `[[`, "", "kind"), stored$kind)
+  expect_equal(vapply(seen, function(e) sprintf("%s %s", e$subtask_number, e$new_status), ""),
+               c("NA STARTED", "1 STARTED", "NA RUNNING", "1 RUNNING", "1 COMPLETED", "NA COMPLETED"))
+  expect_true(all(diff(stored$event_id) > 0))
+  stop_cb()
 })
 
 test_that("a failing callback warns, and a callback may itself make transitions", {

@@ -41,7 +41,7 @@ use crate::model::{
 };
 use crate::query::{HistoryFilter, StatusFilter};
 use crate::run::RunHandle;
-use crate::tracker::{Tracker, TransitionEvent};
+use crate::tracker::Tracker;
 
 /// Version of the C ABI described by this header. Changes when an existing
 /// function's signature or meaning changes; additions keep it.
@@ -1384,10 +1384,17 @@ unsafe impl Send for ListenerTarget {}
 // SAFETY: as above.
 unsafe impl Sync for ListenerTarget {}
 
-/// Calls `callback(event_json, user_data)` after each transition made through this
-/// tracker (in this process). The callback may run on any thread that makes a
-/// transition and must not call back into libtasker on the same tracker. Writes an id
-/// for `tasker_remove_listener` to `*out_id` (may be NULL).
+/// Calls `callback(event_json, user_data)` with each event this tracker's writes
+/// store (in this process), once each and in commit order: transitions, starts,
+/// the implicit STARTED -> RUNNING of a run's or subtask's first progress, and the
+/// subtasks a finishing run closes. `event_json` is an object with the keys of the
+/// events query: `event_id`, `time`, `run_id`, `stage_name`, `task_name`,
+/// `subtask_number` (null for the run), `kind` (`run`, `subtask` or `reset`),
+/// `old_status`, `new_status`, `message`; valid during the call. The callback runs
+/// after the commit on the thread that made it (progress: usually the writer
+/// thread) and may call libtasker; while the database is away nothing is reported
+/// until the queued writes are stored. Writes an id for `tasker_remove_listener`
+/// to `*out_id` (may be NULL).
 ///
 /// # Safety
 /// `tracker` is live; `user_data` stays valid until the listener is removed.
@@ -1406,7 +1413,7 @@ pub unsafe extern "C" fn tasker_add_listener(
             callback,
             user_data,
         };
-        let id = t.add_listener(Arc::new(move |e: &TransitionEvent| {
+        let id = t.add_listener(Arc::new(move |e: &crate::query::EventRow| {
             let json = serde_json::to_string(e).unwrap_or_default();
             if let Ok(c) = CString::new(json) {
                 target.call(c.as_ptr());

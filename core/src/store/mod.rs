@@ -206,6 +206,12 @@ pub trait Store: Send {
     /// it applied) and is returned.
     fn apply_batch(&mut self, ops: &[Queued]) -> Result<Vec<Result<Output>>>;
 
+    /// The events the last `apply`, `apply_after` or `apply_batch` appended and
+    /// committed (transitions, and the implicit STARTED -> RUNNING of progress),
+    /// as the events query returns them, oldest first; taken, so that a second
+    /// call answers none. A failed write reports nothing.
+    fn take_events(&mut self) -> Vec<EventRow>;
+
     /// Upserts tasks (and their stages) in one transaction; `None` fields never
     /// clear stored values. Returns the task ids in input order.
     fn register_tasks(&mut self, specs: &[TaskSpec], now: DateTime<Utc>) -> Result<Vec<i64>> {

@@ -102,6 +102,13 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "alerts",
         include_str!("migrations/postgres/0009_alerts.sql"),
     ),
+    (
+        "writes answer the events they appended",
+        concat!(
+            include_str!("migrations/postgres/0010_events_of_writes.sql"),
+            include_str!("migrations/postgres/functions.sql")
+        ),
+    ),
 ];
 
 const BACKEND: &str = "postgresql";
@@ -949,6 +956,8 @@ pub struct PostgresStore {
     /// Advisory lock keys: (namespace, schema hash) for migrations and events.
     migrate_key: (i32, i32),
     events_key: (i32, i32),
+    /// What the last write appended to the events table (`Store::take_events`).
+    events: Vec<EventRow>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -997,6 +1006,7 @@ impl PostgresStore {
             },
             migrate_key: (LOCK_MIGRATE, key_of(schema)),
             events_key: (LOCK_EVENTS, key_of(schema)),
+            events: Vec::new(),
         };
         store.migrate()?;
         Ok(store)
@@ -1116,6 +1126,23 @@ impl PostgresStore {
     /// Runs `f` on the connection outside any explicit transaction (each statement
     /// its own: one round trip for a function call), retrying after a deadlock or a
     /// serialization failure.
+    /// `Store::apply`, adding the events the write appended to `self.events`.
+    fn apply_adding_events(&mut self, op: &Op, id: Option<&OpId>) -> Result<Output> {
+        let mut events = Vec::new();
+        let out = match op {
+            Op::Register { .. } => self.write(|tx, st, key| {
+                events.clear();
+                write::apply_on(tx, st, key, op, id, &mut events)
+            }),
+            _ => self.autocommit(|c, st, key| {
+                events.clear();
+                write::apply_on(c, st, key, op, id, &mut events)
+            }),
+        }?;
+        self.events.append(&mut events);
+        Ok(out)
+    }
+
     fn autocommit<T>(
         &mut self,
         mut f: impl FnMut(&mut Client, &mut Statements, (i32, i32)) -> R<T>,
@@ -1453,10 +1480,8 @@ impl Store for PostgresStore {
     }
 
     fn apply(&mut self, op: &Op, id: Option<&OpId>) -> Result<Output> {
-        match op {
-            Op::Register { .. } => self.write(|tx, st, key| write::apply_on(tx, st, key, op, id)),
-            _ => self.autocommit(|c, st, key| write::apply_on(c, st, key, op, id)),
-        }
+        self.events.clear();
+        self.apply_adding_events(op, id)
     }
 
     fn apply_after(
@@ -1464,29 +1489,38 @@ impl Store for PostgresStore {
         first: (&Op, Option<&OpId>),
         op: (&Op, Option<&OpId>),
     ) -> Result<(Output, Result<Output>)> {
+        self.events.clear();
         let combined = matches!(first.0, Op::Progress { .. })
             && matches!(
                 op.0,
                 Op::RunTransition { .. } | Op::SubtaskTransition { .. }
             );
         if !combined {
-            let progressed = self.apply(first.0, first.1)?;
-            return match self.apply(op.0, op.1) {
+            let progressed = self.apply_adding_events(first.0, first.1)?;
+            return match self.apply_adding_events(op.0, op.1) {
                 Err(e) if e.is_transient() => Err(e),
                 answer => Ok((progressed, answer)),
             };
         }
         // One statement: one round trip and one transaction for both.
-        self.autocommit(|c, st, key| {
-            write::progress_then(c, st, key, first, op).expect("a progress write and a transition")
-        })
+        let mut events = Vec::new();
+        let out = self.autocommit(|c, st, key| {
+            events.clear();
+            write::progress_then(c, st, key, first, op, &mut events)
+                .expect("a progress write and a transition")
+        })?;
+        self.events = events;
+        Ok(out)
     }
 
     fn apply_batch(&mut self, ops: &[Queued]) -> Result<Vec<Result<Output>>> {
+        self.events.clear();
+        let mut events = Vec::new();
         let batch = self.write(|tx, st, key| {
+            events.clear();
             let mut outs = Vec::with_capacity(ops.len());
             for q in ops {
-                match write::apply_on(tx, st, key, &q.op, q.id.as_ref()) {
+                match write::apply_on(tx, st, key, &q.op, q.id.as_ref(), &mut events) {
                     Ok(out) => outs.push(Ok(out)),
                     Err(Fail::App(e)) => outs.push(Err(e)),
                     Err(db) => return Err(db),
@@ -1500,13 +1534,20 @@ impl Store for PostgresStore {
             // those applied before a transient error are skipped when sent again.)
             Err(e) if !e.is_transient() && ops.len() > 1 => ops
                 .iter()
-                .map(|q| match self.apply(&q.op, q.id.as_ref()) {
+                .map(|q| match self.apply_adding_events(&q.op, q.id.as_ref()) {
                     Err(e) if e.is_transient() => Err(e),
                     answer => Ok(answer),
                 })
                 .collect(),
-            other => other,
+            other => {
+                self.events = events;
+                other
+            }
         }
+    }
+
+    fn take_events(&mut self) -> Vec<EventRow> {
+        std::mem::take(&mut self.events)
     }
 
     fn run_status(&mut self, run_id: &str) -> Result<Option<Status>> {

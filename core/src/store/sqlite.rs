@@ -162,6 +162,8 @@ fn db_err(e: rusqlite::Error) -> Error {
 
 pub struct SqliteStore {
     conn: Connection,
+    /// What the last write appended to the events table (`Store::take_events`).
+    events: Vec<EventRow>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -194,7 +196,10 @@ impl SqliteStore {
         let conn = Connection::open_with_flags(path, flags).map_err(|e| {
             Error::unavailable("sqlite", format!("cannot open {}: {e}", path.display()))
         })?;
-        let mut store = SqliteStore { conn };
+        let mut store = SqliteStore {
+            conn,
+            events: Vec::new(),
+        };
         store.configure(config.busy_timeout)?;
         store.migrate()?;
         Ok(store)
@@ -522,6 +527,7 @@ impl Store for SqliteStore {
     }
 
     fn apply(&mut self, op: &Op, id: Option<&OpId>) -> Result<Output> {
+        self.events.clear();
         if let Op::Progress {
             updates,
             heartbeats,
@@ -534,8 +540,11 @@ impl Store for SqliteStore {
             }
         }
         let tx = self.write_tx()?;
+        let before = last_event_id(&tx)?;
         let out = write::apply_once(&tx, op, id)?;
+        let events = events_since(&tx, before)?;
         tx.commit()?;
+        self.events = events;
         Ok(out)
     }
 
@@ -544,7 +553,9 @@ impl Store for SqliteStore {
         first: (&Op, Option<&OpId>),
         op: (&Op, Option<&OpId>),
     ) -> Result<(Output, Result<Output>)> {
+        self.events.clear();
         let tx = self.write_tx()?;
+        let before = last_event_id(&tx)?;
         let progressed = write::apply_once(&tx, first.0, first.1)?;
         run_cached(&tx, "SAVEPOINT transition")?;
         let answer = match write::apply_once(&tx, op.0, op.1) {
@@ -559,12 +570,16 @@ impl Store for SqliteStore {
                 Err(e)
             }
         };
+        let events = events_since(&tx, before)?;
         tx.commit()?;
+        self.events = events;
         Ok((progressed, answer))
     }
 
     fn apply_batch(&mut self, ops: &[Queued]) -> Result<Vec<Result<Output>>> {
+        self.events.clear();
         let tx = self.write_tx()?;
+        let before = last_event_id(&tx)?;
         let mut outs = Vec::with_capacity(ops.len());
         for q in ops {
             // A savepoint per write: one the database refuses leaves no trace and
@@ -583,8 +598,14 @@ impl Store for SqliteStore {
                 }
             }
         }
+        let events = events_since(&tx, before)?;
         tx.commit()?;
+        self.events = events;
         Ok(outs)
+    }
+
+    fn take_events(&mut self) -> Vec<EventRow> {
+        std::mem::take(&mut self.events)
     }
 
     fn run_status(&mut self, run_id: &str) -> Result<Option<Status>> {
@@ -1276,32 +1297,53 @@ impl Store for SqliteStore {
         };
         self.conn
             .prepare_cached(&format!(
-                "SELECT e.event_id, e.time, e.run_id, s.stage_name, t.task_name, e.subtask_number,
-                    e.kind, e.old_status, e.new_status, e.message
-                 FROM events e JOIN runs r ON r.run_id = e.run_id
-                 JOIN tasks t ON t.task_id = r.task_id JOIN stages s ON s.stage_id = t.stage_id
-                 WHERE e.event_id > ?1 AND {which}
-                 ORDER BY e.event_id LIMIT ?3"
+                "{EVENT_COLUMNS} WHERE e.event_id > ?1 AND {which} ORDER BY e.event_id LIMIT ?3"
             ))
             .and_then(|mut st| {
-                st.query_map(params![after, run_id, limit_param(Some(limit))], |r| {
-                    Ok(EventRow {
-                        event_id: r.get(0)?,
-                        time: parse_ts(&r.get::<_, String>(1)?)?,
-                        run_id: r.get(2)?,
-                        stage_name: r.get(3)?,
-                        task_name: r.get(4)?,
-                        subtask_number: r.get(5)?,
-                        kind: r.get(6)?,
-                        old_status: opt_status_col(r, 7)?,
-                        new_status: status_col(r, 8)?,
-                        message: r.get(9)?,
-                    })
-                })?
-                .collect()
+                st.query_map(params![after, run_id, limit_param(Some(limit))], event_row)?
+                    .collect()
             })
             .map_err(db_err)
     }
+}
+
+/// An event as the events query reads it (`event_row` maps one row).
+const EVENT_COLUMNS: &str =
+    "SELECT e.event_id, e.time, e.run_id, s.stage_name, t.task_name, e.subtask_number,
+        e.kind, e.old_status, e.new_status, e.message
+     FROM events e JOIN runs r ON r.run_id = e.run_id
+     JOIN tasks t ON t.task_id = r.task_id JOIN stages s ON s.stage_id = t.stage_id";
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        event_id: r.get(0)?,
+        time: parse_ts(&r.get::<_, String>(1)?)?,
+        run_id: r.get(2)?,
+        stage_name: r.get(3)?,
+        task_name: r.get(4)?,
+        subtask_number: r.get(5)?,
+        kind: r.get(6)?,
+        old_status: opt_status_col(r, 7)?,
+        new_status: status_col(r, 8)?,
+        message: r.get(9)?,
+    })
+}
+
+/// The newest event id, 0 when there is none. A write transaction holds the only
+/// write lock, so what it appends comes after this id (and nothing else does).
+fn last_event_id(tx: &Connection) -> Result<i64> {
+    tx.prepare_cached("SELECT COALESCE(MAX(event_id), 0) FROM events")
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
+        .map_err(db_err)
+}
+
+/// The events appended after `after` (in this transaction), oldest first.
+fn events_since(tx: &Connection, after: i64) -> Result<Vec<EventRow>> {
+    tx.prepare_cached(&format!(
+        "{EVENT_COLUMNS} WHERE e.event_id > ?1 ORDER BY e.event_id"
+    ))
+    .and_then(|mut st| st.query_map([after], event_row)?.collect())
+    .map_err(db_err)
 }
 
 fn file_name(path: &str) -> Option<String> {

@@ -1,7 +1,8 @@
 //! Status-change callbacks for R (`on_status_change()`).
 //!
-//! The core calls its listeners from whichever thread made the transition, and R may
-//! only be entered from its main thread. So the listener never touches R: it appends the
+//! The core calls its listeners from whichever thread stored the event (the writer
+//! thread for the implicit STARTED -> RUNNING of progress), and R may only be
+//! entered from its main thread. So the listener never touches R: it appends the
 //! event to a queue behind a mutex, and the R layer drains the queue at its next tasker
 //! call (`tk_take_events`), running the R callbacks there, on the main thread.
 
@@ -9,19 +10,14 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use extendr_api::prelude::*;
-use tasker::{Tracker, TransitionEvent};
+use tasker::{EventRow, Tracker};
 
 /// Events kept for R at most; older ones are dropped (and counted) if R never drains.
 const MAX_QUEUED: usize = 10_000;
 
-struct Queued {
-    event: TransitionEvent,
-    time: f64,
-}
-
 #[derive(Default)]
 struct Queue {
-    events: VecDeque<Queued>,
+    events: VecDeque<EventRow>,
     dropped: u64,
 }
 
@@ -36,17 +32,13 @@ fn queue() -> std::sync::MutexGuard<'static, Queue> {
 
 /// Adds the queueing listener to a tracker; returns its id for `remove_listener`.
 pub(crate) fn listen(t: &Tracker) -> u64 {
-    t.add_listener(Arc::new(|e: &TransitionEvent| {
-        let time = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+    t.add_listener(Arc::new(|e: &EventRow| {
         let mut q = queue();
         if q.events.len() >= MAX_QUEUED {
             q.events.pop_front();
             q.dropped += 1;
         }
-        q.events.push_back(Queued {
-            event: e.clone(),
-            time,
-        });
+        q.events.push_back(e.clone());
     }))
 }
 
@@ -70,32 +62,33 @@ fn tk_take_events() -> Robj {
         )
     };
     let mut c = crate::Cols::new();
-    c.s(
-        "run_id",
-        events.iter().map(|q| Some(q.event.run_id.as_str())),
+    c.d("event_id", events.iter().map(|e| Some(e.event_id as f64)));
+    c.d(
+        "time",
+        events
+            .iter()
+            .map(|e| Some(e.time.timestamp_micros() as f64 / 1e6)),
     );
+    c.s("run_id", events.iter().map(|e| Some(e.run_id.as_str())));
     c.s(
         "stage_name",
-        events.iter().map(|q| Some(q.event.stage_name.as_str())),
+        events.iter().map(|e| Some(e.stage_name.as_str())),
     );
     c.s(
         "task_name",
-        events.iter().map(|q| Some(q.event.task_name.as_str())),
+        events.iter().map(|e| Some(e.task_name.as_str())),
     );
-    c.i(
-        "subtask_number",
-        events.iter().map(|q| q.event.subtask_number.map(i64::from)),
-    );
+    c.i("subtask_number", events.iter().map(|e| e.subtask_number));
+    c.s("kind", events.iter().map(|e| Some(e.kind.as_str())));
     c.s(
         "old_status",
-        events.iter().map(|q| Some(q.event.old_status.as_str())),
+        events.iter().map(|e| e.old_status.map(|s| s.as_str())),
     );
     c.s(
         "new_status",
-        events.iter().map(|q| Some(q.event.new_status.as_str())),
+        events.iter().map(|e| Some(e.new_status.as_str())),
     );
-    c.s("message", events.iter().map(|q| q.event.message.as_deref()));
-    c.d("time", events.iter().map(|q| Some(q.time)));
+    c.s("message", events.iter().map(|e| e.message.as_deref()));
     let mut r = c.done();
     let _ = r.set_attrib("dropped", dropped as f64);
     r

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::error::Error;
 use crate::io_record::IoRecord;
 use crate::model::{Status, SubtaskOptions, TaskSpec, TransitionInfo};
+use crate::query::EventRow;
 use crate::store::{new_uid, NewRun, Op, OpId, Output, RunSample, SubtaskRef, TASKER_VERSION};
 
 use super::{
@@ -20,17 +21,19 @@ use super::{
 pub(super) type EventsKey = (i32, i32);
 
 /// Applies `op` on `c` (a connection: one transaction per function call; or an
-/// open transaction). Registrations take several statements: give them a transaction.
+/// open transaction), adding the events it appended to `events`. Registrations
+/// take several statements: give them a transaction.
 pub(super) fn apply_on(
     c: &mut impl GenericClient,
     st: &mut Statements,
     key: EventsKey,
     op: &Op,
     id: Option<&OpId>,
+    events: &mut Vec<EventRow>,
 ) -> R<Output> {
     match op {
         Op::Register { specs, at } => register(c, st, specs, *at).map(Output::Registered),
-        Op::StartRun(run) => match start_run(c, st, key, run)? {
+        Op::StartRun(run) => match start_run(c, st, key, run, events)? {
             true => Ok(Output::RunStarted),
             // A queued start of a run that exists: it was this start, applied before.
             false if id.is_some() => Ok(Output::Duplicate),
@@ -43,6 +46,7 @@ pub(super) fn apply_on(
             c,
             st,
             &Call::RunTransition(RunTransitionArgs::of(op, key, id).expect("a run transition")),
+            events,
         ),
         Op::SubtaskStart {
             run_id,
@@ -63,6 +67,7 @@ pub(super) fn apply_on(
                 options,
                 *at,
                 *renumber_if_taken,
+                events,
             )
             .map(|number| Output::SubtaskStarted { number })
         }
@@ -72,6 +77,7 @@ pub(super) fn apply_on(
             &Call::SubtaskTransition(
                 SubtaskTransitionArgs::of(op, key, id).expect("a subtask transition"),
             ),
+            events,
         ),
         Op::RecordIo { run_id, record, at } => record_io(c, st, run_id, record, *at),
         Op::Progress { .. } => {
@@ -79,7 +85,7 @@ pub(super) fn apply_on(
             if args.is_empty() {
                 return Ok(Output::Progress { finished: vec![] });
             }
-            call_alone(c, st, &Call::Progress(args))
+            call_alone(c, st, &Call::Progress(args), events)
         }
     }
 }
@@ -285,12 +291,14 @@ fn record_io(
     Ok(Output::Recorded)
 }
 
-/// True when inserted, false when a run with this id exists.
+/// True when inserted (its events added to `events`), false when a run with
+/// this id exists.
 fn start_run(
     c: &mut impl GenericClient,
     st: &mut Statements,
     key: EventsKey,
     run: &NewRun,
+    events: &mut Vec<EventRow>,
 ) -> R<bool> {
     if let Some(m) = &run.options.metadata {
         check_metadata(m)?;
@@ -313,8 +321,9 @@ fn start_run(
     let lost_before = ts(run.lost_before);
     let row = st.one(
         c,
-        "SELECT @.start_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-            $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)",
+        "SELECT o_started, o_events FROM @.start_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+            $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27,
+            $28)",
         &[
             (&run.run_id, Type::TEXT),
             (&run.stage, Type::TEXT),
@@ -346,7 +355,17 @@ fn start_run(
             (&lost_before, Type::TIMESTAMPTZ),
         ],
     )?;
+    add_events(&row, 1, events)?;
     Ok(row.try_get(0)?)
+}
+
+/// Adds the events in column `col` (a JSON array, NULL for none) to `events`.
+fn add_events(row: &Row, col: usize, events: &mut Vec<EventRow>) -> R<()> {
+    let appended: Option<Json<Vec<EventRow>>> = row.try_get(col)?;
+    if let Some(Json(mut appended)) = appended {
+        events.append(&mut appended);
+    }
+    Ok(())
 }
 
 #[allow(
@@ -363,6 +382,7 @@ fn subtask_start(
     opts: &SubtaskOptions,
     at: DateTime<Utc>,
     renumber_if_taken: bool,
+    events: &mut Vec<EventRow>,
 ) -> R<u32> {
     let now = ts(at);
     let items_total = opts.items_total.map(i64_of);
@@ -371,8 +391,8 @@ fn subtask_start(
     // race-free across hosts.
     let row = st.one(
         c,
-        "SELECT o_code, o_status, o_number FROM @.subtask_start($1, $2, $3, $4, $5, $6, $7, $8,
-            $9, $10, $11)",
+        "SELECT o_code, o_status, o_number, o_events FROM @.subtask_start($1, $2, $3, $4, $5,
+            $6, $7, $8, $9, $10, $11)",
         &[
             (&run_id, Type::TEXT),
             (&uid, Type::TEXT),
@@ -390,6 +410,7 @@ fn subtask_start(
     let code: String = row.try_get(0)?;
     let status: Option<String> = row.try_get(1)?;
     let n: Option<i64> = row.try_get(2)?;
+    add_events(&row, 3, events)?;
     match code.as_str() {
         "ok" => {
             let n = n.unwrap_or_default();
@@ -445,9 +466,9 @@ impl<'a> Call<'a> {
 
     fn columns(&self, alias: &str) -> String {
         let cols: &[&str] = match self {
-            Call::Progress(_) => &["o_dup", "o_finished", "o_status"],
-            Call::RunTransition(_) => &["o_code", "o_status"],
-            Call::SubtaskTransition(_) => &["o_code", "o_status", "o_number"],
+            Call::Progress(_) => &["o_dup", "o_finished", "o_status", "o_events"],
+            Call::RunTransition(_) => &["o_code", "o_status", "o_events"],
+            Call::SubtaskTransition(_) => &["o_code", "o_status", "o_number", "o_events"],
         };
         cols.iter()
             .map(|c| format!("{alias}.{c}"))
@@ -457,9 +478,9 @@ impl<'a> Call<'a> {
 
     fn width(&self) -> usize {
         match self {
-            Call::Progress(_) => 3,
-            Call::RunTransition(_) => 2,
-            Call::SubtaskTransition(_) => 3,
+            Call::Progress(_) => 4,
+            Call::RunTransition(_) => 3,
+            Call::SubtaskTransition(_) => 4,
         }
     }
 
@@ -471,7 +492,9 @@ impl<'a> Call<'a> {
         }
     }
 
-    fn decode(&self, row: &Row, col: usize) -> R<Output> {
+    /// Its answer in the row from column `col`; the events it appended go to `events`.
+    fn decode(&self, row: &Row, col: usize, events: &mut Vec<EventRow>) -> R<Output> {
+        add_events(row, col + self.width() - 1, events)?;
         match self {
             Call::Progress(a) => a.decode(row, col),
             Call::RunTransition(a) => a.decode(row, col),
@@ -481,14 +504,19 @@ impl<'a> Call<'a> {
 }
 
 /// Runs one call on its own: one statement, one round trip.
-fn call_alone(c: &mut impl GenericClient, st: &mut Statements, call: &Call<'_>) -> R<Output> {
+fn call_alone(
+    c: &mut impl GenericClient,
+    st: &mut Statements,
+    call: &Call<'_>,
+    events: &mut Vec<EventRow>,
+) -> R<Output> {
     let sql = format!(
         "SELECT {} FROM {} x",
         call.columns("x"),
         call.sql_call(1, None)
     );
     let row = st.one(c, &sql, &call.params())?;
-    call.decode(&row, 0)
+    call.decode(&row, 0, events)
 }
 
 /// Runs a progress write and then a transition in one statement: one round trip
@@ -500,6 +528,7 @@ pub(super) fn progress_then(
     key: EventsKey,
     (progress, progress_id): (&Op, Option<&OpId>),
     (op, id): (&Op, Option<&OpId>),
+    events: &mut Vec<EventRow>,
 ) -> Option<R<(Output, crate::error::Result<Output>)>> {
     let first = Call::Progress(ProgressArgs::of(progress, key, progress_id)?);
     let then = match op {
@@ -520,8 +549,8 @@ pub(super) fn progress_then(
     params.extend(then.params());
     Some((|| {
         let row = st.one(c, &sql, &params)?;
-        let progressed = first.decode(&row, 0)?;
-        let answer = match then.decode(&row, first.width()) {
+        let progressed = first.decode(&row, 0, events)?;
+        let answer = match then.decode(&row, first.width(), events) {
             Ok(out) => Ok(out),
             Err(Fail::App(e)) => Err(e),
             Err(db) => return Err(db),

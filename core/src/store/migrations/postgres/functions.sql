@@ -13,6 +13,44 @@
 -- COMMIT reached the server but whose answer was lost is sent again under the
 -- same name, and is then answered 'dup' instead of being applied twice.
 
+-- The writes' answers gained the events they appended (o_events): a changed
+-- answer is a new function for PostgreSQL, so these are dropped and made again.
+DROP FUNCTION IF EXISTS start_run(text, text, text, text, bigint, bigint, timestamptz, text,
+    timestamptz, bigint, text, text, text, text, text, text, text, jsonb, integer, integer,
+    text, boolean, text, text, bigint, boolean, text, timestamptz);
+DROP FUNCTION IF EXISTS run_transition(text, text, text[], text, text, text, boolean, text,
+    timestamptz, integer, integer, text, bigint);
+DROP FUNCTION IF EXISTS subtask_start(text, text, text, bigint, bigint, text, boolean, boolean,
+    timestamptz, integer, integer);
+DROP FUNCTION IF EXISTS subtask_transition(text, text, bigint, text, text[], text, text, text,
+    boolean, timestamptz, integer, integer, text, bigint);
+DROP FUNCTION IF EXISTS apply_progress(text[], bigint[], text[], bigint[], bigint[], bigint[],
+    double precision[], text[], bigint[], text[], text[], timestamptz, integer, integer, text,
+    bigint, jsonb, jsonb);
+
+-- Takes the events lock and answers the newest event id (0 when none): what a
+-- write appends while it holds the lock comes after it, and nothing else does.
+CREATE OR REPLACE FUNCTION lock_events(p_lock_ns integer, p_lock_key integer)
+RETURNS bigint LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+    RETURN COALESCE((SELECT max(event_id) FROM events), 0);
+END $$;
+
+-- The events appended after p_after (by this write: see lock_events), oldest
+-- first, each as the events query reads it (crate::query::EventRow).
+CREATE OR REPLACE FUNCTION events_since(p_after bigint)
+RETURNS jsonb LANGUAGE sql SET search_path FROM CURRENT AS $$
+    SELECT jsonb_agg(jsonb_build_object(
+        'event_id', e.event_id, 'time', e.time, 'run_id', e.run_id,
+        'stage_name', s.stage_name, 'task_name', t.task_name,
+        'subtask_number', e.subtask_number, 'kind', e.kind, 'old_status', e.old_status,
+        'new_status', e.new_status, 'message', e.message) ORDER BY e.event_id)
+      FROM events e JOIN runs r ON r.run_id = e.run_id
+      JOIN tasks t ON t.task_id = r.task_id JOIN stages s ON s.stage_id = t.stage_id
+     WHERE e.event_id > p_after
+$$;
+
 -- True when write p_seq of p_writer is new (and records it), false when this
 -- writer already applied it or a later one.
 CREATE OR REPLACE FUNCTION writer_step(p_writer text, p_seq bigint, p_now timestamptz)
@@ -33,7 +71,8 @@ BEGIN
     RETURN true;
 END $$;
 
--- True when the run was inserted, false when a run with this id exists.
+-- o_started: true when the run was inserted, false when a run with this id
+-- exists; o_events: the events it appended.
 CREATE OR REPLACE FUNCTION start_run(
     p_run text, p_stage text, p_task text, p_host text, p_pid bigint, p_ppid bigint,
     p_pstart timestamptz, p_user text, p_now timestamptz, p_total bigint, p_message text,
@@ -41,9 +80,11 @@ CREATE OR REPLACE FUNCTION start_run(
     p_log_path text, p_log_filename text, p_metadata jsonb,
     p_lock_ns integer, p_lock_key integer,
     p_command_line text, p_git_dirty boolean, p_runtime text, p_tasker_version text,
-    p_attempt bigint, p_retry boolean, p_known_lost text, p_lost_before timestamptz)
-RETURNS boolean LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    p_attempt bigint, p_retry boolean, p_known_lost text, p_lost_before timestamptz,
+    OUT o_started boolean, OUT o_events jsonb)
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
+    v_before bigint;
     v_task bigint;
     v_prev runs%ROWTYPE;
     v_attempt bigint := COALESCE(p_attempt, 1);
@@ -89,25 +130,27 @@ BEGIN
         p_log_path, p_log_filename, p_metadata, p_command_line, p_git_dirty, p_runtime,
         p_tasker_version, v_attempt, v_retry_of)
     ON CONFLICT (run_id) DO NOTHING;
-    IF NOT FOUND THEN
-        RETURN false;
+    o_started := FOUND;
+    IF NOT o_started THEN
+        RETURN;
     END IF;
-    PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+    v_before := lock_events(p_lock_ns, p_lock_key);
     INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
     VALUES (p_now, p_run, NULL, 'run', 'NOT_STARTED', 'STARTED', p_message);
-    RETURN true;
+    o_events := events_since(v_before);
 END $$;
 
 -- o_code: ok, same (it had that status: nothing written), no_run, invalid, dup;
--- o_status: the run's status before.
+-- o_status: the run's status before; o_events: the events it appended.
 CREATE OR REPLACE FUNCTION run_transition(
     p_run text, p_to text, p_allowed text[], p_message text, p_error text, p_detail text,
     p_reset boolean, p_sub_message text, p_now timestamptz,
     p_lock_ns integer, p_lock_key integer, p_writer text, p_seq bigint,
-    OUT o_code text, OUT o_status text)
+    OUT o_code text, OUT o_status text, OUT o_events jsonb)
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     v_terminal boolean := p_to IN ('COMPLETED','FAILED','SKIPPED','CANCELLED');
+    v_before bigint;
 BEGIN
     SELECT status INTO o_status FROM runs WHERE run_id = p_run FOR UPDATE;
     IF NOT FOUND THEN
@@ -129,7 +172,7 @@ BEGIN
         o_code := 'invalid';
         RETURN;
     END IF;
-    PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+    v_before := lock_events(p_lock_ns, p_lock_key);
     IF v_terminal THEN
         INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
         SELECT p_now, run_id, subtask_number, 'subtask', status, p_to, p_sub_message FROM subtasks
@@ -148,21 +191,24 @@ BEGIN
     INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
     VALUES (p_now, p_run, NULL, CASE WHEN p_reset THEN 'reset' ELSE 'run' END, o_status, p_to,
             COALESCE(p_error, p_message));
+    o_events := events_since(v_before);
     o_code := 'ok';
 END $$;
 
 -- Starts subtask p_uid. o_code: ok (o_number: its number; also when this start was
 -- applied before), no_run, run_done (o_status: the run's), exists (o_number taken).
 -- p_renumber: an explicit number taken meanwhile gives the next free one instead.
+-- o_events: the events it appended.
 CREATE OR REPLACE FUNCTION subtask_start(
     p_run text, p_uid text, p_name text, p_number bigint, p_items_total bigint,
     p_message text, p_restart boolean, p_renumber boolean, p_now timestamptz,
     p_lock_ns integer, p_lock_key integer,
-    OUT o_code text, OUT o_status text, OUT o_number bigint)
+    OUT o_code text, OUT o_status text, OUT o_number bigint, OUT o_events jsonb)
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     v_run text;
     v_prev text;
+    v_before bigint;
 BEGIN
     SELECT status INTO v_run FROM runs WHERE run_id = p_run FOR UPDATE;
     IF NOT FOUND THEN
@@ -205,7 +251,7 @@ BEGIN
             last_update, items_total, message, subtask_uid)
         VALUES (p_run, o_number, p_name, 'STARTED', p_now, p_now, p_items_total, p_message, p_uid);
     END IF;
-    PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+    v_before := lock_events(p_lock_ns, p_lock_key);
     INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
     VALUES (p_now, p_run, o_number, CASE WHEN v_prev IS NULL THEN 'subtask' ELSE 'reset' END,
             COALESCE(v_prev, 'NOT_STARTED'), 'STARTED', p_name);
@@ -216,19 +262,22 @@ BEGIN
         INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
         VALUES (p_now, p_run, NULL, 'run', 'STARTED', 'RUNNING', NULL);
     END IF;
+    o_events := events_since(v_before);
     o_code := 'ok';
     o_status := v_prev;
 END $$;
 
 -- The subtask is p_uid when given, else number p_number. o_code: ok, same (it had
 -- that status: nothing written), no_run, no_subtask, invalid, dup; o_status: its
--- status before; o_number: its number.
+-- status before; o_number: its number; o_events: the events it appended.
 CREATE OR REPLACE FUNCTION subtask_transition(
     p_run text, p_uid text, p_number bigint, p_to text, p_allowed text[], p_message text,
     p_error text, p_detail text, p_reset boolean, p_now timestamptz,
     p_lock_ns integer, p_lock_key integer, p_writer text, p_seq bigint,
-    OUT o_code text, OUT o_status text, OUT o_number bigint)
+    OUT o_code text, OUT o_status text, OUT o_number bigint, OUT o_events jsonb)
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    v_before bigint;
 BEGIN
     PERFORM 1 FROM runs WHERE run_id = p_run FOR UPDATE;
     IF NOT FOUND THEN
@@ -268,10 +317,11 @@ BEGIN
         error_message = CASE WHEN p_reset THEN p_error ELSE COALESCE(p_error, error_message) END,
         error_detail = CASE WHEN p_reset THEN p_detail ELSE COALESCE(p_detail, error_detail) END
      WHERE run_id = p_run AND subtask_number = o_number;
-    PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
+    v_before := lock_events(p_lock_ns, p_lock_key);
     INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
     VALUES (p_now, p_run, o_number, CASE WHEN p_reset THEN 'reset' ELSE 'subtask' END, o_status,
             p_to, COALESCE(p_error, p_message));
+    o_events := events_since(v_before);
     o_code := 'ok';
 END $$;
 
@@ -280,17 +330,18 @@ END $$;
 -- it touches (p_lock_runs, sorted) first. An update of a finished subtask adds its
 -- items (made before it finished, in another process) and sets nothing. Answers
 -- the indexes (from 0) of such updates with their subtask's status; o_dup when
--- this batch was applied before.
+-- this batch was applied before; o_events: the events it appended (the implicit
+-- STARTED -> RUNNING of runs and subtasks).
 CREATE OR REPLACE FUNCTION apply_progress(
     p_runs text[], p_subtasks bigint[], p_uids text[], p_set bigint[], p_delta bigint[],
     p_total bigint[], p_percent double precision[], p_message text[], p_current bigint[],
     p_beats text[], p_lock_runs text[], p_now timestamptz,
     p_lock_ns integer, p_lock_key integer, p_writer text, p_seq bigint,
     p_samples jsonb, p_logs jsonb,
-    OUT o_dup boolean, OUT o_finished integer[], OUT o_status text[])
+    OUT o_dup boolean, OUT o_finished integer[], OUT o_status text[], OUT o_events jsonb)
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
-    v_events boolean := false;
+    v_before bigint;
     v_moved integer;
     v_number bigint;
     v_status text;
@@ -341,9 +392,8 @@ BEGIN
                 ELSIF v_status = 'STARTED' THEN
                     UPDATE subtasks SET status = 'RUNNING'
                      WHERE run_id = p_runs[i] AND subtask_number = v_number;
-                    IF NOT v_events THEN
-                        PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
-                        v_events := true;
+                    IF v_before IS NULL THEN
+                        v_before := lock_events(p_lock_ns, p_lock_key);
                     END IF;
                     INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
                     VALUES (p_now, p_runs[i], v_number, 'subtask', 'STARTED', 'RUNNING', NULL);
@@ -361,9 +411,8 @@ BEGIN
         UPDATE runs SET status = 'RUNNING' WHERE run_id = p_runs[i] AND status = 'STARTED';
         GET DIAGNOSTICS v_moved = ROW_COUNT;
         IF v_moved > 0 THEN
-            IF NOT v_events THEN
-                PERFORM pg_advisory_xact_lock(p_lock_ns, p_lock_key);
-                v_events := true;
+            IF v_before IS NULL THEN
+                v_before := lock_events(p_lock_ns, p_lock_key);
             END IF;
             INSERT INTO events(time, run_id, subtask_number, kind, old_status, new_status, message)
             VALUES (p_now, p_runs[i], NULL, 'run', 'STARTED', 'RUNNING', NULL);
@@ -388,6 +437,9 @@ BEGIN
     END IF;
     IF p_logs IS NOT NULL THEN
         PERFORM apply_logs(p_logs, p_lock_ns, p_lock_key);
+    END IF;
+    IF v_before IS NOT NULL THEN
+        o_events := events_since(v_before);
     END IF;
 END $$;
 

@@ -1,0 +1,3 @@
+-- Writes answer the events they appended (o_events), so that a tracker tells its
+-- listeners exactly what was stored: no table changes, the server functions are
+-- made again (functions.sql follows).
