@@ -31,7 +31,7 @@ use crate::sync::lock;
 use send::{Delivery, Sender};
 
 /// Ended runs waiting for export, at most; beyond, the oldest are dropped.
-pub const MAX_QUEUED_RUNS: usize = 10_000;
+pub(crate) const MAX_QUEUED_RUNS: usize = 10_000;
 /// Runs sent in one request at most (a backlog goes out over several turns).
 const MAX_RUNS_PER_REQUEST: usize = 500;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
