@@ -35,6 +35,7 @@ pub mod model;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 mod outbox;
+mod periodic;
 pub mod process;
 mod progress;
 pub mod query;

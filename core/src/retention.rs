@@ -4,12 +4,13 @@
 //! is shown (dashboard footer, `/metrics`, the foot of `tasker watch`). A
 //! pipeline's own calls never do this.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Local, Utc};
 use serde::Serialize;
 
+use crate::periodic::Periodic;
 use crate::Tracker;
 
 /// How often retention is applied while a long-running command runs.
@@ -97,61 +98,23 @@ pub fn start_thread(t: Tracker, every: Duration) -> SharedRetention {
 
 /// Stops the retention thread of [`start_stoppable`] when dropped (a dashboard
 /// started and stopped inside a Python or R session leaves no thread behind).
-#[derive(Debug)]
-pub struct RetentionThread {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for RetentionThread {
-    fn drop(&mut self) {
-        let (flag, wake) = &*self.stop;
-        *flag.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        wake.notify_all();
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
+pub type RetentionThread = Option<Periodic>;
 
 /// Like [`start_thread`], with a handle that stops the thread (after the batch it is
 /// deleting, if any) when dropped.
 pub fn start_stoppable(t: Tracker, every: Duration) -> (SharedRetention, RetentionThread) {
     let shared = configured(&t);
-    let stop = Arc::new((Mutex::new(false), Condvar::new()));
-    let mut thread = RetentionThread {
-        stop: Arc::clone(&stop),
-        handle: None,
-    };
     if lock(&shared).is_none() {
-        return (shared, thread);
+        return (shared, None);
     }
     let out = Arc::clone(&shared);
-    let spawned = std::thread::Builder::new()
-        .name("tasker-retention".into())
-        .spawn(move || {
-            let (flag, wake) = &*stop;
-            loop {
-                if *flag.lock().unwrap_or_else(PoisonError::into_inner) {
-                    return;
-                }
-                apply_once(&t, &out);
-                let guard = flag.lock().unwrap_or_else(PoisonError::into_inner);
-                let (guard, _) = wake
-                    .wait_timeout_while(guard, every, |stopped| !*stopped)
-                    .unwrap_or_else(PoisonError::into_inner);
-                if *guard {
-                    return;
-                }
-            }
-        });
-    match spawned {
-        Ok(h) => thread.handle = Some(h),
+    match Periodic::spawn("tasker-retention", every, move || apply_once(&t, &out)) {
+        Ok(thread) => (shared, Some(thread)),
         Err(e) => {
             if let Some(s) = lock(&shared).as_mut() {
                 s.last_error = Some(format!("cannot start the retention thread: {e}"));
             }
+            (shared, None)
         }
     }
-    (shared, thread)
 }
