@@ -1435,23 +1435,7 @@ fn scan_index(
     mut each: impl FnMut(i64, RunSummary) -> Result<()>,
 ) -> Result<()> {
     let (tasks, ids) = task_filter(f, names)?;
-    // The window only when a limit asks for it. INDEXED BY: a plan that read the
-    // table instead would be an error here, not a silent slowdown. The index
-    // gives runs in task order (ORDER BY costs no sort).
-    let sql = match f.limit {
-        None => format!(
-            "SELECT {INDEX_COLUMNS} FROM runs r INDEXED BY runs_stats
-              WHERE {tasks} AND (?2 IS NULL OR r.start_us >= ?2) AND ?3 < 0
-              ORDER BY r.task_id"
-        ),
-        Some(_) => format!(
-            "SELECT * FROM (SELECT {INDEX_COLUMNS}, ROW_NUMBER() OVER (
-                PARTITION BY r.task_id ORDER BY r.start_us DESC, r.run_id DESC) AS n
-               FROM runs r INDEXED BY runs_stats
-              WHERE {tasks} AND (?2 IS NULL OR r.start_us >= ?2))
-              WHERE n <= ?3 ORDER BY task_id"
-        ),
-    };
+    let sql = stats_scan::runs_stats_sql(INDEX_COLUMNS, &tasks, f.limit.is_some());
     // Text times compare as the microseconds they write (`ts` truncates to them).
     let since = f.since.map(|t| t.timestamp_micros());
     let micros = |v: Option<i64>| v.and_then(DateTime::<Utc>::from_timestamp_micros);

@@ -107,6 +107,29 @@ impl TaskRuns {
     }
 }
 
+/// The runs of the tasks `tasks` (an SQL condition on `r`, over `?1`) started at or
+/// after `?2` (microseconds, or NULL), in task order, read from the covering index
+/// `runs_stats`: with `windowed`, only the latest `?3` of each task; without, `?3`
+/// must be negative. INDEXED BY: a plan that read the table instead would be an
+/// error here, not a silent slowdown; the index gives task order without a sort.
+pub(super) fn runs_stats_sql(columns: &str, tasks: &str, windowed: bool) -> String {
+    if windowed {
+        format!(
+            "SELECT * FROM (SELECT {columns}, ROW_NUMBER() OVER (
+                PARTITION BY r.task_id ORDER BY r.start_us DESC, r.run_id DESC) AS n
+               FROM runs r INDEXED BY runs_stats
+              WHERE {tasks} AND (?2 IS NULL OR r.start_us >= ?2))
+              WHERE n <= ?3 ORDER BY task_id"
+        )
+    } else {
+        format!(
+            "SELECT {columns} FROM runs r INDEXED BY runs_stats
+              WHERE {tasks} AND (?2 IS NULL OR r.start_us >= ?2) AND ?3 < 0
+              ORDER BY r.task_id"
+        )
+    }
+}
+
 /// Statistics of the tasks in `names` over the window of `f`, from the covering
 /// index (a database whose run times are all in the fixed form).
 pub(super) fn stats_from_index(
@@ -138,22 +161,8 @@ fn scan(
     rule: &LostRule,
 ) -> Result<Vec<TaskResult>> {
     let (tasks, ids) = task_filter(f, names)?;
-    // Index order: STATS_COLUMNS are runs_stats's columns, in its order. The
-    // window only when a limit asks for it.
-    let sql = match f.limit {
-        None => format!(
-            "SELECT {STATS_COLUMNS} FROM runs r INDEXED BY runs_stats
-              WHERE {tasks} AND (?2 IS NULL OR r.start_us >= ?2) AND ?3 < 0
-              ORDER BY r.task_id"
-        ),
-        Some(_) => format!(
-            "SELECT * FROM (SELECT {STATS_COLUMNS}, ROW_NUMBER() OVER (
-                PARTITION BY r.task_id ORDER BY r.start_us DESC, r.run_id DESC) AS n
-               FROM runs r INDEXED BY runs_stats
-              WHERE {tasks} AND (?2 IS NULL OR r.start_us >= ?2))
-              WHERE n <= ?3 ORDER BY task_id"
-        ),
-    };
+    // Index order: STATS_COLUMNS are runs_stats's columns, in its order.
+    let sql = runs_stats_sql(STATS_COLUMNS, &tasks, f.limit.is_some());
     let since = f.since.map(|t| t.timestamp_micros());
     let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
     let mut rows = st
