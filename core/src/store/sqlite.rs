@@ -1435,7 +1435,7 @@ fn scan_index(
     mut each: impl FnMut(i64, RunSummary) -> Result<()>,
 ) -> Result<()> {
     let (tasks, ids) = task_filter(f, names)?;
-    let sql = stats_scan::runs_stats_sql(INDEX_COLUMNS, &tasks, f.limit.is_some());
+    let sql = stats_scan::runs_stats_sql(INDEX_COLUMNS, tasks, f.limit.is_some());
     // Text times compare as the microseconds they write (`ts` truncates to them).
     let since = f.since.map(|t| t.timestamp_micros());
     let micros = |v: Option<i64>| v.and_then(DateTime::<Utc>::from_timestamp_micros);

@@ -162,7 +162,7 @@ fn scan(
 ) -> Result<Vec<TaskResult>> {
     let (tasks, ids) = task_filter(f, names)?;
     // Index order: STATS_COLUMNS are runs_stats's columns, in its order.
-    let sql = runs_stats_sql(STATS_COLUMNS, &tasks, f.limit.is_some());
+    let sql = runs_stats_sql(STATS_COLUMNS, tasks, f.limit.is_some());
     let since = f.since.map(|t| t.timestamp_micros());
     let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
     let mut rows = st
