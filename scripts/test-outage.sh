@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Outage layer: Python, R and C processes share one run while a throwaway PostgreSQL
-# server (tests/pg.sh) is stopped for 5 s and started again (tests/outage). Builds
+# server (tests/pg.sh) is stopped for 5 s and started again (tests/outage), and an R
+# script killed mid-run raises one LOST alert (tests/python/test_alerts.py). Builds
 # what it needs if the earlier layers did not: the C worker against the debug
 # libtasker, the Python package in .venv, the R package in build/Rlib.
 set -euo pipefail
@@ -34,6 +35,10 @@ pg_start
 echo "test-outage: throwaway PostgreSQL on 127.0.0.1:$PGPORT ($TASKER_PG_DIR)"
 status=0
 .venv/bin/python -m pytest -q -p no:cacheprovider -s tests/outage || status=$?
+# The LOST alert of a killed R script needs the R package, installed above (the
+# Python layer, before the R layer, skips it).
+TASKER_TEST_REQUIRE_R=1 .venv/bin/python -m pytest -q -p no:cacheprovider \
+    tests/python/test_alerts.py -k sigkilled || status=$?
 if [ "$status" != 0 ]; then
     echo "test-outage: FAILED; the last lines of the server log:" >&2
     tail -n 20 "$TASKER_PG_DIR/server.log" >&2 || true
