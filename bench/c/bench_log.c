@@ -5,7 +5,9 @@
  * file costs without tasker). Reports medians over batches, and the ratios.
  * With the default bound (tracking.max_log_lines, 10,000) the loop logs past it
  * between flushes, as a tight logging loop does: older lines are dropped.
- * TASKER_MAX_LOG_LINES=1000000 measures keeping every line instead.
+ * TASKER_MAX_LOG_LINES=1000000 measures keeping every line instead. A third
+ * figure logs KEPT_BATCH lines (under the bound) and then waits for the writer to
+ * take them, as a pipeline that logs steadily does: every line kept and written.
  *   scripts/bench-c.sh   (builds libtasker in release and runs this)
  */
 #define _POSIX_C_SOURCE 199309L
@@ -18,6 +20,8 @@
 
 #define BATCH 20000
 #define ROUNDS 21
+/* Lines logged between two flushes of the writer (every 200 ms) in the steady regime. */
+#define KEPT_BATCH 2000
 
 static double now_ns(void) {
     struct timespec ts;
@@ -61,10 +65,29 @@ int main(int argc, char **argv) {
         file_ns[r] = (t2 - t1) / BATCH;
         log_ns[r] = (t3 - t2) / BATCH;
     }
+    /* Steady: a batch under the bound, then a pause for the writer to write it. */
+    double kept_ns[ROUNDS], kept_file_ns[ROUNDS];
+    const struct timespec pause = {0, 300 * 1000 * 1000};
+    for (int r = 0; r < ROUNDS; r++) {
+        nanosleep(&pause, NULL);
+        double t0 = now_ns();
+        for (int i = 0; i < KEPT_BATCH; i++) fprintf(null, "%s\n", line);
+        fflush(null);
+        double t1 = now_ns();
+        for (int i = 0; i < KEPT_BATCH; i++) tasker_log(run, "info", line);
+        double t2 = now_ns();
+        kept_file_ns[r] = (t1 - t0) / KEPT_BATCH;
+        kept_ns[r] = (t2 - t1) / KEPT_BATCH;
+    }
     double inc = median(inc_ns), file = median(file_ns), lg = median(log_ns);
+    double kept = median(kept_ns), kept_file = median(kept_file_ns);
     printf("%-44s %8.1f ns  1.00x\n", "baseline: tasker_subtask_increment", inc);
     printf("%-44s %8.1f ns  %5.2fx\n", "fprintf of the line to /dev/null", file, file / inc);
     printf("%-44s %8.1f ns  %5.2fx  (%.2fx the fprintf)\n", "tasker_log", lg, lg / inc, lg / file);
+    printf("%-44s %8.1f ns  %5.2fx\n", "steady: fprintf, 2,000 lines per flush", kept_file,
+           kept_file / inc);
+    printf("%-44s %8.1f ns  %5.2fx  (%.2fx the fprintf)\n", "steady: tasker_log, every line kept",
+           kept, kept / inc, kept / kept_file);
     tasker_task_complete(run, NULL);
     tasker_run_free(run);
     fclose(null);
