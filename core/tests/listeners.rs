@@ -6,15 +6,11 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{sqlite_config, state_home, wait_for_replay, SqliteOutage};
-use tasker::config::{Location, Secret};
 use tasker::{Config, EventRow, RunOptions, RunProgress, Status, SubtaskOptions, Tracker};
-
-static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
 
 struct Db {
     config: Config,
@@ -30,22 +26,8 @@ fn sqlite() -> Db {
 }
 
 fn postgres(test: &str) -> Option<Db> {
-    let Ok(url) = std::env::var("TASKER_PG_URL") else {
-        eprintln!("TASKER_PG_URL is not set: PostgreSQL part of {test} skipped");
-        return None;
-    };
-    let mut config = Config::sqlite("");
-    config.location = Location::Postgres {
-        conninfo: Secret::new(url),
-        schema: format!(
-            "listen_{}_{}_{}",
-            &test[..test.len().min(30)],
-            std::process::id(),
-            SCHEMAS.fetch_add(1, Ordering::Relaxed)
-        ),
-    };
     Some(Db {
-        config,
+        config: common::postgres_config("listen", test)?,
         _dir: tempfile::tempdir().unwrap(),
     })
 }

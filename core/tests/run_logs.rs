@@ -3,16 +3,13 @@
 //! PostgreSQL in a schema of its own: order, filters, the bound with its marker
 //! line, cut lines, and outcomes counted exactly beyond what is kept.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
 
-use tasker::config::{Location, Secret};
 use tasker::logs::MAX_ITEM_OUTCOMES;
 use tasker::{
     Config, ErrorKind, LogFilter, LogLevel, Outcome, OutcomeFilter, RunOptions, SubtaskOptions,
     Tracker,
 };
-
-static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
 
 struct Db {
     config: Config,
@@ -28,22 +25,8 @@ fn sqlite() -> Db {
 }
 
 fn postgres(test: &str) -> Option<Db> {
-    let Ok(url) = std::env::var("TASKER_PG_URL") else {
-        eprintln!("TASKER_PG_URL is not set: PostgreSQL part of {test} skipped");
-        return None;
-    };
-    let mut config = Config::sqlite("");
-    config.location = Location::Postgres {
-        conninfo: Secret::new(url),
-        schema: format!(
-            "logs_{}_{}_{}",
-            &test[..test.len().min(30)],
-            std::process::id(),
-            SCHEMAS.fetch_add(1, Ordering::Relaxed)
-        ),
-    };
     Some(Db {
-        config,
+        config: common::postgres_config("logs", test)?,
         _dir: tempfile::tempdir().unwrap(),
     })
 }

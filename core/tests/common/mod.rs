@@ -9,9 +9,11 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use tasker::config::{Location, Secret};
 use tasker::{Config, Health, Tracker};
 
 /// Spool files go to a private state directory shared by the tests of one binary.
@@ -32,6 +34,27 @@ pub fn sqlite_config(db: &Path) -> Config {
     c.busy_timeout = Duration::from_millis(50);
     c.flush_interval = Duration::from_millis(50);
     c
+}
+
+/// A PostgreSQL config in a schema of its own (`{prefix}_{test}_{pid}_{n}`) on the
+/// server `TASKER_PG_URL` names; without one `None`, and the skip said on stderr.
+pub fn postgres_config(prefix: &str, test: &str) -> Option<Config> {
+    static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
+    let Ok(url) = std::env::var("TASKER_PG_URL") else {
+        eprintln!("TASKER_PG_URL is not set: PostgreSQL part of {test} skipped");
+        return None;
+    };
+    let mut config = Config::sqlite("");
+    config.location = Location::Postgres {
+        conninfo: Secret::new(url),
+        schema: format!(
+            "{prefix}_{}_{}_{}",
+            &test[..test.len().min(30)],
+            std::process::id(),
+            SCHEMAS.fetch_add(1, Ordering::Relaxed)
+        ),
+    };
+    Some(config)
 }
 
 /// Holds the write lock of a SQLite database until dropped or ended.
