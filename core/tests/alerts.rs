@@ -47,6 +47,13 @@ fn serve(listener: TcpListener) -> Got {
     got
 }
 
+/// A receiver on a free local port, and what it got.
+fn receiver() -> (u16, Got) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (port, serve(listener))
+}
+
 fn read_request(conn: &TcpStream) -> Option<Request> {
     let mut r = BufReader::new(conn);
     let mut line = String::new();
@@ -111,9 +118,7 @@ fn by_rule(got: &Got, rule: &str) -> Vec<Request> {
 #[test]
 fn a_failed_run_is_sent_once_by_the_failing_process() {
     let dir = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let got = serve(listener);
+    let (port, got) = receiver();
     let cfg = config(
         dir.path(),
         port,
@@ -170,9 +175,7 @@ fn a_failed_run_is_sent_once_by_the_failing_process() {
 #[test]
 fn an_evaluator_sends_the_failed_alerts_a_process_did_not() {
     let dir = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let got = serve(listener);
+    let (port, got) = receiver();
     let cfg = config(
         dir.path(),
         port,
@@ -229,9 +232,7 @@ fn time_based_rules_fire_once_each_with_two_evaluators_at_once_on_postgres() {
 
 fn time_based_rules(postgres: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let got = serve(listener);
+    let (port, got) = receiver();
     let lost_rule = if postgres.is_none() {
         "    - {name: lost, on: lost, to: hook}\n"
     } else {
