@@ -17,27 +17,14 @@
 #include <time.h>
 
 #include "tasker.h"
+#include "timing.h"
 
 #define BATCH 20000
 #define ROUNDS 21
 /* Lines logged between two flushes of the writer (every 200 ms) in the steady regime. */
 #define KEPT_BATCH 2000
 
-static double now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v) {
-    qsort(v, ROUNDS, sizeof *v, cmp);
-    return v[ROUNDS / 2];
-}
+static double median(double *v) { return median_of(v, ROUNDS); }
 
 int main(int argc, char **argv) {
     const char *url = argc > 1 ? argv[1] : "sqlite:///tmp/tasker-bench-log-c.db";
