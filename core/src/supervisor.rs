@@ -74,6 +74,9 @@ pub(crate) trait RunRegistry {
     /// The events a write stored (`Store::take_events`), in commit order: called
     /// with `conn` held, after every write, so that they are staged in that order.
     fn stored(&self, events: Vec<EventRow>);
+    /// Whether anything consumes the stored events (when nothing does, the
+    /// store need not read them back).
+    fn wants_events(&self) -> bool;
 }
 
 /// What a tracker shares with its supervisor for one call.
@@ -348,6 +351,7 @@ impl Supervisor {
         drop(q);
         let store = conn.as_deref_mut().expect("opened above");
         self.used();
+        store.collect_events(cx.runs.wants_events());
         let applied = match progress_id {
             None => {
                 let answer = apply_direct(store, &op, &id);
@@ -547,6 +551,7 @@ impl Supervisor {
         }
         let store = conn.as_deref_mut().expect("opened above");
         self.used();
+        store.collect_events(cx.runs.wants_events());
         let answer = apply_direct(store, &op, &id);
         cx.runs.stored(store.take_events());
         match answer {
@@ -721,6 +726,7 @@ impl Supervisor {
         }
         let started = Instant::now();
         self.used();
+        store.collect_events(cx.runs.wants_events());
         let answers = store.apply_batch(&batch);
         let took = started.elapsed();
         cx.runs.stored(store.take_events());

@@ -1003,12 +1003,6 @@ impl TrackerInner {
         }
     }
 
-    /// Whether anything consumes stored events (`events_stored`); when nothing
-    /// does, they are dropped where the store reports them.
-    fn wants_events(&self) -> bool {
-        !self.listeners.load().is_empty()
-    }
-
     /// Gives the staged events out, oldest first, one thread at a time. When
     /// another thread (or a listener up this thread's stack) is giving events
     /// out, it returns at once: that one gives these too, after its own, so that
@@ -1065,6 +1059,12 @@ impl RunRegistry for TrackerInner {
         for run in self.live_runs() {
             run.cells.take_all(run.run_id_arc(), out);
         }
+    }
+
+    /// Whether anything consumes stored events (`events_stored`); when nothing
+    /// does, the store does not read them back.
+    fn wants_events(&self) -> bool {
+        !self.listeners.load().is_empty()
     }
 
     fn stored(&self, mut events: Vec<EventRow>) {

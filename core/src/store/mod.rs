@@ -212,6 +212,12 @@ pub trait Store: Send {
     /// call answers none. A failed write reports nothing.
     fn take_events(&mut self) -> Vec<EventRow>;
 
+    /// Whether the next writes report their events (`take_events`): off when
+    /// nothing consumes them, so a store that must read them back saves the reads.
+    fn collect_events(&mut self, on: bool) {
+        let _ = on;
+    }
+
     /// Upserts tasks (and their stages) in one transaction; `None` fields never
     /// clear stored values. Returns the task ids in input order.
     fn register_tasks(&mut self, specs: &[TaskSpec], now: DateTime<Utc>) -> Result<Vec<i64>> {

@@ -164,6 +164,8 @@ pub struct SqliteStore {
     conn: Connection,
     /// What the last write appended to the events table (`Store::take_events`).
     events: Vec<EventRow>,
+    /// Whether writes read back the events they append (`Store::collect_events`).
+    collect_events: bool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -199,6 +201,7 @@ impl SqliteStore {
         let mut store = SqliteStore {
             conn,
             events: Vec::new(),
+            collect_events: true,
         };
         store.configure(config.busy_timeout)?;
         store.migrate()?;
@@ -539,10 +542,11 @@ impl Store for SqliteStore {
                 return Ok(Output::Progress { finished: vec![] });
             }
         }
+        let collect = self.collect_events;
         let tx = self.write_tx()?;
-        let before = last_event_id(&tx)?;
+        let before = event_mark(&tx, collect)?;
         let out = write::apply_once(&tx, op, id)?;
-        let events = events_since(&tx, before)?;
+        let events = events_after_mark(&tx, before)?;
         tx.commit()?;
         self.events = events;
         Ok(out)
@@ -554,8 +558,9 @@ impl Store for SqliteStore {
         op: (&Op, Option<&OpId>),
     ) -> Result<(Output, Result<Output>)> {
         self.events.clear();
+        let collect = self.collect_events;
         let tx = self.write_tx()?;
-        let before = last_event_id(&tx)?;
+        let before = event_mark(&tx, collect)?;
         let progressed = write::apply_once(&tx, first.0, first.1)?;
         run_cached(&tx, "SAVEPOINT transition")?;
         let answer = match write::apply_once(&tx, op.0, op.1) {
@@ -570,7 +575,7 @@ impl Store for SqliteStore {
                 Err(e)
             }
         };
-        let events = events_since(&tx, before)?;
+        let events = events_after_mark(&tx, before)?;
         tx.commit()?;
         self.events = events;
         Ok((progressed, answer))
@@ -578,8 +583,9 @@ impl Store for SqliteStore {
 
     fn apply_batch(&mut self, ops: &[Queued]) -> Result<Vec<Result<Output>>> {
         self.events.clear();
+        let collect = self.collect_events;
         let tx = self.write_tx()?;
-        let before = last_event_id(&tx)?;
+        let before = event_mark(&tx, collect)?;
         let mut outs = Vec::with_capacity(ops.len());
         for q in ops {
             // A savepoint per write: one the database refuses leaves no trace and
@@ -598,7 +604,7 @@ impl Store for SqliteStore {
                 }
             }
         }
-        let events = events_since(&tx, before)?;
+        let events = events_after_mark(&tx, before)?;
         tx.commit()?;
         self.events = events;
         Ok(outs)
@@ -606,6 +612,10 @@ impl Store for SqliteStore {
 
     fn take_events(&mut self) -> Vec<EventRow> {
         std::mem::take(&mut self.events)
+    }
+
+    fn collect_events(&mut self, on: bool) {
+        self.collect_events = on;
     }
 
     fn run_status(&mut self, run_id: &str) -> Result<Option<Status>> {
@@ -1327,6 +1337,16 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
         new_status: status_col(r, 8)?,
         message: r.get(9)?,
     })
+}
+
+/// Where the events a write appends will start (`None` when they are not collected).
+fn event_mark(tx: &Connection, collect: bool) -> Result<Option<i64>> {
+    collect.then(|| last_event_id(tx)).transpose()
+}
+
+/// The events appended since `mark` (none when they are not collected).
+fn events_after_mark(tx: &Connection, mark: Option<i64>) -> Result<Vec<EventRow>> {
+    mark.map_or_else(|| Ok(Vec::new()), |after| events_since(tx, after))
 }
 
 /// The newest event id, 0 when there is none. A write transaction holds the only
