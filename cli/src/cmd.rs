@@ -1361,7 +1361,7 @@ const OTLP_RUNS_PER_READ: usize = 500;
 
 /// The selected runs as one OTLP JSON document (what a collector's file receiver
 /// or `otlp-json` tools read), with the service name and resource attributes of
-/// `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`.
+/// `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES` (over `otlp:` in the config file).
 fn export_otlp_json(g: &Global, a: &ExportArgs) -> CliResult {
     if a.table != ExportTable::All || a.output_dir.is_some() {
         return Err(Failure::usage(
@@ -1371,7 +1371,7 @@ fn export_otlp_json(g: &Global, a: &ExportArgs) -> CliResult {
     }
     let t = g.open(false)?;
     let runs = history_rows(&t, &a.stage, &a.task, &a.status, &a.host, &a.since, a.limit)?;
-    let resource = tasker::otlp::ResourceInfo::from_env()?;
+    let resource = tasker::otlp::ResourceInfo::from_env(t.config().otlp.as_deref())?;
     let ids: Vec<&str> = tasker::otlp::exportable(&runs).collect();
     let mut traces = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(OTLP_RUNS_PER_READ) {

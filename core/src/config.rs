@@ -127,6 +127,9 @@ pub struct Config {
     /// The pipeline declared under `tasks:` in the nearest configuration file that
     /// declares one (`declared.rs`), registered by a process's first write.
     pub tasks: Vec<TaskSpec>,
+    /// `otlp:` of the nearest configuration file that has it: OpenTelemetry
+    /// export settings under the standard `OTEL_*` variables (`otlp_settings.rs`).
+    pub otlp: Option<std::sync::Arc<crate::otlp_settings::OtlpSettings>>,
     /// Where the database location came from (for `tasker status` and error messages).
     pub source: String,
 }
@@ -156,6 +159,7 @@ impl Config {
             retention: None,
             alerts: None,
             tasks: Vec::new(),
+            otlp: None,
             source: "argument".into(),
         }
     }
@@ -247,6 +251,7 @@ struct FileConfig {
     retention: RetentionSettings,
     alerts: Option<crate::alerts::AlertSettings>,
     tasks: Option<serde_yaml_ng::Value>,
+    otlp: Option<crate::otlp_settings::OtlpSettings>,
     // Keys other tools keep in the same file (the R package writes these).
     #[allow(dead_code, reason = "accepted so older .tasker.yml files still load")]
     logging: Option<serde_yaml_ng::Value>,
@@ -265,6 +270,8 @@ struct Level {
     alerts: Option<crate::alerts::AlertSettings>,
     /// `tasks:` of a file, when it has the key.
     tasks: Option<Vec<TaskSpec>>,
+    /// Only files have `otlp:`; a nearer file's replaces a farther one's.
+    otlp: Option<crate::otlp_settings::OtlpSettings>,
     source: String,
     /// Relative SQLite paths in a file are relative to the file's directory.
     base_dir: Option<PathBuf>,
@@ -277,6 +284,7 @@ pub(crate) fn resolve_with(args: &ConfigArgs, env: &HashMap<String, String>) -> 
         retention: args.retention.clone(),
         alerts: None,
         tasks: None,
+        otlp: None,
         source: "arguments".into(),
         base_dir: None,
     }];
@@ -397,6 +405,7 @@ fn env_level(env: &HashMap<String, String>) -> Result<Level> {
         },
         alerts: None,
         tasks: None,
+        otlp: None,
         source: "environment (TASKER_DB_*)".into(),
         base_dir: None,
     })
@@ -422,6 +431,7 @@ fn file_level(path: &Path, env: &HashMap<String, String>) -> Result<Level> {
         retention: parsed.retention,
         alerts: parsed.alerts,
         tasks,
+        otlp: parsed.otlp,
         source: path.display().to_string(),
         base_dir: path.parent().map(Path::to_path_buf),
     })
@@ -569,6 +579,13 @@ fn build(levels: Vec<Level>, env: &HashMap<String, String>) -> Result<Config> {
             .build()
             .map_err(|e| Error::Config(format!("{source}: {}", redact(&e))))?;
         cfg.alerts = (!checked.rules.is_empty()).then(|| std::sync::Arc::new(checked));
+    }
+    if let Some(level) = levels.iter().find(|l| l.otlp.is_some()) {
+        let settings = level.otlp.clone().unwrap_or_default();
+        settings
+            .check()
+            .map_err(|e| Error::Config(format!("{}: {e}", level.source)))?;
+        cfg.otlp = Some(std::sync::Arc::new(settings));
     }
     cfg.source = db_source.unwrap_or_else(|| "default (embedded SQLite)".into());
     cfg.tasks = tasks;

@@ -34,6 +34,7 @@ pub mod logs;
 pub mod model;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+pub mod otlp_settings;
 mod outbox;
 mod periodic;
 pub mod process;

@@ -477,10 +477,13 @@ impl RunHandle {
                 .into_iter()
                 .collect()
         };
-        let old = match s.tracker.transition(op, first)? {
-            Answer::Applied(Output::Transition { from, .. }) => from,
-            Answer::Applied(_) | Answer::Queued => Status::Running,
+        let (old, changed) = match s.tracker.transition(op, first)? {
+            Answer::Applied(Output::Transition { from, changed }) => (from, changed),
+            Answer::Applied(_) | Answer::Queued => (Status::Running, true),
         };
+        if changed && to.is_terminal() {
+            s.tracker.subtask_ended(&s.run_id);
+        }
         if let Some(c) = &cell {
             if to.is_terminal() {
                 c.finish(to);

@@ -150,6 +150,8 @@ impl Tracker {
             .hostname
             .clone()
             .unwrap_or_else(crate::process::hostname);
+        #[cfg(feature = "otlp")]
+        let otlp = crate::otlp::Exporter::from_env(config.otlp.as_deref());
         let inner = Arc::new(TrackerInner {
             config,
             this_host,
@@ -168,7 +170,7 @@ impl Tracker {
             last_sample: Mutex::new(None),
             failed_alerts: FailedQueue::default(),
             #[cfg(feature = "otlp")]
-            otlp: crate::otlp::Exporter::from_env(),
+            otlp,
             declared_registered: AtomicBool::new(false),
         });
         let _ = inner.me.set(Arc::downgrade(&inner));
@@ -885,7 +887,7 @@ impl TrackerInner {
         if drain.is_some() {
             // Closing or exiting: runs that just ended are exported now, since the
             // writer may not get another turn (skipped while the collector is away).
-            self.export_ended_runs();
+            self.export_ended_runs(true);
         }
         flushed
     }
@@ -901,18 +903,34 @@ impl TrackerInner {
         let _ = run_id;
     }
 
-    /// Exports the runs that ended since the last call (see `otlp/`): called by
-    /// the writer thread on its turn, never while writes wait for the database
-    /// (the ended runs may not be stored yet).
-    pub(crate) fn export_ended_runs(&self) {
+    /// A subtask of a run reached a terminal status: queue its span for export
+    /// (no I/O; nothing when export is off).
+    pub(crate) fn subtask_ended(&self, run_id: &Arc<str>) {
+        #[cfg(feature = "otlp")]
+        if let Some(x) = &self.otlp {
+            x.subtask_ended(run_id);
+        }
+        #[cfg(not(feature = "otlp"))]
+        let _ = run_id;
+    }
+
+    /// Exports the runs and subtasks that ended since the last call (see
+    /// `otlp/`): called by the writer thread on its turn (`closing`: at close,
+    /// when subtask spans no longer wait for a batch), never while writes wait
+    /// for the database (the ends may not be stored yet).
+    pub(crate) fn export_ended_runs(&self, closing: bool) {
         #[cfg(feature = "otlp")]
         if let Some(x) = &self.otlp {
             if self.supervisor().generation != fork_generation() || self.writes_wait() {
                 return;
             }
             let rule = self.lost_rule();
-            x.export(|ids| self.read(|st| crate::otlp::read_traces(st, ids, &rule)));
+            x.export(closing, |ids| {
+                self.read(|st| crate::otlp::read_traces(st, ids, &rule))
+            });
         }
+        #[cfg(not(feature = "otlp"))]
+        let _ = closing;
     }
 
     /// Samples this process for the runs it started (nothing when it started
@@ -1114,7 +1132,7 @@ impl Drop for TrackerInner {
         }
         self.deliver_events();
         // The writer's last turn cannot reach a tracker being dropped.
-        self.export_ended_runs();
+        self.export_ended_runs(true);
         self.stop_writer();
     }
 }

@@ -104,7 +104,7 @@ fn run(tracker: Weak<TrackerInner>, stopped: mpsc::Receiver<()>, every: Interval
         // the pipeline's thread (a slow webhook delays flushes, not calls).
         t.alert_turn();
         if more.is_none() {
-            t.export_ended_runs();
+            t.export_ended_runs(stop);
         }
         if stop {
             return;

@@ -212,6 +212,48 @@ def test_a_python_pipeline_sends_one_trace_per_run(db_url, tmp_path):
             assert [e.name for e in rows.events][-1] == "FAILED"
 
 
+def test_a_subtask_span_goes_when_it_ends_and_tasker_yml_names_the_service(db_url, tmp_path, monkeypatch):
+    rx = Receiver()
+    for var in [v for v in os.environ if v.startswith("OTEL_")]:
+        monkeypatch.delenv(var)
+    (tmp_path / ".tasker.yml").write_text(
+        f"otlp:\n  endpoint: http://127.0.0.1:{rx.port}\n  service_name: nightly-from-file\n"
+        "  resource_attributes:\n    deployment.environment: staging\n")
+    monkeypatch.chdir(tmp_path)
+    t = tasker.connect(db_url)
+    try:
+        with t.task("ingest", "stream") as run:
+            with run.subtask("first batch", 2) as s:
+                s.increment(2)
+            # The run goes on: the ended subtask's span arrives without it.
+            wait_for(lambda: [s.name for _, s in rx.spans()] == ["first batch"],
+                     "the first subtask's span while its run still runs")
+            with run.subtask("second batch", 1) as s:
+                s.increment()
+        t.flush()
+        wait_for(lambda: len(rx.spans()) == 3, "the run's span and the second subtask's")
+        t.close()
+    finally:
+        rx.stop()
+    spans = rx.spans()
+    # Each span once: the run's export leaves out the subtask sent ahead of it.
+    assert sorted(s.name for _, s in spans) == ["first batch", "ingest/stream", "second batch"]
+    (root,) = [s for _, s in spans if not s.parent_span_id]
+    assert all(s.parent_span_id == root.span_id for _, s in spans if s is not root)
+    assert {res["service.name"] for res, _ in spans} == {"nightly-from-file"}
+    assert {res["deployment.environment"] for res, _ in spans} == {"staging"}
+
+
+def test_a_bad_otlp_key_in_tasker_yml_is_refused_naming_it(db_url, tmp_path, monkeypatch):
+    (tmp_path / ".tasker.yml").write_text("otlp:\n  endpoint: collector:4318\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(tasker.ConfigError, match="otlp.endpoint .*collector:4318"):
+        tasker.connect(db_url)
+    (tmp_path / ".tasker.yml").write_text("otlp:\n  servce_name: x\n")
+    with pytest.raises(tasker.ConfigError, match="servce_name"):
+        tasker.connect(db_url)
+
+
 def test_a_collector_that_does_not_answer_never_holds_up_the_pipeline(db_url, monkeypatch, caplog):
     silent = Silent()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{silent.port}")

@@ -1,10 +1,13 @@
 //! Where and how runs are exported: the standard OpenTelemetry environment
 //! variables (`OTEL_EXPORTER_OTLP_*`, `OTEL_SERVICE_NAME`,
-//! `OTEL_RESOURCE_ATTRIBUTES`). Export is on only when an endpoint is given.
+//! `OTEL_RESOURCE_ATTRIBUTES`), over the `otlp:` keys of the configuration file
+//! (`otlp_settings.rs`). Export is on only when an endpoint is given.
 
 use std::collections::HashMap;
 use std::sync::Once;
 use std::time::Duration;
+
+use crate::otlp_settings::OtlpSettings;
 
 /// The default service name when neither `OTEL_SERVICE_NAME` nor
 /// `service.name` in `OTEL_RESOURCE_ATTRIBUTES` gives one.
@@ -46,10 +49,10 @@ impl std::fmt::Debug for OtlpConfig {
 static WARNED: Once = Once::new();
 
 impl OtlpConfig {
-    /// The configuration from the process environment; `None` when export is off.
-    pub fn from_env() -> Option<OtlpConfig> {
-        let env: HashMap<String, String> = std::env::vars().collect();
-        match OtlpConfig::from_vars(&env) {
+    /// The configuration from the process environment over the `otlp:` settings
+    /// of the configuration file; `None` when export is off.
+    pub fn from_env(file: Option<&OtlpSettings>) -> Option<OtlpConfig> {
+        match OtlpConfig::from_vars(&vars(file)) {
             Ok(c) => c,
             Err(why) => {
                 WARNED.call_once(|| log::warn!("tasker: OpenTelemetry export is off: {why}"));
@@ -117,6 +120,15 @@ impl OtlpConfig {
             service_name,
             resource_attributes,
         }))
+    }
+}
+
+/// The process environment, with what the file's `otlp:` says where it says nothing.
+pub fn vars(file: Option<&OtlpSettings>) -> HashMap<String, String> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    match file {
+        Some(settings) => settings.under(&env),
+        None => env,
     }
 }
 

@@ -1,20 +1,23 @@
-//! OpenTelemetry export: runs that end in this process are sent as traces to an
-//! OTLP/HTTP collector (protobuf) by the writer thread (see `spans.rs` for the
-//! mapping, `config.rs` for the environment variables, `send.rs` for the POST).
+//! OpenTelemetry export: runs and subtasks that end in this process are sent as
+//! traces to an OTLP/HTTP collector (protobuf) by the writer thread (see
+//! `spans.rs` for the mapping, `config.rs` for the environment variables,
+//! `send.rs` for the POST).
 //!
-//! A pipeline call that ends a run only pushes its id on a bounded queue (no I/O).
-//! The writer thread, on its turn, takes what is queued, reads those runs with
-//! their subtasks and events from the store and sends them in one request. A
-//! collector that cannot be reached degrades as the database does: the runs stay
-//! queued (the oldest dropped, and counted, beyond `MAX_QUEUED_RUNS`), one warning
-//! per outage, retries with a growing backoff during which no export is tried,
-//! and one line when it is back.
+//! A pipeline call that ends a run or a subtask only pushes the run's id on a
+//! bounded queue (no I/O). The writer thread, on its turn, takes what is queued,
+//! reads those runs with their subtasks and events from the store and sends them
+//! in one request: a subtask's span as soon as it ended (batched for up to a
+//! second), the run's span with the subtasks not sent yet when the run ends.
+//! A collector that cannot be reached degrades as the database does: the ends
+//! stay queued (the oldest dropped, and counted, beyond `MAX_QUEUED_RUNS`), one
+//! warning per outage, retries with a growing backoff during which no export is
+//! tried, and one line when it is back.
 
 pub mod config;
 mod send;
 pub mod spans;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,15 +28,19 @@ pub use config::OtlpConfig;
 pub use spans::{ResourceInfo, RunTrace};
 
 use crate::error::Result;
-use crate::query::{LostRule, RunRow};
+use crate::query::{LostRule, RunRow, SubtaskRow};
 use crate::store::Store;
 use crate::sync::lock;
 use send::{Delivery, Sender};
 
-/// Ended runs waiting for export, at most; beyond, the oldest are dropped.
+/// Ends (of runs or subtasks) waiting for export, at most; beyond, the oldest
+/// are dropped.
 pub(crate) const MAX_QUEUED_RUNS: usize = 10_000;
-/// Runs sent in one request at most (a backlog goes out over several turns).
+/// Ends sent in one request at most (a backlog goes out over several turns).
 const MAX_RUNS_PER_REQUEST: usize = 500;
+/// Subtask spans wait this long for others (or for their run's end) to share a
+/// request, as an OpenTelemetry batch processor would.
+const SUBTASK_BATCH_DELAY: Duration = Duration::from_secs(1);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -41,17 +48,27 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub(crate) struct Exporter {
     resource: ResourceInfo,
-    /// A leaf lock, held only to push or take ids.
+    /// A leaf lock, held only to push or take ends.
     queue: Mutex<Pending>,
     /// Held while exporting: one export at a time (the writer's turn, or a close).
     sending: Mutex<SendState>,
 }
 
+/// A run of this process ended (its whole trace goes), or one of its subtasks
+/// did (that subtask's span goes, ahead of its run's).
+#[derive(Clone, Debug, PartialEq)]
+struct Ended {
+    run: Arc<str>,
+    run_ended: bool,
+}
+
 #[derive(Debug, Default)]
 struct Pending {
-    runs: VecDeque<Arc<str>>,
-    /// Runs dropped from a full queue since the last delivery.
+    ends: VecDeque<Ended>,
+    /// Ends dropped from a full queue since the last delivery.
     dropped: u64,
+    /// When the oldest queued subtask end was queued.
+    subtasks_since: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -60,12 +77,16 @@ struct SendState {
     /// While the collector is away: when to try again, and the next pause.
     retry_at: Option<Instant>,
     backoff: Duration,
+    /// The subtask spans sent ahead of their run's, with the end they were sent
+    /// with: the run's export leaves them out unless they changed since.
+    sent: HashMap<Arc<str>, HashMap<i64, i64>>,
 }
 
 impl Exporter {
-    /// The exporter the environment asks for, if any (see `config.rs`).
-    pub(crate) fn from_env() -> Option<Exporter> {
-        OtlpConfig::from_env().map(|c| Exporter::new(&c))
+    /// The exporter the environment and the file's `otlp:` ask for, if any
+    /// (see `config.rs`).
+    pub(crate) fn from_env(file: Option<&crate::otlp_settings::OtlpSettings>) -> Option<Exporter> {
+        OtlpConfig::from_env(file).map(|c| Exporter::new(&c))
     }
 
     pub(crate) fn new(c: &OtlpConfig) -> Exporter {
@@ -76,14 +97,31 @@ impl Exporter {
                 sender: Sender::new(c),
                 retry_at: None,
                 backoff: FIRST_BACKOFF,
+                sent: HashMap::new(),
             }),
         }
     }
 
     /// A run of this process ended: export it on the writer's next turn.
     pub(crate) fn run_ended(&self, run_id: &Arc<str>) {
+        lock(&self.queue).push_back(Ended {
+            run: Arc::clone(run_id),
+            run_ended: true,
+        });
+    }
+
+    /// A subtask of this run ended: export its span soon (batched).
+    pub(crate) fn subtask_ended(&self, run_id: &Arc<str>) {
         let mut q = lock(&self.queue);
-        q.push_back(Arc::clone(run_id));
+        let end = Ended {
+            run: Arc::clone(run_id),
+            run_ended: false,
+        };
+        // One read of the run finds every subtask that ended since.
+        if !q.ends.contains(&end) {
+            q.subtasks_since.get_or_insert_with(Instant::now);
+            q.push_back(end);
+        }
     }
 
     /// A forked child exports its own runs, not the parent's queue.
@@ -92,20 +130,27 @@ impl Exporter {
     }
 
     /// Sends what is queued (unless the collector is in backoff, or another
-    /// thread is already sending). `read` reads the runs' traces from the store;
-    /// when it fails the runs stay queued for the next turn.
-    pub(crate) fn export(&self, read: impl FnOnce(&[Arc<str>]) -> Result<Vec<RunTrace>>) {
+    /// thread is already sending). Subtask spans wait up to
+    /// `SUBTASK_BATCH_DELAY` for company unless `now` (closing). `read` reads
+    /// the runs' traces from the store; when it fails the ends stay queued.
+    pub(crate) fn export(
+        &self,
+        now: bool,
+        read: impl FnOnce(&[Arc<str>]) -> Result<Vec<RunTrace>>,
+    ) {
         let Ok(mut state) = self.sending.try_lock() else {
             return;
         };
         if state.retry_at.is_some_and(|at| Instant::now() < at) {
             return;
         }
-        let batch = lock(&self.queue).take(MAX_RUNS_PER_REQUEST);
+        let batch = lock(&self.queue).take(MAX_RUNS_PER_REQUEST, now);
         if batch.is_empty() {
             return;
         }
-        let traces = match read(&batch) {
+        let runs = distinct_runs(&batch);
+        let ids: Vec<Arc<str>> = runs.iter().map(|(id, _)| Arc::clone(id)).collect();
+        let traces = match read(&ids) {
             Ok(t) => t,
             Err(e) => {
                 log::debug!("tasker: runs not exported yet (cannot read them: {e})");
@@ -113,13 +158,39 @@ impl Exporter {
                 return;
             }
         };
-        let body = spans::request(&traces, &self.resource, Utc::now()).encode_to_vec();
-        match state.sender.post(&body) {
+        let run_ended = |rt: &RunTrace| {
+            let id = rt.run.run_id.as_deref().unwrap_or_default();
+            runs.iter().any(|(r, ended)| *ended && &**r == id)
+        };
+        let sent = &state.sent;
+        let already_sent = |rt: &RunTrace| {
+            let of_run = rt.run.run_id.as_deref().and_then(|id| sent.get(id));
+            move |s: &SubtaskRow| {
+                of_run.and_then(|m| m.get(&s.subtask_number)) == Some(&end_nanos(s))
+            }
+        };
+        let filters: Vec<_> = traces.iter().map(already_sent).collect();
+        let parts = traces.iter().zip(&filters).map(|(rt, sent)| {
+            let part = if run_ended(rt) {
+                spans::Part::WholeExcept(sent)
+            } else {
+                spans::Part::EndedSubtasks(sent)
+            };
+            (rt, part)
+        });
+        let request = spans::request_of(parts, &self.resource, Utc::now());
+        let delivery = if request.resource_spans.is_empty() {
+            Delivery::Delivered
+        } else {
+            state.sender.post(&request.encode_to_vec())
+        };
+        match delivery {
             Delivery::Delivered => {
+                state.remember_sent(&traces, run_ended);
                 let dropped = std::mem::take(&mut lock(&self.queue).dropped);
                 if state.retry_at.take().is_some() {
                     let lost = if dropped > 0 {
-                        format!(" ({dropped} runs were dropped from the full queue)")
+                        format!(" ({dropped} ended runs or subtasks were dropped from the full queue)")
                     } else {
                         String::new()
                     };
@@ -132,10 +203,11 @@ impl Exporter {
             }
             Delivery::Refused(why) => {
                 // Retrying what a collector refuses would refuse again: drop it.
+                state.remember_sent(&traces, run_ended);
                 log::warn!(
                     "tasker: the OpenTelemetry collector at {} refused {} runs: {why}",
                     state.sender.url(),
-                    batch.len()
+                    traces.len()
                 );
             }
             Delivery::Unreachable(why) => {
@@ -156,34 +228,89 @@ impl Exporter {
     #[cfg(test)]
     fn queued(&self) -> (usize, u64) {
         let q = lock(&self.queue);
-        (q.runs.len(), q.dropped)
+        (q.ends.len(), q.dropped)
     }
 }
 
+impl SendState {
+    /// After a request: a run sent whole is done with; the subtasks sent ahead
+    /// are remembered with their ends.
+    fn remember_sent(&mut self, traces: &[RunTrace], run_ended: impl Fn(&RunTrace) -> bool) {
+        for rt in traces {
+            let Some(id) = rt.run.run_id.as_deref() else {
+                continue;
+            };
+            if run_ended(rt) {
+                self.sent.remove(id);
+                continue;
+            }
+            if self.sent.len() >= MAX_QUEUED_RUNS && !self.sent.contains_key(id) {
+                // Runs that never end here: forgetting them costs at most a
+                // subtask span sent twice, with the same ids (an update).
+                self.sent.clear();
+            }
+            let of_run = self.sent.entry(Arc::from(id)).or_default();
+            for s in rt.subtasks.iter().filter(|s| s.status.is_terminal()) {
+                of_run.insert(s.subtask_number, end_nanos(s));
+            }
+        }
+    }
+}
+
+/// A subtask's end as sent (0 while it has none).
+fn end_nanos(s: &SubtaskRow) -> i64 {
+    s.end_time
+        .and_then(|t| t.timestamp_nanos_opt())
+        .unwrap_or(0)
+}
+
+/// Each run of the batch once, in order, and whether it ended.
+fn distinct_runs(batch: &[Ended]) -> Vec<(Arc<str>, bool)> {
+    let mut runs: Vec<(Arc<str>, bool)> = Vec::new();
+    for e in batch {
+        match runs.iter_mut().find(|(r, _)| *r == e.run) {
+            Some((_, ended)) => *ended |= e.run_ended,
+            None => runs.push((Arc::clone(&e.run), e.run_ended)),
+        }
+    }
+    runs
+}
+
 impl Pending {
-    fn push_back(&mut self, run: Arc<str>) {
-        if self.runs.len() >= MAX_QUEUED_RUNS {
-            self.runs.pop_front();
+    fn push_back(&mut self, end: Ended) {
+        if self.ends.len() >= MAX_QUEUED_RUNS {
+            self.ends.pop_front();
             self.dropped += 1;
         }
-        self.runs.push_back(run);
+        self.ends.push_back(end);
     }
 
-    fn take(&mut self, at_most: usize) -> Vec<Arc<str>> {
-        let n = self.runs.len().min(at_most);
-        self.runs.drain(..n).collect()
-    }
-
-    /// Puts runs taken back at the front, in their order (ahead of newer ones),
-    /// dropping the oldest if runs ended meanwhile filled the queue.
-    fn put_back(&mut self, batch: Vec<Arc<str>>) {
-        for run in batch.into_iter().rev() {
-            self.runs.push_front(run);
+    /// Up to `at_most` ends; nothing while only subtask ends are queued and
+    /// the oldest is younger than `SUBTASK_BATCH_DELAY` (unless `now`).
+    fn take(&mut self, at_most: usize, now: bool) -> Vec<Ended> {
+        let subtasks_wait = self
+            .subtasks_since
+            .is_some_and(|t| t.elapsed() < SUBTASK_BATCH_DELAY);
+        if !now && subtasks_wait && !self.ends.iter().any(|e| e.run_ended) {
+            return Vec::new();
         }
-        while self.runs.len() > MAX_QUEUED_RUNS {
-            self.runs.pop_front();
+        let n = self.ends.len().min(at_most);
+        let taken: Vec<Ended> = self.ends.drain(..n).collect();
+        self.subtasks_since = (!self.ends.is_empty()).then(Instant::now);
+        taken
+    }
+
+    /// Puts ends taken back at the front, in their order (ahead of newer ones),
+    /// dropping the oldest if ends queued meanwhile filled the queue.
+    fn put_back(&mut self, batch: Vec<Ended>) {
+        for end in batch.into_iter().rev() {
+            self.ends.push_front(end);
+        }
+        while self.ends.len() > MAX_QUEUED_RUNS {
+            self.ends.pop_front();
             self.dropped += 1;
         }
+        self.subtasks_since.get_or_insert_with(Instant::now);
     }
 }
 

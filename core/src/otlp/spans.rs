@@ -40,10 +40,11 @@ pub struct ResourceInfo {
 
 impl ResourceInfo {
     /// The service name and resource attributes the environment gives
-    /// (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`), with or without an
-    /// endpoint: for exports to a file. A malformed variable is an error naming it.
-    pub fn from_env() -> crate::Result<ResourceInfo> {
-        let env = std::env::vars().collect();
+    /// (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`) over the file's `otlp:`,
+    /// with or without an endpoint: for exports to a file. A malformed variable is
+    /// an error naming it.
+    pub fn from_env(file: Option<&crate::otlp_settings::OtlpSettings>) -> crate::Result<ResourceInfo> {
+        let env = super::config::vars(file);
         let (service_name, attributes) =
             super::config::resource_from_vars(&env).map_err(crate::Error::Config)?;
         Ok(ResourceInfo {
@@ -94,11 +95,47 @@ pub fn request(
     resource: &ResourceInfo,
     now: DateTime<Utc>,
 ) -> ExportTraceServiceRequest {
+    request_of(runs.iter().map(|rt| (rt, Part::Whole)), resource, now)
+}
+
+/// Which spans of a run's trace a request holds.
+#[derive(Clone, Copy)]
+pub(crate) enum Part<'a> {
+    Whole,
+    /// The run's span and its subtasks' except those already sent as they are.
+    WholeExcept(&'a dyn Fn(&SubtaskRow) -> bool),
+    /// Only the subtasks that ended and were not sent as they are.
+    EndedSubtasks(&'a dyn Fn(&SubtaskRow) -> bool),
+}
+
+impl Part<'_> {
+    fn has_run(self) -> bool {
+        !matches!(self, Part::EndedSubtasks(_))
+    }
+
+    fn has(self, s: &SubtaskRow) -> bool {
+        match self {
+            Part::Whole => true,
+            Part::WholeExcept(sent) => !sent(s),
+            Part::EndedSubtasks(sent) => s.status.is_terminal() && s.end_time.is_some() && !sent(s),
+        }
+    }
+}
+
+/// One request holding these parts of these runs' traces.
+pub(crate) fn request_of<'a>(
+    runs: impl Iterator<Item = (&'a RunTrace, Part<'a>)>,
+    resource: &ResourceInfo,
+    now: DateTime<Utc>,
+) -> ExportTraceServiceRequest {
     let mut groups: Vec<(ResourceKey, Vec<Span>)> = Vec::new();
-    for rt in runs {
-        let Some(spans) = run_spans(rt, now) else {
+    for (rt, part) in runs {
+        let Some(spans) = run_spans(rt, part, now) else {
             continue;
         };
+        if spans.is_empty() {
+            continue;
+        }
         let key = ResourceKey::of(&rt.run);
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, all)) => all.extend(spans),
@@ -170,8 +207,8 @@ impl ResourceKey {
     }
 }
 
-/// The run's span followed by its subtasks' spans.
-fn run_spans(rt: &RunTrace, now: DateTime<Utc>) -> Option<Vec<Span>> {
+/// The run's span followed by its subtasks' spans (those `part` holds).
+fn run_spans(rt: &RunTrace, part: Part<'_>, now: DateTime<Utc>) -> Option<Vec<Span>> {
     let r = &rt.run;
     let trace = trace_id(r.run_id.as_deref()?)?;
     let start = r.start_time?;
@@ -221,7 +258,9 @@ fn run_spans(rt: &RunTrace, now: DateTime<Utc>) -> Option<Vec<Span>> {
     } else {
         span_status(r.status, r.error_message.as_deref())
     };
-    let mut spans = vec![Span {
+    let mut spans = Vec::with_capacity(rt.subtasks.len() + 1);
+    if part.has_run() {
+    spans.push(Span {
         trace_id: trace.to_vec(),
         span_id: root.to_vec(),
         name: format!("{}/{}", r.stage_name, r.task_name),
@@ -232,8 +271,9 @@ fn run_spans(rt: &RunTrace, now: DateTime<Utc>) -> Option<Vec<Span>> {
         events: events_of(&rt.events, None),
         status: Some(status),
         ..Span::default()
-    }];
-    for s in &rt.subtasks {
+    });
+    }
+    for s in rt.subtasks.iter().filter(|s| part.has(s)) {
         let Some(s_start) = s.start_time else {
             continue;
         };

@@ -4,6 +4,8 @@ use chrono::{TimeZone, Utc};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span};
 
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
 use super::spans::{request, span_id, trace_id};
 use super::*;
 use crate::model::Status;
@@ -273,19 +275,129 @@ fn the_json_encoding_is_the_specifications() {
     assert_eq!(items["value"], serde_json::json!({"intValue": "10"}));
 }
 
+fn ended(run: &str, run_ended: bool) -> Ended {
+    Ended {
+        run: Arc::from(run),
+        run_ended,
+    }
+}
+
 #[test]
 fn the_queue_is_bounded_dropping_the_oldest_and_keeps_order_on_put_back() {
     let mut q = Pending::default();
     for i in 0..MAX_QUEUED_RUNS + 3 {
-        q.push_back(Arc::from(i.to_string()));
+        q.push_back(ended(&i.to_string(), true));
     }
-    assert_eq!((q.runs.len(), q.dropped), (MAX_QUEUED_RUNS, 3));
-    assert_eq!(&*q.runs[0], "3");
-    let batch = q.take(2);
-    assert_eq!(batch.iter().map(|s| &**s).collect::<Vec<_>>(), ["3", "4"]);
+    assert_eq!((q.ends.len(), q.dropped), (MAX_QUEUED_RUNS, 3));
+    assert_eq!(&*q.ends[0].run, "3");
+    let batch = q.take(2, false);
+    assert_eq!(batch.iter().map(|e| &*e.run).collect::<Vec<_>>(), ["3", "4"]);
     q.put_back(batch);
-    assert_eq!(&*q.runs[0], "3");
-    assert_eq!(q.runs.len(), MAX_QUEUED_RUNS);
+    assert_eq!(&*q.ends[0].run, "3");
+    assert_eq!(q.ends.len(), MAX_QUEUED_RUNS);
+}
+
+#[test]
+fn subtask_ends_wait_for_company_unless_a_run_ended_or_closing() {
+    let mut q = Pending::default();
+    q.subtasks_since = Some(Instant::now());
+    q.push_back(ended(RUN, false));
+    assert!(q.take(10, false).is_empty(), "a lone subtask end waits");
+    assert_eq!(q.take(10, true).len(), 1, "closing sends it");
+    q.subtasks_since = Some(Instant::now());
+    q.push_back(ended(RUN, false));
+    q.push_back(ended("other", true));
+    assert_eq!(q.take(10, false).len(), 2, "a run end takes it along");
+    q.subtasks_since = Some(Instant::now() - SUBTASK_BATCH_DELAY);
+    q.push_back(ended(RUN, false));
+    assert_eq!(q.take(10, false).len(), 1, "waited long enough");
+    let runs = distinct_runs(&[ended(RUN, false), ended("b", false), ended(RUN, true)]);
+    assert_eq!(
+        runs.iter().map(|(r, e)| (&**r, *e)).collect::<Vec<_>>(),
+        [(RUN, true), ("b", false)]
+    );
+}
+
+/// A collector on a local port: each request's decoded body goes to the channel.
+fn collector() -> (OtlpConfig, std::sync::mpsc::Receiver<ExportTraceServiceRequest>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .unwrap();
+            if tx.send(ExportTraceServiceRequest::decode(&body[..]).unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let env = [(
+        "OTEL_EXPORTER_OTLP_ENDPOINT".to_string(),
+        format!("http://127.0.0.1:{port}"),
+    )];
+    let c = OtlpConfig::from_vars(&env.into_iter().collect()).unwrap().unwrap();
+    (c, rx)
+}
+
+fn span_names(req: &ExportTraceServiceRequest) -> Vec<String> {
+    req.resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+#[test]
+fn a_subtask_span_goes_when_it_ends_and_is_not_sent_again_with_its_run() {
+    let (c, received) = collector();
+    let x = Exporter::new(&c);
+    let run_id: Arc<str> = Arc::from(RUN);
+    let mut trace = trace_of(Status::Running);
+    trace.subtasks[1].status = Status::Running;
+    trace.subtasks[1].end_time = None;
+    // Subtask 1 ended: only its span goes (no run span: the run is still going).
+    x.subtask_ended(&run_id);
+    x.subtask_ended(&run_id);
+    assert_eq!(x.queued(), (1, 0), "one read finds every subtask that ended");
+    x.export(true, |_| Ok(vec![trace.clone()]));
+    let first = received.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(span_names(&first), ["part 1"]);
+    let child = &first.resource_spans[0].scope_spans[0].spans[0];
+    let root = span_id(&trace_id(RUN).unwrap(), None);
+    assert_eq!(child.parent_span_id, root.to_vec());
+    // Nothing new ended: nothing is sent.
+    x.subtask_ended(&run_id);
+    x.export(true, |_| Ok(vec![trace.clone()]));
+    // The run ends (and with it subtask 2): the run and subtask 2 go, not subtask 1.
+    let done = trace_of(Status::Completed);
+    x.run_ended(&run_id);
+    x.export(false, |_| Ok(vec![done.clone()]));
+    let second = received.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(span_names(&second), ["ingest/download", "part 2"]);
+    // A subtask reset and ended again, later, is sent again (an update).
+    let mut again = done.clone();
+    again.subtasks[0].end_time = Some(t(50));
+    x.subtask_ended(&run_id);
+    x.export(true, |_| Ok(vec![again.clone()]));
+    let third = received.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(span_names(&third), ["part 1", "part 2"]);
 }
 
 #[test]
@@ -309,7 +421,7 @@ fn a_collector_that_is_down_keeps_the_runs_and_waits_before_trying_again() {
     let x = Exporter::new(&c);
     x.run_ended(&Arc::from(RUN));
     let mut reads = 0;
-    x.export(|ids| {
+    x.export(false, |ids| {
         reads += 1;
         assert_eq!(ids.len(), 1);
         Ok(vec![trace_of(Status::Completed)])
@@ -317,7 +429,7 @@ fn a_collector_that_is_down_keeps_the_runs_and_waits_before_trying_again() {
     assert_eq!(reads, 1);
     assert_eq!(x.queued(), (1, 0));
     // In backoff: not even read.
-    x.export(|_| {
+    x.export(false, |_| {
         reads += 1;
         Ok(Vec::new())
     });
