@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project: sets up what is missing (scripts/setup.sh), then each
 # layer's script (scripts/test-<layer>.sh) in turn, and prints one summary line.
-# `scripts/test.sh cli c` runs only the layers named.
+# `scripts/test.sh cli c` runs only the layers named (and sets up only what they need).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh || { echo "setup failed"; exit 1; }
 export CARGO_TARGET_DIR="$PWD/target"
 export CARGO_TERM_COLOR=never
 
@@ -15,6 +14,8 @@ if [ "$#" -gt 0 ]; then
     done
     layers=("$@")
 fi
+# Only what these layers need (all of it for a full run).
+bash scripts/setup.sh "${layers[@]}" || { echo "setup failed"; exit 1; }
 passed=0
 failed=0
 failed_layers=()
