@@ -152,12 +152,13 @@ fn working_tree_dirty(dir: &Path) -> Option<bool> {
         .spawn()
         .ok()?;
     let (done, answer) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("tasker-git".into())
-        .spawn(move || {
+    let thread = std::thread::Builder::new().name("tasker-git".into());
+    crate::ffi::os::with_signals_blocked(|| {
+        thread.spawn(move || {
             let _ = done.send(child.wait_with_output());
         })
-        .ok()?;
+    })
+    .ok()?;
     match answer.recv_timeout(GIT_DEADLINE) {
         Ok(Ok(out)) if out.status.success() => Some(!out.stdout.is_empty()),
         _ => None,

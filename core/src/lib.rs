@@ -59,6 +59,7 @@ pub use config::{Config, ConfigArgs, Location, Retention};
 pub use dag::{Dag, DagEdge, DagNode};
 pub use error::{Error, ErrorKind, Result};
 pub use estimate::{Basis, Eta};
+pub use ffi::os::with_signals_blocked;
 pub use io_record::{Direction, IoRecord};
 pub use logs::{ItemOutcomeRow, LogFilter, LogLevel, LogRow, Outcome, OutcomeCount, OutcomeFilter};
 pub use model::{

@@ -22,9 +22,10 @@ impl Periodic {
     ) -> std::io::Result<Periodic> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let flags = Arc::clone(&stop);
-        let handle = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || {
+        let thread = std::thread::Builder::new().name(name.into());
+        // Signals are the program's, never this thread's (see `with_signals_blocked`).
+        let handle = crate::ffi::os::with_signals_blocked(|| {
+            thread.spawn(move || {
                 let (flag, wake) = &*flags;
                 loop {
                     pass();
@@ -36,7 +37,8 @@ impl Periodic {
                         return;
                     }
                 }
-            })?;
+            })
+        })?;
         Ok(Periodic {
             stop,
             handle: Some(handle),

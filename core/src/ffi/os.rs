@@ -36,7 +36,8 @@ pub(crate) fn install_fork_hook() {
 /// inherits that mask: a process-directed signal (SIGINT, SIGTERM, SIGCHLD, ...) then
 /// reaches one of the program's own threads, as R, Python and C programs with
 /// handlers expect, never tasker's writer. Faults (SIGSEGV, ...) stay deliverable.
-pub(crate) fn with_signals_blocked<T>(spawn: impl FnOnce() -> T) -> T {
+/// Every thread the core starts is started this way; bindings use it for theirs.
+pub fn with_signals_blocked<T>(spawn: impl FnOnce() -> T) -> T {
     #[cfg(unix)]
     // SAFETY: sigset_t is plain data that sigfillset/sigdelset initialise;
     // pthread_sigmask only changes the calling thread's mask, restored below.
