@@ -344,14 +344,12 @@ impl NativeTracker {
     /// (the dict of `events`).
     fn add_listener(&self, callback: Py<PyAny>) -> u64 {
         let f = move |ev: &tasker::EventRow| {
-            with_caller_signals(|| {
-                Python::attach(|py| {
-                    let result = convert::event_row(py, ev)
-                        .and_then(|d| callback.bind(py).call1((d,)).map(drop));
-                    if let Err(e) = result {
-                        e.write_unraisable(py, None);
-                    }
-                })
+            Python::attach(|py| {
+                let result = convert::event_row(py, ev)
+                    .and_then(|d| callback.bind(py).call1((d,)).map(drop));
+                if let Err(e) = result {
+                    e.write_unraisable(py, None);
+                }
             })
         };
         self.inner.add_listener(std::sync::Arc::new(f))
@@ -739,7 +737,7 @@ struct Handle(RunHandle);
 impl Drop for Handle {
     fn drop(&mut self) {
         let tracker = self.0.tracker();
-        let flush = || blocking_signals(|| tracker.flush());
+        let flush = || tracker.flush();
         let result = Python::try_attach(|py| py.detach(flush)).unwrap_or_else(flush);
         if let Err(e) = result {
             log::warn!("tasker: progress not written when its run handle was dropped: {e}");
@@ -756,48 +754,11 @@ impl std::ops::Deref for Handle {
 
 type SharedHandle = std::sync::Arc<Handle>;
 
-/// Runs `f` with every signal blocked in this thread, so a thread the core starts
-/// meanwhile (the writer) never receives signals meant for Python's main thread
-/// (a SIGTERM or Ctrl-C caught by the writer leaves a blocked main thread unaware).
-fn blocking_signals<T>(f: impl FnOnce() -> T) -> T {
-    // SAFETY: plain libc calls on local, initialised sigset_t values.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-        let outer = CALLER_MASK.with(|m| m.replace(Some(old)));
-        let out = f();
-        CALLER_MASK.with(|m| m.set(outer));
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        out
-    }
-}
-
-thread_local! {
-    /// The signal mask the caller had before `blocking_signals`, for Python code the
-    /// core calls back meanwhile (listeners), which should get its signals as usual.
-    static CALLER_MASK: std::cell::Cell<Option<libc::sigset_t>> = const { std::cell::Cell::new(None) };
-}
-
-/// Runs `f` (Python code called from inside `blocking_signals`) with the caller's mask.
-fn with_caller_signals<T>(f: impl FnOnce() -> T) -> T {
-    let Some(mask) = CALLER_MASK.with(|m| m.get()) else {
-        return f();
-    };
-    // SAFETY: plain libc calls on initialised sigset_t values.
-    unsafe {
-        let mut blocked: libc::sigset_t = std::mem::zeroed();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &mask, &mut blocked);
-        let out = f();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &blocked, std::ptr::null_mut());
-        out
-    }
-}
-
-/// Releases the GIL and blocks signals around a call that may wait on the database.
+/// Releases the GIL around a call that may wait on the database. (Threads the
+/// core starts meanwhile block the asynchronous signals themselves, so Python's
+/// main thread keeps getting SIGINT and SIGTERM: see `tasker::with_signals_blocked`.)
 fn io<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
-    py.detach(|| blocking_signals(f))
+    py.detach(f)
 }
 
 /// A run handle on its way from the native tracker to `tasker.Run(...)`.
@@ -808,9 +769,10 @@ struct RunCore {
 
 #[pymethods]
 impl RunCore {
-    /// Makes a forked child start its own writer thread now, with signals blocked.
+    /// Makes a forked child start its own writer thread now (which blocks the
+    /// asynchronous signals itself).
     fn _after_fork(&self) -> PyResult<()> {
-        blocking_signals(|| self.handle.update(&RunProgress::default())).or_raise()
+        self.handle.update(&RunProgress::default()).or_raise()
     }
 }
 
@@ -1557,7 +1519,7 @@ fn _install_sigterm_flush() -> PyResult<bool> {
             return Ok(false);
         }
         let read_fd = fds[0];
-        let spawned = blocking_signals(|| {
+        let spawned = tasker::with_signals_blocked(|| {
             std::thread::Builder::new()
                 .name("tasker-sigterm".into())
                 .spawn(move || sigterm_flusher(read_fd))
