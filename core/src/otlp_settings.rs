@@ -30,8 +30,12 @@ impl OtlpSettings {
     pub fn check(&self) -> Result<(), String> {
         if let Some(url) = &self.endpoint {
             let u = url.trim();
-            if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() <= "https://".len() {
-                return Err(format!("otlp.endpoint {url:?} is not an http:// or https:// URL"));
+            if !(u.starts_with("http://") || u.starts_with("https://"))
+                || u.len() <= "https://".len()
+            {
+                return Err(format!(
+                    "otlp.endpoint {url:?} is not an http:// or https:// URL"
+                ));
             }
         }
         if let Some(name) = &self.service_name {
@@ -42,8 +46,15 @@ impl OtlpSettings {
         if self.timeout_ms == Some(0) {
             return Err("otlp.timeout_ms must be at least 1".into());
         }
-        if let Some(k) = self.headers.keys().chain(self.resource_attributes.keys()).find(|k| k.trim().is_empty()) {
-            return Err(format!("otlp: empty key {k:?} in headers or resource_attributes"));
+        if let Some(k) = self
+            .headers
+            .keys()
+            .chain(self.resource_attributes.keys())
+            .find(|k| k.trim().is_empty())
+        {
+            return Err(format!(
+                "otlp: empty key {k:?} in headers or resource_attributes"
+            ));
         }
         Ok(())
     }
@@ -64,10 +75,7 @@ impl OtlpSettings {
             vars.insert("OTEL_SERVICE_NAME".into(), name.clone());
         }
         if !self.headers.is_empty() {
-            let pairs = self
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.expose()));
+            let pairs = self.headers.iter().map(|(k, v)| (k.as_str(), v.expose()));
             vars.insert("OTEL_EXPORTER_OTLP_HEADERS".into(), baggage(pairs));
         }
         if let Some(ms) = self.timeout_ms {
@@ -156,10 +164,7 @@ mod tests {
         assert_eq!(v["OTEL_SERVICE_NAME"], "nightly-etl");
         assert_eq!(v["OTEL_EXPORTER_OTLP_HEADERS"], "api-key=s%3Dc%2Cret");
         assert_eq!(v["OTEL_EXPORTER_OTLP_TIMEOUT"], "1500");
-        assert_eq!(
-            v["OTEL_RESOURCE_ATTRIBUTES"],
-            "deployment.environment=prod"
-        );
+        assert_eq!(v["OTEL_RESOURCE_ATTRIBUTES"], "deployment.environment=prod");
         assert!(!format!("{s:?}").contains("ret"), "{s:?}");
         let full = settings("endpoint: http://c:4318/v1/traces\n").as_vars();
         assert_eq!(
@@ -172,7 +177,10 @@ mod tests {
     fn the_environment_wins_over_the_file() {
         let s = settings("endpoint: http://file:1\nservice_name: from-file\ntimeout_ms: 9\n");
         let merged = s.under(&env(&[
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://env:2/v1/traces"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://env:2/v1/traces",
+            ),
             ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-env"),
         ]));
         assert!(!merged.contains_key("OTEL_EXPORTER_OTLP_ENDPOINT"));
@@ -192,7 +200,10 @@ mod tests {
     #[test]
     fn bad_values_are_refused_naming_key_and_value() {
         let e = settings("endpoint: collector:4318\n").check().unwrap_err();
-        assert!(e.contains("otlp.endpoint") && e.contains("collector:4318"), "{e}");
+        assert!(
+            e.contains("otlp.endpoint") && e.contains("collector:4318"),
+            "{e}"
+        );
         let e = settings("timeout_ms: 0\n").check().unwrap_err();
         assert!(e.contains("otlp.timeout_ms"), "{e}");
         let e = settings("service_name: ' '\n").check().unwrap_err();

@@ -190,7 +190,9 @@ impl Exporter {
                 let dropped = std::mem::take(&mut lock(&self.queue).dropped);
                 if state.retry_at.take().is_some() {
                     let lost = if dropped > 0 {
-                        format!(" ({dropped} ended runs or subtasks were dropped from the full queue)")
+                        format!(
+                            " ({dropped} ended runs or subtasks were dropped from the full queue)"
+                        )
                     } else {
                         String::new()
                     };

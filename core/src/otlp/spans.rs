@@ -43,7 +43,9 @@ impl ResourceInfo {
     /// (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`) over the file's `otlp:`,
     /// with or without an endpoint: for exports to a file. A malformed variable is
     /// an error naming it.
-    pub fn from_env(file: Option<&crate::otlp_settings::OtlpSettings>) -> crate::Result<ResourceInfo> {
+    pub fn from_env(
+        file: Option<&crate::otlp_settings::OtlpSettings>,
+    ) -> crate::Result<ResourceInfo> {
         let env = super::config::vars(file);
         let (service_name, attributes) =
             super::config::resource_from_vars(&env).map_err(crate::Error::Config)?;
@@ -260,18 +262,18 @@ fn run_spans(rt: &RunTrace, part: Part<'_>, now: DateTime<Utc>) -> Option<Vec<Sp
     };
     let mut spans = Vec::with_capacity(rt.subtasks.len() + 1);
     if part.has_run() {
-    spans.push(Span {
-        trace_id: trace.to_vec(),
-        span_id: root.to_vec(),
-        name: format!("{}/{}", r.stage_name, r.task_name),
-        kind: span::SpanKind::Internal as i32,
-        start_time_unix_nano: nanos(start),
-        end_time_unix_nano: nanos(end.max(start)),
-        attributes,
-        events: events_of(&rt.events, None),
-        status: Some(status),
-        ..Span::default()
-    });
+        spans.push(Span {
+            trace_id: trace.to_vec(),
+            span_id: root.to_vec(),
+            name: format!("{}/{}", r.stage_name, r.task_name),
+            kind: span::SpanKind::Internal as i32,
+            start_time_unix_nano: nanos(start),
+            end_time_unix_nano: nanos(end.max(start)),
+            attributes,
+            events: events_of(&rt.events, None),
+            status: Some(status),
+            ..Span::default()
+        });
     }
     for s in rt.subtasks.iter().filter(|s| part.has(s)) {
         let Some(s_start) = s.start_time else {

@@ -291,7 +291,10 @@ fn the_queue_is_bounded_dropping_the_oldest_and_keeps_order_on_put_back() {
     assert_eq!((q.ends.len(), q.dropped), (MAX_QUEUED_RUNS, 3));
     assert_eq!(&*q.ends[0].run, "3");
     let batch = q.take(2, false);
-    assert_eq!(batch.iter().map(|e| &*e.run).collect::<Vec<_>>(), ["3", "4"]);
+    assert_eq!(
+        batch.iter().map(|e| &*e.run).collect::<Vec<_>>(),
+        ["3", "4"]
+    );
     q.put_back(batch);
     assert_eq!(&*q.ends[0].run, "3");
     assert_eq!(q.ends.len(), MAX_QUEUED_RUNS);
@@ -319,7 +322,10 @@ fn subtask_ends_wait_for_company_unless_a_run_ended_or_closing() {
 }
 
 /// A collector on a local port: each request's decoded body goes to the channel.
-fn collector() -> (OtlpConfig, std::sync::mpsc::Receiver<ExportTraceServiceRequest>) {
+fn collector() -> (
+    OtlpConfig,
+    std::sync::mpsc::Receiver<ExportTraceServiceRequest>,
+) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -342,7 +348,10 @@ fn collector() -> (OtlpConfig, std::sync::mpsc::Receiver<ExportTraceServiceReque
             reader.read_exact(&mut body).unwrap();
             conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
                 .unwrap();
-            if tx.send(ExportTraceServiceRequest::decode(&body[..]).unwrap()).is_err() {
+            if tx
+                .send(ExportTraceServiceRequest::decode(&body[..]).unwrap())
+                .is_err()
+            {
                 return;
             }
         }
@@ -351,7 +360,9 @@ fn collector() -> (OtlpConfig, std::sync::mpsc::Receiver<ExportTraceServiceReque
         "OTEL_EXPORTER_OTLP_ENDPOINT".to_string(),
         format!("http://127.0.0.1:{port}"),
     )];
-    let c = OtlpConfig::from_vars(&env.into_iter().collect()).unwrap().unwrap();
+    let c = OtlpConfig::from_vars(&env.into_iter().collect())
+        .unwrap()
+        .unwrap();
     (c, rx)
 }
 
@@ -375,7 +386,11 @@ fn a_subtask_span_goes_when_it_ends_and_is_not_sent_again_with_its_run() {
     // Subtask 1 ended: only its span goes (no run span: the run is still going).
     x.subtask_ended(&run_id);
     x.subtask_ended(&run_id);
-    assert_eq!(x.queued(), (1, 0), "one read finds every subtask that ended");
+    assert_eq!(
+        x.queued(),
+        (1, 0),
+        "one read finds every subtask that ended"
+    );
     x.export(true, |_| Ok(vec![trace.clone()]));
     let first = received.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(span_names(&first), ["part 1"]);
