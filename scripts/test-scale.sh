@@ -35,7 +35,7 @@ echo "test-scale: PostgreSQL on $PGPORT (max_connections 20), PgBouncer on $TASK
 status=0
 echo "--- the store suite through PgBouncer"
 TASKER_PG_URL="host=127.0.0.1 port=$TASKER_BOUNCER_PORT user=postgres dbname=postgres sslmode=disable pooler=transaction" \
-    cargo test -q -p tasker-core --all-features --test store_suite on_postgres:: 2>&1 | tail -n 3 || status=1
+    cargo test -q -p tasker-core --all-features --test store_suite on_postgres:: -- --include-ignored 2>&1 | tail -n 3 || status=1
 echo "--- 200 processes"
 .venv/bin/python -m pytest -q -p no:cacheprovider -s tests/scale || status=1
 if [ "$status" != 0 ]; then

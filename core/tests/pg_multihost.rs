@@ -17,12 +17,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tasker::config::{Config, ConfigArgs, DbSettings, Location, Secret};
 use tasker::{ErrorKind, RunOptions, Status, StatusFilter, SubtaskOptions, Tracker};
 
-fn pg_url() -> Option<String> {
-    let url = std::env::var("TASKER_PG_URL").ok();
-    if url.is_none() {
-        eprintln!("TASKER_PG_URL is not set: PostgreSQL test skipped");
-    }
-    url
+/// The test server. These tests are `#[ignore]`d (reported as skipped) unless
+/// scripts/test-postgres.sh, which starts a server, runs them: run without one,
+/// they fail here rather than pass.
+fn pg_url() -> String {
+    std::env::var("TASKER_PG_URL").expect("TASKER_PG_URL names no test server: scripts/test-postgres.sh starts one and runs this test")
 }
 
 static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
@@ -160,8 +159,9 @@ fn child_env(srv: &Server, schema: &str, host: &str) -> Vec<(&'static str, Strin
 }
 
 #[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres.sh runs it"]
 fn sixteen_processes_on_four_hosts_increment_one_subtask_exactly() {
-    let Some(url) = pg_url() else { return };
+    let url = pg_url();
     let srv = server(&url);
     let schema = fresh_schema("inc");
     let t = Tracker::open(pg_config(&url, &schema)).unwrap();
@@ -212,8 +212,9 @@ fn sixteen_processes_on_four_hosts_increment_one_subtask_exactly() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres.sh runs it"]
 fn concurrent_task_starts_on_different_hosts_are_all_active() {
-    let Some(url) = pg_url() else { return };
+    let url = pg_url();
     let srv = server(&url);
     // A schema nobody opened yet: the children create and migrate it together.
     let schema = fresh_schema("start");
@@ -348,8 +349,9 @@ fn assert_secret_hidden(e: &tasker::Error, secret: &str) {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres.sh runs it"]
 fn wrong_password_is_named_and_never_shown() {
-    let Some(url) = pg_url() else { return };
+    let url = pg_url();
     let srv = server(&url);
     let role = format!("pw_user_{}", std::process::id());
     let mut admin = srv.admin();
@@ -401,10 +403,9 @@ fn wrong_password_is_named_and_never_shown() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres.sh runs it"]
 fn unknown_host_and_closed_port_are_named() {
-    if pg_url().is_none() {
-        return;
-    }
+    pg_url();
     let e = open_err(
         "host=no-such-host.invalid port=5432 user=u dbname=d password=Hidden-Pw-3 connect_timeout=5",
         "tasker",
@@ -433,8 +434,9 @@ fn unknown_host_and_closed_port_are_named() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres.sh runs it"]
 fn missing_schema_permissions_are_named() {
-    let Some(url) = pg_url() else { return };
+    let url = pg_url();
     let srv = server(&url);
     let role = format!("noperm_{}", std::process::id());
     let mut admin = srv.admin();
@@ -515,8 +517,9 @@ fn ssl_in_use(srv: &Server, app: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres.sh runs it"]
 fn tls_require_verify_ca_and_verify_full() {
-    let Some(url) = pg_url() else { return };
+    let url = pg_url();
     let Ok(ca) = std::env::var("TASKER_PG_CA") else {
         eprintln!("TASKER_PG_CA is not set (the server has no TLS): skipped");
         return;
@@ -628,10 +631,10 @@ fn tls_require_verify_ca_and_verify_full() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres.sh runs it"]
 fn unix_socket_connections_work() {
-    let Ok(url) = std::env::var("TASKER_PG_SOCKET_URL") else {
-        return;
-    };
+    let url = std::env::var("TASKER_PG_SOCKET_URL")
+        .expect("TASKER_PG_SOCKET_URL names the test server's socket (scripts/test-postgres.sh)");
     let t = Tracker::open(pg_config(&url, &fresh_schema("sock"))).unwrap();
     let run = t.task_start("s", "t", RunOptions::default()).unwrap();
     run.complete(None).unwrap();
@@ -639,8 +642,9 @@ fn unix_socket_connections_work() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres.sh runs it"]
 fn a_tasker_yml_with_driver_parts_selects_postgres() {
-    let Some(url) = pg_url() else { return };
+    let url = pg_url();
     if std::env::vars().any(|(k, _)| k.starts_with("TASKER_DB_")) {
         eprintln!("TASKER_DB_* set in the environment: it would win over .tasker.yml; skipped");
         return;
@@ -678,8 +682,9 @@ fn a_tasker_yml_with_driver_parts_selects_postgres() {
 /// Event ids are handed out in commit order, so a reader that follows
 /// `events_after(last id seen)` while many connections write never skips one.
 #[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres.sh runs it"]
 fn events_after_never_skips_an_event_under_concurrent_writers() {
-    let Some(url) = pg_url() else { return };
+    let url = pg_url();
     let config = pg_config(&url, &fresh_schema("events"));
     let mut setup = tasker::store::open(&config).unwrap();
     let writers = 6;
@@ -756,8 +761,9 @@ fn events_after_never_skips_an_event_under_concurrent_writers() {
 /// A row lock held by another session (say, of a host that froze mid-transaction)
 /// fails a call after the config's busy_timeout, as in SQLite, instead of hanging it.
 #[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres.sh runs it"]
 fn a_lock_held_elsewhere_fails_a_call_after_busy_timeout() {
-    let Some(url) = pg_url() else { return };
+    let url = pg_url();
     let srv = server(&url);
     let schema = fresh_schema("lock");
     let mut config = pg_config(&url, &schema);
@@ -807,8 +813,9 @@ fn a_lock_held_elsewhere_fails_a_call_after_busy_timeout() {
 /// Many connections (as from many hosts) asking for the next free subtask number
 /// of one run at once each get a different one, with no gap.
 #[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres.sh runs it"]
 fn next_free_subtask_numbers_are_unique_across_connections() {
-    let Some(url) = pg_url() else { return };
+    let url = pg_url();
     let config = pg_config(&url, &fresh_schema("numbers"));
     let mut setup = tasker::store::open(&config).unwrap();
     setup
@@ -854,8 +861,9 @@ fn next_free_subtask_numbers_are_unique_across_connections() {
 /// A process with nothing to write holds no server connection: an idle one is
 /// closed after `idle_disconnect`, and the next write opens one again.
 #[test]
+#[ignore = "needs PostgreSQL: scripts/test-postgres.sh runs it"]
 fn an_idle_tracker_closes_its_connection_and_reopens_on_demand() {
-    let Some(url) = pg_url() else { return };
+    let url = pg_url();
     let app = format!("tasker_idle_{}", std::process::id());
     let mut c = pg_config(
         &format!("{url} application_name={app}"),

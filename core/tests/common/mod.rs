@@ -36,14 +36,20 @@ pub fn sqlite_config(db: &Path) -> Config {
     c
 }
 
+/// The test server `TASKER_PG_URL` names. PostgreSQL tests are `#[ignore]`d
+/// (reported as skipped) unless a test script that starts a server runs them
+/// (`--include-ignored`): run without one, they fail here rather than pass.
+pub fn pg_url() -> String {
+    std::env::var("TASKER_PG_URL").expect(
+        "TASKER_PG_URL names no test server: scripts/test-postgres.sh starts one and runs this test",
+    )
+}
+
 /// A PostgreSQL config in a schema of its own (`{prefix}_{test}_{pid}_{n}`) on the
-/// server `TASKER_PG_URL` names; without one `None`, and the skip said on stderr.
-pub fn postgres_config(prefix: &str, test: &str) -> Option<Config> {
+/// test server (`pg_url`).
+pub fn postgres_config(prefix: &str, test: &str) -> Config {
     static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
-    let Ok(url) = std::env::var("TASKER_PG_URL") else {
-        eprintln!("TASKER_PG_URL is not set: PostgreSQL part of {test} skipped");
-        return None;
-    };
+    let url = pg_url();
     let mut config = Config::sqlite("");
     config.location = Location::Postgres {
         conninfo: Secret::new(url),
@@ -54,7 +60,7 @@ pub fn postgres_config(prefix: &str, test: &str) -> Option<Config> {
             SCHEMAS.fetch_add(1, Ordering::Relaxed)
         ),
     };
-    Some(config)
+    config
 }
 
 /// Holds the write lock of a SQLite database until dropped or ended.
