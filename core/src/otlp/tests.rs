@@ -302,8 +302,10 @@ fn the_queue_is_bounded_dropping_the_oldest_and_keeps_order_on_put_back() {
 
 #[test]
 fn subtask_ends_wait_for_company_unless_a_run_ended_or_closing() {
-    let mut q = Pending::default();
-    q.subtasks_since = Some(Instant::now());
+    let mut q = Pending {
+        subtasks_since: Some(Instant::now()),
+        ..Pending::default()
+    };
     q.push_back(ended(RUN, false));
     assert!(q.take(10, false).is_empty(), "a lone subtask end waits");
     assert_eq!(q.take(10, true).len(), 1, "closing sends it");
